@@ -1,0 +1,279 @@
+"""Broker configuration: frozen attrs values, loaded from TOML, validated with named ranges.
+
+Every knob the daemon has lives here, grouped the way the TOML file is::
+
+    data_dir = "./dualmq-data"
+
+    [log]                 # defaults for every topic's partitions (topics may override some)
+    segment_bytes = 1073741824
+    retention_ms = 604800000
+    fsync = "interval"    # always | interval | never
+    flush_interval_ms = 1000
+
+    [kafka]               # pull mode
+    listen = "127.0.0.1:9092"
+    num_partitions = 1
+
+    [resp]                # push mode
+    listen = "127.0.0.1:6379"
+    pubsub_hard_limit = 33554432
+
+Unknown keys and bad values are refused when the config is built, with the key, the value and
+the allowed range in the message (``ConfigError``), so a typo never silently falls back to a
+default. ``attrs.evolve`` derives variants (CLI flags override the file that way).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from broker.errors import ConfigError
+
+KiB = 1024
+MiB = 1024 * KiB
+GiB = 1024 * MiB
+HOUR_MS = 3600 * 1000
+DAY_MS = 24 * HOUR_MS
+
+FSYNC_POLICIES = ("always", "interval", "never")
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+
+
+def _int_range(low: int, high: int, *, allow: tuple[int, ...] = ()) -> Any:
+    """An attrs validator: an int in [low, high] (or one of ``allow``), never a bool."""
+
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(
+                f"{_qualified(instance, attribute)} = {value!r}: expected an integer "
+                f"in [{low}, {high}]"
+            )
+        if value in allow:
+            return
+        if not low <= value <= high:
+            extra = f" or {', '.join(map(str, allow))}" if allow else ""
+            raise ConfigError(
+                f"{_qualified(instance, attribute)} = {value!r}: allowed range is "
+                f"[{low}, {high}]{extra}"
+            )
+
+    return check
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if value not in choices:
+            raise ConfigError(
+                f"{_qualified(instance, attribute)} = {value!r}: allowed values are "
+                f"{', '.join(choices)}"
+            )
+
+    return check
+
+
+def _bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_qualified(instance, attribute)} = {value!r}: expected true or false")
+
+
+def _listen_address(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    try:
+        parse_host_port(value)
+    except ValueError as exc:
+        raise ConfigError(f"{_qualified(instance, attribute)} = {value!r}: {exc}") from None
+
+
+def _qualified(instance: Any, attribute: attrs.Attribute) -> str:
+    section = getattr(type(instance), "SECTION", "")
+    return f"{section}.{attribute.name}" if section else attribute.name
+
+
+def parse_host_port(text: str) -> tuple[str, int]:
+    """Split ``HOST:PORT`` (``[v6]:PORT`` for IPv6); port 0 means "pick a free port".
+
+    Raises:
+        ValueError: with a message naming what is wrong.
+    """
+    if not isinstance(text, str) or ":" not in text:
+        raise ValueError("expected HOST:PORT")
+    host, _, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host:
+        raise ValueError("expected HOST:PORT, the host is empty")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"port {port_text!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port {port} is outside [0, 65535]")
+    return host, port
+
+
+@attrs.frozen(kw_only=True)
+class LogConfig:
+    """The retained log: segment, retention and flush settings.
+
+    ``segment_bytes``, ``segment_ms``, ``retention_ms``, ``retention_bytes`` and
+    ``max_message_bytes`` are topic defaults that a topic may override (Kafka's
+    ``segment.bytes`` and friends). ``fsync`` and ``flush_interval_ms`` are broker-wide.
+    ``retention_ms`` / ``retention_bytes`` of -1 mean "no limit", as in Kafka.
+    """
+
+    SECTION = "log"
+
+    segment_bytes: int = attrs.field(default=1 * GiB, validator=_int_range(14, INT32_MAX))
+    segment_ms: int = attrs.field(default=7 * DAY_MS, validator=_int_range(1, INT64_MAX))
+    retention_ms: int = attrs.field(default=7 * DAY_MS, validator=_int_range(0, INT64_MAX, allow=(-1,)))
+    retention_bytes: int = attrs.field(default=-1, validator=_int_range(0, INT64_MAX, allow=(-1,)))
+    # Kafka's default message.max.bytes: 1 MiB plus the 12-byte log overhead.
+    max_message_bytes: int = attrs.field(default=1 * MiB + 12, validator=_int_range(61, INT32_MAX))
+    # One sparse index entry per this many bytes of batches (Kafka's index.interval.bytes).
+    index_interval_bytes: int = attrs.field(default=4096, validator=_int_range(0, INT32_MAX))
+    fsync: str = attrs.field(default="interval", validator=_one_of(FSYNC_POLICIES))
+    flush_interval_ms: int = attrs.field(default=1000, validator=_int_range(1, HOUR_MS))
+
+
+@attrs.frozen(kw_only=True)
+class KafkaConfig:
+    """Pull mode's Kafka listener and protocol limits."""
+
+    SECTION = "kafka"
+
+    listen: str = attrs.field(default="127.0.0.1:9092", validator=_listen_address)
+    # The address put in Metadata responses; empty means "the address we listen on".
+    advertised: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    node_id: int = attrs.field(default=0, validator=_int_range(0, INT32_MAX))
+    cluster_id: str = attrs.field(default="dualmq-cluster", validator=attrs.validators.instance_of(str))
+    auto_create_topics: bool = attrs.field(default=True, validator=_bool)
+    num_partitions: int = attrs.field(default=1, validator=_int_range(1, 10000))
+    max_request_bytes: int = attrs.field(default=100 * MiB, validator=_int_range(1024, INT32_MAX))
+    max_connections: int = attrs.field(default=10000, validator=_int_range(1, 1_000_000))
+    # Consumer groups (Kafka's group.* broker settings).
+    group_initial_rebalance_delay_ms: int = attrs.field(default=3000, validator=_int_range(0, 300_000))
+    group_min_session_timeout_ms: int = attrs.field(default=6000, validator=_int_range(1, INT32_MAX))
+    group_max_session_timeout_ms: int = attrs.field(default=1_800_000, validator=_int_range(1, INT32_MAX))
+
+
+@attrs.frozen(kw_only=True)
+class RespConfig:
+    """Push mode's RESP listener and Redis-compatible limits.
+
+    The ``pubsub_*`` trio is Redis's ``client-output-buffer-limit pubsub <hard> <soft>
+    <soft-seconds>``; 0 disables a limit, exactly as in Redis.
+    """
+
+    SECTION = "resp"
+
+    listen: str = attrs.field(default="127.0.0.1:6379", validator=_listen_address)
+    maxclients: int = attrs.field(default=10000, validator=_int_range(1, 1_000_000))
+    # Idle seconds before a non-subscribed client is closed; 0 = never (Redis ``timeout``).
+    timeout: int = attrs.field(default=0, validator=_int_range(0, INT32_MAX))
+    proto_max_bulk_len: int = attrs.field(default=512 * MiB, validator=_int_range(1 * MiB, INT64_MAX))
+    pubsub_hard_limit: int = attrs.field(default=32 * MiB, validator=_int_range(0, INT64_MAX))
+    pubsub_soft_limit: int = attrs.field(default=8 * MiB, validator=_int_range(0, INT64_MAX))
+    pubsub_soft_seconds: int = attrs.field(default=60, validator=_int_range(0, INT32_MAX))
+
+
+@attrs.frozen(kw_only=True)
+class BrokerConfig:
+    """The whole broker. Build it with ``BrokerConfig.from_toml`` or keyword arguments."""
+
+    data_dir: Path = attrs.field(default=Path("./dualmq-data"), converter=Path)
+    # How often retention and age-based segment rolls are applied.
+    maintenance_interval_ms: int = attrs.field(default=5000, validator=_int_range(10, DAY_MS))
+    log: LogConfig = attrs.field(factory=LogConfig)
+    kafka: KafkaConfig = attrs.field(factory=KafkaConfig)
+    resp: RespConfig = attrs.field(factory=RespConfig)
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> BrokerConfig:
+        """Load a config file.
+
+        Raises:
+            ConfigError: unreadable file, TOML syntax error, unknown key or bad value.
+        """
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        return cls.from_dict(raw)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BrokerConfig:
+        """Build from nested dicts shaped like the TOML file.
+
+        Raises:
+            ConfigError: unknown key or bad value, naming the key.
+        """
+        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig}
+        top_level = {a.name for a in attrs.fields(cls)} - set(sections)
+        kwargs: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in sections:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"[{key}] must be a table")
+                kwargs[key] = _build(sections[key], value, prefix=f"{key}.")
+            elif key in top_level:
+                kwargs[key] = value
+            else:
+                raise ConfigError(f"unknown config key {key!r}; known: {', '.join(sorted(top_level | set(sections)))}")
+        return _build(cls, kwargs, prefix="")
+
+
+def _build(cls: type, values: dict[str, Any], *, prefix: str) -> Any:
+    known = {a.name for a in attrs.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ConfigError(f"unknown config key {prefix}{key!r}; known: {', '.join(sorted(known))}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"bad value in [{prefix.rstrip('.') or 'top level'}]: {exc}") from None
+
+
+# Per-topic overrides, by their Kafka names (what CreateTopics and DescribeConfigs speak).
+TOPIC_CONFIG_KEYS: dict[str, str] = {
+    "retention.ms": "retention_ms",
+    "retention.bytes": "retention_bytes",
+    "segment.bytes": "segment_bytes",
+    "segment.ms": "segment_ms",
+    "max.message.bytes": "max_message_bytes",
+}
+
+
+def topic_log_config(base: LogConfig, overrides: dict[str, str]) -> LogConfig:
+    """The effective log config of a topic: ``base`` with its Kafka-named overrides applied.
+
+    ``cleanup.policy=delete`` is accepted (it is what we do); anything else is refused.
+
+    Raises:
+        ConfigError: unknown key or a value that is not a valid integer in range.
+    """
+    changes: dict[str, int] = {}
+    for name, text in overrides.items():
+        if name == "cleanup.policy":
+            if text != "delete":
+                raise ConfigError(f"cleanup.policy = {text!r}: only 'delete' is supported")
+            continue
+        field = TOPIC_CONFIG_KEYS.get(name)
+        if field is None:
+            raise ConfigError(
+                f"unknown topic config {name!r}; supported: cleanup.policy, {', '.join(TOPIC_CONFIG_KEYS)}"
+            )
+        try:
+            changes[field] = int(text)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} = {text!r}: expected an integer") from None
+    try:
+        return attrs.evolve(base, **changes)
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace("log.", "topic config ", 1)) from None

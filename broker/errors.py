@@ -1,0 +1,43 @@
+"""Domain errors of the broker core.
+
+Each front-end maps these to its protocol in one place (Kafka error codes in pull mode, RESP
+error replies in push mode). They say what went wrong in the broker's own terms.
+"""
+
+from __future__ import annotations
+
+
+class BrokerError(Exception):
+    """Base class of every domain error the core raises on purpose."""
+
+
+class ConfigError(BrokerError):
+    """A configuration key has a value outside its allowed range, or is unknown."""
+
+
+class CorruptBatch(BrokerError):
+    """A record batch failed validation: bad magic, length or CRC."""
+
+
+class BatchTooLarge(BrokerError):
+    """A record batch is larger than the topic's ``max_message_bytes``."""
+
+
+class OffsetOutOfRange(BrokerError):
+    """An offset below the log start offset or beyond the high watermark was requested."""
+
+
+class UnknownTopic(BrokerError):
+    """The topic (or partition) does not exist."""
+
+
+class InvalidTopic(BrokerError):
+    """The topic name is not a legal Kafka topic name."""
+
+
+class TopicExists(BrokerError):
+    """A topic with this name exists already."""
+
+
+class DataDirError(BrokerError):
+    """The data directory is missing, unwritable, or locked by another broker."""

@@ -1,0 +1,1 @@
+"""The retained, segmented log at the core of pull mode."""

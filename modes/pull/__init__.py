@@ -1,0 +1,1 @@
+"""Pull mode: the Kafka-protocol front-end over the retained log."""

@@ -1,0 +1,1 @@
+"""Push mode: the Redis-protocol (RESP) pub/sub front-end."""

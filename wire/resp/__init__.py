@@ -1,0 +1,1 @@
+"""RESP2/RESP3: the Redis serialization protocol, sans-IO."""
