@@ -1,0 +1,192 @@
+"""Check our message descriptors against Kafka's own JSON schemas (franz-go kmsg style).
+
+The schemas live outside the repository (``../shared/reference/kafka-protocol/messages``); when
+that folder is absent the comparison skips and only the self-contained sanity tests run.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wire.kafka import messages
+from wire.kafka.schema import PRIMITIVES, Array, Field, Message, Struct, VersionRange, snake_case
+
+REPO = Path(__file__).parents[3]
+SCHEMAS = (REPO / ".." / "shared" / "reference" / "kafka-protocol" / "messages").resolve()
+
+# The advertisement table of GUIDE 3.4 (plus the admin extras): api_key -> served versions.
+SERVED = {
+    0: "0-9", 1: "4-12", 2: "1-7", 3: "0-12", 8: "2-8", 9: "1-7", 10: "0-3", 11: "0-7",
+    12: "0-4", 13: "0-4", 14: "0-4", 15: "0-5", 16: "0-4", 18: "0-4", 19: "2-7", 20: "1-6",
+    22: "0-4", 23: "2-4", 32: "1-4", 37: "0-3",
+}
+
+DESCRIBED: list[Message] = [
+    *messages.REQUESTS.values(),
+    *messages.RESPONSES.values(),
+    messages.ConsumerProtocolSubscription,
+    messages.ConsumerProtocolAssignment,
+]
+
+# Field attributes of the JSON schemas that have no effect on the bytes, so we do not carry them.
+NO_WIRE_EFFECT = {"name", "type", "versions", "about", "ignorable", "entityType", "mapKey", "zeroCopy"}
+CARRIED = {"nullableVersions", "taggedVersions", "tag", "default", "fields"}
+INT_TYPES = {"int8", "int16", "int32", "int64", "uint16"}
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    lines = (SCHEMAS / f"{name}.json").read_text().splitlines()
+    return json.loads("\n".join(line for line in lines if not line.lstrip().startswith("//")))
+
+
+def bounds(text: str) -> tuple[int, float]:
+    spec = VersionRange.parse(text)
+    assert spec is not None, text
+    return spec.low, float("inf") if spec.high is None else spec.high
+
+
+def intersects(a: str, b: str) -> bool:
+    if VersionRange.parse(a) is None or VersionRange.parse(b) is None:
+        return False
+    (lo_a, hi_a), (lo_b, hi_b) = bounds(a), bounds(b)
+    return max(lo_a, lo_b) <= min(hi_a, hi_b)
+
+
+def json_default(kafka_type: str, value: Any) -> Any:
+    """A JSON ``default`` in the spelling our descriptors use."""
+    if value == "null":
+        return None
+    if kafka_type in INT_TYPES:
+        return value if isinstance(value, int) else int(value, 0)
+    if kafka_type == "bool":
+        return {"true": True, "false": False}[value]
+    if kafka_type == "float64":
+        return float(value)
+    return value
+
+
+def compare_fields(ours: tuple[Field, ...], theirs: list[dict], served: str, common: dict, path: str) -> None:
+    by_name = {snake_case(j["name"]): j for j in theirs}
+    names = [f.name for f in ours]
+    extra = [n for n in names if n not in by_name]
+    assert not extra, f"{path}: fields Kafka's schema does not have: {extra}"
+    missing = [
+        snake_case(j["name"]) for j in theirs
+        if intersects(j["versions"], served) and snake_case(j["name"]) not in names
+    ]
+    assert not missing, f"{path}: fields missing for served versions {served}: {missing}"
+    in_kafka_order = [n for n in by_name if n in names]
+    assert names == in_kafka_order, f"{path}: field order differs from Kafka's: {names} != {in_kafka_order}"
+    for field in ours:
+        compare_field(field, by_name[field.name], served, common, f"{path}.{field.name}")
+
+
+def compare_field(ours: Field, theirs: dict, served: str, common: dict, path: str) -> None:
+    unknown = set(theirs) - NO_WIRE_EFFECT - CARRIED
+    assert not unknown, f"{path}: schema attributes our vocabulary cannot express: {unknown}"
+    assert ours.versions == theirs["versions"], path
+    assert ours.nullable == theirs.get("nullableVersions", "none"), path
+    assert ours.tag == theirs.get("tag"), path
+    assert ours.tagged == theirs.get("taggedVersions", "none"), path
+    expected_default = json_default(theirs["type"], theirs["default"]) if "default" in theirs else None
+    assert (type(ours.default), ours.default) == (type(expected_default), expected_default), (
+        f"{path}: default {ours.default!r} != Kafka's {expected_default!r}"
+    )
+
+    kafka_type: str = theirs["type"]
+    is_array = kafka_type.startswith("[]")
+    item_name = kafka_type[2:] if is_array else kafka_type
+    if is_array:
+        assert isinstance(ours.type, Array), f"{path}: expected an array ({kafka_type})"
+        item = ours.type.item
+    else:
+        item = ours.type
+    if item_name in PRIMITIVES:
+        assert "fields" not in theirs, path
+        assert item == PRIMITIVES[item_name], f"{path}: type {ours.type!r} != Kafka's {kafka_type}"
+        return
+    struct_fields = theirs["fields"] if "fields" in theirs else common[item_name]
+    assert isinstance(item, Struct), f"{path}: expected struct {item_name}, got {item!r}"
+    assert item.name == item_name, f"{path}: struct name {item.name} != Kafka's {item_name}"
+    compare_fields(item.fields, struct_fields, served, common, path)
+
+
+# --- against Kafka's JSON ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def schemas() -> Path:
+    if not SCHEMAS.is_dir():
+        pytest.skip(f"Kafka's JSON schemas not found at {SCHEMAS}; comparison skipped")
+    return SCHEMAS
+
+
+@pytest.mark.parametrize("message", DESCRIBED, ids=lambda m: m.name)
+def test_descriptor_matches_kafka_schema(schemas: Path, message: Message) -> None:
+    theirs = load_schema(message.name)
+    assert theirs["name"] == message.name
+    assert theirs["type"] == message.kind, f"kind {message.kind} != Kafka's {theirs['type']}"
+    assert theirs.get("apiKey", -1) == message.api_key, f"api_key {message.api_key} != Kafka's"
+    assert theirs["flexibleVersions"] == message.flexible, (
+        f"flexible {message.flexible} != Kafka's {theirs['flexibleVersions']}"
+    )
+
+    low, high = bounds(message.valid)
+    kafka_low, kafka_high = bounds(theirs["validVersions"])
+    assert kafka_low <= low and high <= kafka_high, (
+        f"we serve {message.valid}, Kafka defines only {theirs['validVersions']}"
+    )
+    if theirs.get("latestVersionUnstable", False):
+        assert high < kafka_high, "the highest version is marked unstable: do not serve it"
+
+    common = {s["name"]: s["fields"] for s in theirs.get("commonStructs", [])}
+    compare_fields(message.fields, theirs["fields"], message.valid, common, message.name)
+
+
+# --- self-contained sanity -----------------------------------------------------------------------
+
+
+def test_tables_cover_the_served_apis() -> None:
+    assert set(messages.REQUESTS) == set(SERVED)
+    assert set(messages.RESPONSES) == set(SERVED)
+    assert set(messages.API_NAMES) == set(SERVED)
+    for key, served in SERVED.items():
+        request, response = messages.REQUESTS[key], messages.RESPONSES[key]
+        name = messages.API_NAMES[key]
+        assert (request.name, request.kind, request.api_key) == (f"{name}Request", "request", key)
+        assert (response.name, response.kind, response.api_key) == (f"{name}Response", "response", key)
+        assert request.valid == response.valid == served
+        assert request.flexible == response.flexible
+        assert getattr(messages, request.name) is request
+        assert getattr(messages, response.name) is response
+
+
+def test_consumer_protocol_descriptors() -> None:
+    for message in (messages.ConsumerProtocolSubscription, messages.ConsumerProtocolAssignment):
+        assert (message.api_key, message.kind, message.valid, message.flexible) == (-1, "data", "0-3", "none")
+
+
+def _all_fields(fields: tuple[Field, ...]):
+    for field in fields:
+        yield field
+        item = field.type.item if isinstance(field.type, Array) else field.type
+        if isinstance(item, Struct):
+            yield from _all_fields(item.fields)
+
+
+@pytest.mark.parametrize("message", DESCRIBED, ids=lambda m: m.name)
+def test_fields_are_well_formed(message: Message) -> None:
+    for field in _all_fields(message.fields):
+        assert field.name == field.name.lower() and " " not in field.name, field.name
+        for spec in (field.versions, field.nullable, field.tagged):
+            VersionRange.parse(spec)  # raises on a malformed range
+        assert (field.tag is None) == (field.tagged == "none"), field.name
+        if field.tag is not None:
+            assert message.flexible != "none", f"{field.name}: tagged field in a non-flexible message"
