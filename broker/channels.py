@@ -1,0 +1,314 @@
+"""The push-mode registry: who listens to which channel or pattern, and PUBLISH's fan-out.
+
+What lives here: ``PubSub``, the state behind SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE /
+PUBLISH / PUBSUB (RESP guide section 4), plus the periodic output-buffer sweep (section 6), and the
+``PublishResult`` / ``PubSubStatistics`` values it returns.
+
+What does not: RESP. A message frame is built by a callback the front-end passes to ``publish``;
+the core only decides who gets which frame, in which order, and counts. No clock either: time
+arrives as ``now_ms``. Outboxes and limits are in ``broker.subscribers``, glob rules in
+``broker.glob``.
+
+Behaviour copied from Redis (``src/pubsub.c``), in our words:
+
+* A PUBLISH first queues a ``message`` for every subscriber of exactly that channel, then, for
+  every distinct pattern matching the channel, a ``pmessage`` for each subscriber of that pattern.
+  Its reply counts *frames*: a client on the channel and on k matching patterns counts k + 1.
+* Subscribing twice to the same channel changes nothing (the count stays); unsubscribing from
+  something one is not subscribed to is harmless.
+* A subscriber whose outbox breaks the output-buffer limit is cut off: marked closed, removed from
+  every channel and pattern before ``publish`` returns, and reported so the front-end closes the
+  socket and logs. It is not counted in the reply (Redis may count a client it is about to close;
+  section 6.2 of the guide asks us to count attached subscribers only).
+
+Iteration orders, where Redis leaves them unspecified (hash-table order), are made predictable:
+subscribers of a channel or pattern in the order they subscribed, patterns in the order they first
+got a subscriber.
+
+Why a callback that is memoized per publish: encoding is the expensive part of fan-out. Calling
+``make_frame`` once per (pattern, frame format) instead of once per subscriber means 10 000
+subscribers of one channel share one bytes object.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+
+from broker.glob import glob_match
+from broker.subscribers import HARD, Subscriber
+
+__all__ = ["PubSub", "PublishResult", "PubSubStatistics", "MakeFrame", "Disconnected"]
+
+# make_frame(pattern or None, channel, payload, frame_format) -> encoded frame.
+MakeFrame = Callable[[bytes | None, bytes, bytes, int], bytes]
+# (the subscriber, bytes that broke the limit, "hard" or "soft")
+Disconnected = tuple[Subscriber, int, str]
+
+
+@attrs.define(slots=True)
+class PublishResult:
+    """What one PUBLISH did. Plain (not frozen): built once per publish on the hot path."""
+
+    receivers: int
+    disconnected: list[Disconnected]
+
+
+@attrs.frozen(kw_only=True)
+class PubSubStatistics:
+    """A snapshot for INFO, the CLI and ``compare``."""
+
+    channels: int  # channels with at least one subscriber
+    patterns: int  # distinct patterns with at least one subscriber (PUBSUB NUMPAT)
+    subscribers: int  # subscribers with at least one subscription
+    messages_published: int
+    frames_delivered: int  # frames queued into outboxes (the sum of PUBLISH replies)
+    messages_dropped_no_subscriber: int  # publishes that reached nobody
+    subscribers_disconnected_hard: int
+    subscribers_disconnected_soft: int
+
+
+@attrs.define(slots=True)
+class PubSub:
+    """The channel and pattern registry of push mode. See the module docstring."""
+
+    # channel -> {subscriber: None}. A dict used as an insertion-ordered set, so fan-out follows
+    # subscription order. An entry exists only while it has a subscriber.
+    _channels: dict[bytes, dict[Subscriber, None]] = attrs.field(factory=dict, init=False)
+    # pattern -> {subscriber: None}; same shape, patterns in order of first subscriber.
+    _patterns: dict[bytes, dict[Subscriber, None]] = attrs.field(factory=dict, init=False)
+    # Every subscriber with at least one subscription, for the sweep and the counts.
+    _subscribers: dict[Subscriber, None] = attrs.field(factory=dict, init=False)
+    # Each subscriber's channels and patterns in subscription order (its ``channels`` /
+    # ``patterns`` sets answer "am I in?"; these answer "in which order?", for UNSUBSCRIBE with
+    # no argument).
+    _channel_order: dict[Subscriber, dict[bytes, None]] = attrs.field(factory=dict, init=False)
+    _pattern_order: dict[Subscriber, dict[bytes, None]] = attrs.field(factory=dict, init=False)
+    _messages_published: int = attrs.field(default=0, init=False)
+    _frames_delivered: int = attrs.field(default=0, init=False)
+    _messages_dropped_no_subscriber: int = attrs.field(default=0, init=False)
+    _disconnected_hard: int = attrs.field(default=0, init=False)
+    _disconnected_soft: int = attrs.field(default=0, init=False)
+
+    # -- subscriptions -------------------------------------------------------------------------
+
+    def subscribe(self, sub: Subscriber, channel: bytes) -> int:
+        """SUBSCRIBE one channel.
+
+        Returns:
+            The subscriber's channel + pattern count afterwards (unchanged if already subscribed,
+            or if the subscriber was already cut off: a late SUBSCRIBE racing a disconnect must
+            not bring it back).
+        """
+        if not sub.closed and channel not in sub.channels:
+            sub.channels.add(channel)
+            self._channels.setdefault(channel, {})[sub] = None
+            self._channel_order.setdefault(sub, {})[channel] = None
+            self._subscribers[sub] = None
+        return sub.subscription_count
+
+    def psubscribe(self, sub: Subscriber, pattern: bytes) -> int:
+        """PSUBSCRIBE one pattern. Returns the count afterwards (see ``subscribe``)."""
+        if not sub.closed and pattern not in sub.patterns:
+            sub.patterns.add(pattern)
+            self._patterns.setdefault(pattern, {})[sub] = None
+            self._pattern_order.setdefault(sub, {})[pattern] = None
+            self._subscribers[sub] = None
+        return sub.subscription_count
+
+    def unsubscribe(self, sub: Subscriber, channel: bytes) -> int:
+        """UNSUBSCRIBE one channel (harmless if not subscribed). Returns the count afterwards."""
+        if channel in sub.channels:
+            sub.channels.discard(channel)
+            _drop(self._channels, channel, sub)
+            _drop(self._channel_order, sub, channel)
+            self._forget_if_idle(sub)
+        return sub.subscription_count
+
+    def punsubscribe(self, sub: Subscriber, pattern: bytes) -> int:
+        """PUNSUBSCRIBE one pattern (harmless if not subscribed). Returns the count afterwards."""
+        if pattern in sub.patterns:
+            sub.patterns.discard(pattern)
+            _drop(self._patterns, pattern, sub)
+            _drop(self._pattern_order, sub, pattern)
+            self._forget_if_idle(sub)
+        return sub.subscription_count
+
+    def unsubscribe_all(self, sub: Subscriber) -> list[bytes]:
+        """UNSUBSCRIBE with no argument.
+
+        Returns:
+            The channels the subscriber was in, in subscription order (empty if none: the
+            front-end then sends Redis's single ``unsubscribe <nil> 0`` frame). Take the count
+            for each reply frame from the position: after the i-th, ``len(result) - i - 1``
+            channels plus the patterns remain.
+        """
+        channels = list(self._channel_order.get(sub, ()))
+        for channel in channels:
+            self.unsubscribe(sub, channel)
+        return channels
+
+    def punsubscribe_all(self, sub: Subscriber) -> list[bytes]:
+        """PUNSUBSCRIBE with no argument: the patterns it was in, in subscription order."""
+        patterns = list(self._pattern_order.get(sub, ()))
+        for pattern in patterns:
+            self.punsubscribe(sub, pattern)
+        return patterns
+
+    def remove(self, sub: Subscriber) -> None:
+        """Forget the subscriber entirely (its connection closed). Safe to call twice."""
+        for channel in sub.channels:
+            _drop(self._channels, channel, sub)
+        for pattern in sub.patterns:
+            _drop(self._patterns, pattern, sub)
+        sub.channels.clear()
+        sub.patterns.clear()
+        self._channel_order.pop(sub, None)
+        self._pattern_order.pop(sub, None)
+        self._subscribers.pop(sub, None)
+
+    # -- fan-out -------------------------------------------------------------------------------
+
+    def publish(self, channel: bytes, payload: bytes, now_ms: int, make_frame: MakeFrame) -> PublishResult:
+        """PUBLISH: queue the message for every subscriber of the channel and matching patterns.
+
+        Args:
+            channel: the channel published to.
+            payload: the message.
+            now_ms: current time, for the output-buffer soft-limit timers.
+            make_frame: ``make_frame(pattern or None, channel, payload, frame_format)`` builds the
+                frame for a ``message`` (pattern None) or ``pmessage``. Called at most once per
+                (pattern, frame_format) during this call.
+
+        Returns:
+            The number of frames queued (PUBLISH's reply) and the subscribers cut off meanwhile,
+            already closed and removed from the registry.
+        """
+        self._messages_published += 1
+        receivers = 0
+        cut: list[Subscriber] | None = None  # allocated only if someone is cut off
+
+        subscribers = self._channels.get(channel)
+        if subscribers:
+            # Frames for this channel, by frame format: usually one or two entries.
+            frames: dict[int, bytes] = {}
+            for sub in subscribers:
+                fmt = sub.frame_format
+                frame = frames.get(fmt)
+                if frame is None:
+                    frame = frames[fmt] = make_frame(None, channel, payload, fmt)
+                if sub.outbox.put(frame, now_ms):
+                    receivers += 1
+                else:
+                    # Mark now, remove after the loops: we are iterating the very dicts that
+                    # removal would change. ``closed`` makes the pattern loop skip it meanwhile.
+                    sub.closed = True
+                    if cut is None:
+                        cut = []
+                    cut.append(sub)
+
+        # Redis walks every pattern: O(patterns) per publish.
+        for pattern, subscribers in self._patterns.items():
+            if not glob_match(pattern, channel):
+                continue
+            frames = {}
+            for sub in subscribers:
+                if sub.closed:
+                    continue
+                fmt = sub.frame_format
+                frame = frames.get(fmt)
+                if frame is None:
+                    frame = frames[fmt] = make_frame(pattern, channel, payload, fmt)
+                if sub.outbox.put(frame, now_ms):
+                    receivers += 1
+                else:
+                    sub.closed = True
+                    if cut is None:
+                        cut = []
+                    cut.append(sub)
+
+        self._frames_delivered += receivers
+        if receivers == 0:
+            self._messages_dropped_no_subscriber += 1
+        return PublishResult(receivers=receivers, disconnected=self._cut_off(cut) if cut else [])
+
+    def sweep(self, now_ms: int) -> list[Disconnected]:
+        """Apply the output-buffer limits to every subscriber, even those receiving nothing new.
+
+        A soft-limit timer must expire for a subscriber whose channel went quiet; Redis checks in
+        its once-a-second ``clientsCron``. Call this about once a second.
+
+        Returns:
+            The subscribers cut off, already closed and removed (see ``publish``).
+        """
+        cut = []
+        for sub in self._subscribers:
+            if not sub.outbox.check(now_ms):
+                sub.closed = True
+                cut.append(sub)
+        return self._cut_off(cut)
+
+    def _cut_off(self, subs: list[Subscriber]) -> list[Disconnected]:
+        result = []
+        for sub in subs:
+            self.remove(sub)
+            reason = sub.outbox.cut_reason or HARD
+            if reason == HARD:
+                self._disconnected_hard += 1
+            else:
+                self._disconnected_soft += 1
+            result.append((sub, sub.outbox.cut_bytes, reason))
+        return result
+
+    # -- introspection (PUBSUB) ----------------------------------------------------------------
+
+    def channels(self, pattern: bytes | None = None) -> list[bytes]:
+        """PUBSUB CHANNELS: channels with at least one subscriber, optionally glob-filtered."""
+        if pattern is None:
+            return list(self._channels)
+        return [channel for channel in self._channels if glob_match(pattern, channel)]
+
+    def numsub(self, channel: bytes) -> int:
+        """PUBSUB NUMSUB for one channel: its exact subscribers (patterns do not count)."""
+        subscribers = self._channels.get(channel)
+        return len(subscribers) if subscribers else 0
+
+    def numpat(self) -> int:
+        """PUBSUB NUMPAT: distinct patterns with at least one subscriber (Redis >= 6.2)."""
+        return len(self._patterns)
+
+    @property
+    def subscriber_count(self) -> int:
+        """Subscribers with at least one subscription."""
+        return len(self._subscribers)
+
+    def statistics(self) -> PubSubStatistics:
+        """A frozen snapshot of sizes and counters."""
+        return PubSubStatistics(
+            channels=len(self._channels),
+            patterns=len(self._patterns),
+            subscribers=len(self._subscribers),
+            messages_published=self._messages_published,
+            frames_delivered=self._frames_delivered,
+            messages_dropped_no_subscriber=self._messages_dropped_no_subscriber,
+            subscribers_disconnected_hard=self._disconnected_hard,
+            subscribers_disconnected_soft=self._disconnected_soft,
+        )
+
+    def _forget_if_idle(self, sub: Subscriber) -> None:
+        # Redis: with no subscription left the client leaves pub/sub mode (and the pubsub
+        # output-buffer class); we stop sweeping it.
+        if not sub.channels and not sub.patterns:
+            self._subscribers.pop(sub, None)
+
+
+def _drop(index: dict, key: object, member: object) -> None:
+    """Remove ``member`` from ``index[key]`` and drop the entry once it is empty, so that
+    ``PUBSUB CHANNELS`` / ``NUMPAT`` and the fan-out loop never see empty entries."""
+    members = index.get(key)
+    if members is None:
+        return
+    members.pop(member, None)
+    if not members:
+        del index[key]

@@ -1,0 +1,193 @@
+"""Push-mode subscribers and their bounded outboxes (Redis's pub/sub output-buffer limit).
+
+What lives here:
+
+* ``OutputLimits`` — the three numbers of Redis's ``client-output-buffer-limit pubsub <hard> <soft>
+  <soft-seconds>`` (RESP guide section 6); 0 disables a byte limit.
+* ``Outbox`` — one subscriber's queue of frames that are already encoded for its connection and not
+  yet handed to its writer task, measured in bytes. It applies Redis's rule every time something
+  is queued, and on demand for the periodic sweep.
+* ``Subscriber`` — a connected client in pub/sub mode: its outbox and what it is subscribed to.
+
+What does not: encoding (the front-end builds frames, the core only counts their bytes), sockets,
+logging and the clock (time arrives as ``now_ms``). The registry of who listens to what is
+``broker.channels``.
+
+Redis's rule, in our words. Measure the bytes waiting to be written to the subscriber:
+
+* at or above the *hard* limit -> disconnect at once;
+* at or above the *soft* limit -> remember when that was first seen; if it is still so when MORE
+  than *soft-seconds* have passed -> disconnect; seen below the soft limit -> forget the time.
+
+Why disconnect instead of dropping messages (as tokio's mini-redis does) or blocking the publisher:
+a slow subscriber must neither stall everybody else nor silently lose messages. Redis picks "you
+get everything or you get cut off and notice (EOF)", and push mode copies that.
+
+Differences from Redis, on purpose and small: we measure every queued byte (Redis does not count
+its fixed 16 KiB per-client buffer), and we measure time in milliseconds where Redis uses whole
+seconds, so the soft timer fires after ``soft_seconds * 1000 + 1`` ms rather than on the next
+whole second beyond ``soft_seconds``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import attrs
+
+from broker.config import RespConfig
+
+__all__ = ["OutputLimits", "Outbox", "Subscriber", "HARD", "SOFT"]
+
+# Names of the limit that cut a subscriber off (for logs and counters).
+HARD = "hard"
+SOFT = "soft"
+
+
+@attrs.frozen(kw_only=True)
+class OutputLimits:
+    """Redis's ``client-output-buffer-limit pubsub`` triple. A byte limit of 0 is disabled."""
+
+    hard_bytes: int = 0
+    soft_bytes: int = 0
+    soft_seconds: int = 0
+
+    @classmethod
+    def from_config(cls, resp_config: RespConfig) -> OutputLimits:
+        """The limits configured in the ``[resp]`` section."""
+        return cls(
+            hard_bytes=resp_config.pubsub_hard_limit,
+            soft_bytes=resp_config.pubsub_soft_limit,
+            soft_seconds=resp_config.pubsub_soft_seconds,
+        )
+
+    @classmethod
+    def unlimited(cls) -> OutputLimits:
+        """No limit at all (Redis's ``normal`` client class: ``0 0 0``)."""
+        return cls()
+
+
+@attrs.define(slots=True, eq=False)
+class Outbox:
+    """A subscriber's queue of encoded frames waiting for its writer task, bounded like Redis.
+
+    The front-end's writer task sleeps until ``wakeup`` is called, then ``take_all()`` s the frames
+    and writes them in one go. Once a limit has cut the subscriber off (``cut_reason`` is set), the
+    outbox refuses everything: Redis likewise queues nothing more for a client it is closing.
+    """
+
+    limits: OutputLimits
+    # Called (with no arguments) when the queue goes from empty to non-empty. The front-end sets
+    # it to wake its writer task; it runs on the publisher's hot path, so keep it cheap.
+    wakeup: Callable[[], None] | None = None
+    pending_bytes: int = attrs.field(default=0, init=False)
+    high_water_bytes: int = attrs.field(default=0, init=False)
+    # When the soft limit was first seen reached (None: not reached at the last check).
+    soft_since_ms: int | None = attrs.field(default=None, init=False)
+    # Set once a limit was exceeded: HARD or SOFT, and the byte count that was judged.
+    cut_reason: str | None = attrs.field(default=None, init=False)
+    cut_bytes: int = attrs.field(default=0, init=False)
+    _frames: list[bytes] = attrs.field(factory=list, init=False)
+
+    def put(self, frame: bytes, now_ms: int) -> bool:
+        """Queue one encoded frame, unless that would break the output-buffer limit.
+
+        The limit is judged on the bytes that *would* be queued with this frame, as Redis judges
+        its reply list after appending to it.
+
+        Args:
+            frame: bytes ready for the socket.
+            now_ms: the current time, for the soft-limit timer.
+
+        Returns:
+            True when queued. False when the subscriber must be disconnected (nothing is queued,
+            then or ever after; ``cut_reason`` says which limit).
+        """
+        if self.cut_reason is not None:
+            return False
+        size = self.pending_bytes + len(frame)
+        if not self._within_limits(size, now_ms):
+            return False
+        frames = self._frames
+        was_empty = not frames
+        frames.append(frame)
+        self.pending_bytes = size
+        if size > self.high_water_bytes:
+            self.high_water_bytes = size
+        if was_empty and self.wakeup is not None:
+            self.wakeup()
+        return True
+
+    def check(self, now_ms: int) -> bool:
+        """Apply the limit test to what is queued now (the periodic sweep: a soft-limit timer
+        must expire even when no new message arrives).
+
+        Returns:
+            True if the subscriber may stay; False if it must be disconnected.
+        """
+        if self.cut_reason is not None:
+            return False
+        return self._within_limits(self.pending_bytes, now_ms)
+
+    def take_all(self) -> list[bytes]:
+        """Remove and return every queued frame, oldest first (the writer joins and sends them).
+
+        The queue is empty afterwards, which is below any soft limit, so the soft timer is
+        forgotten here rather than at the next check; Redis's once-a-second cron would forget it
+        a moment later anyway.
+        """
+        frames = self._frames
+        self._frames = []
+        self.pending_bytes = 0
+        self.soft_since_ms = None
+        return frames
+
+    def __len__(self) -> int:
+        """Number of queued frames."""
+        return len(self._frames)
+
+    def _within_limits(self, used: int, now_ms: int) -> bool:
+        # Redis's checkClientOutputBufferLimits: both tests run (the soft timer is maintained
+        # even when the hard limit is what fires).
+        limits = self.limits
+        hard = limits.hard_bytes != 0 and used >= limits.hard_bytes
+        soft = False
+        if limits.soft_bytes != 0 and used >= limits.soft_bytes:
+            if self.soft_since_ms is None:
+                self.soft_since_ms = now_ms  # first time seen: start the clock, do not cut yet
+            elif now_ms - self.soft_since_ms > limits.soft_seconds * 1000:
+                soft = True
+        else:
+            self.soft_since_ms = None
+        if hard or soft:
+            self.cut_reason = HARD if hard else SOFT
+            self.cut_bytes = used
+            return False
+        return True
+
+
+@attrs.define(slots=True, eq=False)
+class Subscriber:
+    """A client in pub/sub mode, as the core sees it.
+
+    ``eq=False`` keeps identity equality and hashing: two clients subscribed to the same things
+    are still two subscribers, and the registry keys dicts by them.
+
+    ``frame_format`` is opaque to the core. The registry encodes each message once per distinct
+    format among the receivers (push mode stores the RESP protocol version, 2 or 3, here).
+    ``channels`` and ``patterns`` are maintained by ``broker.channels.PubSub``; treat them as
+    read-only. ``closed`` is set when the registry cut the subscriber off.
+    """
+
+    client_id: int
+    frame_format: int
+    outbox: Outbox
+    channels: set[bytes] = attrs.field(factory=set)
+    patterns: set[bytes] = attrs.field(factory=set)
+    closed: bool = False
+    name: bytes = b""
+
+    @property
+    def subscription_count(self) -> int:
+        """Channels plus patterns: the count Redis puts in (un)subscribe replies."""
+        return len(self.channels) + len(self.patterns)
