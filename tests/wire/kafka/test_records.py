@@ -1,0 +1,211 @@
+"""RecordBatch v2: the guide's 70-byte example, header parsing and patching, CRC, round trips."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wire.errors import LocalProtocolError, RemoteProtocolError
+from wire.kafka import compression
+from wire.kafka.errors import ErrorCode
+from wire.kafka.records import (
+    BATCH_HEADER_SIZE,
+    BatchHeader,
+    InvalidBatchError,
+    Record,
+    build_batch,
+    check_batch,
+    decode_batch,
+    parse_batch_header,
+    patch_base_offset,
+    patch_partition_leader_epoch,
+    split_batches,
+    verify_crc,
+)
+
+# GUIDE §2.4: one record, key null, value "hi", no headers, CreateTime 1700000000000.
+GUIDE_BATCH = bytes.fromhex(
+    "0000000000000000"
+    "0000003a"
+    "00000000"
+    "02"
+    "bbcc4115"
+    "0000"
+    "00000000"
+    "0000018bcfe56800"
+    "0000018bcfe56800"
+    "ffffffffffffffff"
+    "ffff"
+    "ffffffff"
+    "00000001"
+    "100000000104686900"
+)
+TS = 1_700_000_000_000
+
+
+def test_guide_example_is_built_byte_for_byte():
+    assert len(GUIDE_BATCH) == 70
+    assert build_batch([(None, b"hi", None)], base_timestamp=TS) == GUIDE_BATCH
+
+
+def test_guide_example_decodes():
+    header = parse_batch_header(GUIDE_BATCH)
+    assert header == BatchHeader(0, 58, 0, 2, 0xBBCC4115, 0, 0, TS, TS, -1, -1, -1, 1)
+    assert header.size == 70 and header.next_offset == 1 and header.compression == 0
+    assert verify_crc(GUIDE_BATCH)
+    assert check_batch(GUIDE_BATCH) == header
+    assert decode_batch(GUIDE_BATCH) == [Record(0, TS, None, b"hi", ())]
+
+
+def test_patching_offsets_and_epoch_keeps_the_crc_valid():
+    buf = bytearray(b"junk" + GUIDE_BATCH)
+    patch_base_offset(buf, 4, 1234)
+    patch_partition_leader_epoch(buf, 4, 7)
+    batch = bytes(buf[4:])
+    assert verify_crc(batch)
+    header = parse_batch_header(buf, 4)
+    assert header.base_offset == 1234 and header.partition_leader_epoch == 7
+    assert decode_batch(batch)[0].offset == 1234
+
+
+def test_crc_covers_attributes_onwards():
+    corrupted = bytearray(GUIDE_BATCH)
+    corrupted[-2] ^= 0x01  # flip a bit of the value
+    assert not verify_crc(corrupted)
+    with pytest.raises(InvalidBatchError) as info:
+        check_batch(bytes(corrupted))
+    assert info.value.error_code == ErrorCode.CORRUPT_MESSAGE
+    with pytest.raises(InvalidBatchError):
+        decode_batch(bytes(corrupted))
+    assert decode_batch(bytes(corrupted), check_crc=False)[0].value == b"hh"
+
+
+def test_legacy_magic_is_invalid_record():
+    legacy = bytearray(GUIDE_BATCH)
+    legacy[16] = 1
+    with pytest.raises(InvalidBatchError) as info:
+        parse_batch_header(legacy)
+    assert info.value.error_code == ErrorCode.INVALID_RECORD
+    assert isinstance(info.value, RemoteProtocolError)
+
+
+def test_split_batches_tolerates_a_truncated_tail():
+    second = build_batch([(b"k", b"v", [("h", b"x")])], base_offset=1, base_timestamp=TS)
+    records = GUIDE_BATCH + second + second[:30]
+    batches = split_batches(records)
+    assert [bytes(b) for b in batches] == [GUIDE_BATCH, second]
+    assert isinstance(batches[0], memoryview)
+    assert split_batches(GUIDE_BATCH[:11]) == []
+    with pytest.raises(InvalidBatchError):
+        split_batches(records, strict=True)
+    with pytest.raises(InvalidBatchError):
+        split_batches(b"\x00" * 8 + b"\x00\x00\x00\x05" + b"\x00" * 60)  # batch_length too small
+
+
+def test_headers_timestamps_and_idempotence_fields():
+    batch = build_batch(
+        [(b"k1", b"v1", [("a", b"1"), ("b", None)]), (None, None, ()), (b"", b"", None)],
+        base_offset=10,
+        timestamps=[TS + 5, TS, TS + 9],
+        producer_id=42,
+        producer_epoch=3,
+        base_sequence=100,
+        partition_leader_epoch=-1,
+        transactional=True,
+    )
+    header = check_batch(batch)
+    assert (header.producer_id, header.producer_epoch, header.base_sequence) == (42, 3, 100)
+    assert header.base_timestamp == TS + 5 and header.max_timestamp == TS + 9
+    assert header.is_transactional and header.last_offset_delta == 2 and header.records_count == 3
+    assert decode_batch(batch) == [
+        Record(10, TS + 5, b"k1", b"v1", (("a", b"1"), ("b", None))),
+        Record(11, TS, None, None, ()),
+        Record(12, TS + 9, b"", b"", ()),
+    ]
+
+
+def test_log_append_time_gives_every_record_the_max_timestamp():
+    batch = bytearray(build_batch([(None, b"a", None), (None, b"b", None)], timestamps=[TS, TS + 1]))
+    attributes = struct.unpack_from(">h", batch, 21)[0] | 0x08
+    struct.pack_into(">h", batch, 21, attributes)
+    struct.pack_into(">q", batch, 35, TS + 1000)
+    assert [r.timestamp for r in decode_batch(bytes(batch), check_crc=False)] == [TS + 1000, TS + 1000]
+
+
+def test_build_batch_rejects_our_mistakes():
+    with pytest.raises(LocalProtocolError):
+        build_batch([], base_timestamp=TS)
+    with pytest.raises(LocalProtocolError):
+        build_batch([(None, b"x", None)])  # no clock in wire/: a timestamp is required
+    with pytest.raises(LocalProtocolError):
+        build_batch([(None, b"x", None)], timestamps=[1, 2])
+    with pytest.raises(LocalProtocolError):
+        build_batch([(None, b"x", None)], base_timestamp=TS, compression=9)
+    with pytest.raises(LocalProtocolError):
+        build_batch([(None, "not bytes", None)], base_timestamp=TS)
+
+
+def test_corrupt_compressed_payload_is_corrupt_message():
+    batch = bytearray(build_batch([(None, b"x" * 100, None)], base_timestamp=TS, compression=compression.LZ4))
+    batch[BATCH_HEADER_SIZE + 10] ^= 0xFF
+    with pytest.raises(InvalidBatchError) as info:
+        decode_batch(bytes(batch), check_crc=False)
+    assert info.value.error_code == ErrorCode.CORRUPT_MESSAGE
+
+
+RECORD = st.tuples(
+    st.one_of(st.none(), st.binary(max_size=30)),
+    st.one_of(st.none(), st.binary(max_size=200)),
+    st.lists(st.tuples(st.text(max_size=8), st.one_of(st.none(), st.binary(max_size=10))), max_size=3),
+)
+
+
+@settings(deadline=None, max_examples=150)
+@given(
+    st.lists(RECORD, min_size=1, max_size=20),
+    st.sampled_from([0, 1, 2, 3, 4]),
+    st.integers(0, 2**40),
+    st.lists(st.integers(-1000, 1000), min_size=20, max_size=20),
+)
+def test_build_decode_round_trip(records, codec, base_offset, deltas):
+    timestamps = [TS + d for d in deltas[: len(records)]]
+    batch = build_batch(records, base_offset=base_offset, timestamps=timestamps, compression=codec)
+    header = check_batch(batch)
+    assert header.compression == codec
+    decoded = decode_batch(batch)
+    assert [r.offset for r in decoded] == list(range(base_offset, base_offset + len(records)))
+    assert [r.timestamp for r in decoded] == timestamps
+    assert [(r.key, r.value, list(r.headers)) for r in decoded] == [
+        (k, v, [tuple(h) for h in hs]) for k, v, hs in records
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=150), st.integers(0, 69), st.binary(min_size=1, max_size=3))
+def test_arbitrary_or_mutated_batches_decode_or_raise_remote_error(garbage, at, splice):
+    for data in (garbage, GUIDE_BATCH[:at] + splice + GUIDE_BATCH[at + len(splice) :]):
+        for check_crc in (True, False):
+            try:
+                decode_batch(data, check_crc=check_crc)
+            except RemoteProtocolError:
+                pass
+        try:
+            split_batches(data)
+        except RemoteProtocolError:
+            pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from([0, 1, 2, 3, 4]), st.data())
+def test_mutated_compressed_batches_decode_or_raise_remote_error(codec, data):
+    batch = bytearray(build_batch([(b"k%d" % i, b"v" * i, [("h", b"x")]) for i in range(20)],
+                                  base_timestamp=TS, compression=codec))
+    for _ in range(data.draw(st.integers(1, 3))):
+        batch[data.draw(st.integers(BATCH_HEADER_SIZE - 4, len(batch) - 1))] = data.draw(st.integers(0, 255))
+    try:
+        decode_batch(bytes(batch), check_crc=False)
+    except RemoteProtocolError:
+        pass

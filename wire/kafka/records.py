@@ -1,0 +1,501 @@
+"""RecordBatch v2 ("magic 2"): the unit Kafka stores, replicates and serves.
+
+The protocol guide, §2. A record set (the ``records`` field of Produce and Fetch) is a plain
+concatenation of batches; each batch is a 61-byte header followed by the records (or by one
+compressed blob of them):
+
+    offset  size  field
+         0     8  base_offset            assigned by the broker on append
+         8     4  batch_length           bytes after this field (whole batch = length + 12)
+        12     4  partition_leader_epoch set by the broker; not covered by the CRC
+        16     1  magic                  2 (0 and 1 are the legacy MessageSet formats)
+        17     4  crc                    CRC-32C of bytes 21..end
+        21     2  attributes             codec (bits 0-2), LogAppendTime (3), transactional (4),
+                                         control (5), delete horizon (6)
+        23     4  last_offset_delta
+        27     8  base_timestamp
+        35     8  max_timestamp
+        43     8  producer_id            -1 unless idempotent
+        51     2  producer_epoch
+        53     4  base_sequence
+        57     4  records_count
+
+Each record inside: ``length`` (zigzag varint), ``attributes`` int8, ``timestamp_delta``
+(varlong), ``offset_delta`` (varint), key and value (varint length, -1 = null), then headers
+(varint count; per header a string key and nullable bytes value).
+
+The broker never decodes records: it checks the header and CRC, patches ``base_offset`` (and
+the leader epoch) — both outside the CRC, which is exactly why the CRC starts at byte 21 — and
+stores the bytes. Record-level decoding and ``build_batch`` serve the SDK and the tests.
+
+Errors in a batch raise ``InvalidBatchError`` (a ``RemoteProtocolError``) carrying the Kafka
+error code a Produce response should report for it (CORRUPT_MESSAGE, INVALID_RECORD), so the
+broker can answer that partition and keep the connection.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import attrs
+import crc32c
+
+from wire.errors import LocalProtocolError, RemoteProtocolError
+from wire.kafka import compression
+from wire.kafka.errors import ErrorCode
+
+__all__ = [
+    "BATCH_HEADER_SIZE",
+    "BatchHeader",
+    "InvalidBatchError",
+    "Record",
+    "build_batch",
+    "check_batch",
+    "decode_batch",
+    "parse_batch_header",
+    "patch_base_offset",
+    "patch_partition_leader_epoch",
+    "split_batches",
+    "verify_crc",
+]
+
+BATCH_HEADER_SIZE = 61
+# Bytes before (and including) batch_length: they are not counted in batch_length.
+_LOG_OVERHEAD = 12
+_MIN_BATCH_LENGTH = BATCH_HEADER_SIZE - _LOG_OVERHEAD
+_CRC_START = 21
+
+_HEADER = struct.Struct(">qiibIhiqqqhii")
+_INT32 = struct.Struct(">i")
+_INT64 = struct.Struct(">q")
+_UINT32 = struct.Struct(">I")
+assert _HEADER.size == BATCH_HEADER_SIZE
+
+COMPRESSION_MASK = 0x07
+TIMESTAMP_TYPE_BIT = 0x08
+TRANSACTIONAL_BIT = 0x10
+CONTROL_BIT = 0x20
+
+
+class InvalidBatchError(RemoteProtocolError):
+    """A record batch the peer sent is malformed.
+
+    Attributes:
+        error_code: the Kafka error code to report for the partition.
+    """
+
+    def __init__(self, message: str, error_code: ErrorCode = ErrorCode.CORRUPT_MESSAGE) -> None:
+        super().__init__(message)
+        self.error_code = error_code
+
+
+@attrs.frozen
+class BatchHeader:
+    """The 61-byte header of a RecordBatch v2."""
+
+    base_offset: int
+    batch_length: int
+    partition_leader_epoch: int
+    magic: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    base_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    records_count: int
+
+    @property
+    def size(self) -> int:
+        """Bytes of the whole batch, header included."""
+        return self.batch_length + _LOG_OVERHEAD
+
+    @property
+    def compression(self) -> int:
+        return self.attributes & COMPRESSION_MASK
+
+    @property
+    def is_log_append_time(self) -> bool:
+        return bool(self.attributes & TIMESTAMP_TYPE_BIT)
+
+    @property
+    def is_transactional(self) -> bool:
+        return bool(self.attributes & TRANSACTIONAL_BIT)
+
+    @property
+    def is_control(self) -> bool:
+        return bool(self.attributes & CONTROL_BIT)
+
+    @property
+    def last_offset(self) -> int:
+        return self.base_offset + self.last_offset_delta
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after this batch: the log end offset once it is appended."""
+        return self.base_offset + self.last_offset_delta + 1
+
+
+@attrs.frozen
+class Record:
+    """One decoded record (what a consumer sees)."""
+
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes | None], ...] = ()
+
+
+def parse_batch_header(data: bytes | bytearray | memoryview, offset: int = 0) -> BatchHeader:
+    """Parse the batch header starting at ``offset``.
+
+    Raises:
+        InvalidBatchError: fewer than 61 bytes (CORRUPT_MESSAGE), magic other than 2
+            (INVALID_RECORD: we do not speak the legacy formats), or a batch_length too small
+            to hold the header (CORRUPT_MESSAGE).
+    """
+    if len(data) - offset < BATCH_HEADER_SIZE:
+        raise InvalidBatchError(f"record batch header truncated ({len(data) - offset} bytes)")
+    # Magic is at byte 16 in every format; check it before trusting the rest of the layout.
+    magic = data[offset + 16]
+    if magic != 2:
+        raise InvalidBatchError(f"record batch magic {magic}, only 2 is supported", ErrorCode.INVALID_RECORD)
+    header = BatchHeader(*_HEADER.unpack_from(data, offset))
+    if header.batch_length < _MIN_BATCH_LENGTH:
+        raise InvalidBatchError(f"batch_length {header.batch_length} cannot hold a batch header")
+    return header
+
+
+def split_batches(records: bytes | bytearray | memoryview, *, strict: bool = False) -> list[memoryview]:
+    """Cut a record set into batches (views into ``records``, no copy).
+
+    Fetch responses may end with a truncated batch (a broker cuts at ``max_bytes``); it is
+    dropped, as clients do. With ``strict`` (Produce) a truncated tail is an error instead.
+
+    Raises:
+        InvalidBatchError: a batch_length too small to be a batch, or (strict) trailing bytes
+            that do not form a complete batch.
+    """
+    view = memoryview(records)
+    total = len(view)
+    batches: list[memoryview] = []
+    pos = 0
+    while pos < total:
+        if total - pos < _LOG_OVERHEAD:
+            if strict:
+                raise InvalidBatchError("truncated record batch at the end of the record set")
+            break
+        length = _INT32.unpack_from(view, pos + 8)[0]
+        if length < _MIN_BATCH_LENGTH:
+            raise InvalidBatchError(f"batch_length {length} cannot hold a batch header")
+        end = pos + _LOG_OVERHEAD + length
+        if end > total:
+            if strict:
+                raise InvalidBatchError("truncated record batch at the end of the record set")
+            break
+        batches.append(view[pos:end])
+        pos = end
+    return batches
+
+
+def verify_crc(batch: bytes | bytearray | memoryview) -> bool:
+    """Whether the stored CRC-32C matches bytes 21..end of ``batch`` (exactly one batch)."""
+    if len(batch) < BATCH_HEADER_SIZE:
+        return False
+    view = memoryview(batch)
+    return _UINT32.unpack_from(view, 17)[0] == crc32c.crc32c(view[_CRC_START:])
+
+
+def check_batch(batch: bytes | bytearray | memoryview) -> BatchHeader:
+    """Everything the broker checks before appending one batch: header, length, CRC.
+
+    Returns:
+        The parsed header.
+
+    Raises:
+        InvalidBatchError: with the error code to report.
+    """
+    header = parse_batch_header(batch)
+    if header.size != len(batch):
+        raise InvalidBatchError(f"batch_length says {header.size} bytes, got {len(batch)}")
+    if not verify_crc(batch):
+        raise InvalidBatchError("record batch CRC mismatch")
+    if header.records_count < 0 or header.last_offset_delta < 0:
+        raise InvalidBatchError("negative record count or offset delta")
+    return header
+
+
+def patch_base_offset(buf: bytearray | memoryview, offset: int, base_offset: int) -> None:
+    """Overwrite the base_offset of the batch at ``offset`` in ``buf`` (no CRC change)."""
+    _INT64.pack_into(buf, offset, base_offset)
+
+
+def patch_partition_leader_epoch(buf: bytearray | memoryview, offset: int, epoch: int) -> None:
+    """Overwrite the partition_leader_epoch of the batch at ``offset`` (no CRC change)."""
+    _INT32.pack_into(buf, offset + 12, epoch)
+
+
+# --- record decoding -----------------------------------------------------------------------
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A zigzag varint/varlong from ``data`` at ``pos``: ``(value, new_pos)``.
+
+    IndexError on truncation is turned into InvalidBatchError by the caller.
+    """
+    byte = data[pos]
+    if byte < 0x80:
+        return (byte >> 1) ^ -(byte & 1), pos + 1
+    result = byte & 0x7F
+    shift = 7
+    while True:
+        pos += 1
+        byte = data[pos]
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return (result >> 1) ^ -(result & 1), pos + 1
+        shift += 7
+        if shift > 63:
+            raise InvalidBatchError("varint too long in a record")
+
+
+def decode_batch(
+    batch: bytes | bytearray | memoryview,
+    *,
+    check_crc: bool = True,
+    max_output: int = compression.DEFAULT_MAX_OUTPUT,
+) -> list[Record]:
+    """Decode every record of one batch (decompressing if needed).
+
+    Args:
+        batch: exactly one batch (e.g. an element of ``split_batches``).
+        check_crc: verify the CRC first (Java and kafka-python consumers do by default).
+        max_output: cap on the decompressed size.
+
+    Returns:
+        The records with absolute offsets and timestamps (LogAppendTime batches give every
+        record the batch's max_timestamp, as Kafka's consumers do).
+
+    Raises:
+        InvalidBatchError: malformed batch, CRC mismatch, bad compressed data.
+    """
+    header = parse_batch_header(batch)
+    if len(batch) < header.size:
+        raise InvalidBatchError(f"batch_length says {header.size} bytes, got {len(batch)}")
+    view = memoryview(batch)[: header.size]
+    if check_crc and not verify_crc(view):
+        raise InvalidBatchError("record batch CRC mismatch")
+    payload = view[BATCH_HEADER_SIZE:]
+    codec = header.compression
+    if codec != compression.NONE:
+        try:
+            data = compression.decompress(codec, payload, max_output=max_output)
+        except RemoteProtocolError as exc:
+            raise InvalidBatchError(f"cannot decompress batch: {exc.message}") from None
+    else:
+        data = bytes(payload)  # indexing bytes is much faster than indexing a memoryview
+
+    count = header.records_count
+    if count < 0 or count > len(data):  # a record takes at least 7 bytes
+        raise InvalidBatchError(f"implausible record count {count}")
+    base_offset = header.base_offset
+    base_timestamp = header.base_timestamp
+    append_time = header.max_timestamp if header.is_log_append_time else None
+    records: list[Record] = []
+    pos = 0
+    try:
+        for _ in range(count):
+            length, pos = _varint(data, pos)
+            end = pos + length
+            if length < 0 or end > len(data):
+                raise InvalidBatchError("record length outside the batch")
+            pos += 1  # record attributes: unused, always 0
+            timestamp_delta, pos = _varint(data, pos)
+            offset_delta, pos = _varint(data, pos)
+            key_length, pos = _varint(data, pos)
+            if key_length < 0:
+                key = None
+            else:
+                key = data[pos : pos + key_length]
+                pos += key_length
+            value_length, pos = _varint(data, pos)
+            if value_length < 0:
+                value = None
+            else:
+                value = data[pos : pos + value_length]
+                pos += value_length
+            header_count, pos = _varint(data, pos)
+            if header_count < 0 or header_count > end - pos:
+                raise InvalidBatchError("bad record header count")
+            headers = []
+            for _ in range(header_count):
+                name_length, pos = _varint(data, pos)
+                if name_length < 0:
+                    raise InvalidBatchError("null record header key")
+                name = str(data[pos : pos + name_length], "utf-8")
+                pos += name_length
+                header_value_length, pos = _varint(data, pos)
+                if header_value_length < 0:
+                    header_value = None
+                else:
+                    header_value = data[pos : pos + header_value_length]
+                    pos += header_value_length
+                headers.append((name, header_value))
+            # Slicing past the end silently shortens, so one check at the end catches every
+            # length that overran the record.
+            if pos != end:
+                raise InvalidBatchError("record fields do not add up to the record length")
+            records.append(
+                Record(
+                    base_offset + offset_delta,
+                    base_timestamp + timestamp_delta if append_time is None else append_time,
+                    key,
+                    value,
+                    tuple(headers),
+                )
+            )
+    except IndexError:
+        raise InvalidBatchError("record truncated") from None
+    except UnicodeDecodeError:
+        raise InvalidBatchError("record header key is not UTF-8") from None
+    if pos != len(data):
+        raise InvalidBatchError(f"{len(data) - pos} bytes after the last record")
+    return records
+
+
+# --- record encoding -----------------------------------------------------------------------
+
+def _put_varint(out: bytearray, value: int) -> None:
+    """Append a zigzag varint/varlong (inline-friendly: one-byte fast path)."""
+    value = (value << 1) ^ (value >> 63)
+    if value < 0x80:
+        out.append(value)
+        return
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+
+
+RecordInput = tuple[
+    bytes | None, bytes | None, Sequence[tuple[str, bytes | None]] | None
+]
+
+
+def build_batch(
+    records: Sequence[RecordInput],
+    *,
+    base_offset: int = 0,
+    base_timestamp: int | None = None,
+    timestamps: Sequence[int] | None = None,
+    compression: int = 0,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    partition_leader_epoch: int = 0,
+    transactional: bool = False,
+) -> bytes:
+    """Build one RecordBatch v2 with a correct CRC-32C.
+
+    Args:
+        records: ``(key, value, headers)`` per record; key/value None for null, headers a
+            sequence of ``(str key, bytes | None value)`` or None.
+        base_offset: the producer writes 0; the broker overwrites it.
+        base_timestamp: the batch's base timestamp in ms. ``wire/`` has no clock: pass it,
+            or pass ``timestamps`` (then the first one is the base, as Kafka's producer does).
+        timestamps: one absolute timestamp per record; default: all ``base_timestamp``.
+        compression: codec number 0..4 (``wire.kafka.compression``).
+        producer_id, producer_epoch, base_sequence: idempotence fields (-1 when unused).
+        partition_leader_epoch: 0 by default (the guide's example); Java producers write -1.
+        transactional: sets the transactional attribute bit.
+
+    Returns:
+        The batch bytes.
+
+    Raises:
+        LocalProtocolError: no records, no timestamp, mismatched ``timestamps`` length,
+            unknown codec, or values of the wrong type.
+    """
+    count = len(records)
+    if count == 0:
+        raise LocalProtocolError("a record batch needs at least one record")
+    if timestamps is not None and len(timestamps) != count:
+        raise LocalProtocolError("timestamps must have one entry per record")
+    if base_timestamp is None:
+        if timestamps is None:
+            raise LocalProtocolError("pass base_timestamp or timestamps (wire/ reads no clock)")
+        base_timestamp = timestamps[0]
+    if compression not in _CODECS:
+        raise LocalProtocolError(f"unknown compression codec {compression}")
+
+    body = bytearray()
+    record = bytearray()
+    try:
+        for index, (key, value, headers) in enumerate(records):
+            record.clear()
+            record.append(0)  # attributes
+            _put_varint(record, 0 if timestamps is None else timestamps[index] - base_timestamp)
+            _put_varint(record, index)
+            if key is None:
+                record.append(1)  # zigzag(-1)
+            else:
+                _put_varint(record, len(key))
+                record += key
+            if value is None:
+                record.append(1)
+            else:
+                _put_varint(record, len(value))
+                record += value
+            if not headers:
+                record.append(0)
+            else:
+                _put_varint(record, len(headers))
+                for name, header_value in headers:
+                    raw_name = name.encode("utf-8") if isinstance(name, str) else bytes(name)
+                    _put_varint(record, len(raw_name))
+                    record += raw_name
+                    if header_value is None:
+                        record.append(1)
+                    else:
+                        _put_varint(record, len(header_value))
+                        record += header_value
+            _put_varint(body, len(record))
+            body += record
+    except (TypeError, ValueError) as exc:
+        raise LocalProtocolError(f"cannot encode record: {exc}") from None
+
+    payload = body if compression == 0 else _compress(compression, body)
+    max_timestamp = base_timestamp if timestamps is None else max(timestamps)
+    attributes = compression | (TRANSACTIONAL_BIT if transactional else 0)
+    out = bytearray(BATCH_HEADER_SIZE)
+    try:
+        _HEADER.pack_into(
+            out,
+            0,
+            base_offset,
+            _MIN_BATCH_LENGTH + len(payload),
+            partition_leader_epoch,
+            2,
+            0,  # crc, filled below once everything it covers is in place
+            attributes,
+            count - 1,
+            base_timestamp,
+            max_timestamp,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            count,
+        )
+    except struct.error as exc:
+        raise LocalProtocolError(f"batch header field out of range: {exc}") from None
+    out += payload
+    with memoryview(out) as view:
+        _UINT32.pack_into(out, 17, crc32c.crc32c(view[_CRC_START:]))
+    return bytes(out)
+
+
+_CODECS = frozenset(compression.CODEC_NAMES)
+_compress = compression.compress
