@@ -1,0 +1,269 @@
+"""The topic registry: which topics exist, their ids, configs and partition logs.
+
+A topic is a name, a stable 16-byte id (Kafka's topic UUID, used by newer Fetch/Metadata
+versions instead of the name), per-topic config overrides under their Kafka names
+(``retention.ms`` …), and N partitions, each a :class:`PartitionLog` in its own directory
+``<data_dir>/<topic>-<partition>`` — the same layout Kafka uses, which makes a data directory
+easy to explore with ``ls``.
+
+The list of topics lives in ``<data_dir>/topics.json``, rewritten atomically (write a temp
+file, fsync it, ``os.replace`` it over the old one, fsync the directory) so a crash leaves
+either the old or the new list, never half of one. The ids are generated once at creation and
+persisted, so they survive restarts (clients cache them).
+
+What does not live here: auto-creation policy and default partition counts (pull mode decides),
+consumer offsets and groups (``offsets.py``, ``groups.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import attrs
+import structlog
+
+from broker.config import LogConfig, topic_log_config
+from broker.errors import ConfigError, DataDirError, InvalidTopic, TopicExists, UnknownTopic
+from broker.log.partition_log import PartitionLog
+
+log = structlog.get_logger(__name__)
+
+METADATA_FILE = "topics.json"
+METADATA_VERSION = 1
+# Kafka's rule (core/…/Topic.scala): ASCII letters, digits, '.', '_', '-'; at most 249
+# characters (so that "<topic>-<partition>" directory names stay under 255); not "." or "..".
+MAX_TOPIC_NAME_LENGTH = 249
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
+MAX_PARTITIONS = 10_000
+
+
+def validate_topic_name(name: str) -> None:
+    """Raises InvalidTopic, naming the rule broken, unless ``name`` is a legal Kafka topic name."""
+    if not isinstance(name, str) or not name:
+        raise InvalidTopic("topic name is empty")
+    if name in (".", ".."):
+        raise InvalidTopic(f"topic name {name!r} is not allowed")
+    if len(name) > MAX_TOPIC_NAME_LENGTH:
+        raise InvalidTopic(f"topic name is {len(name)} characters, the maximum is {MAX_TOPIC_NAME_LENGTH}")
+    if not _LEGAL_TOPIC.fullmatch(name):
+        raise InvalidTopic(f"topic name {name!r} may contain only ASCII letters, digits, '.', '_' and '-'")
+
+
+def _new_topic_id() -> bytes:
+    # The all-zero UUID means "no id" in Kafka's protocol, so never hand it out.
+    while True:
+        topic_id = uuid.uuid4().bytes
+        if any(topic_id):
+            return topic_id
+
+
+@attrs.frozen(kw_only=True)
+class MaintenanceCounts:
+    """What one maintenance pass did, summed over every partition."""
+
+    segments_rolled: int
+    segments_deleted: int
+
+
+@attrs.define(eq=False)
+class Topic:
+    """A topic and its open partition logs (state: the logs change)."""
+
+    name: str
+    topic_id: bytes
+    overrides: dict[str, str]
+    config: LogConfig
+    partitions: list[PartitionLog]
+
+
+@attrs.define(eq=False)
+class TopicRegistry:
+    """Every topic of the broker. Build it with :meth:`TopicRegistry.open`."""
+
+    data_dir: Path
+    config: LogConfig
+    _topics: dict[str, Topic] = attrs.field(factory=dict)
+    _by_id: dict[bytes, Topic] = attrs.field(factory=dict)
+
+    @classmethod
+    def open(cls, data_dir: Path, config: LogConfig, *, now_ms: int) -> TopicRegistry:
+        """Load ``topics.json`` and open (recovering) every partition log.
+
+        Raises:
+            DataDirError: the directory cannot be created, or the metadata file is unreadable.
+            ConfigError: a persisted override is no longer valid.
+        """
+        data_dir = Path(data_dir)
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DataDirError(f"cannot create data directory {data_dir}: {exc.strerror}") from None
+        registry = cls(data_dir=data_dir, config=config)
+        for entry in registry._load_metadata():
+            overrides = dict(entry["overrides"])
+            topic = Topic(
+                name=entry["name"],
+                topic_id=bytes.fromhex(entry["topic_id"]),
+                overrides=overrides,
+                config=topic_log_config(config, overrides),
+                partitions=[],
+            )
+            for index in range(int(entry["partitions"])):
+                topic.partitions.append(
+                    PartitionLog.open(registry._partition_dir(topic.name, index), topic.config, now_ms=now_ms)
+                )
+            registry._topics[topic.name] = topic
+            registry._by_id[topic.topic_id] = topic
+        return registry
+
+    # -- metadata file -----------------------------------------------------------------------
+
+    def _partition_dir(self, name: str, index: int) -> Path:
+        return self.data_dir / f"{name}-{index}"
+
+    def _load_metadata(self) -> list[dict]:
+        path = self.data_dir / METADATA_FILE
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise DataDirError(f"cannot read {path}: {exc.strerror}") from None
+        try:
+            document = json.loads(raw)
+            topics = document["topics"]
+            for entry in topics:
+                validate_topic_name(entry["name"])
+                if len(bytes.fromhex(entry["topic_id"])) != 16 or int(entry["partitions"]) < 1:
+                    raise ValueError(f"bad entry for topic {entry['name']!r}")
+        except (ValueError, KeyError, TypeError, InvalidTopic) as exc:
+            raise DataDirError(f"{path} is damaged: {exc}") from None
+        return topics
+
+    def _save_metadata(self) -> None:
+        document = {
+            "version": METADATA_VERSION,
+            "topics": [
+                {"name": t.name, "topic_id": t.topic_id.hex(), "partitions": len(t.partitions),
+                 "overrides": t.overrides}
+                for t in self._topics.values()
+            ],
+        }
+        path = self.data_dir / METADATA_FILE
+        temporary = path.with_suffix(".json.tmp")
+        data = json.dumps(document, indent=2, sort_keys=True).encode()
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+        # The rename itself is only durable once the directory entry is on disk.
+        dir_fd = os.open(self.data_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # -- topics ------------------------------------------------------------------------------
+
+    def create(self, name: str, partitions: int, overrides: dict[str, str] | None = None, *,
+               now_ms: int) -> Topic:
+        """Create a topic with ``partitions`` empty partition logs.
+
+        Raises:
+            InvalidTopic: illegal name.
+            TopicExists: a topic with this name exists.
+            ConfigError: a bad override, or ``partitions`` outside [1, 10000].
+        """
+        validate_topic_name(name)
+        if name in self._topics:
+            raise TopicExists(f"topic {name!r} already exists")
+        if isinstance(partitions, bool) or not isinstance(partitions, int) or not 1 <= partitions <= MAX_PARTITIONS:
+            raise ConfigError(f"partitions = {partitions!r}: allowed range is [1, {MAX_PARTITIONS}]")
+        overrides = dict(overrides or {})
+        config = topic_log_config(self.config, overrides)
+        topic = Topic(name=name, topic_id=_new_topic_id(), overrides=overrides, config=config, partitions=[])
+        for index in range(partitions):
+            directory = self._partition_dir(name, index)
+            # A directory for a topic the metadata does not know is a leftover of a deletion
+            # interrupted by a crash; its data belongs to the old topic, not this one.
+            if directory.exists():
+                shutil.rmtree(directory)
+            topic.partitions.append(PartitionLog.open(directory, config, now_ms=now_ms))
+        self._topics[name] = topic
+        self._by_id[topic.topic_id] = topic
+        self._save_metadata()
+        log.info("topic_created", topic=name, partitions=partitions, overrides=overrides)
+        return topic
+
+    def delete(self, name: str) -> None:
+        """Delete a topic and its data.
+
+        The metadata is rewritten first, so a crash half-way through removing directories
+        cannot bring the topic back; leftover directories are removed by a later create.
+
+        Raises:
+            UnknownTopic: no such topic.
+        """
+        topic = self._topics.pop(name, None)
+        if topic is None:
+            raise UnknownTopic(f"topic {name!r} does not exist")
+        del self._by_id[topic.topic_id]
+        self._save_metadata()
+        for index, partition in enumerate(topic.partitions):
+            partition.close()
+            shutil.rmtree(self._partition_dir(name, index), ignore_errors=True)
+        log.info("topic_deleted", topic=name, partitions=len(topic.partitions))
+
+    def get(self, name: str) -> Topic | None:
+        return self._topics.get(name)
+
+    def by_id(self, topic_id: bytes) -> Topic | None:
+        return self._by_id.get(bytes(topic_id))
+
+    def topics(self) -> list[Topic]:
+        return list(self._topics.values())
+
+    def partition(self, name: str, index: int) -> PartitionLog:
+        """The log of partition ``index`` of topic ``name``.
+
+        Raises:
+            UnknownTopic: no such topic, or no such partition in it.
+        """
+        topic = self._topics.get(name)
+        if topic is None:
+            raise UnknownTopic(f"topic {name!r} does not exist")
+        if not 0 <= index < len(topic.partitions):
+            raise UnknownTopic(f"topic {name!r} has no partition {index} (it has {len(topic.partitions)})")
+        return topic.partitions[index]
+
+    # -- upkeep ------------------------------------------------------------------------------
+
+    def maintain(self, now_ms: int) -> MaintenanceCounts:
+        """Roll aged segments, then apply retention, on every partition."""
+        rolled = deleted = 0
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                rolled += partition.roll_if_aged(now_ms)
+                deleted += partition.apply_retention(now_ms)
+        return MaintenanceCounts(segments_rolled=rolled, segments_deleted=deleted)
+
+    async def flush_all(self) -> None:
+        """fsync every partition with unflushed data (the ``interval`` policy's tick)."""
+        for topic in list(self._topics.values()):
+            for partition in list(topic.partitions):
+                if partition.has_unflushed:
+                    await partition.flush()
+
+    def close(self) -> None:
+        """Flush and close every partition log."""
+        for topic in self._topics.values():
+            for partition in topic.partitions:
+                partition.close()

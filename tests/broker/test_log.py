@@ -1,0 +1,315 @@
+"""PartitionLog on real files: append, read, boundaries, rolls, retention, timestamps, waits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+import trio.testing
+
+from broker.config import LogConfig
+from broker.errors import BatchTooLarge, CorruptBatch, OffsetOutOfRange
+from broker.log.batch import split_batches
+from broker.log.partition_log import PartitionLog
+from tests.broker.batches import build_batch, with_base_offset
+
+CONFIG = LogConfig(fsync="never", index_interval_bytes=256)
+T0 = 1_700_000_000_000
+
+
+def open_log(tmp_path: Path, now_ms: int = T0, **changes) -> PartitionLog:
+    return PartitionLog.open(tmp_path / "topic-0", attrs.evolve(CONFIG, **changes), now_ms=now_ms)
+
+
+def offsets_in(data: bytes) -> list[int]:
+    return [header.base_offset for header, _ in split_batches(data)]
+
+
+def test_empty_log(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    assert (log.log_start_offset, log.high_watermark, log.size_bytes, log.segment_count) == (0, 0, 0, 1)
+    assert log.read(0, 1000) == b""
+    assert (tmp_path / "topic-0" / "00000000000000000000.log").exists()
+    assert log.offset_for_timestamp(0) is None
+    assert list(log.batches()) == []
+    log.close()
+
+
+def test_append_assigns_dense_offsets_and_stores_bytes(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    batches = [build_batch(n, 20, fill=n) for n in (1, 3, 2, 5)]
+    assert [log.append(b, T0) for b in batches] == [0, 1, 4, 6]
+    assert log.high_watermark == 11
+    assert log.size_bytes == sum(map(len, batches))
+    expected = b"".join(with_base_offset(b, o) for b, o in zip(batches, [0, 1, 4, 6]))
+    assert log.read(0, 10**9) == expected
+    assert [o for o, _ in log.batches()] == [0, 1, 4, 6]
+    assert [o for o, _ in log.batches(5)] == [4, 6]
+    log.close()
+
+
+def test_read_starts_at_containing_batch(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    for n in (1, 3, 2, 5):
+        log.append(build_batch(n, 20), T0)
+    for offset, first in [(0, 0), (1, 1), (2, 1), (3, 1), (4, 4), (5, 4), (6, 6), (10, 6)]:
+        assert offsets_in(log.read(offset, 10**9))[0] == first
+    log.close()
+
+
+def test_max_bytes_rule(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    sizes = [len(build_batch(4, 50)) for _ in range(5)]
+    for _ in range(5):
+        log.append(build_batch(4, 50), T0)
+    size = sizes[0]
+    # At least one whole batch, even when max_bytes is smaller than it (or zero).
+    assert offsets_in(log.read(0, 1)) == [0]
+    assert offsets_in(log.read(0, 0)) == [0]
+    # Whole batches while the total stays within max_bytes.
+    assert offsets_in(log.read(0, size)) == [0]
+    assert offsets_in(log.read(0, 2 * size - 1)) == [0]
+    assert offsets_in(log.read(0, 2 * size)) == [0, 4]
+    assert offsets_in(log.read(5, 3 * size)) == [4, 8, 12]
+    assert offsets_in(log.read(19, 10**6)) == [16]
+    log.close()
+
+
+def test_out_of_range(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    log.append(build_batch(3), T0)
+    assert log.read(3, 100) == b""
+    with pytest.raises(OffsetOutOfRange, match="offset 4 is out of range: log_start_offset is 0, high_watermark is 3"):
+        log.read(4, 100)
+    with pytest.raises(OffsetOutOfRange, match="offset -1"):
+        log.read(-1, 100)
+    log.close()
+
+
+def test_bad_batches_leave_log_unchanged(tmp_path: Path) -> None:
+    log = open_log(tmp_path, max_message_bytes=2000)
+    good = build_batch(2, 10)
+    log.append(good, T0)
+    before = (log.high_watermark, log.size_bytes, log.read(0, 10**6))
+    crc = bytearray(build_batch(2, 10))
+    crc[-1] ^= 0xFF
+    magic = bytearray(build_batch(2, 10))
+    magic[16] = 0
+    cases = [
+        (CorruptBatch, bytes(crc)),
+        (CorruptBatch, bytes(magic)),
+        (CorruptBatch, build_batch(2, 10)[:-4]),
+        (CorruptBatch, b"\x00" * 10),
+        (BatchTooLarge, build_batch(30, 100)),
+    ]
+    for error, batch in cases:
+        with pytest.raises(error):
+            log.append(batch, T0)
+        assert (log.high_watermark, log.size_bytes, log.read(0, 10**6)) == before
+    log.close()
+    reopened = open_log(tmp_path, max_message_bytes=2000)
+    assert (reopened.high_watermark, reopened.size_bytes, reopened.read(0, 10**6)) == before
+    reopened.close()
+
+
+def test_roll_by_size_and_reads_across_segments(tmp_path: Path) -> None:
+    batch = build_batch(2, 40)
+    log = open_log(tmp_path, segment_bytes=3 * len(batch))
+    for _ in range(10):
+        log.append(batch, T0)
+    assert log.segment_count == 4  # 3 + 3 + 3 + 1
+    names = sorted(p.name for p in (tmp_path / "topic-0").glob("*.log"))
+    assert names == [f"{b:020d}.log" for b in (0, 6, 12, 18)]
+    # One read spanning every segment boundary.
+    assert offsets_in(log.read(0, 10**6)) == list(range(0, 20, 2))
+    assert offsets_in(log.read(5, 3 * len(batch))) == [4, 6, 8]
+    for offset in range(20):
+        assert offsets_in(log.read(offset, 1))[0] == offset - offset % 2
+    log.close()
+
+
+def test_batch_larger_than_segment_goes_into_its_own_segment(tmp_path: Path) -> None:
+    log = open_log(tmp_path, segment_bytes=100)
+    log.append(build_batch(5, 40), T0)
+    log.append(build_batch(5, 40), T0)
+    assert log.segment_count == 2
+    assert offsets_in(log.read(0, 10**6)) == [0, 5]
+    log.close()
+
+
+def test_roll_by_age(tmp_path: Path) -> None:
+    log = open_log(tmp_path, segment_ms=1000)
+    # The age of a segment counts from its first batch's timestamp (Kafka's rule).
+    log.append(build_batch(1, timestamp=T0), T0)
+    assert not log.roll_if_aged(T0 + 999)
+    log.append(build_batch(1, timestamp=T0 + 500), T0 + 999)
+    assert log.segment_count == 1
+    # An append finding the active segment too old rolls first.
+    log.append(build_batch(1, timestamp=T0 + 1000), T0 + 1000)
+    assert log.segment_count == 2
+    assert log.roll_if_aged(T0 + 2000)
+    assert log.segment_count == 3
+    # An empty active segment never rolls.
+    assert not log.roll_if_aged(T0 + 10_000)
+    assert log.high_watermark == 3
+    log.close()
+
+
+def test_retention_by_time(tmp_path: Path) -> None:
+    batch_size = len(build_batch(1, 10))
+    log = open_log(tmp_path, segment_bytes=2 * batch_size, retention_ms=10_000)
+    for i in range(6):  # segments [0,1] [2,3] [4,5], timestamps T0 + i*1000
+        log.append(build_batch(1, 10, timestamp=T0 + i * 1000), T0 + i * 1000)
+    assert log.segment_count == 3
+    # Segment 0's newest timestamp is T0+1000: kept up to exactly retention_ms later.
+    assert log.apply_retention(T0 + 11_000) == 0
+    assert log.apply_retention(T0 + 11_001) == 1
+    assert log.log_start_offset == 2
+    # The active segment is never deleted, however old.
+    assert log.apply_retention(T0 + 10**9) == 1
+    assert (log.log_start_offset, log.segment_count, log.high_watermark) == (4, 1, 6)
+    with pytest.raises(OffsetOutOfRange, match="log_start_offset is 4"):
+        log.read(3, 100)
+    assert offsets_in(log.read(4, 10**6)) == [4, 5]
+    # After an age roll the old active segment can go too; the log is then empty at 6.
+    assert log.roll_if_aged(T0 + 10**9)
+    assert log.apply_retention(T0 + 10**9) == 1
+    assert (log.log_start_offset, log.high_watermark, log.size_bytes) == (6, 6, 0)
+    assert log.read(6, 100) == b""
+    log.close()
+    reopened = open_log(tmp_path)
+    assert (reopened.log_start_offset, reopened.high_watermark) == (6, 6)
+    assert reopened.append(build_batch(1), T0) == 6
+    reopened.close()
+
+
+def test_retention_by_size(tmp_path: Path) -> None:
+    batch = build_batch(1, 10)
+    log = open_log(tmp_path, segment_bytes=2 * len(batch), retention_bytes=3 * len(batch))
+    for _ in range(7):  # segments of 2,2,2,1 batches
+        log.append(batch, T0)
+    assert log.segment_count == 4
+    # Kafka's rule: delete the oldest while the rest still holds >= retention_bytes.
+    assert log.apply_retention(T0) == 2
+    assert (log.log_start_offset, log.size_bytes) == (4, 3 * len(batch))
+    assert log.apply_retention(T0) == 0
+    log.close()
+
+
+def test_retention_unlimited(tmp_path: Path) -> None:
+    batch = build_batch(1, 10)
+    log = open_log(tmp_path, segment_bytes=len(batch), retention_ms=-1, retention_bytes=-1)
+    for _ in range(4):
+        log.append(batch, T0)
+    assert log.apply_retention(T0 + 10**12) == 0
+    log.close()
+
+
+def test_offset_for_timestamp(tmp_path: Path) -> None:
+    log = open_log(tmp_path, segment_bytes=2000, index_interval_bytes=0)
+    # Batches of 3 records; batch i has timestamps T0 + 100*i + (0, 10, 20).
+    for i in range(40):
+        log.append(build_batch(3, 30, timestamp=T0 + 100 * i, timestamp_step=10), T0)
+    assert log.segment_count > 2
+    assert log.offset_for_timestamp(0) == (0, T0 + 20)
+    assert log.offset_for_timestamp(T0 + 20) == (0, T0 + 20)
+    assert log.offset_for_timestamp(T0 + 21) == (3, T0 + 120)
+    assert log.offset_for_timestamp(T0 + 1500) == (45, T0 + 1520)
+    assert log.offset_for_timestamp(T0 + 3920) == (117, T0 + 3920)
+    assert log.offset_for_timestamp(T0 + 3921) is None
+    log.close()
+    reopened = open_log(tmp_path, segment_bytes=2000, index_interval_bytes=0)
+    assert reopened.offset_for_timestamp(T0 + 1500) == (45, T0 + 1520)
+    reopened.close()
+
+
+def test_offset_for_timestamp_out_of_order(tmp_path: Path) -> None:
+    log = open_log(tmp_path, index_interval_bytes=0)
+    for ts in (500, 100, 900, 300, 1000):
+        log.append(build_batch(1, timestamp=ts), T0)
+    assert log.offset_for_timestamp(200) == (0, 500)
+    assert log.offset_for_timestamp(600) == (2, 900)
+    assert log.offset_for_timestamp(950) == (4, 1000)
+    log.close()
+
+
+def test_sparse_index_entries(tmp_path: Path) -> None:
+    batch = build_batch(1, 100)
+    log = open_log(tmp_path, index_interval_bytes=3 * len(batch))
+    for _ in range(20):
+        log.append(batch, T0)
+    index = (tmp_path / "topic-0" / "00000000000000000000.index").read_bytes()
+    entries = len(index) // 8
+    assert 3 <= entries <= 7  # one per ~3 batches, never one per batch
+    for offset in range(20):
+        assert offsets_in(log.read(offset, 1)) == [offset]
+    log.close()
+
+
+def test_statistics_and_flush(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    assert not log.has_unflushed
+    log.append(build_batch(2), T0)
+    stats = log.statistics()
+    assert stats.high_watermark == 2 and stats.flushed_offset == 0 and stats.unflushed_bytes == stats.size_bytes
+    assert log.has_unflushed
+    log.flush_sync()
+    assert not log.has_unflushed and log.flushed_offset == 2
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        stats.high_watermark = 5  # type: ignore[misc]
+    log.close()
+
+
+async def test_async_flush(tmp_path: Path) -> None:
+    log = open_log(tmp_path, fsync="always")
+    log.append(build_batch(2), T0)
+    await log.flush()
+    assert log.flushed_offset == 2 and not log.has_unflushed
+    await log.flush()  # nothing to do: still fine
+    log.close()
+
+
+async def test_wait_for_data_woken_by_append(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    results: list[bool] = []
+
+    async def waiter() -> None:
+        results.append(await log.wait_for_data(0, trio.current_time() + 30))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.testing.wait_all_tasks_blocked()
+        assert results == []
+        log.append(build_batch(1), T0)
+    assert results == [True]
+    # Data already there: immediate.
+    assert await log.wait_for_data(0, trio.current_time())
+    log.close()
+
+
+def test_wait_for_data_times_out(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    log.append(build_batch(1), T0)
+
+    async def main() -> tuple[bool, float]:
+        start = trio.current_time()
+        ok = await log.wait_for_data(1, start + 5)
+        return ok, trio.current_time() - start
+
+    ok, waited = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert not ok and waited == pytest.approx(5)
+    log.close()
+
+
+def test_reads_see_appends_immediately_via_fresh_descriptor(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    batch = build_batch(1)
+    log.append(batch, T0)
+    # No user-space buffering: another reader of the file sees the batch at once.
+    path = tmp_path / "topic-0" / "00000000000000000000.log"
+    assert path.read_bytes() == with_base_offset(batch, 0)
+    assert os.path.getsize(path) == log.size_bytes
+    log.close()

@@ -1,0 +1,153 @@
+"""TopicRegistry: names, ids, overrides, partitions, persistence across restart."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import trio
+
+from broker.config import LogConfig
+from broker.errors import ConfigError, DataDirError, InvalidTopic, TopicExists, UnknownTopic
+from broker.topics import TopicRegistry
+from tests.broker.batches import build_batch, with_base_offset
+
+CONFIG = LogConfig(fsync="never")
+T0 = 1_700_000_000_000
+
+
+def open_registry(tmp_path: Path) -> TopicRegistry:
+    return TopicRegistry.open(tmp_path / "data", CONFIG, now_ms=T0)
+
+
+def test_create_and_lookup(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    topic = registry.create("orders", 3, {"retention.ms": "1000", "cleanup.policy": "delete"}, now_ms=T0)
+    assert topic.name == "orders" and len(topic.partitions) == 3
+    assert len(topic.topic_id) == 16 and any(topic.topic_id)
+    assert topic.config.retention_ms == 1000 and topic.config.segment_bytes == CONFIG.segment_bytes
+    assert registry.get("orders") is topic and registry.by_id(topic.topic_id) is topic
+    assert registry.get("missing") is None and registry.by_id(b"\x00" * 16) is None
+    assert registry.partition("orders", 2) is topic.partitions[2]
+    assert (tmp_path / "data" / "orders-2").is_dir()
+    assert [t.name for t in registry.topics()] == ["orders"]
+    with pytest.raises(UnknownTopic, match="no partition 3"):
+        registry.partition("orders", 3)
+    with pytest.raises(UnknownTopic, match="'nope' does not exist"):
+        registry.partition("nope", 0)
+    registry.close()
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "a" * 250, "has space", "slash/", "ünicode", "colon:"])
+def test_invalid_names(tmp_path: Path, name: str) -> None:
+    registry = open_registry(tmp_path)
+    with pytest.raises(InvalidTopic):
+        registry.create(name, 1, now_ms=T0)
+    registry.close()
+
+
+@pytest.mark.parametrize("name", ["a", "A.b_c-9", "x" * 249, "...", "_"])
+def test_valid_names(tmp_path: Path, name: str) -> None:
+    registry = open_registry(tmp_path)
+    assert registry.create(name, 1, now_ms=T0).name == name
+    registry.close()
+
+
+def test_exists_bad_overrides_bad_partitions(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    registry.create("t", 1, now_ms=T0)
+    with pytest.raises(TopicExists):
+        registry.create("t", 1, now_ms=T0)
+    with pytest.raises(ConfigError, match="unknown topic config"):
+        registry.create("u", 1, {"bogus": "1"}, now_ms=T0)
+    with pytest.raises(ConfigError):
+        registry.create("u", 1, {"retention.ms": "abc"}, now_ms=T0)
+    with pytest.raises(ConfigError, match="partitions"):
+        registry.create("u", 0, now_ms=T0)
+    assert registry.get("u") is None and not (tmp_path / "data" / "u-0").exists()
+    registry.close()
+
+
+def test_survives_restart(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    topic = registry.create("events", 2, {"segment.bytes": "1000"}, now_ms=T0)
+    batch = build_batch(3, 20)
+    registry.partition("events", 1).append(batch, T0)
+    topic_id = topic.topic_id
+    registry.close()
+
+    registry = open_registry(tmp_path)
+    again = registry.get("events")
+    assert again is not None
+    assert again.topic_id == topic_id and registry.by_id(topic_id) is again
+    assert again.overrides == {"segment.bytes": "1000"} and again.config.segment_bytes == 1000
+    assert len(again.partitions) == 2
+    assert registry.partition("events", 1).read(0, 10**6) == with_base_offset(batch, 0)
+    assert registry.partition("events", 0).high_watermark == 0
+    registry.close()
+
+
+def test_delete(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    topic = registry.create("gone", 2, now_ms=T0)
+    registry.partition("gone", 0).append(build_batch(), T0)
+    registry.delete("gone")
+    assert registry.get("gone") is None and registry.by_id(topic.topic_id) is None
+    assert not (tmp_path / "data" / "gone-0").exists()
+    with pytest.raises(UnknownTopic):
+        registry.delete("gone")
+    registry.close()
+    registry = open_registry(tmp_path)
+    assert registry.topics() == []
+    # Re-creating starts empty with a new id.
+    again = registry.create("gone", 1, now_ms=T0)
+    assert again.topic_id != topic.topic_id and again.partitions[0].high_watermark == 0
+    registry.close()
+
+
+def test_leftover_directory_is_not_adopted(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    registry.create("t", 1, now_ms=T0).partitions[0].append(build_batch(), T0)
+    registry.close()
+    # Simulate a crash after the metadata forgot the topic but before its directory was removed.
+    (tmp_path / "data" / "topics.json").write_text(json.dumps({"version": 1, "topics": []}))
+    registry = open_registry(tmp_path)
+    assert registry.create("t", 1, now_ms=T0).partitions[0].high_watermark == 0
+    registry.close()
+
+
+def test_metadata_file_is_atomic_json(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    registry.create("a", 1, now_ms=T0)
+    document = json.loads((tmp_path / "data" / "topics.json").read_text())
+    assert document["topics"][0]["name"] == "a"
+    assert not list((tmp_path / "data").glob("*.tmp"))
+    registry.close()
+
+
+def test_damaged_metadata(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "topics.json").write_text("{not json")
+    with pytest.raises(DataDirError, match="damaged"):
+        open_registry(tmp_path)
+
+
+def test_maintain_and_flush_all(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    batch = build_batch(1, 10)
+    registry.create("m", 2, {"segment.bytes": str(len(batch)), "retention.ms": "1000", "segment.ms": "500"},
+                    now_ms=T0)
+    for _ in range(3):
+        registry.partition("m", 0).append(build_batch(1, 10, timestamp=T0), T0)
+    counts = registry.maintain(T0 + 600)
+    assert counts.segments_rolled == 1  # partition 0's active segment aged; partition 1 is empty
+    counts = registry.maintain(T0 + 1001)
+    assert counts.segments_deleted == 3
+    assert registry.partition("m", 0).log_start_offset == 3
+    registry.partition("m", 1).append(batch, T0)
+    assert registry.partition("m", 1).has_unflushed
+
+    trio.run(registry.flush_all)
+    assert not registry.partition("m", 1).has_unflushed
+    registry.close()
