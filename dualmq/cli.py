@@ -1,0 +1,117 @@
+"""The ``dualmq`` command line (also ``python -m dualmq``).
+
+A composition root: ``serve`` builds the broker from a config file plus flags and runs it
+until SIGINT/SIGTERM. Expected failures (bad config value, locked or unwritable data dir,
+port in use) print one clear line on standard error and exit non-zero — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import attrs
+import trio
+
+from broker.config import BrokerConfig, parse_host_port
+from broker.errors import BrokerError
+from broker.logsetup import LOG_FORMATS, LOG_LEVELS, configure_logging
+from dualmq import __version__
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _host_port(text: str) -> str:
+    try:
+        parse_host_port(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dualmq",
+        description="One broker, two delivery models: Kafka-like pull mode and Redis-like push mode.",
+    )
+    parser.add_argument("--version", action="version", version=f"dualmq {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the broker (Kafka protocol and RESP listeners)")
+    serve.add_argument("--config", type=Path, help="TOML config file (flags override it)")
+    serve.add_argument("--data-dir", type=Path, help="where the log lives (default ./dualmq-data)")
+    serve.add_argument("--kafka", type=_host_port, metavar="HOST:PORT",
+                       help="Kafka listener, pull mode (default 127.0.0.1:9092; port 0 = any free port)")
+    serve.add_argument("--resp", type=_host_port, metavar="HOST:PORT",
+                       help="RESP listener, push mode (default 127.0.0.1:6379; port 0 = any free port)")
+    serve.add_argument("--fsync", choices=("always", "interval", "never"),
+                       help="when appended data is fsynced (default interval)")
+    serve.add_argument("--ready-file", type=Path,
+                       help='write {"kafka": ..., "resp": ..., "pid": ...} here once listening')
+    serve.add_argument("--log-format", choices=LOG_FORMATS, default="auto",
+                       help="console on a terminal, JSON otherwise (auto)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    serve.set_defaults(handler=_serve)
+    return parser
+
+
+def load_config(args: argparse.Namespace) -> BrokerConfig:
+    """The config file (or defaults) with command-line flags applied on top."""
+    config = BrokerConfig.from_toml(args.config) if args.config else BrokerConfig()
+    if args.data_dir is not None:
+        config = attrs.evolve(config, data_dir=args.data_dir)
+    if args.kafka is not None:
+        config = attrs.evolve(config, kafka=attrs.evolve(config.kafka, listen=args.kafka))
+    if args.resp is not None:
+        config = attrs.evolve(config, resp=attrs.evolve(config.resp, listen=args.resp))
+    if args.fsync is not None:
+        config = attrs.evolve(config, log=attrs.evolve(config.log, fsync=args.fsync))
+    return config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from broker.daemon import serve_until_signalled
+
+    configure_logging(args.log_format, args.log_level)
+    config = load_config(args)
+    trio.run(lambda: serve_until_signalled(config, ready_file=args.ready_file))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 0
+    except BaseException as exc:
+        expected = _expected_failure(exc)
+        if expected is None:
+            raise
+        print(f"dualmq: error: {expected}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _expected_failure(exc: BaseException) -> str | None:
+    """The one-line message for a failure a user can cause and fix, else None (a bug).
+
+    trio wraps errors raised inside nurseries in exception groups; look through them.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _expected_failure(inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(exc, BrokerError):
+        return str(exc)
+    if isinstance(exc, OSError):  # e.g. the listen address is already in use
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return None

@@ -1,0 +1,89 @@
+"""A real broker inside your trio program, on free ports: for tests, examples and ``compare``.
+
+    async with dualmq.embedded.broker(tmp_dir) as b:
+        print(b.kafka, b.resp)          # "127.0.0.1:40123", "127.0.0.1:40124"
+
+It is the same broker ``dualmq serve`` runs (``broker.daemon.run_broker``), not a fake: the
+same log on disk, the same listeners, the same limits. Only the ports differ (0 = pick a free
+one) and nothing handles signals — leaving the ``async with`` block shuts it down, flushing
+and closing the log.
+
+This module is a composition root (DESIGN.md §2): it may import the broker, unlike the rest
+of the SDK, which only speaks the wire protocols.
+"""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import attrs
+import trio
+
+from broker.config import BrokerConfig
+from broker.daemon import run_broker
+
+
+@attrs.frozen
+class EmbeddedBroker:
+    """Where an embedded broker listens, and the config it runs with."""
+
+    kafka: str
+    resp: str
+    config: BrokerConfig
+
+    @property
+    def data_dir(self) -> Path:
+        return self.config.data_dir
+
+
+def _section(config: Any, changes: dict[str, Any]) -> Any:
+    return attrs.evolve(config, **changes) if changes else config
+
+
+@asynccontextmanager
+async def broker(
+    data_dir: str | Path | None = None,
+    *,
+    config: BrokerConfig | None = None,
+    log: dict[str, Any] | None = None,
+    kafka: dict[str, Any] | None = None,
+    resp: dict[str, Any] | None = None,
+    **top_level: Any,
+) -> AsyncIterator[EmbeddedBroker]:
+    """Run a broker for the duration of the ``async with`` block.
+
+    Args:
+        data_dir: where the log lives; a fresh temporary directory (deleted afterwards) if None.
+        config: a full config to start from (its listen addresses are replaced by port 0).
+        log, kafka, resp: overrides for those config sections, e.g. ``log={"fsync": "always"}``,
+            ``resp={"pubsub_hard_limit": 1 << 20}``.
+        **top_level: overrides of top-level keys, e.g. ``maintenance_interval_ms=100``.
+
+    Yields:
+        EmbeddedBroker with the ``HOST:PORT`` addresses of both listeners.
+
+    Raises:
+        broker.errors.ConfigError: an override is out of range.
+        broker.errors.DataDirError: the data dir is unusable or in use by another broker.
+    """
+    with tempfile.TemporaryDirectory(prefix="dualmq-embedded-") as scratch:
+        base = config or BrokerConfig()
+        effective = attrs.evolve(
+            base,
+            data_dir=Path(data_dir) if data_dir is not None else Path(scratch) / "data",
+            log=_section(base.log, log or {}),
+            kafka=attrs.evolve(_section(base.kafka, kafka or {}), listen="127.0.0.1:0"),
+            resp=attrs.evolve(_section(base.resp, resp or {}), listen="127.0.0.1:0"),
+            **top_level,
+        )
+        async with trio.open_nursery() as nursery:
+            addresses = await nursery.start(functools.partial(run_broker, effective))
+            try:
+                yield EmbeddedBroker(kafka=addresses.kafka, resp=addresses.resp, config=effective)
+            finally:
+                nursery.cancel_scope.cancel()

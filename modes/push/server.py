@@ -1,0 +1,320 @@
+"""Push mode's RESP listener: connections, their reader/writer, and output-buffer enforcement.
+
+Each connection is one task (the reader) plus a writer task, both owned by the connection's
+nursery. Everything the broker sends a client — command replies and pub/sub pushes alike —
+goes through that client's ``Outbox`` (``broker.subscribers``), because Redis measures and
+limits a subscriber's *whole* pending output, and because replies and pushes must leave in
+the order they were produced.
+
+Two ways bytes leave, and why:
+
+* **Replies** are flushed by the reader itself at the end of each batch of pipelined commands
+  (one ``send_all`` for the whole batch). Hopping through the writer task would cost a task
+  switch per batch on the hottest path there is (``redis-benchmark -P 16 PUBLISH``).
+* **Pushes** (messages published by *other* clients) wake the writer task, which drains the
+  outbox in one ``send_all``. The publisher never waits for a subscriber: it only appends
+  already-encoded bytes to outboxes, and a subscriber that lets its outbox grow past the
+  ``client-output-buffer-limit pubsub`` is cut off (``PubSub.publish`` reports it; we close its
+  connection and log ``subscriber_disconnected``).
+
+A protocol error (malformed RESP) closes only the offending connection, after sending Redis's
+``-ERR Protocol error: …`` line. Other errors a client can cause (unknown command, wrong
+arity) are replies; the connection stays up.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import attrs
+import structlog
+import trio
+from structlog.contextvars import bound_contextvars
+
+from broker.channels import PubSub
+from broker.config import RespConfig, parse_host_port
+from broker.stats import ServerInfo
+from broker.subscribers import OutputLimits, Outbox, Subscriber
+from modes.push.commands import dispatch
+from wire.errors import RemoteProtocolError
+from wire.resp import encoder
+from wire.resp.parser import RequestParser
+from wire.resp.pubsub import message_frame, pmessage_frame
+
+log = structlog.get_logger("dualmq.push")
+
+RECEIVE_CHUNK = 64 * 1024
+# Redis's clientsCron visits every client about every 100 ms; soft-limit timers and idle
+# timeouts are checked on this beat.
+CRON_INTERVAL_SECONDS = 0.1
+NO_LIMITS = OutputLimits(hard_bytes=0, soft_bytes=0, soft_seconds=0)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_frame(pattern: bytes | None, channel: bytes, payload: bytes, protocol: int) -> bytes:
+    """Encode one delivery; ``PubSub.publish`` calls this once per (pattern, protocol)."""
+    if pattern is None:
+        return message_frame(channel, payload, protocol)
+    return pmessage_frame(pattern, channel, payload, protocol)
+
+
+@attrs.define(eq=False)
+class Client:
+    """One RESP connection's state (what ``CLIENT LIST`` shows)."""
+
+    id: int
+    stream: trio.SocketStream
+    addr: str
+    laddr: str
+    subscriber: Subscriber
+    created_ms: int
+    cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
+    protocol: int = 2
+    name: bytes = b""
+    lib_name: bytes = b""
+    lib_ver: bytes = b""
+    last_interaction_ms: int = 0
+    last_command: bytes = b"NULL"
+    commands_processed: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    close_after_reply: bool = False
+    close_reason: str = "client closed"
+    send_lock: trio.Lock = attrs.field(factory=trio.Lock)
+    reading: bool = False  # True while the reader is executing a batch (it will flush itself)
+    writer_lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    on_overflow: object = None  # PushServer.overflowed, called when a reply exceeds the limit
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.subscriber.outbox
+
+    @property
+    def subscribed(self) -> bool:
+        return self.subscriber.subscription_count > 0
+
+    def reply(self, data: bytes) -> None:
+        """Queue an encoded reply (or push) for this client.
+
+        Replies count against the output-buffer limit too (Redis measures all pending
+        output of a pub/sub client), so a subscriber that pipelines commands without ever
+        reading can be cut off here as well as by a publish.
+        """
+        if not self.outbox.put(data, self.last_interaction_ms):
+            self.on_overflow(self)
+
+    def wake_writer(self) -> None:
+        if not self.reading:
+            self.writer_lot.unpark_all()
+
+
+@attrs.define
+class PushServer:
+    """Shared state of the RESP front-end: the client table and counters."""
+
+    config: RespConfig
+    pubsub: PubSub
+    info: ServerInfo
+    address: str = ""
+    clients: dict[int, Client] = attrs.field(factory=dict)
+    limits: OutputLimits = attrs.field(default=None)
+    client_ids: itertools.count = attrs.field(factory=lambda: itertools.count(1))
+    connections_received: int = 0
+    connections_rejected: int = 0
+    commands_processed: int = 0
+    output_limit_disconnections: int = 0
+    protocol_errors: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        if self.limits is None:
+            self.limits = OutputLimits.from_config(self.config)
+
+    def set_subscribed_limits(self, client: Client) -> None:
+        """Pub/sub class limits apply while a client has a subscription (Redis rule)."""
+        client.outbox.limits = self.limits if client.subscribed else NO_LIMITS
+
+    def publish(self, channel: bytes, payload: bytes) -> int:
+        result = self.pubsub.publish(channel, payload, now_ms(), make_frame)
+        for subscriber, pending, limit in result.disconnected:
+            self.cut_off(subscriber, pending, limit)
+        return result.receivers
+
+    def cut_off(self, subscriber: Subscriber, pending: int, limit: str) -> None:
+        """Disconnect a subscriber over its output-buffer limit (Redis: no error, just EOF)."""
+        client = self.clients.get(subscriber.client_id)
+        self.output_limit_disconnections += 1
+        if client is None:
+            return
+        limit_bytes = self.limits.hard_bytes if limit == "hard" else self.limits.soft_bytes
+        log.warning(
+            "subscriber_disconnected",
+            client_id=client.id,
+            client_name=client.name.decode(errors="replace"),
+            peer=client.addr,
+            pending_bytes=pending,
+            limit=limit,
+            limit_bytes=limit_bytes,
+            soft_seconds=self.limits.soft_seconds if limit == "soft" else None,
+        )
+        client.close_reason = f"output buffer over {limit} limit"
+        client.cancel_scope.cancel()
+
+    def overflowed(self, client: Client) -> None:
+        """A reply pushed a subscribed client over its hard limit: same fate as in publish."""
+        self.pubsub.remove(client.subscriber)
+        client.subscriber.closed = True
+        outbox = client.outbox
+        self.cut_off(client.subscriber, outbox.cut_bytes, outbox.cut_reason or "hard")
+
+    def kill(self, client: Client, reason: str) -> None:
+        client.close_reason = reason
+        client.cancel_scope.cancel()
+
+    async def cron(self) -> None:
+        """Soft-limit timers and idle timeouts, checked every 100 ms like clientsCron."""
+        while True:
+            await trio.sleep(CRON_INTERVAL_SECONDS)
+            now = now_ms()
+            for subscriber, pending, limit in self.pubsub.sweep(now):
+                self.cut_off(subscriber, pending, limit)
+            if self.config.timeout:
+                idle_limit_ms = self.config.timeout * 1000
+                for client in list(self.clients.values()):
+                    # Subscribers never time out in Redis: they are expected to sit idle.
+                    if not client.subscribed and now - client.last_interaction_ms > idle_limit_ms:
+                        self.kill(client, "idle timeout")
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        """Serve one connection until it closes, errs, or is cut off."""
+        self.connections_received += 1
+        peer = _format_address(stream.socket.getpeername())
+        local = _format_address(stream.socket.getsockname())
+        if len(self.clients) >= self.config.maxclients:
+            self.connections_rejected += 1
+            with trio.move_on_after(1):
+                await stream.send_all(encoder.error("ERR max number of clients reached"))
+            await trio.aclose_forcefully(stream)
+            log.warning("connection_rejected", peer=peer, reason="maxclients", maxclients=self.config.maxclients)
+            return
+        client_id = next(self.client_ids)
+        created = now_ms()
+        outbox = Outbox(limits=NO_LIMITS)
+        subscriber = Subscriber(client_id=client_id, frame_format=2, outbox=outbox)
+        client = Client(id=client_id, stream=stream, addr=peer, laddr=local, subscriber=subscriber,
+                        created_ms=created, last_interaction_ms=created, on_overflow=self.overflowed)
+        outbox.wakeup = client.wake_writer
+        self.clients[client_id] = client
+        with bound_contextvars(conn_id=client_id, peer=peer, mode="push"):
+            try:
+                with client.cancel_scope:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._writer, client)
+                        await self._reader(client)
+                        nursery.cancel_scope.cancel()
+            finally:
+                self.pubsub.remove(subscriber)
+                del self.clients[client_id]
+                await trio.aclose_forcefully(stream)
+                log.info(
+                    "connection_closed",
+                    reason=client.close_reason,
+                    commands=client.commands_processed,
+                    bytes_in=client.bytes_received,
+                    bytes_out=client.bytes_sent,
+                    output_high_water=outbox.high_water_bytes,
+                    seconds=round((now_ms() - created) / 1000, 3),
+                )
+
+    async def _reader(self, client: Client) -> None:
+        parser = RequestParser(max_bulk_len=self.config.proto_max_bulk_len)
+        stream = client.stream
+        while True:
+            try:
+                data = await stream.receive_some(RECEIVE_CHUNK)
+            except trio.BrokenResourceError:
+                client.close_reason = "connection reset"
+                return
+            if not data:
+                return
+            client.bytes_received += len(data)
+            client.last_interaction_ms = now_ms()
+            error: RemoteProtocolError | None = None
+            executed = 0
+            client.reading = True
+            try:
+                parser.feed(data)
+                while not client.close_after_reply:
+                    try:
+                        args = parser.next_command()
+                    except RemoteProtocolError as exc:
+                        error = exc
+                        break
+                    if args is None:
+                        break
+                    dispatch(self, client, args)
+                    executed += 1
+            except RemoteProtocolError as exc:  # feed refused: input buffer limit
+                error = exc
+            finally:
+                client.reading = False
+            self.commands_processed += executed
+            client.commands_processed += executed
+            if error is not None:
+                # Replies to the commands before the bad bytes go first, then Redis's
+                # "-ERR Protocol error: ..." line, then the connection closes. Only this
+                # connection: every other client carries on undisturbed.
+                self.protocol_errors += 1
+                client.reply(error.reply or encoder.error("ERR Protocol error"))
+                client.close_reason = f"protocol error: {error.message}"
+                log.info("protocol_error", error=error.message)
+            await self._flush(client)
+            if error is not None or client.close_after_reply:
+                return
+
+    async def _writer(self, client: Client) -> None:
+        outbox = client.outbox
+        while True:
+            while not outbox.pending_bytes:
+                await client.writer_lot.park()
+            await self._flush(client)
+
+    async def _flush(self, client: Client) -> None:
+        """Write everything queued for the client, coalesced into as few sends as possible."""
+        outbox = client.outbox
+        async with client.send_lock:
+            while outbox.pending_bytes:
+                data = b"".join(outbox.take_all())
+                try:
+                    await client.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    client.close_reason = "connection reset"
+                    client.cancel_scope.cancel()
+                    return
+                client.bytes_sent += len(data)
+
+
+def _format_address(sockaddr: tuple) -> str:
+    host, port = sockaddr[0], sockaddr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve_resp(
+    config: RespConfig,
+    pubsub: PubSub,
+    info: ServerInfo,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting."""
+    host, port = parse_host_port(config.listen)
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    address = _format_address(listeners[0].socket.getsockname())
+    server = PushServer(config=config, pubsub=pubsub, info=info, address=address)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.cron)
+        await nursery.start(trio.serve_listeners, server.handle, listeners)
+        task_status.started(address)
