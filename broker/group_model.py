@@ -1,0 +1,184 @@
+"""The values the group coordinator hands out: states, responses, tickets, descriptions.
+
+What lives here: ``GroupState`` (spelled as Kafka's DescribeGroups spells it), the frozen
+answers ``JoinResponse`` / ``SyncResponse`` / ``LeaveResult`` / ``GroupDescription``, and the two
+*tickets* (``JoinTicket``, ``SyncTicket``) through which delayed answers are delivered.
+
+What does not: any decision. The rules are in ``broker.groups``; this module only shapes what
+goes in and out so the front-end can read it without importing the state machine.
+
+Why tickets: in Kafka, JoinGroup and SyncGroup are answered *late*. A join waits until every
+member has re-joined (or the rebalance timeout ran out); a follower's sync waits for the
+leader's. The core has no tasks and no clock, so it cannot "wait". Instead a call returns a
+ticket that is either already answered (``ticket.done``) or pending; a later call — another
+member's join, the leader's sync, or ``GroupCoordinator.tick(now_ms)`` — fills in
+``ticket.response`` and reports the ticket as completed. The front-end parks the request on a
+``trio.Event`` until then.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+
+import attrs
+
+from broker.group_errors import ErrorKind
+
+__all__ = [
+    "GroupState",
+    "JoinMember",
+    "JoinResponse",
+    "SyncResponse",
+    "JoinTicket",
+    "SyncTicket",
+    "Ticket",
+    "MemberLeave",
+    "LeaveResult",
+    "MemberDescription",
+    "GroupDescription",
+    "GroupListing",
+]
+
+
+class GroupState(enum.Enum):
+    """Classic group states; ``.value`` is the name DescribeGroups / ListGroups use."""
+
+    EMPTY = "Empty"
+    PREPARING_REBALANCE = "PreparingRebalance"
+    COMPLETING_REBALANCE = "CompletingRebalance"
+    STABLE = "Stable"
+    DEAD = "Dead"
+
+
+@attrs.frozen
+class JoinMember:
+    """One member as the leader sees it in its JoinGroup response."""
+
+    member_id: str
+    instance_id: str | None
+    metadata: bytes  # the member's bytes for the *chosen* protocol, opaque to us
+
+
+@attrs.frozen(kw_only=True)
+class JoinResponse:
+    """Everything a JoinGroup response carries, minus wire details.
+
+    On an error, ``member_id`` is the id the client should use next: the freshly issued id for
+    MEMBER_ID_REQUIRED, the caller's id otherwise (Kafka echoes it), and ``generation_id`` is -1.
+    """
+
+    error: ErrorKind
+    member_id: str
+    generation_id: int = -1
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    leader_id: str = ""
+    # Non-empty only for the leader: every member with its metadata, in join order.
+    members: tuple[JoinMember, ...] = ()
+
+    @classmethod
+    def failed(cls, error: ErrorKind, member_id: str) -> JoinResponse:
+        return cls(error=error, member_id=member_id)
+
+
+@attrs.frozen(kw_only=True)
+class SyncResponse:
+    error: ErrorKind
+    protocol_type: str | None = None
+    protocol_name: str | None = None
+    assignment: bytes = b""  # this member's bytes from the leader; b"" if the leader gave none
+
+    @classmethod
+    def failed(cls, error: ErrorKind) -> SyncResponse:
+        return cls(error=error)
+
+
+_ticket_numbers = itertools.count(1)
+
+
+@attrs.define(eq=False)
+class JoinTicket:
+    """A JoinGroup request in flight. ``eq=False``: tickets compare (and hash) by identity,
+    so the front-end can key a dict ``ticket -> trio.Event``."""
+
+    group_id: str
+    member_id: str
+    response: JoinResponse | None = None
+    number: int = attrs.field(factory=lambda: next(_ticket_numbers))
+
+    @property
+    def done(self) -> bool:
+        return self.response is not None
+
+
+@attrs.define(eq=False)
+class SyncTicket:
+    """A SyncGroup request in flight; see ``JoinTicket``."""
+
+    group_id: str
+    member_id: str
+    response: SyncResponse | None = None
+    number: int = attrs.field(factory=lambda: next(_ticket_numbers))
+
+    @property
+    def done(self) -> bool:
+        return self.response is not None
+
+
+Ticket = JoinTicket | SyncTicket
+
+
+@attrs.frozen
+class MemberLeave:
+    """One member named in a LeaveGroup request, and (in results) what happened to it."""
+
+    member_id: str
+    instance_id: str | None = None
+    error: ErrorKind = ErrorKind.NONE
+
+
+@attrs.frozen
+class LeaveResult:
+    """LeaveGroup's answer: a top-level error plus one entry per member (v3+ shape).
+
+    For v0-2 (a single member) the front-end answers with ``members[0].error`` when the
+    top-level error is NONE.
+    """
+
+    error: ErrorKind
+    members: tuple[MemberLeave, ...] = ()
+
+
+@attrs.frozen(kw_only=True)
+class MemberDescription:
+    member_id: str
+    instance_id: str | None
+    client_id: str
+    client_host: str
+    metadata: bytes  # for the chosen protocol; b"" unless the group is Stable (as Kafka)
+    assignment: bytes  # b"" unless the group is Stable (as Kafka)
+
+
+@attrs.frozen(kw_only=True)
+class GroupDescription:
+    """DescribeGroups for one group. A group we do not know is described as Dead, empty."""
+
+    group_id: str
+    state: GroupState
+    protocol_type: str  # "" if none
+    protocol_name: str  # the chosen assignor when Stable, else "" (Kafka's NoProtocol)
+    members: tuple[MemberDescription, ...] = ()
+    generation_id: int = 0
+    leader_id: str = ""
+
+    @property
+    def state_name(self) -> str:
+        return self.state.value
+
+
+@attrs.frozen
+class GroupListing:
+    group_id: str
+    protocol_type: str
+    state: GroupState
