@@ -1,1 +1,16 @@
-"""One module per Kafka API served by pull mode."""
+"""One module per Kafka API served by pull mode; importing this package registers them all.
+
+Each module opens with what the API does, how we answer it, and per-version notes (the way
+franz-go's kfake does). The versions each module registers are GUIDE §3.4's table.
+"""
+
+from modes.pull.api import (  # noqa: F401  (imported for their registrations)
+    api_versions,
+    create_topics,
+    delete_topics,
+    describe_configs,
+    fetch,
+    list_offsets,
+    metadata,
+    produce,
+)

@@ -1,0 +1,50 @@
+"""DeleteTopics (key 20, v1-6): admin deletion of topics and their data.
+
+Each named topic is removed from the registry and its partition directories deleted; fetches
+long-polling on it wake up and answer. Unknown name: UNKNOWN_TOPIC_OR_PARTITION; unknown id
+(v6): UNKNOWN_TOPIC_ID.
+
+Version notes: served from v1 (throttle time); v4 flexible; v5 per-topic error_message; v6
+replaces ``topic_names`` with ``topics`` entries naming a topic by name *or* by id.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from broker.errors import BrokerError
+from modes.pull.context import RequestContext
+from modes.pull.errors import error_code_for
+from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
+
+ZERO_UUID = uuid.UUID(int=0)
+
+
+@api(20, min_version=1, max_version=6)
+async def handle_delete_topics(ctx: RequestContext, request: dict) -> dict:
+    registry = ctx.broker.topics
+    if ctx.version >= 6:
+        wanted = [(t["name"], t["topic_id"]) for t in request["topics"]]
+    else:
+        wanted = [(name, ZERO_UUID) for name in request["topic_names"]]
+    responses = []
+    for name, topic_id in wanted:
+        result = {"name": name, "topic_id": topic_id, "error_code": ErrorCode.NONE, "error_message": None}
+        responses.append(result)
+        if name is None:
+            topic = registry.by_id(topic_id.bytes) if topic_id != ZERO_UUID else None
+            if topic is None:
+                result["error_code"] = ErrorCode.UNKNOWN_TOPIC_ID
+                continue
+            name = result["name"] = topic.name
+        else:
+            topic = registry.get(name)
+        if topic is not None:
+            result["topic_id"] = uuid.UUID(bytes=bytes(topic.topic_id))
+        try:
+            registry.delete(name)
+        except (BrokerError, OSError) as exc:
+            result["error_code"] = error_code_for(exc)
+            result["error_message"] = str(exc)
+    return {"throttle_time_ms": 0, "responses": responses}

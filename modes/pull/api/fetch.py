@@ -1,0 +1,169 @@
+"""Fetch (key 1, v4-12): serve stored batches from an offset on, long-polling for new data.
+
+Per requested partition — and *every* requested partition appears in the response, data or
+not, because kafka-python drops a full-fetch response whose partition set differs from its
+request (GUIDE §3.3):
+
+* unknown topic/partition: UNKNOWN_TOPIC_OR_PARTITION;
+* ``current_leader_epoch`` (v9+): -1 means "don't check"; above our epoch (0) is
+  UNKNOWN_LEADER_EPOCH (the client has seen a newer leader than us), below is
+  FENCED_LEADER_EPOCH;
+* ``fetch_offset`` below ``log_start_offset`` or above ``high_watermark``: OFFSET_OUT_OF_RANGE
+  (the consumer then applies its reset policy);
+* otherwise whole stored batches, starting with the one that *contains* ``fetch_offset``
+  (clients skip the records before it), within ``partition_max_bytes`` and the request's
+  ``max_bytes`` — except that the first batch of the first partition with data is returned
+  even if larger than both (KIP-74), or a consumer whose limit is below one batch would stall.
+
+``high_watermark = last_stable_offset`` = log end (no transactions), ``aborted_transactions``
+empty, ``preferred_read_replica`` -1.
+
+Long poll: if the response would hold fewer than ``min_bytes`` and no partition had an error,
+we wait for an append to any of the requested partitions (``PartitionLog.wait_for_data``: an
+event, no polling) until ``max_wait_ms`` passes, then read again. The wait is bounded by
+``MAX_WAIT_CAP_SECONDS`` whatever the client asks.
+
+Fetch sessions (KIP-227, v7+): we never create one, and answer ``session_id = 0``, which tells
+kafka-python to keep sending full fetches; a request naming a session (``session_id`` != 0)
+can only refer to one we never made: FETCH_SESSION_ID_NOT_FOUND.
+
+Version notes: v4 RecordBatch v2, isolation_level, last_stable_offset, aborted_transactions;
+v5 log_start_offset; v7 sessions and top-level error_code; v9 current_leader_epoch; v10 zstd:
+we store batches as sent and never recompress, so a v4-9 fetch that would return a zstd batch
+gets UNSUPPORTED_COMPRESSION_TYPE for that partition instead (Kafka's rule); v11 rack_id /
+preferred_read_replica; v12 flexible.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from broker.errors import BrokerError
+from broker.log.partition_log import PartitionLog
+from modes.pull.context import LEADER_EPOCH, RequestContext
+from modes.pull.errors import error_code_for
+from modes.pull.registry import api
+from wire.kafka import compression
+from wire.kafka.errors import ErrorCode
+from wire.kafka.records import InvalidBatchError, parse_batch_header, split_batches
+
+FIRST_ZSTD_VERSION = 10
+
+# No client waits longer than this for one fetch (Kafka's own clients time out requests at
+# 30 s); a larger max_wait_ms is clamped so the connection's wait is always bounded.
+MAX_WAIT_CAP_SECONDS = 30.0
+
+
+def leader_epoch_error(current_leader_epoch: int) -> ErrorCode | None:
+    """Kafka's epoch fencing (GUIDE §3.3) against our constant epoch; None if it passes."""
+    if current_leader_epoch == -1 or current_leader_epoch == LEADER_EPOCH:
+        return None
+    if current_leader_epoch > LEADER_EPOCH:
+        return ErrorCode.UNKNOWN_LEADER_EPOCH
+    return ErrorCode.FENCED_LEADER_EPOCH
+
+
+@api(1, min_version=4, max_version=12, may_block=True)
+async def handle_fetch(ctx: RequestContext, request: dict) -> dict:
+    if request["session_id"] != 0:
+        return {"error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND, "session_id": 0, "responses": []}
+    deadline = trio.current_time() + min(max(request["max_wait_ms"], 0) / 1000, MAX_WAIT_CAP_SECONDS)
+    min_bytes = request["min_bytes"]
+    while True:
+        responses, total, errors, waiting = _read_all(ctx, request, zstd_allowed=ctx.version >= FIRST_ZSTD_VERSION)
+        if errors or total >= min_bytes or not waiting or trio.current_time() >= deadline:
+            return {"error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
+        if not await _wait_for_any(waiting, deadline):
+            # The deadline passed, or a log closed under us (its topic was deleted): read once
+            # more so the answer reflects the present, then stop waiting.
+            responses, *_ = _read_all(ctx, request, zstd_allowed=ctx.version >= FIRST_ZSTD_VERSION)
+            return {"error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
+
+
+def _has_zstd(data: bytes) -> bool:
+    try:
+        return any(parse_batch_header(b).compression == compression.ZSTD for b in split_batches(data))
+    except InvalidBatchError:
+        return False
+
+
+def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
+    """One pass over the requested partitions.
+
+    Returns:
+        ``(responses, total_bytes, had_errors, waiting)`` where ``waiting`` lists the
+        ``(log, high_watermark)`` pairs a long poll would wait on.
+    """
+    registry = ctx.broker.topics
+    remaining = request["max_bytes"]
+    total = 0
+    errors = False
+    waiting: list[tuple[PartitionLog, int]] = []
+    responses = []
+    for fetch_topic in request["topics"]:
+        name = fetch_topic["topic"]
+        topic = registry.get(name)
+        partitions = []
+        for wanted in fetch_topic["partitions"]:
+            index = wanted["partition"]
+            out = {"partition_index": index, "error_code": ErrorCode.NONE, "high_watermark": -1,
+                   "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
+                   "preferred_read_replica": -1, "records": b""}
+            partitions.append(out)
+            if topic is None or not 0 <= index < len(topic.partitions):
+                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                errors = True
+                continue
+            epoch_error = leader_epoch_error(wanted["current_leader_epoch"])
+            if epoch_error is not None:
+                out["error_code"] = epoch_error
+                errors = True
+                continue
+            log = topic.partitions[index]
+            high_watermark = log.high_watermark
+            out["high_watermark"] = out["last_stable_offset"] = high_watermark
+            out["log_start_offset"] = log.log_start_offset
+            offset = wanted["fetch_offset"]
+            limit = min(wanted["partition_max_bytes"], remaining)
+            # A long poll waits for the log to grow past what we have seen now.
+            waiting.append((log, high_watermark))
+            if offset == high_watermark:
+                continue
+            if total and limit <= 0:
+                continue  # the response is full; the client asks again for the rest
+            try:
+                data = log.read(offset, max(limit, 1))
+            except (BrokerError, OSError) as exc:
+                out["error_code"] = error_code_for(exc)
+                errors = True
+                continue
+            if total and len(data) > limit:
+                continue  # only the first partition with data may exceed the limits
+            if not zstd_allowed and _has_zstd(data):
+                out["error_code"] = ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+                errors = True
+                continue
+            out["records"] = data
+            total += len(data)
+            remaining -= len(data)
+        responses.append({"topic": name, "partitions": partitions})
+    return responses, total, errors, waiting
+
+
+async def _wait_for_any(waiting: list[tuple[PartitionLog, int]], deadline: float) -> bool:
+    """Wait until one of the partitions gets data past its offset, or the deadline passes."""
+    if len(waiting) == 1:
+        log, offset = waiting[0]
+        return await log.wait_for_data(offset, deadline)
+    arrived = False
+    async with trio.open_nursery() as nursery:
+
+        async def wait_one(log: PartitionLog, offset: int) -> None:
+            nonlocal arrived
+            if await log.wait_for_data(offset, deadline):
+                arrived = True
+                nursery.cancel_scope.cancel()
+
+        for log, offset in waiting:
+            nursery.start_soon(wait_one, log, offset)
+    return arrived

@@ -1,0 +1,97 @@
+"""Metadata (key 3, v0-12): brokers, topics, partitions and their leaders.
+
+We are the only broker, the controller and the leader of every partition, with one constant
+leader epoch (0): ``replica_nodes = isr_nodes = [our node id]``, no offline replicas. The host
+and port are ``kafka.advertised`` or the address the client reached us on — never 0.0.0.0,
+because clients reconnect to the advertised address of a partition's leader (GUIDE §3.3).
+
+Topic selection: ``topics`` null means every topic (v1+); an empty list means none (v1+) but
+*every* topic in v0, the one version difference to mind. A topic may be named by id in v12
+(name null): unknown ids get UNKNOWN_TOPIC_ID. An unknown topic is created when the broker
+allows it (``kafka.auto_create_topics``) and the request does too (``allow_auto_topic_creation``
+v4+, implicitly true before); otherwise UNKNOWN_TOPIC_OR_PARTITION. Real Kafka answers
+LEADER_NOT_AVAILABLE on the creating request; ours is ready at once, so we answer with the
+topic. An illegal name gets INVALID_TOPIC_EXCEPTION.
+
+Version notes: v1 controller_id, is_internal, rack; v2 cluster_id; v3 throttle time; v4
+allow_auto_topic_creation; v5 offline_replicas; v7 leader_epoch; v8 authorized operations (we
+leave them at "not requested"); v9 flexible; v10 topic ids (stable: created once, persisted by
+the topic registry); v12 lookup by id.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import structlog
+
+from broker.errors import BrokerError
+from broker.topics import Topic, validate_topic_name
+from modes.pull.context import LEADER_EPOCH, RequestContext
+from modes.pull.errors import error_code_for
+from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
+
+log = structlog.get_logger("dualmq.pull")
+
+ZERO_UUID = uuid.UUID(int=0)
+
+
+def topic_uuid(topic: Topic) -> uuid.UUID:
+    return uuid.UUID(bytes=bytes(topic.topic_id))
+
+
+@api(3, min_version=0, max_version=12)
+async def handle_metadata(ctx: RequestContext, request: dict) -> dict:
+    broker, version = ctx.broker, ctx.version
+    node_id = broker.node_id
+    host, port = broker.advertised_address(ctx.local)
+    requested = request["topics"]
+    if requested is None or (version == 0 and not requested):
+        topics = [_describe(t, node_id) for t in broker.topics.topics()]
+    else:
+        allow = broker.config.kafka.auto_create_topics and (version < 4 or request["allow_auto_topic_creation"])
+        topics = [_lookup(ctx, entry, allow, node_id) for entry in requested]
+    return {
+        "brokers": [{"node_id": node_id, "host": host, "port": port, "rack": None}],
+        "cluster_id": broker.config.kafka.cluster_id,
+        "controller_id": node_id,
+        "topics": topics,
+    }
+
+
+def _lookup(ctx: RequestContext, entry: dict, allow_create: bool, node_id: int) -> dict:
+    registry = ctx.broker.topics
+    name = entry["name"]
+    if name is None:  # v12: by topic id
+        topic_id = entry["topic_id"]
+        topic = registry.by_id(topic_id.bytes) if topic_id != ZERO_UUID else None
+        if topic is None:
+            return {"error_code": ErrorCode.UNKNOWN_TOPIC_ID, "name": None, "topic_id": topic_id}
+        return _describe(topic, node_id)
+    topic = registry.get(name)
+    if topic is not None:
+        return _describe(topic, node_id)
+    try:
+        validate_topic_name(name)
+        if not allow_create:
+            return {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name}
+        topic = ctx.broker.auto_create(name)
+    except BrokerError as exc:
+        return {"error_code": error_code_for(exc), "name": name}
+    log.info("topic_auto_created", topic=name, partitions=len(topic.partitions))
+    return _describe(topic, node_id)
+
+
+def _describe(topic: Topic, node_id: int) -> dict:
+    return {
+        "error_code": ErrorCode.NONE,
+        "name": topic.name,
+        "topic_id": topic_uuid(topic),
+        "partitions": [
+            {"error_code": ErrorCode.NONE, "partition_index": index, "leader_id": node_id,
+             "leader_epoch": LEADER_EPOCH, "replica_nodes": [node_id], "isr_nodes": [node_id],
+             "offline_replicas": []}
+            for index in range(len(topic.partitions))
+        ],
+    }

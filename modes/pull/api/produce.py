@@ -1,0 +1,125 @@
+"""Produce (key 0; advertised v0-9, served v3-9): append record batches to partitions.
+
+Per partition (GUIDE §2.7): the ``records`` must be exactly one RecordBatch v2 — anything else
+(none, two, a legacy magic 0/1 message set) is INVALID_RECORD; a damaged batch (length or
+CRC-32C) is CORRUPT_MESSAGE; one larger than the topic's ``max.message.bytes`` is
+MESSAGE_TOO_LARGE; zstd in a request older than v7 is UNSUPPORTED_COMPRESSION_TYPE. A valid
+batch is appended byte for byte; the log assigns its offsets, and the response carries the
+assigned ``base_offset`` and the partition's ``log_start_offset``. Timestamps are the
+producer's (CreateTime topics): ``log_append_time_ms`` is -1.
+
+``acks``: 0 = no response at all (the server sends nothing) — and if any partition failed, the
+connection is closed, Kafka's only way to tell such a producer (it refreshes metadata and
+reconnects); 1 and -1 are the same thing on a
+single broker with no replicas — except for durability, which the ``fsync`` policy decides:
+with ``fsync = "always"`` we wait for the partition's fsync before answering. Any other value
+is INVALID_REQUIRED_ACKS for every partition.
+
+Why advertise v0-2 at all: librdkafka 2.0.2 (kcat) only compresses gzip/snappy/lz4 if the
+broker's Produce range starts at 0 (librdkafka #4956, GUIDE §3.2) — Apache Kafka 4.0 does the
+same. Those versions carry legacy message sets we do not store, so each partition gets
+UNSUPPORTED_VERSION. No client we target sends them once it has seen v3+ advertised.
+
+Idempotent producers: ``producer_id``/``producer_epoch``/``base_sequence`` pass through
+unchecked for now. :func:`validate_producer` is the seam where the consumer-groups issue (which
+adds InitProducerId) plugs in sequence and epoch checks: it sees each batch's header before the
+append and may refuse it with a Kafka error code.
+
+Version notes: v3 transactional_id and RecordBatch v2; v5 log_start_offset in the response;
+v7 zstd allowed; v8 record_errors / error_message (we send empty / null); v9 flexible.
+"""
+
+from __future__ import annotations
+
+from broker.errors import BrokerError
+from broker.log.partition_log import PartitionLog
+from broker.topics import Topic
+from modes.pull.context import RequestContext, now_ms
+from modes.pull.errors import CloseConnection, error_code_for
+from modes.pull.registry import api
+from wire.kafka import compression
+from wire.kafka.errors import ErrorCode
+from wire.kafka.records import BatchHeader, InvalidBatchError, parse_batch_header, split_batches
+
+FIRST_BATCH_VERSION = 3  # v0-2 carry the legacy message formats
+FIRST_ZSTD_VERSION = 7
+VALID_ACKS = (-1, 0, 1)
+
+
+def validate_producer(topic: Topic, partition: int, header: BatchHeader) -> ErrorCode | None:
+    """Idempotence / transaction checks before an append; None accepts the batch.
+
+    Today every batch passes: InitProducerId is not served yet, so no producer can hold a
+    producer id we issued. The consumer-groups issue replaces this with sequence tracking
+    (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, duplicates answered with their
+    original offset).
+    """
+    return None
+
+
+@api(0, min_version=0, max_version=9)
+async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
+    version = ctx.version
+    acks = request["acks"]
+    registry = ctx.broker.topics
+    fsync_always = ctx.broker.config.log.fsync == "always"
+    to_flush: list[PartitionLog] = []
+    responses = []
+    for topic_data in request["topic_data"]:
+        name = topic_data["name"]
+        topic = registry.get(name)
+        results = []
+        for partition_data in topic_data["partition_data"]:
+            index = partition_data["index"]
+            result = {"index": index, "error_code": ErrorCode.NONE, "base_offset": -1,
+                      "log_append_time_ms": -1, "log_start_offset": -1}
+            results.append(result)
+            if version < FIRST_BATCH_VERSION:
+                result["error_code"] = ErrorCode.UNSUPPORTED_VERSION
+            elif acks not in VALID_ACKS:
+                result["error_code"] = ErrorCode.INVALID_REQUIRED_ACKS
+            elif topic is None or not 0 <= index < len(topic.partitions):
+                result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                log = topic.partitions[index]
+                code = _append(topic, index, log, partition_data["records"], version, result)
+                result["error_code"] = code
+                if code == ErrorCode.NONE and fsync_always and acks != 0 and log not in to_flush:
+                    to_flush.append(log)
+        responses.append({"name": name, "partition_responses": results})
+    for log in to_flush:
+        # The durability promise of fsync=always: acknowledged means on disk.
+        await log.flush()
+    if acks == 0:
+        failed = [(r["name"], p["index"], ErrorCode(p["error_code"]).name)
+                  for r in responses for p in r["partition_responses"] if p["error_code"] != ErrorCode.NONE]
+        if failed:
+            raise CloseConnection(f"acks=0 produce failed: {failed[:5]}")
+        return None
+    return {"responses": responses, "throttle_time_ms": 0}
+
+
+def _append(topic: Topic, index: int, log: PartitionLog, records, version: int, result: dict) -> ErrorCode:
+    """Validate and append one partition's records; fills ``result`` on success."""
+    if not records:
+        return ErrorCode.INVALID_RECORD
+    try:
+        batches = split_batches(records, strict=True)
+        if len(batches) != 1:
+            # Produce v3+ carries exactly one batch per partition (Kafka's validateRecords).
+            return ErrorCode.INVALID_RECORD
+        header = parse_batch_header(batches[0])  # magic != 2 -> INVALID_RECORD
+    except InvalidBatchError as exc:
+        return exc.error_code
+    if header.compression == compression.ZSTD and version < FIRST_ZSTD_VERSION:
+        return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+    refused = validate_producer(topic, index, header)
+    if refused is not None:
+        return refused
+    try:
+        # The log checks length, size limit and CRC-32C, then stamps the offset and writes.
+        result["base_offset"] = log.append(batches[0], now_ms())
+    except (BrokerError, OSError) as exc:
+        return error_code_for(exc)
+    result["log_start_offset"] = log.log_start_offset
+    return ErrorCode.NONE

@@ -1,0 +1,82 @@
+"""State shared by the pull-mode handlers: the broker (one per listener) and one request.
+
+``PullBroker`` is what every handler may touch: the configuration, the topic registry, the
+identity we advertise in Metadata, and the clock (the core never reads one; modes own it).
+``RequestContext`` adds what is specific to one request: its API version, header, and the
+connection it arrived on (Metadata needs the connection's local address when we listen on a
+wildcard address and no ``advertised`` address is configured).
+"""
+
+from __future__ import annotations
+
+import time
+
+import attrs
+
+from broker.config import BrokerConfig, parse_host_port
+from broker.stats import ServerInfo
+from broker.topics import Topic, TopicRegistry
+from wire.kafka.framing import RequestHeader
+
+# The leader epoch of every partition. We are one broker that never changes leadership, so the
+# epoch never moves; clients only need it to be >= 0 and never to decrease (GUIDE §3.3).
+LEADER_EPOCH = 0
+
+_WILDCARDS = ("0.0.0.0", "::", "")
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds: record timestamps and retention are wall-clock based."""
+    return time.time_ns() // 1_000_000
+
+
+@attrs.define(eq=False)
+class PullBroker:
+    """Everything the Kafka handlers share.
+
+    Attributes:
+        bound: the ``(host, port)`` the listener is bound to.
+    """
+
+    config: BrokerConfig
+    topics: TopicRegistry
+    info: ServerInfo
+    bound: tuple[str, int] = ("127.0.0.1", 0)
+
+    @property
+    def node_id(self) -> int:
+        return self.config.kafka.node_id
+
+    def advertised_address(self, local: tuple[str, int]) -> tuple[str, int]:
+        """The ``(host, port)`` clients should connect to (Metadata's only broker).
+
+        ``kafka.advertised`` wins (clients behind NAT); otherwise the bound address, except
+        that a wildcard bind (0.0.0.0) is useless to a client, so we answer with the local
+        address of the connection the client reached us on.
+        """
+        if self.config.kafka.advertised:
+            return parse_host_port(self.config.kafka.advertised)
+        if self.bound[0] in _WILDCARDS:
+            return local[0], self.bound[1]
+        return self.bound
+
+    def auto_create(self, name: str) -> Topic:
+        """Create ``name`` with the default partition count (Metadata auto-creation).
+
+        Raises:
+            InvalidTopic, TopicExists, ConfigError: as ``TopicRegistry.create``.
+        """
+        return self.topics.create(name, self.config.kafka.num_partitions, now_ms=now_ms())
+
+
+@attrs.frozen
+class RequestContext:
+    """One decoded request's surroundings."""
+
+    broker: PullBroker
+    header: RequestHeader
+    local: tuple[str, int]
+
+    @property
+    def version(self) -> int:
+        return self.header.api_version
