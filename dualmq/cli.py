@@ -54,7 +54,66 @@ def build_parser() -> argparse.ArgumentParser:
                        help="console on a terminal, JSON otherwise (auto)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
     serve.set_defaults(handler=_serve)
+
+    resp_help = "RESP address of the broker (default 127.0.0.1:6379)"
+    publish = commands.add_parser("publish", help="push mode: publish one message to a channel")
+    publish.add_argument("channel")
+    publish.add_argument("message")
+    publish.add_argument("--resp", type=_host_port, default="127.0.0.1:6379", metavar="HOST:PORT", help=resp_help)
+    publish.set_defaults(handler=_publish)
+
+    subscribe = commands.add_parser("subscribe", help="push mode: print messages as they are pushed")
+    subscribe.add_argument("channels", nargs="*", metavar="CHANNEL")
+    subscribe.add_argument("--pattern", action="append", default=[], metavar="PATTERN",
+                           help="also subscribe to a glob pattern (repeatable)")
+    subscribe.add_argument("--max", type=int, default=None, metavar="N", help="exit after N messages")
+    subscribe.add_argument("--reconnect", action="store_true",
+                           help="reconnect when the connection drops, reporting the gap")
+    subscribe.add_argument("--resp", type=_host_port, default="127.0.0.1:6379", metavar="HOST:PORT", help=resp_help)
+    subscribe.set_defaults(handler=_subscribe)
     return parser
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from dualmq.push import Publisher
+
+    async def run() -> int:
+        async with Publisher(args.resp) as publisher:
+            return await publisher.publish(args.channel, args.message)
+
+    receivers = trio.run(run)
+    print(f"delivered to {receivers} subscriber{'s' if receivers != 1 else ''}"
+          + ("" if receivers else " (nobody was subscribed: the message is gone)"))
+    return 0
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    from dualmq.push import Gap, subscribe
+
+    if not args.channels and not args.pattern:
+        print("dualmq: error: name at least one CHANNEL or --pattern", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run() -> None:
+        seen = 0
+        async with subscribe(args.resp, *args.channels, patterns=args.pattern,
+                             reconnect=args.reconnect) as subscription:
+            print(f"subscribed to {', '.join([*args.channels, *args.pattern])}; waiting for messages",
+                  file=sys.stderr, flush=True)
+            async for item in subscription:
+                if isinstance(item, Gap):
+                    print(f"-- disconnected for {item.duration:.1f} s ({item.reason}): messages "
+                          "published meanwhile are lost (at-most-once)", file=sys.stderr, flush=True)
+                    continue
+                channel = item.channel.decode(errors="replace")
+                data = item.data.decode(errors="replace")
+                print(f"{channel}\t{data}", flush=True)
+                seen += 1
+                if args.max is not None and seen >= args.max:
+                    return
+
+    trio.run(run)
+    return 0
 
 
 def load_config(args: argparse.Namespace) -> BrokerConfig:
@@ -110,6 +169,10 @@ def _expected_failure(exc: BaseException) -> str | None:
                 return found
         return None
     if isinstance(exc, BrokerError):
+        return str(exc)
+    from dualmq.errors import DualmqError
+
+    if isinstance(exc, DualmqError):
         return str(exc)
     if isinstance(exc, OSError):  # e.g. the listen address is already in use
         where = f" ({exc.filename})" if exc.filename else ""
