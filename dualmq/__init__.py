@@ -1,14 +1,26 @@
 """dualmq: one broker, two delivery models (Kafka-like pull, Redis-like push).
 
 This package is the public face: the SDK clients for both modes, the embedded broker and the
-``dualmq`` command line.
+``dualmq`` command line. The clients speak the real wire protocols, so the same code works
+against ``dualmq serve``, a Kafka cluster or a Redis server::
+
+    from dualmq.push import Publisher, subscribe      # push mode (RESP)
+
+``dualmq.embedded.broker()`` starts a real broker in-process on free ports (tests, examples).
 """
 
 from importlib.metadata import PackageNotFoundError, version
+
+from dualmq import push
+from dualmq.errors import ConnectionLost, DualmqError, ServerError, Timeout
+from dualmq.push import Backoff, Gap, Message, Publisher, Subscription, subscribe
 
 try:
     __version__ = version("dualmq")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
-__all__ = ["__version__"]
+__all__ = [
+    "Backoff", "ConnectionLost", "DualmqError", "Gap", "Message", "Publisher", "ServerError",
+    "Subscription", "Timeout", "__version__", "push", "subscribe",
+]
