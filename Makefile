@@ -1,11 +1,12 @@
 # The two quick-start commands:
 #   make run    install dualmq into .venv and start the broker (Kafka on :9092, RESP on :6379)
 #   make test   install everything the tests need (pip packages, and the Debian packages
-#               redis-server, redis-tools and kcat when run as root with apt) and run them all
+#               redis-server, redis-tools, kcat and chromium when run as root with apt) and run them all
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := redis-server redis-tools kcat
+# chromium renders compare's HTML report in a test (headless screenshot).
+DEBIAN_PACKAGES := redis-server redis-tools kcat chromium
 
 .PHONY: run test install install-test system-deps clean
 
@@ -35,6 +36,7 @@ system-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
