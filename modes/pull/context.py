@@ -2,6 +2,8 @@
 
 ``PullBroker`` is what every handler may touch: the configuration, the topic registry, the
 identity we advertise in Metadata, and the clock (the core never reads one; modes own it).
+The group coordinator, committed offsets and producer state hang off ``PullBroker.coordination``
+(``modes.pull.coordination``), built by ``serve_kafka`` — the daemon knows none of it.
 ``RequestContext`` adds what is specific to one request: its API version, header, and the
 connection it arrived on (Metadata needs the connection's local address when we listen on a
 wildcard address and no ``advertised`` address is configured).
@@ -13,10 +15,15 @@ import time
 
 import attrs
 
+from typing import TYPE_CHECKING
+
 from broker.config import BrokerConfig, parse_host_port
 from broker.stats import ServerInfo
 from broker.topics import Topic, TopicRegistry
 from wire.kafka.framing import RequestHeader
+
+if TYPE_CHECKING:
+    from modes.pull.coordination import Coordination
 
 # The leader epoch of every partition. We are one broker that never changes leadership, so the
 # epoch never moves; clients only need it to be >= 0 and never to decrease (GUIDE §3.3).
@@ -42,6 +49,13 @@ class PullBroker:
     topics: TopicRegistry
     info: ServerInfo
     bound: tuple[str, int] = ("127.0.0.1", 0)
+    coordination: Coordination | None = None
+
+    @property
+    def coord(self) -> Coordination:
+        """The groups / offsets / producers runtime (always set by ``serve_kafka``)."""
+        assert self.coordination is not None, "serve_kafka builds the coordination runtime"
+        return self.coordination
 
     @property
     def node_id(self) -> int:
@@ -76,7 +90,12 @@ class RequestContext:
     broker: PullBroker
     header: RequestHeader
     local: tuple[str, int]
+    peer: tuple[str, int] | None = None
 
     @property
     def version(self) -> int:
         return self.header.api_version
+
+    @property
+    def client_host(self) -> str:
+        return self.peer[0] if self.peer else ""

@@ -18,6 +18,7 @@ from broker.errors import (
     TopicExists,
     UnknownTopic,
 )
+from broker.group_errors import ErrorKind
 from wire.kafka.errors import ErrorCode
 
 
@@ -40,6 +41,22 @@ _CODES: tuple[tuple[type[BrokerError], ErrorCode], ...] = (
     (BatchTooLarge, ErrorCode.MESSAGE_TOO_LARGE),
     (ConfigError, ErrorCode.INVALID_CONFIG),
 )
+
+
+# The group coordinator, offset store and producer tables answer with ``ErrorKind`` values
+# named exactly like Kafka's errors, so the mapping is by name — except for the one outcome
+# Kafka has no name for: a transactional id given to InitProducerId. We implement no
+# transaction coordinator, so, as for any request asking for something the broker does not
+# do, the answer is INVALID_REQUEST (non-retriable: a client must not retry forever).
+_KIND_OVERRIDES = {ErrorKind.TRANSACTIONS_UNSUPPORTED: ErrorCode.INVALID_REQUEST}
+KIND_CODES: dict[ErrorKind, ErrorCode] = {
+    kind: _KIND_OVERRIDES.get(kind) or ErrorCode[kind.name] for kind in ErrorKind
+}
+
+
+def code_for_kind(kind: ErrorKind) -> ErrorCode:
+    """The Kafka error code for an outcome of the group / offset / producer core."""
+    return KIND_CODES[kind]
 
 
 def error_code_for(exc: BaseException) -> ErrorCode:

@@ -18,6 +18,9 @@ Connection rules (GUIDE §1.1, §1.8):
 
 * Produce with ``acks=0`` gets no response at all (the handler returns None); if it failed,
   the connection is closed instead, as Kafka does, since no response can say so.
+* JoinGroup and SyncGroup may be held until the rebalance completes (``may_block``); the
+  coordinator runtime (``coordination.py``) wakes them. Its timer task lives in this
+  listener's nursery, next to ``serve_listeners``.
 * An unknown API key, or a version outside what we advertise, closes *that* connection (logged
   as ``request_rejected``) — except ApiVersions, which answers any unknown version with
   UNSUPPORTED_VERSION in a v0 body so the client can retry lower.
@@ -46,6 +49,7 @@ from broker.topics import TopicRegistry
 from modes.pull import api as _api  # noqa: F401  (importing registers every handler)
 from modes.pull.api.api_versions import API_VERSIONS_KEY, unsupported_version_response
 from modes.pull.context import PullBroker, RequestContext
+from modes.pull.coordination import open_coordination
 from modes.pull.errors import CloseConnection
 from modes.pull.registry import HANDLERS
 from wire.errors import RemoteProtocolError
@@ -75,6 +79,7 @@ class Connection:
     stream: trio.SocketStream
     local: tuple[str, int]
     parser: FrameParser
+    peer: tuple[str, int] | None = None
     requests: int = 0
     client_id: str | None = None
     bytes_in: int = 0
@@ -137,7 +142,7 @@ class Connection:
         request = codec.decode(handler.request, version, memoryview(frame)[body_at:])
         if handler.may_block and pending:
             await self.send(pending)
-        body = await handler.handler(RequestContext(self.broker, header, self.local), request)
+        body = await handler.handler(RequestContext(self.broker, header, self.local, self.peer), request)
         if body is None:
             return None
         # ApiVersions responses always use header v0 (GUIDE §1.3).
@@ -157,7 +162,8 @@ class KafkaServer:
     async def handle(self, stream: trio.SocketStream) -> None:
         conn_id = next(self.ids)
         try:
-            peer = _format_address(stream.socket.getpeername())
+            peer_address = stream.socket.getpeername()[:2]
+            peer = _format_address(peer_address)
             local = stream.socket.getsockname()[:2]
         except OSError:  # the peer is already gone
             await trio.aclose_forcefully(stream)
@@ -173,7 +179,8 @@ class KafkaServer:
                 return
             started = time.monotonic()
             connection = Connection(self.broker, stream, local,
-                                    FrameParser(self.broker.config.kafka.max_request_bytes))
+                                    FrameParser(self.broker.config.kafka.max_request_bytes),
+                                    peer=peer_address)
             try:
                 await connection.run()
             except RemoteProtocolError as exc:
@@ -206,13 +213,21 @@ async def serve_kafka(
 
     Reports ``HOST:PORT`` (the bound address; port 0 resolved) once accepting connections.
     """
-    host, port = parse_host_port(config.kafka.listen)
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    bound = listeners[0].socket.getsockname()[:2]
-    broker = PullBroker(config=config, topics=topics, info=info, bound=(bound[0], bound[1]))
-    server = KafkaServer(broker, trio.CapacityLimiter(config.kafka.max_connections))
-    async with trio.open_nursery() as nursery:
-        await nursery.start(trio.serve_listeners, server.handle, listeners)
-        address = _format_address(bound)
-        log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None)
-        task_status.started(address)
+    coordination = open_coordination(config.data_dir, config.kafka, topics)
+    try:
+        host, port = parse_host_port(config.kafka.listen)
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        bound = listeners[0].socket.getsockname()[:2]
+        broker = PullBroker(config=config, topics=topics, info=info, bound=(bound[0], bound[1]),
+                            coordination=coordination)
+        server = KafkaServer(broker, trio.CapacityLimiter(config.kafka.max_connections))
+        async with trio.open_nursery() as nursery:
+            # Session expiry and rebalance deadlines happen with no request to trigger them.
+            nursery.start_soon(coordination.groups.run_timers)
+            await nursery.start(trio.serve_listeners, server.handle, listeners)
+            address = _format_address(bound)
+            log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None)
+            task_status.started(address)
+    finally:
+        # Every acknowledged commit is already fsynced; this only closes the journal.
+        coordination.close()

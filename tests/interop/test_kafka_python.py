@@ -1,10 +1,9 @@
 """kafka-python 3.0 against ``dualmq serve``: producer, manual-assignment consumer, admin,
 restart durability and retention.
 
-kafka-python's default producer is idempotent, which needs InitProducerId — served only once
-the consumer-groups issue lands. Until then these tests build producers with
-``enable_idempotence=False``. Consumers use manual assignment (``assign``) and no group id, so
-no group API is needed either.
+Producers are kafka-python's default, idempotent ones (InitProducerId + sequence numbers); one
+test also covers a non-idempotent producer. Consumers here use manual assignment (``assign``)
+and no group id; consumer groups are in ``test_groups_kafka_python.py``.
 """
 
 from __future__ import annotations
@@ -42,9 +41,8 @@ def broker(tmp_path_factory, kafka):
 
 
 def producer(kafka, address: str, **options):
-    # enable_idempotence=False: InitProducerId is not served yet (consumer-groups issue).
-    return kafka.KafkaProducer(bootstrap_servers=address, enable_idempotence=False, request_timeout_ms=10000,
-                               **options)
+    # kafka-python's defaults: enable_idempotence=True (acks=all, InitProducerId, sequences).
+    return kafka.KafkaProducer(bootstrap_servers=address, request_timeout_ms=10000, **options)
 
 
 def consumer(kafka, address: str, **options):
@@ -103,7 +101,8 @@ def test_produce_acks_all_and_consume_by_beginning_offset_and_time(kafka, broker
 
 
 def test_acks_zero(kafka, broker):
-    p = producer(kafka, broker.kafka_address, acks=0)
+    # acks=0 is incompatible with idempotence (kafka-python refuses the combination).
+    p = producer(kafka, broker.kafka_address, acks=0, enable_idempotence=False)
     for i in range(200):
         p.send("kp-acks0", value=b"%d" % i)
     p.flush(10)

@@ -6,9 +6,8 @@ and Fetch agree with librdkafka's idea of Kafka.
 
 Compression notes (GUIDE §3.2): librdkafka 2.0.2 compresses gzip/snappy only because we
 advertise Produce from v0, and zstd only because Produce 7 and Fetch 10 are in range. LZ4 is
-gated on FindCoordinator v0 being advertised ("LZ4" feature); until the consumer-groups issue
-serves FindCoordinator, kcat silently sends lz4 batches uncompressed — the test accepts that
-and says so.
+gated on FindCoordinator v0 being advertised ("LZ4" feature) — now served, so lz4 batches must
+really arrive lz4-compressed.
 """
 
 from __future__ import annotations
@@ -74,8 +73,7 @@ def test_produce_and_consume_keyed_messages_with_headers(broker, codec):
     # librdkafka sends a batch uncompressed when compressing would not make it smaller (small
     # tail batches), so "none" may appear next to the codec asked for.
     assert codecs <= {expected, compression.NONE}
-    if codec != "lz4":  # lz4: librdkafka 2.0.2 needs FindCoordinator advertised (see above)
-        assert expected in codecs
+    assert expected in codecs
 
 
 def test_consume_from_offset_and_query_by_time(broker):

@@ -1,7 +1,9 @@
 """DeleteTopics (key 20, v1-6): admin deletion of topics and their data.
 
 Each named topic is removed from the registry and its partition directories deleted; fetches
-long-polling on it wake up and answer. Unknown name: UNKNOWN_TOPIC_OR_PARTITION; unknown id
+long-polling on it wake up and answer. Every group's committed offsets for it are dropped
+(fsynced before we answer) and its partitions' producer state forgotten, so a topic created
+again under the name starts afresh — as in Kafka. Unknown name: UNKNOWN_TOPIC_OR_PARTITION; unknown id
 (v6): UNKNOWN_TOPIC_ID.
 
 Version notes: served from v1 (throttle time); v4 flexible; v5 per-topic error_message; v6
@@ -11,6 +13,8 @@ replaces ``topic_names`` with ``topics`` entries naming a topic by name *or* by 
 from __future__ import annotations
 
 import uuid
+
+import trio
 
 from broker.errors import BrokerError
 from modes.pull.context import RequestContext
@@ -28,6 +32,8 @@ async def handle_delete_topics(ctx: RequestContext, request: dict) -> dict:
         wanted = [(t["name"], t["topic_id"]) for t in request["topics"]]
     else:
         wanted = [(name, ZERO_UUID) for name in request["topic_names"]]
+    coord = ctx.broker.coord
+    deleted = False
     responses = []
     for name, topic_id in wanted:
         result = {"name": name, "topic_id": topic_id, "error_code": ErrorCode.NONE, "error_message": None}
@@ -47,4 +53,11 @@ async def handle_delete_topics(ctx: RequestContext, request: dict) -> dict:
         except (BrokerError, OSError) as exc:
             result["error_code"] = error_code_for(exc)
             result["error_message"] = str(exc)
+            continue
+        coord.offsets.delete_topic(name)
+        if topic is not None:
+            coord.producers.forget_topic(topic.topic_id)
+        deleted = True
+    if deleted:
+        await trio.to_thread.run_sync(coord.offsets.flush)
     return {"throttle_time_ms": 0, "responses": responses}

@@ -20,10 +20,16 @@ broker's Produce range starts at 0 (librdkafka #4956, GUIDE §3.2) — Apache Ka
 same. Those versions carry legacy message sets we do not store, so each partition gets
 UNSUPPORTED_VERSION. No client we target sends them once it has seen v3+ advertised.
 
-Idempotent producers: ``producer_id``/``producer_epoch``/``base_sequence`` pass through
-unchecked for now. :func:`validate_producer` is the seam where the consumer-groups issue (which
-adds InitProducerId) plugs in sequence and epoch checks: it sees each batch's header before the
-append and may refuse it with a Kafka error code.
+Idempotent producers (GUIDE §2.7; rules in ``broker.producers``): :func:`validate_producer`
+checks each batch's ``producer_id``/``producer_epoch``/``base_sequence`` against the
+partition's ``ProducerStateTable`` before the append. A retry of one of the producer's last 5
+batches is answered NONE with the **original** base offset and not appended again; a sequence
+gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an epoch older than the partition has seen is
+INVALID_PRODUCER_EPOCH. An accepted batch is recorded right after the append — check, append
+and record run with no ``await`` in between, so two copies of one retry arriving on two
+connections cannot both pass the check. The tables are rebuilt from the logs at start-up
+(``coordination.ProducerRegistry``), so a retry across a broker restart is still recognised.
+Batches with producer id -1 (non-idempotent producers) pass untouched.
 
 Version notes: v3 transactional_id and RecordBatch v2; v5 log_start_offset in the response;
 v7 zstd allowed; v8 record_errors / error_message (we send empty / null); v9 flexible.
@@ -33,9 +39,10 @@ from __future__ import annotations
 
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
+from broker.producers import CheckResult, Decision, ProducerStateTable, last_sequence
 from broker.topics import Topic
 from modes.pull.context import RequestContext, now_ms
-from modes.pull.errors import CloseConnection, error_code_for
+from modes.pull.errors import CloseConnection, code_for_kind, error_code_for
 from modes.pull.registry import api
 from wire.kafka import compression
 from wire.kafka.errors import ErrorCode
@@ -46,15 +53,22 @@ FIRST_ZSTD_VERSION = 7
 VALID_ACKS = (-1, 0, 1)
 
 
-def validate_producer(topic: Topic, partition: int, header: BatchHeader) -> ErrorCode | None:
-    """Idempotence / transaction checks before an append; None accepts the batch.
+def validate_producer(table: ProducerStateTable, header: BatchHeader) -> CheckResult:
+    """Idempotence check of one batch before its append (changes nothing).
 
-    Today every batch passes: InitProducerId is not served yet, so no producer can hold a
-    producer id we issued. The consumer-groups issue replaces this with sequence tracking
-    (OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, duplicates answered with their
-    original offset).
+    Returns:
+        ACCEPT (append, then ``record_producer``), DUPLICATE (answer NONE with
+        ``base_offset``, do not append) or a refusal whose ``.error`` names the Kafka error.
     """
-    return None
+    return table.check(header.producer_id, header.producer_epoch, header.base_sequence,
+                       last_sequence(header.base_sequence, header.last_offset_delta))
+
+
+def record_producer(table: ProducerStateTable, header: BatchHeader, base_offset: int) -> None:
+    """Remember an appended batch, so that its retry is recognised as a duplicate."""
+    table.record(header.producer_id, header.producer_epoch, header.base_sequence,
+                 last_sequence(header.base_sequence, header.last_offset_delta),
+                 base_offset, base_offset + header.last_offset_delta, now_ms())
 
 
 @api(0, min_version=0, max_version=9)
@@ -82,7 +96,7 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 log = topic.partitions[index]
-                code = _append(topic, index, log, partition_data["records"], version, result)
+                code = _append(ctx, topic, index, log, partition_data["records"], version, result)
                 result["error_code"] = code
                 if code == ErrorCode.NONE and fsync_always and acks != 0 and log not in to_flush:
                     to_flush.append(log)
@@ -99,7 +113,8 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     return {"responses": responses, "throttle_time_ms": 0}
 
 
-def _append(topic: Topic, index: int, log: PartitionLog, records, version: int, result: dict) -> ErrorCode:
+def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, records, version: int,
+            result: dict) -> ErrorCode:
     """Validate and append one partition's records; fills ``result`` on success."""
     if not records:
         return ErrorCode.INVALID_RECORD
@@ -113,13 +128,22 @@ def _append(topic: Topic, index: int, log: PartitionLog, records, version: int, 
         return exc.error_code
     if header.compression == compression.ZSTD and version < FIRST_ZSTD_VERSION:
         return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
-    refused = validate_producer(topic, index, header)
-    if refused is not None:
-        return refused
+    table = None
+    if header.producer_id >= 0:
+        table = ctx.broker.coord.producers.table(topic, index)
+        decision = validate_producer(table, header)
+        if decision.kind is Decision.DUPLICATE:
+            result["base_offset"] = decision.base_offset
+            result["log_start_offset"] = log.log_start_offset
+            return ErrorCode.NONE
+        if decision.kind is not Decision.ACCEPT:
+            return code_for_kind(decision.error)
     try:
         # The log checks length, size limit and CRC-32C, then stamps the offset and writes.
         result["base_offset"] = log.append(batches[0], now_ms())
     except (BrokerError, OSError) as exc:
         return error_code_for(exc)
+    if table is not None:
+        record_producer(table, header, result["base_offset"])
     result["log_start_offset"] = log.log_start_offset
     return ErrorCode.NONE

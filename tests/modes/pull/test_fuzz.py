@@ -20,6 +20,7 @@ from broker.config import BrokerConfig, KafkaConfig
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
 from modes.pull.context import PullBroker
+from modes.pull.coordination import open_coordination
 from modes.pull.errors import CloseConnection
 from modes.pull.server import Connection
 from tests.modes.pull.test_golden import GUIDE_BATCH
@@ -44,6 +45,24 @@ EXAMPLES = {
                           "configs": [{"name": "retention.ms", "value": "5"}]}]},
     (20, 6): {"topics": [{"name": "n"}], "timeout_ms": 5},
     (32, 4): {"resources": [{"resource_type": 2, "resource_name": "t", "configuration_keys": None}]},
+    (8, 8): {"group_id": "g", "generation_id_or_member_epoch": -1, "member_id": "", "topics": [
+        {"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 1, "committed_metadata": "m"}]}]},
+    (9, 7): {"group_id": "g", "topics": None},
+    (9, 1): {"group_id": "g", "topics": [{"name": "t", "partition_indexes": [0, 1]}]},
+    (10, 3): {"key": "g", "key_type": 0},
+    (11, 7): {"group_id": "g", "session_timeout_ms": 6000, "rebalance_timeout_ms": 6000, "member_id": "",
+              "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b"\x00\x00"}]},
+    (11, 0): {"group_id": "g", "session_timeout_ms": 6000, "member_id": "",
+              "protocol_type": "consumer", "protocols": [{"name": "range", "metadata": b""}]},
+    (12, 4): {"group_id": "g", "generation_id": 1, "member_id": "m"},
+    (13, 4): {"group_id": "g", "members": [{"member_id": "m"}]},
+    (14, 4): {"group_id": "g", "generation_id": 1, "member_id": "m", "assignments": [
+        {"member_id": "m", "assignment": b"x"}]},
+    (15, 5): {"groups": ["g", ""]},
+    (16, 4): {"states_filter": ["Empty"]},
+    (22, 4): {"transactional_id": None, "transaction_timeout_ms": 5},
+    (23, 4): {"replica_id": -1, "topics": [{"topic": "t", "partitions": [
+        {"partition": 0, "current_leader_epoch": 0, "leader_epoch": 0}]}]},
 }
 
 
@@ -82,10 +101,14 @@ async def serve_one(broker: PullBroker, frame: bytes) -> None:
     with trio.fail_after(5):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(talk)
+            # The group timers, as serve_kafka runs them: a held JoinGroup completes when the
+            # (virtual) initial rebalance delay has passed.
+            nursery.start_soon(broker.coord.groups.run_timers)
             try:
                 await connection.run()
             except (RemoteProtocolError, CloseConnection, trio.BrokenResourceError, trio.ClosedResourceError):
                 pass
+            nursery.cancel_scope.cancel()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -96,9 +119,16 @@ def test_mutated_requests_never_cause_internal_errors(tmp_path, frame):
     try:
         if topics.get("t") is None:
             topics.create("t", 1, now_ms=0)
-        broker = PullBroker(config=config, topics=topics, info=ServerInfo(config=config, started_at_ms=0))
+        coordination = open_coordination(config.data_dir, config.kafka, topics)
+        broker = PullBroker(config=config, topics=topics, info=ServerInfo(config=config, started_at_ms=0),
+                            coordination=coordination)
         # Virtual time (safe: only in-memory streams here), so that a mutated max_wait_ms
-        # long poll passes instantly while a real hang still trips fail_after.
-        trio.run(serve_one, broker, frame, clock=trio.testing.MockClock(autojump_threshold=0))
+        # long poll (or a JoinGroup held for a rebalance) passes instantly while a real hang
+        # still trips fail_after. The threshold is not 0 because OffsetCommit fsyncs in a
+        # worker thread: the clock must not jump while that (real) work runs.
+        try:
+            trio.run(serve_one, broker, frame, clock=trio.testing.MockClock(autojump_threshold=0.05))
+        finally:
+            coordination.close()
     finally:
         topics.close()

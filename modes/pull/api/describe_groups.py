@@ -1,0 +1,40 @@
+"""DescribeGroups (key 15, v0-5): state, protocol and members of named groups.
+
+From ``GroupCoordinator.describe``: state name as Kafka spells it (Empty, PreparingRebalance,
+CompletingRebalance, Stable, Dead), protocol type, ``protocol_data`` = the chosen assignor
+(only while Stable), and per member its id, instance id, client id and host, and — while
+Stable — its metadata and assignment bytes (``dualmq groups describe`` decodes those). A
+group we do not know is described as Dead with no members and error NONE (Kafka before v6).
+
+Version notes: v1 throttle time; v3 authorized operations (not computed: "not requested");
+v4 group_instance_id per member; v5 flexible.
+"""
+
+from __future__ import annotations
+
+from modes.pull.context import RequestContext
+from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
+
+NOT_REQUESTED = -2147483648
+
+
+@api(15, min_version=0, max_version=5)
+async def handle_describe_groups(ctx: RequestContext, request: dict) -> dict:
+    coordinator = ctx.broker.coord.groups.coordinator
+    groups = []
+    for group_id in request["groups"]:
+        d = coordinator.describe(group_id)
+        groups.append({
+            "error_code": ErrorCode.NONE if group_id else ErrorCode.INVALID_GROUP_ID,
+            "group_id": group_id,
+            "group_state": d.state_name,
+            "protocol_type": d.protocol_type,
+            "protocol_data": d.protocol_name,
+            "members": [{"member_id": m.member_id, "group_instance_id": m.instance_id,
+                         "client_id": m.client_id, "client_host": m.client_host,
+                         "member_metadata": m.metadata, "member_assignment": m.assignment}
+                        for m in d.members],
+            "authorized_operations": NOT_REQUESTED,
+        })
+    return {"throttle_time_ms": 0, "groups": groups}

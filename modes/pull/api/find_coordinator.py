@@ -1,0 +1,42 @@
+"""FindCoordinator (key 10, v0-3): which broker coordinates this group? Always us.
+
+We are one broker, so every group's coordinator is this node: the answer carries the same
+node id, host and port as Metadata's only broker (GUIDE §3.3). librdkafka opens a separate
+connection to that address for its group traffic, so heartbeats never queue behind a
+long-polling Fetch.
+
+``key_type`` (v1+): 0 = group → answered. Anything else → INVALID_REQUEST, which is what
+Kafka answers for a key type it does not serve (``KafkaApis``): 1 (transaction) needs a
+transaction coordinator, and we have none — a retriable COORDINATOR_NOT_AVAILABLE would make a
+transactional producer retry forever, INVALID_REQUEST tells it at once. An empty group id is
+INVALID_GROUP_ID. Errors carry ``node_id`` -1, empty host, port -1, as Kafka's do.
+
+Advertising v0 matters beyond groups: librdkafka 2.0.2 enables its "LZ4" feature only when
+FindCoordinator v0 is in range (GUIDE §3.2).
+
+Version notes: v1 key_type, error_message, throttle time; v3 flexible. v4+ (batched keys) is
+not served.
+"""
+
+from __future__ import annotations
+
+from modes.pull.context import RequestContext
+from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
+
+GROUP_KEY_TYPE = 0
+
+
+@api(10, min_version=0, max_version=3)
+async def handle_find_coordinator(ctx: RequestContext, request: dict) -> dict:
+    error, message = ErrorCode.NONE, None
+    if request["key_type"] != GROUP_KEY_TYPE:
+        error, message = ErrorCode.INVALID_REQUEST, f"key_type {request['key_type']} is not supported"
+    elif not request["key"]:
+        error, message = ErrorCode.INVALID_GROUP_ID, "group id is empty"
+    if error != ErrorCode.NONE:
+        return {"throttle_time_ms": 0, "error_code": error, "error_message": message,
+                "node_id": -1, "host": "", "port": -1}
+    host, port = ctx.broker.advertised_address(ctx.local)
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
+            "node_id": ctx.broker.node_id, "host": host, "port": port}

@@ -1,0 +1,23 @@
+"""ListGroups (key 16, v0-4): every group the coordinator knows, with its protocol type.
+
+Groups known only by their committed offsets (after a restart) are listed as Empty, as in
+Kafka. v4's ``states_filter`` keeps the groups whose state is named (case-insensitively, as
+Kafka compares them); an empty filter keeps all.
+
+Version notes: v1 throttle time; v3 flexible; v4 states filter and group_state.
+"""
+
+from __future__ import annotations
+
+from modes.pull.context import RequestContext
+from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
+
+
+@api(16, min_version=0, max_version=4)
+async def handle_list_groups(ctx: RequestContext, request: dict) -> dict:
+    wanted = {s.lower() for s in request["states_filter"]}
+    groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value}
+              for g in ctx.broker.coord.groups.coordinator.list_groups()
+              if not wanted or g.state.value.lower() in wanted]
+    return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "groups": groups}

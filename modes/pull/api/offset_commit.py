@@ -1,0 +1,70 @@
+"""OffsetCommit (key 8, v2-8): a group stores the next offset it will consume (GUIDE §4.2).
+
+First the membership check, ``GroupCoordinator.validate_commit`` (Kafka's
+``validateOffsetCommit``): generation -1 on an Empty or unknown group is a "simple" commit
+(manual assignment) and is accepted; otherwise the member must be known (UNKNOWN_MEMBER_ID),
+of the current generation (ILLEGAL_GENERATION — a commit from a stale generation must never
+overwrite what the new owner commits), and the group not CompletingRebalance
+(REBALANCE_IN_PROGRESS). A refused request gets that error on every partition and stores
+nothing.
+
+Then per partition: an unknown topic or partition is UNKNOWN_TOPIC_OR_PARTITION (Kafka checks
+its metadata cache the same way); metadata over 4096 bytes is OFFSET_METADATA_TOO_LARGE;
+otherwise ``OffsetStore.commit``. The offset itself is **not** range-checked — Kafka accepts
+any offset in a commit, including one beyond the high watermark or below the log start, and
+so do we: the consumer owns its position, and a wrong one is corrected by its reset policy on
+the next Fetch (OFFSET_OUT_OF_RANGE). Lag is reported as ``max(0, high watermark − committed)``.
+
+Durability: the response is sent only after ``OffsetStore.flush`` (write + fsync, in a worker
+thread so the event loop keeps serving) returned — an acknowledged commit survives a crash.
+
+``retention_time_ms`` (v2-4) is ignored: commits are kept until the group or topic is deleted.
+
+Version notes: v3 throttle time; v5 drops retention_time_ms; v6 committed_leader_epoch;
+v7 group_instance_id; v8 flexible.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from broker.group_errors import ErrorKind
+from modes.pull.context import RequestContext, now_ms
+from modes.pull.coordination import monotonic_ms
+from modes.pull.errors import code_for_kind
+from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
+
+
+@api(8, min_version=2, max_version=8)
+async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
+    coord = ctx.broker.coord
+    group_id = request["group_id"]
+    verdict = coord.groups.coordinator.validate_commit(
+        group_id, member_id=request["member_id"],
+        generation_id=request["generation_id_or_member_epoch"],
+        instance_id=request["group_instance_id"], now_ms=monotonic_ms())
+    coord.groups.tick()
+    stored = False
+    topics = []
+    wall = now_ms()
+    for wanted in request["topics"]:
+        topic = ctx.broker.topics.get(wanted["name"])
+        partitions = []
+        for p in wanted["partitions"]:
+            index = p["partition_index"]
+            if verdict is not ErrorKind.NONE:
+                code = code_for_kind(verdict)
+            elif topic is None or not 0 <= index < len(topic.partitions):
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            else:
+                kind = coord.offsets.commit(group_id, wanted["name"], index, p["committed_offset"],
+                                            p["committed_leader_epoch"], p["committed_metadata"], wall)
+                stored = stored or kind is ErrorKind.NONE
+                code = code_for_kind(kind)
+            partitions.append({"partition_index": index, "error_code": code})
+        topics.append({"name": wanted["name"], "partitions": partitions})
+    if stored:
+        # Not acknowledged before it is on disk.
+        await trio.to_thread.run_sync(coord.offsets.flush)
+    return {"throttle_time_ms": 0, "topics": topics}

@@ -1,0 +1,50 @@
+"""OffsetFetch (key 9, v1-7): a group's committed offsets (GUIDE §4.2).
+
+Per requested partition: the committed offset, its leader epoch (v5+) and metadata; a
+partition without a commit — or a group we never heard of — answers offset -1, epoch -1,
+metadata "" and error NONE ("nothing committed": the consumer applies its reset policy).
+``topics = null`` (v2+) asks for every partition the group has committed.
+
+Commits of a deleted topic are gone (DeleteTopics drops them from the store), so a topic
+created again under the same name starts with no committed offsets, as in Kafka.
+
+``require_stable`` (v7) is ignored: without transactions every offset is stable.
+
+Version notes: v2 null topics and a top-level error_code; v3 throttle time; v5
+committed_leader_epoch; v6 flexible; v7 require_stable. v8+ (several groups per request) is
+not served.
+"""
+
+from __future__ import annotations
+
+from modes.pull.context import RequestContext
+from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
+
+
+def _partition(index: int, committed) -> dict:
+    if committed is None:
+        return {"partition_index": index, "committed_offset": -1, "committed_leader_epoch": -1,
+                "metadata": "", "error_code": ErrorCode.NONE}
+    return {"partition_index": index, "committed_offset": committed.offset,
+            "committed_leader_epoch": committed.leader_epoch,
+            "metadata": committed.metadata if committed.metadata is not None else "",
+            "error_code": ErrorCode.NONE}
+
+
+@api(9, min_version=1, max_version=7)
+async def handle_offset_fetch(ctx: RequestContext, request: dict) -> dict:
+    store = ctx.broker.coord.offsets
+    group_id = request["group_id"]
+    topics = []
+    if request["topics"] is None:
+        by_topic: dict[str, list[dict]] = {}
+        for (topic, index), committed in sorted(store.fetch_all(group_id).items()):
+            by_topic.setdefault(topic, []).append(_partition(index, committed))
+        topics = [{"name": name, "partitions": parts} for name, parts in by_topic.items()]
+    else:
+        for wanted in request["topics"]:
+            topics.append({"name": wanted["name"], "partitions": [
+                _partition(index, store.fetch(group_id, wanted["name"], index))
+                for index in wanted["partition_indexes"]]})
+    return {"throttle_time_ms": 0, "topics": topics, "error_code": ErrorCode.NONE}

@@ -1,0 +1,45 @@
+"""OffsetForLeaderEpoch (key 23, v2-4): where did a leader epoch end? (log-truncation checks)
+
+Kafka's rule (GUIDE §3.3, ``LeaderEpochFileCache.endOffsetFor``) with our one constant epoch
+0: asking for epoch 0 answers ``(leader_epoch 0, end_offset = log end offset)``; asking for
+-1 or any epoch above 0 answers ``(-1, -1)`` (undefined). There is no older epoch, so the
+third case (the start offset of the next epoch) never arises. ``current_leader_epoch`` is
+fenced as in Fetch (above ours: UNKNOWN_LEADER_EPOCH, below: FENCED_LEADER_EPOCH); an unknown
+topic or partition is UNKNOWN_TOPIC_OR_PARTITION. ``replica_id`` (v3+) is ignored: we have no
+followers, only consumers.
+
+librdkafka master asks exactly v2 and kafka-python v4; both then validate their position
+instead of logging that validation is unsupported.
+
+Version notes: v2 current_leader_epoch, throttle time; v3 replica_id; v4 flexible.
+"""
+
+from __future__ import annotations
+
+from modes.pull.api.fetch import leader_epoch_error
+from modes.pull.context import LEADER_EPOCH, RequestContext
+from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
+
+
+@api(23, min_version=2, max_version=4)
+async def handle_offset_for_leader_epoch(ctx: RequestContext, request: dict) -> dict:
+    topics = []
+    for wanted in request["topics"]:
+        topic = ctx.broker.topics.get(wanted["topic"])
+        partitions = []
+        for p in wanted["partitions"]:
+            index = p["partition"]
+            out = {"error_code": ErrorCode.NONE, "partition": index, "leader_epoch": -1, "end_offset": -1}
+            partitions.append(out)
+            if topic is None or not 0 <= index < len(topic.partitions):
+                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                continue
+            fenced = leader_epoch_error(p["current_leader_epoch"])
+            if fenced is not None:
+                out["error_code"] = fenced
+            elif p["leader_epoch"] == LEADER_EPOCH:
+                out["leader_epoch"] = LEADER_EPOCH
+                out["end_offset"] = topic.partitions[index].high_watermark
+        topics.append({"topic": wanted["topic"], "partitions": partitions})
+    return {"throttle_time_ms": 0, "topics": topics}
