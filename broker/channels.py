@@ -32,7 +32,7 @@ subscribers of one channel share one bytes object.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import attrs
 
@@ -47,12 +47,16 @@ MakeFrame = Callable[[bytes | None, bytes, bytes, int], bytes]
 Disconnected = tuple[Subscriber, int, str]
 
 
-@attrs.define(slots=True)
-class PublishResult:
-    """What one PUBLISH did. Plain (not frozen): built once per publish on the hot path."""
+class PublishResult(NamedTuple):
+    """What one PUBLISH did. A named tuple: built once per publish on the hot path, and a
+    tuple is the cheapest object Python builds."""
 
     receivers: int
-    disconnected: list[Disconnected]
+    disconnected: list[Disconnected] | tuple[()]
+
+
+# The answer for a publish that reached nobody and cut nobody off: shared, since it is immutable.
+_NOBODY = PublishResult(0, ())
 
 
 @attrs.frozen(kw_only=True)
@@ -186,10 +190,14 @@ class PubSub:
             already closed and removed from the registry.
         """
         self._messages_published += 1
+        subscribers = self._channels.get(channel)
+        if not subscribers and not self._patterns:
+            # The common "nobody listens" case: no frame built, nothing allocated.
+            self._messages_dropped_no_subscriber += 1
+            return _NOBODY
         receivers = 0
         cut: list[Subscriber] | None = None  # allocated only if someone is cut off
 
-        subscribers = self._channels.get(channel)
         if subscribers:
             # Frames for this channel, by frame format: usually one or two entries.
             frames: dict[int, bytes] = {}
@@ -231,7 +239,7 @@ class PubSub:
         self._frames_delivered += receivers
         if receivers == 0:
             self._messages_dropped_no_subscriber += 1
-        return PublishResult(receivers=receivers, disconnected=self._cut_off(cut) if cut else [])
+        return PublishResult(receivers, self._cut_off(cut) if cut else ())
 
     def sweep(self, now_ms: int) -> list[Disconnected]:
         """Apply the output-buffer limits to every subscriber, even those receiving nothing new.

@@ -88,6 +88,18 @@ class Outbox:
     cut_reason: str | None = attrs.field(default=None, init=False)
     cut_bytes: int = attrs.field(default=0, init=False)
     _frames: list[bytes] = attrs.field(factory=list, init=False)
+    # Below this many pending bytes no limit can fire, so ``put`` skips the full test: the
+    # smallest enabled limit (hard or soft), or "infinity" when both are disabled.
+    _fast_below: float = attrs.field(default=0, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.set_limits(self.limits)
+
+    def set_limits(self, limits: OutputLimits) -> None:
+        """Change the limits (a client becomes pub/sub class when it first subscribes)."""
+        self.limits = limits
+        enabled = [limit for limit in (limits.hard_bytes, limits.soft_bytes) if limit]
+        self._fast_below = min(enabled) if enabled else float("inf")
 
     def put(self, frame: bytes, now_ms: int) -> bool:
         """Queue one encoded frame, unless that would break the output-buffer limit.
@@ -103,11 +115,12 @@ class Outbox:
             True when queued. False when the subscriber must be disconnected (nothing is queued,
             then or ever after; ``cut_reason`` says which limit).
         """
-        if self.cut_reason is not None:
-            return False
         size = self.pending_bytes + len(frame)
-        if not self._within_limits(size, now_ms):
-            return False
+        # Fast path (nearly every call): under every limit and no soft-limit timer running.
+        # A cut-off outbox has _fast_below forced to 0, so it always takes the full path.
+        if size >= self._fast_below or self.soft_since_ms is not None:
+            if self.cut_reason is not None or not self._within_limits(size, now_ms):
+                return False
         frames = self._frames
         was_empty = not frames
         frames.append(frame)
@@ -142,6 +155,31 @@ class Outbox:
         self.soft_since_ms = None
         return frames
 
+    def take_bytes(self) -> bytes:
+        """Remove everything queued, joined into one bytes object for one socket write.
+
+        Unlike ``take_all`` the soft-limit timer is left alone: what the socket does not
+        accept comes back through ``put_back`` and still counts, and the next check resets
+        the timer if the queue really dropped below the soft limit.
+        """
+        frames = self._frames
+        if not frames:
+            return b""
+        self._frames = []
+        self.pending_bytes = 0
+        return frames[0] if len(frames) == 1 else b"".join(frames)
+
+    def put_back(self, rest: bytes) -> None:
+        """Return the unsent tail of a write to the front of the queue.
+
+        Redis counts every byte it has not yet written to the socket; so do we. No limit
+        test here: the bytes were already accepted once, and the next ``put`` or sweep judges.
+        """
+        self._frames.insert(0, rest)
+        self.pending_bytes += len(rest)
+        if self.pending_bytes > self.high_water_bytes:
+            self.high_water_bytes = self.pending_bytes
+
     def __len__(self) -> int:
         """Number of queued frames."""
         return len(self._frames)
@@ -162,6 +200,7 @@ class Outbox:
         if hard or soft:
             self.cut_reason = HARD if hard else SOFT
             self.cut_bytes = used
+            self._fast_below = 0  # refuse everything from now on, via the full path
             return False
         return True
 

@@ -67,17 +67,28 @@ def command(name: str, arity: int, *, parent: str | None = None) -> Callable[[Ha
     return register
 
 
+# Command names as clients spell them ("publish", "PUBLISH", "Publish") -> table entry, so the
+# hot path skips ``bytes.upper()``. Bounded: only names that exist get in, in few spellings.
+_SPELLINGS: dict[bytes, Command] = {}
+_MAX_SPELLINGS = 4096
+
+
 def dispatch(server: PushServer, client: Client, args: list[bytes]) -> None:
     """Run one command with Redis's checks, queueing exactly one reply (or push frames)."""
-    name = args[0].upper()
-    entry = COMMANDS.get(name)
+    entry = _SPELLINGS.get(args[0])
     if entry is None:
-        client.reply(encoder.error(_unknown_command_text(args)))
+        entry = COMMANDS.get(args[0].upper())
+        if entry is None:
+            client.reply(encoder.error(_unknown_command_text(args)))
+            return
+        if len(_SPELLINGS) < _MAX_SPELLINGS:
+            _SPELLINGS[args[0]] = entry
+    arity = entry.arity
+    count = len(args)
+    if count != arity if arity > 0 else count < -arity:
+        client.reply(encoder.error(f"ERR wrong number of arguments for '{entry.name.decode().lower()}' command"))
         return
-    if not _arity_ok(entry.arity, len(args)):
-        client.reply(encoder.error(f"ERR wrong number of arguments for '{name.decode().lower()}' command"))
-        return
-    client.last_command = name.lower()
+    name = client.last_command = entry.name
     if entry.subcommands:
         sub = entry.subcommands.get(args[1].upper())
         if sub is None:
@@ -90,7 +101,7 @@ def dispatch(server: PushServer, client: Client, args: list[bytes]) -> None:
             client.reply(encoder.error(f"ERR wrong number of arguments for '{full}' command"))
             return
         entry = sub
-    if client.protocol == 2 and client.subscribed and name not in ALLOWED_WHILE_SUBSCRIBED_RESP2:
+    if client.subscribed and client.protocol == 2 and name not in ALLOWED_WHILE_SUBSCRIBED_RESP2:
         client.reply(encoder.error(
             f"ERR Can't execute '{name.decode().lower()}': only (P|S)SUBSCRIBE / "
             "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
@@ -222,9 +233,14 @@ def _valid_client_name(name: bytes) -> bool:
 
 # --- pub/sub -------------------------------------------------------------------------------
 
+# PUBLISH's reply for small receiver counts, encoded once: it is sent for every publish.
+_SMALL_INTEGERS = [encoder.integer(n) for n in range(1024)]
+
+
 @command("PUBLISH", 3)
 def publish(server: PushServer, client: Client, args: list[bytes]) -> None:
-    client.reply(encoder.integer(server.publish(args[1], args[2])))
+    receivers = server.publish(args[1], args[2], client.last_interaction_ms)
+    client.reply(_SMALL_INTEGERS[receivers] if receivers < 1024 else encoder.integer(receivers))
 
 
 def _subscribe_many(server: PushServer, client: Client, names: list[bytes], kind: bytes, action) -> None:

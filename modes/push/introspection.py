@@ -71,7 +71,7 @@ def client_line(server: PushServer, client: Client, now: int) -> str:
         f"id={client.id} addr={client.addr} laddr={client.laddr} name={_text(client.name)} "
         f"age={(now - client.created_ms) // 1000} idle={(now - client.last_interaction_ms) // 1000} "
         f"flags={flags} db=0 sub={len(sub.channels)} psub={len(sub.patterns)} ssub=0 multi=-1 "
-        f"omem={client.outbox.pending_bytes} cmd=client|{_text(client.last_command)} "
+        f"omem={client.outbox.pending_bytes} cmd={_text(client.last_command).lower()} "
         f"user=default resp={client.protocol} lib-name={_text(client.lib_name)} "
         f"lib-ver={_text(client.lib_ver)}"
     )
