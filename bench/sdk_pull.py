@@ -1,0 +1,240 @@
+"""Pull-mode SDK throughput against kafka-python (and aiokafka if installed), same dualmq broker.
+
+    .venv/bin/python bench/sdk_pull.py [--records 200000] [--runs 3]
+
+What it measures: records/s for one producer process sending ``--records`` 100-byte values
+(null keys, acks=all, linger 5 ms, 64 KiB batches, no compression) and flushing; and for one
+consumer process reading them all from offset 0 (manual assignment, no group). Each client runs
+in its own fresh process (``--role``), against one ``dualmq serve`` started here. Every
+measurement is repeated ``--runs`` times; the table prints medians and each client's ratio to
+the dualmq SDK (the reference run in the same script, as DESIGN §6 asks).
+
+Targets from the SDK issue: SDK producer >= 300,000 records/s, SDK consumer >= 500,000 records/s,
+each ahead of kafka-python.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VALUE = b"x" * 100
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- roles (each runs in its own process) ------------------------------------------------------------
+
+def sdk_produce(address: str, topic: str, count: int) -> float:
+    import trio
+
+    from dualmq.pull import Producer
+
+    async def main() -> float:
+        async with Producer(address, linger_ms=5, batch_bytes=64 * 1024) as producer:
+            await producer.partitions_for(topic)
+            start = time.perf_counter()
+            enqueue = producer.enqueue
+            for _ in range(count):
+                await enqueue(topic, VALUE)
+            await producer.flush()
+            return time.perf_counter() - start
+
+    return trio.run(main)
+
+
+def sdk_consume(address: str, topic: str, count: int) -> float:
+    import trio
+
+    from dualmq.pull import Consumer
+
+    async def main() -> float:
+        async with Consumer(address, auto_offset_reset="earliest") as consumer:
+            consumer.assign([(topic, 0)])
+            start = time.perf_counter()
+            seen = 0
+            async for _record in consumer:
+                seen += 1
+                if seen == count:
+                    break
+            return time.perf_counter() - start
+
+    return trio.run(main)
+
+
+def kafka_python_produce(address: str, topic: str, count: int) -> float:
+    import warnings
+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=address, acks="all", linger_ms=5, batch_size=64 * 1024,
+                             enable_idempotence=False)
+    producer.partitions_for(topic)
+    start = time.perf_counter()
+    for _ in range(count):
+        producer.send(topic, VALUE)
+    producer.flush()
+    elapsed = time.perf_counter() - start
+    producer.close()
+    return elapsed
+
+
+def kafka_python_consume(address: str, topic: str, count: int) -> float:
+    import warnings
+
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=address, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer.assign([TopicPartition(topic, 0)])
+    start = time.perf_counter()
+    seen = 0
+    for _message in consumer:
+        seen += 1
+        if seen == count:
+            break
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    return elapsed
+
+
+def aiokafka_produce(address: str, topic: str, count: int) -> float:
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+
+    async def main() -> float:
+        producer = AIOKafkaProducer(bootstrap_servers=address, acks="all", linger_ms=5, max_batch_size=64 * 1024)
+        await producer.start()
+        try:
+            await producer.partitions_for(topic)
+            start = time.perf_counter()
+            for _ in range(count):
+                await producer.send(topic, VALUE)
+            await producer.flush()
+            return time.perf_counter() - start
+        finally:
+            await producer.stop()
+
+    return asyncio.run(main())
+
+
+def aiokafka_consume(address: str, topic: str, count: int) -> float:
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def main() -> float:
+        consumer = AIOKafkaConsumer(bootstrap_servers=address, auto_offset_reset="earliest",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([TopicPartition(topic, 0)])
+            start = time.perf_counter()
+            seen = 0
+            async for _message in consumer:
+                seen += 1
+                if seen == count:
+                    break
+            return time.perf_counter() - start
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(main())
+
+
+ROLES = {
+    "sdk-produce": sdk_produce, "sdk-consume": sdk_consume,
+    "kafka-python-produce": kafka_python_produce, "kafka-python-consume": kafka_python_consume,
+    "aiokafka-produce": aiokafka_produce, "aiokafka-consume": aiokafka_consume,
+}
+
+
+# --- driver ---------------------------------------------------------------------------------------------
+
+def run_role(role: str, address: str, topic: str, count: int) -> float:
+    """Run one measurement in a fresh process; returns records/s."""
+    result = subprocess.run([sys.executable, __file__, "--role", role, "--address", address, "--topic", topic,
+                             "--records", str(count)], capture_output=True, text=True, timeout=900,
+                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if result.returncode != 0:
+        raise RuntimeError(f"{role} failed:\n{result.stderr[-3000:]}")
+    elapsed = float(result.stdout.strip().splitlines()[-1])
+    return count / elapsed
+
+
+def start_broker(workdir: Path) -> tuple[subprocess.Popen, str]:
+    ready = workdir / "ready.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dualmq", "serve", "--data-dir", str(workdir / "data"), "--kafka", "127.0.0.1:0",
+         "--resp", "127.0.0.1:0", "--ready-file", str(ready), "--log-format", "json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while not ready.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("broker did not start")
+        time.sleep(0.05)
+    return process, json.loads(ready.read_text())["kafka"]
+
+
+def available(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--role", choices=sorted(ROLES))
+    parser.add_argument("--address")
+    parser.add_argument("--topic")
+    args = parser.parse_args()
+    if args.role:
+        print(ROLES[args.role](args.address, args.topic, args.records))
+        return
+
+    clients = ["sdk", "kafka-python"] + (["aiokafka"] if available("aiokafka") else [])
+    with tempfile.TemporaryDirectory(prefix="dualmq-bench-") as tmp:
+        process, address = start_broker(Path(tmp))
+        try:
+            results: dict[tuple[str, str], list[float]] = {}
+            for run in range(args.runs):
+                for client in clients:
+                    topic = f"bench-{client}-{run}"
+                    results.setdefault((client, "produce"), []).append(
+                        run_role(f"{client}-produce", address, topic, args.records))
+                    # Every consumer reads the same kind of log: the one its own producer wrote.
+                    results.setdefault((client, "consume"), []).append(
+                        run_role(f"{client}-consume", address, topic, args.records))
+                    print(f"run {run + 1}: {client}: produce {results[(client, 'produce')][-1]:,.0f}/s, "
+                          f"consume {results[(client, 'consume')][-1]:,.0f}/s", flush=True)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(30)
+    print(f"\n{args.records:,} records of {len(VALUE)} bytes, {args.runs} runs, medians "
+          f"(fsync policy: broker default)")
+    print(f"{'client':<14}{'produce rec/s':>16}{'ratio':>8}{'consume rec/s':>16}{'ratio':>8}")
+    reference = {kind: statistics.median(results[("sdk", kind)]) for kind in ("produce", "consume")}
+    for client in clients:
+        produce = statistics.median(results[(client, "produce")])
+        consume = statistics.median(results[(client, "consume")])
+        print(f"{client:<14}{produce:>16,.0f}{produce / reference['produce']:>8.2f}"
+              f"{consume:>16,.0f}{consume / reference['consume']:>8.2f}")
+    print(f"targets: SDK produce >= 300,000/s ({'met' if reference['produce'] >= 300_000 else 'NOT met'}), "
+          f"SDK consume >= 500,000/s ({'met' if reference['consume'] >= 500_000 else 'NOT met'})")
+
+
+if __name__ == "__main__":
+    main()

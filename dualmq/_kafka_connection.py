@@ -1,0 +1,325 @@
+"""One TCP connection to one Kafka broker: framing, correlation ids, version negotiation.
+
+What lives here: ``BrokerConnection`` — open a socket, negotiate API versions with ApiVersions,
+send requests and hand each caller its response. What does not: which broker to talk to
+(``_kafka_client``), and what the requests mean (producer, consumer, admin modules).
+
+The rules this follows (the protocol guide, §1):
+
+* Every frame is an int32 size plus header plus body. Request header v1 (v2 when the request
+  version is flexible); response header v0 (v1 when flexible) — except ApiVersions, whose
+  response header is always v0 so a client can parse it before knowing anything.
+* A broker answers in request order on a connection. So we keep a FIFO of pending requests
+  and match each response frame to the head of the queue, checking its correlation id.
+  There is no need for a dict by correlation id: a mismatch means the stream is corrupt, and
+  the only safe reaction is to close the connection.
+* Produce with ``acks=0`` gets no response, so it never enters the FIFO.
+* A request that times out leaves the stream in an unknown state (its response may still
+  arrive and would be matched to the next request), so a timeout closes the connection, as
+  Kafka's Java client does; callers retry on a fresh one.
+
+Version negotiation: we send ApiVersions v3 first (flexible, with our software name); a broker
+that does not know v3 answers UNSUPPORTED_VERSION with a v0 body listing the ApiVersions
+versions it has, and we retry with its maximum. Then, per API, we use the highest version both
+sides support (``choose_versions``), never one outside our own ``[min, max]`` below.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import struct
+
+import structlog
+import trio
+
+from dualmq.errors import ConnectionLost, KafkaError, Timeout, UnsupportedVersion
+from wire.errors import ProtocolError, RemoteProtocolError
+from wire.kafka import codec, framing
+from wire.kafka.errors import ErrorCode
+from wire.kafka.messages import REQUESTS, RESPONSES
+
+__all__ = ["CLIENT_VERSIONS", "BrokerConnection", "choose_versions"]
+
+log = structlog.get_logger("dualmq.kafka")
+
+API_VERSIONS = 18
+
+# The versions the SDK can speak, per API key: ``(min, max)``. The maxima are what our
+# descriptors in ``wire.kafka.messages`` can encode; the minima are where the semantics we rely
+# on begin: Produce 3 / Fetch 4 carry RecordBatch v2 (the only record format we write or read),
+# ListOffsets 1 returns one offset per timestamp, Metadata 1 distinguishes "all topics" (null)
+# from "no topics" (empty), OffsetCommit 2 is the oldest the guide's brokers accept.
+CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
+    0: (3, 9),     # Produce
+    1: (4, 12),    # Fetch
+    2: (1, 7),     # ListOffsets
+    3: (1, 12),    # Metadata
+    8: (2, 8),     # OffsetCommit
+    9: (1, 7),     # OffsetFetch
+    10: (0, 3),    # FindCoordinator
+    11: (0, 7),    # JoinGroup
+    12: (0, 4),    # Heartbeat
+    13: (0, 4),    # LeaveGroup
+    14: (0, 4),    # SyncGroup
+    15: (0, 5),    # DescribeGroups
+    16: (0, 4),    # ListGroups
+    18: (0, 4),    # ApiVersions
+    19: (2, 7),    # CreateTopics
+    20: (1, 6),    # DeleteTopics
+    22: (0, 4),    # InitProducerId
+}
+
+# Cap on one response frame. Fetch responses are bounded by the max_bytes we ask for (default
+# 50 MiB, Kafka's fetch.max.bytes), plus headers; a bigger size prefix means a corrupt stream.
+MAX_RESPONSE_BYTES = 128 * 1024 * 1024
+_RECEIVE_CHUNK = 256 * 1024
+
+
+def choose_versions(broker_ranges: dict[int, tuple[int, int]]) -> dict[int, int]:
+    """Per API key, the highest version both we and the broker support.
+
+    Args:
+        broker_ranges: api_key -> (min, max) from the broker's ApiVersions response.
+
+    Returns:
+        api_key -> version, only for APIs with a common version.
+    """
+    chosen = {}
+    for key, (ours_min, ours_max) in CLIENT_VERSIONS.items():
+        theirs = broker_ranges.get(key)
+        if theirs is None:
+            continue
+        high = min(ours_max, theirs[1])
+        if high >= max(ours_min, theirs[0]):
+            chosen[key] = high
+    return chosen
+
+
+class _Pending:
+    """One request waiting for its response (a slot filled by the reader task)."""
+
+    __slots__ = ("api_key", "correlation_id", "error", "event", "frame", "version")
+
+    def __init__(self, api_key: int, version: int, correlation_id: int) -> None:
+        self.api_key = api_key
+        self.version = version
+        self.correlation_id = correlation_id
+        self.event = trio.Event()
+        self.frame: bytes | None = None
+        self.error: BaseException | None = None
+
+
+class BrokerConnection:
+    """A connection to one broker. Create with ``await BrokerConnection.open(...)``.
+
+    The reader task runs in a nursery the caller owns (the client's), so it never outlives the
+    client; ``close()`` stops it.
+    """
+
+    def __init__(self, stream: trio.abc.Stream, address: str, client_id: str, node_id: int) -> None:
+        self.address = address
+        self.node_id = node_id
+        self.client_id = client_id
+        self._stream = stream
+        self._parser = framing.FrameParser(MAX_RESPONSE_BYTES)
+        self._pending: collections.deque[_Pending] = collections.deque()
+        # StrictFIFOLock: requests hit the wire in the order callers asked, which is also the
+        # order they are appended to ``_pending`` (both happen while holding the lock).
+        self._send_lock = trio.StrictFIFOLock()
+        self._correlation = itertools.count(1)
+        self._closed: BaseException | None = None
+        self._reader_done = trio.Event()
+        self.versions: dict[int, int] = {}
+        self.broker_ranges: dict[int, tuple[int, int]] = {}
+
+    @classmethod
+    async def open(cls, nursery: trio.Nursery, host: str, port: int, *, client_id: str, node_id: int,
+                   timeout: float) -> BrokerConnection:
+        """Connect, start the reader in ``nursery``, negotiate API versions.
+
+        Args:
+            nursery: owns the reader task.
+            host, port: the broker's address.
+            client_id: sent in every request header (shows up in broker logs and quotas).
+            node_id: the broker's node id (-1 for a bootstrap address).
+            timeout: seconds for connect plus ApiVersions.
+
+        Raises:
+            ConnectionLost: cannot connect, or the broker broke the connection.
+            Timeout: no answer within ``timeout``.
+        """
+        address = f"{host}:{port}"
+        try:
+            with trio.fail_after(timeout):
+                stream = await trio.open_tcp_stream(host, port)
+        except trio.TooSlowError:
+            raise Timeout(f"connecting to {address} took more than {timeout} s") from None
+        except OSError as exc:
+            raise ConnectionLost(f"cannot connect to {address}: {exc}") from None
+        if isinstance(stream, trio.SocketStream):
+            # Small requests (heartbeats, acks=1 produces) must not wait for Nagle's timer.
+            stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
+        connection = cls(stream, address, client_id, node_id)
+        nursery.start_soon(connection._reader)
+        try:
+            await connection._negotiate(timeout)
+        except BaseException:
+            await connection.aclose()
+            raise
+        return connection
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    async def _negotiate(self, timeout: float) -> None:
+        version = 3
+        for _ in range(2):
+            reply = await self.request(API_VERSIONS, {"client_software_name": "dualmq-sdk",
+                                                      "client_software_version": "0.1.0"},
+                                       version=version, timeout=timeout)
+            ranges = {k["api_key"]: (k["min_version"], k["max_version"]) for k in reply["api_keys"]}
+            if reply["error_code"] == ErrorCode.UNSUPPORTED_VERSION and API_VERSIONS in ranges:
+                version = min(version - 1, ranges[API_VERSIONS][1])
+                continue
+            if reply["error_code"] != ErrorCode.NONE:
+                raise KafkaError(reply["error_code"], f"ApiVersions from {self.address}")
+            self.broker_ranges = ranges
+            self.versions = choose_versions(ranges)
+            return
+        raise UnsupportedVersion(f"{self.address} does not accept any ApiVersions version we speak")
+
+    def version(self, api_key: int) -> int:
+        """The negotiated version for ``api_key``.
+
+        Raises:
+            UnsupportedVersion: the broker and we share no version of this API.
+        """
+        try:
+            return self.versions[api_key]
+        except KeyError:
+            name = REQUESTS[api_key].name.removesuffix("Request") if api_key in REQUESTS else api_key
+            raise UnsupportedVersion(f"broker {self.address} does not support {name} in a version we speak") from None
+
+    def supports(self, api_key: int) -> bool:
+        return api_key in self.versions
+
+    async def request(self, api_key: int, values: dict, *, timeout: float, version: int | None = None,
+                      expect_response: bool = True) -> dict | None:
+        """Send one request and wait for its decoded response.
+
+        Args:
+            api_key: the API.
+            values: the request body fields (``wire.kafka.codec`` dict convention).
+            timeout: seconds to wait for the response; on expiry the connection is closed.
+            version: force a version (default: the negotiated one).
+            expect_response: False only for Produce with acks=0 (the broker sends nothing).
+
+        Returns:
+            The decoded response dict, or None when no response is expected.
+
+        Raises:
+            ConnectionLost, Timeout, UnsupportedVersion.
+        """
+        if version is None:
+            version = self.version(api_key)
+        request_message = REQUESTS[api_key]
+        body = codec.encode(request_message, version, values)
+        pending = await self._send(api_key, version, body, request_message.is_flexible(version), expect_response)
+        if pending is None:
+            return None
+        if not pending.event.is_set():
+            with trio.move_on_after(timeout) as scope:
+                await pending.event.wait()
+            if scope.cancelled_caught:
+                self._fail(Timeout(f"no response to {request_message.name} v{version} from {self.address} "
+                                   f"within {timeout} s"))
+        if pending.error is not None:
+            raise pending.error
+        response = RESPONSES[api_key]
+        flexible_header = response.is_flexible(version) and api_key != API_VERSIONS
+        try:
+            correlation_id, offset = framing.decode_response_header(pending.frame, flexible_header)
+            if correlation_id != pending.correlation_id:
+                raise RemoteProtocolError(f"correlation id {correlation_id}, expected {pending.correlation_id}")
+            body_view = memoryview(pending.frame)[offset:]
+            if api_key == API_VERSIONS and version > 0:
+                try:
+                    return codec.decode(response, version, body_view)
+                except RemoteProtocolError:
+                    # An UNSUPPORTED_VERSION reply comes as a v0 body whatever we sent (§1.8).
+                    return codec.decode(response, 0, body_view)
+            return codec.decode(response, version, body_view)
+        except ProtocolError as exc:
+            self._fail(ConnectionLost(f"bad response from {self.address}: {exc}"))
+            raise self._closed from None
+
+    async def _send(self, api_key: int, version: int, body: bytes, flexible: bool,
+                    expect_response: bool) -> _Pending | None:
+        if self._closed is not None:
+            raise self._closed
+        correlation_id = next(self._correlation) & 0x7FFFFFFF
+        frame = framing.encode_request(api_key, version, correlation_id, self.client_id, body,
+                                       flexible_header=flexible)
+        async with self._send_lock:
+            if self._closed is not None:
+                raise self._closed
+            pending = _Pending(api_key, version, correlation_id) if expect_response else None
+            if pending is not None:
+                self._pending.append(pending)
+            try:
+                await self._stream.send_all(frame)
+            except BaseException as exc:
+                # Cancelled half-way or the socket broke: the broker may have seen part of the
+                # frame, so nothing that follows on this stream can be trusted.
+                self._fail(ConnectionLost(f"sending to {self.address} failed: {exc!r}"))
+                if isinstance(exc, (trio.BrokenResourceError, trio.ClosedResourceError, OSError)):
+                    raise self._closed from None
+                raise
+        return pending
+
+    async def _reader(self) -> None:
+        try:
+            while True:
+                data = await self._stream.receive_some(_RECEIVE_CHUNK)
+                if not data:
+                    raise ConnectionLost(f"{self.address} closed the connection")
+                self._parser.feed(data)
+                while (frame := self._parser.next_frame()) is not None:
+                    if not self._pending:
+                        raise ConnectionLost(f"{self.address} sent a response nobody asked for")
+                    pending = self._pending.popleft()
+                    pending.frame = frame
+                    pending.event.set()
+        except ConnectionLost as exc:
+            self._fail(exc)
+        except RemoteProtocolError as exc:
+            self._fail(ConnectionLost(f"corrupt stream from {self.address}: {exc}"))
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            self._fail(ConnectionLost(f"connection to {self.address} lost: {exc!r}"))
+        finally:
+            self._reader_done.set()
+
+    def _fail(self, error: BaseException) -> None:
+        """Mark the connection dead, fail every pending request, close the socket."""
+        if self._closed is None:
+            self._closed = error
+            if isinstance(error, Timeout):
+                log.warning("kafka_request_timed_out", address=self.address, reason=str(error))
+        while self._pending:
+            pending = self._pending.popleft()
+            pending.error = self._closed
+            pending.event.set()
+        # Closing the socket wakes the reader task (ClosedResourceError) so it ends. This is
+        # a synchronous close of the underlying socket because _fail runs in synchronous
+        # contexts (the reader, a timed-out waiter) where we cannot ``await aclose()``.
+        if isinstance(self._stream, trio.SocketStream):
+            self._stream.socket.close()
+
+    async def aclose(self) -> None:
+        """Close the connection; pending requests fail with ConnectionLost."""
+        self._fail(ConnectionLost(f"connection to {self.address} closed by the client"))
+        with trio.CancelScope(shield=True):
+            with trio.move_on_after(1):
+                await self._stream.aclose()

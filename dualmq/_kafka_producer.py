@@ -1,0 +1,435 @@
+"""The pull-mode ``Producer``: batching, acks, compression, idempotence, retries.
+
+    async with Producer("127.0.0.1:9092", compression="lz4") as producer:
+        partition, offset = await producer.send("orders", b"...", key=b"customer-42")
+
+What lives here: the public ``Producer`` and its sender task. Batching rules are in
+``_kafka_accumulator`` (pure), partition choice in ``_kafka_partitioner``, connections in
+``_kafka_client``. Record bytes are built by ``wire.kafka.records.build_batch``.
+
+How a record travels: ``send`` picks a partition (murmur2 of the key, or the sticky partition
+for null keys), appends the record to that partition's open batch, and waits on the batch's
+``done`` event. The sender task (one per producer, in the producer's nursery) wakes when a batch
+fills, when the oldest open batch has lingered ``linger_ms``, or on ``flush``; it sends the head
+batch of every ready partition led by a broker in one Produce request per broker, with up to
+``max_in_flight`` requests outstanding per broker.
+
+Idempotence (Kafka's KIP-98, on by default since Kafka 3.0): the producer asks the broker for a
+producer id (InitProducerId) and numbers each partition's records with a sequence. A batch is
+retried with the *same* id and sequence, so a broker that already appended it (the first
+response was lost, not the write) recognises the duplicate instead of appending it twice.
+Without that, "retry on timeout" means "maybe duplicate". If the broker does not offer
+InitProducerId we fall back to plain retries and say so in a warning.
+
+Retries: a batch that fails with a retriable error (or a lost connection) goes back to the front
+of its partition's queue after ``retry_backoff_ms``, until ``delivery_timeout_ms`` after its
+creation; then its records fail with the last error. Non-retriable errors fail at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+
+import structlog
+import trio
+
+from dualmq._kafka_accumulator import Delivery, ProducerBatch, RecordAccumulator
+from dualmq._kafka_client import KafkaClient
+from dualmq._kafka_partitioner import StickyPartitioner
+from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
+from wire.kafka import compression as codecs
+from wire.kafka.errors import ErrorCode
+from wire.kafka.records import build_batch
+
+__all__ = ["Producer"]
+
+log = structlog.get_logger("dualmq.kafka")
+
+PRODUCE, INIT_PRODUCER_ID = 0, 22
+_ACKS = {"all": -1, -1: -1, 0: 0, 1: 1, "0": 0, "1": 1}
+_CODECS = {name: number for number, name in codecs.CODEC_NAMES.items()}
+_SEQUENCE_WRAP = 1 << 31  # Kafka sequences are int32 and wrap to 0 after MAX_VALUE
+
+
+class Producer:
+    """A Kafka producer (async context manager).
+
+    Args:
+        bootstrap: "host:port[,...]" of any broker(s) of the cluster.
+        acks: "all" (-1, the default: the write is acknowledged once durable on the leader, and
+            on every in-sync replica in a real cluster), 1 (leader only) or 0 (no response at
+            all: fastest, and offsets are unknown, reported as -1).
+        compression: None/"none", "gzip", "snappy", "lz4" or "zstd" (per batch).
+        linger_ms: how long an open batch waits for more records (Kafka's default: 5).
+        batch_bytes: size at which a batch is sent without waiting (Kafka's batch.size).
+        buffer_bytes: records waiting in memory before ``send``/``enqueue`` block (and
+            ``send_nowait`` raises ``trio.WouldBlock``): the producer's back-pressure.
+        max_in_flight: Produce requests outstanding per broker (5, as Kafka allows with
+            idempotence while still keeping per-partition order).
+        idempotence: None (default) = on when ``acks="all"`` and the broker supports it;
+            True = required (ValueError unless acks="all"); False = off.
+        delivery_timeout_ms: total time a record may take from ``send`` to acknowledgement,
+            retries included (Kafka's default: 120000).
+        retry_backoff_ms: pause before a failed batch is retried.
+        request_timeout_ms: per-request response deadline.
+        client_id: shown in broker logs.
+    """
+
+    def __init__(self, bootstrap: str | Iterable[str], *, acks: int | str = "all", compression: str | None = None,
+                 linger_ms: float = 5, batch_bytes: int = 64 * 1024, buffer_bytes: int = 32 * 1024 * 1024,
+                 max_in_flight: int = 5, idempotence: bool | None = None, delivery_timeout_ms: float = 120_000,
+                 retry_backoff_ms: float = 100, request_timeout_ms: float = 30_000,
+                 max_request_bytes: int = 1024 * 1024, client_id: str = "dualmq-producer") -> None:
+        if acks not in _ACKS:
+            raise ValueError(f"acks must be 'all', -1, 0 or 1, not {acks!r}")
+        self.acks = _ACKS[acks]
+        name = "none" if compression is None else compression.lower()
+        if name not in _CODECS:
+            raise ValueError(f"compression must be one of {sorted(_CODECS)}, not {compression!r}")
+        self.compression = _CODECS[name]
+        if idempotence and self.acks != -1:
+            raise ValueError("idempotence needs acks='all' (a retried batch must be known durable)")
+        self._want_idempotence = idempotence
+        self.max_in_flight = max_in_flight
+        self.buffer_bytes = buffer_bytes
+        self.max_request_bytes = max_request_bytes
+        self.retry_backoff = retry_backoff_ms / 1000
+        self.request_timeout = request_timeout_ms / 1000
+        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=self.request_timeout)
+        self._accumulator = RecordAccumulator(batch_bytes=batch_bytes, linger=linger_ms / 1000,
+                                              delivery_timeout=delivery_timeout_ms / 1000)
+        self._partitioner = StickyPartitioner()
+        self._wakeup = trio.Event()
+        self._space = trio.Event()
+        self._all_done = trio.Event()
+        self._in_flight: dict[int, int] = {}
+        self._retrying: list[ProducerBatch] = []
+        self._sequences: dict[tuple[str, int], int] = {}
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self._nursery: trio.Nursery | None = None
+        self._closed = False
+
+    @property
+    def idempotent(self) -> bool:
+        """Whether batches carry a producer id and sequences (known after entering)."""
+        return self.producer_id >= 0
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Producer:
+        await self._client.__aenter__()
+        try:
+            if self._want_idempotence is not False and self.acks == -1:
+                await self._init_producer_id()
+            self._nursery_manager = trio.open_nursery()
+            self._nursery = await self._nursery_manager.__aenter__()
+        except BaseException:
+            await self._client.aclose()
+            raise
+        self._nursery.start_soon(self._sender)
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> bool:
+        try:
+            if exc_type is None:
+                await self.flush()
+        finally:
+            self._closed = True
+            self._fail_everything(DualmqError("producer closed before the record was sent"))
+            self._nursery.cancel_scope.cancel()
+            try:
+                await self._nursery_manager.__aexit__(None, None, None)
+            finally:
+                await self._client.aclose()
+        return False
+
+    async def _init_producer_id(self) -> None:
+        if await self._client.version(INIT_PRODUCER_ID) is None:
+            if self._want_idempotence:
+                raise DualmqError("idempotence=True but the broker does not support InitProducerId")
+            log.warning("idempotence_unavailable", reason="broker does not advertise InitProducerId",
+                        consequence="retries may duplicate records")
+            return
+        delay = self.retry_backoff
+        with trio.fail_after(self.request_timeout):
+            while True:
+                reply = await self._client.request(INIT_PRODUCER_ID, {
+                    "transactional_id": None, "transaction_timeout_ms": 60_000})
+                code = reply["error_code"]
+                if code == ErrorCode.NONE:
+                    self.producer_id, self.producer_epoch = reply["producer_id"], reply["producer_epoch"]
+                    return
+                if not KafkaError(code).retriable:
+                    raise KafkaError(code, "InitProducerId")
+                await trio.sleep(delay)
+
+    # --- the public API ------------------------------------------------------------------------
+
+    async def send(self, topic: str, value: bytes | None, key: bytes | None = None,
+                   headers: Sequence[tuple[str, bytes | None]] | None = None, partition: int | None = None,
+                   *, timestamp_ms: int | None = None) -> tuple[int, int]:
+        """Send one record and wait until the broker acknowledged it.
+
+        Args:
+            topic: the topic (created by the broker if it auto-creates topics).
+            value: the payload (None = a tombstone).
+            key: the key; records with equal keys go to the same partition.
+            headers: ``[(name, value), ...]``.
+            partition: force a partition instead of the partitioner's choice.
+            timestamp_ms: the record's CreateTime (default: now).
+
+        Returns:
+            ``(partition, offset)``; offset -1 with ``acks=0``.
+
+        Raises:
+            KafkaError: the broker rejected the record (e.g. MESSAGE_TOO_LARGE) or a retriable
+                error persisted past ``delivery_timeout_ms``.
+            Timeout, ConnectionLost: the record could not be delivered in time.
+        """
+        delivery = await self.enqueue(topic, value, key, headers, partition, timestamp_ms=timestamp_ms)
+        return await delivery.wait()
+
+    async def enqueue(self, topic: str, value: bytes | None, key: bytes | None = None,
+                      headers: Sequence[tuple[str, bytes | None]] | None = None, partition: int | None = None,
+                      *, timestamp_ms: int | None = None) -> Delivery:
+        """Hand a record to the producer without waiting for its acknowledgement.
+
+        Waits only while the buffer is full (``buffer_bytes``) or the topic's metadata is not
+        known yet. Same arguments as ``send``.
+
+        Returns:
+            A ``Delivery``: ``await delivery.wait()`` gives ``(partition, offset)``.
+        """
+        while True:
+            try:
+                delivery = self.send_nowait(topic, value, key, headers, partition, timestamp_ms=timestamp_ms)
+            except trio.WouldBlock:
+                if topic not in self._client.topics:
+                    await self._client.topic(topic, allow_auto_create=True)
+                else:
+                    if self._space.is_set():
+                        self._space = trio.Event()
+                    await self._space.wait()
+                continue
+            # Yield to the scheduler only when the sender has work waiting (a batch started or
+            # filled): a full checkpoint per record would cost more than batching saves, and
+            # none at all would starve the sender in a tight send loop.
+            if self._wakeup.is_set():
+                await trio.lowlevel.checkpoint()
+            else:
+                await trio.lowlevel.checkpoint_if_cancelled()
+            return delivery
+
+    def send_nowait(self, topic: str, value: bytes | None, key: bytes | None = None,
+                    headers: Sequence[tuple[str, bytes | None]] | None = None, partition: int | None = None,
+                    *, timestamp_ms: int | None = None) -> Delivery:
+        """Like ``enqueue`` but never waits.
+
+        Raises:
+            trio.WouldBlock: the buffer is full or the topic's partitions are not known yet
+                (``await enqueue`` handles both).
+            KafkaError: ``partition`` does not exist.
+            DualmqError: the producer is closed.
+        """
+        if self._closed or self._nursery is None:
+            raise DualmqError("producer is not open")
+        info = self._client.topics.get(topic)
+        if info is None or self._accumulator.buffered_bytes >= self.buffer_bytes:
+            raise trio.WouldBlock
+        count = len(info.partitions)
+        if partition is None:
+            partition = self._partitioner.partition(topic, key, count)
+        elif not 0 <= partition < count:
+            raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{topic!r} has no partition {partition}")
+        if timestamp_ms is None:
+            timestamp_ms = time.time_ns() // 1_000_000
+        batch, index, new_ready = self._accumulator.append(topic, partition, key, value, headers, timestamp_ms,
+                                                           trio.current_time())
+        if index == 0 or new_ready:
+            # A new batch starts its linger timer, a full one is work: either way the sender
+            # must look. Not per record: Event.set on every record would cost more than the rest.
+            self._wakeup.set()
+            if new_ready:
+                self._partitioner.batch_completed(topic, partition, count)
+        return Delivery(batch, index)
+
+    async def flush(self) -> None:
+        """Send everything buffered now (ignoring linger) and wait until all of it is done.
+
+        Failures are reported through each record's ``send``/``Delivery``, not here.
+        """
+        self._accumulator.expire_linger(trio.current_time(), flush=True)
+        self._wakeup.set()
+        while self._accumulator.incomplete:
+            self._all_done = trio.Event()
+            await self._all_done.wait()
+            self._accumulator.expire_linger(trio.current_time(), flush=True)
+            self._wakeup.set()
+        await trio.lowlevel.checkpoint()
+
+    async def partitions_for(self, topic: str) -> list[int]:
+        """The partition ids of ``topic`` (auto-created if the broker allows)."""
+        return sorted((await self._client.topic(topic, allow_auto_create=True)).partitions)
+
+    # --- the sender task -----------------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        accumulator = self._accumulator
+        while True:
+            # A fresh event *before* looking at the work: anything that arrives while we
+            # dispatch sets this one, so no wake-up is lost.
+            self._wakeup = trio.Event()
+            now = trio.current_time()
+            accumulator.expire_linger(now)
+            if self._retrying:
+                for batch in [b for b in self._retrying if b.retry_at <= now]:
+                    self._retrying.remove(batch)
+                    accumulator.requeue(batch)
+            await self._dispatch(now)
+            deadlines = [d for d in (accumulator.next_linger_deadline(),
+                                     min((b.retry_at for b in self._retrying), default=None)) if d is not None]
+            with trio.move_on_at(min(deadlines) if deadlines else math.inf):
+                await self._wakeup.wait()
+
+    async def _dispatch(self, now: float) -> None:
+        """Send the head batch of each ready partition, one request per leader with capacity."""
+        per_node: dict[int, list[ProducerBatch]] = {}
+        sizes: dict[int, int] = {}
+        stale_metadata = False
+        for tp, queue in list(self._accumulator.ready.items()):
+            while queue and queue[0].deadline <= now:
+                self._finish(queue.popleft(), Timeout(f"record not delivered to {tp} within the delivery timeout"))
+            if not queue:
+                del self._accumulator.ready[tp]
+                continue
+            leader = self._client.leader(*tp)
+            if leader is None:
+                stale_metadata = True
+                continue
+            if self._in_flight.get(leader, 0) >= self.max_in_flight:
+                continue
+            if sizes.get(leader, 0) >= self.max_request_bytes:
+                continue
+            batch = queue.popleft()
+            if not queue:
+                del self._accumulator.ready[tp]
+            self._encode(batch)
+            per_node.setdefault(leader, []).append(batch)
+            sizes[leader] = sizes.get(leader, 0) + len(batch.encoded)
+        for node, batches in per_node.items():
+            self._in_flight[node] = self._in_flight.get(node, 0) + 1
+            self._nursery.start_soon(self._produce, node, batches)
+        if stale_metadata:
+            self._nursery.start_soon(self._refresh_metadata)
+        await trio.lowlevel.checkpoint()
+
+    def _encode(self, batch: ProducerBatch) -> None:
+        if batch.encoded is not None:
+            return  # a retry: same bytes, same sequence numbers
+        if self.producer_id >= 0:
+            tp = (batch.topic, batch.partition)
+            batch.base_sequence = self._sequences.get(tp, 0)
+            self._sequences[tp] = (batch.base_sequence + len(batch.records)) % _SEQUENCE_WRAP
+        batch.encoded = build_batch(batch.records, timestamps=batch.timestamps, compression=self.compression,
+                                    producer_id=self.producer_id, producer_epoch=self.producer_epoch,
+                                    base_sequence=batch.base_sequence, partition_leader_epoch=-1)
+
+    async def _produce(self, node: int, batches: list[ProducerBatch]) -> None:
+        topics: dict[str, list[dict]] = {}
+        for batch in batches:
+            topics.setdefault(batch.topic, []).append({"index": batch.partition, "records": batch.encoded})
+        request = {"transactional_id": None, "acks": self.acks, "timeout_ms": int(self.request_timeout * 1000),
+                   "topic_data": [{"name": t, "partition_data": parts} for t, parts in topics.items()]}
+        try:
+            reply = await self._client.request(PRODUCE, request, node=node, purpose="produce",
+                                               expect_response=self.acks != 0)
+        except (ConnectionLost, Timeout) as exc:
+            for batch in batches:
+                self._retry_or_fail(batch, exc)
+        except BaseException:
+            # Cancelled (the producer is closing): nobody will answer for these batches, and a
+            # task awaiting one of them must not hang.
+            for batch in batches:
+                self._finish(batch, ConnectionLost("producer closed while the batch was in flight"))
+            raise
+        else:
+            if reply is None:  # acks=0: no news is all the news we get
+                for batch in batches:
+                    self._finish(batch, None, -1)
+            else:
+                self._handle_reply(reply, batches)
+        finally:
+            self._in_flight[node] -= 1
+            self._wakeup.set()
+
+    def _handle_reply(self, reply: dict, batches: list[ProducerBatch]) -> None:
+        by_tp = {(b.topic, b.partition): b for b in batches}
+        for topic in reply["responses"]:
+            for part in topic["partition_responses"]:
+                batch = by_tp.pop((topic["name"], part["index"]), None)
+                if batch is None:
+                    continue
+                code = part["error_code"]
+                if code in (ErrorCode.NONE, ErrorCode.DUPLICATE_SEQUENCE_NUMBER):
+                    self._finish(batch, None, part["base_offset"])
+                else:
+                    self._retry_or_fail(batch, KafkaError(code, part.get("error_message") or ""))
+        for batch in by_tp.values():  # a broker must answer every partition; treat silence as loss
+            self._retry_or_fail(batch, ConnectionLost("partition missing from the Produce response"))
+
+    def _retry_or_fail(self, batch: ProducerBatch, error: BaseException) -> None:
+        retriable = isinstance(error, (ConnectionLost, Timeout)) or (
+            isinstance(error, KafkaError) and (error.retriable or (
+                # With idempotence a later batch is refused while an earlier one of the same
+                # partition is being retried; it becomes acceptable once that one lands.
+                self.producer_id >= 0 and error.code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)))
+        now = trio.current_time()
+        if retriable and now + self.retry_backoff < batch.deadline and not self._closed:
+            batch.attempts += 1
+            batch.retry_at = now + self.retry_backoff
+            self._retrying.append(batch)
+            log.info("produce_retried", topic=batch.topic, partition=batch.partition, attempt=batch.attempts,
+                     error=str(error))
+            if isinstance(error, KafkaError) and error.code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                                                 ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                                                                 ErrorCode.LEADER_NOT_AVAILABLE):
+                self._nursery.start_soon(self._refresh_metadata)
+            return
+        self._finish(batch, error)
+
+    def _finish(self, batch: ProducerBatch, error: BaseException | None, base_offset: int = -1) -> None:
+        if batch.done.is_set():
+            return
+        if error is None:
+            batch.complete(base_offset)
+        else:
+            log.warning("produce_failed", topic=batch.topic, partition=batch.partition, records=len(batch),
+                        error=str(error))
+            batch.fail(error)
+        self._accumulator.finished(batch)
+        if self._accumulator.buffered_bytes < self.buffer_bytes:
+            self._space.set()
+        if not self._accumulator.incomplete:
+            self._all_done.set()
+
+    async def _refresh_metadata(self) -> None:
+        try:
+            await self._client.refresh_metadata(list({tp[0] for tp in self._accumulator.ready}))
+        except (ConnectionLost, Timeout) as exc:
+            log.info("metadata_refresh_failed", error=str(exc))
+        await trio.sleep(self.retry_backoff)
+        self._wakeup.set()
+
+    def _fail_everything(self, error: BaseException) -> None:
+        accumulator = self._accumulator
+        accumulator.expire_linger(0, flush=True)
+        for queue in accumulator.ready.values():
+            for batch in queue:
+                self._finish(batch, error)
+        accumulator.ready.clear()
+        for batch in self._retrying:
+            self._finish(batch, error)
+        self._retrying.clear()
