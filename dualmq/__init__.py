@@ -5,14 +5,25 @@ This package is the public face: the SDK clients for both modes, the embedded br
 against ``dualmq serve``, a Kafka cluster or a Redis server::
 
     from dualmq.push import Publisher, subscribe      # push mode (RESP)
+    from dualmq.pull import Producer, Consumer, Admin  # pull mode (Kafka protocol)
 
 ``dualmq.embedded.broker()`` starts a real broker in-process on free ports (tests, examples).
 """
 
 from importlib.metadata import PackageNotFoundError, version
 
-from dualmq import push
-from dualmq.errors import ConnectionLost, DualmqError, ServerError, Timeout
+from dualmq import pull, push
+from dualmq.errors import (
+    CommitFailed,
+    ConnectionLost,
+    DualmqError,
+    KafkaError,
+    OffsetOutOfRange,
+    ServerError,
+    Timeout,
+    UnsupportedVersion,
+)
+from dualmq.pull import Admin, Consumer, ConsumerRecord, Producer, consume
 from dualmq.push import Backoff, Gap, Message, Publisher, Subscription, subscribe
 
 try:
@@ -21,6 +32,8 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "Backoff", "ConnectionLost", "DualmqError", "Gap", "Message", "Publisher", "ServerError",
-    "Subscription", "Timeout", "__version__", "push", "subscribe",
+    "Admin", "Backoff", "CommitFailed", "ConnectionLost", "Consumer", "ConsumerRecord", "DualmqError",
+    "Gap", "KafkaError", "Message", "OffsetOutOfRange", "Producer", "Publisher", "ServerError",
+    "Subscription", "Timeout", "UnsupportedVersion", "__version__", "consume", "pull", "push",
+    "subscribe",
 ]

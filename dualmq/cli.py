@@ -71,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
                            help="reconnect when the connection drops, reporting the gap")
     subscribe.add_argument("--resp", type=_host_port, default="127.0.0.1:6379", metavar="HOST:PORT", help=resp_help)
     subscribe.set_defaults(handler=_subscribe)
+
+    from dualmq.cli_pull import add_parsers as add_pull_parsers
+
+    add_pull_parsers(commands, _host_port)
+
+    from dualmq.compare import command as compare_command
+
+    compare_command.add_parser(commands)
     return parser
 
 
@@ -145,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return EXIT_USAGE
+    if args.command != "serve":
+        # Client commands print results on stdout; the SDK's progress logs stay quiet.
+        configure_logging("auto", "warning")
     try:
         return args.handler(args)
     except KeyboardInterrupt:
