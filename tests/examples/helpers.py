@@ -1,0 +1,49 @@
+"""Running an example as a learner would (``python examples/NN_name.py``) and reading its results.
+
+Every example prints, besides its prose, machine-checkable lines such as
+``RESULT push_received=0 pull_received=5``; ``run_example`` collects them into one dict so a
+test can assert on the numbers a lesson teaches.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = REPO / "examples"
+EXAMPLE_TIMEOUT_SECONDS = 60
+
+
+def example_env() -> dict[str, str]:
+    """The environment of a learner's shell, plus the source tree on the path (for a checkout
+    that was never ``pip install``-ed) and the interpreter's bin directory (for the ``dualmq`` CLI)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+    return env
+
+
+def run_example(name: str) -> tuple[str, dict[str, str]]:
+    """Run ``examples/<name>`` to completion and return (stdout, RESULT key -> value).
+
+    Fails the test with the example's output if it exits non-zero or runs over the timeout.
+    """
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=REPO, env=example_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+        timeout=EXAMPLE_TIMEOUT_SECONDS,
+    )
+    assert completed.returncode == 0, (
+        f"{name} exited with {completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
+    )
+    results: dict[str, str] = {}
+    for line in completed.stdout.splitlines():
+        if line.startswith("RESULT "):
+            for pair in line.split()[1:]:
+                key, _, value = pair.partition("=")
+                results[key] = value
+    assert "What to remember" in completed.stdout, f"{name} lost its conclusion:\n{completed.stdout}"
+    return completed.stdout, results
