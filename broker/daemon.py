@@ -152,6 +152,8 @@ async def run_broker(
         info = ServerInfo(config=config, started_at_ms=wall_ms())
         async with trio.open_nursery() as nursery:
             kafka_address = await nursery.start(serve_kafka, config, topics, info)
+            # Push mode's INFO names the Kafka listener too, so a learner finds both modes.
+            info = attrs.evolve(info, kafka_address=kafka_address)
             resp_address = await nursery.start(serve_resp, config.resp, pubsub, info)
             addresses = Addresses(kafka=kafka_address, resp=resp_address)
             nursery.start_soon(_maintenance, config, topics)

@@ -203,9 +203,14 @@ class Subscription:
         return await self._next_batch()
 
     async def _next_batch(self) -> Message | Gap:
-        if self._failure is not None:
-            raise self._failure
-        self._batch = await self._receive_events.receive()
+        # Messages that arrived before the connection broke are already ours: hand them out
+        # first. The failure itself is queued after them and raised when reached (_check).
+        try:
+            self._batch = self._receive_events.receive_nowait()
+        except trio.WouldBlock:
+            if self._failure is not None:
+                raise self._failure from None
+            self._batch = await self._receive_events.receive()
         self._index = 1
         return self._check(self._batch[0])
 

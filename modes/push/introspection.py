@@ -274,7 +274,7 @@ def info_sections(server: PushServer) -> dict[str, list[tuple[str, object]]]:
             ("pubsub_limit_hard_bytes", server.limits.hard_bytes),
             ("pubsub_limit_soft_bytes", server.limits.soft_bytes),
             ("pubsub_limit_soft_seconds", server.limits.soft_seconds),
-            ("kafka_listener", server.info.kafka_address or "see broker_started log"),
+            ("kafka_listener", server.info.kafka_address),
         ],
     }
 

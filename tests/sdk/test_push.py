@@ -260,3 +260,32 @@ async def test_receive_timeout(shared_server) -> None:
         async with subscribe(shared_server.address, "quiet") as sub:
             with pytest.raises(Timeout, match="no message"):
                 await sub.receive(timeout=0.1)
+
+
+async def test_messages_received_before_a_disconnect_are_still_delivered(tmp_path) -> None:
+    """A subscriber killed by the server still gets every message it had already received."""
+    import dualmq.embedded
+    from dualmq.errors import ConnectionLost
+    from dualmq.push import Publisher, subscribe
+
+    async with dualmq.embedded.broker(tmp_path) as b:
+        async with subscribe(b.resp, "doomed") as subscription, Publisher(b.resp) as publisher:
+            for i in range(50):
+                assert await publisher.publish("doomed", str(i)) == 1
+            # Wait until all 50 reached the subscriber's process, then kill its connection.
+            with trio.fail_after(5):
+                while True:
+                    clients = await publisher.execute("CLIENT", "LIST")
+                    text = clients.decode() if isinstance(clients, bytes) else str(clients)
+                    line = next(l for l in text.splitlines() if "sub=1" in l)
+                    if "omem=0" in line:
+                        break
+                    await trio.sleep(0.01)
+            await trio.sleep(0.1)
+            victim = line.split()[0].split("=")[1]
+            assert await publisher.execute("CLIENT", "KILL", "ID", victim) == 1
+            received = []
+            with pytest.raises(ConnectionLost), trio.fail_after(5):
+                async for message in subscription:
+                    received.append(int(message.data))
+            assert received == list(range(50))
