@@ -107,3 +107,12 @@ def test_09_throughput_and_latency() -> None:
     assert min(n["pull_rate"], n["push_rate"], n["pull_always_rate"]) > 0
     assert n["batched_rate"] > n["unbatched_rate"]  # the batching lesson holds on any machine
     assert "guarantee receipt:" in out
+
+
+def test_11_message_size() -> None:
+    out, r = run_example("11_message_size.py")
+    assert "pull: 200 KB record refused: MESSAGE_TOO_LARGE" in out
+    assert r["pull_refused"] == "MESSAGE_TOO_LARGE"
+    assert int(r["pull_stored"]) == 1  # only the record under the limit reached the log
+    # Push: the small message arrived; the big one disconnected its only subscriber.
+    assert (int(r["push_small"]), int(r["push_big"]), int(r["push_cut_off"])) == (1, 0, 1)
