@@ -232,15 +232,20 @@ async def _commit(run: ModeRun, kafka_consumer, positions: dict[tuple[str, int],
 
 
 async def sample(run: ModeRun) -> None:
+    """Record the consumers' lag: log-end offset minus committed offset, per partition, never
+    negative (DESIGN.md's one definition, the one ``dualmq groups describe`` prints). A
+    partition with no commit yet counts from offset 0: all of it is still to be processed."""
     for (name, _), kafka_consumer in list(run._live.items()):  # type: ignore[attr-defined]
         lag = 0
-        for tp in kafka_consumer.assignment():
-            try:
-                high = kafka_consumer.high_watermark(tp)
-                position = await kafka_consumer.position(tp) if high >= 0 else 0
-            except (DualmqError, trio.TooSlowError):
-                continue
-            lag += max(0, high - position)
+        assignment = kafka_consumer.assignment()
+        try:
+            committed = await kafka_consumer.committed(*assignment) if assignment else {}
+        except (DualmqError, trio.TooSlowError):
+            continue
+        for tp in assignment:
+            high = kafka_consumer.high_watermark(tp)
+            if high >= 0:
+                lag += max(0, high - (committed.get(tp) or 0))
         run.high_water("consumer_lag_high_water", lag)
 
 
