@@ -185,7 +185,11 @@ class Fetcher:
         self.states: dict[TopicPartition, PartitionState] = {}
         self.completed: collections.deque[CompletedFetch] = collections.deque()
         self._buffered: dict[int, int] = {}
-        self._work = trio.Event()
+        # Tasks waiting for "something changed" park here; ``poke`` wakes every one of them.
+        # Not a shared ``trio.Event`` that waiters replace after waking: with two waiters (run
+        # and a node loop) one could replace the event the other had just started waiting on,
+        # and that waiter was never woken again — the consumer stalled for good.
+        self._work = trio.lowlevel.ParkingLot()
         self._nodes: set[int] = set()
         self._nursery: trio.Nursery | None = None
 
@@ -194,12 +198,26 @@ class Fetcher:
     def assign(self, partitions: list[TopicPartition]) -> None:
         """Replace the assignment; partitions kept keep their state, new ones start unpositioned."""
         self.states = {tp: self.states.get(tp) or PartitionState() for tp in partitions}
-        self.completed = collections.deque(cf for cf in self.completed if cf.tp in self.states)
+        kept: collections.deque[CompletedFetch] = collections.deque()
+        for completed in self.completed:
+            if completed.tp in self.states:
+                kept.append(completed)
+            else:  # dropped unread: give its broker the prefetch slot back
+                self._buffered[completed.node] -= 1
+        self.completed = kept
         self.poke()
 
     def poke(self) -> None:
         """Wake the fetch tasks: positions, pauses or the assignment changed."""
-        self._work.set()
+        self._work.unpark_all()
+
+    async def _wait_for_work(self) -> None:
+        """Sleep until the next ``poke``.
+
+        Callers check their condition and call this with no checkpoint in between, so a poke
+        cannot slip through unseen (trio switches tasks only at checkpoints).
+        """
+        await self._work.park()
 
     def release(self, completed: CompletedFetch) -> None:
         """The consumer took ``completed`` off the queue: its broker may fetch more."""
@@ -216,7 +234,6 @@ class Fetcher:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             while True:
-                self._work = trio.Event()
                 for tp in self.states:
                     leader = self.client.leader(*tp)
                     if leader is None:
@@ -225,7 +242,7 @@ class Fetcher:
                         self._nodes.add(leader)
                         self._buffered.setdefault(leader, 0)
                         nursery.start_soon(self._node_loop, leader)
-                await self._work.wait()
+                await self._wait_for_work()
 
     async def _refresh_metadata(self) -> None:
         try:
@@ -237,7 +254,6 @@ class Fetcher:
 
     async def _node_loop(self, node: int) -> None:
         while True:
-            work = self._work
             mine = [(tp, s) for tp, s in self.states.items() if self.client.leader(*tp) == node]
             resets = {tp: s.reset_to for tp, s in mine if s.fetch_position is None and s.reset_to is not None
                       and not s.paused}
@@ -246,9 +262,7 @@ class Fetcher:
                 continue
             fetchable = [(tp, s) for tp, s in mine if s.fetchable]
             if not fetchable or self._buffered[node] >= self.prefetch:
-                await work.wait()
-                if self._work is work:  # run() replaces it on its own wake-ups; we need a fresh one
-                    self._work = trio.Event()
+                await self._wait_for_work()
                 continue
             await self._fetch(node, fetchable)
 

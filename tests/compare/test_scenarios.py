@@ -53,12 +53,6 @@ async def test_late_joiner_push_loses_exactly_the_messages_before_the_join():
     assert pull.delivered == 600 and pull.lost == 0 and pull.not_promised == 0
 
 
-PULL_STALL = pytest.mark.xfail(
-    strict=False,
-    reason="known pull-SDK bug: a slow consumer of large records sometimes stops receiving "
-           "(Consumer.getmany stalls at ~550-770 of 1500 x 4 KiB records); remove when fixed")
-
-
 @pytest.fixture(scope="module")
 def slow_consumer():
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -80,7 +74,6 @@ def test_slow_consumer_push_is_disconnected_at_the_output_buffer_limit(slow_cons
     assert all(SLOW_DISCONNECT in reason for reason in missing), missing
 
 
-@PULL_STALL
 def test_slow_consumer_pull_lags_and_loses_nothing(slow_consumer):
     pull = slow_consumer["pull"]
     assert pull.delivered == 1500 and pull.lost == 0, (pull.metrics, pull.lost_reasons)
@@ -102,7 +95,6 @@ async def test_consumer_crash_pull_redelivers_from_last_commit():
     assert push.not_promised > 0                         # published while it was down
 
 
-@PULL_STALL
 def test_broker_kill_pull_keeps_every_acknowledged_message(broker_kill):
     pull = broker_kill["pull"]
     assert pull.guarantees["fsync"] == "always" and pull.guarantees["acks"].startswith("all")
