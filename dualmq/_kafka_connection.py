@@ -222,18 +222,45 @@ class BrokerConnection:
         Raises:
             ConnectionLost, Timeout, UnsupportedVersion.
         """
+        pending = await self.send(api_key, values, version=version, expect_response=expect_response)
+        if pending is None:
+            return None
+        return await self.response(pending, timeout=timeout)
+
+    async def send(self, api_key: int, values: dict, *, version: int | None = None,
+                   expect_response: bool = True) -> _Pending | None:
+        """The first half of ``request``: put the request on the wire, don't wait for the answer.
+
+        Requests reach the wire in the order their ``send`` calls *started* holding the
+        connection's send lock. A caller that needs a strict order between its own requests
+        (the idempotent producer: sequence numbers must arrive in order) awaits ``send`` for
+        one before starting ``send`` for the next, then waits for the responses concurrently
+        with ``response``.
+
+        Returns:
+            The slot to pass to ``response``; None when no response is expected.
+
+        Raises:
+            ConnectionLost, UnsupportedVersion.
+        """
         if version is None:
             version = self.version(api_key)
         request_message = REQUESTS[api_key]
         body = codec.encode(request_message, version, values)
-        pending = await self._send(api_key, version, body, request_message.is_flexible(version), expect_response)
-        if pending is None:
-            return None
+        return await self._send(api_key, version, body, request_message.is_flexible(version), expect_response)
+
+    async def response(self, pending: _Pending, *, timeout: float) -> dict:
+        """The second half of ``request``: wait for and decode the response to ``pending``.
+
+        Raises:
+            ConnectionLost, Timeout (the connection is closed: see the module docstring).
+        """
+        api_key, version = pending.api_key, pending.version
         if not pending.event.is_set():
             with trio.move_on_after(timeout) as scope:
                 await pending.event.wait()
             if scope.cancelled_caught:
-                self._fail(Timeout(f"no response to {request_message.name} v{version} from {self.address} "
+                self._fail(Timeout(f"no response to {REQUESTS[api_key].name} v{version} from {self.address} "
                                    f"within {timeout} s"))
         if pending.error is not None:
             raise pending.error

@@ -24,6 +24,20 @@ InitProducerId we fall back to plain retries and say so in a warning.
 Retries: a batch that fails with a retriable error (or a lost connection) goes back to the front
 of its partition's queue after ``retry_backoff_ms``, until ``delivery_timeout_ms`` after its
 creation; then its records fail with the last error. Non-retriable errors fail at once.
+
+Order on the wire. The broker accepts a partition's batches only in sequence order (anything
+else is OUT_OF_ORDER_SEQUENCE_NUMBER), so with several requests in flight two things must hold:
+
+* Requests to one broker reach the socket in the order the sender dispatched them. Each
+  request runs in its own task, and trio does not start tasks in the order they were spawned
+  (nor does a task that must wait for the connection to open keep its place against one that
+  finds it open). So every request takes a ticket when it is dispatched (``_SendOrder``) and
+  writes its bytes only on its turn; it then waits for its response concurrently with the
+  others (``BrokerConnection.send`` / ``response``).
+* After a failure, the partition's failed batches are re-sent one at a time, lowest sequence
+  first, and no new batch of that partition is sent before they are through. Otherwise later
+  batches, sent while an earlier one waits out its backoff, arrive after a gap and are
+  refused with OUT_OF_ORDER_SEQUENCE_NUMBER (Kafka's Java producer has the same rule).
 """
 
 from __future__ import annotations
@@ -51,6 +65,30 @@ PRODUCE, INIT_PRODUCER_ID = 0, 22
 _ACKS = {"all": -1, -1: -1, 0: 0, 1: 1, "0": 0, "1": 1}
 _CODECS = {name: number for number, name in codecs.CODEC_NAMES.items()}
 _SEQUENCE_WRAP = 1 << 31  # Kafka sequences are int32 and wrap to 0 after MAX_VALUE
+
+
+class _SendOrder:
+    """Tickets that put one broker's Produce requests on the wire in dispatch order."""
+
+    __slots__ = ("issued", "lot", "serving")
+
+    def __init__(self) -> None:
+        self.issued = 0  # the next ticket to hand out
+        self.serving = 0  # the ticket whose request may be written now
+        self.lot = trio.lowlevel.ParkingLot()
+
+    def ticket(self) -> int:
+        ticket = self.issued
+        self.issued += 1
+        return ticket
+
+    async def wait_turn(self, ticket: int) -> None:
+        while self.serving != ticket:
+            await self.lot.park()
+
+    def next_turn(self) -> None:
+        self.serving += 1
+        self.lot.unpark_all()
 
 
 class Producer:
@@ -105,6 +143,10 @@ class Producer:
         self._space = trio.Event()
         self._all_done = trio.Event()
         self._in_flight: dict[int, int] = {}
+        self._send_orders: dict[int, _SendOrder] = {}
+        # Per partition: batches in flight, and batches that failed and are not through yet.
+        self._partition_in_flight: dict[tuple[str, int], int] = {}
+        self._unresolved: dict[tuple[str, int], int] = {}
         self._retrying: list[ProducerBatch] = []
         self._sequences: dict[tuple[str, int], int] = {}
         self.producer_id = -1
@@ -299,12 +341,24 @@ class Producer:
         per_node: dict[int, list[ProducerBatch]] = {}
         sizes: dict[int, int] = {}
         stale_metadata = False
+        # The lowest sequence still waiting out its backoff, per partition.
+        backing_off: dict[tuple[str, int], int] = {}
+        for batch in self._retrying:
+            tp = (batch.topic, batch.partition)
+            backing_off[tp] = min(backing_off.get(tp, batch.base_sequence), batch.base_sequence)
         for tp, queue in list(self._accumulator.ready.items()):
             while queue and queue[0].deadline <= now:
                 self._finish(queue.popleft(), Timeout(f"record not delivered to {tp} within the delivery timeout"))
             if not queue:
                 del self._accumulator.ready[tp]
                 continue
+            if self._unresolved.get(tp):
+                # Recovering from a failure: only a retry may go, alone, and only the lowest
+                # sequence not yet through (see the module docstring).
+                head = queue[0]
+                if (head.attempts == 0 or self._partition_in_flight.get(tp)
+                        or backing_off.get(tp, head.base_sequence) < head.base_sequence):
+                    continue
             leader = self._client.leader(*tp)
             if leader is None:
                 stale_metadata = True
@@ -319,9 +373,13 @@ class Producer:
             self._encode(batch)
             per_node.setdefault(leader, []).append(batch)
             sizes[leader] = sizes.get(leader, 0) + len(batch.encoded)
+            self._partition_in_flight[tp] = self._partition_in_flight.get(tp, 0) + 1
         for node, batches in per_node.items():
             self._in_flight[node] = self._in_flight.get(node, 0) + 1
-            self._nursery.start_soon(self._produce, node, batches)
+            order = self._send_orders.get(node)
+            if order is None:
+                order = self._send_orders[node] = _SendOrder()
+            self._nursery.start_soon(self._produce, node, batches, order.ticket())
         if stale_metadata:
             self._nursery.start_soon(self._refresh_metadata)
         await trio.lowlevel.checkpoint()
@@ -337,15 +395,21 @@ class Producer:
                                     producer_id=self.producer_id, producer_epoch=self.producer_epoch,
                                     base_sequence=batch.base_sequence, partition_leader_epoch=-1)
 
-    async def _produce(self, node: int, batches: list[ProducerBatch]) -> None:
+    async def _produce(self, node: int, batches: list[ProducerBatch], ticket: int) -> None:
         topics: dict[str, list[dict]] = {}
         for batch in batches:
             topics.setdefault(batch.topic, []).append({"index": batch.partition, "records": batch.encoded})
         request = {"transactional_id": None, "acks": self.acks, "timeout_ms": int(self.request_timeout * 1000),
                    "topic_data": [{"name": t, "partition_data": parts} for t, parts in topics.items()]}
+        order = self._send_orders[node]
         try:
-            reply = await self._client.request(PRODUCE, request, node=node, purpose="produce",
-                                               expect_response=self.acks != 0)
+            await order.wait_turn(ticket)
+            try:
+                connection = await self._client.connection(node, "produce")
+                pending = await connection.send(PRODUCE, request, expect_response=self.acks != 0)
+            finally:
+                order.next_turn()  # written (or failed): the next request may go
+            reply = None if pending is None else await connection.response(pending, timeout=self.request_timeout)
         except (ConnectionLost, Timeout) as exc:
             for batch in batches:
                 self._retry_or_fail(batch, exc)
@@ -363,6 +427,8 @@ class Producer:
                 self._handle_reply(reply, batches)
         finally:
             self._in_flight[node] -= 1
+            for batch in batches:
+                self._partition_in_flight[(batch.topic, batch.partition)] -= 1
             self._wakeup.set()
 
     def _handle_reply(self, reply: dict, batches: list[ProducerBatch]) -> None:
@@ -388,6 +454,9 @@ class Producer:
                 self.producer_id >= 0 and error.code == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER)))
         now = trio.current_time()
         if retriable and now + self.retry_backoff < batch.deadline and not self._closed:
+            if batch.attempts == 0:
+                tp = (batch.topic, batch.partition)
+                self._unresolved[tp] = self._unresolved.get(tp, 0) + 1
             batch.attempts += 1
             batch.retry_at = now + self.retry_backoff
             self._retrying.append(batch)
@@ -403,6 +472,8 @@ class Producer:
     def _finish(self, batch: ProducerBatch, error: BaseException | None, base_offset: int = -1) -> None:
         if batch.done.is_set():
             return
+        if batch.attempts:
+            self._unresolved[(batch.topic, batch.partition)] -= 1
         if error is None:
             batch.complete(base_offset)
         else:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import subprocess
 
+import structlog.testing
+
 import pytest
 import trio
 
@@ -353,3 +355,24 @@ async def test_group_shared_with_kcat(broker, api_keys) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+async def test_idempotent_producer_pipelines_without_out_of_order_retries(broker, api_keys) -> None:
+    # Regression: with several Produce requests in flight, the task that wrote a request was
+    # whichever trio happened to run first (one that waited for the connection to open lost
+    # its place to one that found it open), so sequences reached the broker out of order and
+    # were refused and retried (OUT_OF_ORDER_SEQUENCE_NUMBER), record order preserved only by
+    # luck of the retries. Small batches and no linger put many batches in flight.
+    require_api(api_keys, 22, "InitProducerId")
+    # Five producers of 10k records each: the reordering was likeliest while a producer's
+    # connection was being opened, so each fresh producer is another chance to catch it.
+    for round_ in range(5):
+        topic, count = f"idem-pipelined-{round_}", 10_000
+        with structlog.testing.capture_logs() as logs:
+            async with Producer(broker.kafka_address, idempotence=True, max_in_flight=5, linger_ms=0,
+                                batch_bytes=16 * 1024) as producer:
+                deliveries = [await producer.enqueue(topic, b"%d" % i) for i in range(count)]
+                await producer.flush()
+        retries = [entry for entry in logs if entry["event"] in ("produce_retried", "produce_failed")]
+        assert retries == [], f"round {round_}: {retries[:3]}"
+        assert [delivery.result() for delivery in deliveries] == [(0, i) for i in range(count)]
