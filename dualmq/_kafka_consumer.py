@@ -36,7 +36,7 @@ from dualmq._kafka_client import KafkaClient
 from dualmq._kafka_fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher, PartitionState, list_offsets
 from dualmq._kafka_group import GroupMember, commit_offsets, fetch_committed
 from dualmq.errors import CommitFailed, DualmqError, KafkaError, OffsetOutOfRange, Timeout
-from wire.kafka.records import decode_batch, parse_batch_header
+from wire.kafka.records import decode_records, parse_batch_header
 
 __all__ = ["Consumer", "ConsumerRecord"]
 
@@ -427,8 +427,10 @@ class Consumer:
         if header.is_control or header.last_offset < position:
             return False
         topic, partition = self._current_fetch.tp
-        records = [ConsumerRecord(topic, partition, r.offset, r.timestamp, r.key, r.value, r.headers)
-                   for r in decode_batch(batch, check_crc=self.check_crcs) if r.offset >= position]
+        # One object per record: the decoder yields plain tuples, wrapped here once.
+        records = [ConsumerRecord(topic, partition, offset, timestamp, key, value, headers)
+                   for offset, timestamp, key, value, headers
+                   in decode_records(batch, check_crc=self.check_crcs, min_offset=position)]
         if not records:
             return False
         self._records = records

@@ -19,6 +19,7 @@ from wire.kafka.records import (
     build_batch,
     check_batch,
     decode_batch,
+    decode_records,
     parse_batch_header,
     patch_base_offset,
     patch_partition_leader_epoch,
@@ -209,3 +210,21 @@ def test_mutated_compressed_batches_decode_or_raise_remote_error(codec, data):
         decode_batch(bytes(batch), check_crc=False)
     except RemoteProtocolError:
         pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.none() | st.binary(max_size=300), st.none() | st.binary(max_size=20_000),
+                          st.none() | st.lists(st.tuples(st.text(max_size=5), st.none() | st.binary(max_size=5)),
+                                               max_size=3)),
+                min_size=1, max_size=20),
+       st.integers(0, 25), st.sampled_from([0, 1]))
+def test_decode_records_matches_decode_batch(records, min_offset, codec) -> None:
+    # decode_records unrolls one- and two-byte varints by hand: every length (values up to
+    # 20 KB need three-byte varints), null keys/values, headers, compression, a start offset.
+    batch = build_batch(records, base_offset=3, base_timestamp=1000,
+                        timestamps=[1000 + 70 * i for i in range(len(records))], compression=codec)
+    expected = [(3 + i, 1000 + 70 * i, key, value, tuple(headers or ()))
+                for i, (key, value, headers) in enumerate(records)]
+    assert decode_records(batch) == expected
+    assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in decode_batch(batch)] == expected
+    assert decode_records(batch, min_offset=min_offset) == [t for t in expected if t[0] >= min_offset]
