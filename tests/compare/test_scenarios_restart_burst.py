@@ -32,9 +32,10 @@ async def test_broker_restart_pull_keeps_everything_push_drops_what_was_in_fligh
     # Pull mode: a graceful restart flushes the log; the consumer comes back and reads on.
     assert pull.acknowledged == 1000
     assert pull.delivered == 1000 and pull.lost == 0 and pull.reordered == 0
-    # Push mode: nothing survives the restart. Publishes while it was down fail (not
-    # acknowledged); acknowledged ones that reached nobody are put down to the restart.
-    assert push.delivered < push.acknowledged <= 1000
+    # Push mode: nothing survives the restart. Publishes in flight when it went down fail
+    # (not acknowledged); acknowledged ones that reached nobody because the subscriber was
+    # not back yet are put down to the restart (how many depends on who reconnects first).
+    assert push.delivered <= push.acknowledged < push.sent == 1000
     assert push.lost == 0 and push.duplicated == 0
     assert push.not_promised == push.acknowledged - push.delivered
     assert all("restart" in reason for reason in push.not_promised_reasons), push.not_promised_reasons
