@@ -9,22 +9,29 @@ those rules, driven by explicit ``now`` values so tests need no clock and no bro
 
 Batch lifecycle: open (accepting records) -> ready (closed, waiting to be sent; in order per
 partition) -> in flight -> done (``base_offset`` or ``error`` set, ``done`` event fired), possibly
-back to ready for a retry. A ready batch keeps its records so a retry re-sends the same bytes
-with the same idempotence sequence numbers (``encoded`` is cached for that).
+back to ready for a retry. A ready batch keeps its bytes so a retry re-sends the same bytes with
+the same idempotence sequence numbers (``encoded`` is cached for that).
+
+Records are encoded as they arrive (``wire.kafka.records.append_record``) into the open batch's
+``body``; closing a batch costs only its 61-byte header and CRC (``finish_batch``). That makes
+a batch's size exact rather than estimated, and keeps per-record work to one encode and a few
+counters: no per-record tuple, list entry or event. Every record of a batch shares the batch's
+one ``done`` event; a ``Delivery`` is just ``(batch, index)``.
 """
 
 from __future__ import annotations
 
 import collections
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
+
+from wire.kafka.records import append_record
 
 __all__ = ["Delivery", "ProducerBatch", "RecordAccumulator", "record_size"]
 
 # Per-record framing overhead inside a batch (length, attributes, timestamp/offset deltas, key and
-# value lengths, header count: varints of 1-5 bytes each). An estimate is enough: it only decides
-# when a batch counts as full.
+# value lengths, header count: varints of 1-5 bytes each), for ``record_size``'s estimate.
 RECORD_OVERHEAD = 10
 BATCH_OVERHEAD = 61
 
@@ -33,7 +40,7 @@ Headers = Sequence[tuple[str, bytes | None]] | None
 
 
 def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int:
-    """Estimated bytes one record adds to an uncompressed batch."""
+    """Estimated bytes one record adds to an uncompressed batch (the accumulator counts exactly)."""
     size = RECORD_OVERHEAD + (len(key) if key is not None else 0) + (len(value) if value is not None else 0)
     if headers:
         for name, header_value in headers:
@@ -42,16 +49,24 @@ def record_size(key: bytes | None, value: bytes | None, headers: Headers) -> int
 
 
 class ProducerBatch:
-    """Records for one partition that travel (and succeed or fail) together."""
+    """Records for one partition that travel (and succeed or fail) together.
 
-    __slots__ = ("attempts", "base_offset", "base_sequence", "created", "deadline", "done", "encoded", "error",
-                 "partition", "records", "retry_at", "size", "timestamps", "topic")
+    ``body`` holds the encoded records (offset deltas 0..count-1, timestamp deltas relative to
+    ``base_timestamp``, the first record's); ``size`` is the batch's exact uncompressed size,
+    header included.
+    """
 
-    def __init__(self, topic: str, partition: int, created: float, deadline: float) -> None:
+    __slots__ = ("attempts", "base_offset", "base_sequence", "base_timestamp", "body", "count", "created",
+                 "deadline", "done", "encoded", "error", "max_timestamp", "partition", "retry_at", "size",
+                 "topic")
+
+    def __init__(self, topic: str, partition: int, created: float, deadline: float, base_timestamp: int = 0) -> None:
         self.topic = topic
         self.partition = partition
-        self.records: list[tuple[bytes | None, bytes | None, Headers]] = []
-        self.timestamps: list[int] = []
+        self.body = bytearray()
+        self.count = 0
+        self.base_timestamp = base_timestamp
+        self.max_timestamp = base_timestamp
         self.size = BATCH_OVERHEAD
         self.created = created
         self.deadline = deadline  # created + delivery timeout: fail rather than retry after this
@@ -64,16 +79,16 @@ class ProducerBatch:
         self.done = trio.Event()
 
     def __len__(self) -> int:
-        return len(self.records)
+        return self.count
 
     def complete(self, base_offset: int) -> None:
         self.base_offset = base_offset
-        self.records = []  # free the payloads; the offsets are all callers need now
+        self.body = self.encoded = None  # free the payloads; the offsets are all callers need now
         self.done.set()
 
     def fail(self, error: BaseException) -> None:
         self.error = error
-        self.records = []
+        self.body = self.encoded = None
         self.done.set()
 
 
@@ -132,17 +147,21 @@ class RecordAccumulator:
     """Open and ready batches per partition.
 
     Args:
-        batch_bytes: a batch is closed once its estimated size reaches this (a single record
-            larger than that still gets a batch of its own).
+        batch_bytes: a batch is closed once its size reaches this (a single record larger than
+            that still gets a batch of its own).
         linger: seconds an open batch may wait for more records before it is ready anyway.
         delivery_timeout: seconds from a batch's creation after which it fails instead of
             being retried.
+        clock: gives ``now`` when ``append`` is not passed one; it is read only when a batch is
+            created (the producer passes ``trio.current_time``; tests pass ``now``).
     """
 
-    def __init__(self, *, batch_bytes: int, linger: float, delivery_timeout: float) -> None:
+    def __init__(self, *, batch_bytes: int, linger: float, delivery_timeout: float,
+                 clock: Callable[[], float] | None = None) -> None:
         self.batch_bytes = batch_bytes
         self.linger = linger
         self.delivery_timeout = delivery_timeout
+        self.clock = clock
         self.open: dict[TopicPartition, ProducerBatch] = {}
         # Closed batches per partition, oldest first: partition order is record order.
         self.ready: dict[TopicPartition, collections.deque[ProducerBatch]] = {}
@@ -150,34 +169,58 @@ class RecordAccumulator:
         self.incomplete = 0  # batches created and not yet done
 
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None, headers: Headers,
-               timestamp: int, now: float) -> tuple[ProducerBatch, int, bool]:
-        """Add one record.
+               timestamp: int, now: float | None = None) -> tuple[ProducerBatch, int, bool]:
+        """Add one record (encoding it into the partition's open batch).
+
+        Args:
+            now: the time, needed only if a batch must be created (default: ``clock()``).
 
         Returns:
             ``(batch, index_in_batch, new_ready)``: ``new_ready`` is True when this append closed
             a batch (the previous one filled up, or this one reached ``batch_bytes``), i.e. the
             sender has work.
+
+        Raises:
+            LocalProtocolError: the record cannot be encoded (nothing was added).
         """
         tp = (topic, partition)
-        size = record_size(key, value, headers)
         batch = self.open.get(tp)
         new_ready = False
-        if batch is not None and batch.size + size > self.batch_bytes and batch.records:
+        if batch is not None:
+            # The common case: encode straight into the open batch, and undo it in the rare
+            # case it overflows (the record then starts a new batch with new deltas).
+            # ``size`` is always BATCH_OVERHEAD + len(body), which saves a len() per record.
+            body = batch.body
+            index = batch.count
+            append_record(body, index, timestamp - batch.base_timestamp, key, value, headers)
+            size = BATCH_OVERHEAD + len(body)
+            if size <= self.batch_bytes:
+                self.buffered_bytes += size - batch.size
+                batch.size = size
+                batch.count = index + 1
+                if timestamp > batch.max_timestamp:
+                    batch.max_timestamp = timestamp
+                if size == self.batch_bytes:
+                    self._close(tp, batch)
+                    new_ready = True
+                return batch, index, new_ready
+            del body[batch.size - BATCH_OVERHEAD:]
             self._close(tp, batch)
-            batch = None
             new_ready = True
-        if batch is None:
-            batch = self.open[tp] = ProducerBatch(topic, partition, now, now + self.delivery_timeout)
-            self.incomplete += 1
-        index = len(batch.records)
-        batch.records.append((key, value, headers))
-        batch.timestamps.append(timestamp)
+        if now is None:
+            now = self.clock()
+        batch = ProducerBatch(topic, partition, now, now + self.delivery_timeout, timestamp)
+        append_record(batch.body, 0, 0, key, value, headers)  # before registering: it may raise
+        self.open[tp] = batch
+        self.incomplete += 1
+        size = len(batch.body)
+        batch.count = 1
         batch.size += size
         self.buffered_bytes += size
         if batch.size >= self.batch_bytes:
             self._close(tp, batch)
             new_ready = True
-        return batch, index, new_ready
+        return batch, 0, new_ready
 
     def _close(self, tp: TopicPartition, batch: ProducerBatch) -> None:
         del self.open[tp]

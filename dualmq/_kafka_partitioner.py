@@ -93,13 +93,15 @@ class StickyPartitioner:
             flat when keys are unique (e.g. UUIDs): the cache is simply cleared when full.
     """
 
-    __slots__ = ("_cache", "_cache_size", "_sticky", "_counter")
+    __slots__ = ("_cache", "_cache_size", "_counter", "sticky")
 
     def __init__(self, cache_size: int = 10_000) -> None:
         self._cache: dict[bytes, int] = {}
         self._cache_size = cache_size
-        # topic -> the partition null-key records currently go to.
-        self._sticky: dict[str, int] = {}
+        # topic -> the partition null-key records currently go to. Public so a producer's
+        # per-record path can read it directly (one dict lookup instead of a method call);
+        # an entry that is missing or >= the partition count means "ask ``partition``".
+        self.sticky: dict[str, int] = {}
         # Starting point for the next sticky choice; a counter (not random) keeps tests
         # deterministic and spreads topics evenly.
         self._counter = itertools.count()
@@ -116,10 +118,10 @@ class StickyPartitioner:
             A partition index in [0, num_partitions).
         """
         if key is None:
-            current = self._sticky.get(topic)
+            current = self.sticky.get(topic)
             if current is None or current >= num_partitions:
                 current = next(self._counter) % num_partitions
-                self._sticky[topic] = current
+                self.sticky[topic] = current
             return current
         hashed = self._cache.get(key)
         if hashed is None:
@@ -136,5 +138,5 @@ class StickyPartitioner:
             partition: its partition; only the sticky partition's completion moves the choice.
             num_partitions: the topic's partition count.
         """
-        if self._sticky.get(topic) == partition and num_partitions > 1:
-            self._sticky[topic] = (partition + 1 + next(self._counter) % (num_partitions - 1)) % num_partitions
+        if self.sticky.get(topic) == partition and num_partitions > 1:
+            self.sticky[topic] = (partition + 1 + next(self._counter) % (num_partitions - 1)) % num_partitions

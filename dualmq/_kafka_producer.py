@@ -5,14 +5,17 @@
 
 What lives here: the public ``Producer`` and its sender task. Batching rules are in
 ``_kafka_accumulator`` (pure), partition choice in ``_kafka_partitioner``, connections in
-``_kafka_client``. Record bytes are built by ``wire.kafka.records.build_batch``.
+``_kafka_client``. Each record is encoded into its partition's open batch as it arrives
+(``wire.kafka.records.append_record``); the header and CRC are added when the batch is sent
+(``finish_batch``).
 
 How a record travels: ``send`` picks a partition (murmur2 of the key, or the sticky partition
 for null keys), appends the record to that partition's open batch, and waits on the batch's
-``done`` event. The sender task (one per producer, in the producer's nursery) wakes when a batch
-fills, when the oldest open batch has lingered ``linger_ms``, or on ``flush``; it sends the head
-batch of every ready partition led by a broker in one Produce request per broker, with up to
-``max_in_flight`` requests outstanding per broker.
+``done`` event (one event per batch, shared by its records: a record's offset is the batch's
+base offset plus its index). The sender task (one per producer, in the producer's nursery) wakes
+when a batch fills, when the oldest open batch has lingered ``linger_ms``, or on ``flush``; it
+sends the head batch of every ready partition led by a broker in one Produce request per broker,
+with up to ``max_in_flight`` requests outstanding per broker.
 
 Idempotence (Kafka's KIP-98, on by default since Kafka 3.0): the producer asks the broker for a
 producer id (InitProducerId) and numbers each partition's records with a sequence. A batch is
@@ -55,7 +58,7 @@ from dualmq._kafka_partitioner import StickyPartitioner
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
 from wire.kafka import compression as codecs
 from wire.kafka.errors import ErrorCode
-from wire.kafka.records import build_batch
+from wire.kafka.records import finish_batch
 
 __all__ = ["Producer"]
 
@@ -137,9 +140,11 @@ class Producer:
         self.request_timeout = request_timeout_ms / 1000
         self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=self.request_timeout)
         self._accumulator = RecordAccumulator(batch_bytes=batch_bytes, linger=linger_ms / 1000,
-                                              delivery_timeout=delivery_timeout_ms / 1000)
+                                              delivery_timeout=delivery_timeout_ms / 1000,
+                                              clock=trio.current_time)
         self._partitioner = StickyPartitioner()
         self._wakeup = trio.Event()
+        self._wakeup_pending = False  # mirrors self._wakeup.is_set(), cheaper to read per record
         self._space = trio.Event()
         self._all_done = trio.Event()
         self._in_flight: dict[int, int] = {}
@@ -153,6 +158,8 @@ class Producer:
         self.producer_epoch = -1
         self._nursery: trio.Nursery | None = None
         self._closed = False
+        self._open = False  # entered and not closed: what the per-record path checks
+        self._topics = self._client.topics  # the client's metadata cache (updated in place)
 
     @property
     def idempotent(self) -> bool:
@@ -172,6 +179,7 @@ class Producer:
             await self._client.aclose()
             raise
         self._nursery.start_soon(self._sender)
+        self._open = True
         return self
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
@@ -180,6 +188,7 @@ class Producer:
                 await self.flush()
         finally:
             self._closed = True
+            self._open = False
             self._fail_everything(DualmqError("producer closed before the record was sent"))
             self._nursery.cancel_scope.cancel()
             try:
@@ -231,7 +240,10 @@ class Producer:
                 error persisted past ``delivery_timeout_ms``.
             Timeout, ConnectionLost: the record could not be delivered in time.
         """
-        delivery = await self.enqueue(topic, value, key, headers, partition, timestamp_ms=timestamp_ms)
+        try:
+            delivery = self.send_nowait(topic, value, key, headers, partition, timestamp_ms=timestamp_ms)
+        except trio.WouldBlock:
+            delivery = await self._send_waiting(topic, value, key, headers, partition, timestamp_ms)
         return await delivery.wait()
 
     async def enqueue(self, topic: str, value: bytes | None, key: bytes | None = None,
@@ -245,25 +257,36 @@ class Producer:
         Returns:
             A ``Delivery``: ``await delivery.wait()`` gives ``(partition, offset)``.
         """
+        # The fast path is written out here rather than in a helper coroutine: one coroutine
+        # per record costs about as much as encoding the record.
+        try:
+            delivery = self.send_nowait(topic, value, key, headers, partition, timestamp_ms=timestamp_ms)
+        except trio.WouldBlock:
+            delivery = await self._send_waiting(topic, value, key, headers, partition, timestamp_ms)
+        # Yield to the scheduler only when the sender has work waiting (a batch started or
+        # filled): a full checkpoint per record would cost more than batching saves, and
+        # none at all would starve the sender in a tight send loop.
+        if self._wakeup_pending:
+            await trio.lowlevel.checkpoint()
+        else:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        return delivery
+
+    async def _send_waiting(self, topic: str, value: bytes | None, key: bytes | None,
+                            headers: Sequence[tuple[str, bytes | None]] | None, partition: int | None,
+                            timestamp_ms: int | None) -> Delivery:
+        """``send_nowait``, waiting for the topic's metadata or for buffer space as long as needed."""
         while True:
-            try:
-                delivery = self.send_nowait(topic, value, key, headers, partition, timestamp_ms=timestamp_ms)
-            except trio.WouldBlock:
-                if topic not in self._client.topics:
-                    await self._client.topic(topic, allow_auto_create=True)
-                else:
-                    if self._space.is_set():
-                        self._space = trio.Event()
-                    await self._space.wait()
-                continue
-            # Yield to the scheduler only when the sender has work waiting (a batch started or
-            # filled): a full checkpoint per record would cost more than batching saves, and
-            # none at all would starve the sender in a tight send loop.
-            if self._wakeup.is_set():
-                await trio.lowlevel.checkpoint()
+            if topic not in self._client.topics:
+                await self._client.topic(topic, allow_auto_create=True)
             else:
-                await trio.lowlevel.checkpoint_if_cancelled()
-            return delivery
+                if self._space.is_set():
+                    self._space = trio.Event()
+                await self._space.wait()
+            try:
+                return self.send_nowait(topic, value, key, headers, partition, timestamp_ms=timestamp_ms)
+            except trio.WouldBlock:
+                continue
 
     def send_nowait(self, topic: str, value: bytes | None, key: bytes | None = None,
                     headers: Sequence[tuple[str, bytes | None]] | None = None, partition: int | None = None,
@@ -275,28 +298,44 @@ class Producer:
                 (``await enqueue`` handles both).
             KafkaError: ``partition`` does not exist.
             DualmqError: the producer is closed.
+            LocalProtocolError: the key, value or headers cannot be encoded.
+
+        This is the per-record path shared by ``send``, ``enqueue`` and ``send_nowait``, so it
+        avoids what it can: the clock (``trio.current_time``) is read only when a batch is
+        created, the partitioner is consulted only for keyed records or when the topic has no
+        sticky partition yet, and the sender is woken only when a batch starts or fills. All
+        records of a batch share its one ``done`` event; a ``Delivery`` is ``(batch, index)``.
         """
-        if self._closed or self._nursery is None:
+        if not self._open:
             raise DualmqError("producer is not open")
-        info = self._client.topics.get(topic)
-        if info is None or self._accumulator.buffered_bytes >= self.buffer_bytes:
+        info = self._topics.get(topic)
+        accumulator = self._accumulator
+        if info is None or accumulator.buffered_bytes >= self.buffer_bytes:
             raise trio.WouldBlock
         count = len(info.partitions)
         if partition is None:
-            partition = self._partitioner.partition(topic, key, count)
+            if key is None:
+                partition = self._partitioner.sticky.get(topic)
+                if partition is None or partition >= count:
+                    partition = self._partitioner.partition(topic, None, count)
+            else:
+                partition = self._partitioner.partition(topic, key, count)
         elif not 0 <= partition < count:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{topic!r} has no partition {partition}")
         if timestamp_ms is None:
             timestamp_ms = time.time_ns() // 1_000_000
-        batch, index, new_ready = self._accumulator.append(topic, partition, key, value, headers, timestamp_ms,
-                                                           trio.current_time())
+        batch, index, new_ready = accumulator.append(topic, partition, key, value, headers, timestamp_ms)
         if index == 0 or new_ready:
             # A new batch starts its linger timer, a full one is work: either way the sender
             # must look. Not per record: Event.set on every record would cost more than the rest.
-            self._wakeup.set()
+            self._wake()
             if new_ready:
                 self._partitioner.batch_completed(topic, partition, count)
         return Delivery(batch, index)
+
+    def _wake(self) -> None:
+        self._wakeup_pending = True
+        self._wakeup.set()
 
     async def flush(self) -> None:
         """Send everything buffered now (ignoring linger) and wait until all of it is done.
@@ -304,12 +343,12 @@ class Producer:
         Failures are reported through each record's ``send``/``Delivery``, not here.
         """
         self._accumulator.expire_linger(trio.current_time(), flush=True)
-        self._wakeup.set()
+        self._wake()
         while self._accumulator.incomplete:
             self._all_done = trio.Event()
             await self._all_done.wait()
             self._accumulator.expire_linger(trio.current_time(), flush=True)
-            self._wakeup.set()
+            self._wake()
         await trio.lowlevel.checkpoint()
 
     async def partitions_for(self, topic: str) -> list[int]:
@@ -324,6 +363,7 @@ class Producer:
             # A fresh event *before* looking at the work: anything that arrives while we
             # dispatch sets this one, so no wake-up is lost.
             self._wakeup = trio.Event()
+            self._wakeup_pending = False
             now = trio.current_time()
             accumulator.expire_linger(now)
             if self._retrying:
@@ -390,10 +430,12 @@ class Producer:
         if self.producer_id >= 0:
             tp = (batch.topic, batch.partition)
             batch.base_sequence = self._sequences.get(tp, 0)
-            self._sequences[tp] = (batch.base_sequence + len(batch.records)) % _SEQUENCE_WRAP
-        batch.encoded = build_batch(batch.records, timestamps=batch.timestamps, compression=self.compression,
-                                    producer_id=self.producer_id, producer_epoch=self.producer_epoch,
-                                    base_sequence=batch.base_sequence, partition_leader_epoch=-1)
+            self._sequences[tp] = (batch.base_sequence + batch.count) % _SEQUENCE_WRAP
+        batch.encoded = finish_batch(batch.body, batch.count, base_timestamp=batch.base_timestamp,
+                                     max_timestamp=batch.max_timestamp, compression=self.compression,
+                                     producer_id=self.producer_id, producer_epoch=self.producer_epoch,
+                                     base_sequence=batch.base_sequence, partition_leader_epoch=-1)
+        batch.body = None  # closed: ``encoded`` is what a retry re-sends
 
     async def _produce(self, node: int, batches: list[ProducerBatch], ticket: int) -> None:
         topics: dict[str, list[dict]] = {}
@@ -429,7 +471,7 @@ class Producer:
             self._in_flight[node] -= 1
             for batch in batches:
                 self._partition_in_flight[(batch.topic, batch.partition)] -= 1
-            self._wakeup.set()
+            self._wake()
 
     def _handle_reply(self, reply: dict, batches: list[ProducerBatch]) -> None:
         by_tp = {(b.topic, b.partition): b for b in batches}
@@ -492,7 +534,7 @@ class Producer:
         except (ConnectionLost, Timeout) as exc:
             log.info("metadata_refresh_failed", error=str(exc))
         await trio.sleep(self.retry_backoff)
-        self._wakeup.set()
+        self._wake()
 
     def _fail_everything(self, error: BaseException) -> None:
         accumulator = self._accumulator

@@ -17,6 +17,7 @@ import trio
 from dualmq._kafka_connection import BrokerConnection
 from dualmq.errors import KafkaError, OffsetOutOfRange
 from dualmq.pull import Admin, Consumer, Producer, partition_for_key
+from wire.errors import LocalProtocolError
 from tests.support import broker_process, require_binary, require_module, split_address
 
 pytestmark = [
@@ -124,6 +125,27 @@ async def test_send_returns_partition_and_offset_and_null_keys_stick(broker) -> 
         await producer.flush()
         assert len({d.result()[0] for d in deliveries}) == 1  # one sticky batch
     assert first[1] == 0
+
+
+async def test_large_batches_of_tiny_records_and_a_bad_value(broker) -> None:
+    # Thousands of records per batch take offset deltas past the encoder's 2048-entry varint
+    # table; a value that cannot be encoded fails its own call and nothing else.
+    topic, count = "tiny-records", 5000
+    async with Producer(broker.kafka_address, linger_ms=50, batch_bytes=1 << 20) as producer:
+        await producer.partitions_for(topic)
+        with pytest.raises(LocalProtocolError):
+            producer.send_nowait(topic, "not bytes")
+        deliveries = [await producer.enqueue(topic, b"%d" % i) for i in range(count)]
+        with pytest.raises(LocalProtocolError):
+            await producer.send(topic, 42)
+        last = await producer.send(topic, b"last", timestamp_ms=1_700_000_000_000)
+    assert [d.result() for d in deliveries] == [(0, i) for i in range(count)]
+    assert last == (0, count)
+    async with Consumer(broker.kafka_address, auto_offset_reset="earliest") as consumer:
+        consumer.assign([(topic, 0)])
+        got = await consume_n(consumer, count + 1)
+    assert [r.value for r in got] == [b"%d" % i for i in range(count)] + [b"last"]
+    assert got[-1].timestamp == 1_700_000_000_000
 
 
 # --- seeks, positions, resets ----------------------------------------------------------------------

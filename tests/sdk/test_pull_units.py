@@ -20,6 +20,8 @@ from dualmq._kafka_connection import choose_versions
 from dualmq._kafka_consumer import ConsumerRecord
 from dualmq._kafka_dead_letters import dead_letter_headers
 from dualmq._kafka_partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
+from wire.errors import LocalProtocolError
+from wire.kafka.records import BATCH_HEADER_SIZE, build_batch, decode_records, finish_batch
 
 # --- murmur2 ---------------------------------------------------------------------------------------
 
@@ -196,6 +198,62 @@ async def test_delivery_reports_offset_of_record() -> None:
     assert batch is batch2 and index2 == 1
     batch.complete(100)
     assert await Delivery(batch, index2).wait() == (3, 101)
+
+
+def _built(batch) -> bytes:
+    return finish_batch(batch.body, batch.count, base_timestamp=batch.base_timestamp,
+                        max_timestamp=batch.max_timestamp)
+
+
+def test_batch_bytes_equal_build_batch_and_size_is_exact() -> None:
+    acc = RecordAccumulator(batch_bytes=1 << 20, linger=1, delivery_timeout=120)
+    records = [(None, b"v1", None), (b"k", None, [("h", b"x"), ("n", None)]), (b"k" * 3000, b"v" * 5000, None)]
+    stamps = [1000, 990, 1200]  # out of order: the base is the first, the max the largest
+    for (key, value, headers), stamp in zip(records, stamps):
+        batch, _, _ = acc.append("t", 0, key, value, headers, stamp, now=0)
+    assert len(batch) == 3 and batch.base_timestamp == 1000 and batch.max_timestamp == 1200
+    assert _built(batch) == build_batch(records, timestamps=stamps)
+    assert batch.size == len(_built(batch)) == acc.buffered_bytes + BATCH_HEADER_SIZE
+
+
+def test_overflowing_record_moves_to_a_new_batch_with_fresh_deltas() -> None:
+    acc = RecordAccumulator(batch_bytes=300, linger=1, delivery_timeout=120)
+    first, _, _ = acc.append("t", 0, None, b"a" * 100, None, 5000, now=0)
+    acc.append("t", 0, None, b"b" * 100, None, 5001, now=0)
+    second, index, ready = acc.append("t", 0, None, b"c" * 100, None, 5002, now=0)
+    assert ready and index == 0 and second is not first and acc.ready[("t", 0)][0] is first
+    assert first.size <= 300 and first.size == len(_built(first))  # the third record was rolled back
+    assert [r[1:4] for r in decode_records(_built(first))] == [(5000, None, b"a" * 100), (5001, None, b"b" * 100)]
+    assert decode_records(_built(second)) == [(0, 5002, None, b"c" * 100, ())]
+    assert acc.buffered_bytes == first.size + second.size - 2 * BATCH_HEADER_SIZE
+
+
+def test_unencodable_record_changes_nothing() -> None:
+    acc = RecordAccumulator(batch_bytes=1 << 20, linger=1, delivery_timeout=120)
+    with pytest.raises(LocalProtocolError):
+        acc.append("t", 0, None, "text", None, 0, now=0)
+    assert not acc.open and acc.incomplete == 0 and acc.buffered_bytes == 0
+    batch, _, _ = acc.append("t", 0, None, b"ok", None, 0, now=0)
+    before = (bytes(batch.body), batch.size, acc.buffered_bytes)
+    with pytest.raises(LocalProtocolError):
+        acc.append("t", 0, b"k", 42, None, 0, now=0)
+    assert (bytes(batch.body), batch.size, acc.buffered_bytes, len(batch)) == (*before, 1)
+
+
+def test_clock_is_read_only_when_a_batch_starts() -> None:
+    reads = []
+    acc = RecordAccumulator(batch_bytes=1 << 20, linger=1, delivery_timeout=120,
+                            clock=lambda: reads.append(1) or 7.0)
+    for _ in range(5):
+        batch, _, _ = acc.append("t", 0, None, b"x", None, 0)
+    assert len(reads) == 1 and batch.created == 7.0
+
+
+def test_sticky_partition_is_readable_directly() -> None:
+    partitioner = StickyPartitioner()
+    assert partitioner.sticky.get("t") is None
+    chosen = partitioner.partition("t", None, 3)
+    assert partitioner.sticky["t"] == chosen
 
 
 # --- dead letters -------------------------------------------------------------------------------------------

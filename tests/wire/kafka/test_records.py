@@ -16,10 +16,12 @@ from wire.kafka.records import (
     BatchHeader,
     InvalidBatchError,
     Record,
+    append_record,
     build_batch,
     check_batch,
     decode_batch,
     decode_records,
+    finish_batch,
     parse_batch_header,
     patch_base_offset,
     patch_partition_leader_epoch,
@@ -228,3 +230,72 @@ def test_decode_records_matches_decode_batch(records, min_offset, codec) -> None
     assert decode_records(batch) == expected
     assert [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in decode_batch(batch)] == expected
     assert decode_records(batch, min_offset=min_offset) == [t for t in expected if t[0] >= min_offset]
+
+
+# --- incremental building: append_record + finish_batch (the SDK producer's path) ----------------
+
+def _reference_varint(value: int) -> bytes:
+    value = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _reference_record(offset_delta, timestamp_delta, key, value, headers) -> bytes:
+    """The record layout written out plainly (guide §2), to check append_record's table lookups."""
+    def nullable(data):
+        return b"\x01" if data is None else _reference_varint(len(data)) + data
+
+    body = b"\x00" + _reference_varint(timestamp_delta) + _reference_varint(offset_delta)
+    body += nullable(key) + nullable(value)
+    body += _reference_varint(len(headers or ()))
+    for name, header_value in headers or ():
+        raw = name.encode()
+        body += _reference_varint(len(raw)) + raw + nullable(header_value)
+    return _reference_varint(len(body)) + body
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 70_000), st.integers(-(2**40), 2**40) | st.integers(-3, 2100),
+       st.none() | st.binary(max_size=2100), st.none() | st.binary(max_size=3000),
+       st.none() | st.lists(st.tuples(st.text(max_size=5), st.none() | st.binary(max_size=5)), max_size=2))
+def test_append_record_matches_the_record_layout(offset_delta, timestamp_delta, key, value, headers) -> None:
+    # Sizes straddle the 2048 table bound (and a record length just above it) on purpose.
+    out = bytearray(b"prefix")
+    append_record(out, offset_delta, timestamp_delta, key, value, headers)
+    assert bytes(out) == b"prefix" + _reference_record(offset_delta, timestamp_delta, key, value, headers)
+
+
+def test_append_record_leaves_the_body_unchanged_on_bad_input() -> None:
+    out = bytearray(b"abc")
+    for bad in ("text", 42):
+        with pytest.raises(LocalProtocolError):
+            append_record(out, 0, 0, None, bad)
+        with pytest.raises(LocalProtocolError):
+            append_record(out, 0, 0, bad, b"v")
+    assert out == b"abc"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(RECORD, min_size=1, max_size=20), st.sampled_from([0, 1, 2, 3, 4]),
+       st.lists(st.integers(-1000, 1000), min_size=20, max_size=20))
+def test_incremental_build_equals_build_batch(records, codec, deltas) -> None:
+    timestamps = [TS + d for d in deltas[: len(records)]]
+    body = bytearray()
+    for index, (key, value, headers) in enumerate(records):
+        append_record(body, index, timestamps[index] - timestamps[0], key, value, headers)
+    built = finish_batch(body, len(records), base_timestamp=timestamps[0], max_timestamp=max(timestamps),
+                         compression=codec, producer_id=7, producer_epoch=1, base_sequence=40,
+                         partition_leader_epoch=-1)
+    assert built == build_batch(records, timestamps=timestamps, compression=codec, producer_id=7,
+                                producer_epoch=1, base_sequence=40, partition_leader_epoch=-1)
+
+
+def test_finish_batch_rejects_our_mistakes() -> None:
+    with pytest.raises(LocalProtocolError):
+        finish_batch(b"", 0, base_timestamp=TS, max_timestamp=TS)
+    with pytest.raises(LocalProtocolError):
+        finish_batch(b"\x00", 1, base_timestamp=TS, max_timestamp=TS, compression=9)
