@@ -57,6 +57,9 @@ class PublishResult(NamedTuple):
 
 # The answer for a publish that reached nobody and cut nobody off: shared, since it is immutable.
 _NOBODY = PublishResult(0, ())
+# Likewise for small receiver counts with nobody cut off: the usual result of a publish.
+_SHARED_RESULTS = 1024
+_RESULTS = [_NOBODY] + [PublishResult(n, ()) for n in range(1, _SHARED_RESULTS)]
 
 
 @attrs.frozen(kw_only=True)
@@ -89,11 +92,23 @@ class PubSub:
     # no argument).
     _channel_order: dict[Subscriber, dict[bytes, None]] = attrs.field(factory=dict, init=False)
     _pattern_order: dict[Subscriber, dict[bytes, None]] = attrs.field(factory=dict, init=False)
+    # channel -> [(subscriber, its outbox's bound put)], in subscription order: what the
+    # fan-out loop walks, built on the first publish after the channel's subscribers changed
+    # (every change drops the entry), so a publish does no per-subscriber attribute lookups.
+    _targets: dict[bytes, list[tuple[Subscriber, Callable[[bytes, int], bool]]]] = attrs.field(
+        factory=dict, init=False)
     _messages_published: int = attrs.field(default=0, init=False)
     _frames_delivered: int = attrs.field(default=0, init=False)
     _messages_dropped_no_subscriber: int = attrs.field(default=0, init=False)
     _disconnected_hard: int = attrs.field(default=0, init=False)
     _disconnected_soft: int = attrs.field(default=0, init=False)
+    # Deliveries held back by publish_deferred until flush_deferred: channel -> its batch.
+    _deferred: dict[bytes, _DeferredBatch] = attrs.field(factory=dict, init=False)
+    # Channels found not deferrable since the last flush (not re-examined on every publish).
+    _not_deferrable: set[bytes] = attrs.field(factory=set, init=False)
+    # Subscribers cut off while delivering deferred frames outside flush_deferred (cannot
+    # happen, see publish_deferred; kept for safety): reported by the next flush or sweep.
+    _late_cuts: list[Subscriber] = attrs.field(factory=list, init=False)
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -105,15 +120,20 @@ class PubSub:
             or if the subscriber was already cut off: a late SUBSCRIBE racing a disconnect must
             not bring it back).
         """
+        if self._deferred:
+            self._deliver_deferred()
         if not sub.closed and channel not in sub.channels:
             sub.channels.add(channel)
             self._channels.setdefault(channel, {})[sub] = None
+            self._targets.pop(channel, None)
             self._channel_order.setdefault(sub, {})[channel] = None
             self._subscribers[sub] = None
         return sub.subscription_count
 
     def psubscribe(self, sub: Subscriber, pattern: bytes) -> int:
         """PSUBSCRIBE one pattern. Returns the count afterwards (see ``subscribe``)."""
+        if self._deferred:
+            self._deliver_deferred()
         if not sub.closed and pattern not in sub.patterns:
             sub.patterns.add(pattern)
             self._patterns.setdefault(pattern, {})[sub] = None
@@ -123,15 +143,20 @@ class PubSub:
 
     def unsubscribe(self, sub: Subscriber, channel: bytes) -> int:
         """UNSUBSCRIBE one channel (harmless if not subscribed). Returns the count afterwards."""
+        if self._deferred:
+            self._deliver_deferred()
         if channel in sub.channels:
             sub.channels.discard(channel)
             _drop(self._channels, channel, sub)
+            self._targets.pop(channel, None)
             _drop(self._channel_order, sub, channel)
             self._forget_if_idle(sub)
         return sub.subscription_count
 
     def punsubscribe(self, sub: Subscriber, pattern: bytes) -> int:
         """PUNSUBSCRIBE one pattern (harmless if not subscribed). Returns the count afterwards."""
+        if self._deferred:
+            self._deliver_deferred()
         if pattern in sub.patterns:
             sub.patterns.discard(pattern)
             _drop(self._patterns, pattern, sub)
@@ -162,8 +187,11 @@ class PubSub:
 
     def remove(self, sub: Subscriber) -> None:
         """Forget the subscriber entirely (its connection closed). Safe to call twice."""
+        if self._deferred:
+            self._deliver_deferred()
         for channel in sub.channels:
             _drop(self._channels, channel, sub)
+            self._targets.pop(channel, None)
         for pattern in sub.patterns:
             _drop(self._patterns, pattern, sub)
         sub.channels.clear()
@@ -199,14 +227,20 @@ class PubSub:
         cut: list[Subscriber] | None = None  # allocated only if someone is cut off
 
         if subscribers:
-            # Frames for this channel, by frame format: usually one or two entries.
+            targets = self._targets.get(channel)
+            if targets is None:
+                targets = self._targets[channel] = [(sub, sub.outbox.put) for sub in subscribers]
+            # Frames for this channel, by frame format: usually one or two entries. Runs of
+            # subscribers with the same format reuse the frame without a dict lookup.
             frames: dict[int, bytes] = {}
-            for sub in subscribers:
-                fmt = sub.frame_format
-                frame = frames.get(fmt)
-                if frame is None:
-                    frame = frames[fmt] = make_frame(None, channel, payload, fmt)
-                if sub.outbox.put(frame, now_ms):
+            fmt = frame = None
+            for sub, put in targets:
+                if sub.frame_format != fmt:
+                    fmt = sub.frame_format
+                    frame = frames.get(fmt)
+                    if frame is None:
+                        frame = frames[fmt] = make_frame(None, channel, payload, fmt)
+                if put(frame, now_ms):
                     receivers += 1
                 else:
                     # Mark now, remove after the loops: we are iterating the very dicts that
@@ -239,7 +273,114 @@ class PubSub:
         self._frames_delivered += receivers
         if receivers == 0:
             self._messages_dropped_no_subscriber += 1
+        if cut is None and receivers < _SHARED_RESULTS:
+            return _RESULTS[receivers]
         return PublishResult(receivers, self._cut_off(cut) if cut else ())
+
+    def publish_deferred(self, channel: bytes, payload: bytes, make_frame: MakeFrame) -> int:
+        """PUBLISH whose deliveries are held back until ``flush_deferred``, when possible.
+
+        The front-end's fast path for a batch of pipelined PUBLISHes: instead of one outbox
+        ``put`` per subscriber per message, each subscriber gets one ``put`` per batch with
+        all the batch's frames for the channel joined. Observably the same as ``publish``,
+        because it is used only when nothing can tell the difference:
+
+        * no pattern subscription exists (no ``pmessage`` to interleave) and every subscriber
+          of the channel has exactly this one subscription, so nothing else can be queued
+          for them between this publish and the flush (their own replies are produced only
+          by their own batches; the caller flushes before running anything but a PUBLISH,
+          and must not use this for a publisher that is itself subscribed);
+        * one frame format among them, and no output-buffer limit can fire: the frames held
+          back stay below every subscriber's fast-path headroom (``Outbox.headroom``), so each
+          ``put`` would have succeeded, and the receiver count is exact.
+
+        A channel nobody listens to (and no pattern anywhere) is answered here too: 0.
+
+        Returns:
+            The receiver count (PUBLISH's reply), or -1 when the publish must go through
+            ``publish`` instead (nothing was done then; deferred frames of this channel are
+            delivered first if it was the headroom that ran out).
+        """
+        batch = self._deferred.get(channel)
+        if batch is None:
+            if self._patterns or channel in self._not_deferrable:
+                return -1
+            if channel not in self._channels:
+                # Nobody listens: what publish does then, without its call.
+                self._messages_published += 1
+                self._messages_dropped_no_subscriber += 1
+                return 0
+            batch = self._start_deferral(channel)
+            if batch is None:
+                self._not_deferrable.add(channel)
+                return -1
+        frame = make_frame(None, channel, payload, batch.frame_format)
+        size = batch.size + len(frame)
+        if size >= batch.headroom:
+            # Deliver what is held back; this publish (and the next) take the careful path.
+            self._deliver_deferred()
+            self._not_deferrable.add(channel)
+            return -1
+        batch.size = size
+        batch.frames.append(frame)
+        self._messages_published += 1
+        receivers = len(batch.targets)
+        self._frames_delivered += receivers
+        return receivers
+
+    def _start_deferral(self, channel: bytes) -> _DeferredBatch | None:
+        subscribers = self._channels.get(channel)
+        if not subscribers:
+            return None
+        targets = self._targets.get(channel)
+        if targets is None:
+            targets = self._targets[channel] = [(sub, sub.outbox.put) for sub in subscribers]
+        frame_format = None
+        headroom = float("inf")
+        for sub, _ in targets:
+            if len(sub.channels) != 1 or sub.patterns:
+                return None
+            if sub.frame_format != frame_format:
+                if frame_format is not None:
+                    return None
+                frame_format = sub.frame_format
+            room = sub.outbox.headroom()
+            if room < headroom:
+                headroom = room
+        if headroom <= 0:
+            return None
+        batch = self._deferred[channel] = _DeferredBatch(targets, frame_format, headroom)
+        return batch
+
+    def flush_deferred(self, now_ms: int) -> list[Disconnected] | tuple[()]:
+        """Queue every frame ``publish_deferred`` held back, one ``put`` per subscriber.
+
+        Call it at the end of each batch of commands, and before running any command other
+        than a deferred PUBLISH.
+
+        Returns:
+            Subscribers cut off meanwhile, as ``publish`` reports them (never any in
+            practice: deferred frames are within every subscriber's headroom).
+        """
+        self._not_deferrable.clear()
+        if self._deferred:
+            self._deliver_deferred(now_ms)
+        if self._late_cuts:
+            cut, self._late_cuts = self._late_cuts, []
+            return self._cut_off(cut)
+        return ()
+
+    def _deliver_deferred(self, now_ms: int = 0) -> None:
+        # now_ms only feeds soft-limit timers, which cannot start within the headroom.
+        deferred = self._deferred
+        self._deferred = {}
+        for batch in deferred.values():
+            frames = batch.frames
+            data = frames[0] if len(frames) == 1 else b"".join(frames)
+            for sub, put in batch.targets:
+                if not sub.closed and not put(data, now_ms):
+                    sub.closed = True
+                    self._late_cuts.append(sub)
 
     def sweep(self, now_ms: int) -> list[Disconnected]:
         """Apply the output-buffer limits to every subscriber, even those receiving nothing new.
@@ -250,9 +391,11 @@ class PubSub:
         Returns:
             The subscribers cut off, already closed and removed (see ``publish``).
         """
-        cut = []
+        if self._deferred:
+            self._deliver_deferred()
+        cut, self._late_cuts = self._late_cuts, []
         for sub in self._subscribers:
-            if not sub.outbox.check(now_ms):
+            if not sub.closed and not sub.outbox.check(now_ms):
                 sub.closed = True
                 cut.append(sub)
         return self._cut_off(cut)
@@ -309,6 +452,17 @@ class PubSub:
         # output-buffer class); we stop sweeping it.
         if not sub.channels and not sub.patterns:
             self._subscribers.pop(sub, None)
+
+
+@attrs.define(slots=True, eq=False)
+class _DeferredBatch:
+    """Frames ``publish_deferred`` holds back for one channel until ``flush_deferred``."""
+
+    targets: list[tuple[Subscriber, Callable[[bytes, int], bool]]]
+    frame_format: int
+    headroom: float  # the frames held back must stay below this many bytes
+    size: int = 0
+    frames: list[bytes] = attrs.field(factory=list)
 
 
 def _drop(index: dict, key: object, member: object) -> None:

@@ -81,7 +81,8 @@ class Outbox:
     # it to wake its writer task; it runs on the publisher's hot path, so keep it cheap.
     wakeup: Callable[[], None] | None = None
     pending_bytes: int = attrs.field(default=0, init=False)
-    high_water_bytes: int = attrs.field(default=0, init=False)
+    # The most ever pending, as of the last take or put_back (see ``high_water_bytes``).
+    _high_water: int = attrs.field(default=0, init=False)
     # When the soft limit was first seen reached (None: not reached at the last check).
     soft_since_ms: int | None = attrs.field(default=None, init=False)
     # Set once a limit was exceeded: HARD or SOFT, and the byte count that was judged.
@@ -121,15 +122,27 @@ class Outbox:
         if size >= self._fast_below or self.soft_since_ms is not None:
             if self.cut_reason is not None or not self._within_limits(size, now_ms):
                 return False
-        frames = self._frames
-        was_empty = not frames
-        frames.append(frame)
         self.pending_bytes = size
-        if size > self.high_water_bytes:
-            self.high_water_bytes = size
-        if was_empty and self.wakeup is not None:
+        frames = self._frames
+        frames.append(frame)
+        # The high-water mark is not updated here: pending bytes only grow between takes, so
+        # the takes (and the property) see every maximum.
+        if len(frames) == 1 and self.wakeup is not None:
             self.wakeup()
         return True
+
+    def headroom(self) -> float:
+        """How many more bytes ``put`` will accept on its fast path, i.e. with no limit test
+        at all (0 while a soft-limit timer runs or once cut off; infinite with no limits)."""
+        if self.soft_since_ms is not None or self.cut_reason is not None:
+            return 0
+        return self._fast_below - self.pending_bytes
+
+    @property
+    def high_water_bytes(self) -> int:
+        """The most bytes ever pending at once."""
+        pending = self.pending_bytes
+        return pending if pending > self._high_water else self._high_water
 
     def check(self, now_ms: int) -> bool:
         """Apply the limit test to what is queued now (the periodic sweep: a soft-limit timer
@@ -151,6 +164,8 @@ class Outbox:
         """
         frames = self._frames
         self._frames = []
+        if self.pending_bytes > self._high_water:
+            self._high_water = self.pending_bytes
         self.pending_bytes = 0
         self.soft_since_ms = None
         return frames
@@ -166,6 +181,8 @@ class Outbox:
         if not frames:
             return b""
         self._frames = []
+        if self.pending_bytes > self._high_water:
+            self._high_water = self.pending_bytes
         self.pending_bytes = 0
         return frames[0] if len(frames) == 1 else b"".join(frames)
 
@@ -177,8 +194,8 @@ class Outbox:
         """
         self._frames.insert(0, rest)
         self.pending_bytes += len(rest)
-        if self.pending_bytes > self.high_water_bytes:
-            self.high_water_bytes = self.pending_bytes
+        if self.pending_bytes > self._high_water:
+            self._high_water = self.pending_bytes
 
     def __len__(self) -> int:
         """Number of queued frames."""

@@ -42,7 +42,7 @@ from broker.channels import PubSub
 from broker.config import RespConfig, parse_host_port
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
-from modes.push.commands import dispatch
+from modes.push.commands import _SMALL_INTEGERS, dispatch
 from wire.errors import RemoteProtocolError
 from wire.resp import encoder
 from wire.resp.parser import RequestParser
@@ -57,6 +57,10 @@ CRON_INTERVAL_SECONDS = 0.1
 NO_LIMITS = OutputLimits(hard_bytes=0, soft_bytes=0, soft_seconds=0)
 # How long a closing connection may take to deliver its last reply (QUIT's +OK, an error).
 CLOSE_DRAIN_SECONDS = 1.0
+
+
+# PUBLISH as clients spell it, for the reader's fast path (anything else: generic dispatch).
+_PUBLISH_SPELLINGS = frozenset({b"PUBLISH", b"publish", b"Publish"})
 
 
 def now_ms() -> int:
@@ -264,11 +268,19 @@ class PushServer:
         parser = RequestParser(max_bulk_len=self.config.proto_max_bulk_len)
         fd = client.fd
         sock = client.stream.socket
+        publish_deferred = self.pubsub.publish_deferred
+        # Unsubscribed clients have no output limit (NO_LIMITS): their puts always succeed.
+        reply_put = client.outbox.put
         while True:
+            # Wait first, then read: a client that gets a reply to every batch (each
+            # redis-benchmark client, every request/response client) has sent nothing more
+            # yet, so reading first would mostly fail with EAGAIN. The wait is also this
+            # loop's one scheduler checkpoint per batch (no busy client starves the others):
+            # with bytes already there it returns on the next pass of the run loop.
+            await trio.lowlevel.wait_readable(sock)
             try:
                 data = os.read(fd, RECEIVE_CHUNK)
             except BlockingIOError:
-                await trio.lowlevel.wait_readable(sock)
                 continue
             except OSError as exc:
                 client.close_reason = f"connection reset ({exc.strerror})"
@@ -279,6 +291,10 @@ class PushServer:
             client.last_interaction_ms = now_ms()
             error: RemoteProtocolError | None = None
             executed = 0
+            now = client.last_interaction_ms
+            # Replies to PUBLISHes of a client that is not subscribed (nothing else can land
+            # in its outbox meanwhile, and no limit applies to it), queued as one piece.
+            held: list[bytes] = []
             self.in_batch = True
             try:
                 parser.feed(data)
@@ -291,10 +307,39 @@ class PushServer:
                     if not commands:
                         break
                     for args in commands:
-                        dispatch(self, client, args)
                         executed += 1
+                        # PUBLISH, the hot command, skips the generic dispatch: same checks
+                        # (name, arity, RESP2 subscribed context), same effects.
+                        if len(args) == 3 and args[0] in _PUBLISH_SPELLINGS:
+                            if not client.subscribed:
+                                client.last_command = b"PUBLISH"
+                                # Delivered by _flush_deferred (see PubSub.publish_deferred).
+                                receivers = publish_deferred(args[1], args[2], make_frame)
+                                if receivers < 0:
+                                    receivers = self.publish(args[1], args[2], now)
+                                held.append(_SMALL_INTEGERS[receivers] if receivers < 1024
+                                            else encoder.integer(receivers))
+                                continue
+                            if client.protocol == 3:
+                                # Subscribed (maybe to this very channel): its own message,
+                                # if any, must precede the reply.
+                                client.last_command = b"PUBLISH"
+                                receivers = self.publish(args[1], args[2], now)
+                                client.reply(_SMALL_INTEGERS[receivers] if receivers < 1024
+                                             else encoder.integer(receivers))
+                                continue
+                        if held:
+                            reply_put(b"".join(held), now)
+                            held = []
+                        self._flush_deferred(now)
+                        dispatch(self, client, args)
                         if client.close_after_reply:
                             break
+                # The deliveries first (as in the order the publishes ran), then the replies.
+                self._flush_deferred(now)
+                if held:
+                    reply_put(b"".join(held), now)
+                    held = []
                 if error is not None:
                     # Replies to the commands before the bad bytes go first, then Redis's
                     # "-ERR Protocol error: ..." line, then the connection closes. Only this
@@ -304,13 +349,20 @@ class PushServer:
                     client.close_reason = f"protocol error: {error.message}"
                     log.info("protocol_error", error=error.message)
             finally:
+                if held:  # only if something above raised
+                    reply_put(b"".join(held), now)
+                self._flush_deferred(now)
                 self.in_batch = False
                 self._flush_dirty()
             self.commands_processed += executed
             client.commands_processed += executed
             if error is not None or client.close_after_reply:
                 return
-            await trio.lowlevel.checkpoint()
+
+    def _flush_deferred(self, now: int) -> None:
+        """Queue the deliveries the batch's PUBLISHes deferred (before anything else runs)."""
+        for subscriber, pending, limit in self.pubsub.flush_deferred(now):
+            self.cut_off(subscriber, pending, limit)
 
     def _flush_dirty(self) -> None:
         dirty = self.dirty

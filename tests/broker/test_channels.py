@@ -229,3 +229,75 @@ def test_wakeup_fires_on_publish(ps: PubSub) -> None:
     ps.publish(b"c", b"1", 0, FrameMaker())
     ps.publish(b"c", b"2", 0, FrameMaker())
     assert woken == [1]
+
+
+# -- publish_deferred: a batch's deliveries, one put per subscriber ------------------------------
+
+
+def test_publish_deferred_delivers_at_flush_in_order(ps: PubSub) -> None:
+    a, b = new_sub(1), new_sub(2)
+    ps.subscribe(a, b"ch")
+    ps.subscribe(b, b"ch")
+    make = FrameMaker()
+    assert [ps.publish_deferred(b"ch", p, make) for p in (b"1", b"2", b"3")] == [2, 2, 2]
+    assert len(make.calls) == 3  # one frame per message, shared by both subscribers
+    assert a.outbox.pending_bytes == 0  # held back until the flush
+    assert ps.flush_deferred(0) == ()
+    for sub in (a, b):
+        assert b"".join(sub.outbox.take_all()) == b"2|message|ch|12|message|ch|22|message|ch|3"
+    stats = ps.statistics()
+    assert (stats.messages_published, stats.frames_delivered) == (3, 6)
+    assert ps.flush_deferred(0) == ()  # nothing left
+
+
+def test_publish_deferred_declines_when_it_could_be_observed(ps: PubSub) -> None:
+    make = FrameMaker()
+    a, b = new_sub(1), new_sub(2, fmt=3)
+    ps.subscribe(a, b"two")
+    ps.subscribe(a, b"other")  # a second subscription: other frames could interleave
+    assert ps.publish_deferred(b"two", b"x", make) == -1
+    ps.subscribe(b, b"mixed")
+    ps.subscribe(new_sub(3, fmt=2), b"mixed")  # two frame formats
+    assert ps.publish_deferred(b"mixed", b"x", make) == -1
+    c = new_sub(4)
+    ps.subscribe(c, b"plain")
+    ps.psubscribe(new_sub(5), b"zzz")  # any pattern subscription
+    assert ps.publish_deferred(b"plain", b"x", make) == -1
+    assert make.calls == []
+    assert ps.statistics().messages_published == 0  # declined publishes did nothing
+
+
+def test_publish_deferred_stays_below_the_limits(ps: PubSub) -> None:
+    """Frames are held back only while every put would take Outbox's no-limit fast path;
+    then the channel goes through publish (which applies the limits exactly)."""
+    make = FrameMaker()
+    frame_len = len(make(None, b"ch", b"x", 2))
+    a = new_sub(1, hard=3 * frame_len)
+    ps.subscribe(a, b"ch")
+    assert ps.publish_deferred(b"ch", b"x", make) == 1
+    assert ps.publish_deferred(b"ch", b"x", make) == 1
+    assert ps.publish_deferred(b"ch", b"x", make) == -1  # would reach the hard limit
+    assert a.outbox.pending_bytes == 2 * frame_len  # what was held back is queued first
+    result = ps.publish(b"ch", b"x", 0, make)
+    assert result.receivers == 0 and result.disconnected == [(a, 3 * frame_len, HARD)]
+    assert ps.flush_deferred(0) == ()
+
+
+def test_registry_changes_deliver_deferred_frames_first(ps: PubSub) -> None:
+    a = new_sub(1)
+    ps.subscribe(a, b"ch")
+    make = FrameMaker()
+    assert ps.publish_deferred(b"ch", b"1", make) == 1
+    ps.subscribe(a, b"other")
+    assert a.outbox.take_all() == [b"2|message|ch|1"]
+    assert ps.flush_deferred(0) == ()
+
+
+def test_publish_deferred_to_nobody_counts_like_publish(ps: PubSub) -> None:
+    make = FrameMaker()
+    assert ps.publish_deferred(b"nobody", b"x", make) == 0
+    stats = ps.statistics()
+    assert (stats.messages_published, stats.messages_dropped_no_subscriber) == (1, 1)
+    ps.psubscribe(new_sub(1), b"n*")
+    assert ps.publish_deferred(b"nobody", b"x", make) == -1  # patterns: publish decides
+    assert make.calls == []

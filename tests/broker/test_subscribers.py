@@ -156,3 +156,28 @@ def test_subscriber_identity_and_count() -> None:
     a.patterns.add(b"p*")
     assert a.subscription_count == 2
     assert not a.closed and a.name == b""
+
+
+def test_headroom_is_what_put_accepts_without_a_limit_test() -> None:
+    box = Outbox(OutputLimits(hard_bytes=100, soft_bytes=40, soft_seconds=1))
+    assert box.headroom() == 40
+    assert box.put(b"x" * 30, 0)
+    assert box.headroom() == 10
+    assert box.put(b"x" * 15, 0)  # reaches the soft limit: the timer starts
+    assert box.headroom() == 0
+    assert Outbox(OutputLimits.unlimited()).headroom() == float("inf")
+
+
+def test_high_water_survives_takes_and_put_back() -> None:
+    box = Outbox(OutputLimits.unlimited())
+    box.put(b"abc", 0)
+    box.put(b"de", 0)
+    assert box.high_water_bytes == 5
+    assert box.take_bytes() == b"abcde"
+    box.put_back(b"cde")
+    box.put(b"f", 0)
+    assert box.high_water_bytes == 5
+    box.put(b"gh", 0)
+    assert box.high_water_bytes == 6
+    assert box.take_all() == [b"cde", b"f", b"gh"]
+    assert box.high_water_bytes == 6

@@ -257,3 +257,43 @@ def test_maxclients_rejects_with_redis_error(tmp_path) -> None:
                 assert third.read_until_closed() == b"-ERR max number of clients reached\r\n"
             a.send(b"PING\r\n")
             a.expect(b"+PONG\r\n")
+
+
+def _cmd(*args: bytes) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+def _message(channel: bytes, payload: bytes, prefix: bytes = b"*") -> bytes:
+    return prefix + b"3\r\n$7\r\nmessage\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(channel), channel, len(payload), payload)
+
+
+def test_pipelined_publish_fast_path_is_byte_exact(broker) -> None:
+    """Pipelined PUBLISHes (the reader's fast path, deliveries deferred to the end of the
+    batch) interleaved with other commands: replies, counts and delivery order as one by one."""
+    with RawClient(broker.resp) as one, RawClient(broker.resp) as two, RawClient(broker.resp) as pub:
+        one.send(b"SUBSCRIBE fp1\r\n")
+        one.expect(b"*3\r\n$9\r\nsubscribe\r\n$3\r\nfp1\r\n:1\r\n")
+        two.send(b"SUBSCRIBE fp1 fp2\r\n")
+        two.expect(b"*3\r\n$9\r\nsubscribe\r\n$3\r\nfp1\r\n:1\r\n*3\r\n$9\r\nsubscribe\r\n$3\r\nfp2\r\n:2\r\n")
+        batch = (_cmd(b"PUBLISH", b"fp1", b"a") + _cmd(b"publish", b"fp2", b"b")
+                 + _cmd(b"PUBLISH", b"fp1", b"c") + _cmd(b"PUBSUB", b"NUMSUB", b"fp1")
+                 + _cmd(b"Publish", b"fp1", b"d") + _cmd(b"PUBLISH", b"none", b"e")
+                 + _cmd(b"PUBLISH", b"fp1") + _cmd(b"pUbLiSh", b"fp2", b"f"))
+        pub.send(batch)
+        pub.expect(b":2\r\n:1\r\n:2\r\n*2\r\n$3\r\nfp1\r\n:2\r\n:2\r\n:0\r\n"
+                   b"-ERR wrong number of arguments for 'publish' command\r\n:1\r\n")
+        one.expect(_message(b"fp1", b"a") + _message(b"fp1", b"c") + _message(b"fp1", b"d"))
+        two.expect(_message(b"fp1", b"a") + _message(b"fp2", b"b") + _message(b"fp1", b"c")
+                   + _message(b"fp1", b"d") + _message(b"fp2", b"f"))
+
+
+def test_resp3_subscriber_publishing_to_itself_gets_message_before_reply(broker) -> None:
+    with RawClient(broker.resp) as client:
+        client.send(b"HELLO 3\r\nPING\r\n")
+        while b"+PONG\r\n" not in client.buffer:
+            client.buffer += client.sock.recv(4096)
+        client.buffer = b""
+        client.send(b"SUBSCRIBE self3\r\n")
+        client.expect(b">3\r\n$9\r\nsubscribe\r\n$5\r\nself3\r\n:1\r\n")
+        client.send(_cmd(b"PUBLISH", b"self3", b"x") * 2)
+        client.expect((_message(b"self3", b"x", b">") + b":1\r\n") * 2)

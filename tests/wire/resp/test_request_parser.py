@@ -369,3 +369,137 @@ def test_slow_feeding_stays_linear() -> None:
         if i + 512 < len(data):
             assert parser.commands() == []
     assert parser.commands() == [[b"ECHO", body]]
+
+
+# -- the hiredis fast path must agree with the careful loop and the pure fast path ------------
+
+from wire.resp import parser as parser_module  # noqa: E402
+
+# (fast paths on, hiredis allowed): the production configuration.
+# (fast paths on, hiredis off): the pure-Python fast path only.
+# (fast paths off): the careful loop alone, the reference.
+CONFIGS = [(True, True), (True, False), (False, False)]
+
+
+def parse_config(data: bytes, chunk: int, fast: bool, use_hiredis: bool, **limits):
+    parser = RequestParser(**limits)
+    parser._fast_ok = fast
+    parser._hiredis_min = 0  # hiredis even for the shortest input
+    if not use_hiredis:
+        parser._hiredis_max = -1
+    out: list[list[bytes]] = []
+    step = chunk or len(data) or 1
+    try:
+        for i in range(0, len(data), step):
+            parser.feed(data[i : i + step])
+            out.extend(parser.commands())
+        out.extend(parser.commands())
+    except RemoteProtocolError as exc:
+        return out, exc.reply
+    return out, None
+
+
+HIREDIS_CORPUS = [
+    PIPELINE,
+    b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$7\r\npayload\r\n" * 16,
+    b"*1\r\n+PING\r\n",  # simple string where Redis wants "$"
+    b"*1\r\n=8\r\ntxt:PING\r\n",  # verbatim string
+    b"*1\r\n(123\r\n",  # big number
+    b"*1\r\n,1.5\r\n*1\r\n#t\r\n*1\r\n_\r\n*1\r\n:1\r\n*1\r\n-ERR x\r\n",
+    b">1\r\n$4\r\nPING\r\n",  # a push at the top level is an inline command for Redis
+    b"~1\r\n$4\r\nPING\r\n",
+    b"%1\r\n$1\r\na\r\n$1\r\nb\r\n",
+    b"|1\r\n$1\r\na\r\n$1\r\nb\r\n*1\r\n$4\r\nPING\r\n",
+    b"*1\r\n$4\r\nPING\r\n*1\r\n$04\r\nPING\r\n",
+    b"*1\r\n$4\r\nPING\r\n*01\r\n$4\r\nPING\r\n",
+    b"*1\r\n$4\r\nPING\r\n*+1\r\n$4\r\nPING\r\n",
+    b"*1\r\n$+4\r\nPING\r\n*-0\r\n* 1\r\n",
+    b"*1\r\n$4\r\nPINGxx*1\r\n$1\r\na\r\n",  # the two bytes after a body are not checked
+    b"*1\r\n$-1\r\n",
+    b"*1\r\n$4\r\nPING\r\n*0\r\n*-1\r\n*1\r\n$4\r\nPING\r\n",
+    b"*1\r\n*1\r\n$1\r\na\r\n",
+    b"*2\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n",
+    b"*1\r\n$4\rxPING\r\n",
+    b"*1\r\n$4\r\nPI\r\n\r\n",
+    b"*1\r\n$1\n\r\na\r\n",
+    b"*1\r\n$4\r\nPING\r\nPING\r\n*1\r\n$4\r\nPING\r\n",
+    b"*1\r\n$4\r\nPING\r\n*3\r\n$7\r\nPUBLISH\r\n$2\r\nch",  # incomplete last command
+    b"*1\r\n$4\r\nPING\r\n*1\r\n$100\r\n" + b"x" * 60,  # incomplete body
+    b"*1\r\n$4\r\nPING\r\n*1\r\n$1000000\r\n",  # over the bulk limit used below
+    b"*1\r\n$4\r\nPING\r\n*2000000\r\n",  # over the multibulk limit used below
+    b"*2\r\n$3\r\na\r\n\r\n$1\r\nb\r\n",  # a body containing CRLF
+]
+
+
+@pytest.mark.parametrize("data", HIREDIS_CORPUS)
+@pytest.mark.parametrize("chunk", [0, 1, 2, 3, 7, 64])
+def test_hiredis_path_agrees_on_corpus(data: bytes, chunk: int) -> None:
+    limits = {"max_bulk_len": 1000, "max_multibulk_len": 100000}
+    results = [parse_config(data, chunk, fast, hi, **limits) for fast, hi in CONFIGS]
+    assert results[0] == results[2]
+    assert results[1] == results[2]
+
+
+@pytest.mark.parametrize("limits", [{}, {"max_bulk_len": 1000}, {"max_inline_len": 24, "max_bulk_len": 50}])
+def test_hiredis_path_agrees_with_limits(limits: dict) -> None:
+    for data in HIREDIS_CORPUS:
+        for chunk in (0, 1, 5):
+            results = [parse_config(data, chunk, fast, hi, **limits) for fast, hi in CONFIGS]
+            assert results[0] == results[2] == results[1], (data, chunk)
+
+
+def test_hiredis_path_is_used_for_plain_commands(monkeypatch: pytest.MonkeyPatch) -> None:
+    if parser_module._HiredisReader is None:  # pragma: no cover
+        pytest.skip("hiredis not installed")
+    calls = []
+    real = parser_module._parse_with_hiredis
+
+    def spy(data, start, out):
+        pos = real(data, start, out)
+        calls.append((start, pos, len(data)))
+        return pos
+
+    monkeypatch.setattr(parser_module, "_parse_with_hiredis", spy)
+    parser = RequestParser()
+    data = command(b"PUBLISH", b"ch", b"payload") * 16
+    parser.feed(data)
+    assert parser.commands() == [[b"PUBLISH", b"ch", b"payload"]] * 16
+    assert calls == [(0, len(data), len(data))]
+    # A partial command pending from the previous read: the careful loop finishes it, then
+    # hiredis takes the rest of the buffer.
+    parser.feed(data[:10])
+    assert parser.commands() == []
+    calls.clear()
+    parser.feed(data[10:])
+    assert parser.commands() == [[b"PUBLISH", b"ch", b"payload"]] * 16
+    assert len(calls) == 1
+    start, reached, size = calls[0]
+    assert 0 < start and reached == size  # after the careful loop's command, to the end
+
+
+def test_hiredis_path_checks_bulk_limit_before_buffering() -> None:
+    parser = RequestParser(max_bulk_len=1000)
+    parser.feed(command(b"PING") * 3 + b"*1\r\n$1001\r\n")
+    assert parser.commands() == [[b"PING"]] * 3
+    with pytest.raises(RemoteProtocolError) as info:
+        parser.commands()
+    assert info.value.reply == b"-ERR Protocol error: invalid bulk length\r\n"
+
+
+hiredis_fragments = st.one_of(
+    args_strategy.map(lambda args: command(*args)),
+    st.sampled_from(HIREDIS_CORPUS[2:]),
+    st.sampled_from([b"+", b"=", b"(", b">", b"~", b"|", b"%", b":", b"_", b",", b"#", b"-",
+                     b"*1\r\n", b"$1\r\n", b"x\r\n", b"*0\r\n", b"$-1\r\n", b"\r\n"]),
+    fragments,
+)
+
+
+@settings(max_examples=400)
+@given(st.lists(hiredis_fragments, max_size=12), st.integers(0, 11))
+def test_hiredis_path_agrees_with_careful_loop(pieces: list[bytes], chunk: int) -> None:
+    data = b"".join(pieces)
+    limits = {"max_bulk_len": 1000}
+    reference = parse_config(data, chunk, False, False, **limits)
+    assert parse_config(data, chunk, True, True, **limits) == reference
+    assert parse_config(data, chunk, True, False, **limits) == reference
