@@ -194,6 +194,7 @@ class Consumer:
         return sorted(self._fetcher.states)
 
     def _set_assignment(self, partitions: list[TopicPartition]) -> None:
+        self._sync_position()
         self._fetcher.assign(partitions)
         self._drop_current()
         self._nursery_start_metadata(partitions)
@@ -275,6 +276,7 @@ class Consumer:
     async def position(self, tp: TopicPartition) -> int:
         """The offset of the next record to be returned for ``tp`` (waits for a pending reset)."""
         state = self._state(tp)
+        self._sync_position()
         with trio.fail_after(self._client.request_timeout):
             while state.position is None:
                 if state.error is not None:
@@ -284,6 +286,7 @@ class Consumer:
 
     def pause(self, *partitions: TopicPartition) -> None:
         """Stop returning (and fetching) records of these partitions until ``resume``."""
+        self._sync_position()
         for tp in partitions:
             state = self._state(tp)
             state.paused = True
@@ -308,6 +311,7 @@ class Consumer:
     # --- commits ------------------------------------------------------------------------------------------
 
     def _positions(self) -> dict[TopicPartition, int]:
+        self._sync_position()
         return {tp: s.position for tp, s in self._fetcher.states.items() if s.position is not None}
 
     async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None:
@@ -355,16 +359,19 @@ class Consumer:
         return self
 
     async def __anext__(self) -> ConsumerRecord:
-        # Hot path: one list index and one attribute store per record. The scheduler is
-        # visited once per batch (in _next_chunk), not per record.
+        # Hot path: one list index and one attribute store per record (a try costs nothing
+        # until it raises, in CPython 3.11+). The scheduler is visited once per batch (in
+        # _next_chunk), not per record, and the partition's position is written then too
+        # (``_sync_position``), not per record.
         index = self._index
-        if index < len(self._records):
+        try:
             record = self._records[index]
-            self._index = index + 1
-            self._current_state.position = record.offset + 1
-            return record
-        await self._next_chunk()
-        return await self.__anext__()
+        except IndexError:
+            await self._next_chunk()
+            index = self._index
+            record = self._records[index]
+        self._index = index + 1
+        return record
 
     async def getmany(self, max_records: int = 10_000) -> list[ConsumerRecord]:
         """Up to ``max_records`` records at once (waits for at least one): cheaper per record."""
@@ -376,9 +383,21 @@ class Consumer:
         self._current_state.position = chunk[-1].offset + 1
         return chunk
 
+    def _sync_position(self) -> None:
+        """Write the current partition's position: the offset after the last record returned.
+
+        ``__anext__`` only moves ``self._index``; everything that reads a position (commits,
+        ``position()``, ``pause()``, decoding the next batch) calls this first. A partition
+        sought or reset since its records were fetched (epoch changed) keeps its new position.
+        """
+        index = self._index
+        if index and self._current_state.epoch == self._current_epoch:
+            self._current_state.position = self._records[index - 1].offset + 1
+
     async def _next_chunk(self) -> None:
         """Make ``self._records`` a non-empty list of the next records, waiting as needed."""
         await trio.lowlevel.checkpoint()
+        self._sync_position()
         while True:
             if self._member is not None and self._member.needs_rejoin:
                 await self._rebalance()
@@ -427,10 +446,9 @@ class Consumer:
         if header.is_control or header.last_offset < position:
             return False
         topic, partition = self._current_fetch.tp
-        # One object per record: the decoder yields plain tuples, wrapped here once.
-        records = [ConsumerRecord(topic, partition, offset, timestamp, key, value, headers)
-                   for offset, timestamp, key, value, headers
-                   in decode_records(batch, check_crc=self.check_crcs, min_offset=position)]
+        # One object per record, built by the decoder in the same pass (no tuple in between).
+        records = decode_records(batch, check_crc=self.check_crcs, min_offset=position,
+                                 record_type=ConsumerRecord, topic=topic, partition=partition)
         if not records:
             return False
         self._records = records

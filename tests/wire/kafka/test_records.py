@@ -232,6 +232,26 @@ def test_decode_records_matches_decode_batch(records, min_offset, codec) -> None
     assert decode_records(batch, min_offset=min_offset) == [t for t in expected if t[0] >= min_offset]
 
 
+
+def test_decode_records_long_batches_and_record_type() -> None:
+    # 9000 records: offset deltas need one, two and three varint bytes, and so do the
+    # timestamp deltas (negative ones too); every path the unrolled loop takes inline or not.
+    count = 9000
+    timestamps = [5000 + (i * 37 if i % 3 else -i) for i in range(count)]
+    records = [(None if i % 2 else b"k", b"v" * (i % 70), None) for i in range(count)]
+    batch = build_batch(records, base_offset=100, timestamps=timestamps)
+    expected = [(100 + i, timestamps[i], key, value, ()) for i, (key, value, _) in enumerate(records)]
+    assert decode_records(batch) == expected
+    assert decode_records(batch, min_offset=8300) == expected[8200:]
+
+    def as_tuple(*fields):
+        return fields
+
+    # record_type: the caller's record class built in the same pass, topic and partition first.
+    assert decode_records(batch, min_offset=150, record_type=as_tuple, topic="orders", partition=4) == [
+        ("orders", 4, *fields) for fields in expected[50:]]
+
+
 # --- incremental building: append_record + finish_batch (the SDK producer's path) ----------------
 
 def _reference_varint(value: int) -> bytes:
