@@ -7,6 +7,13 @@ import inspect
 
 import pytest
 import trio
+from hypothesis import HealthCheck, settings
+
+# The suite runs on shared 2-core machines next to broker subprocesses: a wall-clock deadline
+# per hypothesis example measures the neighbours, not our code, so none is set. Tests that care
+# about speed are benchmarks (bench/), never timed unit tests.
+settings.register_profile("dualmq", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("dualmq")
 
 
 @pytest.hookimpl(tryfirst=True)
