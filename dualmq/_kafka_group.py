@@ -261,13 +261,7 @@ async def commit_offsets(client: KafkaClient, group_id: str, offsets: Mapping[To
     delay = 0.05
     with trio.fail_after(client.request_timeout):
         while True:
-            node = await client.coordinator(group_id)
-            try:
-                reply = await client.request(OFFSET_COMMIT, request, node=node, purpose="group")
-            except ConnectionLost:
-                client.forget_coordinator(group_id)
-                await trio.sleep(delay)
-                continue
+            reply = await _ask_coordinator(client, group_id, OFFSET_COMMIT, request, delay)
             codes = {p["error_code"] for t in reply["topics"] for p in t["partitions"]} - {ErrorCode.NONE}
             if not codes:
                 return
@@ -283,6 +277,18 @@ async def commit_offsets(client: KafkaClient, group_id: str, offsets: Mapping[To
                 raise KafkaError(min(codes), f"OffsetCommit for group {group_id!r}")
             await trio.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+async def _ask_coordinator(client: KafkaClient, group_id: str, api_key: int, request: dict,
+                           delay: float) -> dict:
+    """Send ``request`` to the group's coordinator, finding it again after a lost connection."""
+    while True:
+        node = await client.coordinator(group_id)
+        try:
+            return await client.request(api_key, request, node=node, purpose="group")
+        except ConnectionLost:
+            client.forget_coordinator(group_id)
+            await trio.sleep(delay)
 
 
 async def fetch_committed(client: KafkaClient, group_id: str,
@@ -303,13 +309,7 @@ async def fetch_committed(client: KafkaClient, group_id: str,
     delay = 0.05
     with trio.fail_after(client.request_timeout):
         while True:
-            node = await client.coordinator(group_id)
-            try:
-                reply = await client.request(OFFSET_FETCH, request, node=node, purpose="group")
-            except ConnectionLost:
-                client.forget_coordinator(group_id)
-                await trio.sleep(delay)
-                continue
+            reply = await _ask_coordinator(client, group_id, OFFSET_FETCH, request, delay)
             codes = {reply["error_code"]} | {p["error_code"] for t in reply["topics"] for p in t["partitions"]}
             codes -= {ErrorCode.NONE, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION}
             if not codes:
