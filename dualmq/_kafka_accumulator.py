@@ -52,13 +52,13 @@ class ProducerBatch:
     """Records for one partition that travel (and succeed or fail) together.
 
     ``body`` holds the encoded records (offset deltas 0..count-1, timestamp deltas relative to
-    ``base_timestamp``, the first record's); ``size`` is the batch's exact uncompressed size,
-    header included.
+    ``base_timestamp``, the first record's) while the batch is open; ``size`` is the batch's
+    exact uncompressed size, header included.
     """
 
-    __slots__ = ("attempts", "base_offset", "base_sequence", "base_timestamp", "body", "count", "created",
-                 "deadline", "done", "encoded", "error", "max_timestamp", "partition", "retry_at", "size",
-                 "topic")
+    __slots__ = ("_size", "attempts", "base_offset", "base_sequence", "base_timestamp", "body", "count",
+                 "created", "deadline", "done", "encoded", "error", "max_timestamp", "partition", "reserved",
+                 "retry_at", "topic")
 
     def __init__(self, topic: str, partition: int, created: float, deadline: float, base_timestamp: int = 0) -> None:
         self.topic = topic
@@ -67,7 +67,8 @@ class ProducerBatch:
         self.count = 0
         self.base_timestamp = base_timestamp
         self.max_timestamp = base_timestamp
-        self.size = BATCH_OVERHEAD
+        self._size = BATCH_OVERHEAD  # kept up to date when the batch closes (``body`` goes later)
+        self.reserved = 0  # the bytes of the producer's buffer this batch holds
         self.created = created
         self.deadline = deadline  # created + delivery timeout: fail rather than retry after this
         self.attempts = 0
@@ -80,6 +81,15 @@ class ProducerBatch:
 
     def __len__(self) -> int:
         return self.count
+
+    @property
+    def size(self) -> int:
+        """The batch's exact uncompressed size in bytes, header included."""
+        return self._size if self.body is None else BATCH_OVERHEAD + len(self.body)
+
+    def close(self) -> None:
+        """No more records: fix ``size`` (the body is handed to the encoder later)."""
+        self._size = BATCH_OVERHEAD + len(self.body)
 
     def complete(self, base_offset: int) -> None:
         self.base_offset = base_offset
@@ -143,6 +153,10 @@ class Delivery:
         return self.result()
 
 
+def _ignore(batch: ProducerBatch, full: bool) -> None:
+    pass
+
+
 class RecordAccumulator:
     """Open and ready batches per partition.
 
@@ -154,14 +168,25 @@ class RecordAccumulator:
             being retried.
         clock: gives ``now`` when ``append`` is not passed one; it is read only when a batch is
             created (the producer passes ``trio.current_time``; tests pass ``now``).
+        on_batch: called as ``on_batch(batch, full)`` when a batch opens (``full`` False) and
+            when one closes because it is full (True): the moments a sender has news. Never
+            per record.
+
+    Buffer accounting is per batch, as Kafka's producer does it (``buffer.memory`` is handed
+    out in ``batch.size`` pieces): an open batch holds ``batch_bytes`` of ``buffered_bytes``
+    (more if its one record is larger), a closed one its exact size, until it is done. So the
+    per-record path counts nothing but the record itself.
     """
 
     def __init__(self, *, batch_bytes: int, linger: float, delivery_timeout: float,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 on_batch: Callable[[ProducerBatch, bool], None] = _ignore) -> None:
         self.batch_bytes = batch_bytes
+        self.body_bytes = batch_bytes - BATCH_OVERHEAD  # what the records of a full batch take
         self.linger = linger
         self.delivery_timeout = delivery_timeout
         self.clock = clock
+        self.on_batch = on_batch
         self.open: dict[TopicPartition, ProducerBatch] = {}
         # Closed batches per partition, oldest first: partition order is record order.
         self.ready: dict[TopicPartition, collections.deque[ProducerBatch]] = {}
@@ -169,63 +194,64 @@ class RecordAccumulator:
         self.incomplete = 0  # batches created and not yet done
 
     def append(self, topic: str, partition: int, key: bytes | None, value: bytes | None, headers: Headers,
-               timestamp: int, now: float | None = None) -> tuple[ProducerBatch, int, bool]:
+               timestamp: int, now: float | None = None) -> Delivery:
         """Add one record (encoding it into the partition's open batch).
 
         Args:
             now: the time, needed only if a batch must be created (default: ``clock()``).
 
         Returns:
-            ``(batch, index_in_batch, new_ready)``: ``new_ready`` is True when this append closed
-            a batch (the previous one filled up, or this one reached ``batch_bytes``), i.e. the
-            sender has work.
+            The record's ``Delivery``.
 
         Raises:
             LocalProtocolError: the record cannot be encoded (nothing was added).
         """
         tp = (topic, partition)
         batch = self.open.get(tp)
-        new_ready = False
         if batch is not None:
             # The common case: encode straight into the open batch, and undo it in the rare
             # case it overflows (the record then starts a new batch with new deltas).
-            # ``size`` is always BATCH_OVERHEAD + len(body), which saves a len() per record.
             body = batch.body
             index = batch.count
+            mark = len(body)
             append_record(body, index, timestamp - batch.base_timestamp, key, value, headers)
-            size = BATCH_OVERHEAD + len(body)
-            if size <= self.batch_bytes:
-                self.buffered_bytes += size - batch.size
-                batch.size = size
+            if len(body) < self.body_bytes:
                 batch.count = index + 1
                 if timestamp > batch.max_timestamp:
                     batch.max_timestamp = timestamp
-                if size == self.batch_bytes:
-                    self._close(tp, batch)
-                    new_ready = True
-                return batch, index, new_ready
-            del body[batch.size - BATCH_OVERHEAD:]
+                return Delivery(batch, index)
+            if len(body) == self.body_bytes:  # exactly full: this record is its last
+                batch.count = index + 1
+                if timestamp > batch.max_timestamp:
+                    batch.max_timestamp = timestamp
+                self._close(tp, batch)
+                self.on_batch(batch, True)
+                return Delivery(batch, index)
+            del body[mark:]
             self._close(tp, batch)
-            new_ready = True
+            self.on_batch(batch, True)
         if now is None:
             now = self.clock()
         batch = ProducerBatch(topic, partition, now, now + self.delivery_timeout, timestamp)
         append_record(batch.body, 0, 0, key, value, headers)  # before registering: it may raise
-        self.open[tp] = batch
-        self.incomplete += 1
-        size = len(batch.body)
         batch.count = 1
-        batch.size += size
-        self.buffered_bytes += size
+        self.incomplete += 1
+        self.open[tp] = batch
+        batch.reserved = max(self.batch_bytes, batch.size)
+        self.buffered_bytes += batch.reserved
+        self.on_batch(batch, False)
         if batch.size >= self.batch_bytes:
             self._close(tp, batch)
-            new_ready = True
-        return batch, 0, new_ready
+            self.on_batch(batch, True)
+        return Delivery(batch, 0)
 
     def _close(self, tp: TopicPartition, batch: ProducerBatch) -> None:
         del self.open[tp]
+        batch.close()
+        # Give back what the batch reserved but does not need.
+        self.buffered_bytes -= batch.reserved - batch.size
+        batch.reserved = batch.size
         self.ready.setdefault(tp, collections.deque()).append(batch)
-
     def expire_linger(self, now: float, *, flush: bool = False) -> bool:
         """Close every open batch older than ``linger`` (every one if ``flush``).
 
@@ -263,4 +289,5 @@ class RecordAccumulator:
     def finished(self, batch: ProducerBatch) -> None:
         """Account for a batch that is done (acknowledged or failed)."""
         self.incomplete -= 1
-        self.buffered_bytes -= batch.size - BATCH_OVERHEAD
+        self.buffered_bytes -= batch.reserved
+        batch.reserved = 0

@@ -46,7 +46,7 @@ else is OUT_OF_ORDER_SEQUENCE_NUMBER), so with several requests in flight two th
 from __future__ import annotations
 
 import math
-import time
+from time import time_ns as _time_ns
 from collections.abc import Iterable, Sequence
 
 import structlog
@@ -141,7 +141,7 @@ class Producer:
         self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=self.request_timeout)
         self._accumulator = RecordAccumulator(batch_bytes=batch_bytes, linger=linger_ms / 1000,
                                               delivery_timeout=delivery_timeout_ms / 1000,
-                                              clock=trio.current_time)
+                                              clock=trio.current_time, on_batch=self._batch_news)
         self._partitioner = StickyPartitioner()
         self._wakeup = trio.Event()
         self._wakeup_pending = False  # mirrors self._wakeup.is_set(), cheaper to read per record
@@ -263,13 +263,12 @@ class Producer:
             delivery = self.send_nowait(topic, value, key, headers, partition, timestamp_ms=timestamp_ms)
         except trio.WouldBlock:
             delivery = await self._send_waiting(topic, value, key, headers, partition, timestamp_ms)
-        # Yield to the scheduler only when the sender has work waiting (a batch started or
-        # filled): a full checkpoint per record would cost more than batching saves, and
-        # none at all would starve the sender in a tight send loop.
+        # A checkpoint (a schedule point, where cancellation is delivered too) only when the
+        # sender has work waiting: a batch started or filled. That is at least once per batch,
+        # so a send loop can be cancelled and never starves the sender; one per record would
+        # cost more than the rest of this path.
         if self._wakeup_pending:
             await trio.lowlevel.checkpoint()
-        else:
-            await trio.lowlevel.checkpoint_if_cancelled()
         return delivery
 
     async def _send_waiting(self, topic: str, value: bytes | None, key: bytes | None,
@@ -323,15 +322,16 @@ class Producer:
         elif not 0 <= partition < count:
             raise KafkaError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"{topic!r} has no partition {partition}")
         if timestamp_ms is None:
-            timestamp_ms = time.time_ns() // 1_000_000
-        batch, index, new_ready = accumulator.append(topic, partition, key, value, headers, timestamp_ms)
-        if index == 0 or new_ready:
-            # A new batch starts its linger timer, a full one is work: either way the sender
-            # must look. Not per record: Event.set on every record would cost more than the rest.
-            self._wake()
-            if new_ready:
-                self._partitioner.batch_completed(topic, partition, count)
-        return Delivery(batch, index)
+            timestamp_ms = _time_ns() // 1_000_000
+        return accumulator.append(topic, partition, key, value, headers, timestamp_ms)
+
+    def _batch_news(self, batch: ProducerBatch, full: bool) -> None:
+        """The accumulator opened a batch (its linger timer starts) or filled one (work)."""
+        self._wake()
+        if full:
+            info = self._topics.get(batch.topic)
+            if info is not None:
+                self._partitioner.batch_completed(batch.topic, batch.partition, len(info.partitions))
 
     def _wake(self) -> None:
         self._wakeup_pending = True

@@ -148,6 +148,22 @@ async def test_large_batches_of_tiny_records_and_a_bad_value(broker) -> None:
     assert got[-1].timestamp == 1_700_000_000_000
 
 
+
+async def test_a_tight_enqueue_loop_can_be_cancelled_and_still_lets_batches_out(broker) -> None:
+    # enqueue checkpoints once per batch rather than per record: a loop that never awaits
+    # anything else must still be cancellable, and its records must still leave meanwhile.
+    topic = "tight-loop"
+    async with Producer(broker.kafka_address, linger_ms=1, batch_bytes=4096) as producer:
+        await producer.partitions_for(topic)
+        deliveries = []
+        with trio.move_on_after(0.5) as scope:
+            while len(deliveries) < 5_000_000:  # bounded; the cancel scope ends it long before
+                deliveries.append(await producer.enqueue(topic, b"v" * 100))
+        assert scope.cancelled_caught
+        assert any(d.done() for d in deliveries)  # the sender ran while the loop did
+        await producer.flush()
+    assert [d.result() for d in deliveries] == [(0, i) for i in range(len(deliveries))]
+
 # --- seeks, positions, resets ----------------------------------------------------------------------
 
 async def test_seek_variants(broker) -> None:

@@ -145,18 +145,44 @@ def test_choose_versions_picks_highest_common() -> None:
 
 # --- accumulator ----------------------------------------------------------------------------------------
 
+class _News:
+    """Records the accumulator's ``on_batch`` calls: ``(batch, full)``."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, bool]] = []
+
+    def __call__(self, batch, full: bool) -> None:
+        self.calls.append((batch, full))
+
+    def take(self) -> list[tuple[object, bool]]:
+        calls, self.calls = self.calls, []
+        return calls
+
+
 def test_batch_closes_at_batch_bytes() -> None:
-    acc = RecordAccumulator(batch_bytes=1000, linger=0.005, delivery_timeout=120)
+    news = _News()
+    acc = RecordAccumulator(batch_bytes=1000, linger=0.005, delivery_timeout=120, on_batch=news)
     size = record_size(None, b"x" * 100, None)
     closed_at = None
     for i in range(20):
-        batch, index, ready = acc.append("t", 0, None, b"x" * 100, None, 0, now=0.0)
-        if ready and closed_at is None:
+        acc.append("t", 0, None, b"x" * 100, None, 0, now=0.0)
+        if any(full for _, full in news.take()) and closed_at is None:
             closed_at = i
     assert closed_at is not None
     ready_batch = acc.ready[("t", 0)][0]
     assert 61 + len(ready_batch) * size <= 1000 + size
     assert acc.incomplete == len(acc.ready[("t", 0)]) + (1 if ("t", 0) in acc.open else 0)
+
+
+def test_on_batch_reports_opens_and_fills_never_plain_records() -> None:
+    news = _News()
+    acc = RecordAccumulator(batch_bytes=300, linger=1, delivery_timeout=120, on_batch=news)
+    first = acc.append("t", 0, None, b"a" * 100, None, 0, now=0)
+    assert news.take() == [(first._batch, False)]
+    acc.append("t", 0, None, b"b" * 100, None, 0, now=0)
+    assert news.take() == []
+    third = acc.append("t", 0, None, b"c" * 100, None, 0, now=0)  # does not fit: closes the first
+    assert news.take() == [(first._batch, True), (third._batch, False)]
 
 
 def test_linger_closes_old_batches_only() -> None:
@@ -172,16 +198,19 @@ def test_linger_closes_old_batches_only() -> None:
 
 
 def test_oversized_record_gets_its_own_batch() -> None:
-    acc = RecordAccumulator(batch_bytes=100, linger=1, delivery_timeout=120)
+    news = _News()
+    acc = RecordAccumulator(batch_bytes=100, linger=1, delivery_timeout=120, on_batch=news)
     acc.append("t", 0, None, b"x", None, 0, now=0)
-    _, index, ready = acc.append("t", 0, None, b"y" * 500, None, 0, now=0)
-    assert ready and index == 0
+    news.take()
+    delivery = acc.append("t", 0, None, b"y" * 500, None, 0, now=0)
+    assert delivery._index == 0 and (delivery._batch, True) in news.take()
     assert [len(b) for b in acc.ready[("t", 0)]] == [1, 1]
+    assert acc.buffered_bytes == sum(b.size for b in acc.ready[("t", 0)])
 
 
 def test_requeue_orders_retries_by_sequence() -> None:
     acc = RecordAccumulator(batch_bytes=10, linger=1, delivery_timeout=120)
-    batches = [acc.append("t", 0, None, b"x" * 20, None, 0, now=0)[0] for _ in range(3)]
+    batches = [acc.append("t", 0, None, b"x" * 20, None, 0, now=0)._batch for _ in range(3)]
     acc.ready.clear()
     for seq, batch in enumerate(batches):
         batch.base_sequence = seq * 10
@@ -193,11 +222,12 @@ def test_requeue_orders_retries_by_sequence() -> None:
 
 async def test_delivery_reports_offset_of_record() -> None:
     acc = RecordAccumulator(batch_bytes=1 << 20, linger=1, delivery_timeout=120)
-    batch, index, _ = acc.append("t", 3, None, b"a", None, 0, now=0)
-    batch2, index2, _ = acc.append("t", 3, None, b"b", None, 0, now=0)
-    assert batch is batch2 and index2 == 1
-    batch.complete(100)
-    assert await Delivery(batch, index2).wait() == (3, 101)
+    first = acc.append("t", 3, None, b"a", None, 0, now=0)
+    second = acc.append("t", 3, None, b"b", None, 0, now=0)
+    assert first._batch is second._batch and second._index == 1
+    first._batch.complete(100)
+    assert await second.wait() == (3, 101)
+    assert await first.wait() == (3, 100)
 
 
 def _built(batch) -> bytes:
@@ -210,22 +240,31 @@ def test_batch_bytes_equal_build_batch_and_size_is_exact() -> None:
     records = [(None, b"v1", None), (b"k", None, [("h", b"x"), ("n", None)]), (b"k" * 3000, b"v" * 5000, None)]
     stamps = [1000, 990, 1200]  # out of order: the base is the first, the max the largest
     for (key, value, headers), stamp in zip(records, stamps):
-        batch, _, _ = acc.append("t", 0, key, value, headers, stamp, now=0)
+        batch = acc.append("t", 0, key, value, headers, stamp, now=0)._batch
     assert len(batch) == 3 and batch.base_timestamp == 1000 and batch.max_timestamp == 1200
     assert _built(batch) == build_batch(records, timestamps=stamps)
-    assert batch.size == len(_built(batch)) == acc.buffered_bytes + BATCH_HEADER_SIZE
+    assert batch.size == len(_built(batch))
+    # An open batch holds a whole batch_bytes of the buffer; closing it gives back the rest.
+    assert acc.buffered_bytes == 1 << 20
+    acc.expire_linger(0, flush=True)
+    assert acc.buffered_bytes == batch.size == len(_built(batch))
+    acc.finished(batch)
+    assert acc.buffered_bytes == 0 and acc.incomplete == 0
 
 
 def test_overflowing_record_moves_to_a_new_batch_with_fresh_deltas() -> None:
-    acc = RecordAccumulator(batch_bytes=300, linger=1, delivery_timeout=120)
-    first, _, _ = acc.append("t", 0, None, b"a" * 100, None, 5000, now=0)
+    news = _News()
+    acc = RecordAccumulator(batch_bytes=300, linger=1, delivery_timeout=120, on_batch=news)
+    first = acc.append("t", 0, None, b"a" * 100, None, 5000, now=0)._batch
     acc.append("t", 0, None, b"b" * 100, None, 5001, now=0)
-    second, index, ready = acc.append("t", 0, None, b"c" * 100, None, 5002, now=0)
-    assert ready and index == 0 and second is not first and acc.ready[("t", 0)][0] is first
+    delivery = acc.append("t", 0, None, b"c" * 100, None, 5002, now=0)
+    second = delivery._batch
+    assert delivery._index == 0 and second is not first and acc.ready[("t", 0)][0] is first
+    assert (first, True) in news.take()
     assert first.size <= 300 and first.size == len(_built(first))  # the third record was rolled back
     assert [r[1:4] for r in decode_records(_built(first))] == [(5000, None, b"a" * 100), (5001, None, b"b" * 100)]
     assert decode_records(_built(second)) == [(0, 5002, None, b"c" * 100, ())]
-    assert acc.buffered_bytes == first.size + second.size - 2 * BATCH_HEADER_SIZE
+    assert acc.buffered_bytes == first.size + 300  # the closed batch's size, the open one's reservation
 
 
 def test_unencodable_record_changes_nothing() -> None:
@@ -233,7 +272,7 @@ def test_unencodable_record_changes_nothing() -> None:
     with pytest.raises(LocalProtocolError):
         acc.append("t", 0, None, "text", None, 0, now=0)
     assert not acc.open and acc.incomplete == 0 and acc.buffered_bytes == 0
-    batch, _, _ = acc.append("t", 0, None, b"ok", None, 0, now=0)
+    batch = acc.append("t", 0, None, b"ok", None, 0, now=0)._batch
     before = (bytes(batch.body), batch.size, acc.buffered_bytes)
     with pytest.raises(LocalProtocolError):
         acc.append("t", 0, b"k", 42, None, 0, now=0)
@@ -245,7 +284,7 @@ def test_clock_is_read_only_when_a_batch_starts() -> None:
     acc = RecordAccumulator(batch_bytes=1 << 20, linger=1, delivery_timeout=120,
                             clock=lambda: reads.append(1) or 7.0)
     for _ in range(5):
-        batch, _, _ = acc.append("t", 0, None, b"x", None, 0)
+        batch = acc.append("t", 0, None, b"x", None, 0)._batch
     assert len(reads) == 1 and batch.created == 7.0
 
 
