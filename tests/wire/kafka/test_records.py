@@ -136,6 +136,22 @@ def test_log_append_time_gives_every_record_the_max_timestamp():
     struct.pack_into(">h", batch, 21, attributes)
     struct.pack_into(">q", batch, 35, TS + 1000)
     assert [r.timestamp for r in decode_batch(bytes(batch), check_crc=False)] == [TS + 1000, TS + 1000]
+    # Also with the caller's record type and a start offset inside the batch (both at once).
+    assert decode_records(bytes(batch), check_crc=False, min_offset=1, record_type=lambda *f: f,
+                          topic="t", partition=2) == [("t", 2, 1, TS + 1000, None, b"b", ())]
+
+
+@pytest.mark.parametrize("length", [-1, -40, 1000, 17])
+def test_a_record_length_that_disagrees_with_its_fields_is_invalid(length):
+    # The unrolled decoder checks lengths once per record (fields must end exactly where the
+    # record does) and once per batch: negative, overrunning and short lengths all fail.
+    batch = bytearray(build_batch([(None, b"a" * 30, None), (None, b"b" * 30, None)], base_timestamp=TS))
+    first_length_at = BATCH_HEADER_SIZE
+    batch[first_length_at] = (length << 1) ^ (length >> 63) if -64 <= length < 64 else 0xFF
+    if not -64 <= length < 64:
+        batch[first_length_at:first_length_at + 1] = bytes([0xD0, 0x0F])  # 1000 as a two-byte varint
+    with pytest.raises(InvalidBatchError):
+        decode_records(bytes(batch), check_crc=False)
 
 
 def test_build_batch_rejects_our_mistakes():
