@@ -43,6 +43,23 @@ def median(values: list[float]) -> float:
     return statistics.median(clean) if clean else float("nan")
 
 
+def cpu_speed_ms() -> float:
+    """Milliseconds one fixed pure-Python loop takes now (best of 3): the machine's speed.
+
+    On a shared virtual machine the same code runs up to twice as fast at one moment as at
+    another. Printed beside each run, it shows which figures were taken on a slow machine;
+    ratios between clients measured back to back are what such swings leave intact.
+    """
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
 def percentile(sorted_values: list[int] | list[float], fraction: float) -> float:
     """Nearest-rank percentile of an already sorted list (fraction 0.5 = p50, 0.99 = p99)."""
     if not sorted_values:

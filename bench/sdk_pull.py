@@ -1,6 +1,6 @@
 """Pull-mode SDK throughput against kafka-python (and aiokafka if installed), same dualmq broker.
 
-    .venv/bin/python bench/sdk_pull.py [--records 200000] [--runs 3]
+    .venv/bin/python bench/sdk_pull.py [--records 400000] [--runs 3]
 
 What it measures: records/s for one producer process sending ``--records`` 100-byte values
 (null keys, acks=all, linger 5 ms, 64 KiB batches, no compression) and flushing; and for one
@@ -10,7 +10,12 @@ measurement is repeated ``--runs`` times; the table prints medians and each clie
 the dualmq SDK (the reference run in the same script, as DESIGN §6 asks).
 
 Targets from the SDK issue: SDK producer >= 300,000 records/s, SDK consumer >= 500,000 records/s,
-each ahead of kafka-python.
+each ahead of kafka-python and aiokafka. aiokafka is in the ``bench`` extra
+(``pip install -e .[bench]``); without it its rows are left out.
+
+Each run also prints the machine's speed at that moment (``cpu_speed_ms`` in ``_common``: one
+fixed pure-Python loop; lower is faster). On the shared 2-core VM it swings by up to 2x within
+seconds, which moves every absolute figure; the ratios compare clients run back to back.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from pathlib import Path
 
 VALUE = b"x" * 100
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._common import cpu_speed_ms  # noqa: E402
 
 
 # --- roles (each runs in its own process) ------------------------------------------------------------
@@ -195,13 +203,19 @@ def available(module: str) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--records", type=int, default=400_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--role", choices=sorted(ROLES))
     parser.add_argument("--address")
     parser.add_argument("--topic")
     args = parser.parse_args()
     if args.role:
+        import logging
+
+        import structlog
+
+        # The SDK's debug lines (offset resets…) would land on stdout, where the result goes.
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         print(ROLES[args.role](args.address, args.topic, args.records))
         return
 
@@ -210,7 +224,10 @@ def main() -> None:
         process, address = start_broker(Path(tmp))
         try:
             results: dict[tuple[str, str], list[float]] = {}
+            speeds = []
             for run in range(args.runs):
+                speeds.append(cpu_speed_ms())
+                print(f"run {run + 1}: machine speed {speeds[-1]:.0f} ms per loop", flush=True)
                 for client in clients:
                     topic = f"bench-{client}-{run}"
                     results.setdefault((client, "produce"), []).append(
@@ -224,7 +241,8 @@ def main() -> None:
             process.send_signal(signal.SIGTERM)
             process.wait(30)
     print(f"\n{args.records:,} records of {len(VALUE)} bytes, {args.runs} runs, medians "
-          f"(fsync policy: broker default)")
+          f"(fsync policy: broker default); machine speed per run (ms, lower is faster): "
+          f"{', '.join(f'{s:.0f}' for s in speeds)}")
     print(f"{'client':<14}{'produce rec/s':>16}{'ratio':>8}{'consume rec/s':>16}{'ratio':>8}")
     reference = {kind: statistics.median(results[("sdk", kind)]) for kind in ("produce", "consume")}
     for client in clients:
