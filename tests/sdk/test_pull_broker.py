@@ -149,6 +149,23 @@ async def test_large_batches_of_tiny_records_and_a_bad_value(broker) -> None:
 
 
 
+async def test_a_full_buffer_pushes_back_and_loses_nothing(broker) -> None:
+    # buffer_bytes is handed out per batch (an open batch holds batch_bytes): four batches'
+    # worth fills it, send_nowait then refuses, and enqueue waits for space instead.
+    topic = "back-pressure"
+    async with Producer(broker.kafka_address, linger_ms=1, batch_bytes=1024, buffer_bytes=4096) as producer:
+        await producer.partitions_for(topic)
+        deliveries = []
+        with pytest.raises(trio.WouldBlock):
+            for i in range(1000):  # 100 KB: far more than the buffer
+                deliveries.append(producer.send_nowait(topic, b"%04d" % i + b"v" * 96))
+        assert 16 <= len(deliveries) < 100  # about four batches of nine records
+        for i in range(len(deliveries), 1000):
+            deliveries.append(await producer.enqueue(topic, b"%04d" % i + b"v" * 96))
+        await producer.flush()
+    assert [d.result() for d in deliveries] == [(0, i) for i in range(1000)]
+
+
 async def test_a_tight_enqueue_loop_can_be_cancelled_and_still_lets_batches_out(broker) -> None:
     # enqueue checkpoints once per batch rather than per record: a loop that never awaits
     # anything else must still be cancellable, and its records must still leave meanwhile.
