@@ -215,17 +215,14 @@ class RecordAccumulator:
             index = batch.count
             mark = len(body)
             append_record(body, index, timestamp - batch.base_timestamp, key, value, headers)
-            if len(body) < self.body_bytes:
+            size = len(body)
+            if size <= self.body_bytes:
                 batch.count = index + 1
                 if timestamp > batch.max_timestamp:
                     batch.max_timestamp = timestamp
-                return Delivery(batch, index)
-            if len(body) == self.body_bytes:  # exactly full: this record is its last
-                batch.count = index + 1
-                if timestamp > batch.max_timestamp:
-                    batch.max_timestamp = timestamp
-                self._close(tp, batch)
-                self.on_batch(batch, True)
+                if size == self.body_bytes:  # exactly full: this record is its last
+                    self._close(tp, batch)
+                    self.on_batch(batch, True)
                 return Delivery(batch, index)
             del body[mark:]
             self._close(tp, batch)
