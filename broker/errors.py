@@ -39,5 +39,9 @@ class TopicExists(BrokerError):
     """A topic with this name exists already."""
 
 
+class InvalidPartitions(BrokerError):
+    """A partition count that cannot be: not above the current one, or above the maximum."""
+
+
 class DataDirError(BrokerError):
     """The data directory is missing, unwritable, or locked by another broker."""

@@ -28,7 +28,7 @@ import attrs
 import structlog
 
 from broker.config import LogConfig, topic_log_config
-from broker.errors import ConfigError, DataDirError, InvalidTopic, TopicExists, UnknownTopic
+from broker.errors import ConfigError, DataDirError, InvalidPartitions, InvalidTopic, TopicExists, UnknownTopic
 from broker.log.partition_log import PartitionLog
 
 log = structlog.get_logger(__name__)
@@ -191,17 +191,51 @@ class TopicRegistry:
         config = topic_log_config(self.config, overrides)
         topic = Topic(name=name, topic_id=_new_topic_id(), overrides=overrides, config=config, partitions=[])
         for index in range(partitions):
-            directory = self._partition_dir(name, index)
-            # A directory for a topic the metadata does not know is a leftover of a deletion
-            # interrupted by a crash; its data belongs to the old topic, not this one.
-            if directory.exists():
-                shutil.rmtree(directory)
-            topic.partitions.append(PartitionLog.open(directory, config, now_ms=now_ms))
+            topic.partitions.append(self._fresh_partition(name, index, config, now_ms))
         self._topics[name] = topic
         self._by_id[topic.topic_id] = topic
         self._save_metadata()
         log.info("topic_created", topic=name, partitions=partitions, overrides=overrides)
         return topic
+
+    def add_partitions(self, name: str, total: int, *, now_ms: int, validate_only: bool = False) -> Topic:
+        """Grow topic ``name`` to ``total`` partitions (Kafka never shrinks a topic).
+
+        The new partitions start empty. Keyed records written before the change keep their
+        partitions; new ones may hash elsewhere now (the partitioner takes the count modulo),
+        which is why Kafka warns before adding partitions to a topic with keys.
+
+        The new logs are opened before the metadata names them, so a crash in between leaves
+        only directories the metadata does not know (removed when they are created again).
+
+        Raises:
+            UnknownTopic: no such topic.
+            InvalidPartitions: ``total`` not above the current count, or above the maximum.
+        """
+        topic = self._topics.get(name)
+        if topic is None:
+            raise UnknownTopic(f"topic {name!r} does not exist")
+        current = len(topic.partitions)
+        if isinstance(total, bool) or not isinstance(total, int) or total <= current:
+            raise InvalidPartitions(f"topic {name!r} has {current} partitions; the new count must be higher, "
+                                    f"not {total!r}")
+        if total > MAX_PARTITIONS:
+            raise InvalidPartitions(f"{total} partitions: the maximum is {MAX_PARTITIONS}")
+        if validate_only:
+            return topic
+        for index in range(current, total):
+            topic.partitions.append(self._fresh_partition(name, index, topic.config, now_ms))
+        self._save_metadata()
+        log.info("partitions_added", topic=name, partitions=total, before=current)
+        return topic
+
+    def _fresh_partition(self, name: str, index: int, config: LogConfig, now_ms: int) -> PartitionLog:
+        directory = self._partition_dir(name, index)
+        # A directory the metadata does not know is a leftover of a deletion (or growth)
+        # interrupted by a crash; its data belongs to no topic now.
+        if directory.exists():
+            shutil.rmtree(directory)
+        return PartitionLog.open(directory, config, now_ms=now_ms)
 
     def delete(self, name: str) -> None:
         """Delete a topic and its data.

@@ -5,8 +5,8 @@
         for group in await admin.list_groups():
             print(await admin.describe_group(group.group_id))
 
-What lives here: thin, typed wrappers over CreateTopics, DeleteTopics, Metadata, ListOffsets,
-ListGroups, DescribeGroups and OffsetFetch. Results are frozen attrs values.
+What lives here: thin, typed wrappers over CreateTopics, CreatePartitions, DeleteTopics, Metadata,
+ListOffsets, ListGroups, DescribeGroups, DeleteGroups and OffsetFetch. Results are frozen attrs values.
 
 Lag has one definition everywhere in dualmq (DESIGN §4): log-end offset minus committed offset,
 per partition, never negative; a partition without a commit counts its whole retained log
@@ -31,7 +31,7 @@ from wire.kafka.errors import ErrorCode
 __all__ = ["Admin", "GroupDescription", "GroupListing", "MemberDescription", "PartitionDescription",
            "PartitionLag", "TopicDescription"]
 
-CREATE_TOPICS, DELETE_TOPICS, LIST_GROUPS, DESCRIBE_GROUPS = 19, 20, 16, 15
+CREATE_TOPICS, DELETE_TOPICS, LIST_GROUPS, DESCRIBE_GROUPS, CREATE_PARTITIONS = 19, 20, 16, 15, 37
 TopicPartition = tuple[str, int]
 
 
@@ -155,6 +155,27 @@ class Admin:
         # Creation is asynchronous in a real cluster: wait until metadata shows leaders.
         for name in names:
             await self._client.topic(name)
+
+    async def create_partitions(self, topic: str, total: int, *, validate_only: bool = False) -> None:
+        """Grow ``topic`` to ``total`` partitions (topics never shrink).
+
+        Records already written stay in their partitions, but from now on a key may hash to
+        another partition than before: per-key order holds only among records written after
+        the change. That is why Kafka asks for this explicitly rather than doing it for you.
+
+        Raises:
+            KafkaError: INVALID_PARTITIONS (``total`` not above the current count),
+                UNKNOWN_TOPIC_OR_PARTITION, ... with the broker's message.
+        """
+        reply = await self._client.request(CREATE_PARTITIONS, {
+            "topics": [{"name": topic, "count": total, "assignments": None}],
+            "timeout_ms": int(self._client.request_timeout * 1000), "validate_only": validate_only,
+        }, node=self._controller())
+        for result in reply["results"]:
+            if result["error_code"] != ErrorCode.NONE:
+                raise KafkaError(result["error_code"], f"{topic!r}: {result['error_message'] or ''}")
+        if not validate_only:
+            await self._client.refresh_metadata([topic])  # our own cache shows the new partitions
 
     async def delete_topics(self, names: str | Iterable[str], *, missing_ok: bool = False) -> None:
         """Delete topics (and their data).

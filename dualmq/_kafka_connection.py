@@ -68,6 +68,7 @@ CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
     19: (2, 7),    # CreateTopics
     20: (1, 6),    # DeleteTopics
     22: (0, 4),    # InitProducerId
+    37: (0, 3),    # CreatePartitions
 }
 
 # Cap on one response frame. Fetch responses are bounded by the max_bytes we ask for (default

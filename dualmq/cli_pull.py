@@ -44,7 +44,7 @@ def add_parsers(commands: argparse._SubParsersAction, host_port: Callable[[str],
     kafka_flag(consume)
     consume.set_defaults(handler=_consume)
 
-    topics = commands.add_parser("topics", help="pull mode: create, list, describe, delete topics")
+    topics = commands.add_parser("topics", help="pull mode: create, list, describe, alter, delete topics")
     topic_commands = topics.add_subparsers(dest="topic_command", metavar="ACTION", required=True)
     create = topic_commands.add_parser("create", help="create a topic")
     create.add_argument("name")
@@ -57,6 +57,11 @@ def add_parsers(commands: argparse._SubParsersAction, host_port: Callable[[str],
     describe = topic_commands.add_parser("describe", help="partitions and their offsets")
     describe.add_argument("names", nargs="*", metavar="NAME")
     kafka_flag(describe)
+    alter = topic_commands.add_parser("alter", help="grow a topic to more partitions (never fewer)")
+    alter.add_argument("name")
+    alter.add_argument("--partitions", type=int, required=True, metavar="N",
+                       help="the new partition count; keys may map to other partitions afterwards")
+    kafka_flag(alter)
     delete = topic_commands.add_parser("delete", help="delete a topic and its data")
     delete.add_argument("name")
     kafka_flag(delete)
@@ -146,6 +151,9 @@ def _topics(args: argparse.Namespace) -> int:
                     for p in topic.partitions:
                         print(f"{topic.name:<24} {p.partition:>9} {p.log_start_offset:>10} "
                               f"{p.log_end_offset:>10} {p.log_end_offset - p.log_start_offset:>10}")
+            elif args.topic_command == "alter":
+                await admin.create_partitions(args.name, args.partitions)
+                print(f"topic {args.name} now has {args.partitions} partitions")
             elif args.topic_command == "delete":
                 await admin.delete_topics(args.name)
                 print(f"deleted topic {args.name}")

@@ -34,6 +34,13 @@ def test_topic_lifecycle(kafka) -> None:
     assert [line.split()[1] for line in described.stdout.splitlines()[1:]] == ["0", "1", "2"]
     again = dualmq("topics", "create", "--kafka", kafka, "lifecycle")
     assert again.returncode == 1 and "TOPIC_ALREADY_EXISTS" in again.stderr
+    grown = dualmq("topics", "alter", "--kafka", kafka, "lifecycle", "--partitions", "5")
+    assert grown.returncode == 0 and "now has 5 partitions" in grown.stdout, grown.stderr
+    described = dualmq("topics", "describe", "--kafka", kafka, "lifecycle")
+    assert [line.split()[1] for line in described.stdout.splitlines()[1:]] == ["0", "1", "2", "3", "4"]
+    shrink = dualmq("topics", "alter", "--kafka", kafka, "lifecycle", "--partitions", "2")
+    assert shrink.returncode == 1 and shrink.stderr.startswith("dualmq: error: INVALID_PARTITIONS")
+    assert "Traceback" not in shrink.stderr and len(shrink.stderr.strip().splitlines()) == 1
     assert dualmq("topics", "delete", "--kafka", kafka, "lifecycle").returncode == 0
     assert "lifecycle" not in dualmq("topics", "list", "--kafka", kafka).stdout.split()
 

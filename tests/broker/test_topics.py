@@ -9,7 +9,7 @@ import pytest
 import trio
 
 from broker.config import LogConfig
-from broker.errors import ConfigError, DataDirError, InvalidTopic, TopicExists, UnknownTopic
+from broker.errors import ConfigError, DataDirError, InvalidPartitions, InvalidTopic, TopicExists, UnknownTopic
 from broker.topics import TopicRegistry
 from tests.broker.batches import build_batch, with_base_offset
 
@@ -103,6 +103,42 @@ def test_delete(tmp_path: Path) -> None:
     # Re-creating starts empty with a new id.
     again = registry.create("gone", 1, now_ms=T0)
     assert again.topic_id != topic.topic_id and again.partitions[0].high_watermark == 0
+    registry.close()
+
+
+def test_add_partitions_grows_only_and_survives_restart(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    topic = registry.create("grow", 2, now_ms=T0)
+    batch = build_batch(2, 10)
+    registry.partition("grow", 1).append(batch, T0)
+    for bad in (2, 1, 0, True, "5", 10_001):
+        with pytest.raises(InvalidPartitions):
+            registry.add_partitions("grow", bad, now_ms=T0)
+    with pytest.raises(UnknownTopic):
+        registry.add_partitions("nope", 3, now_ms=T0)
+    assert registry.add_partitions("grow", 5, now_ms=T0, validate_only=True) is topic
+    assert len(topic.partitions) == 2 and not (tmp_path / "data" / "grow-2").exists()
+    assert registry.add_partitions("grow", 5, now_ms=T0) is topic
+    assert len(topic.partitions) == 5 and registry.partition("grow", 4).high_watermark == 0
+    registry.close()
+
+    registry = open_registry(tmp_path)
+    again = registry.get("grow")
+    assert again.topic_id == topic.topic_id and len(again.partitions) == 5
+    assert registry.partition("grow", 1).read(0, 10**6) == with_base_offset(batch, 0)  # old data kept
+    registry.close()
+
+
+def test_leftover_partition_directory_is_not_adopted_by_growth(tmp_path: Path) -> None:
+    registry = open_registry(tmp_path)
+    registry.create("g", 2, now_ms=T0).partitions[1].append(build_batch(), T0)
+    registry.close()
+    # A crash after a shrink-by-hand or an interrupted growth: "g-1" exists, the metadata says 1.
+    document = json.loads((tmp_path / "data" / "topics.json").read_text())
+    document["topics"][0]["partitions"] = 1
+    (tmp_path / "data" / "topics.json").write_text(json.dumps(document))
+    registry = open_registry(tmp_path)
+    assert registry.add_partitions("g", 2, now_ms=T0).partitions[1].high_watermark == 0
     registry.close()
 
 

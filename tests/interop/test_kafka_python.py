@@ -135,6 +135,38 @@ def test_admin_create_describe_delete(kafka, broker):
         a.close()
 
 
+def test_admin_create_partitions_grows_a_topic_and_rejects_shrinking(kafka, broker):
+    from kafka.admin import NewPartitions, NewTopic
+
+    a = admin(kafka, broker.kafka_address)
+    try:
+        a.create_topics([NewTopic("grow", 2, 1)])
+        p = producer(kafka, broker.kafka_address)
+        p.send("grow", value=b"before", partition=1)
+        p.flush(10)
+        for not_more in (2, 1):
+            with pytest.raises(kafka.errors.InvalidPartitionsError):
+                a.create_partitions({"grow": NewPartitions(not_more)})
+        with pytest.raises(kafka.errors.UnknownTopicOrPartitionError):
+            a.create_partitions({"no-such-topic": NewPartitions(3)})
+        with pytest.raises(kafka.errors.InvalidReplicationAssignmentError):
+            a.create_partitions({"grow": NewPartitions(3, [[999]])})  # a broker that is not us
+        a.create_partitions({"grow": NewPartitions(4)}, validate_only=True)
+        assert len(a.describe_topics(["grow"])[0]["partitions"]) == 2
+        a.create_partitions({"grow": NewPartitions(4)})
+        assert len(a.describe_topics(["grow"])[0]["partitions"]) == 4
+        p.close(5)
+        # A new producer's metadata shows the new partitions, and it can write to them.
+        p = producer(kafka, broker.kafka_address)
+        p.send("grow", value=b"after", partition=3)
+        p.flush(10)
+        p.close(5)
+    finally:
+        a.close()
+    assert [r.value for r in consume_all(kafka, broker.kafka_address, "grow", 1, partition=3)] == [b"after"]
+    assert [r.value for r in consume_all(kafka, broker.kafka_address, "grow", 1, partition=1)] == [b"before"]
+
+
 def test_data_survives_sigterm_restart(kafka, tmp_path):
     data_dir = tmp_path / "data"
     with broker_process(tmp_path, data_dir=data_dir) as first:

@@ -242,6 +242,15 @@ async def test_admin_topics(broker) -> None:
         await admin.delete_topics("adm-b")
         assert "adm-b" not in await admin.list_topics()
         await admin.delete_topics("adm-b", missing_ok=True)
+        # Growing: never to the same or fewer partitions; validate_only changes nothing.
+        with pytest.raises(KafkaError) as info:
+            await admin.create_partitions("adm-a", 2)
+        assert info.value.code.name == "INVALID_PARTITIONS" and "2 partitions" in str(info.value)
+        await admin.create_partitions("adm-a", 3, validate_only=True)
+        assert len((await admin.describe_topics("adm-a"))[0].partitions) == 2
+        await admin.create_partitions("adm-a", 3)
+        (grown,) = await admin.describe_topics("adm-a")
+        assert [p.partition for p in grown.partitions] == [0, 1, 2] and grown.messages == 5
 
 
 # --- dead letters ------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ franz-go's kfake does). The versions each module registers are GUIDE §3.4's tab
 
 from modes.pull.api import (  # noqa: F401  (imported for their registrations)
     api_versions,
+    create_partitions,
     create_topics,
     delete_topics,
     describe_configs,

@@ -212,6 +212,33 @@ async def test_create_topics_validation(tmp_path):
         assert dry["topics"][0]["error_code"] == 0 and broker.topics.get("dry") is None
 
 
+async def test_create_partitions_validation(tmp_path):
+    async with pull_broker(tmp_path) as broker:
+        broker.topics.create("t", 2, now_ms=0)
+        broker.topics.create("u", 1, now_ms=0)
+        client = await broker.connect()
+        node = broker.config.kafka.node_id
+
+        def grow(name, count, assignments=None):
+            return {"name": name, "count": count, "assignments": assignments}
+
+        response = await client.call(37, 3, {"topics": [
+            grow("t", 2), grow("nope", 3), grow("u", 3, [{"broker_ids": [node]}]),  # one of two given
+            grow("dup", 3), grow("dup", 4),
+        ], "timeout_ms": 1000})
+        assert [(r["name"], r["error_code"]) for r in response["results"]] == [
+            ("t", ErrorCode.INVALID_PARTITIONS), ("nope", ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
+            ("u", ErrorCode.INVALID_REPLICA_ASSIGNMENT), ("dup", ErrorCode.INVALID_REQUEST),
+            ("dup", ErrorCode.INVALID_REQUEST)]
+        assert "2 partitions" in response["results"][0]["error_message"]
+        dry = await client.call(37, 0, {"topics": [grow("t", 3)], "timeout_ms": 1000, "validate_only": True})
+        assert dry["results"][0]["error_code"] == 0 and len(broker.topics.get("t").partitions) == 2
+        done = await client.call(37, 2, {"topics": [grow("t", 3), grow("u", 3, [{"broker_ids": [node]}] * 2)],
+                                         "timeout_ms": 1000})
+        assert [r["error_code"] for r in done["results"]] == [0, 0]
+        assert [len(broker.topics.get(n).partitions) for n in ("t", "u")] == [3, 3]
+
+
 async def test_delete_topics(tmp_path):
     async with pull_broker(tmp_path) as broker:
         broker.topics.create("a", 1, now_ms=0)
