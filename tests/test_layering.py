@@ -67,5 +67,5 @@ def test_layering() -> None:
 
 def test_checker_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from wire.resp import parser\n")
+    bad.write_text("def f():\n    from wire.resp import requests\n")
     assert "wire" in imported_top_levels(bad)

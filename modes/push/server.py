@@ -45,7 +45,7 @@ from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.push.commands import _SMALL_INTEGERS, dispatch
 from wire.errors import RemoteProtocolError
 from wire.resp import encoder
-from wire.resp.parser import RequestParser
+from wire.resp.requests import RequestParser
 from wire.resp.pubsub import message_frame, pmessage_frame
 
 log = structlog.get_logger("dualmq.push")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import attrs
 
 from wire.errors import RemoteProtocolError
-from wire.resp.parser import NEED_DATA, ReplyParser
+from wire.resp.replies import NEED_DATA, ReplyParser
 from wire.resp.values import Push
 
 __all__ = ["MAX_BULK_LEN", "PubSubMessage", "SubscriberReader"]

@@ -8,7 +8,7 @@ behaving like the builtin (they compare equal to a plain ``str``/``list`` with t
 content). They subclass builtins instead of being attrs classes because callers want to use
 them as the strings and lists they are; attrs has nothing to add here. The encoder looks at the same types to choose the wire form.
 
-What maps to a builtin (see ``wire.resp.parser.ReplyParser``): bulk string -> ``bytes``,
+What maps to a builtin (see ``wire.resp.replies.ReplyParser``): bulk string -> ``bytes``,
 integer and big number -> ``int``, double -> ``float``, boolean -> ``bool``, any null -> ``None``,
 array -> ``list``, map -> ``dict``.
 

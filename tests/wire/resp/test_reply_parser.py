@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from wire.errors import RemoteProtocolError
 from wire.resp.encoder import encode
-from wire.resp.parser import NEED_DATA, ReplyParser
+from wire.resp.replies import NEED_DATA, ReplyParser
 from wire.resp.values import ErrorReply, Push, RespSet, SimpleString, Verbatim
 
 

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from wire.errors import RemoteProtocolError
 from wire.resp.encoder import command
-from wire.resp.parser import RequestParser, split_inline
+from wire.resp.inline import split_inline
+from wire.resp.requests import RequestParser
 
 PIPELINE = (
     b"*3\r\n$7\r\nPUBLISH\r\n$3\r\nch1\r\n$2\r\nhi\r\n"
@@ -373,7 +374,7 @@ def test_slow_feeding_stays_linear() -> None:
 
 # -- the hiredis fast path must agree with the careful loop and the pure fast path ------------
 
-from wire.resp import parser as parser_module  # noqa: E402
+from wire.resp import requests as requests_module  # noqa: E402
 
 # (fast paths on, hiredis allowed): the production configuration.
 # (fast paths on, hiredis off): the pure-Python fast path only.
@@ -449,17 +450,17 @@ def test_hiredis_path_agrees_with_limits(limits: dict) -> None:
 
 
 def test_hiredis_path_is_used_for_plain_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    if parser_module._HiredisReader is None:  # pragma: no cover
+    if requests_module._HiredisReader is None:  # pragma: no cover
         pytest.skip("hiredis not installed")
     calls = []
-    real = parser_module._parse_with_hiredis
+    real = requests_module._parse_with_hiredis
 
     def spy(data, start, out):
         pos = real(data, start, out)
         calls.append((start, pos, len(data)))
         return pos
 
-    monkeypatch.setattr(parser_module, "_parse_with_hiredis", spy)
+    monkeypatch.setattr(requests_module, "_parse_with_hiredis", spy)
     parser = RequestParser()
     data = command(b"PUBLISH", b"ch", b"payload") * 16
     parser.feed(data)
