@@ -31,7 +31,7 @@ from wire.kafka.errors import ErrorCode
 __all__ = ["Admin", "GroupDescription", "GroupListing", "MemberDescription", "PartitionDescription",
            "PartitionLag", "TopicDescription"]
 
-CREATE_TOPICS, DELETE_TOPICS, LIST_GROUPS, DESCRIBE_GROUPS, CREATE_PARTITIONS = 19, 20, 16, 15, 37
+CREATE_TOPICS, DELETE_TOPICS, LIST_GROUPS, DESCRIBE_GROUPS, CREATE_PARTITIONS, DELETE_GROUPS = 19, 20, 16, 15, 37, 42
 TopicPartition = tuple[str, int]
 
 
@@ -264,6 +264,23 @@ class Admin:
         offsets = await self._group_offsets(group_id, {tp for m in members for tp in m.assignment})
         return GroupDescription(group_id, described["group_state"], described["protocol_type"],
                                 described["protocol_data"], tuple(members), offsets)
+
+    async def delete_group(self, group_id: str, *, missing_ok: bool = False) -> None:
+        """Delete a consumer group and its committed offsets.
+
+        Only a group without members can be deleted (stop its consumers first); a consumer that
+        later uses the name starts over from its ``auto_offset_reset``.
+
+        Raises:
+            KafkaError: NON_EMPTY_GROUP, GROUP_ID_NOT_FOUND (unless ``missing_ok``), ...
+        """
+        node = await self._client.coordinator(group_id)
+        reply = await self._client.request(DELETE_GROUPS, {"groups_names": [group_id]}, node=node)
+        for result in reply["results"]:
+            code = result["error_code"]
+            if code == ErrorCode.NONE or (missing_ok and code == ErrorCode.GROUP_ID_NOT_FOUND):
+                continue
+            raise KafkaError(code, f"DeleteGroups {result['group_id']!r}")
 
     async def _group_offsets(self, group_id: str, assigned: set[TopicPartition]) -> tuple[PartitionLag, ...]:
         # OffsetFetch with a null topic list (v2+) returns every partition with a commit.

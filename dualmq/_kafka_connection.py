@@ -69,6 +69,7 @@ CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
     20: (1, 6),    # DeleteTopics
     22: (0, 4),    # InitProducerId
     37: (0, 3),    # CreatePartitions
+    42: (0, 2),    # DeleteGroups
 }
 
 # Cap on one response frame. Fetch responses are bounded by the max_bytes we ask for (default

@@ -67,13 +67,16 @@ def add_parsers(commands: argparse._SubParsersAction, host_port: Callable[[str],
     kafka_flag(delete)
     topics.set_defaults(handler=_topics)
 
-    groups = commands.add_parser("groups", help="pull mode: consumer groups, their members and lag")
+    groups = commands.add_parser("groups", help="pull mode: consumer groups, their members and lag; delete")
     group_commands = groups.add_subparsers(dest="group_command", metavar="ACTION", required=True)
     group_list = group_commands.add_parser("list", help="list consumer groups")
     kafka_flag(group_list)
     group_describe = group_commands.add_parser("describe", help="members, assignments, offsets and lag")
     group_describe.add_argument("group")
     kafka_flag(group_describe)
+    group_delete = group_commands.add_parser("delete", help="delete a group without members, and its offsets")
+    group_delete.add_argument("group")
+    kafka_flag(group_delete)
     groups.set_defaults(handler=_groups)
 
 
@@ -177,6 +180,10 @@ def _groups(args: argparse.Namespace) -> int:
             if args.group_command == "list":
                 for group in sorted(await admin.list_groups(), key=lambda g: g.group_id):
                     print(f"{group.group_id}\t{group.state or '-'}\t{group.protocol_type or '-'}")
+                return
+            if args.group_command == "delete":
+                await admin.delete_group(args.group)
+                print(f"deleted group {args.group} and its committed offsets")
                 return
             group = await admin.describe_group(args.group)
             print(f"group {group.group_id}: state {group.state}, protocol {group.protocol or '-'}, "

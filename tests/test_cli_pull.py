@@ -74,6 +74,12 @@ def test_group_consume_commits_and_describe_shows_lag(kafka) -> None:
     # The group resumes from its commit.
     resumed = dualmq("consume", "--kafka", kafka, "lagging", "--group", "readers", "--max", "3")
     assert [line.split("\t")[3] for line in resumed.stdout.splitlines()] == ["c", "d", "e"]
+    # With no member left, the group and its commits can be deleted; a second time it is gone.
+    deleted = dualmq("groups", "delete", "--kafka", kafka, "readers")
+    assert deleted.returncode == 0 and "deleted group readers" in deleted.stdout, deleted.stderr
+    assert "readers" not in dualmq("groups", "list", "--kafka", kafka).stdout
+    again = dualmq("groups", "delete", "--kafka", kafka, "readers")
+    assert again.returncode == 1 and again.stderr.startswith("dualmq: error: GROUP_ID_NOT_FOUND")
 
 
 def test_unknown_topic_and_unreachable_broker_are_one_line_errors(kafka) -> None:

@@ -390,6 +390,14 @@ async def test_group_consumers_split_partitions_and_commit(broker, api_keys) -> 
     async with Admin(address) as admin:
         description = await admin.describe_group(group)
         assert description.total_lag == 0
+        # Both members left: the group can go, and its commits with it.
+        await admin.delete_group(group)
+        assert group not in [g.group_id for g in await admin.list_groups()]
+        assert await admin.committed_offsets(group, [(topic, 0)]) == {(topic, 0): None}
+        with pytest.raises(KafkaError) as info:
+            await admin.delete_group(group)
+        assert info.value.code.name == "GROUP_ID_NOT_FOUND"
+        await admin.delete_group(group, missing_ok=True)
 
 
 async def test_group_shared_with_kcat(broker, api_keys) -> None:

@@ -8,6 +8,7 @@ from modes.pull.api import (  # noqa: F401  (imported for their registrations)
     api_versions,
     create_partitions,
     create_topics,
+    delete_groups,
     delete_topics,
     describe_configs,
     describe_groups,

@@ -13,7 +13,7 @@ from tests.modes.pull.raw import pull_broker
 # DeleteTopics, DescribeConfigs): (api_key, min, max).
 ADVERTISED = [(0, 0, 9), (1, 4, 12), (2, 1, 7), (3, 0, 12), (8, 2, 8), (9, 1, 7), (10, 0, 3), (11, 0, 7),
               (12, 0, 4), (13, 0, 4), (14, 0, 4), (15, 0, 5), (16, 0, 4), (18, 0, 4), (19, 2, 7), (20, 1, 6),
-              (22, 0, 4), (23, 2, 4), (32, 1, 4), (37, 0, 3)]
+              (22, 0, 4), (23, 2, 4), (32, 1, 4), (37, 0, 3), (42, 0, 2)]
 
 # The guide's §2.4 example batch: one record, null key, value "hi", CreateTime 1700000000000.
 GUIDE_BATCH = bytes.fromhex(

@@ -226,6 +226,28 @@ async def test_committed_offsets_survive_a_restart(tmp_path):
         assert [(g["group_id"], g["protocol_type"]) for g in listed["groups"]] == [("durable", "")]
 
 
+async def test_delete_groups_only_empty_ones_and_their_offsets_stay_gone(tmp_path):
+    async with pull_broker(tmp_path, **FAST) as broker:
+        broker.topics.create("t", 1, now_ms=0)
+        client = await broker.connect()
+        assert commit_code(await client.call(8, 8, commit_request("idle", 5))) == 0
+        assert commit_code(await client.call(8, 8, commit_request("keep", 9))) == 0
+        member = await join(client, "busy")
+        assert member["error_code"] == 0
+        response = await client.call(42, 2, {"groups_names": ["busy", "nope", "", "idle"]})
+        assert [(r["group_id"], r["error_code"]) for r in response["results"]] == [
+            ("busy", ErrorCode.NON_EMPTY_GROUP), ("nope", ErrorCode.GROUP_ID_NOT_FOUND),
+            ("", ErrorCode.INVALID_GROUP_ID), ("idle", 0)]
+        assert await fetched(client, "idle") == -1 and await fetched(client, "keep") == 9
+        listed = await client.call(16, 4, {"states_filter": []})
+        assert sorted(g["group_id"] for g in listed["groups"]) == ["busy", "keep"]
+        again = await client.call(42, 0, {"groups_names": ["idle"]})
+        assert again["results"][0]["error_code"] == ErrorCode.GROUP_ID_NOT_FOUND
+    async with pull_broker(tmp_path) as broker:  # the deletion was durable
+        client = await broker.connect()
+        assert await fetched(client, "idle") == -1 and await fetched(client, "keep") == 9
+
+
 async def test_init_producer_id(tmp_path):
     async with pull_broker(tmp_path) as broker:
         client = await broker.connect()

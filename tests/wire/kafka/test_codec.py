@@ -1,5 +1,5 @@
 """The generic versioned codec: hand-made descriptors covering every rule of GUIDE §1.4–1.7,
-the guide's ApiVersions v3 example, and a smoke run over every descriptor in messages.py."""
+the guide's ApiVersions v3 example, and a smoke run over every descriptor in wire.kafka.messages."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ try:
 except ImportError:  # written concurrently by another engineer
     messages = None
 
-# A tiny ApiVersions request of our own, so these tests do not depend on messages.py.
+# A tiny ApiVersions request of our own, so these tests do not depend on wire.kafka.messages.
 API_VERSIONS_REQUEST = Message(
     "ApiVersionsRequest", 18, "request", valid="0-4", flexible="3+",
     fields=(

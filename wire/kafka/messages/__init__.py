@@ -26,7 +26,7 @@ Layout: one module per API family, each holding whole sections (note, request, r
 * ``metadata``: Metadata, ApiVersions (discovery, sent by every client first);
 * ``admin``: CreateTopics, DeleteTopics, DescribeConfigs, CreatePartitions (topic administration);
 * ``groups``: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
-  OffsetFetch, DescribeGroups, ListGroups (the classic consumer-group coordinator);
+  OffsetFetch, DescribeGroups, ListGroups, DeleteGroups (the classic consumer-group coordinator);
 * ``consumer_protocol``: the consumer protocol bytes carried inside JoinGroup / SyncGroup.
 
 This ``__init__`` re-exports every descriptor (so ``from wire.kafka.messages import FetchRequest``
@@ -52,6 +52,8 @@ from wire.kafka.messages.consumer_protocol import (
 from wire.kafka.messages.groups import (
     DescribeGroupsRequest,
     DescribeGroupsResponse,
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
     FindCoordinatorRequest,
     FindCoordinatorResponse,
     HeartbeatRequest,
@@ -106,6 +108,8 @@ __all__ = [
     "DescribeGroupsResponse",
     "FetchRequest",
     "FetchResponse",
+    "DeleteGroupsRequest",
+    "DeleteGroupsResponse",
     "FindCoordinatorRequest",
     "FindCoordinatorResponse",
     "HeartbeatRequest",
@@ -162,7 +166,8 @@ REQUESTS: dict[int, Message] = {
         OffsetForLeaderEpochRequest,
         DescribeConfigsRequest,
         CreatePartitionsRequest,
-        )
+        DeleteGroupsRequest,
+    )
 }
 
 RESPONSES: dict[int, Message] = {
@@ -188,7 +193,8 @@ RESPONSES: dict[int, Message] = {
         OffsetForLeaderEpochResponse,
         DescribeConfigsResponse,
         CreatePartitionsResponse,
-        )
+        DeleteGroupsResponse,
+    )
 }
 
 # api_key -> "Produce", "Fetch", ... (Kafka's API names, for logs and error messages).

@@ -2,7 +2,7 @@
 
 What lives here: finding the coordinator (FindCoordinator); the rebalance protocol (JoinGroup,
 SyncGroup, Heartbeat, LeaveGroup); committed offsets (OffsetCommit, OffsetFetch); and the admin
-views of groups (DescribeGroups, ListGroups). They are grouped because every one of them names a
+views of groups (DescribeGroups, ListGroups, DeleteGroups). They are grouped because every one of them names a
 group id and is answered by the group coordinator.
 
 What does not: the protocol bytes consumers carry inside JoinGroup and SyncGroup
@@ -321,6 +321,28 @@ ListGroupsResponse = Message(
             Field("group_id", STRING),
             Field("protocol_type", STRING),
             Field("group_state", STRING, versions="4+"),
+        )))),
+    ),
+)
+
+
+# --- DeleteGroups (key 42; we serve v0-2; Kafka defines v0-2) -------------------------------------
+# Admin removal of groups without members, and of their committed offsets. v2 flexible.
+
+DeleteGroupsRequest = Message(
+    "DeleteGroupsRequest", 42, "request", valid="0-2", flexible="2+",
+    fields=(
+        Field("groups_names", Array(STRING)),
+    ),
+)
+
+DeleteGroupsResponse = Message(
+    "DeleteGroupsResponse", 42, "response", valid="0-2", flexible="2+",
+    fields=(
+        Field("throttle_time_ms", INT32),
+        Field("results", type=Array(Struct("DeletableGroupResult", (
+            Field("group_id", STRING),
+            Field("error_code", INT16),
         )))),
     ),
 )

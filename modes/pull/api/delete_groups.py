@@ -1,0 +1,42 @@
+"""DeleteGroups (key 42, v0-2): admin removal of consumer groups and their committed offsets.
+
+Per group, from ``GroupCoordinator.delete_group``: only a group with no members (Empty) can
+go, else NON_EMPTY_GROUP — stop its consumers first, as Kafka asks; a group we do not know is
+GROUP_ID_NOT_FOUND; an empty name is INVALID_GROUP_ID. A deleted group's committed offsets
+are dropped and the drop is fsynced before we answer, so a consumer that later joins a group
+of that name starts from ``auto_offset_reset``, and a restart does not bring them back.
+
+Version notes: served from v0 (Kafka deprecates it, but kafka-python's admin still asks for it
+when the broker allows); v1 changes nothing on the wire; v2 flexible.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from broker.group_errors import ErrorKind
+from modes.pull.context import RequestContext
+from modes.pull.coordination import monotonic_ms
+from modes.pull.errors import code_for_kind
+from modes.pull.registry import api
+
+
+@api(42, min_version=0, max_version=2)
+async def handle_delete_groups(ctx: RequestContext, request: dict) -> dict:
+    coord = ctx.broker.coord
+    runtime = coord.groups
+    results = []
+    deleted = False
+    for group_id in request["groups_names"]:
+        if not group_id:
+            error = ErrorKind.INVALID_GROUP_ID
+        else:
+            error = runtime.coordinator.delete_group(group_id, now_ms=monotonic_ms())
+        if error is ErrorKind.NONE:
+            coord.offsets.delete_group(group_id)
+            deleted = True
+        results.append({"group_id": group_id, "error_code": code_for_kind(error)})
+    runtime.tick()
+    if deleted:
+        await trio.to_thread.run_sync(coord.offsets.flush)
+    return {"throttle_time_ms": 0, "results": results}
