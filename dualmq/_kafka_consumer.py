@@ -88,6 +88,8 @@ class Consumer:
         assignors: group assignors by preference: "range", "roundrobin".
         on_assigned, on_revoked: rebalance callbacks (sync or async), given the partitions.
         session_timeout_ms, heartbeat_interval_ms, rebalance_timeout_ms: group timing.
+        metadata_max_age_ms: how often a group's leader checks whether subscribed topics
+            gained partitions, and rebalances if so (Kafka's default: 5 minutes).
         max_wait_ms, min_bytes, max_bytes, max_partition_bytes: Fetch parameters.
         check_crcs: verify each batch's CRC-32C (Kafka's default: on).
         request_timeout_ms: per-request deadline.
@@ -103,7 +105,7 @@ class Consumer:
                  rebalance_timeout_ms: int = 60_000, max_wait_ms: int = 500, min_bytes: int = 1,
                  max_bytes: int = 50 * 1024 * 1024, max_partition_bytes: int = 1024 * 1024,
                  check_crcs: bool = True, request_timeout_ms: float = 30_000,
-                 client_id: str = "dualmq-consumer") -> None:
+                 metadata_max_age_ms: float = 300_000, client_id: str = "dualmq-consumer") -> None:
         topics = list(topics) if topics is not None else None
         if topics is not None and group_id is None:
             raise ValueError("subscribing to topics needs a group_id (or use assign())")
@@ -126,7 +128,8 @@ class Consumer:
             self._member = GroupMember(self._client, group_id, topics, assignors=assignors,
                                        session_timeout=session_timeout_ms / 1000,
                                        rebalance_timeout=rebalance_timeout_ms / 1000,
-                                       heartbeat_interval=heartbeat_interval_ms / 1000)
+                                       heartbeat_interval=heartbeat_interval_ms / 1000,
+                                       metadata_max_age=metadata_max_age_ms / 1000)
         # The record list being handed out, and where we are in it.
         self._records: list[ConsumerRecord] = []
         self._index = 0
@@ -152,6 +155,7 @@ class Consumer:
         self._nursery.start_soon(self._fetcher.run)
         if self._member is not None:
             self._nursery.start_soon(self._member.heartbeat_loop, self._wake)
+            self._nursery.start_soon(self._member.metadata_loop, self._wake)
         self._next_auto_commit = trio.current_time() + self.auto_commit_interval
         if self._fetcher.states:  # assign() was called before entering
             partitions = self.assignment()

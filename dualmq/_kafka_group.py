@@ -63,11 +63,17 @@ class GroupMember:
         session_timeout: seconds without heartbeat after which the coordinator drops us.
         rebalance_timeout: seconds the coordinator waits for members to rejoin.
         heartbeat_interval: seconds between heartbeats (Kafka: a third of the session or less).
+        metadata_max_age: seconds between the leader's looks at the subscribed topics'
+            partition counts (Kafka's metadata.max.age.ms, default 5 minutes). A topic that
+            grew (CreatePartitions) makes the leader rejoin, so the new partitions get an
+            owner; without it their records would go unread by the group until the next
+            rebalance for another reason.
     """
 
     def __init__(self, client: KafkaClient, group_id: str, topics: Iterable[str], *,
                  assignors: Iterable[str] = ("range", "roundrobin"), session_timeout: float = 45.0,
-                 rebalance_timeout: float = 60.0, heartbeat_interval: float = 3.0) -> None:
+                 rebalance_timeout: float = 60.0, heartbeat_interval: float = 3.0,
+                 metadata_max_age: float = 300.0) -> None:
         self.client = client
         self.group_id = group_id
         self.topics = sorted(set(topics))
@@ -78,6 +84,9 @@ class GroupMember:
         self.session_timeout = session_timeout
         self.rebalance_timeout = rebalance_timeout
         self.heartbeat_interval = heartbeat_interval
+        self.metadata_max_age = metadata_max_age
+        # As leader: the partition counts the current assignment was computed from.
+        self.assigned_counts: dict[str, int] | None = None
         self.member_id = ""
         self.generation = -1
         self.leader = ""
@@ -130,6 +139,7 @@ class GroupMember:
         self.leader = reply["leader"]
         self.protocol = reply["protocol_name"]
         assignments = []
+        self.assigned_counts = None
         if self.leader == self.member_id:
             assignments = await self._assign(reply["members"])
         try:
@@ -154,6 +164,7 @@ class GroupMember:
         if assignor is None:  # the coordinator only picks names every member listed, ours included
             raise KafkaError(ErrorCode.INCONSISTENT_GROUP_PROTOCOL, f"unknown assignor {self.protocol!r}")
         plan = assignor(subscriptions, counts)
+        self.assigned_counts = counts
         return [{"member_id": member, "assignment": encode_assignment(tps)} for member, tps in plan.items()]
 
     def _handle_error(self, code: int, what: str) -> bool:
@@ -210,6 +221,26 @@ class GroupMember:
                 self.member_id = ""
             self.request_rejoin(ErrorCode.lookup(code).name if code in _REJOIN_ERRORS else f"heartbeat error {code}")
             on_rejoin_needed()
+
+    async def metadata_loop(self, on_rejoin_needed: Callable[[], None]) -> None:
+        """As leader, every ``metadata_max_age``: rejoin if a subscribed topic's partition count
+        changed since the assignment was computed (Kafka's leader does the same: only it knows
+        what the assignment was based on). Runs until cancelled."""
+        while True:
+            await trio.sleep(self.metadata_max_age)
+            assigned = self.assigned_counts
+            if assigned is None or self.needs_rejoin:
+                continue
+            try:
+                found = await self.client.refresh_metadata(sorted(assigned))
+            except (ConnectionLost, Timeout) as exc:
+                log.info("metadata_refresh_failed", group=self.group_id, error=str(exc))
+                continue
+            now = {name: len(info.partitions) for name, info in found.items() if info.error_code == ErrorCode.NONE}
+            if now != assigned and self.assigned_counts is assigned:
+                log.info("group_partitions_changed", group=self.group_id, before=assigned, now=now)
+                self.request_rejoin("subscribed topics' partitions changed")
+                on_rejoin_needed()
 
     async def leave(self) -> None:
         """Leave the group so it rebalances now rather than after our session timeout."""

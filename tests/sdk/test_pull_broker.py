@@ -400,6 +400,29 @@ async def test_group_consumers_split_partitions_and_commit(broker, api_keys) -> 
         await admin.delete_group(group, missing_ok=True)
 
 
+async def test_group_leader_notices_new_partitions_and_rebalances(broker, api_keys) -> None:
+    # After CreatePartitions the group's leader (at its next metadata look) rejoins, so the
+    # new partitions get an owner and their records are read, as Kafka's consumers do.
+    require_groups(api_keys)
+    address, topic, group = broker.kafka_address, "grp-grow", "g-grow"
+    async with Admin(address) as admin:
+        await admin.create_topics(topic, partitions=1)
+    assigned: list = []
+    async with Consumer(address, group_id=group, topics=[topic], auto_offset_reset="earliest",
+                        metadata_max_age_ms=200, heartbeat_interval_ms=300,
+                        on_assigned=lambda tps: assigned.append(sorted(tps))) as consumer:
+        await produce_all(address, topic, [(None, b"first")])
+        assert [r.value for r in await consume_n(consumer, 1)] == [b"first"]
+        async with Admin(address) as admin:
+            await admin.create_partitions(topic, 3)
+        async with Producer(address) as producer:
+            for partition in (1, 2):
+                await producer.send(topic, b"new-%d" % partition, partition=partition)
+        got = await consume_n(consumer, 2)
+    assert sorted((r.partition, r.value) for r in got) == [(1, b"new-1"), (2, b"new-2")]
+    assert assigned[0] == [(topic, 0)] and assigned[-1] == [(topic, 0), (topic, 1), (topic, 2)]
+
+
 async def test_group_shared_with_kcat(broker, api_keys) -> None:
     require_groups(api_keys)
     kcat = require_binary("kcat", "kcat")
