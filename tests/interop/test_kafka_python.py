@@ -30,7 +30,9 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
 ]
 
-BASE_TS = 1_700_000_000_000
+# Recent: records older than retention.ms (7 days) may be rolled away by the broker's next
+# maintenance pass (every 5 s) in the middle of a test.
+BASE_TS = time.time_ns() // 1_000_000 - 60_000
 
 
 @pytest.fixture(scope="module")
