@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import shutil
 import uuid
 from pathlib import Path
@@ -40,6 +41,22 @@ METADATA_VERSION = 1
 MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_PARTITIONS = 10_000
+# Every segment keeps its .log, .index and .timeindex open; a partition has at least one.
+FILES_PER_SEGMENT = 3
+
+
+def partition_budget() -> int:
+    """How many partitions this process can hold open, from its open-file limit.
+
+    A quarter of the limit (at least 256 files) stays free for connections and everything
+    else; the rest is shared by the partitions' active segments. Without this cap a single
+    CreateTopics or CreatePartitions asking for thousands of partitions would use up every
+    file descriptor and leave the broker unable to accept a connection.
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return MAX_PARTITIONS * 100
+    return max(1, (soft - max(256, soft // 4)) // FILES_PER_SEGMENT)
 
 
 def validate_topic_name(name: str) -> None:
@@ -87,6 +104,8 @@ class TopicRegistry:
 
     data_dir: Path
     config: LogConfig
+    # The most partitions all topics together may have (see ``partition_budget``).
+    max_total_partitions: int = attrs.field(factory=partition_budget)
     _topics: dict[str, Topic] = attrs.field(factory=dict)
     _by_id: dict[bytes, Topic] = attrs.field(factory=dict)
 
@@ -181,6 +200,8 @@ class TopicRegistry:
             InvalidTopic: illegal name.
             TopicExists: a topic with this name exists.
             ConfigError: a bad override, or ``partitions`` outside [1, 10000].
+            InvalidPartitions: more partitions than the broker can keep open (``partition_budget``).
+            OSError: the disk refused; nothing of the topic is left behind.
         """
         validate_topic_name(name)
         if name in self._topics:
@@ -189,9 +210,9 @@ class TopicRegistry:
             raise ConfigError(f"partitions = {partitions!r}: allowed range is [1, {MAX_PARTITIONS}]")
         overrides = dict(overrides or {})
         config = topic_log_config(self.config, overrides)
-        topic = Topic(name=name, topic_id=_new_topic_id(), overrides=overrides, config=config, partitions=[])
-        for index in range(partitions):
-            topic.partitions.append(self._fresh_partition(name, index, config, now_ms))
+        self._check_budget(partitions)
+        topic = Topic(name=name, topic_id=_new_topic_id(), overrides=overrides, config=config,
+                      partitions=self._fresh_partitions(name, range(partitions), config, now_ms))
         self._topics[name] = topic
         self._by_id[topic.topic_id] = topic
         self._save_metadata()
@@ -210,7 +231,9 @@ class TopicRegistry:
 
         Raises:
             UnknownTopic: no such topic.
-            InvalidPartitions: ``total`` not above the current count, or above the maximum.
+            InvalidPartitions: ``total`` not above the current count, above the maximum, or more
+                than the broker can keep open (``partition_budget``).
+            OSError: the disk refused; the topic keeps its partitions as they were.
         """
         topic = self._topics.get(name)
         if topic is None:
@@ -221,21 +244,43 @@ class TopicRegistry:
                                     f"not {total!r}")
         if total > MAX_PARTITIONS:
             raise InvalidPartitions(f"{total} partitions: the maximum is {MAX_PARTITIONS}")
+        self._check_budget(total - current)
         if validate_only:
             return topic
-        for index in range(current, total):
-            topic.partitions.append(self._fresh_partition(name, index, topic.config, now_ms))
+        topic.partitions.extend(self._fresh_partitions(name, range(current, total), topic.config, now_ms))
         self._save_metadata()
         log.info("partitions_added", topic=name, partitions=total, before=current)
         return topic
 
-    def _fresh_partition(self, name: str, index: int, config: LogConfig, now_ms: int) -> PartitionLog:
-        directory = self._partition_dir(name, index)
-        # A directory the metadata does not know is a leftover of a deletion (or growth)
-        # interrupted by a crash; its data belongs to no topic now.
-        if directory.exists():
-            shutil.rmtree(directory)
-        return PartitionLog.open(directory, config, now_ms=now_ms)
+    def _check_budget(self, adding: int) -> None:
+        held = sum(len(topic.partitions) for topic in self._topics.values())
+        if held + adding > self.max_total_partitions:
+            raise InvalidPartitions(
+                f"{adding} more partitions would make {held + adding}; this broker holds at most "
+                f"{self.max_total_partitions} (each keeps {FILES_PER_SEGMENT} files open, and the open-file "
+                f"limit is {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}: raise it with ulimit -n)")
+
+    def _fresh_partitions(self, name: str, indexes: range, config: LogConfig, now_ms: int) -> list[PartitionLog]:
+        """Open new, empty partition logs; all of them or (on a disk error) none.
+
+        Raises:
+            OSError: a log could not be created; the ones already opened are closed and removed.
+        """
+        opened: list[PartitionLog] = []
+        try:
+            for index in indexes:
+                directory = self._partition_dir(name, index)
+                # A directory the metadata does not know is a leftover of a deletion (or growth)
+                # interrupted by a crash; its data belongs to no topic now.
+                if directory.exists():
+                    shutil.rmtree(directory)
+                opened.append(PartitionLog.open(directory, config, now_ms=now_ms))
+        except OSError:
+            for index, partition in zip(indexes, opened):
+                partition.close()
+                shutil.rmtree(self._partition_dir(name, index), ignore_errors=True)
+            raise
+        return opened
 
     def delete(self, name: str) -> None:
         """Delete a topic and its data.

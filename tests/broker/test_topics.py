@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import attrs
 import pytest
 import trio
 
 from broker.config import LogConfig
 from broker.errors import ConfigError, DataDirError, InvalidPartitions, InvalidTopic, TopicExists, UnknownTopic
-from broker.topics import TopicRegistry
+from broker.log.partition_log import PartitionLog
+from broker.topics import TopicRegistry, partition_budget
 from tests.broker.batches import build_batch, with_base_offset
 
 CONFIG = LogConfig(fsync="never")
@@ -140,6 +142,50 @@ def test_leftover_partition_directory_is_not_adopted_by_growth(tmp_path: Path) -
     registry = open_registry(tmp_path)
     assert registry.add_partitions("g", 2, now_ms=T0).partitions[1].high_watermark == 0
     registry.close()
+
+
+def test_partition_budget_refuses_before_creating_anything(tmp_path: Path) -> None:
+    # Each partition keeps files open: a request for more than the broker can hold open is
+    # refused up front, with the reason, instead of running out of file descriptors.
+    registry = attrs.evolve(open_registry(tmp_path), max_total_partitions=5)
+    registry.create("a", 3, now_ms=T0)
+    with pytest.raises(InvalidPartitions, match="at most 5"):
+        registry.create("b", 3, now_ms=T0)
+    with pytest.raises(InvalidPartitions, match="at most 5"):
+        registry.add_partitions("a", 6, now_ms=T0)
+    assert registry.get("b") is None and not (tmp_path / "data" / "b-0").exists()
+    assert not (tmp_path / "data" / "a-3").exists()
+    registry.add_partitions("a", 5, now_ms=T0)
+    assert len(registry.get("a").partitions) == 5
+    registry.close()
+    assert partition_budget() >= 1
+
+
+def test_a_disk_error_midway_leaves_nothing_half_made(tmp_path: Path, monkeypatch) -> None:
+    registry = open_registry(tmp_path)
+    registry.create("a", 1, now_ms=T0)
+    real_open = PartitionLog.open
+    calls = []
+
+    def failing_open(directory, config, *, now_ms):
+        calls.append(directory)
+        if len(calls) == 3:
+            raise OSError(24, "Too many open files")
+        return real_open(directory, config, now_ms=now_ms)
+
+    monkeypatch.setattr(PartitionLog, "open", staticmethod(failing_open))
+    with pytest.raises(OSError):
+        registry.add_partitions("a", 5, now_ms=T0)
+    calls.clear()
+    with pytest.raises(OSError):
+        registry.create("b", 4, now_ms=T0)
+    monkeypatch.undo()
+    assert len(registry.get("a").partitions) == 1 and registry.get("b") is None
+    assert sorted(p.name for p in (tmp_path / "data").iterdir() if p.is_dir()) == ["a-0"]
+    registry.close()
+    reopened = open_registry(tmp_path)  # the metadata agrees
+    assert [(t.name, len(t.partitions)) for t in reopened.topics()] == [("a", 1)]
+    reopened.close()
 
 
 def test_leftover_directory_is_not_adopted(tmp_path: Path) -> None:

@@ -239,6 +239,27 @@ async def test_create_partitions_validation(tmp_path):
         assert [len(broker.topics.get(n).partitions) for n in ("t", "u")] == [3, 3]
 
 
+async def test_more_partitions_than_the_broker_can_keep_open_is_refused_cleanly(tmp_path):
+    # A single request must not use up the broker's file descriptors: it is answered
+    # INVALID_PARTITIONS with the reason, and the connection and the broker carry on.
+    async with pull_broker(tmp_path) as broker:
+        # The real budget comes from the open-file limit (thousands here); a small one keeps
+        # the test independent of the machine's ulimit.
+        budget = broker.topics.max_total_partitions = 50
+        broker.topics.create("t", 1, now_ms=0)
+        client = await broker.connect()
+        created = await client.call(19, 7, {"topics": [{"name": "huge", "num_partitions": budget + 1,
+                                                        "replication_factor": 1, "configs": []}]})
+        assert created["topics"][0]["error_code"] == ErrorCode.INVALID_PARTITIONS
+        assert "ulimit -n" in created["topics"][0]["error_message"]
+        grown = await client.call(37, 3, {"topics": [{"name": "t", "count": budget + 1,
+                                                      "assignments": None}], "timeout_ms": 1000})
+        assert grown["results"][0]["error_code"] == ErrorCode.INVALID_PARTITIONS
+        assert broker.topics.get("huge") is None and len(broker.topics.get("t").partitions) == 1
+        metadata = await client.call(3, 12, {"topics": None, "allow_auto_topic_creation": False})
+        assert [t["name"] for t in metadata["topics"]] == ["t"]
+
+
 async def test_delete_topics(tmp_path):
     async with pull_broker(tmp_path) as broker:
         broker.topics.create("a", 1, now_ms=0)

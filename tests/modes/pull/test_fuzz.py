@@ -45,6 +45,10 @@ EXAMPLES = {
                           "configs": [{"name": "retention.ms", "value": "5"}]}]},
     (20, 6): {"topics": [{"name": "n"}], "timeout_ms": 5},
     (32, 4): {"resources": [{"resource_type": 2, "resource_name": "t", "configuration_keys": None}]},
+    (37, 3): {"topics": [{"name": "t", "count": 3, "assignments": [{"broker_ids": [0]}]}], "timeout_ms": 5},
+    (37, 0): {"topics": [{"name": "t", "count": 2, "assignments": None}], "timeout_ms": 5, "validate_only": True},
+    (42, 2): {"groups_names": ["g", ""]},
+    (42, 0): {"groups_names": ["g"]},
     (8, 8): {"group_id": "g", "generation_id_or_member_epoch": -1, "member_id": "", "topics": [
         {"name": "t", "partitions": [{"partition_index": 0, "committed_offset": 1, "committed_metadata": "m"}]}]},
     (9, 7): {"group_id": "g", "topics": None},
@@ -116,6 +120,9 @@ async def serve_one(broker: PullBroker, frame: bytes) -> None:
 def test_mutated_requests_never_cause_internal_errors(tmp_path, frame):
     config = BrokerConfig(data_dir=tmp_path / "data", kafka=KafkaConfig(listen="127.0.0.1:0"))
     topics = TopicRegistry.open(config.data_dir, config.log, now_ms=0)
+    # A mutated CreateTopics/CreatePartitions may ask for thousands of partitions; they would
+    # persist into every later example (same data dir). A small budget keeps each one quick.
+    topics.max_total_partitions = 64
     try:
         if topics.get("t") is None:
             topics.create("t", 1, now_ms=0)
