@@ -26,6 +26,7 @@ import functools
 import fcntl
 import json
 import os
+import resource
 import signal
 import time
 from pathlib import Path
@@ -199,8 +200,30 @@ async def _periodic_flush(config: BrokerConfig, topics: TopicRegistry) -> None:
         await topics.flush_all()
 
 
+def raise_open_file_limit() -> None:
+    """Lift this process's soft open-file limit to its hard limit, as servers do.
+
+    Every log segment keeps three files open and every connection one more, and many systems
+    start processes with a soft limit of 1024 (a hard one far above): that would cap the
+    broker at a few hundred partitions (``broker.topics.partition_budget``). Only the broker
+    process does this (``dualmq serve``), never an application embedding it.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # RLIM_INFINITY is not a valid soft limit for open files; the kernel's own ceiling is.
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft >= target:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError) as exc:
+        log.warning("open_file_limit_kept", soft=soft, hard=hard, error=str(exc))
+        return
+    log.info("open_file_limit_raised", before=soft, now=target)
+
+
 async def serve_until_signalled(config: BrokerConfig, *, ready_file: Path | None = None) -> None:
     """Run the broker until SIGINT or SIGTERM, then shut down cleanly (exit status 0)."""
+    raise_open_file_limit()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(functools.partial(run_broker, config, ready_file=ready_file))

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,25 @@ def test_ready_file_is_json_with_addresses_and_pid(tmp_path) -> None:
         payload = json.loads(ready[0].read_text())
         assert payload["pid"] == broker.process.pid
         assert payload["resp"].startswith("127.0.0.1:")
+
+
+def test_serve_lifts_a_low_soft_open_file_limit_to_the_hard_one(tmp_path) -> None:
+    # Each log segment keeps three files open; a soft limit of 1024 (common) would cap the
+    # broker at a few hundred partitions. The child inherits our limits at start.
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = 256
+    if hard != resource.RLIM_INFINITY and hard <= low:
+        pytest.skip(f"hard open-file limit {hard} leaves nothing to raise")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        with broker_process(tmp_path) as broker:
+            limits = Path(f"/proc/{broker.process.pid}/limits").read_text()
+            row = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+            lines = broker.log_lines()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    expected = str(hard) if hard != resource.RLIM_INFINITY else "1048576"
+    assert row.split()[3] == expected, row
+    assert any(line.get("event") == "open_file_limit_raised" and line.get("before") == low for line in lines)
