@@ -215,7 +215,12 @@ class TopicRegistry:
                       partitions=self._fresh_partitions(name, range(partitions), config, now_ms))
         self._topics[name] = topic
         self._by_id[topic.topic_id] = topic
-        self._save_metadata()
+        try:
+            self._save_metadata()
+        except OSError:
+            del self._topics[name], self._by_id[topic.topic_id]
+            self._discard_partitions(name, topic.partitions, 0)
+            raise
         log.info("topic_created", topic=name, partitions=partitions, overrides=overrides)
         return topic
 
@@ -248,7 +253,12 @@ class TopicRegistry:
         if validate_only:
             return topic
         topic.partitions.extend(self._fresh_partitions(name, range(current, total), topic.config, now_ms))
-        self._save_metadata()
+        try:
+            self._save_metadata()
+        except OSError:
+            self._discard_partitions(name, topic.partitions[current:], current)
+            del topic.partitions[current:]
+            raise
         log.info("partitions_added", topic=name, partitions=total, before=current)
         return topic
 
@@ -276,11 +286,17 @@ class TopicRegistry:
                     shutil.rmtree(directory)
                 opened.append(PartitionLog.open(directory, config, now_ms=now_ms))
         except OSError:
-            for index, partition in zip(indexes, opened):
-                partition.close()
-                shutil.rmtree(self._partition_dir(name, index), ignore_errors=True)
+            self._discard_partitions(name, opened, indexes.start)
+            # And whatever the failed one had made of its directory.
+            shutil.rmtree(self._partition_dir(name, indexes.start + len(opened)), ignore_errors=True)
             raise
         return opened
+
+    def _discard_partitions(self, name: str, logs: list[PartitionLog], first_index: int) -> None:
+        """Close and remove new partition logs (``first_index`` onwards) the metadata will not name."""
+        for index, partition in enumerate(logs, start=first_index):
+            partition.close()
+            shutil.rmtree(self._partition_dir(name, index), ignore_errors=True)
 
     def delete(self, name: str) -> None:
         """Delete a topic and its data.

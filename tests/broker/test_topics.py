@@ -180,6 +180,17 @@ def test_a_disk_error_midway_leaves_nothing_half_made(tmp_path: Path, monkeypatc
     with pytest.raises(OSError):
         registry.create("b", 4, now_ms=T0)
     monkeypatch.undo()
+
+    def metadata_write_fails(self) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(TopicRegistry, "_save_metadata", metadata_write_fails)
+    with pytest.raises(OSError):
+        registry.add_partitions("a", 3, now_ms=T0)
+    with pytest.raises(OSError):
+        registry.create("c", 2, now_ms=T0)
+    monkeypatch.undo()
+    assert registry.get("c") is None
     assert len(registry.get("a").partitions) == 1 and registry.get("b") is None
     assert sorted(p.name for p in (tmp_path / "data").iterdir() if p.is_dir()) == ["a-0"]
     registry.close()
