@@ -41,15 +41,17 @@ METADATA_VERSION = 1
 MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_PARTITIONS = 10_000
-# Every segment keeps its .log, .index and .timeindex open; a partition has at least one.
+# A partition's active segment keeps its .log, .index and .timeindex open (sealed, older
+# segments only their .log: see ``Segment.seal``).
 FILES_PER_SEGMENT = 3
 
 
 def partition_budget() -> int:
     """How many partitions this process can hold open, from its open-file limit.
 
-    A quarter of the limit (at least 256 files) stays free for connections and everything
-    else; the rest is shared by the partitions' active segments. Without this cap a single
+    A quarter of the limit (at least 256 files) stays free for connections, older segments
+    (one file each) and everything else; the rest is shared by the partitions' active
+    segments. Without this cap a single
     CreateTopics or CreatePartitions asking for thousands of partitions would use up every
     file descriptor and leave the broker unable to accept a connection.
     """

@@ -105,6 +105,8 @@ class PartitionLog:
         # What recovery left on disk is now the durable state: make it so, cheaply (fsync of
         # clean files is nearly free), so that ``flushed_offset = high_watermark`` is true.
         self.flush_sync(force=True)
+        for segment in segments[:-1]:
+            segment.seal()  # only the active segment writes its index files
         log.debug("partition_log_opened", directory=str(directory), log_start_offset=self.log_start_offset,
                   high_watermark=hw, segments=len(segments))
         return self
@@ -208,6 +210,7 @@ class PartitionLog:
         new = Segment.open_files(self.directory, old.next_offset, now_ms=now_ms)
         self._segments.append(new)
         self._bases.append(new.base_offset)
+        old.seal()
         log.info("segment_rolled", directory=str(self.directory), base_offset=new.base_offset,
                  previous_size=old.size, reason=reason)
         return new

@@ -136,12 +136,27 @@ class Segment:
     def time_index_path(self) -> Path:
         return self.directory / f"{segment_name(self.base_offset)}.timeindex"
 
-    def fds(self) -> tuple[int, int, int]:
-        return (self.log_fd, self.index_fd, self.time_fd)
+    def fds(self) -> tuple[int, ...]:
+        """The segment's open descriptors (the index files' only until it is sealed)."""
+        return tuple(fd for fd in (self.log_fd, self.index_fd, self.time_fd) if fd >= 0)
+
+    def seal(self) -> None:
+        """No more appends: close the two index files, keep the .log open for reads.
+
+        Only the active segment writes its indexes (readers use the in-memory copies), so a
+        retained segment needs one descriptor instead of three: that is what lets a broker
+        keep many segments within its open-file limit. Index files are not fsynced here;
+        they are derived data, and recovery rebuilds any that a crash left short.
+        """
+        for fd in (self.index_fd, self.time_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.index_fd = self.time_fd = -1
 
     def close(self) -> None:
         for fd in self.fds():
             os.close(fd)
+        self.log_fd = self.index_fd = self.time_fd = -1
 
     def delete(self) -> None:
         """Close and unlink. The .log goes first: a stray index without its .log is harmless

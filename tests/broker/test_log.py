@@ -131,6 +131,31 @@ def test_roll_by_size_and_reads_across_segments(tmp_path: Path) -> None:
     log.close()
 
 
+def open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_sealed_segments_keep_one_file_open_and_still_serve_reads(tmp_path: Path) -> None:
+    # Only the active segment writes its indexes; a rolled (sealed) one keeps just its .log
+    # open for reads: 1 descriptor instead of 3, which is what bounds a broker's files.
+    batch = build_batch(2, 40)
+    before = open_descriptors()
+    log = open_log(tmp_path, segment_bytes=3 * len(batch))
+    for _ in range(10):
+        log.append(batch, T0)
+    assert log.segment_count == 4
+    assert open_descriptors() - before == 3 * 1 + 3
+    log.close()
+    assert open_descriptors() == before
+    log = open_log(tmp_path, segment_bytes=3 * len(batch))  # after recovery: the same
+    assert open_descriptors() - before == 3 * 1 + 3
+    assert offsets_in(log.read(0, 10**6)) == list(range(0, 20, 2))
+    assert log.offset_for_timestamp(0) is not None
+    log.append(batch, T0)  # the active segment still writes its indexes
+    log.close()
+    assert open_descriptors() == before
+
+
 def test_batch_larger_than_segment_goes_into_its_own_segment(tmp_path: Path) -> None:
     log = open_log(tmp_path, segment_bytes=100)
     log.append(build_batch(5, 40), T0)
