@@ -133,9 +133,57 @@ def start_redis(workdir: Path, extra_args: list[str], timeout: float = 10.0) -> 
     raise BenchError(f"redis-server did not start:\n{tail}")
 
 
+def launch_dualmq(data_dir: Path, ready_file: Path, log_path: Path, extra_args: list[str] | tuple[str, ...] = (),
+                  *, kafka: str = f"{HOST}:0", resp: str = f"{HOST}:0", timeout: float = 20.0,
+                  python: str | None = None, poll_seconds: float = 0.005,
+                  ) -> tuple[subprocess.Popen, dict, float]:
+    """Spawn ``dualmq serve`` and wait until it has written its ready file.
+
+    The broker writes the ready file (atomically) only after log recovery has finished and
+    both listeners accept, so "spawned → ready file" is the time a restart costs, including
+    the interpreter's own start-up.
+
+    Args:
+        data_dir: the broker's data dir (reuse one to measure a restart's recovery).
+        ready_file: where the broker reports its bound addresses; removed first.
+        log_path: the broker's stdout/stderr are appended here.
+        extra_args: more ``dualmq serve`` options, e.g. ``["--fsync", "always"]``.
+        kafka, resp: listen addresses; port 0 lets the OS choose.
+        python: interpreter to run it with (default: this one, i.e. the venv's).
+        poll_seconds: how often the ready file is looked for (the timing's resolution).
+
+    Returns:
+        The process, the ready file's content (``{"kafka": "h:p", "resp": "h:p", "pid": n}``)
+        and the seconds from spawn to ready file.
+
+    Raises:
+        BenchError: the broker exited or was not ready within ``timeout`` (it is then stopped).
+    """
+    ready_file.unlink(missing_ok=True)
+    args = [python or sys.executable, "-m", "dualmq", "serve", "--data-dir", str(data_dir),
+            "--kafka", kafka, "--resp", resp, "--ready-file", str(ready_file),
+            "--log-format", "json", "--log-level", "warning", *extra_args]
+    with open(log_path, "ab") as log_file:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log_file,
+                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if ready_file.exists():
+            try:
+                info = json.loads(ready_file.read_text())
+            except ValueError:  # written atomically, but be tolerant
+                info = None
+            if info:
+                return proc, info, time.perf_counter() - started
+        time.sleep(poll_seconds)
+    stop_process(proc)
+    raise BenchError(f"dualmq serve did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
+
+
 def start_dualmq(workdir: Path, config_text: str, timeout: float = 20.0,
                  python: str | None = None) -> tuple[subprocess.Popen, int]:
-    """Start ``dualmq serve`` on ports chosen by the OS; wait for its ready file.
+    """Start ``dualmq serve`` on ports chosen by the OS; wait for its ready file and a PING.
 
     Args:
         workdir: holds the config file, the data dir, the ready file and the log.
@@ -150,31 +198,16 @@ def start_dualmq(workdir: Path, config_text: str, timeout: float = 20.0,
     """
     config = workdir / "dualmq.toml"
     config.write_text(config_text)
-    ready = workdir / "dualmq-ready.json"
-    ready.unlink(missing_ok=True)
     log_path = workdir / "dualmq.log"
-    args = [python or sys.executable, "-m", "dualmq", "serve", "--config", str(config),
-            "--data-dir", str(workdir / "dualmq-data"), "--kafka", f"{HOST}:0", "--resp", f"{HOST}:0",
-            "--ready-file", str(ready), "--log-format", "json", "--log-level", "warning"]
-    with open(log_path, "ab") as log_file:
-        proc = subprocess.Popen(args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        if ready.exists():
-            try:
-                info = json.loads(ready.read_text())
-            except ValueError:  # written atomically, but be tolerant
-                info = None
-            if info:
-                port = int(info["resp"].rsplit(":", 1)[1])
-                if _wait_for_ping(port, proc, deadline):
-                    return proc, port
-        time.sleep(0.05)
+    proc, info, _ = launch_dualmq(workdir / "dualmq-data", workdir / "dualmq-ready.json", log_path,
+                                  ["--config", str(config)], timeout=timeout, python=python,
+                                  poll_seconds=0.05)
+    port = int(info["resp"].rsplit(":", 1)[1])
+    if _wait_for_ping(port, proc, deadline):
+        return proc, port
     stop_process(proc)
-    raise BenchError(f"dualmq serve did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
+    raise BenchError(f"dualmq serve did not answer PING:\n{log_path.read_text(errors='replace')[-2000:]}")
 
 
 def tool_version(args: list[str]) -> str:
