@@ -68,11 +68,29 @@ def test_topics_json_with_100000_partitions_is_refused_and_creates_nothing(tmp_p
     assert partition_dirs(data_dir) == []
 
 
-def test_a_damaged_offsets_snapshot_stops_the_start_with_one_line(tmp_path: Path) -> None:
+def _frame(record: object) -> bytes:
+    """One offsets-store frame, built by hand: [u32 length][u32 CRC-32C][JSON payload]."""
+    import crc32c
+
+    payload = json.dumps(record, separators=(",", ":")).encode()
+    return len(payload).to_bytes(4, "big") + crc32c.crc32c(payload).to_bytes(4, "big") + payload
+
+
+COMMIT = {"op": "commit", "g": "g", "t": "t", "p": 0, "o": 5, "e": -1, "m": None, "ts": 0}
+
+
+@pytest.mark.parametrize("snapshot", [
+    pytest.param(b"\x00\x00\x00\x05\x00\x00\x00\x00hello", id="bad-crc"),
+    # the CRC is right, the header is not a snapshot header (was a KeyError traceback)
+    pytest.param(_frame({"op": "snapshot"}) + _frame(COMMIT), id="header-without-journal"),
+    # every frame intact, one missing at the end (was loaded silently, the commit forgotten)
+    pytest.param(_frame({"op": "snapshot", "journal": 1, "records": 2}) + _frame(COMMIT), id="cut-between-frames"),
+])
+def test_a_damaged_offsets_snapshot_stops_the_start_with_one_line(tmp_path: Path, snapshot: bytes) -> None:
     data_dir = tmp_path / "data"
     offsets = data_dir / "__consumer_offsets"
     offsets.mkdir(parents=True)
-    (offsets / "snapshot").write_bytes(b"\x00\x00\x00\x05\x00\x00\x00\x00hello")
+    (offsets / "snapshot").write_bytes(snapshot)
     line = serve_expecting_refusal(tmp_path, data_dir)
     assert str(offsets / "snapshot") in line and "damaged" in line
 
