@@ -45,3 +45,12 @@ class InvalidPartitions(BrokerError):
 
 class DataDirError(BrokerError):
     """The data directory is missing, unwritable, or locked by another broker."""
+
+
+class DamagedFile(DataDirError):
+    """A file the broker keeps in its data directory is damaged and cannot be trusted.
+
+    Raised at start-up, before anything is changed, when reading on would mean guessing
+    (reusing producer ids, inventing partitions, forgetting committed offsets). The message
+    names the file and what is wrong with it, on one line.
+    """

@@ -13,11 +13,14 @@ plain files in one directory:
   ``[u32 length][u32 CRC-32C of payload][payload]``, the payload a small JSON object
   (``{"op": "commit", ...}``, ``{"op": "delete_topic", ...}``, ``{"op": "delete_group", ...}``).
   JSON because commits are rare and a learner can read the file with ``strings``.
-* ``snapshot``: the whole state as the same frames, headed by ``{"op": "snapshot", "journal": N}``
-  naming the journal that continues it. It is replaced atomically: write ``snapshot.tmp``,
-  fsync, create the empty ``journal.<N+1>``, rename over ``snapshot``, fsync the directory,
-  delete the old journal. A crash at any point leaves either the old snapshot with its full
-  journal, or the new snapshot with its (empty or growing) journal.
+* ``snapshot``: the whole state as the same frames, headed by
+  ``{"op": "snapshot", "journal": N, "records": K}`` naming the journal that continues it and
+  how many frames follow (so a snapshot cut short exactly between two frames is noticed too;
+  snapshots written before the count existed lack it and are read without that check).
+  It is replaced atomically: write ``snapshot.tmp``, fsync, create the empty
+  ``journal.<N+1>``, rename over ``snapshot``, fsync the directory, delete the old journal.
+  A crash at any point leaves either the old snapshot with its full journal, or the new
+  snapshot with its (empty or growing) journal.
 
 Durability contract: ``commit`` only updates memory and queues the record; ``flush`` writes and
 fsyncs everything queued. **A front-end must not acknowledge an OffsetCommit before ``flush``
@@ -28,10 +31,24 @@ a worker thread: a short lock guards memory, a second lock serialises file work.
 A fetch may see a commit a moment before it is durable; that commit is acknowledged only
 after ``flush``, so nothing acknowledged is ever lost.
 
-Recovery (``OffsetStore.open``): load the snapshot (a damaged snapshot is refused: it was
-fsynced before being renamed into place, so damage is not a torn write but lost data), then
-replay its journal up to the first incomplete or corrupt frame; the torn tail — an append a
-crash cut short, never acknowledged — is truncated away and logged (``offsets_journal_truncated``).
+Recovery (``OffsetStore.open``), one rule per file:
+
+* The **snapshot** is all or nothing: a frame that is not intact, or a record count that does
+  not match its header, refuses the start with one line naming the file
+  (``OffsetStoreCorrupt``). It was fsynced before being renamed into place, so damage there is
+  not an interrupted write but lost data, and starting anyway would silently rewind every
+  group it held.
+* The **journal** keeps every record it can prove intact. Each frame carries its own CRC, so
+  a damaged frame in the middle does not condemn the ones after it: replay looks ahead for the
+  next frame whose length, CRC-32C, JSON and record shape all check out, and goes on from
+  there (a random false match would need a 32-bit CRC collision on bytes that are also valid
+  JSON of the right shape). Each damaged stretch is logged (``offsets_journal_damage_skipped``
+  with the file, byte position and bytes skipped), and the recovered state is compacted at
+  once, so the damage is reported a single time. What a skipped record means: a lost commit
+  lets its group resume from the commit before it — at-least-once, records consumed twice,
+  none lost; a lost delete brings back the commits it had deleted.
+* Damage with no intact frame after it is a **torn tail** — an append a crash cut short, never
+  acknowledged — and is truncated away and logged (``offsets_journal_truncated``).
 """
 
 from __future__ import annotations
@@ -46,7 +63,7 @@ import attrs
 import crc32c
 import structlog
 
-from broker.errors import BrokerError
+from broker.errors import DamagedFile
 from broker.group_errors import ErrorKind
 
 __all__ = ["OffsetStore", "CommittedOffset", "OffsetStoreCorrupt", "MAX_METADATA_BYTES"]
@@ -61,7 +78,7 @@ _FRAME = struct.Struct(">II")
 _MAX_FRAME = 1 << 20
 
 
-class OffsetStoreCorrupt(BrokerError):
+class OffsetStoreCorrupt(DamagedFile):
     """The snapshot file is damaged; refusing to start rather than forget commits."""
 
 
@@ -83,23 +100,139 @@ def _frame(record: dict) -> bytes:
     return _FRAME.pack(len(payload), crc32c.crc32c(payload)) + payload
 
 
-def _read_frames(data: bytes) -> tuple[list[dict], int]:
-    """Decode frames from the start of ``data``; return them and where the good part ends."""
-    records, position = [], 0
-    while position + _FRAME.size <= len(data):
-        length, crc = _FRAME.unpack_from(data, position)
-        start, end = position + _FRAME.size, position + _FRAME.size + length
-        if length > _MAX_FRAME or end > len(data):
+# The fields of each kind of record and their JSON types. A frame whose CRC checks out but
+# whose record does not have exactly this shape is treated like a damaged frame.
+_RECORD_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "commit": {"g": (str,), "t": (str,), "p": (int,), "o": (int,), "e": (int,),
+               "m": (str, type(None)), "ts": (int,)},
+    "delete_topic": {"t": (str,)},
+    "delete_group": {"g": (str,)},
+}
+# The snapshot's first frame: with the number of records after it, or (older files) without.
+_SNAPSHOT_HEADERS = ({"snapshot": {"journal": (int,), "records": (int,)}}, {"snapshot": {"journal": (int,)}})
+# Every payload starts like this: ``json.dumps`` keeps the dict's order and "op" is first.
+# Resynchronisation looks for it to find candidate frame starts quickly.
+_PAYLOAD_START = b'{"op":"'
+
+
+def _has_shape(record: object, kinds: dict[str, dict[str, tuple[type, ...]]]) -> bool:
+    """Whether ``record`` is one of ``kinds``, with exactly its fields and their types."""
+    if not isinstance(record, dict):
+        return False
+    op = record.get("op")
+    fields = kinds.get(op) if isinstance(op, str) else None
+    if fields is None or len(record) != len(fields) + 1:
+        return False
+    for name, types in fields.items():
+        value = record.get(name, ...)
+        # JSON true/false arrive as bool, which Python counts as int: not a number here.
+        if isinstance(value, bool) or not isinstance(value, types):
+            return False
+    return True
+
+
+def _frame_at(data: bytes, position: int, kinds: dict[str, dict[str, tuple[type, ...]]]) -> tuple[dict, int] | None:
+    """The record of the intact frame starting at ``position`` and where the frame ends.
+
+    Intact means: the length stays inside ``data`` (and below ``_MAX_FRAME``), the CRC-32C of
+    the payload matches, the payload is JSON, and the record has one of the shapes in ``kinds``.
+    Returns None when any of this fails.
+    """
+    if position + _FRAME.size > len(data):
+        return None
+    length, crc = _FRAME.unpack_from(data, position)
+    start, end = position + _FRAME.size, position + _FRAME.size + length
+    if length > _MAX_FRAME or end > len(data):
+        return None
+    payload = data[start:end]
+    if crc32c.crc32c(payload) != crc:
+        return None
+    try:
+        record = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    return (record, end) if _has_shape(record, kinds) else None
+
+
+def _next_intact_frame(data: bytes, after: int) -> int | None:
+    """Where the first intact journal frame starting after ``after`` is, or None.
+
+    Candidates are the places 8 bytes (one frame header) before a ``{"op":"``. Such a place
+    cannot lie inside an intact frame's payload: a header's length field starts with a zero
+    byte (frames are far below 16 MiB) and ``json.dumps`` never writes one (it escapes control
+    characters), so no text a client commits can imitate a frame.
+    """
+    search_from = after + _FRAME.size
+    while (found := data.find(_PAYLOAD_START, search_from)) != -1:
+        candidate = found - _FRAME.size
+        if _frame_at(data, candidate, _RECORD_FIELDS) is not None:
+            return candidate
+        search_from = found + 1
+    return None
+
+
+@attrs.frozen
+class _JournalScan:
+    """What replaying a journal's bytes found."""
+
+    records: list[dict]
+    skipped: list[tuple[int, int]]  # (position, bytes) of each damaged stretch passed over
+    intact_end: int  # the end of the last intact frame: a torn tail starts here
+
+
+def _scan_journal(data: bytes) -> _JournalScan:
+    """Decode every intact frame of a journal, stepping over damaged stretches in the middle.
+
+    At a frame that is not intact, look ahead for the next intact one. If there is one, the
+    bytes in between are damaged (skipped and reported); if not, the rest is a torn tail.
+    """
+    records: list[dict] = []
+    skipped: list[tuple[int, int]] = []
+    position = 0
+    while position < len(data):
+        decoded = _frame_at(data, position, _RECORD_FIELDS)
+        if decoded is not None:
+            records.append(decoded[0])
+            position = decoded[1]
+            continue
+        resume = _next_intact_frame(data, position)
+        if resume is None:
             break
-        payload = data[start:end]
-        if crc32c.crc32c(payload) != crc:
+        skipped.append((position, resume - position))
+        position = resume
+    return _JournalScan(records, skipped, position)
+
+
+def _read_snapshot(path: Path) -> tuple[int, list[dict]]:
+    """The journal number a snapshot names and its records (the header left out).
+
+    Raises:
+        OffsetStoreCorrupt: the file is unreadable, empty, or any frame in it is not intact.
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise OffsetStoreCorrupt(f"cannot read offsets snapshot {path}: {exc.strerror}") from None
+    header = next(filter(None, (_frame_at(data, 0, kinds) for kinds in _SNAPSHOT_HEADERS)), None)
+    position = header[1] if header is not None else 0
+    records = []
+    while header is not None and position < len(data):
+        decoded = _frame_at(data, position, _RECORD_FIELDS)
+        if decoded is None:
             break
-        try:
-            records.append(json.loads(payload))
-        except ValueError:
-            break
-        position = end
-    return records, position
+        records.append(decoded[0])
+        position = decoded[1]
+    if header is None or position != len(data) or header[0]["journal"] < 0:
+        raise OffsetStoreCorrupt(
+            f"offsets snapshot {path} is damaged at byte {position} of {len(data)}; refusing to start "
+            "rather than forget committed offsets (it was complete when written, so this is not an "
+            "interrupted write)")
+    expected = header[0].get("records", len(records))
+    if expected != len(records):
+        raise OffsetStoreCorrupt(
+            f"offsets snapshot {path} is damaged: it holds {len(records)} records, its header says "
+            f"{expected}; refusing to start rather than forget committed offsets")
+    return header[0]["journal"], records
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -144,31 +277,38 @@ class OffsetStore:
     def _recover(self) -> None:
         snapshot = self._dir / SNAPSHOT
         if snapshot.exists():
-            data = snapshot.read_bytes()
-            records, good = _read_frames(data)
-            if good != len(data) or not records or records[0].get("op") != "snapshot":
-                raise OffsetStoreCorrupt(f"{snapshot} is damaged at byte {good} of {len(data)}")
-            self._journal_number = records[0]["journal"]
-            for record in records[1:]:
+            self._journal_number, records = _read_snapshot(snapshot)
+            for record in records:
                 self._apply(record)
         (self._dir / (SNAPSHOT + ".tmp")).unlink(missing_ok=True)
         journal = self._journal_path(self._journal_number)
+        scan = _JournalScan([], [], 0)
         if journal.exists():
             data = journal.read_bytes()
-            records, good = _read_frames(data)
-            for record in records:
+            scan = _scan_journal(data)
+            for record in scan.records:
                 self._apply(record)
-            if good != len(data):
+            for position, count in scan.skipped:
+                log.warning("offsets_journal_damage_skipped", path=str(journal), position=position,
+                            skipped_bytes=count,
+                            consequence="a commit lost here lets its group resume from its previous "
+                                        "commit: records may be consumed twice, none are lost")
+            if scan.intact_end != len(data):
                 log.warning("offsets_journal_truncated", path=str(journal),
-                            kept_bytes=good, dropped_bytes=len(data) - good)
+                            kept_bytes=scan.intact_end, dropped_bytes=len(data) - scan.intact_end)
                 with open(journal, "r+b") as f:
-                    f.truncate(good)
+                    f.truncate(scan.intact_end)
                     os.fsync(f.fileno())
         # Journals other than the live one are leftovers of an interrupted compaction.
         for stray in self._dir.glob("journal.*"):
             if stray != journal:
                 stray.unlink()
         self._open_journal()
+        if scan.skipped:
+            # Rewrite what was recovered as a fresh snapshot, so the damage is reported once
+            # and new commits do not go after bytes every start would have to step over.
+            with self._file_lock:
+                self._compact_locked()
 
     def _journal_path(self, number: int) -> Path:
         return self._dir / f"journal.{number}"
@@ -280,7 +420,7 @@ class OffsetStore:
             entries = list(self._offsets.items())
             # Anything queued but not yet written goes to the new journal, after the snapshot.
         number = self._journal_number + 1
-        parts = [_frame({"op": "snapshot", "journal": number})]
+        parts = [_frame({"op": "snapshot", "journal": number, "records": len(entries)})]
         parts.extend(_frame({"op": "commit", "g": g, "t": t, "p": p, "o": c.offset,
                              "e": c.leader_epoch, "m": c.metadata, "ts": c.commit_timestamp_ms})
                      for (g, t, p), c in entries)

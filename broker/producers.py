@@ -26,6 +26,11 @@ Kafka's rules, in our words (GUIDE §2.7, §3.3; Kafka's ``ProducerStateManager`
   recognised as a duplicate.
 * Batches with ``producer_id == -1`` (not idempotent) are always accepted.
 
+The file ``producer_ids`` holds one number and nothing else, so there is no "good part" to
+keep when it is damaged: a damaged file stops the broker at start-up with one line naming it
+(``DamagedFile``). Guessing a lower number would reuse ids; a reused id makes a new producer's
+first batches look like retries of an old producer's and they would be dropped as duplicates.
+
 How the log uses a table (per partition, in the trio thread, **with no await between the
 three steps**, or two copies of a retry could both pass the check)::
 
@@ -42,6 +47,7 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import threading
 from collections import deque
 from collections.abc import Iterable
@@ -50,6 +56,7 @@ from typing import Protocol
 
 import attrs
 
+from broker.errors import DamagedFile
 from broker.group_errors import ErrorKind
 
 __all__ = [
@@ -84,6 +91,34 @@ def _next_sequence(sequence: int) -> int:
 
 # ====================================================================== producer ids
 
+# Producer ids are int64 on the wire; the block file can never name more.
+MAX_PRODUCER_ID = 2**63 - 1
+# What ``_reserve`` writes: ASCII digits and a newline. Surrounding whitespace is tolerated (a
+# hand-repaired file), signs, underscores and non-ASCII digits are not (``int`` takes them).
+_BLOCK_END = re.compile(rb"\s*([0-9]{1,19})\s*")
+
+
+def _read_block_end(path: Path) -> int | None:
+    """The block end saved in ``path``, or None if the file does not exist.
+
+    Raises:
+        DamagedFile: naming the file and what is wrong with it.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise DamagedFile(f"cannot read producer id file {path}: {exc.strerror}") from None
+    match = _BLOCK_END.fullmatch(raw)
+    if match is None or int(match.group(1)) > MAX_PRODUCER_ID:
+        shown = raw[:40].decode("ascii", "backslashreplace")
+        raise DamagedFile(
+            f"producer id file {path} is damaged: expected one number from 0 to {MAX_PRODUCER_ID} "
+            f"(the first producer id to issue after a restart), found {shown!r}{'...' if len(raw) > 40 else ''}; "
+            "refusing to start rather than reuse producer ids")
+    return int(match.group(1))
+
 
 @attrs.frozen
 class InitProducerIdResult:
@@ -116,11 +151,24 @@ class ProducerIdManager:
 
     @classmethod
     def open(cls, directory: Path, *, block_size: int = 1000) -> ProducerIdManager:
+        """Open (creating the directory if needed) and continue after the last reserved block.
+
+        A missing file means no id was ever issued. A file that is there but does not hold
+        one plain non-negative number is refused rather than guessed at: starting lower than
+        the true block end would hand out an id again, and a new producer with an old id
+        looks like a retry of the old producer's batches (they would be dropped as
+        duplicates). The operator can repair it by writing a number at least as large as any
+        producer id ever issued.
+
+        Raises:
+            DamagedFile: the file is unreadable, not a number, negative or too large.
+        """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         manager = cls(directory, block_size=block_size)
-        if manager._path.exists():
-            manager._next_id = manager._block_end = int(manager._path.read_text().strip() or 0)
+        block_end = _read_block_end(manager._path)
+        if block_end is not None:
+            manager._next_id = manager._block_end = block_end
         return manager
 
     def observe(self, producer_id: int, producer_epoch: int) -> None:

@@ -11,6 +11,15 @@ file, fsync it, ``os.replace`` it over the old one, fsync the directory) so a cr
 either the old or the new list, never half of one. The ids are generated once at creation and
 persisted, so they survive restarts (clients cache them).
 
+A damaged ``topics.json`` stops the broker at start-up with one line naming the file and the
+first problem (``DamagedFile``), and it is checked completely before any partition directory
+is opened or created. Keeping "the part before the damage" is no option here: the file is one
+JSON document, and a topic left out would look deleted — its directories would be removed
+by the next create of that name — while an invented one (a stray ``"partitions": 100000``)
+would create thousands of directories. The operator can repair the file by hand (the
+partition directories show which topics exist and how many partitions each has), which is
+better than the broker guessing.
+
 What does not live here: auto-creation policy and default partition counts (pull mode decides),
 consumer offsets and groups (``offsets.py``, ``groups.py``).
 """
@@ -20,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import reprlib
 import resource
 import shutil
 import uuid
@@ -30,6 +40,7 @@ import structlog
 
 from broker.config import LogConfig, topic_log_config
 from broker.errors import ConfigError, DataDirError, InvalidPartitions, InvalidTopic, TopicExists, UnknownTopic
+from broker.errors import DamagedFile
 from broker.log.partition_log import PartitionLog
 
 log = structlog.get_logger(__name__)
@@ -71,6 +82,105 @@ def validate_topic_name(name: str) -> None:
         raise InvalidTopic(f"topic name is {len(name)} characters, the maximum is {MAX_TOPIC_NAME_LENGTH}")
     if not _LEGAL_TOPIC.fullmatch(name):
         raise InvalidTopic(f"topic name {name!r} may contain only ASCII letters, digits, '.', '_' and '-'")
+
+
+class MetadataInvalid(Exception):
+    """``topics.json`` is not what ``_save_metadata`` writes; the message says where and why."""
+
+
+_METADATA_KEYS = {"version", "topics"}
+_TOPIC_KEYS = {"name", "topic_id", "partitions", "overrides"}
+_TOPIC_ID_HEX = re.compile(r"[0-9a-fA-F]{32}")
+
+
+# reprlib cuts long strings, numbers and containers short and stops at a few levels of
+# nesting, so showing a value from a damaged file can neither flood the message nor recurse
+# too deeply.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxlevel, _SHORT_REPR.maxstring, _SHORT_REPR.maxlong, _SHORT_REPR.maxother = 3, 40, 40, 40
+
+
+def _shown(value: object) -> str:
+    """A value for an error message: its repr, cut short (a damaged file can hold anything)."""
+    return _SHORT_REPR.repr(value)
+
+
+def _refuse_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    # json.loads keeps the last of two equal keys; which one was meant is a guess.
+    document: dict[str, object] = {}
+    for key, value in pairs:
+        if key in document:
+            raise MetadataInvalid(f"key {_shown(key)} appears twice in one object")
+        document[key] = value
+    return document
+
+
+def parse_topics_metadata(raw: bytes, base: LogConfig) -> list[dict]:
+    """Check the bytes of ``topics.json`` completely and return its topic entries.
+
+    Nothing is created or opened here: a damaged file must be refused *before* the registry
+    makes a partition directory for it. Every field is checked as ``create`` would check it
+    (legal, unique names; 16-byte, non-zero, unique ids; 1 to ``MAX_PARTITIONS`` partitions;
+    overrides that ``topic_log_config`` accepts), and keys we do not write are refused too:
+    the next rewrite of the file would silently drop them.
+
+    Args:
+        raw: the file's bytes.
+        base: the broker's log config, which the overrides are applied to.
+    Returns:
+        One dict per topic with ``name``, ``topic_id`` (hex), ``partitions`` and ``overrides``.
+    Raises:
+        MetadataInvalid: with a one-line description of the first problem found.
+    """
+    try:
+        document = json.loads(raw, object_pairs_hook=_refuse_duplicate_keys)
+    except (ValueError, RecursionError) as exc:  # bad JSON or UTF-8; absurdly deep nesting
+        raise MetadataInvalid(f"not valid JSON ({exc})") from None
+    if not isinstance(document, dict) or set(document) != _METADATA_KEYS:
+        raise MetadataInvalid(f"expected an object with the keys {sorted(_METADATA_KEYS)}, found {_shown(document)}")
+    version = document["version"]
+    if type(version) is not int or version != METADATA_VERSION:
+        raise MetadataInvalid(f"version = {_shown(version)}, this broker reads version {METADATA_VERSION}")
+    topics = document["topics"]
+    if not isinstance(topics, list):
+        raise MetadataInvalid(f"topics = {_shown(topics)}, expected a list")
+    names: set[str] = set()
+    ids: set[bytes] = set()
+    for number, entry in enumerate(topics):
+        where = f"topics[{number}]"
+        if not isinstance(entry, dict) or set(entry) != _TOPIC_KEYS:
+            raise MetadataInvalid(f"{where} = {_shown(entry)}, expected an object with the keys {sorted(_TOPIC_KEYS)}")
+        name = entry["name"]
+        if not isinstance(name, str):
+            raise MetadataInvalid(f"{where}: name = {_shown(name)}, expected a string")
+        try:
+            validate_topic_name(name)
+        except InvalidTopic as exc:
+            raise MetadataInvalid(f"{where}: {exc}") from None
+        where = f"topic {name!r}"
+        if name in names:
+            raise MetadataInvalid(f"{where} is listed twice")
+        topic_id = entry["topic_id"]
+        if not isinstance(topic_id, str) or not _TOPIC_ID_HEX.fullmatch(topic_id):
+            raise MetadataInvalid(f"{where}: topic_id = {_shown(topic_id)}, expected 32 hex digits")
+        id_bytes = bytes.fromhex(topic_id)
+        if not any(id_bytes):
+            raise MetadataInvalid(f"{where}: topic_id is all zeros, which means 'no id'")
+        if id_bytes in ids:
+            raise MetadataInvalid(f"{where}: topic_id {topic_id} belongs to another topic too")
+        partitions = entry["partitions"]
+        if type(partitions) is not int or not 1 <= partitions <= MAX_PARTITIONS:
+            raise MetadataInvalid(f"{where}: partitions = {_shown(partitions)}, allowed range is [1, {MAX_PARTITIONS}]")
+        overrides = entry["overrides"]
+        if not isinstance(overrides, dict) or not all(isinstance(v, str) for v in overrides.values()):
+            raise MetadataInvalid(f"{where}: overrides = {_shown(overrides)}, expected an object of strings")
+        try:
+            topic_log_config(base, overrides)
+        except ConfigError as exc:
+            raise MetadataInvalid(f"{where}: {exc}") from None
+        names.add(name)
+        ids.add(id_bytes)
+    return topics
 
 
 def _new_topic_id() -> bytes:
@@ -116,8 +226,10 @@ class TopicRegistry:
         """Load ``topics.json`` and open (recovering) every partition log.
 
         Raises:
-            DataDirError: the directory cannot be created, or the metadata file is unreadable.
-            ConfigError: a persisted override is no longer valid.
+            DataDirError: the directory cannot be created, or the topics need more partitions
+                than the open-file limit allows.
+            DamagedFile: ``topics.json`` is unreadable or not a valid topic list (a
+                ``DataDirError`` too). Nothing has been created then.
         """
         data_dir = Path(data_dir)
         try:
@@ -148,22 +260,33 @@ class TopicRegistry:
         return self.data_dir / f"{name}-{index}"
 
     def _load_metadata(self) -> list[dict]:
+        """The topics of ``topics.json``, every field checked, before anything is opened.
+
+        Returns:
+            One dict per topic with ``name``, ``topic_id`` (32 hex digits), ``partitions``
+            (int) and ``overrides`` (str to str), all valid; [] if there is no file yet.
+        Raises:
+            DamagedFile: the file cannot be read or is not a valid topic list.
+            DataDirError: its partitions together exceed ``max_total_partitions``.
+        """
         path = self.data_dir / METADATA_FILE
         try:
             raw = path.read_bytes()
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise DataDirError(f"cannot read {path}: {exc.strerror}") from None
+            raise DamagedFile(f"cannot read {path}: {exc.strerror}") from None
         try:
-            document = json.loads(raw)
-            topics = document["topics"]
-            for entry in topics:
-                validate_topic_name(entry["name"])
-                if len(bytes.fromhex(entry["topic_id"])) != 16 or int(entry["partitions"]) < 1:
-                    raise ValueError(f"bad entry for topic {entry['name']!r}")
-        except (ValueError, KeyError, TypeError, InvalidTopic) as exc:
-            raise DataDirError(f"{path} is damaged: {exc}") from None
+            topics = parse_topics_metadata(raw, self.config)
+        except MetadataInvalid as exc:
+            raise DamagedFile(f"{path} is damaged: {exc}; refusing to start rather than guess "
+                              "which topics exist") from None
+        total = sum(entry["partitions"] for entry in topics)
+        if total > self.max_total_partitions:
+            raise DataDirError(
+                f"{path} names {total} partitions, more than this broker can keep open "
+                f"({self.max_total_partitions} with an open-file limit of "
+                f"{resource.getrlimit(resource.RLIMIT_NOFILE)[0]}): raise the limit with ulimit -n")
         return topics
 
     def _save_metadata(self) -> None:

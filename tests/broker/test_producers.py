@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import NamedTuple
 
-from hypothesis import settings
+import pytest
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
+from broker.errors import DamagedFile
 from broker.group_errors import ErrorKind
 from broker.producers import (
     Decision,
@@ -224,3 +228,40 @@ class ProducerModel(RuleBasedStateMachine):
 
 TestProducerModel = ProducerModel.TestCase
 TestProducerModel.settings = settings(max_examples=150, stateful_step_count=40, deadline=None)
+
+
+# --------------------------------------------------------------- a damaged producer_ids file
+
+
+@pytest.mark.parametrize("content", [
+    b"garbage\n", b"", b"\n", b"-5\n", b"+5\n", b"1_000\n", b"12.0\n", b"\xff\xfe\x00",
+    "١٢\n".encode(), b"99999999999999999999\n", b"12 13\n",
+])
+def test_a_damaged_producer_id_file_is_refused_naming_it(tmp_path, content):
+    # Starting from a guessed number could hand out an id again; a new producer with an old
+    # id would see its first batches dropped as "duplicates" of the old producer's.
+    (tmp_path / "producer_ids").write_bytes(content)
+    with pytest.raises(DamagedFile) as refused:
+        ProducerIdManager.open(tmp_path)
+    message = str(refused.value)
+    assert str(tmp_path / "producer_ids") in message and "damaged" in message
+    assert "\n" not in message
+    assert (tmp_path / "producer_ids").read_bytes() == content  # left as it was, for the operator
+
+
+@pytest.mark.parametrize(("content", "next_id"), [(b"0\n", 0), (b"1000\n", 1000), (b" 7 \n", 7),
+                                                  (b"9223372036854775000", 9223372036854775000)])
+def test_a_plain_number_is_accepted(tmp_path, content, next_id):
+    (tmp_path / "producer_ids").write_bytes(content)
+    assert ProducerIdManager.open(tmp_path, block_size=10).init_producer_id().producer_id == next_id
+
+
+@given(st.binary(max_size=30))
+def test_any_content_is_a_number_or_a_clean_refusal(content):
+    with tempfile.TemporaryDirectory() as directory:
+        (Path(directory) / "producer_ids").write_bytes(content)
+        try:
+            manager = ProducerIdManager.open(Path(directory))
+        except DamagedFile:
+            return
+        assert manager.init_producer_id().producer_id == int(content)

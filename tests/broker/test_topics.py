@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import json
+import re
+import tempfile
 from pathlib import Path
 
 import attrs
 import pytest
 import trio
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from broker.config import LogConfig
 from broker.errors import ConfigError, DataDirError, InvalidPartitions, InvalidTopic, TopicExists, UnknownTopic
+from broker.errors import DamagedFile
 from broker.log.partition_log import PartitionLog
-from broker.topics import TopicRegistry, partition_budget
+from broker.topics import (
+    MAX_PARTITIONS,
+    MetadataInvalid,
+    TopicRegistry,
+    parse_topics_metadata,
+    partition_budget,
+    validate_topic_name,
+)
 from tests.broker.batches import build_batch, with_base_offset
 
 CONFIG = LogConfig(fsync="never")
@@ -244,3 +256,186 @@ def test_maintain_and_flush_all(tmp_path: Path) -> None:
     trio.run(registry.flush_all)
     assert not registry.partition("m", 1).has_unflushed
     registry.close()
+
+
+# ------------------------------------------------------------------ a damaged topics.json
+
+VALID_ID = "0123456789abcdef0123456789abcdef"
+OTHER_ID = "fedcba9876543210fedcba9876543210"
+
+
+def valid_document() -> dict:
+    return {"version": 1, "topics": [
+        {"name": "orders", "topic_id": VALID_ID, "partitions": 2, "overrides": {"retention.ms": "1000"}},
+        {"name": "audit", "topic_id": OTHER_ID, "partitions": 1, "overrides": {}},
+    ]}
+
+
+def partition_dirs(data_dir: Path) -> list[str]:
+    return sorted(p.name for p in data_dir.iterdir() if p.is_dir())
+
+
+def test_a_huge_partition_count_is_refused_before_any_directory_is_made(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    document = valid_document()
+    document["topics"][1]["partitions"] = 100_000
+    (data_dir / "topics.json").write_text(json.dumps(document))
+    with pytest.raises(DamagedFile) as refused:
+        open_registry(tmp_path)
+    message = str(refused.value)
+    assert str(data_dir / "topics.json") in message and "100000" in message and "\n" not in message
+    assert partition_dirs(data_dir) == []  # not even the valid "orders" topic was opened
+
+
+def test_more_partitions_than_the_budget_are_refused_before_any_directory_is_made(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "topics.json").write_text(json.dumps(valid_document()))  # 3 partitions in all
+    registry = TopicRegistry(data_dir=data_dir, config=CONFIG, max_total_partitions=2)
+    with pytest.raises(DataDirError, match="3 partitions.*ulimit -n"):
+        registry._load_metadata()
+    assert partition_dirs(data_dir) == []
+
+
+def _mutated(change) -> dict:
+    document = valid_document()
+    change(document)
+    return document
+
+
+@pytest.mark.parametrize(("document", "named"), [
+    ([], "expected an object"),
+    ({"topics": []}, "expected an object"),
+    ({"version": 2, "topics": []}, "version = 2"),
+    ({"version": True, "topics": []}, "version = True"),
+    ({"version": 1, "topics": {}}, "expected a list"),
+    ({"version": 1, "topics": [], "extra": 1}, "expected an object"),
+    (_mutated(lambda d: d["topics"][0].update(name="bad name")), "may contain only"),
+    (_mutated(lambda d: d["topics"][0].update(name=7)), "expected a string"),
+    (_mutated(lambda d: d["topics"][0].update(name="x" * 250)), "249"),
+    (_mutated(lambda d: d["topics"][1].update(name="orders")), "listed twice"),
+    (_mutated(lambda d: d["topics"][0].update(topic_id="00" * 16)), "all zeros"),
+    (_mutated(lambda d: d["topics"][0].update(topic_id="01 23" * 8)), "32 hex digits"),
+    (_mutated(lambda d: d["topics"][0].update(topic_id=VALID_ID[:30])), "32 hex digits"),
+    (_mutated(lambda d: d["topics"][1].update(topic_id=VALID_ID)), "another topic"),
+    (_mutated(lambda d: d["topics"][0].update(partitions=0)), "partitions = 0"),
+    (_mutated(lambda d: d["topics"][0].update(partitions=-3)), "partitions = -3"),
+    (_mutated(lambda d: d["topics"][0].update(partitions=2.0)), "partitions = 2.0"),
+    (_mutated(lambda d: d["topics"][0].update(partitions="2")), "partitions = '2'"),
+    (_mutated(lambda d: d["topics"][0].update(partitions=True)), "partitions = True"),
+    (_mutated(lambda d: d["topics"][0].update(overrides={"retention.ms": 5})), "expected an object of strings"),
+    (_mutated(lambda d: d["topics"][0].update(overrides={"retention.ms": "soon"})), "expected an integer"),
+    (_mutated(lambda d: d["topics"][0].update(overrides={"no.such": "1"})), "unknown topic config"),
+    (_mutated(lambda d: d["topics"][0].update(overrides={"segment.bytes": "1"})), "segment"),
+    (_mutated(lambda d: d["topics"][0].pop("overrides")), "expected an object with the keys"),
+    (_mutated(lambda d: d["topics"][0].update(colour="red")), "expected an object with the keys"),
+    (_mutated(lambda d: d["topics"].append(None)), "topics[2] = None"),
+])
+def test_every_field_is_checked(tmp_path: Path, document, named: str) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "topics.json").write_text(json.dumps(document))
+    with pytest.raises(DamagedFile, match="topics.json is damaged") as refused:
+        open_registry(tmp_path)
+    assert named in str(refused.value) and "\n" not in str(refused.value)
+    assert partition_dirs(data_dir) == []
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ('{"version": 1, "version": 1, "topics": []}', "appears twice"),
+    ('{"version": 1, "topics": [' + "[" * 100_000, "not valid JSON"),
+    ('{"version": 1, "topics": [{"name": "a", "topic_id": "%s", "partitions": 1e999, "overrides": {}}]}' % VALID_ID,
+     "partitions = inf"),
+    ('{"version": 1, "topics": [{"name": "a", "topic_id": "%s", "partitions": NaN, "overrides": {}}]}' % VALID_ID,
+     "partitions = nan"),
+    ('{"version": 1, "topics": [{"name": "a", "topic_id": "%s", "partitions": %s, "overrides": {}}]}'
+     % (VALID_ID, "9" * 5000), "not valid JSON"),
+])
+def test_malformed_json_text_is_refused(tmp_path: Path, text: str, named: str) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / "topics.json").write_text(text)
+    with pytest.raises(DamagedFile, match=re.escape(named)):
+        open_registry(tmp_path)
+    assert partition_dirs(data_dir) == []
+
+
+# Arbitrary JSON, plus values close to legal ones (small counts, names, ids) so that mutated
+# documents are often still valid and the accepting path is exercised too.
+plausible = (st.integers(-2, 12) | st.from_regex(r"[a-z.]{1,4}", fullmatch=True)
+             | st.sampled_from([VALID_ID, OTHER_ID, "00" * 16, VALID_ID.upper(), {}, {"retention.ms": "5"}]))
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=30) | plausible,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    max_leaves=12,
+)
+
+
+def _replace_somewhere(document, path: list, value):
+    """``document`` with the value at ``path`` (keys/indexes, followed as far as they go) replaced."""
+    if not path or not isinstance(document, (dict, list)) or not document:
+        return value
+    key = path[0]
+    if isinstance(document, dict):
+        chosen = sorted(document)[key % len(document)]
+        return {**document, chosen: _replace_somewhere(document[chosen], path[1:], value)}
+    index = key % len(document)
+    return [*document[:index], _replace_somewhere(document[index], path[1:], value), *document[index + 1:]]
+
+
+@settings(max_examples=300)
+@given(st.one_of(
+    json_values,
+    st.builds(_replace_somewhere, st.just(valid_document()), st.lists(st.integers(0, 10), max_size=4), json_values),
+    # one field of one topic entry ("topics" sorts first among the document's keys)
+    st.builds(_replace_somewhere, st.just(valid_document()),
+              st.tuples(st.just(0), st.integers(0, 1), st.integers(0, 3)).map(list), plausible),
+))
+def test_any_json_value_is_a_valid_topic_list_or_a_clean_refusal(document) -> None:
+    raw = json.dumps(document).encode()
+    try:
+        topics = parse_topics_metadata(raw, CONFIG)
+    except MetadataInvalid as exc:
+        assert "\n" not in str(exc)
+        event("refused")
+        return
+    event("accepted")
+    # Accepted: it must be a list the registry could have written itself.
+    assert topics == document["topics"]
+    assert len({t["name"] for t in topics}) == len({t["topic_id"] for t in topics}) == len(topics)
+    for entry in topics:
+        validate_topic_name(entry["name"])
+        assert type(entry["partitions"]) is int and 1 <= entry["partitions"] <= MAX_PARTITIONS
+        assert len(bytes.fromhex(entry["topic_id"])) == 16 and any(bytes.fromhex(entry["topic_id"]))
+
+
+@settings(max_examples=300)
+@given(st.data())
+def test_a_mutated_file_opens_as_written_or_is_refused_creating_nothing(data) -> None:
+    raw = bytearray(json.dumps(valid_document()).encode())
+    position = data.draw(st.integers(0, len(raw) - 1), label="position")
+    how = data.draw(st.sampled_from(["flip", "delete", "insert", "truncate"]), label="how")
+    if how == "flip":
+        raw[position] ^= data.draw(st.integers(1, 255), label="mask")
+    elif how == "delete":
+        del raw[position]
+    elif how == "insert":
+        raw.insert(position, data.draw(st.integers(0, 255), label="byte"))
+    else:
+        del raw[position:]
+    with tempfile.TemporaryDirectory() as directory:
+        data_dir = Path(directory)
+        (data_dir / "topics.json").write_bytes(bytes(raw))
+        try:
+            registry = TopicRegistry.open(data_dir, CONFIG, now_ms=T0)
+        except DamagedFile as exc:
+            assert "topics.json" in str(exc) and "\n" not in str(exc)
+            assert partition_dirs(data_dir) == []
+            event("refused")
+            return
+        event("accepted")
+        expected = json.loads(bytes(raw))["topics"]
+        assert [(t.name, t.topic_id, len(t.partitions), t.overrides) for t in registry.topics()] == [
+            (e["name"], bytes.fromhex(e["topic_id"]), e["partitions"], e["overrides"]) for e in expected]
+        registry.close()
