@@ -152,12 +152,31 @@ class KafkaConfig:
     cluster_id: str = attrs.field(default="dualmq-cluster", validator=attrs.validators.instance_of(str))
     auto_create_topics: bool = attrs.field(default=True, validator=_bool)
     num_partitions: int = attrs.field(default=1, validator=_int_range(1, 10000))
+    # Largest request frame accepted (Kafka's socket.request.max.bytes).
     max_request_bytes: int = attrs.field(default=100 * MiB, validator=_int_range(1024, INT32_MAX))
+    # Bytes of partially received requests held over all connections (Kafka's
+    # queued.max.request.bytes); -1 = no limit. Kafka stops reading every socket when over
+    # it; we close the connection holding the most instead, so a few clients that never
+    # finish their requests cannot stall everyone else. Kafka's default is -1; ours is a
+    # cap, at least a few requests of the largest size.
+    queued_max_request_bytes: int = attrs.field(
+        default=512 * MiB, validator=_int_range(1024, INT64_MAX, allow=(-1,)))
     max_connections: int = attrs.field(default=10000, validator=_int_range(1, 1_000_000))
+    # Open connections from one IP address (Kafka's max.connections.per.ip, default
+    # 2147483647); ours defaults to the max_connections default, so nothing changes unless set.
+    max_connections_per_ip: int = attrs.field(default=10000, validator=_int_range(1, 1_000_000))
     # Consumer groups (Kafka's group.* broker settings).
     group_initial_rebalance_delay_ms: int = attrs.field(default=3000, validator=_int_range(0, 300_000))
     group_min_session_timeout_ms: int = attrs.field(default=6000, validator=_int_range(1, INT32_MAX))
     group_max_session_timeout_ms: int = attrs.field(default=1_800_000, validator=_int_range(1, INT32_MAX))
+
+    def __attrs_post_init__(self) -> None:
+        # Kafka's own rule: a total smaller than one request would refuse every large one.
+        if self.queued_max_request_bytes != -1 and self.queued_max_request_bytes < self.max_request_bytes:
+            raise ConfigError(
+                f"kafka.queued_max_request_bytes = {self.queued_max_request_bytes}: must be -1 or at "
+                f"least kafka.max_request_bytes ({self.max_request_bytes})"
+            )
 
 
 @attrs.frozen(kw_only=True)
@@ -172,6 +191,18 @@ class RespConfig:
 
     listen: str = attrs.field(default="127.0.0.1:6379", validator=_listen_address)
     maxclients: int = attrs.field(default=10000, validator=_int_range(1, 1_000_000))
+    # Open connections from one IP address. Redis has no such limit (this is Kafka's
+    # max.connections.per.ip); the default equals the maxclients default, so nothing changes
+    # unless set.
+    maxclients_per_ip: int = attrs.field(default=10000, validator=_int_range(1, 1_000_000))
+    # Unparsed request bytes one client may hold before it is closed (Redis
+    # client-query-buffer-limit: same default, same 1 MiB minimum).
+    client_query_buffer_limit: int = attrs.field(default=1 * GiB, validator=_int_range(1 * MiB, INT64_MAX))
+    # Unparsed request bytes over all clients; over it, the client holding the most is closed
+    # (Redis maxmemory-clients, whose client eviction does the same but also counts output
+    # buffers; Redis's default is 0 = no limit, ours a cap). 0 = no limit.
+    maxmemory_clients: int = attrs.field(
+        default=1 * GiB, validator=_int_range(1 * MiB, INT64_MAX, allow=(0,)))
     # Idle seconds before a non-subscribed client is closed; 0 = never (Redis ``timeout``).
     timeout: int = attrs.field(default=0, validator=_int_range(0, INT32_MAX))
     proto_max_bulk_len: int = attrs.field(default=512 * MiB, validator=_int_range(1 * MiB, INT64_MAX))

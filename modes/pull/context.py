@@ -11,8 +11,6 @@ wildcard address and no ``advertised`` address is configured).
 
 from __future__ import annotations
 
-import time
-
 import attrs
 
 from typing import TYPE_CHECKING
@@ -20,6 +18,8 @@ from typing import TYPE_CHECKING
 from broker.config import BrokerConfig, parse_host_port
 from broker.stats import ServerInfo
 from broker.topics import Topic, TopicRegistry
+# The handlers take the wall clock from here; one definition serves both modes.
+from modes.common.clock import now_ms  # noqa: F401  (re-exported)
 from wire.kafka.framing import RequestHeader
 
 if TYPE_CHECKING:
@@ -30,11 +30,6 @@ if TYPE_CHECKING:
 LEADER_EPOCH = 0
 
 _WILDCARDS = ("0.0.0.0", "::", "")
-
-
-def now_ms() -> int:
-    """Wall-clock milliseconds: record timestamps and retention are wall-clock based."""
-    return time.time_ns() // 1_000_000
 
 
 @attrs.define(eq=False)

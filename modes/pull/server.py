@@ -1,6 +1,8 @@
 """Pull mode's Kafka listener: connections, request framing, dispatch, responses in order.
 
-One task per connection (owned by ``trio.serve_listeners``' nursery). The task reads bytes,
+One task per connection (owned by the shared listener, ``modes.common.listener``, which also
+accepts, applies the connection caps and the receive-buffer budget, and makes sure an
+exception ends only the connection it happened on). The task reads bytes,
 cuts them into frames with ``wire.kafka.framing.FrameParser`` — whose size check runs on the
 4-byte prefix *before* any of the frame is buffered, so a peer announcing a frame larger than
 ``kafka.max_request_bytes`` is cut off without us allocating it — and handles the frames one
@@ -20,7 +22,7 @@ Connection rules (GUIDE §1.1, §1.8):
   the connection is closed instead, as Kafka does, since no response can say so.
 * JoinGroup and SyncGroup may be held until the rebalance completes (``may_block``); the
   coordinator runtime (``coordination.py``) wakes them. Its timer task lives in this
-  listener's nursery, next to ``serve_listeners``.
+  listener's nursery, next to the accept loops (``ConnectionTable.serve``).
 * An unknown API key, or a version outside what we advertise, closes *that* connection (logged
   as ``request_rejected``) — except ApiVersions, which answers any unknown version with
   UNSUPPORTED_VERSION in a v0 body so the client can retry lower.
@@ -29,23 +31,26 @@ Connection rules (GUIDE §1.1, §1.8):
 
 Every network wait has a deadline: an idle connection is closed after Kafka's
 ``connections.max.idle.ms`` (10 minutes), a send that cannot complete within 30 s (a client
-that stopped reading) closes the connection. ``kafka.max_connections`` caps open connections.
-Each connection logs one ``connection_closed`` summary line.
+that stopped reading) closes the connection. ``kafka.max_connections`` caps open connections,
+``kafka.max_connections_per_ip`` those from one address (Kafka closes a connection over either
+without a word, and so do we), and ``kafka.queued_max_request_bytes`` the bytes of unfinished
+requests held over all connections. Each connection logs one ``connection_closed`` summary line.
 """
 
 from __future__ import annotations
 
-import itertools
-import time
+import functools
+from collections.abc import Callable
 
 import attrs
 import structlog
 import trio
-from structlog.contextvars import bound_contextvars
 
-from broker.config import BrokerConfig, parse_host_port
+from broker.config import BrokerConfig, KafkaConfig, parse_host_port
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
+from modes.common.listener import Connection as Admitted
+from modes.common.listener import ConnectionLimits, ConnectionTable, format_address
 from modes.pull import api as _api  # noqa: F401  (importing registers every handler)
 from modes.pull.api.api_versions import API_VERSIONS_KEY, unsupported_version_response
 from modes.pull.context import PullBroker, RequestContext
@@ -66,25 +71,27 @@ IDLE_TIMEOUT_SECONDS = 600.0
 SEND_TIMEOUT_SECONDS = 30.0
 
 
-def _format_address(address: tuple) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 @attrs.define(eq=False)
 class Connection:
-    """One client connection: its stream, frame parser and counters."""
+    """One client connection: its stream, frame parser and counters.
+
+    Works on any trio stream (tests use in-memory ones); the listener's part — addresses,
+    caps, the buffer budget — comes in through ``peer`` and ``report_buffered``.
+    """
 
     broker: PullBroker
-    stream: trio.SocketStream
+    stream: trio.abc.Stream
     local: tuple[str, int]
     parser: FrameParser
     peer: tuple[str, int] | None = None
+    # Told, after a read that changed it, how many bytes of unfinished requests we hold.
+    report_buffered: Callable[[int], None] | None = None
+    reported_buffered: int = 0
     requests: int = 0
     client_id: str | None = None
     bytes_in: int = 0
     bytes_out: int = 0
-    reason: str = "broker stopping"
+    reason: str = "client closed"
 
     async def run(self) -> None:
         """Serve requests until the client leaves or breaks the protocol."""
@@ -105,6 +112,12 @@ class Connection:
                 response = await self.process(frame, pending)
                 if response is not None:
                     pending.append(response)
+            # What stays buffered once the complete frames are cut out is the start of a
+            # request not finished yet: what the receive-buffer budget counts, once per read.
+            held = parser.buffered
+            if held != self.reported_buffered and self.report_buffered is not None:
+                self.reported_buffered = held
+                self.report_buffered(held)
             if pending:
                 await self.send(pending)
 
@@ -153,53 +166,49 @@ class Connection:
 
 @attrs.define(eq=False)
 class KafkaServer:
-    """Accepts connections and owns the connection limit."""
+    """Serves admitted connections; the listener (``ConnectionTable``) owns accept and caps."""
 
     broker: PullBroker
-    limiter: trio.CapacityLimiter
-    ids: itertools.count = attrs.field(factory=lambda: itertools.count(1))
+    table: ConnectionTable | None = None
 
-    async def handle(self, stream: trio.SocketStream) -> None:
-        conn_id = next(self.ids)
+    async def serve_connection(self, admitted: Admitted) -> None:
+        """Run one connection; protocol errors end it with a reason, as Kafka does.
+
+        Anything else it raises (a bug, a reset peer) is the listener's business: it ends
+        this connection only and logs it.
+        """
+        connection = Connection(
+            self.broker, admitted.stream, tuple(admitted.local_address[:2]),
+            FrameParser(self.broker.config.kafka.max_request_bytes),
+            peer=tuple(admitted.peer_address[:2]),
+            report_buffered=functools.partial(self.table.account, admitted),
+        )
         try:
-            peer_address = stream.socket.getpeername()[:2]
-            peer = _format_address(peer_address)
-            local = stream.socket.getsockname()[:2]
-        except OSError:  # the peer is already gone
-            await trio.aclose_forcefully(stream)
-            return
-        with bound_contextvars(conn_id=conn_id, peer=peer, mode="pull"):
-            token = object()
-            try:
-                self.limiter.acquire_on_behalf_of_nowait(token)
-            except trio.WouldBlock:
-                log.warning("connection_rejected", reason="max_connections reached",
-                            max_connections=self.limiter.total_tokens)
-                await trio.aclose_forcefully(stream)
-                return
-            started = time.monotonic()
-            connection = Connection(self.broker, stream, local,
-                                    FrameParser(self.broker.config.kafka.max_request_bytes),
-                                    peer=peer_address)
-            try:
-                await connection.run()
-            except RemoteProtocolError as exc:
-                connection.reason = f"protocol error: {exc.message}"
-            except CloseConnection as exc:
-                connection.reason = str(exc)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                connection.reason = "connection reset"
-            except Exception as exc:
-                # A bug in a handler: say so loudly, but only this client pays for it.
-                log.exception("connection_failed")
-                connection.reason = f"internal error: {type(exc).__name__}"
-            finally:
-                self.limiter.release_on_behalf_of(token)
-                await trio.aclose_forcefully(stream)
-                log.info("connection_closed", reason=connection.reason, client_id=connection.client_id,
-                         requests=connection.requests,
-                         bytes_in=connection.bytes_in, bytes_out=connection.bytes_out,
-                         duration_ms=int((time.monotonic() - started) * 1000))
+            await connection.run()
+            admitted.close_reason = connection.reason
+        except RemoteProtocolError as exc:
+            admitted.close_reason = f"protocol error: {exc.message}"
+        except CloseConnection as exc:
+            admitted.close_reason = str(exc)
+        finally:
+            admitted.summary.update(client_id=connection.client_id, requests=connection.requests,
+                                    bytes_in=connection.bytes_in, bytes_out=connection.bytes_out)
+
+
+def connection_limits(config: KafkaConfig) -> ConnectionLimits:
+    """The listener caps pull mode applies, named by their config keys.
+
+    No per-connection buffer limit here: ``FrameParser`` refuses a frame larger than
+    ``max_request_bytes`` from its size prefix, before buffering it.
+    """
+    return ConnectionLimits(
+        max_connections=config.max_connections,
+        max_connections_setting="kafka.max_connections",
+        max_per_ip=config.max_connections_per_ip,
+        max_per_ip_setting="kafka.max_connections_per_ip",
+        total_buffer_bytes=max(0, config.queued_max_request_bytes),  # -1 (no limit) -> 0
+        total_buffer_setting="kafka.queued_max_request_bytes",
+    )
 
 
 async def serve_kafka(
@@ -220,12 +229,15 @@ async def serve_kafka(
         bound = listeners[0].socket.getsockname()[:2]
         broker = PullBroker(config=config, topics=topics, info=info, bound=(bound[0], bound[1]),
                             coordination=coordination)
-        server = KafkaServer(broker, trio.CapacityLimiter(config.kafka.max_connections))
+        server = KafkaServer(broker)
+        # Kafka closes a connection over a cap without a word: no refusal to send.
+        server.table = ConnectionTable(mode="pull", limits=connection_limits(config.kafka),
+                                       handler=server.serve_connection)
         async with trio.open_nursery() as nursery:
             # Session expiry and rebalance deadlines happen with no request to trigger them.
             nursery.start_soon(coordination.groups.run_timers)
-            await nursery.start(trio.serve_listeners, server.handle, listeners)
-            address = _format_address(bound)
+            await nursery.start(server.table.serve, listeners)
+            address = format_address(bound)
             log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None)
             task_status.started(address)
     finally:

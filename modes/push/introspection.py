@@ -11,17 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from broker.glob import glob_match
+from modes.common.clock import now_ms as _now_ms
 from modes.push.commands import COMMANDS, REDIS_COMPAT_VERSION, _text, _valid_client_name, command
 from wire.resp import encoder
 
 if TYPE_CHECKING:
     from modes.push.server import Client, PushServer
-
-
-def _now_ms() -> int:
-    from modes.push.server import now_ms
-
-    return now_ms()
 
 
 # --- CLIENT --------------------------------------------------------------------------------
@@ -236,6 +231,8 @@ def info_sections(server: PushServer) -> dict[str, list[tuple[str, object]]]:
     stats = server.pubsub.statistics()
     info = server.info
     subscribed = sum(1 for c in server.clients.values() if c.subscribed)
+    listener = server.connections.statistics()
+    config = server.config
     return {
         "server": [
             ("redis_version", REDIS_COMPAT_VERSION),
@@ -249,16 +246,22 @@ def info_sections(server: PushServer) -> dict[str, list[tuple[str, object]]]:
         "clients": [
             ("connected_clients", len(server.clients)),
             ("pubsub_clients", subscribed),
-            ("maxclients", server.config.maxclients),
+            ("maxclients", config.maxclients),
+            # Redis reports the largest over the last few seconds; ours is the largest now.
+            ("client_recent_max_input_buffer", listener.largest_buffered_bytes),
             ("client_recent_max_output_buffer",
              max((c.outbox.pending_bytes for c in server.clients.values()), default=0)),
         ],
         "stats": [
-            ("total_connections_received", server.connections_received),
+            ("total_connections_received", listener.connections_received),
             ("total_commands_processed", server.commands_processed),
-            ("rejected_connections", server.connections_rejected),
+            # Every connection refused by a cap, maxclients or per IP (breakdown in # dualmq).
+            ("rejected_connections", listener.rejected_total),
+            # Closed for holding the most query-buffer bytes while over maxmemory-clients.
+            ("evicted_clients", listener.buffer_budget_evictions),
             ("pubsub_channels", stats.channels),
             ("pubsub_patterns", stats.patterns),
+            ("client_query_buffer_limit_disconnections", listener.buffer_limit_disconnections),
             ("client_output_buffer_limit_disconnections", server.output_limit_disconnections),
         ],
         "dualmq": [
@@ -271,6 +274,16 @@ def info_sections(server: PushServer) -> dict[str, list[tuple[str, object]]]:
             ("subscribers_disconnected_hard_limit", stats.subscribers_disconnected_hard),
             ("subscribers_disconnected_soft_limit", stats.subscribers_disconnected_soft),
             ("protocol_errors", server.protocol_errors),
+            ("rejected_connections_maxclients", listener.rejected.get("resp.maxclients", 0)),
+            ("rejected_connections_per_ip", listener.rejected.get("resp.maxclients_per_ip", 0)),
+            ("maxclients_per_ip", config.maxclients_per_ip),
+            # Connections reset by their peer before we could even name them.
+            ("connections_reset_before_served", listener.peers_gone_at_accept),
+            # Connections ended by an unexpected error in their handling (logged with traceback).
+            ("connection_failures", listener.connection_failures),
+            ("query_buffers_bytes", listener.buffered_bytes),
+            ("client_query_buffer_limit", config.client_query_buffer_limit),
+            ("maxmemory_clients", config.maxmemory_clients),
             ("pubsub_limit_hard_bytes", server.limits.hard_bytes),
             ("pubsub_limit_soft_bytes", server.limits.soft_bytes),
             ("pubsub_limit_soft_seconds", server.limits.soft_seconds),

@@ -24,24 +24,29 @@ How bytes leave (Redis's own strategy, "clients with pending writes"):
 A protocol error (malformed RESP) closes only the offending connection, after sending Redis's
 ``-ERR Protocol error: …`` line. Other errors a client can cause (unknown command, wrong
 arity) are replies; the connection stays up.
+
+Accepting, connection caps (``maxclients``, ``maxclients_per_ip``), the query-buffer limits
+(``client-query-buffer-limit`` per client, ``maxmemory-clients`` over all of them) and the rule
+that an exception ends one connection and never the listener live in
+``modes.common.listener``, shared with pull mode; this module supplies the RESP part: the
+refusal lines and what runs on an admitted connection.
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
 import os
-import time
 
 import attrs
 import structlog
 import trio
-from structlog.contextvars import bound_contextvars
 
 from broker.channels import PubSub
 from broker.config import RespConfig, parse_host_port
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
+from modes.common.clock import now_ms
+from modes.common.listener import Connection, ConnectionLimits, ConnectionTable, format_address
 from modes.push.commands import _SMALL_INTEGERS, dispatch
 from wire.errors import RemoteProtocolError
 from wire.resp import encoder
@@ -63,8 +68,12 @@ CLOSE_DRAIN_SECONDS = 1.0
 _PUBLISH_SPELLINGS = frozenset({b"PUBLISH", b"publish", b"Publish"})
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
+# What a connection over a cap is told before it is closed. The first is Redis's own line;
+# Redis has no per-IP limit, so the second is ours, worded the same way.
+_REFUSALS = {
+    "resp.maxclients": encoder.error("ERR max number of clients reached"),
+    "resp.maxclients_per_ip": encoder.error("ERR max number of clients per IP address reached"),
+}
 
 
 def make_frame(pattern: bytes | None, channel: bytes, payload: bytes, protocol: int) -> bytes:
@@ -76,16 +85,15 @@ def make_frame(pattern: bytes | None, channel: bytes, payload: bytes, protocol: 
 
 @attrs.define(eq=False)
 class Client:
-    """One RESP connection's state (what ``CLIENT LIST`` shows)."""
+    """One RESP connection's state (what ``CLIENT LIST`` shows).
 
-    id: int
-    stream: trio.SocketStream
-    addr: str
-    laddr: str
+    ``conn`` is the listener's view of the same connection (addresses, cancel scope, close
+    reason, buffered bytes); the properties below read through to it.
+    """
+
+    conn: Connection
     subscriber: Subscriber
-    created_ms: int
     fd: int = -1
-    cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     protocol: int = 2
     # True while the client has a subscription (kept by set_subscribed_limits): read on
     # every command, so a plain attribute rather than a computed property.
@@ -99,7 +107,6 @@ class Client:
     bytes_received: int = 0
     bytes_sent: int = 0
     close_after_reply: bool = False
-    close_reason: str = "client closed"
     # The socket refused part of a write: the writer task waits for it to become writable
     # and owns the order of output until then (nobody else writes meanwhile).
     blocked: bool = False
@@ -111,6 +118,34 @@ class Client:
     @property
     def outbox(self) -> Outbox:
         return self.subscriber.outbox
+
+    @property
+    def id(self) -> int:
+        return self.conn.id
+
+    @property
+    def addr(self) -> str:
+        return self.conn.peer
+
+    @property
+    def laddr(self) -> str:
+        return self.conn.local
+
+    @property
+    def created_ms(self) -> int:
+        return self.conn.opened_ms
+
+    @property
+    def stream(self) -> trio.SocketStream:
+        return self.conn.stream
+
+    @property
+    def close_reason(self) -> str:
+        return self.conn.close_reason
+
+    @close_reason.setter
+    def close_reason(self, reason: str) -> None:
+        self.conn.close_reason = reason
 
     def reply(self, data: bytes) -> None:
         """Queue an encoded reply (or push) for this client.
@@ -133,13 +168,12 @@ class PushServer:
     address: str = ""
     clients: dict[int, Client] = attrs.field(factory=dict)
     limits: OutputLimits = attrs.field(default=None)
-    client_ids: itertools.count = attrs.field(factory=lambda: itertools.count(1))
+    # Accepting, caps and buffer accounting (built by serve_resp around serve_connection).
+    connections: ConnectionTable | None = None
     # Clients with output queued during the batch being executed (Redis's "clients with
     # pending writes"); the reader writes to all of them when its batch is done.
     dirty: list[Client] = attrs.field(factory=list)
     in_batch: bool = False
-    connections_received: int = 0
-    connections_rejected: int = 0
     commands_processed: int = 0
     output_limit_disconnections: int = 0
     protocol_errors: int = 0
@@ -176,8 +210,7 @@ class PushServer:
             limit_bytes=limit_bytes,
             soft_seconds=self.limits.soft_seconds if limit == "soft" else None,
         )
-        client.close_reason = f"output buffer over {limit} limit"
-        client.cancel_scope.cancel()
+        client.conn.close(f"output buffer over {limit} limit")
 
     def overflowed(self, client: Client) -> None:
         """A reply pushed a subscribed client over its limit: same fate as in publish."""
@@ -187,8 +220,7 @@ class PushServer:
         self.cut_off(client.subscriber, outbox.cut_bytes, outbox.cut_reason or "hard")
 
     def kill(self, client: Client, reason: str) -> None:
-        client.close_reason = reason
-        client.cancel_scope.cancel()
+        client.conn.close(reason)
 
     def output_queued(self, client: Client) -> None:
         """Outbox callback: the client's queue went from empty to non-empty."""
@@ -212,50 +244,36 @@ class PushServer:
                     if not client.subscribed and now - client.last_interaction_ms > idle_limit_ms:
                         self.kill(client, "idle timeout")
 
-    async def handle(self, stream: trio.SocketStream) -> None:
-        """Serve one connection until it closes, errs, or is cut off."""
-        self.connections_received += 1
-        peer = _format_address(stream.socket.getpeername())
-        local = _format_address(stream.socket.getsockname())
-        if len(self.clients) >= self.config.maxclients:
-            self.connections_rejected += 1
-            with trio.move_on_after(1):
-                await stream.send_all(encoder.error("ERR max number of clients reached"))
-            await trio.aclose_forcefully(stream)
-            log.warning("connection_rejected", peer=peer, reason="maxclients", maxclients=self.config.maxclients)
-            return
-        client_id = next(self.client_ids)
-        created = now_ms()
+    async def serve_connection(self, conn: Connection) -> None:
+        """Serve one admitted connection until it closes, errs, or is cut off.
+
+        The listener (``ConnectionTable``) has already named and admitted it, runs this in the
+        connection's cancel scope, and closes the socket and logs ``connection_closed`` after.
+        """
+        stream = conn.stream
         outbox = Outbox(limits=NO_LIMITS)
-        subscriber = Subscriber(client_id=client_id, frame_format=2, outbox=outbox)
-        client = Client(id=client_id, stream=stream, addr=peer, laddr=local, subscriber=subscriber,
-                        created_ms=created, fd=stream.socket.fileno(), last_interaction_ms=created,
-                        on_overflow=self.overflowed)
+        subscriber = Subscriber(client_id=conn.id, frame_format=2, outbox=outbox)
+        client = Client(conn=conn, subscriber=subscriber, fd=stream.socket.fileno(),
+                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed)
         outbox.wakeup = functools.partial(self.output_queued, client)
-        self.clients[client_id] = client
-        with bound_contextvars(conn_id=client_id, peer=peer, mode="push"):
-            try:
-                with client.cancel_scope:
-                    async with trio.open_nursery() as nursery:
-                        nursery.start_soon(self._writer, client)
-                        await self._reader(client)
-                        # Last words (QUIT's +OK, a protocol error) must reach the peer.
-                        with trio.move_on_after(CLOSE_DRAIN_SECONDS):
-                            await self._drain(client)
-                        nursery.cancel_scope.cancel()
-            finally:
-                self.pubsub.remove(subscriber)
-                del self.clients[client_id]
-                await trio.aclose_forcefully(stream)
-                log.info(
-                    "connection_closed",
-                    reason=client.close_reason,
-                    commands=client.commands_processed,
-                    bytes_in=client.bytes_received,
-                    bytes_out=client.bytes_sent,
-                    output_high_water=outbox.high_water_bytes,
-                    seconds=round((now_ms() - created) / 1000, 3),
-                )
+        self.clients[conn.id] = client
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, client)
+                await self._reader(client)
+                # Last words (QUIT's +OK, a protocol error) must reach the peer.
+                with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+                    await self._drain(client)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.pubsub.remove(subscriber)
+            del self.clients[conn.id]
+            conn.summary.update(
+                commands=client.commands_processed,
+                bytes_in=client.bytes_received,
+                bytes_out=client.bytes_sent,
+                output_high_water=outbox.high_water_bytes,
+            )
 
     async def _reader(self, client: Client) -> None:
         """Read, execute a batch of pipelined commands, write all output it produced, repeat.
@@ -266,6 +284,8 @@ class PushServer:
         checkpoint (so a busy client cannot starve the others).
         """
         parser = RequestParser(max_bulk_len=self.config.proto_max_bulk_len)
+        conn = client.conn
+        account = self.connections.account
         fd = client.fd
         sock = client.stream.socket
         publish_deferred = self.pubsub.publish_deferred
@@ -354,6 +374,12 @@ class PushServer:
                 self._flush_deferred(now)
                 self.in_batch = False
                 self._flush_dirty()
+            # Query-buffer limits, once per read: what is left in the parser is the start of
+            # a request not complete yet. Usually 0 (reads end on a command boundary), and
+            # then unchanged, so the common case costs one comparison.
+            held = parser.buffered
+            if held != conn.buffered_bytes:
+                account(conn, held)
             self.commands_processed += executed
             client.commands_processed += executed
             if error is not None or client.close_after_reply:
@@ -389,8 +415,7 @@ class PushServer:
         except BlockingIOError:
             sent = 0
         except OSError as exc:
-            client.close_reason = f"connection reset ({exc.strerror})"
-            client.cancel_scope.cancel()
+            client.conn.close(f"connection reset ({exc.strerror})")
             return
         client.bytes_sent += sent
         if sent < len(data):
@@ -420,9 +445,24 @@ class PushServer:
             self._try_send(client)
 
 
-def _format_address(sockaddr: tuple) -> str:
-    host, port = sockaddr[0], sockaddr[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+def connection_limits(config: RespConfig) -> ConnectionLimits:
+    """The listener caps push mode applies, named by their config keys."""
+    return ConnectionLimits(
+        max_connections=config.maxclients,
+        max_connections_setting="resp.maxclients",
+        max_per_ip=config.maxclients_per_ip,
+        max_per_ip_setting="resp.maxclients_per_ip",
+        per_connection_buffer_bytes=config.client_query_buffer_limit,
+        per_connection_buffer_setting="resp.client_query_buffer_limit",
+        total_buffer_bytes=config.maxmemory_clients,
+        total_buffer_setting="resp.maxmemory_clients",
+    )
+
+
+async def refuse_connection(stream: trio.SocketStream, setting: str) -> None:
+    """Tell a client over a connection cap why (Redis sends one ``-ERR`` line, then closes)."""
+    with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+        await stream.send_all(_REFUSALS[setting])
 
 
 async def serve_resp(
@@ -435,9 +475,11 @@ async def serve_resp(
     """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting."""
     host, port = parse_host_port(config.listen)
     listeners = await trio.open_tcp_listeners(port, host=host)
-    address = _format_address(listeners[0].socket.getsockname())
+    address = format_address(listeners[0].socket.getsockname())
     server = PushServer(config=config, pubsub=pubsub, info=info, address=address)
+    server.connections = ConnectionTable(mode="push", limits=connection_limits(config),
+                                         handler=server.serve_connection, refuse=refuse_connection)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(server.cron)
-        await nursery.start(trio.serve_listeners, server.handle, listeners)
+        await nursery.start(server.connections.serve, listeners)
         task_status.started(address)

@@ -72,6 +72,8 @@ class RequestParser:
 
     __slots__ = (
         "_args",
+        "_args_bytes",
+        "_args_counted",
         "_buf",
         "_bulk_len",
         "_error",
@@ -103,6 +105,10 @@ class RequestParser:
         # A multibulk in progress: arguments so far, how many are still expected, and the
         # announced length of the next body (-1 while its "$<len>" line is still awaited).
         self._args: list[bytes] | None = None
+        # Bytes of the arguments in _args, and how many of them that sum covers: kept up to
+        # date at the end of each pass (not per argument), for ``buffered``.
+        self._args_bytes = 0
+        self._args_counted = 0
         self._remaining = 0
         self._bulk_len = -1
         # Where to resume searching for the end of an incomplete line (0: nothing pending).
@@ -134,6 +140,13 @@ class RequestParser:
         """Add bytes received from the client. Parsing happens in ``next_command``/``commands``."""
         if self._error is None:
             self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for the request not complete yet: unparsed bytes plus the arguments
+        already cut out of a multibulk still in progress (Redis's query buffer, which a
+        server limits with ``client-query-buffer-limit``)."""
+        return len(self._buf) + self._args_bytes
 
     def next_command(self) -> list[bytes] | None:
         """The next complete command, or None if more data is needed.
@@ -308,7 +321,19 @@ class RequestParser:
             self._error = exc
             self._buf = bytearray()
             self._args = None
+            self._args_bytes = self._args_counted = 0
             return out
+        if args is None:
+            self._args_bytes = self._args_counted = 0
+        else:
+            # A multibulk is still in progress: add the arguments this pass cut out. Counting
+            # once per pass keeps a multibulk with many arguments arriving slowly O(n).
+            if args is not self._args:  # it started in this pass
+                self._args_bytes = self._args_counted = 0
+            counted = self._args_counted
+            if len(args) > counted:
+                self._args_bytes += sum(map(len, args[counted:]))
+                self._args_counted = len(args)
         self._args = args
         self._remaining = remaining
         self._bulk_len = bulk_len

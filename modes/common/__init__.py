@@ -1,0 +1,1 @@
+"""What both network front-ends share: the listener prologue, connection limits, the clock."""
