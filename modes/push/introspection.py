@@ -271,12 +271,26 @@ def info_sections(server: PushServer) -> dict[str, list[tuple[str, object]]]:
             ("subscribers_disconnected_hard_limit", stats.subscribers_disconnected_hard),
             ("subscribers_disconnected_soft_limit", stats.subscribers_disconnected_soft),
             ("protocol_errors", server.protocol_errors),
+            # Pull mode's log, which shares this process: failed disk reads/writes/fsyncs
+            # (disk full, failing disk) and how many segment files are open right now.
+            *_log_lines(info),
             ("pubsub_limit_hard_bytes", server.limits.hard_bytes),
             ("pubsub_limit_soft_bytes", server.limits.soft_bytes),
             ("pubsub_limit_soft_seconds", server.limits.soft_seconds),
             ("kafka_listener", server.info.kafka_address),
         ],
     }
+
+
+def _log_lines(info) -> list[tuple[str, object]]:
+    stats = info.log_statistics()
+    if stats is None:
+        return [("log_io_errors", 0)]
+    return [
+        ("log_io_errors", stats.io_errors),
+        ("log_open_segment_files", stats.files.open_files),
+        ("log_max_open_segment_files", stats.files.capacity),
+    ]
 
 
 @command("INFO", -1)
