@@ -24,12 +24,13 @@ segments after it, because offsets after a hole cannot be served consistently.
 Why verify everything at start-up rather than each segment before its first read: a cut
 found while serving would make the log end move backwards under producers and consumers that
 were already told about later offsets; at start-up nobody has been told anything yet. What it
-costs, measured with ``bench/verify_segments.py`` on the development machine (2 shared cores,
-segments in the page cache; CRC-32C alone runs at ~11 GB/s there): about 2.3 GB/s (0.45 s
-per GiB) with 16 KB batches, 0.5 GB/s (2.2 s per GiB) with 1 KB batches, 0.11 GB/s (10 s per
-GiB) with 170-byte one-record batches — the per-batch Python work (~1.5 µs), not the CRC,
-dominates small batches. Checking each segment lazily would move the same cost onto the first
-fetch of each segment, stalling every connection of the event loop meanwhile.
+costs, measured with ``bench/verify_segments.py --mib 1024`` (1 GiB per batch size, page cache
+warm, 2 shared cores, where CRC-32C alone runs at 8-14 GB/s): the walk runs at 2.0 GB/s with
+16 KB batches (start-up grows by 0.3-0.5 s per GiB), 0.6 GB/s with 1 KB batches (~2 s per GiB)
+and 0.13 GB/s with 170-byte one-record batches (8-10 s per GiB): the per-batch Python work,
+~1.3-1.7 µs, not the CRC, dominates small batches. Verifying lazily costs the same, moved onto
+the first fetch of each sealed segment: with the default 1 GiB segments that fetch would stall
+the event loop — every connection — for 0.5 to 8 s.
 
 The walk also rebuilds each segment's sparse indexes in memory (``Segment.note_batch``) and
 compares them with the ``.index`` / ``.timeindex`` files: an index is a cache of the ``.log``,
@@ -95,71 +96,79 @@ def walk_log(fd: int, segment: Segment, file_size: int, index_interval_bytes: in
     Raises:
         OSError: a read failed.
     """
+    # The loop runs once per batch, millions of times for a large log of small batches: it
+    # keeps its state in local variables and decodes each header with one C-level unpack.
     expected = segment.base_offset
-    walk = BatchWalk(end=0, next_offset=expected)
+    reason = None
+    batches = 0
     buffer = b""
+    view = memoryview(buffer)
     buffer_start = 0
     position = 0
     while position < file_size:
         remaining = file_size - position
         if remaining < HEADER_SIZE:
-            walk.reason = f"torn batch: only {remaining} bytes at the end of the file"
+            reason = f"torn batch: only {remaining} bytes at the end of the file"
             break
         inner = position - buffer_start
         if len(buffer) - inner < HEADER_SIZE:
             buffer = os.pread(fd, min(VERIFY_CHUNK, remaining), position)
+            view = memoryview(buffer)
             buffer_start, inner = position, 0
             if len(buffer) < HEADER_SIZE:
-                walk.reason = "the file shrank while it was being read"
+                reason = "the file shrank while it was being read"
                 break
         if buffer[inner + MAGIC] != CURRENT_MAGIC:
-            walk.reason = f"magic byte is {buffer[inner + MAGIC]}, expected {CURRENT_MAGIC}"
+            reason = f"magic byte is {buffer[inner + MAGIC]}, expected {CURRENT_MAGIC}"
             break
-        header = BatchHeader._make(HEADER_STRUCT.unpack_from(buffer, inner))
-        size = header.batch_length + LOG_OVERHEAD
+        fields = HEADER_STRUCT.unpack_from(buffer, inner)
+        base_offset, batch_length, epoch, _magic, stored_crc, _attributes, last_offset_delta = fields[:7]
+        size = batch_length + LOG_OVERHEAD
         if size < HEADER_SIZE:
-            walk.reason = f"batchLength {header.batch_length} is too small for a v2 batch"
+            reason = f"batchLength {batch_length} is too small for a v2 batch"
             break
         if size > remaining:
-            walk.reason = f"batchLength {header.batch_length} runs past the end of the file ({remaining} bytes left)"
+            reason = f"batchLength {batch_length} runs past the end of the file ({remaining} bytes left)"
             break
-        if header.partition_leader_epoch != LEADER_EPOCH:
-            walk.reason = f"partitionLeaderEpoch is {header.partition_leader_epoch}, we always write {LEADER_EPOCH}"
+        if epoch != LEADER_EPOCH:
+            reason = f"partitionLeaderEpoch is {epoch}, we always write {LEADER_EPOCH}"
             break
-        if header.base_offset != expected:
-            walk.reason = f"offsets not dense: batch has baseOffset {header.base_offset}, expected {expected}"
+        if base_offset != expected:
+            reason = f"offsets not dense: batch has baseOffset {base_offset}, expected {expected}"
             break
-        if header.last_offset_delta < 0:
-            walk.reason = f"negative lastOffsetDelta {header.last_offset_delta}"
+        if last_offset_delta < 0:
+            reason = f"negative lastOffsetDelta {last_offset_delta}"
             break
         if len(buffer) - inner >= size:
-            crc = crc32c.crc32c(memoryview(buffer)[inner + CRC_START : inner + size])
+            crc = crc32c.crc32c(view[inner + CRC_START : inner + size])
         elif size <= VERIFY_CHUNK:
             buffer = os.pread(fd, min(VERIFY_CHUNK, remaining), position)
+            view = memoryview(buffer)
             buffer_start, inner = position, 0
             if len(buffer) < size:
-                walk.reason = "the file shrank while it was being read"
+                reason = "the file shrank while it was being read"
                 break
-            crc = crc32c.crc32c(memoryview(buffer)[CRC_START:size])
+            crc = crc32c.crc32c(view[CRC_START:size])
         else:
             crc = _crc_in_pieces(fd, position, size)
             buffer, buffer_start = b"", position + size
+            view = memoryview(buffer)
             if crc is None:
-                walk.reason = "the file shrank while it was being read"
+                reason = "the file shrank while it was being read"
                 break
-        if crc != header.crc:
-            walk.reason = "CRC-32C mismatch"
+        if crc != stored_crc:
+            reason = "CRC-32C mismatch"
             break
-        segment.note_batch(position, header.base_offset, header, index_interval_bytes)
-        if walk.batches == 0:
+        header = BatchHeader._make(fields)
+        segment.note_batch(position, base_offset, header, index_interval_bytes)
+        if not batches:
             # Kafka measures segment.ms from the first batch's timestamp.
             segment.rolling_timestamp = header.max_timestamp if header.max_timestamp >= 0 else None
-        walk.batches += 1
+        batches += 1
         position += size
-        expected = header.next_offset
-        walk.end = position
-        walk.next_offset = expected
-    return walk
+        expected = base_offset + last_offset_delta + 1
+    # On a failure ``position`` is where the failed batch starts: the end of the intact prefix.
+    return BatchWalk(end=position, next_offset=expected, batches=batches, reason=reason)
 
 
 def _crc_in_pieces(fd: int, position: int, size: int) -> int | None:
