@@ -15,6 +15,7 @@ from modes.push.commands import COMMANDS, REDIS_COMPAT_VERSION, _text, _valid_cl
 from wire.resp import encoder
 
 if TYPE_CHECKING:
+    from broker.stats import ServerInfo
     from modes.push.server import Client, PushServer
 
 
@@ -282,7 +283,8 @@ def info_sections(server: PushServer) -> dict[str, list[tuple[str, object]]]:
     }
 
 
-def _log_lines(info) -> list[tuple[str, object]]:
+def _log_lines(info: ServerInfo) -> list[tuple[str, object]]:
+    """INFO lines about the log this process also runs (zeros when none is attached)."""
     stats = info.log_statistics()
     if stats is None:
         return [("log_io_errors", 0)]
