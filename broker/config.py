@@ -121,7 +121,8 @@ class LogConfig:
 
     ``segment_bytes``, ``segment_ms``, ``retention_ms``, ``retention_bytes`` and
     ``max_message_bytes`` are topic defaults that a topic may override (Kafka's
-    ``segment.bytes`` and friends). ``fsync`` and ``flush_interval_ms`` are broker-wide.
+    ``segment.bytes`` and friends). ``fsync``, ``flush_interval_ms``,
+    ``index_interval_bytes`` and ``max_open_segment_files`` are broker-wide.
     ``retention_ms`` / ``retention_bytes`` of -1 mean "no limit", as in Kafka.
     """
 
@@ -137,6 +138,11 @@ class LogConfig:
     index_interval_bytes: int = attrs.field(default=4096, validator=_int_range(0, INT32_MAX))
     fsync: str = attrs.field(default="interval", validator=_one_of(FSYNC_POLICIES))
     flush_interval_ms: int = attrs.field(default=1000, validator=_int_range(1, HOUR_MS))
+    # Broker-wide: how many sealed segments' .log files may be open at once (a shared LRU
+    # cache; the active segment of each partition keeps its own three files open besides).
+    # 0 = derive it from the open-file limit: an eighth of it, within [16, 4096]. Kafka has no
+    # such setting: it keeps every segment open and needs a high ``ulimit -n`` instead.
+    max_open_segment_files: int = attrs.field(default=0, validator=_int_range(1, 1_000_000, allow=(0,)))
 
 
 @attrs.frozen(kw_only=True)

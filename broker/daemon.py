@@ -150,7 +150,7 @@ async def run_broker(
     try:
         topics = TopicRegistry.open(data_dir, config.log, now_ms=wall_ms())
         pubsub = PubSub()
-        info = ServerInfo(config=config, started_at_ms=wall_ms())
+        info = ServerInfo(config=config, started_at_ms=wall_ms(), log_storage=topics.storage)
         async with trio.open_nursery() as nursery:
             kafka_address = await nursery.start(serve_kafka, config, topics, info)
             # Push mode's INFO names the Kafka listener too, so a learner finds both modes.
@@ -177,7 +177,7 @@ async def run_broker(
         with trio.CancelScope(shield=True):
             with trio.move_on_after(SHUTDOWN_CLEANUP_SECONDS):
                 if topics is not None:
-                    await topics.flush_all()
+                    await topics.flush_all(wall_ms())
             if topics is not None:
                 topics.close()
             lock.release()
@@ -197,16 +197,17 @@ async def _periodic_flush(config: BrokerConfig, topics: TopicRegistry) -> None:
     """``fsync = "interval"``: fsync every log with unflushed data every flush_interval_ms."""
     while True:
         await trio.sleep(config.log.flush_interval_ms / 1000)
-        await topics.flush_all()
+        await topics.flush_all(wall_ms())
 
 
 def raise_open_file_limit() -> None:
     """Lift this process's soft open-file limit to its hard limit, as servers do.
 
-    Every log segment keeps three files open and every connection one more, and many systems
+    Every partition keeps three files open (its active segment), the shared cache of sealed
+    segments' files takes an eighth of the limit, and every connection one more; many systems
     start processes with a soft limit of 1024 (a hard one far above): that would cap the
-    broker at a few hundred partitions (``broker.topics.partition_budget``). Only the broker
-    process does this (``dualmq serve``), never an application embedding it.
+    broker at a couple of hundred partitions (``broker.topics.partition_budget``). Only the
+    broker process does this (``dualmq serve``), never an application embedding it.
     """
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # RLIM_INFINITY is not a valid soft limit for open files; the kernel's own ceiling is.

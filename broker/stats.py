@@ -2,8 +2,9 @@
 
 ``ServerInfo`` is fixed at start-up (who we are, where we listen, which guarantees are in
 force); the live counters live with the parts that count them (``PubSub.statistics()``,
-``PartitionLog.statistics()``) and are gathered here only as frozen snapshots, so a report
-never reads half-updated state.
+``PartitionLog.statistics()``, ``LogStorage.statistics()`` — open segment files and I/O
+errors, reachable from ``ServerInfo.log_statistics()``) and are gathered only as frozen
+snapshots, so a report never reads half-updated state.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 import attrs
 
 from broker.config import BrokerConfig
+from broker.log.storage import LogStorage, LogStorageStatistics
 
 
 def dualmq_version() -> str:
@@ -35,6 +37,13 @@ class ServerInfo:
     version: str = attrs.field(factory=dualmq_version)
     kafka_address: str = ""
     resp_address: str = ""
+    # The log's shared file cache and I/O error counter (live: read it through
+    # ``log_statistics``); None when no log is attached (tests of one front-end alone).
+    log_storage: LogStorage | None = None
+
+    def log_statistics(self) -> LogStorageStatistics | None:
+        """A snapshot of the log's open segment files and I/O error count, if a log is attached."""
+        return self.log_storage.statistics() if self.log_storage is not None else None
 
     @property
     def data_dir(self) -> Path:

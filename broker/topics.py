@@ -26,6 +26,7 @@ consumer offsets and groups (``offsets.py``, ``groups.py``).
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -41,7 +42,9 @@ import structlog
 from broker.config import LogConfig, topic_log_config
 from broker.errors import ConfigError, DataDirError, InvalidPartitions, InvalidTopic, TopicExists, UnknownTopic
 from broker.errors import DamagedFile
+from broker.log.file_cache import default_capacity, open_file_limit
 from broker.log.partition_log import PartitionLog
+from broker.log.storage import LogStorage
 
 log = structlog.get_logger(__name__)
 
@@ -52,24 +55,36 @@ METADATA_VERSION = 1
 MAX_TOPIC_NAME_LENGTH = 249
 _LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
 MAX_PARTITIONS = 10_000
-# A partition's active segment keeps its .log, .index and .timeindex open (sealed, older
-# segments only their .log: see ``Segment.seal``).
-FILES_PER_SEGMENT = 3
+# The files each partition holds open for itself: its active segment's .log, .index and
+# .timeindex. Sealed segments hold none; they read through the broker-wide file cache, whose
+# size is counted once (see ``partition_budget``).
+FILES_PER_PARTITION = 3
+# Descriptors left for everything else — connections, listeners, metadata files, the
+# process's own — a quarter of the limit and at least this many.
+MIN_HEADROOM_FILES = 256
 
 
-def partition_budget() -> int:
+def partition_budget(open_segment_files: int | None = None) -> int:
     """How many partitions this process can hold open, from its open-file limit.
 
-    A quarter of the limit (at least 256 files) stays free for connections, older segments
-    (one file each) and everything else; the rest is shared by the partitions' active
-    segments. Without this cap a single
-    CreateTopics or CreatePartitions asking for thousands of partitions would use up every
-    file descriptor and leave the broker unable to accept a connection.
+    What is really held: three files per partition (its active segment), plus the shared
+    cache of sealed segments' files (``open_segment_files``, default: the size
+    ``[log] max_open_segment_files = 0`` gives), plus headroom for connections and the rest
+    (a quarter of the limit, at least 256). Without this cap a single CreateTopics or
+    CreatePartitions asking for thousands of partitions would use up every file descriptor
+    and leave the broker unable to accept a connection. How many *segments* a partition
+    retains does not matter any more.
+
+    Args:
+        open_segment_files: the size of the shared cache of open segment files.
     """
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
+    soft = open_file_limit()
+    if soft is None:
         return MAX_PARTITIONS * 100
-    return max(1, (soft - max(256, soft // 4)) // FILES_PER_SEGMENT)
+    if open_segment_files is None:
+        open_segment_files = default_capacity(soft)
+    headroom = max(MIN_HEADROOM_FILES, soft // 4)
+    return max(1, (soft - headroom - open_segment_files) // FILES_PER_PARTITION)
 
 
 def validate_topic_name(name: str) -> None:
@@ -216,8 +231,13 @@ class TopicRegistry:
 
     data_dir: Path
     config: LogConfig
+    # What every partition log shares: the bounded cache of open segment files and the I/O
+    # error reporter (one per broker, so the open-file bound holds for all partitions together).
+    storage: LogStorage = attrs.field(
+        default=attrs.Factory(lambda self: LogStorage.from_config(self.config.max_open_segment_files), takes_self=True))
     # The most partitions all topics together may have (see ``partition_budget``).
-    max_total_partitions: int = attrs.field(factory=partition_budget)
+    max_total_partitions: int = attrs.field(
+        default=attrs.Factory(lambda self: partition_budget(self.storage.files.capacity), takes_self=True))
     _topics: dict[str, Topic] = attrs.field(factory=dict)
     _by_id: dict[bytes, Topic] = attrs.field(factory=dict)
 
@@ -248,7 +268,8 @@ class TopicRegistry:
             )
             for index in range(int(entry["partitions"])):
                 topic.partitions.append(
-                    PartitionLog.open(registry._partition_dir(topic.name, index), topic.config, now_ms=now_ms)
+                    PartitionLog.open(registry._partition_dir(topic.name, index), topic.config, now_ms=now_ms,
+                                      storage=registry.storage)
                 )
             registry._topics[topic.name] = topic
             registry._by_id[topic.topic_id] = topic
@@ -392,7 +413,7 @@ class TopicRegistry:
         if held + adding > self.max_total_partitions:
             raise InvalidPartitions(
                 f"{adding} more partitions would make {held + adding}; this broker holds at most "
-                f"{self.max_total_partitions} (each keeps {FILES_PER_SEGMENT} files open, and the open-file "
+                f"{self.max_total_partitions} (each keeps {FILES_PER_PARTITION} files open, and the open-file "
                 f"limit is {resource.getrlimit(resource.RLIMIT_NOFILE)[0]}: raise it with ulimit -n)")
 
     def _fresh_partitions(self, name: str, indexes: range, config: LogConfig, now_ms: int) -> list[PartitionLog]:
@@ -409,7 +430,7 @@ class TopicRegistry:
                 # interrupted by a crash; its data belongs to no topic now.
                 if directory.exists():
                     shutil.rmtree(directory)
-                opened.append(PartitionLog.open(directory, config, now_ms=now_ms))
+                opened.append(PartitionLog.open(directory, config, now_ms=now_ms, storage=self.storage))
         except OSError:
             self._discard_partitions(name, opened, indexes.start)
             # And whatever the failed one had made of its directory.
@@ -467,23 +488,41 @@ class TopicRegistry:
     # -- upkeep ------------------------------------------------------------------------------
 
     def maintain(self, now_ms: int) -> MaintenanceCounts:
-        """Roll aged segments, then apply retention, on every partition."""
+        """Roll aged segments, then apply retention, on every partition; report the I/O errors
+        whose log lines the rate limit held back (see ``broker.log.io_errors``)."""
         rolled = deleted = 0
         for topic in self._topics.values():
             for partition in topic.partitions:
                 rolled += partition.roll_if_aged(now_ms)
                 deleted += partition.apply_retention(now_ms)
+        self.storage.io_errors.report_suppressed(now_ms)
         return MaintenanceCounts(segments_rolled=rolled, segments_deleted=deleted)
 
-    async def flush_all(self) -> None:
-        """fsync every partition with unflushed data (the ``interval`` policy's tick)."""
+    async def flush_all(self, now_ms: int) -> None:
+        """fsync every partition with unflushed data (the ``interval`` policy's tick).
+
+        A partition whose fsync fails is recorded (``record_io_error``) and the others are
+        still flushed: one failing file must not stop the flushes, nor the broker.
+        """
         for topic in list(self._topics.values()):
             for partition in list(topic.partitions):
                 if partition.has_unflushed:
-                    await partition.flush()
+                    try:
+                        await partition.flush()
+                    except OSError as exc:
+                        partition.record_io_error("fsync", exc, now_ms)
 
     def close(self) -> None:
-        """Flush and close every partition log."""
+        """Flush and close every partition log, then the shared file cache.
+
+        A partition whose final fsync fails is logged (``partition_close_failed``, naming the
+        file and errno) and the others are still flushed and closed.
+        """
         for topic in self._topics.values():
             for partition in topic.partitions:
-                partition.close()
+                try:
+                    partition.close()
+                except OSError as exc:
+                    log.error("partition_close_failed", directory=str(partition.directory), path=exc.filename,
+                              errno=errno.errorcode.get(exc.errno, exc.errno), error=exc.strerror)
+        self.storage.files.close_all()

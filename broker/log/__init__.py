@@ -6,7 +6,14 @@ Map of this package (read in this order):
   limit), stamping ``baseOffset``; the log never looks inside a batch's records.
 * ``segment.py`` — one segment: the ``.log`` file of whole batches and its sparse ``.index`` and
   ``.timeindex``; header walks, positioned reads.
-* ``recovery.py`` — opening a partition directory after a crash: verify the tail batch by batch,
-  cut what is torn or corrupt, rebuild indexes that do not check out.
+* ``file_cache.py`` — the bounded LRU of open ``.log`` descriptors that sealed segments read
+  through, so retained segments cost no file descriptor while idle.
+* ``io_errors.py`` / ``storage.py`` — the rate-limited I/O error reporter, and ``LogStorage``,
+  what all partitions of a broker share (the file cache and the reporter).
+* ``verify.py`` — the read-only walk over a partition's files: every batch's offsets, lengths
+  and CRC, the chain between segments, the index files. Shared by recovery and ``check``.
+* ``recovery.py`` — opening a partition directory after a crash: apply what the walk decided
+  (cut at the first damage, drop what follows, rebuild indexes), with a log line for each.
+* ``check.py`` — ``dualmq check``: the same walk, reported, nothing changed.
 * ``partition_log.py`` — ``PartitionLog``: append, read, roll, retention, flush, long-poll waits.
 """

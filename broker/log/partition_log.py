@@ -15,13 +15,21 @@ This is the storage behind Kafka's Produce and Fetch (GUIDE §2.7), in our own t
   whole closed segments by age (``retention_ms``, judged by the newest timestamp inside) and by
   total size (``retention_bytes``). The log start offset is the first remaining segment's base.
 
+Every segment is verified at open, batch by batch (``verify.py``, ``recovery.py``): what is
+served has been checked — offsets, lengths, CRC — and damage is cut off, logged, before anyone
+reads. Only the active segment keeps its files open; sealed ones read through the broker's
+shared, bounded cache of open files (``file_cache.py``), so a partition may retain any number
+of segments under a small open-file limit.
+
+I/O errors (disk full, a failing disk, no descriptor left) propagate as ``OSError`` naming the
+file; they are counted per partition and for the broker (``storage.py``) and logged
+rate-limited. Methods that take ``now_ms`` (``append``, ``roll_if_aged``,
+``apply_retention``) record their errors themselves; for the others (``read``, ``flush``…)
+the caller, which owns the clock, calls :meth:`PartitionLog.record_io_error`.
+
 No clock is read here: every time-dependent call takes ``now_ms`` from its caller. The only
 async pieces are ``wait_for_data`` (long-polling fetches) and ``flush`` (fsync in a worker
 thread so the event loop keeps serving).
-
-Known simplification: recovery fully verifies only the newest segment holding data; Kafka also
-keeps a recovery-point checkpoint so that after an unclean stop every segment written since the
-last flush is verified. We rely on closed segments having been complete when rolled.
 """
 
 from __future__ import annotations
@@ -38,8 +46,9 @@ import trio
 from broker.config import LogConfig
 from broker.errors import OffsetOutOfRange
 from broker.log.batch import BatchHeader, patched_prefix, validate
-from broker.log.recovery import open_segments
-from broker.log.segment import Segment
+from broker.log.recovery import recover_partition
+from broker.log.segment import Segment, with_path
+from broker.log.storage import LogStorage
 
 log = structlog.get_logger(__name__)
 
@@ -59,11 +68,40 @@ class LogStatistics:
     segment_count: int
     active_segment_base_offset: int
     fsync: str
+    # I/O errors this partition's log has met (disk full, read errors…) since it was opened.
+    io_errors: int
 
 
-def _fsync_all(fds: list[int]) -> None:
-    for fd in fds:
-        os.fsync(fd)
+# Left in a partition directory by a close that flushed everything (Kafka has one such file per
+# log directory, ``.kafka_cleanshutdown``). It lets the next open skip fsyncing every segment.
+CLEAN_SHUTDOWN_MARKER = ".clean-shutdown"
+
+
+def _take_clean_shutdown_marker(directory: Path) -> bool:
+    """Remove the marker; return whether it was there."""
+    try:
+        (directory / CLEAN_SHUTDOWN_MARKER).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def _leave_clean_shutdown_marker(directory: Path) -> None:
+    # Not fsynced, and losing it is harmless: the marker only matters after a *process* crash
+    # (whose page cache survives, so its unlink and creation are seen by the next process); if a
+    # power loss drops it, the next start merely fsyncs every segment again.
+    try:
+        (directory / CLEAN_SHUTDOWN_MARKER).touch()
+    except OSError:
+        pass  # the directory was removed (topic deleted) or is read-only: the next start fsyncs
+
+
+def _fsync_all(targets: list[tuple[int, Path]]) -> None:
+    for fd, path in targets:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            raise with_path(exc, path) from None
 
 
 @attrs.define(eq=False)
@@ -77,6 +115,9 @@ class PartitionLog:
     _bases: list[int]
     _size_bytes: int
     _flushed_offset: int
+    # The broker's shared file cache and I/O error reporter.
+    storage: LogStorage
+    _io_errors: int = 0
     # Created lazily by the first waiter, set and dropped by the next append: an append with
     # nobody waiting costs nothing.
     _data_event: trio.Event | None = None
@@ -85,14 +126,30 @@ class PartitionLog:
     # -- lifecycle ---------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, directory: Path, config: LogConfig, *, now_ms: int) -> PartitionLog:
+    def open(cls, directory: Path, config: LogConfig, *, now_ms: int, storage: LogStorage | None = None) -> PartitionLog:
         """Open (creating if needed) the log in ``directory``, running crash recovery.
 
+        Args:
+            directory: the partition directory.
+            config: the topic's log settings.
+            now_ms: broker time.
+            storage: the broker's shared file cache and error reporter; a private one if None
+                (a log opened on its own, as tests and benchmarks do).
+
         Raises:
-            OSError: the directory cannot be created or read.
+            OSError: the directory cannot be created or read, or a repair failed.
         """
         directory = Path(directory)
-        segments = open_segments(directory, config.index_interval_bytes, now_ms=now_ms)
+        if storage is None:
+            storage = LogStorage.from_config(config.max_open_segment_files)
+        # After a clean shutdown everything was flushed; after a crash, recovery fsyncs every
+        # .log it keeps. Either way what is on disk now is durable, so
+        # ``flushed_offset = high_watermark`` is true from the start. The marker is removed
+        # first: if this process crashes, the next start must not skip the fsyncs.
+        clean = _take_clean_shutdown_marker(directory)
+        segments = recover_partition(directory, config.index_interval_bytes, now_ms=now_ms, files=storage.files,
+                                     fsync=not clean)
+        segments[-1].activate()
         hw = segments[-1].next_offset
         self = cls(
             directory=directory,
@@ -101,28 +158,32 @@ class PartitionLog:
             bases=[s.base_offset for s in segments],
             size_bytes=sum(s.size for s in segments),
             flushed_offset=hw,
+            storage=storage,
         )
-        # What recovery left on disk is now the durable state: make it so, cheaply (fsync of
-        # clean files is nearly free), so that ``flushed_offset = high_watermark`` is true.
-        self.flush_sync(force=True)
-        for segment in segments[:-1]:
-            segment.seal()  # only the active segment writes its index files
         log.debug("partition_log_opened", directory=str(directory), log_start_offset=self.log_start_offset,
                   high_watermark=hw, segments=len(segments))
         return self
 
     def close(self) -> None:
-        """Flush (whatever the fsync policy: a clean stop loses nothing) and close every file."""
+        """Flush (whatever the fsync policy: a clean stop loses nothing) and close every file.
+
+        Raises:
+            OSError: the final fsync failed (the files are closed all the same).
+        """
         if self._closed:
             return
-        self.flush_sync()
-        for segment in self._segments:
-            segment.close()
-        self._closed = True
-        # Wake long-polling fetches so they notice instead of sleeping until their deadline.
-        if self._data_event is not None:
-            self._data_event.set()
-            self._data_event = None
+        try:
+            self.flush_sync()
+        finally:
+            for segment in self._segments:
+                segment.close()
+            self._closed = True
+            # Wake long-polling fetches so they notice instead of sleeping until their deadline.
+            if self._data_event is not None:
+                self._data_event.set()
+                self._data_event = None
+        # Only reached when the flush succeeded: every byte is durable.
+        _leave_clean_shutdown_marker(self.directory)
 
     # -- properties --------------------------------------------------------------------------
 
@@ -162,7 +223,27 @@ class PartitionLog:
             segment_count=len(self._segments),
             active_segment_base_offset=self._segments[-1].base_offset,
             fsync=self.config.fsync,
+            io_errors=self._io_errors,
         )
+
+    @property
+    def io_errors(self) -> int:
+        """How many I/O errors this log has met since it was opened."""
+        return self._io_errors
+
+    def record_io_error(self, operation: str, error: OSError, now_ms: int) -> None:
+        """Count an I/O error of this log and log it, rate-limited broker-wide.
+
+        For callers of the methods that take no ``now_ms`` (``read``, ``flush``…): they catch
+        the ``OSError`` (which names the file) and report it here with their clock.
+
+        Args:
+            operation: what failed (``"read"``, ``"fsync"``…), for the log line.
+            error: the exception.
+            now_ms: the caller's clock, for the rate limit.
+        """
+        self._io_errors += 1
+        self.storage.io_errors.record(operation, error, now_ms, path=self.directory)
 
     # -- append ------------------------------------------------------------------------------
 
@@ -187,15 +268,23 @@ class PartitionLog:
         size = header.batch_length + 12
         active = self._segments[-1]
         offset = active.next_offset
-        if not active.is_empty and (
-            active.size + size > self.config.segment_bytes
-            or self._aged(active, now_ms)
-            or offset + header.last_offset_delta - active.base_offset > _MAX_RELATIVE_OFFSET
-        ):
-            active = self._roll(now_ms, reason="size" if active.size + size > self.config.segment_bytes else "age")
-        view = memoryview(batch)
-        active.append([patched_prefix(view, offset), view[16:]], header, offset,
-                      self.config.index_interval_bytes, now_ms)
+        try:
+            if not active.is_empty and (
+                active.size + size > self.config.segment_bytes
+                or self._aged(active, now_ms)
+                or offset + header.last_offset_delta - active.base_offset > _MAX_RELATIVE_OFFSET
+            ):
+                active = self._roll(now_ms, reason="size" if active.size + size > self.config.segment_bytes else "age")
+            view = memoryview(batch)
+            index_error = active.append([patched_prefix(view, offset), view[16:]], header, offset,
+                                        self.config.index_interval_bytes, now_ms)
+        except OSError as exc:
+            self.record_io_error("append", exc, now_ms)
+            raise
+        if index_error is not None:
+            # The batch is stored; only its index entry is missing from the file (rebuilt at
+            # the next start). Worth knowing — the disk is failing or full — not worth failing.
+            self.record_io_error("index write", index_error, now_ms)
         self._size_bytes += size
         if self._data_event is not None:
             self._data_event.set()
@@ -206,8 +295,13 @@ class PartitionLog:
         return segment.rolling_timestamp is not None and now_ms - segment.rolling_timestamp >= self.config.segment_ms
 
     def _roll(self, now_ms: int, *, reason: str) -> Segment:
+        """Start a new active segment at the log end and seal the old one.
+
+        Raises:
+            OSError: the new segment's files could not be created; the old one stays active.
+        """
         old = self._segments[-1]
-        new = Segment.open_files(self.directory, old.next_offset, now_ms=now_ms)
+        new = Segment.open_files(self.directory, old.next_offset, now_ms=now_ms, files=self.storage.files)
         self._segments.append(new)
         self._bases.append(new.base_offset)
         old.seal()
@@ -218,13 +312,20 @@ class PartitionLog:
     def roll_if_aged(self, now_ms: int) -> bool:
         """Roll the active segment if it holds data and is older than ``segment_ms``.
 
+        An I/O error is recorded (not raised): maintenance goes on with the other partitions,
+        and the roll is tried again on the next pass.
+
         Returns:
             Whether a new segment was started.
         """
         active = self._segments[-1]
         if active.is_empty or not self._aged(active, now_ms):
             return False
-        self._roll(now_ms, reason="age")
+        try:
+            self._roll(now_ms, reason="age")
+        except OSError as exc:
+            self.record_io_error("roll", exc, now_ms)
+            return False
         return True
 
     # -- retention ---------------------------------------------------------------------------
@@ -237,6 +338,8 @@ class PartitionLog:
         rule). By size, the oldest segment goes while the total *without it* would still be
         at least ``retention_bytes`` (Kafka's rule: the log exceeds the limit by less than one
         segment, and never drops below it because of size retention).
+
+        An I/O error while deleting a file is recorded, not raised.
 
         Returns:
             How many segments were deleted.
@@ -255,8 +358,13 @@ class PartitionLog:
             self._segments.pop(0)
             self._bases.pop(0)
             self._size_bytes -= oldest.size
-            oldest.delete()
             deleted += 1
+            try:
+                oldest.delete()
+            except OSError as exc:
+                # The segment is gone from the log either way; a file left behind is found
+                # again by the next start's recovery (and deleted by retention then).
+                self.record_io_error("delete", exc, now_ms)
             log.info("segment_deleted", file=str(oldest.log_path), reason="time" if too_old else "size",
                      log_start_offset=self.log_start_offset)
         return deleted
@@ -281,6 +389,7 @@ class PartitionLog:
 
         Raises:
             OffsetOutOfRange: ``offset`` below ``log_start_offset`` or above ``high_watermark``.
+            OSError: a read failed (``filename`` names the file); see ``record_io_error``.
         """
         self._check_range(offset)
         if offset == self.high_watermark:
@@ -293,7 +402,10 @@ class PartitionLog:
         if total >= max_bytes or position + total < segment.size or index + 1 == len(self._segments):
             return first
         parts = [first]
-        for segment in self._segments[index + 1 :]:
+        # Indexes rather than a slice: a slice would copy the list of (possibly tens of
+        # thousands of) segments on every read.
+        for later in range(index + 1, len(self._segments)):
+            segment = self._segments[later]
             more = segment.read_from(0, max_bytes - total, at_least_one=False)
             if not more:
                 break
@@ -333,10 +445,12 @@ class PartitionLog:
             return
         index = bisect.bisect_right(self._bases, offset) - 1
         position, _ = self._segments[index].locate(offset, self.config.index_interval_bytes)
-        for segment in self._segments[index:]:
-            for _, header in segment.headers(position):
+        segments = self._segments
+        while index < len(segments):
+            for _, header in segments[index].headers(position):
                 yield header.base_offset, header
             position = 0
+            index += 1
 
     async def wait_for_data(self, offset: int, deadline: float) -> bool:
         """Wait until data beyond ``offset`` exists (``high_watermark > offset``) or until
@@ -357,36 +471,62 @@ class PartitionLog:
 
     # -- durability --------------------------------------------------------------------------
 
-    def _unflushed(self, force: bool) -> list[tuple[Segment, int]]:
-        return [(s, s.size) for s in self._segments if force or s.flushed_size < s.size]
+    def _unflushed(self) -> list[tuple[Segment, int]]:
+        """The segments with unflushed data, and their sizes now.
+
+        They always form a suffix of the segment list (a flush covers all of them, appends go
+        to the newest segment), so the walk goes backwards and stops at the first segment with
+        data that is fully flushed: with tens of thousands of segments, an fsync=always append
+        does not scan them all. Empty segments hold nothing to flush and are stepped over.
+        """
+        targets = []
+        for segment in reversed(self._segments):
+            if segment.flushed_size < segment.size:
+                targets.append((segment, segment.size))
+            elif segment.size:
+                break
+        targets.reverse()
+        return targets
 
     def _mark_flushed(self, targets: list[tuple[Segment, int]], offset: int) -> None:
         for segment, size in targets:
             segment.flushed_size = max(segment.flushed_size, size)
         self._flushed_offset = max(self._flushed_offset, offset)
 
-    def flush_sync(self, *, force: bool = False) -> None:
-        """fsync every segment with unflushed data (``force``: every segment), blocking."""
-        targets = self._unflushed(force)
+    def flush_sync(self) -> None:
+        """fsync every segment with unflushed data, blocking.
+
+        Raises:
+            OSError: an fsync failed (``filename`` names the file); nothing is marked flushed.
+        """
+        targets = self._unflushed()
         offset = self.high_watermark
-        _fsync_all([fd for segment, _ in targets for fd in segment.fds()])
+        for segment, _ in targets:
+            segment.fsync()
         self._mark_flushed(targets, offset)
 
     async def flush(self) -> None:
         """fsync unflushed data in a worker thread; the event loop keeps running meanwhile.
 
-        The descriptors are duplicated first so that retention deleting a segment during the
-        fsync cannot close a descriptor the thread is using.
+        The descriptors are duplicated first, one segment at a time, so that neither the file
+        cache evicting a sealed segment's descriptor nor retention deleting a segment during
+        the fsync can close a descriptor the thread is using (or let its number be reused).
+
+        Raises:
+            OSError: an fsync failed (``filename`` names the file); nothing is marked flushed.
+                The caller reports it (``record_io_error``).
         """
-        targets = self._unflushed(False)
+        targets = self._unflushed()
         if not targets:
             await trio.lowlevel.checkpoint()
             return
         offset = self.high_watermark
-        fds = [os.dup(fd) for segment, _ in targets for fd in segment.fds()]
+        duplicates: list[tuple[int, Path]] = []
         try:
-            await trio.to_thread.run_sync(_fsync_all, fds)
+            for segment, _ in targets:
+                duplicates.extend((fd, segment.log_path) for fd in segment.duplicate_descriptors())
+            await trio.to_thread.run_sync(_fsync_all, duplicates)
         finally:
-            for fd in fds:
+            for fd, _ in duplicates:
                 os.close(fd)
         self._mark_flushed(targets, offset)

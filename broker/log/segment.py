@@ -18,13 +18,19 @@ The ``.log`` file is written with ``os.writev`` on an unbuffered descriptor and 
 Indexes are a cache of what the ``.log`` says — recovery rebuilds them whenever they do not
 check out — so they are never the source of truth.
 
+Open files: only the *active* segment (the one appended to) holds descriptors of its own, all
+three. A *sealed* segment keeps its indexes in memory and borrows a read-only descriptor of
+its ``.log`` from the broker's shared :class:`~broker.log.file_cache.OpenFileCache` for each
+read, so retained segments cost no descriptor while idle, however many there are.
+
 What does not live here: deciding when to roll or delete (``partition_log.py``), verifying
-and repairing files after a crash (``recovery.py``).
+and repairing files after a crash (``verify.py``, ``recovery.py``).
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import struct
 from collections.abc import Iterator
@@ -39,6 +45,7 @@ from broker.log.batch import (
     HEADER_STRUCT,
     BatchHeader,
 )
+from broker.log.file_cache import OpenFileCache
 
 OFFSET_ENTRY = struct.Struct(">ii")  # relative offset, position
 TIME_ENTRY = struct.Struct(">qi")  # max timestamp so far, relative offset
@@ -66,6 +73,17 @@ def _open_rw(path: Path) -> int:
     return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_CLOEXEC", 0), 0o644)
 
 
+def with_path(error: OSError, path: Path) -> OSError:
+    """``error`` with ``filename`` set to ``path`` when the system call did not set it.
+
+    Calls on a descriptor (``pread``, ``writev``, ``fsync``) raise errors that name no file;
+    the log line and the operator need to know which file failed.
+    """
+    if error.filename is None:
+        error.filename = str(path)
+    return error
+
+
 def write_all(fd: int, buffers: list[bytes | bytearray | memoryview]) -> int:
     """``os.writev`` until every byte is written (a short write is legal, if rare)."""
     total = sum(len(b) for b in buffers)
@@ -79,17 +97,21 @@ def write_all(fd: int, buffers: list[bytes | bytearray | memoryview]) -> int:
 
 @attrs.define(eq=False)
 class Segment:
-    """The open files and in-memory indexes of one segment (state, hence ``define``)."""
+    """One segment's in-memory indexes and, while it is active, its open files (state, hence
+    ``define``; ``eq=False`` so it hashes by identity: it is a key of the file cache)."""
 
     base_offset: int
     directory: Path
-    log_fd: int
-    index_fd: int
-    time_fd: int
+    # Where a sealed segment borrows a descriptor of its .log for reads (see module docstring).
+    files: OpenFileCache | None = None
+    # The active segment's own descriptors; -1 once sealed (or before ``activate``).
+    log_fd: int = -1
+    index_fd: int = -1
+    time_fd: int = -1
     # Bytes of whole batches in the .log file (the file is never longer, see recovery).
     size: int = 0
-    # Offset the next batch appended here would get.
-    next_offset: int = 0
+    # Offset the next batch appended here would get (set to ``base_offset`` when built).
+    next_offset: int = attrs.field(default=attrs.Factory(lambda self: self.base_offset, takes_self=True))
     # How many bytes of .log are known to be on stable storage (fsync'd).
     flushed_size: int = 0
     # Sparse offset index, absolute offsets (bisect-able) and positions, kept in step.
@@ -107,22 +129,39 @@ class Segment:
     # Broker time of the last append (or open): retention's fallback when batches carry no
     # timestamps (maxTimestamp -1).
     last_modified_ms: int = 0
+    # Set (to the error text) when a failed write could not be cut back: see ``append``.
+    append_blocked: str | None = None
 
     # -- files -------------------------------------------------------------------------------
 
     @classmethod
-    def open_files(cls, directory: Path, base_offset: int, *, now_ms: int) -> Segment:
-        """Open (creating if needed) the three files of a segment, with empty in-memory state."""
-        stem = directory / segment_name(base_offset)
-        return cls(
-            base_offset=base_offset,
-            directory=directory,
-            log_fd=_open_rw(stem.with_suffix(".log")),
-            index_fd=_open_rw(stem.with_suffix(".index")),
-            time_fd=_open_rw(stem.with_suffix(".timeindex")),
-            next_offset=base_offset,
-            last_modified_ms=now_ms,
-        )
+    def open_files(cls, directory: Path, base_offset: int, *, now_ms: int,
+                   files: OpenFileCache | None = None) -> Segment:
+        """Create (or open) the three files of a new active segment, with empty in-memory state.
+
+        Raises:
+            OSError: a file could not be opened; none of the three stays open.
+        """
+        segment = cls(base_offset=base_offset, directory=directory, files=files, last_modified_ms=now_ms)
+        segment.activate()
+        return segment
+
+    def activate(self) -> None:
+        """Open the three files for appending: this segment becomes the active one.
+
+        Raises:
+            OSError: a file could not be opened (no descriptor left, disk full for a new
+                file…); whatever was opened is closed again, so nothing leaks.
+        """
+        opened: list[int] = []
+        try:
+            for path in (self.log_path, self.index_path, self.time_index_path):
+                opened.append(_open_rw(path))
+        except OSError:
+            for fd in opened:
+                os.close(fd)
+            raise
+        self.log_fd, self.index_fd, self.time_fd = opened
 
     @property
     def log_path(self) -> Path:
@@ -136,27 +175,91 @@ class Segment:
     def time_index_path(self) -> Path:
         return self.directory / f"{segment_name(self.base_offset)}.timeindex"
 
-    def fds(self) -> tuple[int, ...]:
-        """The segment's open descriptors (the index files' only until it is sealed)."""
-        return tuple(fd for fd in (self.log_fd, self.index_fd, self.time_fd) if fd >= 0)
+    @property
+    def is_active(self) -> bool:
+        """Whether this segment holds its own descriptors (it is the one appended to)."""
+        return self.log_fd >= 0
+
+    def _log_descriptor(self) -> int:
+        """A descriptor to read the .log through: the active segment's own, or one borrowed
+        from the shared cache — valid only until the next call into the cache."""
+        if self.log_fd >= 0:
+            return self.log_fd
+        assert self.files is not None, "a sealed segment reads through the shared file cache"
+        return self.files.descriptor(self, self.log_path)
+
+    def pread(self, size: int, position: int) -> bytes:
+        """Up to ``size`` bytes of the .log from ``position``.
+
+        Raises:
+            OSError: the read (or opening the file) failed; ``filename`` names the .log.
+        """
+        try:
+            return os.pread(self._log_descriptor(), size, position)
+        except OSError as exc:
+            raise with_path(exc, self.log_path) from None
+
+    def fsync(self) -> None:
+        """fsync the .log (and, while active, the indexes), blocking.
+
+        Raises:
+            OSError: ``filename`` names the .log.
+        """
+        try:
+            if self.log_fd >= 0:
+                for fd in (self.log_fd, self.index_fd, self.time_fd):
+                    os.fsync(fd)
+            else:
+                # Linux flushes a file's dirty pages whichever descriptor asks, so one borrowed
+                # from the cache (read-only, even) makes what was written before sealing durable.
+                os.fsync(self._log_descriptor())
+        except OSError as exc:
+            raise with_path(exc, self.log_path) from None
+
+    def duplicate_descriptors(self) -> list[int]:
+        """Duplicates (``os.dup``) of the descriptors an fsync needs; the caller closes them.
+
+        For a worker thread: the duplicates stay valid if the cache evicts (closes) its own
+        copy, or retention deletes the segment, while the thread is still using them.
+
+        Raises:
+            OSError: ``filename`` names the .log.
+        """
+        try:
+            if self.log_fd >= 0:
+                return [os.dup(fd) for fd in (self.log_fd, self.index_fd, self.time_fd)]
+            # dup at once: the next call into the cache may close the descriptor it returned.
+            return [os.dup(self._log_descriptor())]
+        except OSError as exc:
+            raise with_path(exc, self.log_path) from None
 
     def seal(self) -> None:
-        """No more appends: close the two index files, keep the .log open for reads.
+        """No more appends: close the two index files and hand the .log to the file cache.
 
         Only the active segment writes its indexes (readers use the in-memory copies), so a
-        retained segment needs one descriptor instead of three: that is what lets a broker
-        keep many segments within its open-file limit. Index files are not fsynced here;
-        they are derived data, and recovery rebuilds any that a crash left short.
+        sealed segment needs no descriptor of its own: the cache keeps its .log open while it
+        is recently used and closes it when others are needed more. Index files are not
+        fsynced here; they are derived data, and recovery rebuilds any that a crash left short.
         """
         for fd in (self.index_fd, self.time_fd):
             if fd >= 0:
                 os.close(fd)
         self.index_fd = self.time_fd = -1
+        if self.log_fd >= 0:
+            if self.files is not None:
+                self.files.adopt(self, self.log_fd)
+            else:
+                os.close(self.log_fd)
+            self.log_fd = -1
 
     def close(self) -> None:
-        for fd in self.fds():
-            os.close(fd)
+        """Close every descriptor of this segment, its own or held for it by the cache."""
+        for fd in (self.log_fd, self.index_fd, self.time_fd):
+            if fd >= 0:
+                os.close(fd)
         self.log_fd = self.index_fd = self.time_fd = -1
+        if self.files is not None:
+            self.files.discard(self)
 
     def delete(self) -> None:
         """Close and unlink. The .log goes first: a stray index without its .log is harmless
@@ -178,19 +281,36 @@ class Segment:
     # -- appending ---------------------------------------------------------------------------
 
     def append(self, buffers: list[bytes | bytearray | memoryview], header: BatchHeader, offset: int,
-               index_interval_bytes: int, now_ms: int) -> None:
+               index_interval_bytes: int, now_ms: int) -> OSError | None:
         """Write one batch (already validated and offset-stamped) and update the indexes.
 
         On a write error the .log is cut back to its previous size, so the segment is
-        unchanged, and the error propagates.
+        unchanged, and the error propagates. If even that cut fails, the file may end in a
+        partial batch that appends (O_APPEND writes at the real end of file) would land after,
+        where no read looks: the segment then refuses appends until a restart, whose recovery
+        cuts the partial batch.
+
+        Returns:
+            None, or the error that writing an *index* entry raised. The batch is stored all
+            the same — indexes are derived data, the in-memory copy is complete, and recovery
+            rebuilds the files — so the caller only reports it.
+
+        Raises:
+            OSError: the batch was not stored (``filename`` names the .log).
         """
+        if self.append_blocked is not None:
+            raise OSError(errno.EIO, f"appends refused since a failed write could not be undone "
+                                     f"({self.append_blocked}); restart the broker to recover", str(self.log_path))
         size = header.batch_length + LOG_OVERHEAD
         position = self.size
         try:
             write_all(self.log_fd, buffers)
-        except OSError:
-            os.ftruncate(self.log_fd, position)
-            raise
+        except OSError as exc:
+            try:
+                os.ftruncate(self.log_fd, position)
+            except OSError as cut_error:
+                self.append_blocked = cut_error.strerror or str(cut_error)
+            raise with_path(exc, self.log_path) from None
         self.size = position + size
         self.next_offset = offset + header.last_offset_delta + 1
         self.last_modified_ms = now_ms
@@ -199,9 +319,13 @@ class Segment:
         index_entries = self.note_batch(position, offset, header, index_interval_bytes)
         if index_entries is not None:
             offset_entry, time_entry = index_entries
-            os.write(self.index_fd, offset_entry)
-            if time_entry:
-                os.write(self.time_fd, time_entry)
+            try:
+                os.write(self.index_fd, offset_entry)
+                if time_entry:
+                    os.write(self.time_fd, time_entry)
+            except OSError as exc:
+                return with_path(exc, self.index_path)
+        return None
 
     def note_batch(self, position: int, offset: int, header: BatchHeader,
                    index_interval_bytes: int) -> tuple[bytes, bytes] | None:
@@ -254,7 +378,7 @@ class Segment:
         chunk_size = max(chunk_size, HEADER_SIZE)
         while position < self.size:
             want = min(chunk_size, self.size - position)
-            chunk = os.pread(self.log_fd, want, position)
+            chunk = self.pread(want, position)
             advanced = False
             # Only headers are wanted, so walk lengths inside the chunk; a batch may extend
             # past the chunk end, which is fine — the next chunk starts where it ends.
@@ -290,7 +414,7 @@ class Segment:
         remaining = self.size - position
         if remaining <= 0:
             return b""
-        data = os.pread(self.log_fd, min(max(max_bytes, 0), remaining), position)
+        data = self.pread(min(max(max_bytes, 0), remaining), position)
         end = 0
         length = len(data)
         while end + LOG_OVERHEAD <= length:
@@ -301,8 +425,8 @@ class Segment:
         if end == 0:
             if not at_least_one:
                 return b""
-            (batch_length,) = _INT32.unpack_from(os.pread(self.log_fd, LOG_OVERHEAD, position), BATCH_LENGTH)
-            return os.pread(self.log_fd, batch_length + LOG_OVERHEAD, position)
+            (batch_length,) = _INT32.unpack_from(self.pread(LOG_OVERHEAD, position), BATCH_LENGTH)
+            return self.pread(batch_length + LOG_OVERHEAD, position)
         return data if end == length else data[:end]
 
     def first_at_or_after_timestamp(self, timestamp: int) -> BatchHeader | None:

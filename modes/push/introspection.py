@@ -16,6 +16,7 @@ from modes.push.commands import COMMANDS, REDIS_COMPAT_VERSION, _text, _valid_cl
 from wire.resp import encoder
 
 if TYPE_CHECKING:
+    from broker.stats import ServerInfo
     from modes.push.server import Client, PushServer
 
 
@@ -284,12 +285,27 @@ def info_sections(server: PushServer) -> dict[str, list[tuple[str, object]]]:
             ("query_buffers_bytes", listener.buffered_bytes),
             ("client_query_buffer_limit", config.client_query_buffer_limit),
             ("maxmemory_clients", config.maxmemory_clients),
+            # Pull mode's log, which shares this process: failed disk reads/writes/fsyncs
+            # (disk full, failing disk) and how many segment files are open right now.
+            *_log_lines(info),
             ("pubsub_limit_hard_bytes", server.limits.hard_bytes),
             ("pubsub_limit_soft_bytes", server.limits.soft_bytes),
             ("pubsub_limit_soft_seconds", server.limits.soft_seconds),
             ("kafka_listener", server.info.kafka_address),
         ],
     }
+
+
+def _log_lines(info: ServerInfo) -> list[tuple[str, object]]:
+    """INFO lines about the log this process also runs (zeros when none is attached)."""
+    stats = info.log_statistics()
+    if stats is None:
+        return [("log_io_errors", 0)]
+    return [
+        ("log_io_errors", stats.io_errors),
+        ("log_open_segment_files", stats.files.open_files),
+        ("log_max_open_segment_files", stats.files.capacity),
+    ]
 
 
 @command("INFO", -1)

@@ -13,7 +13,9 @@ import trio.testing
 from broker.config import LogConfig
 from broker.errors import BatchTooLarge, CorruptBatch, OffsetOutOfRange
 from broker.log.batch import split_batches
+from broker.log.file_cache import OpenFileCache
 from broker.log.partition_log import PartitionLog
+from broker.log.storage import LogStorage
 from tests.broker.batches import build_batch, with_base_offset
 
 CONFIG = LogConfig(fsync="never", index_interval_bytes=256)
@@ -135,23 +137,31 @@ def open_descriptors() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
-def test_sealed_segments_keep_one_file_open_and_still_serve_reads(tmp_path: Path) -> None:
-    # Only the active segment writes its indexes; a rolled (sealed) one keeps just its .log
-    # open for reads: 1 descriptor instead of 3, which is what bounds a broker's files.
+def test_sealed_segments_cost_no_descriptor_beyond_the_shared_cache(tmp_path: Path) -> None:
+    # Only the active segment holds files of its own (three); sealed segments borrow their
+    # .log from a bounded cache shared by the broker, so ten segments through a cache of two
+    # hold at most 3 + 2 descriptors, and none of the sealed ones while idle after a restart.
     batch = build_batch(2, 40)
     before = open_descriptors()
-    log = open_log(tmp_path, segment_bytes=3 * len(batch))
-    for _ in range(10):
+    storage = LogStorage(files=OpenFileCache(2))
+    config = attrs.evolve(CONFIG, segment_bytes=3 * len(batch))
+    log = PartitionLog.open(tmp_path / "topic-0", config, now_ms=T0, storage=storage)
+    for _ in range(30):
         log.append(batch, T0)
-    assert log.segment_count == 4
-    assert open_descriptors() - before == 3 * 1 + 3
+    assert log.segment_count == 10
+    assert open_descriptors() - before == 3 + 2
     log.close()
-    assert open_descriptors() == before
-    log = open_log(tmp_path, segment_bytes=3 * len(batch))  # after recovery: the same
-    assert open_descriptors() - before == 3 * 1 + 3
-    assert offsets_in(log.read(0, 10**6)) == list(range(0, 20, 2))
+    assert open_descriptors() == before and len(storage.files) == 0
+    log = PartitionLog.open(tmp_path / "topic-0", config, now_ms=T0, storage=storage)
+    assert open_descriptors() - before == 3  # recovery closed every file it verified
+    assert offsets_in(log.read(0, 10**6)) == list(range(0, 60, 2))  # reads all ten segments
+    assert open_descriptors() - before == 3 + 2
+    assert storage.files.statistics().evictions >= 7
     assert log.offset_for_timestamp(0) is not None
+    assert [offset for offset, _ in log.batches()] == list(range(0, 60, 2))
     log.append(batch, T0)  # the active segment still writes its indexes
+    trio.run(log.flush)
+    assert open_descriptors() - before <= 3 + 2
     log.close()
     assert open_descriptors() == before
 

@@ -3,6 +3,7 @@ before the damage is lost."""
 
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from broker.config import LogConfig
+from broker.errors import OffsetOutOfRange
 from broker.log.partition_log import PartitionLog
 from tests.broker.batches import build_batch, with_base_offset
 
@@ -217,3 +219,113 @@ def test_everything_torn(tmp_path: Path) -> None:
     assert (log.log_start_offset, log.high_watermark, log.size_bytes) == (0, 0, 0)
     assert truncations(logs)[0]["bytes_dropped"] == 3
     log.close()
+
+
+# -- damage inside an older segment ---------------------------------------------------------
+# Every segment is verified at open, not only the newest: a damaged byte anywhere ends the
+# intact prefix there, and nothing from that point on is ever served.
+
+
+def _older_segment_damage(tmp_path: Path, field: str) -> tuple[list[bytes], Path, int, int]:
+    """Fill several segments, damage ``field`` of the 2nd batch of the 2nd segment (an older,
+    sealed one); return (stored, damaged file, batch position in it, index of the batch)."""
+    _, stored = fill(tmp_path, count=30, segment_bytes=1200)
+    files = sorted((tmp_path / "t-0").glob("*.log"))
+    assert len(files) >= 4
+    victim_file = files[1]
+    first_in_file = int(victim_file.stem)
+    # Which stored batches are in the victim file: the ones from its base offset on.
+    offsets = []
+    offset = 0
+    for i in range(len(stored)):
+        offsets.append(offset)
+        offset += i % 4 + 1
+    first = offsets.index(first_in_file)
+    victim = first + 1
+    position = len(stored[first])
+    data = bytearray(victim_file.read_bytes())
+    if field == "baseOffset":
+        data[position + 3] ^= 0x01  # a high byte: offsets jump by 2**32 if served
+    elif field == "batchLength":
+        data[position + 10] ^= 0x01  # the length grows by 256 bytes: the CRC covers the wrong range
+    elif field == "batchLength-high":
+        data[position + 8] ^= 0x01  # the length grows by 16 MiB: past the end of the file
+    else:
+        data[position + 17] ^= 0xFF  # the stored CRC itself
+    victim_file.write_bytes(bytes(data))
+    return stored, victim_file, position, victim
+
+
+@pytest.mark.parametrize("field", ["baseOffset", "batchLength", "batchLength-high", "crc"])
+def test_damage_in_an_older_segment_is_cut_there(tmp_path: Path, field: str) -> None:
+    stored, victim_file, position, victim = _older_segment_damage(tmp_path, field)
+    later_files = [p for p in sorted((tmp_path / "t-0").glob("*.log")) if p > victim_file]
+    later_bytes = sum(p.stat().st_size for p in later_files)
+    with capture_logs() as logs:
+        log = reopen(tmp_path, segment_bytes=1200)
+    # Exactly the intact prefix is served, with the right offsets, and nothing after it.
+    intact = b"".join(stored[:victim])
+    assert log.read(0, 10**9) == intact
+    expected_hw = sum(i % 4 + 1 for i in range(victim))
+    assert log.high_watermark == expected_hw
+    assert [offset for offset, _ in log.batches()] == [sum(j % 4 + 1 for j in range(i)) for i in range(victim)]
+    with pytest.raises(OffsetOutOfRange):
+        log.read(expected_hw + 1, 10**6)
+    # One warning names the file and the position, and says what went with the cut.
+    (event,) = truncations(logs)
+    assert event["log_level"] == "warning"
+    assert event["file"] == str(victim_file)
+    assert event["position"] == position
+    assert event["later_segments_dropped"] == len(later_files)
+    assert event["later_bytes_dropped"] == later_bytes
+    reasons = {"baseOffset": "not dense", "batchLength": "CRC-32C mismatch", "batchLength-high": "runs past the end",
+               "crc": "CRC-32C mismatch"}
+    assert reasons[field] in event["reason"]
+    assert [e for e in logs if e["event"] == "segments_dropped_after_gap"][0]["segments_dropped"] == len(later_files)
+    assert sorted((tmp_path / "t-0").glob("*.log"))[-1] == victim_file
+    # The log carries on densely from the cut.
+    assert log.append(build_batch(1), T0) == expected_hw
+    log.close()
+    reopened = reopen(tmp_path, segment_bytes=1200)
+    assert reopened.read(0, 10**9) == intact + with_base_offset(build_batch(1), expected_hw)
+    reopened.close()
+
+
+def test_damaged_first_batch_of_an_older_segment_breaks_the_chain(tmp_path: Path) -> None:
+    # The first batch of a segment must start at the offset its file name says.
+    _, stored = fill(tmp_path, count=30, segment_bytes=1200)
+    files = sorted((tmp_path / "t-0").glob("*.log"))
+    data = bytearray(files[1].read_bytes())
+    data[0] ^= 0x10  # baseOffset's top byte
+    files[1].write_bytes(bytes(data))
+    with capture_logs() as logs:
+        log = reopen(tmp_path, segment_bytes=1200)
+    assert log.high_watermark == int(files[1].stem)
+    (event,) = truncations(logs)
+    assert (event["file"], event["position"]) == (str(files[1]), 0)
+    assert log.read(0, 10**9) == files[0].read_bytes()
+    log.close()
+
+
+def test_clean_shutdown_skips_the_fsyncs_a_crash_needs(tmp_path: Path, monkeypatch) -> None:
+    # After a crash every kept .log is fsynced (the previous process may have left data in the
+    # page cache only); after a clean close, which flushed everything, none is.
+    fill(tmp_path, count=30, segment_bytes=1200)  # closed cleanly
+    segments = len(list((tmp_path / "t-0").glob("*.log")))
+    synced: list[int] = []
+    real_fsync = os.fsync
+
+    def counting_fsync(fd: int) -> None:
+        synced.append(fd)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", counting_fsync)
+    log = reopen(tmp_path, segment_bytes=1200)
+    assert synced == []
+    # A "crash": the process dies without close(); the marker was consumed at open.
+    log.storage.files.close_all()
+    for segment in log._segments:
+        segment.close()
+    reopened = reopen(tmp_path, segment_bytes=1200)
+    assert len(synced) == segments
+    reopened.close()

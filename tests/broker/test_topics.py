@@ -179,11 +179,11 @@ def test_a_disk_error_midway_leaves_nothing_half_made(tmp_path: Path, monkeypatc
     real_open = PartitionLog.open
     calls = []
 
-    def failing_open(directory, config, *, now_ms):
+    def failing_open(directory, config, *, now_ms, storage=None):
         calls.append(directory)
         if len(calls) == 3:
             raise OSError(24, "Too many open files")
-        return real_open(directory, config, now_ms=now_ms)
+        return real_open(directory, config, now_ms=now_ms, storage=storage)
 
     monkeypatch.setattr(PartitionLog, "open", staticmethod(failing_open))
     with pytest.raises(OSError):
@@ -253,7 +253,7 @@ def test_maintain_and_flush_all(tmp_path: Path) -> None:
     registry.partition("m", 1).append(batch, T0)
     assert registry.partition("m", 1).has_unflushed
 
-    trio.run(registry.flush_all)
+    trio.run(registry.flush_all, T0)
     assert not registry.partition("m", 1).has_unflushed
     registry.close()
 

@@ -40,7 +40,7 @@ import trio
 
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
-from modes.pull.context import LEADER_EPOCH, RequestContext
+from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka import compression
@@ -134,6 +134,9 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
             try:
                 data = log.read(offset, max(limit, 1))
             except (BrokerError, OSError) as exc:
+                if isinstance(exc, OSError):
+                    # A failing disk (or no descriptor left): counted and logged, rate-limited.
+                    log.record_io_error("read", exc, now_ms())
                 out["error_code"] = error_code_for(exc)
                 errors = True
                 continue

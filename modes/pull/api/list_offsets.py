@@ -25,7 +25,7 @@ from __future__ import annotations
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
 from modes.pull.api.fetch import leader_epoch_error
-from modes.pull.context import LEADER_EPOCH, RequestContext
+from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
@@ -59,6 +59,8 @@ async def handle_list_offsets(ctx: RequestContext, request: dict) -> dict:
             try:
                 found = _lookup(topic.partitions[index], wanted["timestamp"], ctx.version)
             except (BrokerError, OSError) as exc:
+                if isinstance(exc, OSError):
+                    topic.partitions[index].record_io_error("read", exc, now_ms())
                 out["error_code"] = error_code_for(exc)
                 continue
             if isinstance(found, ErrorCode):

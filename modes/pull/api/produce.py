@@ -15,6 +15,10 @@ single broker with no replicas — except for durability, which the ``fsync`` po
 with ``fsync = "always"`` we wait for the partition's fsync before answering. Any other value
 is INVALID_REQUIRED_ACKS for every partition.
 
+Disk errors: a failed write or fsync answers KAFKA_STORAGE_ERROR (retriable: Kafka's clients
+retry it) and is counted and logged, rate-limited, by the log (``broker.log.io_errors``) — a
+full disk is never silent, and never floods the log either.
+
 Why advertise v0-2 at all: librdkafka 2.0.2 (kcat) only compresses gzip/snappy/lz4 if the
 broker's Produce range starts at 0 (librdkafka #4956, GUIDE §3.2) — Apache Kafka 4.0 does the
 same. Those versions carry legacy message sets we do not store, so each partition gets
@@ -77,7 +81,8 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     acks = request["acks"]
     registry = ctx.broker.topics
     fsync_always = ctx.broker.config.log.fsync == "always"
-    to_flush: list[PartitionLog] = []
+    # Logs to fsync before answering, with the results that wait on each.
+    to_flush: dict[PartitionLog, list[dict]] = {}
     responses = []
     for topic_data in request["topic_data"]:
         name = topic_data["name"]
@@ -98,12 +103,19 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 log = topic.partitions[index]
                 code = _append(ctx, topic, index, log, partition_data["records"], version, result)
                 result["error_code"] = code
-                if code == ErrorCode.NONE and fsync_always and acks != 0 and log not in to_flush:
-                    to_flush.append(log)
+                if code == ErrorCode.NONE and fsync_always and acks != 0:
+                    to_flush.setdefault(log, []).append(result)
         responses.append({"name": name, "partition_responses": results})
-    for log in to_flush:
-        # The durability promise of fsync=always: acknowledged means on disk.
-        await log.flush()
+    for log, waiting in to_flush.items():
+        # The durability promise of fsync=always: acknowledged means on disk. A failed fsync
+        # is not an acknowledgement: the producer gets KAFKA_STORAGE_ERROR and retries.
+        try:
+            await log.flush()
+        except OSError as exc:
+            log.record_io_error("fsync", exc, now_ms())
+            for result in waiting:
+                result["error_code"] = error_code_for(exc)
+                result["base_offset"] = -1
     if acks == 0:
         failed = [(r["name"], p["index"], ErrorCode(p["error_code"]).name)
                   for r in responses for p in r["partition_responses"] if p["error_code"] != ErrorCode.NONE]
@@ -140,6 +152,7 @@ def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, re
             return code_for_kind(decision.error)
     try:
         # The log checks length, size limit and CRC-32C, then stamps the offset and writes.
+        # A write error (disk full…) leaves the log unchanged; the log has counted and logged it.
         result["base_offset"] = log.append(batches[0], now_ms())
     except (BrokerError, OSError) as exc:
         return error_code_for(exc)

@@ -1,0 +1,121 @@
+"""A data dir with thousands of segments starts and serves under a low open-file limit.
+
+Before sealed segments read through a bounded cache, recovery opened the three files of every
+segment at start: with a limit of 1024 a broker holding more than ~330 segments could not
+restart ("Too many open files"). Here ``dualmq serve`` runs with soft *and* hard limit 1024 —
+the hard one too, since ``serve`` lifts the soft limit to the hard one — on 3,000 segments,
+and real clients read every record. The full 50,000-segment run is ``bench/many_segments.py``
+(too slow for the unit suite: the files alone take ~25 s to write here).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.broker.datadirs import write_segments, write_topics_json
+from tests.support import RunningBroker, require_binary, require_module, serve_command, split_address
+
+pytestmark = [
+    pytest.mark.interop,
+    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+]
+
+OPEN_FILE_LIMIT = 1024
+SEGMENTS = 3_000
+START_TIMEOUT = 60.0
+CLIENT_TIMEOUT = 60
+
+
+def _limit_open_files() -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILE_LIMIT, OPEN_FILE_LIMIT))
+
+
+@contextlib.contextmanager
+def limited_broker(workdir: Path, data_dir: Path) -> Iterator[RunningBroker]:
+    """``dualmq serve`` with soft and hard open-file limit 1024, stopped on exit."""
+    ready_file = workdir / f"ready-{time.monotonic_ns()}.json"
+    log_path = workdir / f"broker-{time.monotonic_ns()}.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(serve_command(data_dir, ready_file), stdin=subprocess.DEVNULL, stdout=log_file,
+                                   stderr=subprocess.STDOUT, preexec_fn=_limit_open_files)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ready_file.exists():
+            if process.poll() is not None:
+                raise AssertionError(f"broker exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"broker not ready after {START_TIMEOUT} s")
+            time.sleep(0.05)
+        ready = json.loads(ready_file.read_text())
+        yield RunningBroker(process, split_address(ready["kafka"]), split_address(ready["resp"]), data_dir, log_path)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def kcat_offsets(address: str, topic: str) -> list[int]:
+    result = subprocess.run([require_binary("kcat", "kcat"), "-b", address, "-C", "-t", topic, "-e", "-q",
+                             "-o", "beginning", "-f", "%o\n"], capture_output=True, timeout=CLIENT_TIMEOUT)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")
+    return [int(line) for line in result.stdout.split()]
+
+
+def open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def test_thousands_of_segments_start_and_serve_under_ulimit_1024(tmp_path: Path) -> None:
+    kafka = require_module("kafka", "kafka-python")
+    data_dir = tmp_path / "data"
+    write_topics_json(data_dir, {"many": 1})
+    stored = write_segments(data_dir / "many-0", SEGMENTS)
+    with limited_broker(tmp_path, data_dir) as broker:
+        assert kcat_offsets(broker.kafka_address, "many") == list(range(SEGMENTS))
+        # Reading every segment went through the cache: the broker holds about an eighth of
+        # its limit in segment files (128) plus the active segment and its sockets.
+        assert open_descriptors(broker.process.pid) < OPEN_FILE_LIMIT // 4
+        producer = kafka.KafkaProducer(bootstrap_servers=broker.kafka_address, request_timeout_ms=10000)
+        try:
+            metadata = producer.send("many", b"after").get(timeout=20)
+        finally:
+            producer.close()
+        assert metadata.offset == SEGMENTS
+        consumer = kafka.KafkaConsumer(bootstrap_servers=broker.kafka_address, group_id=None,
+                                       enable_auto_commit=False, consumer_timeout_ms=3000,
+                                       request_timeout_ms=10000)
+        try:
+            tp = kafka.TopicPartition("many", 0)
+            consumer.assign([tp])
+            consumer.seek(tp, SEGMENTS - 5)
+            records = []
+            deadline = time.monotonic() + 20
+            while len(records) < 6 and time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=500).values():
+                    records.extend(batch)
+        finally:
+            consumer.close()
+        assert [r.offset for r in records] == list(range(SEGMENTS - 5, SEGMENTS + 1))
+        assert records[-1].value == b"after"
+        assert broker.stop() == 0
+        assert "Too many open files" not in broker.log_path.read_text()
+    # A restart under the same limit (a clean one now) serves the same records.
+    with limited_broker(tmp_path, data_dir) as broker:
+        assert kcat_offsets(broker.kafka_address, "many") == list(range(SEGMENTS + 1))
+    assert len(stored) == SEGMENTS
