@@ -23,7 +23,7 @@ import itertools
 
 import attrs
 
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 
 __all__ = [
     "GroupState",

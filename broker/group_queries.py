@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 from broker.group_model import (
     GroupDescription,
     GroupListing,

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import attrs
 
 from broker.errors import BrokerError
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 from broker.group_model import GroupState, JoinTicket, SyncTicket
 
 __all__ = [

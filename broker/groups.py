@@ -5,7 +5,7 @@ LeaveGroup, DescribeGroups, ListGroups, DeleteGroups and the membership check of
 for every group of the broker. Its pieces: the table of state changes (``TRANSITIONS``) and the
 state data in ``broker.group_state``; the immediately-answered requests (Heartbeat, LeaveGroup,
 commit check, describe/list/delete) in ``broker.group_queries``; answer values in
-``broker.group_model``; outcome names in ``broker.group_errors``.
+``broker.group_model``; outcome names in ``broker.outcome``.
 
 What does not: bytes, sockets, tasks, clocks and offsets. Member metadata and assignments are
 opaque ``bytes`` (assignors run in the clients, GUIDE §4.3); time arrives as ``now_ms``;
@@ -76,7 +76,7 @@ from typing import TYPE_CHECKING
 import attrs
 import structlog
 
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 from broker.group_model import (
     JoinMember,
     JoinResponse,

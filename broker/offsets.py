@@ -64,7 +64,7 @@ import crc32c
 import structlog
 
 from broker.errors import DamagedFile
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 
 __all__ = ["OffsetStore", "CommittedOffset", "OffsetStoreCorrupt", "MAX_METADATA_BYTES"]
 

@@ -57,7 +57,7 @@ from typing import Protocol
 import attrs
 
 from broker.errors import DamagedFile
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 
 __all__ = [
     "ProducerIdManager",

@@ -19,7 +19,7 @@ from broker.errors import (
     TopicExists,
     UnknownTopic,
 )
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 from wire.kafka.errors import ErrorCode
 
 

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from broker.group_errors import ErrorKind as E
+from broker.outcome import ErrorKind as E
 from broker.group_model import GroupState as S
 from broker.group_state import TRANSITIONS, Event
 from broker.groups import GroupCoordinator

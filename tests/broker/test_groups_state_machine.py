@@ -19,7 +19,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from broker.group_errors import ErrorKind as E
+from broker.outcome import ErrorKind as E
 from broker.group_model import GroupState as S
 from broker.group_model import JoinTicket, SyncTicket
 from broker.groups import GroupCoordinator

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from broker.errors import DamagedFile
-from broker.group_errors import ErrorKind
 from broker.offsets import MAX_METADATA_BYTES, CommittedOffset, OffsetStore, OffsetStoreCorrupt, _frame
+from broker.outcome import ErrorKind
 
 
 def test_commit_fetch_and_unknown(tmp_path):

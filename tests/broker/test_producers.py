@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
 from broker.errors import DamagedFile
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 from broker.producers import (
     Decision,
     ProducerIdManager,

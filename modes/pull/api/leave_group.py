@@ -11,7 +11,7 @@ throttle time; v3 ``members[]`` with per-member results; v4 flexible.
 
 from __future__ import annotations
 
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind

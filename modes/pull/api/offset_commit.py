@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import trio
 
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind

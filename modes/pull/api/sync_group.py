@@ -21,7 +21,7 @@ protocol_name are not served.
 
 from __future__ import annotations
 
-from broker.group_errors import ErrorKind
+from broker.outcome import ErrorKind
 from broker.group_model import SyncResponse
 from modes.pull.context import RequestContext
 from modes.pull.coordination import MAX_GROUP_WAIT_SECONDS, monotonic_ms

@@ -1,14 +1,18 @@
-"""Outcome names for consumer groups, committed offsets and idempotent producers.
+"""The outcome of a group, committed-offset or idempotent-producer request, as a value.
 
 What lives here: ``ErrorKind``, one enum naming every outcome that ``broker.groups``,
-``broker.offsets`` and ``broker.producers`` can hand back to a front-end. ``GroupErrorKind`` is
-the same enum under the name the group code reads best with.
+``broker.offsets`` and ``broker.producers`` can hand back to a front-end; ``ErrorKind.NONE``
+is success, as Kafka's error code 0 is called NONE.
 
 What does not: numbers. The core must not know Kafka's wire types, but it may use Kafka's
 *semantics*, so each member is spelled exactly like Kafka's error (``Errors.java``). The pull
-front-end maps them to wire codes in one place, which is as simple as::
+front-end maps them to wire codes in one place (``modes/pull/errors.py``), by name::
 
-    KAFKA_CODE = {kind: getattr(wire.kafka.errors, kind.name) for kind in ErrorKind}
+    KIND_CODES = {kind: ErrorCode[kind.name] for kind in ErrorKind}   # plus one override
+
+Why the name ``ErrorKind`` and not ``Outcome``: every value is one of Kafka's error names,
+success included, so ``ErrorKind.NONE`` reads as what it is ("no error") where
+``Outcome.NONE`` would read as "no outcome"; and the front-end's mapping speaks of kinds.
 
 Why outcomes and not exceptions: almost every group request has an "error" that is a perfectly
 normal answer (REBALANCE_IN_PROGRESS tells a consumer to re-join; UNKNOWN_MEMBER_ID tells it to
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["ErrorKind", "GroupErrorKind"]
+__all__ = ["ErrorKind"]
 
 
 class ErrorKind(enum.Enum):
@@ -28,7 +32,7 @@ class ErrorKind(enum.Enum):
 
     NONE = "NONE"
 
-    # --- group membership (GUIDE §4.1) ---
+    # --- consumer-group membership (JoinGroup, SyncGroup, Heartbeat, LeaveGroup) ---
     # The group id is empty: no group can be called "".
     INVALID_GROUP_ID = "INVALID_GROUP_ID"
     # The member id is not (or no longer) in the group: the client must join afresh with "".
@@ -51,15 +55,19 @@ class ErrorKind(enum.Enum):
     GROUP_ID_NOT_FOUND = "GROUP_ID_NOT_FOUND"
     NON_EMPTY_GROUP = "NON_EMPTY_GROUP"
 
-    # --- committed offsets (GUIDE §4.2) ---
+    # --- committed offsets (OffsetCommit) ---
+    # The metadata string a consumer stores with its offset is longer than the broker keeps.
     OFFSET_METADATA_TOO_LARGE = "OFFSET_METADATA_TOO_LARGE"
 
-    # --- idempotent producers (GUIDE §2.7, §3.3) ---
+    # --- idempotent producers (InitProducerId, Produce) ---
+    # A batch's first sequence number is not the one after the last accepted batch's.
     OUT_OF_ORDER_SEQUENCE_NUMBER = "OUT_OF_ORDER_SEQUENCE_NUMBER"
+    # The producer id is known but a newer epoch of it exists (a zombie producer).
     INVALID_PRODUCER_EPOCH = "INVALID_PRODUCER_EPOCH"
     # Kafka answers a retried duplicate with NONE and the original offset; this name exists for
     # completeness (Produce never needs it with our duplicate handling).
     DUPLICATE_SEQUENCE_NUMBER = "DUPLICATE_SEQUENCE_NUMBER"
+    # InitProducerId names a producer id the broker never issued.
     UNKNOWN_PRODUCER_ID = "UNKNOWN_PRODUCER_ID"
     # InitProducerId with a transactional id: we implement no transaction coordinator.
     # Suggested wire mapping: INVALID_REQUEST (42); kafka-python and librdkafka only send a
@@ -69,6 +77,3 @@ class ErrorKind(enum.Enum):
     @property
     def ok(self) -> bool:
         return self is ErrorKind.NONE
-
-
-GroupErrorKind = ErrorKind
