@@ -28,8 +28,7 @@ import attrs
 import structlog
 import trio
 
-from broker.groups import GroupCoordinator
-from broker.group_model import Ticket
+from broker.groups import GroupCoordinator, Ticket
 from broker.offsets import OffsetStore
 from broker.producers import ProducerIdManager, ProducerStateTable
 from broker.topics import Topic, TopicRegistry

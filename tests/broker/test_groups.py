@@ -6,10 +6,9 @@ import itertools
 
 import pytest
 
+from broker.groups import TRANSITIONS, Event, GroupCoordinator
+from broker.groups import GroupState as S
 from broker.outcome import ErrorKind as E
-from broker.group_model import GroupState as S
-from broker.group_state import TRANSITIONS, Event
-from broker.groups import GroupCoordinator
 
 SESSION = 10_000
 REBALANCE = 20_000

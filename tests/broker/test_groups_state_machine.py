@@ -19,10 +19,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from broker.groups import GroupCoordinator, JoinTicket, SyncTicket
+from broker.groups import GroupState as S
 from broker.outcome import ErrorKind as E
-from broker.group_model import GroupState as S
-from broker.group_model import JoinTicket, SyncTicket
-from broker.groups import GroupCoordinator
 
 GROUPS = ["g1", "g2"]
 SLOTS = range(3)

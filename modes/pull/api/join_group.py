@@ -27,8 +27,8 @@ membership); v6 flexible; v7 protocol_type in the response, protocol_name nullab
 
 from __future__ import annotations
 
+from broker.groups import JoinResponse
 from broker.outcome import ErrorKind
-from broker.group_model import JoinResponse
 from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind

@@ -21,8 +21,8 @@ protocol_name are not served.
 
 from __future__ import annotations
 
+from broker.groups import SyncResponse
 from broker.outcome import ErrorKind
-from broker.group_model import SyncResponse
 from modes.pull.context import RequestContext
 from modes.pull.coordination import MAX_GROUP_WAIT_SECONDS, monotonic_ms
 from modes.pull.errors import code_for_kind

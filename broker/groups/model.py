@@ -1,19 +1,22 @@
-"""The values the group coordinator hands out: states, responses, tickets, descriptions.
+"""The values the group coordinator hands out: states, answers, tickets, descriptions.
 
-What lives here: ``GroupState`` (spelled as Kafka's DescribeGroups spells it), the frozen
-answers ``JoinResponse`` / ``SyncResponse`` / ``LeaveResult`` / ``GroupDescription``, and the two
-*tickets* (``JoinTicket``, ``SyncTicket``) through which delayed answers are delivered.
+What lives here: ``GroupState`` (spelled as Kafka's DescribeGroups spells it, with the short
+aliases ``EMPTY`` ... ``DEAD`` the state machine reads best with), the frozen answers
+``JoinResponse`` / ``SyncResponse`` / ``LeaveResult`` / ``GroupDescription`` / ``GroupListing``,
+and the two *tickets* (``JoinTicket``, ``SyncTicket``) through which late answers are delivered.
 
-What does not: any decision. The rules are in ``broker.groups``; this module only shapes what
-goes in and out so the front-end can read it without importing the state machine.
+What does not: any decision. The rules are in ``broker.groups.coordinator`` and
+``broker.groups.transitions``; this module only shapes what goes out so that a front-end can
+read it without importing the state machine. Outcome names (``ErrorKind``) are shared with
+offsets and producers and live in ``broker.outcome``.
 
-Why tickets: in Kafka, JoinGroup and SyncGroup are answered *late*. A join waits until every
-member has re-joined (or the rebalance timeout ran out); a follower's sync waits for the
-leader's. The core has no tasks and no clock, so it cannot "wait". Instead a call returns a
-ticket that is either already answered (``ticket.done``) or pending; a later call — another
-member's join, the leader's sync, or ``GroupCoordinator.tick(now_ms)`` — fills in
-``ticket.response`` and reports the ticket as completed. The front-end parks the request on a
-``trio.Event`` until then.
+Why tickets: in Kafka's classic group protocol, JoinGroup and SyncGroup are answered *late*.
+A join waits until every member has re-joined (or the rebalance timeout ran out); a follower's
+sync waits for the leader's. The core has no tasks and no clock, so it cannot "wait". Instead
+a call returns a ticket that is either already answered (``ticket.done``) or pending; a later
+call — another member's join, the leader's sync, or ``GroupCoordinator.tick(now_ms)`` — fills
+in ``ticket.response`` and reports the ticket as completed. The front-end parks the request on
+a ``trio.Event`` until then.
 """
 
 from __future__ import annotations
@@ -27,6 +30,11 @@ from broker.outcome import ErrorKind
 
 __all__ = [
     "GroupState",
+    "EMPTY",
+    "PREPARING",
+    "COMPLETING",
+    "STABLE",
+    "DEAD",
     "JoinMember",
     "JoinResponse",
     "SyncResponse",
@@ -49,6 +57,14 @@ class GroupState(enum.Enum):
     COMPLETING_REBALANCE = "CompletingRebalance"
     STABLE = "Stable"
     DEAD = "Dead"
+
+
+# Short names, so that a table of states reads as a table.
+EMPTY = GroupState.EMPTY
+PREPARING = GroupState.PREPARING_REBALANCE
+COMPLETING = GroupState.COMPLETING_REBALANCE
+STABLE = GroupState.STABLE
+DEAD = GroupState.DEAD
 
 
 @attrs.frozen

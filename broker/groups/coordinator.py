@@ -1,34 +1,24 @@
-"""The classic consumer-group coordinator, as a pure state machine.
+"""The group coordinator: every request that changes a consumer group or checks a member.
 
-What lives here: ``GroupCoordinator``, which answers JoinGroup, SyncGroup, Heartbeat,
-LeaveGroup, DescribeGroups, ListGroups, DeleteGroups and the membership check of OffsetCommit
-for every group of the broker. Its pieces: the table of state changes (``TRANSITIONS``) and the
-state data in ``broker.group_state``; the immediately-answered requests (Heartbeat, LeaveGroup,
-commit check, describe/list/delete) in ``broker.group_queries``; answer values in
-``broker.group_model``; outcome names in ``broker.outcome``.
+What lives here: ``GroupCoordinator``, which holds every group of the broker and answers
+JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DeleteGroups and the membership check of
+OffsetCommit, applies deadlines (``tick``), and hands DescribeGroups / ListGroups to the
+read-only views; ``HEARTBEAT_REPLY``, Heartbeat's answer by state. Read ``broker.groups``
+(the package docstring) for how a front-end drives it.
 
-What does not: bytes, sockets, tasks, clocks and offsets. Member metadata and assignments are
-opaque ``bytes`` (assignors run in the clients, GUIDE §4.3); time arrives as ``now_ms``;
-committed offsets live in ``broker.offsets``; wire error codes are chosen by the front-end
-from the ``ErrorKind`` names we return. Answer shapes are in ``broker.group_model``.
+What does not: the state table and what each move does (``broker.groups.transitions``), the
+records and the rules read off them (``broker.groups.members``), the values handed out
+(``broker.groups.model``), describe/list (``broker.groups.views``). Nor bytes, sockets,
+tasks, clocks or offsets: member metadata and assignments are opaque ``bytes`` (assignors run
+in the clients), time arrives as ``now_ms``, committed offsets live in ``broker.offsets``.
 
-Kafka's behaviour, in our words (GUIDE §4.1, Kafka's ``ClassicGroup`` / ``GroupCoordinator``):
+Kafka's classic group protocol, the request side, in our words:
 
-* A group is **Empty** (no members) → **PreparingRebalance** (collecting JoinGroups) →
-  **CompletingRebalance** (joins answered, waiting for the leader's SyncGroup) → **Stable**.
-  Anything that changes the membership — a new member, a member leaving or timing out, a
-  member re-joining with new metadata, the leader re-joining — sends it back to
-  PreparingRebalance. When the last member is gone the group is Empty again (its committed
-  offsets stay). Deleting an Empty group makes it **Dead** (and forgotten).
-* A rebalance ends when every member has re-joined, or when the rebalance timeout (the largest
-  ``rebalance_timeout_ms`` among members) runs out; members that did not re-join are removed.
-  A brand-new group additionally waits ``group_initial_rebalance_delay_ms`` (extended on every
-  new arrival, capped by the rebalance timeout) so that consumers starting together end up in
-  one generation instead of a cascade of rebalances.
-* The end of a rebalance starts a new **generation**: its number goes up by one, an assignor
-  is chosen (candidates: names every member supports; each member votes for its first
-  preference among them; most votes wins, ties go to the earliest in the first member's list),
-  and every waiting JoinGroup is answered. The leader's answer lists all members' metadata.
+* JoinGroup: a member with an empty id joins afresh and gets a new id; a known member re-joins
+  (to take part in a rebalance, or with new metadata). JoinGroup v4+
+  (``require_known_member=True``): a dynamic member joining with an empty id gets
+  MEMBER_ID_REQUIRED and a fresh id ``<client_id>-<uuid4>``; only its second join (with that
+  id) makes it a member. Until then it is *pending*, and a rebalance waits for it too.
 * SyncGroup: followers are held until the leader's SyncGroup brings the assignments; then
   everyone gets their own bytes (a member the leader forgot gets ``b""``). Members must send
   SyncGroup within the rebalance timeout, or they are removed and a new rebalance starts
@@ -40,31 +30,11 @@ Kafka's behaviour, in our words (GUIDE §4.1, Kafka's ``ClassicGroup`` / ``Group
   and no member id takes over the old member id's place. In a Stable group with unchanged
   metadata it gets the current generation back and no rebalance happens (so a restarting
   consumer keeps its partitions); the old member id is fenced (FENCED_INSTANCE_ID).
-* JoinGroup v4+ (``require_known_member=True``): a dynamic member joining with an empty id gets
-  MEMBER_ID_REQUIRED and a fresh id ``<client_id>-<uuid4>``; only its second join (with that
-  id) makes it a member. Until then it is *pending*, and a rebalance waits for it too.
 
 Deliberate differences from Kafka: a member re-joining with different protocols is checked
 against the *other* members only (Kafka counts its old protocols too and may reject a lone
 member that changes assignor); a non-existent group is created by the first JoinGroup, not by
 FindCoordinator.
-
-HOW A FRONT-END DRIVES IT (single trio thread; every method is synchronous and quick):
-
-1. JoinGroup → ``ticket = coordinator.join(...)``; SyncGroup → ``ticket = coordinator.sync(...)``.
-   If ``ticket.done``, answer with ``ticket.response`` now. Otherwise park the request on a
-   ``trio.Event`` kept in a dict ``{ticket: event}`` and await it (no deadline needed: the
-   rebalance and sync timeouts bound the wait).
-2. After *every* call that may change state (join, sync, heartbeat, leave, validate_commit,
-   delete_group) and on a periodic timer (every ~100 ms, or sleep until
-   ``next_deadline_ms()``), call ``for t in coordinator.tick(now_ms): events.pop(t).set()``
-   (use ``pop(t, None)`` if connections may go away). ``tick`` returns each *pending* ticket
-   exactly once, after it got its ``response``; a ticket already done when returned to you is
-   never reported. The waiting handler then answers with ``ticket.response``.
-3. Heartbeat, LeaveGroup, DescribeGroups, ListGroups, DeleteGroups and the OffsetCommit check
-   answer immediately with values.
-4. ``now_ms`` is the front-end's monotonic clock in milliseconds (``trio.current_time()*1000``);
-   it must never go backwards.
 """
 
 from __future__ import annotations
@@ -76,27 +46,8 @@ from typing import TYPE_CHECKING
 import attrs
 import structlog
 
-from broker.outcome import ErrorKind
-from broker.group_model import (
-    JoinMember,
-    JoinResponse,
-    JoinTicket,
-    SyncResponse,
-    SyncTicket,
-    Ticket,
-)
-from broker.group_queries import ImmediateRequests
-from broker.group_state import (
-    COMPLETING,
-    DEAD,
-    EMPTY,
-    HEARTBEAT_REPLY,
-    PREPARING,
-    STABLE,
-    TRANSITIONS,
-    Event,
+from broker.groups.members import (
     GroupData,
-    IllegalGroupTransition,
     MemberData,
     Protocols,
     max_rebalance_timeout,
@@ -104,21 +55,50 @@ from broker.group_state import (
     supports_protocols,
     validate_member,
 )
+from broker.groups.model import (
+    COMPLETING,
+    DEAD,
+    EMPTY,
+    PREPARING,
+    STABLE,
+    GroupDescription,
+    GroupListing,
+    GroupState,
+    JoinMember,
+    JoinResponse,
+    JoinTicket,
+    LeaveResult,
+    MemberLeave,
+    SyncResponse,
+    SyncTicket,
+    Ticket,
+)
+from broker.groups.transitions import TRANSITIONS, Event, IllegalGroupTransition
+from broker.groups.views import describe_group, list_groups
+from broker.outcome import ErrorKind
 
 if TYPE_CHECKING:
     from broker.config import KafkaConfig
 
-# Re-exported so front-ends need one import for the state machine and its table.
-__all__ = ["GroupCoordinator", "Event", "TRANSITIONS", "HEARTBEAT_REPLY", "IllegalGroupTransition"]
+__all__ = ["GroupCoordinator", "HEARTBEAT_REPLY"]
 
 log = structlog.get_logger("dualmq.groups")
+
+# Heartbeat's answer for a known member of the current generation, by the group's state.
+HEARTBEAT_REPLY: dict[GroupState, ErrorKind] = {
+    EMPTY: ErrorKind.UNKNOWN_MEMBER_ID,
+    PREPARING: ErrorKind.REBALANCE_IN_PROGRESS,  # "stop fetching and re-join"
+    COMPLETING: ErrorKind.NONE,
+    STABLE: ErrorKind.NONE,
+    DEAD: ErrorKind.COORDINATOR_NOT_AVAILABLE,
+}
 
 def _new_uuid() -> str:
     return str(uuid.uuid4())
 
 
 @attrs.define
-class GroupCoordinator(ImmediateRequests):
+class GroupCoordinator:
     """Every consumer group of the broker. See the module docstring for how to drive it.
 
     Build it with ``GroupCoordinator.from_config(broker_config.kafka, existing_groups=...)``;
@@ -372,6 +352,121 @@ class GroupCoordinator(ImmediateRequests):
             self._fire(group, Event.LEADER_SYNCED, now_ms)
         return self._hand_out(ticket)
 
+    # ------------------------------------------------------------------ Heartbeat, LeaveGroup
+
+    def heartbeat(self, group_id: str, *, member_id: str, generation_id: int,
+                  instance_id: str | None = None, now_ms: int) -> ErrorKind:
+        """A Heartbeat request; renews the member's session. Returns the answer."""
+        group = self._groups.get(group_id)
+        error = self._validate_generation_request(group, group_id, member_id, instance_id,
+                                                  generation_id)
+        if error is not ErrorKind.NONE:
+            return error
+        member = group.members[member_id]
+        member.session_deadline_ms = now_ms + member.session_timeout_ms
+        return HEARTBEAT_REPLY[group.state]
+
+    def leave(self, group_id: str, members: Iterable[tuple[str, str | None]], *,
+              now_ms: int) -> LeaveResult:
+        """A LeaveGroup request: ``members`` are ``(member_id, instance_id)`` pairs.
+
+        v0-2 name one member and no instance id. v3+ may name several; a static member may be
+        named by instance id with member id "" (as the admin client does). Per-member errors:
+        UNKNOWN_MEMBER_ID, or FENCED_INSTANCE_ID when the member id is not the instance's
+        current one. An unknown group answers NONE with every member UNKNOWN_MEMBER_ID.
+        """
+        members = list(members)
+        if not group_id:
+            return LeaveResult(ErrorKind.INVALID_GROUP_ID)
+        group = self._groups.get(group_id)
+        if group is None:
+            return LeaveResult(ErrorKind.NONE, tuple(
+                MemberLeave(m, i, ErrorKind.UNKNOWN_MEMBER_ID) for m, i in members))
+        if group.state is DEAD:
+            return LeaveResult(ErrorKind.COORDINATOR_NOT_AVAILABLE)
+        results = []
+        for member_id, instance_id in members:
+            if instance_id is not None:
+                current = group.static_members.get(instance_id)
+                if current is None:
+                    error = ErrorKind.UNKNOWN_MEMBER_ID
+                elif member_id and member_id != current:
+                    error = ErrorKind.FENCED_INSTANCE_ID
+                else:
+                    error = ErrorKind.NONE
+                    self._remove_member(group, current, now_ms, reason="left")
+            elif member_id in group.pending_members:
+                del group.pending_members[member_id]
+                error = ErrorKind.NONE
+                self._try_complete_join(group, now_ms)
+            elif member_id in group.members:
+                error = ErrorKind.NONE
+                self._remove_member(group, member_id, now_ms, reason="left")
+            else:
+                error = ErrorKind.UNKNOWN_MEMBER_ID
+            results.append(MemberLeave(member_id, instance_id, error))
+        return LeaveResult(ErrorKind.NONE, tuple(results))
+
+    # ------------------------------------------------------------------ OffsetCommit check
+
+    def validate_commit(self, group_id: str, *, member_id: str, generation_id: int,
+                        instance_id: str | None = None, now_ms: int) -> ErrorKind:
+        """May this OffsetCommit store offsets? (Kafka's ``validateOffsetCommit``.)
+
+        ``generation_id < 0`` on an Empty or unknown group is a "simple" commit from a consumer
+        that assigns partitions itself: accepted, and it creates the (Empty) group. Otherwise
+        the member must be known and of the current generation, and the group must not be
+        CompletingRebalance (REBALANCE_IN_PROGRESS: commit again after SyncGroup). A commit
+        with a generation to an unknown group is ILLEGAL_GENERATION (Kafka, OffsetCommit <= v8;
+        v9+ would say GROUP_ID_NOT_FOUND). An accepted member commit renews its session.
+        """
+        group = self._groups.get(group_id)
+        if group is None:
+            if generation_id < 0:
+                self._group(group_id, create=True)
+                return ErrorKind.NONE
+            return ErrorKind.ILLEGAL_GENERATION
+        if group.state is DEAD:
+            return ErrorKind.COORDINATOR_NOT_AVAILABLE
+        if generation_id < 0 and group.state is EMPTY:
+            return ErrorKind.NONE
+        if generation_id >= 0 or member_id or instance_id is not None:
+            error = validate_member(group, member_id, instance_id)
+            if error is not ErrorKind.NONE:
+                return error
+            if generation_id != group.generation_id:
+                return ErrorKind.ILLEGAL_GENERATION
+        else:
+            # No member, no generation, but the group has members: not a simple consumer.
+            return ErrorKind.UNKNOWN_MEMBER_ID
+        if group.state is COMPLETING:
+            return ErrorKind.REBALANCE_IN_PROGRESS
+        member = group.members[member_id]
+        member.session_deadline_ms = now_ms + member.session_timeout_ms
+        return ErrorKind.NONE
+
+    # ------------------------------------------------------------------ DeleteGroups, views
+
+    def delete_group(self, group_id: str, *, now_ms: int) -> ErrorKind:
+        """DeleteGroups for one group: only an Empty group can go. The caller then deletes
+        the group's committed offsets (``OffsetStore.delete_group``)."""
+        group = self._groups.get(group_id)
+        if group is None:
+            return ErrorKind.GROUP_ID_NOT_FOUND
+        if group.state is not EMPTY:
+            return ErrorKind.NON_EMPTY_GROUP
+        self._fire(group, Event.GROUP_DELETED, now_ms)
+        del self._groups[group_id]
+        return ErrorKind.NONE
+
+    def describe(self, group_id: str) -> GroupDescription:
+        """DescribeGroups for one group; see ``broker.groups.views.describe_group``."""
+        return describe_group(group_id, self._groups.get(group_id))
+
+    def list_groups(self) -> list[GroupListing]:
+        """ListGroups: every known group, in creation order."""
+        return list_groups(self._groups.values())
+
     # ------------------------------------------------------------------ time
 
     def tick(self, now_ms: int) -> list[Ticket]:
@@ -576,17 +671,12 @@ class GroupCoordinator(ImmediateRequests):
 
     def _drop_member(self, group: GroupData, member_id: str, *, reason: str) -> None:
         """Take a member out without firing an event (the caller fires one)."""
-        member = group.members.pop(member_id)
+        member = group.forget_member(member_id)
         if member.join_ticket is not None:
             self._finish(member.join_ticket,
                          JoinResponse.failed(ErrorKind.UNKNOWN_MEMBER_ID, member_id))
         if member.sync_ticket is not None:
             self._finish(member.sync_ticket, SyncResponse.failed(ErrorKind.UNKNOWN_MEMBER_ID))
-        if member.instance_id is not None and group.static_members.get(member.instance_id) == member_id:
-            del group.static_members[member.instance_id]
-        group.pending_sync.discard(member_id)
-        if group.leader_id == member_id:
-            group.leader_id = next(iter(group.members), "")
         log.info("group_member_removed", group_id=group.group_id, member_id=member_id,
                  reason=reason)
 
