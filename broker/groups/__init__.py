@@ -5,6 +5,7 @@ What lives here, one concept a module:
 - ``coordinator.py``  ``GroupCoordinator``: the requests that change a group or check a member
   (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DeleteGroups, the OffsetCommit check) and the
   deadlines (``tick``).
+- ``joining.py``      the steps of a JoinGroup: new, pending, known and static members.
 - ``transitions.py``  the states a group goes through, the events that move it, and the one
   transition table (state x event -> next state, action).
 - ``members.py``      the group and member records; member validation; protocol choice.

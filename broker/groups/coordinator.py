@@ -1,40 +1,35 @@
 """The group coordinator: every request that changes a consumer group or checks a member.
 
 What lives here: ``GroupCoordinator``, which holds every group of the broker and answers
-JoinGroup, SyncGroup, Heartbeat, LeaveGroup, DeleteGroups and the membership check of
-OffsetCommit, applies deadlines (``tick``), and hands DescribeGroups / ListGroups to the
-read-only views; ``HEARTBEAT_REPLY``, Heartbeat's answer by state. Read ``broker.groups``
-(the package docstring) for how a front-end drives it.
+JoinGroup (checks, then ``broker.groups.joining``), SyncGroup, Heartbeat, LeaveGroup,
+DeleteGroups and the membership check of OffsetCommit; applies deadlines (``tick``); and hands
+DescribeGroups / ListGroups to the read-only views. ``HEARTBEAT_REPLY``: Heartbeat's answer by
+state. Read ``broker.groups`` (the package docstring) for how a front-end drives it.
 
-What does not: the state table and what each move does (``broker.groups.transitions``), the
-records and the rules read off them (``broker.groups.members``), the values handed out
-(``broker.groups.model``), describe/list (``broker.groups.views``). Nor bytes, sockets,
-tasks, clocks or offsets: member metadata and assignments are opaque ``bytes`` (assignors run
-in the clients), time arrives as ``now_ms``, committed offsets live in ``broker.offsets``.
+What does not: the steps of a join (``broker.groups.joining``), the state table and what each
+move does (``broker.groups.transitions``), the records and the rules read off them
+(``broker.groups.members``), the values handed out (``broker.groups.model``), describe/list
+(``broker.groups.views``). Nor bytes, sockets, tasks, clocks or offsets: member metadata and
+assignments are opaque ``bytes`` (assignors run in the clients), time arrives as ``now_ms``,
+committed offsets live in ``broker.offsets``.
 
 Kafka's classic group protocol, the request side, in our words:
 
-* JoinGroup: a member with an empty id joins afresh and gets a new id; a known member re-joins
-  (to take part in a rebalance, or with new metadata). JoinGroup v4+
-  (``require_known_member=True``): a dynamic member joining with an empty id gets
-  MEMBER_ID_REQUIRED and a fresh id ``<client_id>-<uuid4>``; only its second join (with that
-  id) makes it a member. Until then it is *pending*, and a rebalance waits for it too.
 * SyncGroup: followers are held until the leader's SyncGroup brings the assignments; then
   everyone gets their own bytes (a member the leader forgot gets ``b""``). Members must send
   SyncGroup within the rebalance timeout, or they are removed and a new rebalance starts
   (Kafka 3.2+'s "pending sync" rule; it also unsticks a group whose leader died mid-sync).
+* Heartbeat: a member of the current generation hears whether to carry on (NONE) or re-join
+  (REBALANCE_IN_PROGRESS); see ``HEARTBEAT_REPLY``.
 * Sessions: any JoinGroup, SyncGroup, Heartbeat or accepted OffsetCommit renews a member's
   session. A member whose session runs out is removed — except while it is *waiting* for a
   JoinGroup or SyncGroup answer, because then the broker is the one making it wait.
-* Static membership (``group.instance.id``): a member that comes back with a known instance id
-  and no member id takes over the old member id's place. In a Stable group with unchanged
-  metadata it gets the current generation back and no rebalance happens (so a restarting
-  consumer keeps its partitions); the old member id is fenced (FENCED_INSTANCE_ID).
+* LeaveGroup removes members at once (a static member may be named by its instance id);
+  DeleteGroups forgets an Empty group; an OffsetCommit is accepted from a member of the
+  current generation, or with no generation at all from a consumer outside any rebalance.
 
-Deliberate differences from Kafka: a member re-joining with different protocols is checked
-against the *other* members only (Kafka counts its old protocols too and may reject a lone
-member that changes assignor); a non-existent group is created by the first JoinGroup, not by
-FindCoordinator.
+Deliberate difference from Kafka: a non-existent group is created by the first JoinGroup (or
+simple OffsetCommit), not by FindCoordinator.
 """
 
 from __future__ import annotations
@@ -46,25 +41,18 @@ from typing import TYPE_CHECKING
 import attrs
 import structlog
 
-from broker.groups.members import (
-    GroupData,
-    MemberData,
-    Protocols,
-    max_rebalance_timeout,
-    select_protocol,
-    supports_protocols,
-    validate_member,
-)
+from broker.groups.joining import JoinRequest, join_known_member, join_new_member
+from broker.groups.members import GroupData, Protocols, sync_response, validate_member
 from broker.groups.model import (
     COMPLETING,
     DEAD,
     EMPTY,
     PREPARING,
     STABLE,
+    AnsweredTickets,
     GroupDescription,
     GroupListing,
     GroupState,
-    JoinMember,
     JoinResponse,
     JoinTicket,
     LeaveResult,
@@ -73,7 +61,13 @@ from broker.groups.model import (
     SyncTicket,
     Ticket,
 )
-from broker.groups.transitions import TRANSITIONS, Event, IllegalGroupTransition
+from broker.groups.transitions import (
+    ActionContext,
+    Event,
+    fire,
+    remove_member,
+    try_complete_join,
+)
 from broker.groups.views import describe_group, list_groups
 from broker.outcome import ErrorKind
 
@@ -93,13 +87,14 @@ HEARTBEAT_REPLY: dict[GroupState, ErrorKind] = {
     DEAD: ErrorKind.COORDINATOR_NOT_AVAILABLE,
 }
 
+
 def _new_uuid() -> str:
     return str(uuid.uuid4())
 
 
 @attrs.define
 class GroupCoordinator:
-    """Every consumer group of the broker. See the module docstring for how to drive it.
+    """Every consumer group of the broker. See ``broker.groups`` for how to drive it.
 
     Build it with ``GroupCoordinator.from_config(broker_config.kafka, existing_groups=...)``;
     ``existing_groups`` (e.g. ``offset_store.groups()``) makes groups known only by their
@@ -111,8 +106,7 @@ class GroupCoordinator:
     max_session_timeout_ms: int = 1_800_000
     new_uuid: Callable[[], str] = _new_uuid  # injectable for deterministic tests
     _groups: dict[str, GroupData] = attrs.field(factory=dict, init=False)
-    # Tickets that were handed out pending and have completed since the last tick().
-    _completed: dict[Ticket, None] = attrs.field(factory=dict, init=False)
+    _answers: AnsweredTickets = attrs.field(factory=AnsweredTickets, init=False)
 
     @classmethod
     def from_config(cls, kafka_config: KafkaConfig,
@@ -146,164 +140,38 @@ class GroupCoordinator:
             A ticket; done now, or completed later (reported by ``tick``).
         """
         ticket = JoinTicket(group_id=group_id, member_id=member_id)
-        protocols = tuple((str(name), bytes(meta)) for name, meta in protocols)
-        error = self._check_join(group_id, member_id, session_timeout_ms, protocols)
+        request = JoinRequest(
+            instance_id=instance_id, client_id=client_id, client_host=client_host,
+            session_timeout_ms=session_timeout_ms, rebalance_timeout_ms=rebalance_timeout_ms,
+            protocol_type=protocol_type,
+            protocols=tuple((str(name), bytes(meta)) for name, meta in protocols),
+            now_ms=now_ms, require_known_member=require_known_member)
+        error = self._check_join(group_id, request)
         if error is not ErrorKind.NONE:
-            return self._answer_now(ticket, JoinResponse.failed(error, member_id))
+            return self._answers.answer_now(ticket, JoinResponse.failed(error, member_id))
         group = self._groups.get(group_id)
         if member_id == "":
             group = self._group(group_id, create=True)
-            self._join_unknown_member(group, ticket, instance_id, client_id, client_host,
-                                      session_timeout_ms, rebalance_timeout_ms, protocol_type,
-                                      protocols, now_ms, require_known_member)
+            join_new_member(group, ticket, request, self._context, self.new_uuid)
         elif group is None:
-            self._finish(ticket, JoinResponse.failed(ErrorKind.UNKNOWN_MEMBER_ID, member_id))
+            self._answers.answer(ticket, JoinResponse.failed(ErrorKind.UNKNOWN_MEMBER_ID,
+                                                             member_id))
         else:
-            self._join_known_member(group, ticket, instance_id, client_id, client_host,
-                                    session_timeout_ms, rebalance_timeout_ms, protocol_type,
-                                    protocols, now_ms)
-        return self._hand_out(ticket)
+            join_known_member(group, ticket, request, self._context)
+        return self._answers.hand_out(ticket)
 
-    def _check_join(self, group_id: str, member_id: str, session_timeout_ms: int,
-                    protocols: Protocols) -> ErrorKind:
+    def _check_join(self, group_id: str, request: JoinRequest) -> ErrorKind:
         if not group_id:
             return ErrorKind.INVALID_GROUP_ID
-        if not self.min_session_timeout_ms <= session_timeout_ms <= self.max_session_timeout_ms:
+        if not (self.min_session_timeout_ms <= request.session_timeout_ms
+                <= self.max_session_timeout_ms):
             return ErrorKind.INVALID_SESSION_TIMEOUT
-        if not protocols:
+        if not request.protocols:
             return ErrorKind.INCONSISTENT_GROUP_PROTOCOL
         group = self._groups.get(group_id)
         if group is not None and group.state is DEAD:
             return ErrorKind.COORDINATOR_NOT_AVAILABLE
         return ErrorKind.NONE
-
-    def _join_unknown_member(self, group: GroupData, ticket: JoinTicket, instance_id, client_id,
-                             client_host, session_timeout_ms, rebalance_timeout_ms,
-                             protocol_type, protocols, now_ms, require_known_member) -> None:
-        if not supports_protocols(group, protocol_type, protocols, exclude=None):
-            self._finish(ticket, JoinResponse.failed(ErrorKind.INCONSISTENT_GROUP_PROTOCOL, ""))
-            return
-        if instance_id is not None and instance_id in group.static_members:
-            self._replace_static_member(group, ticket, instance_id, client_id, client_host,
-                                        session_timeout_ms, rebalance_timeout_ms, protocols,
-                                        now_ms)
-            return
-        # Kafka's id format: whoever the client says it is, plus a uuid to make it unique.
-        new_id = f"{instance_id if instance_id is not None else client_id}-{self.new_uuid()}"
-        if require_known_member and instance_id is None:
-            # Remember the id so that the second join is recognised; a rebalance in progress
-            # waits for it (Kafka's "pending members"), but not beyond its session timeout.
-            group.pending_members[new_id] = now_ms + session_timeout_ms
-            self._finish(ticket, JoinResponse.failed(ErrorKind.MEMBER_ID_REQUIRED, new_id))
-            return
-        self._add_member(group, ticket, new_id, instance_id, client_id, client_host,
-                         session_timeout_ms, rebalance_timeout_ms, protocol_type, protocols,
-                         now_ms)
-
-    def _join_known_member(self, group: GroupData, ticket: JoinTicket, instance_id, client_id,
-                           client_host, session_timeout_ms, rebalance_timeout_ms,
-                           protocol_type, protocols, now_ms) -> None:
-        member_id = ticket.member_id
-        if member_id in group.pending_members and instance_id is None:
-            # The second half of the MEMBER_ID_REQUIRED round trip.
-            if not supports_protocols(group, protocol_type, protocols, exclude=None):
-                self._finish(ticket, JoinResponse.failed(ErrorKind.INCONSISTENT_GROUP_PROTOCOL,
-                                                         member_id))
-                return
-            del group.pending_members[member_id]
-            self._add_member(group, ticket, member_id, None, client_id, client_host,
-                             session_timeout_ms, rebalance_timeout_ms, protocol_type,
-                             protocols, now_ms)
-            return
-        error = validate_member(group, member_id, instance_id)
-        if error is not ErrorKind.NONE:
-            self._finish(ticket, JoinResponse.failed(error, member_id))
-            return
-        if not supports_protocols(group, protocol_type, protocols, exclude=member_id):
-            self._finish(ticket, JoinResponse.failed(ErrorKind.INCONSISTENT_GROUP_PROTOCOL,
-                                                     member_id))
-            return
-        member = group.members[member_id]
-        changed = member.protocols != protocols
-        member.client_id, member.client_host = client_id, client_host
-        member.session_timeout_ms = session_timeout_ms
-        member.rebalance_timeout_ms = rebalance_timeout_ms
-        member.session_deadline_ms = now_ms + session_timeout_ms
-        if group.state is COMPLETING and not changed:
-            # A retried join of the generation just formed: answer it again, no rebalance.
-            self._finish(ticket, self._join_response(group, member))
-            return
-        if group.state is STABLE and not changed and member_id != group.leader_id:
-            # A follower re-joining with nothing new just gets the current generation back.
-            # (A leader re-join always rebalances: that is how a leader asks for a new
-            # assignment, e.g. when its topics' partition counts changed.)
-            self._finish(ticket, self._join_response(group, member))
-            return
-        member.protocols = protocols
-        self._set_join_ticket(member, ticket)
-        self._fire(group, Event.MEMBER_CHANGED if changed or group.state is STABLE
-                   else Event.MEMBER_REJOINED, now_ms)
-
-    def _add_member(self, group: GroupData, ticket: JoinTicket, member_id, instance_id, client_id,
-                    client_host, session_timeout_ms, rebalance_timeout_ms, protocol_type,
-                    protocols, now_ms) -> None:
-        if not group.members:
-            group.protocol_type = protocol_type
-        member = MemberData(member_id=member_id, instance_id=instance_id, client_id=client_id,
-                         client_host=client_host, session_timeout_ms=session_timeout_ms,
-                         rebalance_timeout_ms=rebalance_timeout_ms, protocols=protocols,
-                         session_deadline_ms=now_ms + session_timeout_ms)
-        group.members[member_id] = member
-        if instance_id is not None:
-            group.static_members[instance_id] = member_id
-        if not group.leader_id:
-            group.leader_id = member_id
-        ticket.member_id = member_id
-        self._set_join_ticket(member, ticket)
-        log.debug("group_member_added", group_id=group.group_id, member_id=member_id)
-        self._fire(group, Event.MEMBER_ADDED, now_ms)
-
-    def _replace_static_member(self, group: GroupData, ticket: JoinTicket, instance_id, client_id,
-                               client_host, session_timeout_ms, rebalance_timeout_ms,
-                               protocols, now_ms) -> None:
-        old_id = group.static_members[instance_id]
-        old = group.members.pop(old_id)
-        new_id = f"{instance_id}-{self.new_uuid()}"
-        # The old incarnation's requests still in flight are fenced, not silently dropped.
-        if old.join_ticket is not None:
-            self._finish(old.join_ticket, JoinResponse.failed(ErrorKind.FENCED_INSTANCE_ID, old_id))
-        if old.sync_ticket is not None:
-            self._finish(old.sync_ticket, SyncResponse.failed(ErrorKind.FENCED_INSTANCE_ID))
-        changed = old.protocols != protocols
-        member = attrs.evolve(old, member_id=new_id, client_id=client_id, client_host=client_host,
-                              session_timeout_ms=session_timeout_ms,
-                              rebalance_timeout_ms=rebalance_timeout_ms, protocols=protocols,
-                              session_deadline_ms=now_ms + session_timeout_ms,
-                              join_ticket=None, sync_ticket=None)
-        group.members[new_id] = member
-        group.static_members[instance_id] = new_id
-        old_leader = group.leader_id
-        if old_leader == old_id:
-            group.leader_id = new_id
-        if old_id in group.pending_sync:
-            group.pending_sync.discard(old_id)
-            group.pending_sync.add(new_id)
-        ticket.member_id = new_id
-        log.info("group_static_member_replaced", group_id=group.group_id,
-                 instance_id=instance_id, old_member_id=old_id, member_id=new_id)
-        if group.state is STABLE and not changed:
-            # Answer with the *old* leader id so that a returning leader does not think it
-            # must compute an assignment a Stable group would never distribute (Kafka does
-            # the same); its SyncGroup then simply returns its current assignment.
-            self._finish(ticket, JoinResponse(
-                error=ErrorKind.NONE, member_id=new_id, generation_id=group.generation_id,
-                protocol_type=group.protocol_type, protocol_name=group.protocol_name,
-                leader_id=old_leader))
-            self._fire(group, Event.STATIC_MEMBER_REPLACED, now_ms)
-            return
-        self._set_join_ticket(member, ticket)
-        self._fire(group, Event.MEMBER_CHANGED if changed else Event.STATIC_MEMBER_REPLACED,
-                   now_ms)
 
     # ------------------------------------------------------------------ SyncGroup
 
@@ -334,23 +202,24 @@ class GroupCoordinator:
         if error is ErrorKind.NONE and group.state is PREPARING:
             error = ErrorKind.REBALANCE_IN_PROGRESS
         if error is not ErrorKind.NONE:
-            return self._answer_now(ticket, SyncResponse.failed(error))
+            return self._answers.answer_now(ticket, SyncResponse.failed(error))
         member = group.members[member_id]
         member.session_deadline_ms = now_ms + member.session_timeout_ms
         group.pending_sync.discard(member_id)
         if group.state is STABLE:
-            self._finish(ticket, self._sync_response(group, member))
-            return self._hand_out(ticket)
+            self._answers.answer(ticket, sync_response(group, member))
+            return self._answers.hand_out(ticket)
         # CompletingRebalance: wait for the leader, or be the leader.
         if member.sync_ticket is not None:
-            self._finish(member.sync_ticket, SyncResponse.failed(ErrorKind.REBALANCE_IN_PROGRESS))
+            self._answers.answer(member.sync_ticket,
+                                 SyncResponse.failed(ErrorKind.REBALANCE_IN_PROGRESS))
         member.sync_ticket = ticket
         if member_id == group.leader_id:
             given = dict(assignments)
             for other in group.members.values():
                 other.assignment = given.get(other.member_id, b"")
-            self._fire(group, Event.LEADER_SYNCED, now_ms)
-        return self._hand_out(ticket)
+            fire(group, Event.LEADER_SYNCED, now_ms, self._context)
+        return self._answers.hand_out(ticket)
 
     # ------------------------------------------------------------------ Heartbeat, LeaveGroup
 
@@ -394,14 +263,14 @@ class GroupCoordinator:
                     error = ErrorKind.FENCED_INSTANCE_ID
                 else:
                     error = ErrorKind.NONE
-                    self._remove_member(group, current, now_ms, reason="left")
+                    remove_member(group, current, now_ms, self._context, reason="left")
             elif member_id in group.pending_members:
                 del group.pending_members[member_id]
                 error = ErrorKind.NONE
-                self._try_complete_join(group, now_ms)
+                try_complete_join(group, now_ms, self._context)
             elif member_id in group.members:
                 error = ErrorKind.NONE
-                self._remove_member(group, member_id, now_ms, reason="left")
+                remove_member(group, member_id, now_ms, self._context, reason="left")
             else:
                 error = ErrorKind.UNKNOWN_MEMBER_ID
             results.append(MemberLeave(member_id, instance_id, error))
@@ -455,7 +324,7 @@ class GroupCoordinator:
             return ErrorKind.GROUP_ID_NOT_FOUND
         if group.state is not EMPTY:
             return ErrorKind.NON_EMPTY_GROUP
-        self._fire(group, Event.GROUP_DELETED, now_ms)
+        fire(group, Event.GROUP_DELETED, now_ms, self._context)
         del self._groups[group_id]
         return ErrorKind.NONE
 
@@ -486,19 +355,18 @@ class GroupCoordinator:
                 # dropped this member already.
                 if (member.member_id in group.members and not member.kept_alive
                         and now_ms >= member.session_deadline_ms):
-                    self._remove_member(group, member.member_id, now_ms,
-                                        reason="session_expired")
+                    remove_member(group, member.member_id, now_ms, self._context,
+                                  reason="session_expired")
             if group.state is PREPARING:
-                self._try_complete_join(group, now_ms)
+                try_complete_join(group, now_ms, self._context)
             if (group.state in (COMPLETING, STABLE) and group.pending_sync
                     and now_ms >= group.sync_deadline_ms):
                 for member_id in sorted(group.pending_sync):
                     if member_id in group.members:
-                        self._remove_member(group, member_id, now_ms, reason="sync_timeout")
+                        remove_member(group, member_id, now_ms, self._context,
+                                      reason="sync_timeout")
                 group.pending_sync.clear()
-        completed = list(self._completed)
-        self._completed.clear()
-        return completed
+        return self._answers.take_reported()
 
     def next_deadline_ms(self) -> int | None:
         """The earliest time at which ``tick`` would change something, or None."""
@@ -513,116 +381,13 @@ class GroupCoordinator:
                 deadlines.append(group.sync_deadline_ms)
         return min(deadlines, default=None)
 
-    # ------------------------------------------------------------------ the state machine
-
-    def _fire(self, group: GroupData, event: Event, now_ms: int) -> None:
-        try:
-            next_state, action = TRANSITIONS[(group.state, event)]
-        except KeyError:
-            raise IllegalGroupTransition(
-                f"group {group.group_id!r}: no transition for {event.name} in "
-                f"{group.state.value}") from None
-        if next_state is not group.state:
-            log.debug("group_state_changed", group_id=group.group_id,
-                      old=group.state.value, new=next_state.value, trigger=event.name)
-        group.state = next_state
-        getattr(self, f"_act_{action}")(group, now_ms)
-
-    def _act_nothing(self, group: GroupData, now_ms: int) -> None:
-        pass
-
-    def _act_start_initial_rebalance(self, group: GroupData, now_ms: int) -> None:
-        group.rebalance_started_ms = now_ms
-        group.rebalance_timeout_ms = max_rebalance_timeout(group)
-        group.in_initial_delay = True
-        group.join_deadline_ms = now_ms + min(self.initial_rebalance_delay_ms,
-                                              group.rebalance_timeout_ms)
-        self._try_complete_join(group, now_ms)
-
-    def _act_extend_initial_delay(self, group: GroupData, now_ms: int) -> None:
-        if group.in_initial_delay:
-            # Someone else arrived during the delay: give the next one the same chance, but
-            # never beyond the rebalance timeout.
-            group.rebalance_timeout_ms = max(group.rebalance_timeout_ms,
-                                             max_rebalance_timeout(group))
-            group.join_deadline_ms = min(now_ms + self.initial_rebalance_delay_ms,
-                                         group.rebalance_started_ms + group.rebalance_timeout_ms)
-        self._try_complete_join(group, now_ms)
-
-    def _act_start_rebalance(self, group: GroupData, now_ms: int) -> None:
-        # SyncGroups held for the generation that just ended will never get assignments.
-        for member in group.members.values():
-            if member.sync_ticket is not None:
-                self._finish(member.sync_ticket,
-                             SyncResponse.failed(ErrorKind.REBALANCE_IN_PROGRESS))
-                member.sync_ticket = None
-                # It could not heartbeat while we held it: its session starts afresh now.
-                member.session_deadline_ms = now_ms + member.session_timeout_ms
-        group.pending_sync.clear()
-        group.in_initial_delay = False
-        group.rebalance_started_ms = now_ms
-        group.rebalance_timeout_ms = max_rebalance_timeout(group)
-        group.join_deadline_ms = now_ms + group.rebalance_timeout_ms
-        log.info("group_rebalance_started", group_id=group.group_id,
-                 generation_id=group.generation_id, members=len(group.members))
-        self._try_complete_join(group, now_ms)
-
-    def _act_try_complete_join(self, group: GroupData, now_ms: int) -> None:
-        self._try_complete_join(group, now_ms)
-
-    def _try_complete_join(self, group: GroupData, now_ms: int) -> None:
-        if group.state is not PREPARING:
-            return
-        timed_out = now_ms >= group.join_deadline_ms
-        if group.in_initial_delay:
-            ready = timed_out
-        else:
-            everyone = (all(m.join_ticket is not None for m in group.members.values())
-                        and not group.pending_members)
-            ready = everyone or timed_out
-        if not ready:
-            return
-        for member in list(group.members.values()):
-            if member.join_ticket is None:
-                # Did not re-join in time: out (its next request gets UNKNOWN_MEMBER_ID).
-                self._drop_member(group, member.member_id, reason="rebalance_timeout")
-        self._fire(group, Event.ALL_JOINED if group.members else Event.ALL_LEFT, now_ms)
-
-    def _act_complete_join(self, group: GroupData, now_ms: int) -> None:
-        group.generation_id += 1
-        group.in_initial_delay = False
-        group.protocol_name = select_protocol(group)
-        if group.leader_id not in group.members:
-            group.leader_id = next(iter(group.members))
-        group.pending_sync = set(group.members)
-        group.rebalance_timeout_ms = max_rebalance_timeout(group)
-        group.sync_deadline_ms = now_ms + group.rebalance_timeout_ms
-        for member in group.members.values():
-            member.assignment = b""
-            member.session_deadline_ms = now_ms + member.session_timeout_ms
-        for member in group.members.values():
-            ticket, member.join_ticket = member.join_ticket, None
-            self._finish(ticket, self._join_response(group, member))
-        log.info("group_generation_started", group_id=group.group_id,
-                 generation_id=group.generation_id, protocol_name=group.protocol_name,
-                 leader_id=group.leader_id, members=len(group.members))
-
-    def _act_become_empty(self, group: GroupData, now_ms: int) -> None:
-        group.generation_id += 1
-        group.protocol_name = None
-        group.leader_id = ""
-        group.in_initial_delay = False
-        log.info("group_emptied", group_id=group.group_id, generation_id=group.generation_id)
-
-    def _act_distribute_assignments(self, group: GroupData, now_ms: int) -> None:
-        for member in group.members.values():
-            if member.sync_ticket is not None:
-                ticket, member.sync_ticket = member.sync_ticket, None
-                self._finish(ticket, self._sync_response(group, member))
-                member.session_deadline_ms = now_ms + member.session_timeout_ms
-        log.info("group_stabilized", group_id=group.group_id, generation_id=group.generation_id)
-
     # ------------------------------------------------------------------ helpers
+
+    @property
+    def _context(self) -> ActionContext:
+        """What the transition table's actions may use of the coordinator."""
+        return ActionContext(answers=self._answers,
+                             initial_rebalance_delay_ms=self.initial_rebalance_delay_ms)
 
     def _group(self, group_id: str, *, create: bool) -> GroupData:
         group = self._groups.get(group_id)
@@ -645,55 +410,3 @@ class GroupCoordinator:
         if generation_id != group.generation_id:
             return ErrorKind.ILLEGAL_GENERATION
         return ErrorKind.NONE
-
-    def _join_response(self, group: GroupData, member: MemberData) -> JoinResponse:
-        is_leader = member.member_id == group.leader_id
-        members = tuple(
-            JoinMember(m.member_id, m.instance_id, m.metadata_for(group.protocol_name))
-            for m in group.members.values()) if is_leader else ()
-        return JoinResponse(error=ErrorKind.NONE, member_id=member.member_id,
-                            generation_id=group.generation_id,
-                            protocol_type=group.protocol_type, protocol_name=group.protocol_name,
-                            leader_id=group.leader_id, members=members)
-
-    @staticmethod
-    def _sync_response(group: GroupData, member: MemberData) -> SyncResponse:
-        return SyncResponse(error=ErrorKind.NONE, protocol_type=group.protocol_type,
-                            protocol_name=group.protocol_name, assignment=member.assignment)
-
-    def _set_join_ticket(self, member: MemberData, ticket: JoinTicket) -> None:
-        if member.join_ticket is not None and member.join_ticket is not ticket:
-            # A second JoinGroup while the first is held (a client that reconnected):
-            # the older one is answered so nothing waits forever.
-            self._finish(member.join_ticket,
-                         JoinResponse.failed(ErrorKind.REBALANCE_IN_PROGRESS, member.member_id))
-        member.join_ticket = ticket
-
-    def _drop_member(self, group: GroupData, member_id: str, *, reason: str) -> None:
-        """Take a member out without firing an event (the caller fires one)."""
-        member = group.forget_member(member_id)
-        if member.join_ticket is not None:
-            self._finish(member.join_ticket,
-                         JoinResponse.failed(ErrorKind.UNKNOWN_MEMBER_ID, member_id))
-        if member.sync_ticket is not None:
-            self._finish(member.sync_ticket, SyncResponse.failed(ErrorKind.UNKNOWN_MEMBER_ID))
-        log.info("group_member_removed", group_id=group.group_id, member_id=member_id,
-                 reason=reason)
-
-    def _remove_member(self, group: GroupData, member_id: str, now_ms: int, *, reason: str) -> None:
-        self._drop_member(group, member_id, reason=reason)
-        self._fire(group, Event.MEMBER_REMOVED, now_ms)
-
-    def _finish(self, ticket: Ticket, response) -> None:
-        ticket.response = response
-        self._completed[ticket] = None
-
-    def _answer_now(self, ticket, response):
-        self._finish(ticket, response)
-        return self._hand_out(ticket)
-
-    def _hand_out(self, ticket):
-        # A ticket answered before the caller ever saw it is not reported by tick().
-        if ticket.done:
-            self._completed.pop(ticket, None)
-        return ticket

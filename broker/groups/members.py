@@ -4,7 +4,8 @@ What lives here: ``GroupData`` and ``MemberData``, the mutable records the coord
 group and per member, and the small rules that only *read* them: is this member id (and static
 instance id) a current member (``validate_member``), can a member offering these assignors
 join (``supports_protocols``), which assignor does the group use (``select_protocol``), how
-long may a rebalance take (``max_rebalance_timeout``).
+long may a rebalance take (``max_rebalance_timeout``), and what a member's successful
+JoinGroup / SyncGroup answer says (``join_response``, ``sync_response``).
 
 What does not: moving a group from one state to another (``broker.groups.transitions``), the
 requests that change membership (``broker.groups.coordinator``), and the values handed to a
@@ -25,12 +26,20 @@ from collections.abc import Sequence
 
 import attrs
 
-from broker.groups.model import EMPTY, GroupState, JoinTicket, SyncTicket
+from broker.groups.model import (
+    EMPTY,
+    GroupState,
+    JoinMember,
+    JoinResponse,
+    JoinTicket,
+    SyncResponse,
+    SyncTicket,
+)
 from broker.outcome import ErrorKind
 
 __all__ = [
     "Protocols", "MemberData", "GroupData", "validate_member", "supports_protocols",
-    "select_protocol", "max_rebalance_timeout",
+    "select_protocol", "max_rebalance_timeout", "join_response", "sync_response",
 ]
 
 # ``(assignor name, opaque metadata)`` pairs, in the member's order of preference.
@@ -95,8 +104,9 @@ class GroupData:
             KeyError: ``member_id`` is not a member.
         """
         member = self.members.pop(member_id)
-        if member.instance_id is not None and self.static_members.get(member.instance_id) == member_id:
-            del self.static_members[member.instance_id]
+        instance_id = member.instance_id
+        if instance_id is not None and self.static_members.get(instance_id) == member_id:
+            del self.static_members[instance_id]
         self.pending_sync.discard(member_id)
         if self.leader_id == member_id:
             self.leader_id = next(iter(self.members), "")
@@ -155,3 +165,25 @@ def select_protocol(group: GroupData) -> str:
 def max_rebalance_timeout(group: GroupData) -> int:
     """A rebalance may last as long as the most patient member allows (0 with no members)."""
     return max((m.rebalance_timeout_ms for m in group.members.values()), default=0)
+
+
+def join_response(group: GroupData, member: MemberData) -> JoinResponse:
+    """A successful JoinGroup answer for ``member`` in the group's current generation.
+
+    Only the leader's answer lists the members with their metadata (for the chosen assignor):
+    the leader is the one that computes the assignment.
+    """
+    is_leader = member.member_id == group.leader_id
+    members = tuple(
+        JoinMember(m.member_id, m.instance_id, m.metadata_for(group.protocol_name))
+        for m in group.members.values()) if is_leader else ()
+    return JoinResponse(error=ErrorKind.NONE, member_id=member.member_id,
+                        generation_id=group.generation_id,
+                        protocol_type=group.protocol_type, protocol_name=group.protocol_name,
+                        leader_id=group.leader_id, members=members)
+
+
+def sync_response(group: GroupData, member: MemberData) -> SyncResponse:
+    """A successful SyncGroup answer: ``member``'s assignment from the leader."""
+    return SyncResponse(error=ErrorKind.NONE, protocol_type=group.protocol_type,
+                        protocol_name=group.protocol_name, assignment=member.assignment)

@@ -3,7 +3,8 @@
 What lives here: ``GroupState`` (spelled as Kafka's DescribeGroups spells it, with the short
 aliases ``EMPTY`` ... ``DEAD`` the state machine reads best with), the frozen answers
 ``JoinResponse`` / ``SyncResponse`` / ``LeaveResult`` / ``GroupDescription`` / ``GroupListing``,
-and the two *tickets* (``JoinTicket``, ``SyncTicket``) through which late answers are delivered.
+the two *tickets* (``JoinTicket``, ``SyncTicket``) through which late answers are delivered,
+and ``AnsweredTickets``, where tickets get their answers and which remembers what to report.
 
 What does not: any decision. The rules are in ``broker.groups.coordinator`` and
 ``broker.groups.transitions``; this module only shapes what goes out so that a front-end can
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+from typing import Generic, TypeVar
 
 import attrs
 
@@ -41,6 +43,7 @@ __all__ = [
     "JoinTicket",
     "SyncTicket",
     "Ticket",
+    "AnsweredTickets",
     "MemberLeave",
     "LeaveResult",
     "MemberDescription",
@@ -111,16 +114,17 @@ class SyncResponse:
 
 
 _ticket_numbers = itertools.count(1)
+Answer = TypeVar("Answer", JoinResponse, SyncResponse)
 
 
 @attrs.define(eq=False)
-class JoinTicket:
-    """A JoinGroup request in flight. ``eq=False``: tickets compare (and hash) by identity,
-    so the front-end can key a dict ``ticket -> trio.Event``."""
+class _TicketFor(Generic[Answer]):
+    """A request in flight whose answer is an ``Answer``. ``eq=False``: tickets compare (and
+    hash) by identity, so the front-end can key a dict ``ticket -> trio.Event``."""
 
     group_id: str
     member_id: str
-    response: JoinResponse | None = None
+    response: Answer | None = None
     number: int = attrs.field(factory=lambda: next(_ticket_numbers))
 
     @property
@@ -129,20 +133,52 @@ class JoinTicket:
 
 
 @attrs.define(eq=False)
-class SyncTicket:
-    """A SyncGroup request in flight; see ``JoinTicket``."""
+class JoinTicket(_TicketFor[JoinResponse]):
+    """A JoinGroup request in flight; ``member_id`` becomes the id the broker gave it."""
 
-    group_id: str
-    member_id: str
-    response: SyncResponse | None = None
-    number: int = attrs.field(factory=lambda: next(_ticket_numbers))
 
-    @property
-    def done(self) -> bool:
-        return self.response is not None
+@attrs.define(eq=False)
+class SyncTicket(_TicketFor[SyncResponse]):
+    """A SyncGroup request in flight."""
 
 
 Ticket = JoinTicket | SyncTicket
+
+
+@attrs.define
+class AnsweredTickets:
+    """Where answers are given to tickets, and the record of which ones ``tick`` must report.
+
+    A ticket answered before its caller ever saw it (answered within ``join`` / ``sync``
+    itself) is not reported: the caller reads ``ticket.done`` and answers at once. A ticket
+    handed out pending and answered later is reported exactly once, in the order answered.
+    """
+
+    # Insertion-ordered set: answered since the last ``take_reported`` (a dict, because a set
+    # would report tickets in hash order).
+    _answered: dict[Ticket, None] = attrs.field(factory=dict, init=False)
+
+    def answer(self, ticket: Ticket, response: JoinResponse | SyncResponse) -> None:
+        """Give ``ticket`` its response (a response of the ticket's own kind)."""
+        ticket.response = response
+        self._answered[ticket] = None
+
+    def hand_out(self, ticket: Ticket) -> Ticket:
+        """Return ``ticket`` to its caller; if it is answered already it is not reported later."""
+        if ticket.done:
+            self._answered.pop(ticket, None)
+        return ticket
+
+    def answer_now(self, ticket: Ticket, response: JoinResponse | SyncResponse) -> Ticket:
+        """Answer and hand out at once: the request is answered without waiting."""
+        self.answer(ticket, response)
+        return self.hand_out(ticket)
+
+    def take_reported(self) -> list[Ticket]:
+        """The tickets handed out pending and answered since the previous call, each once."""
+        reported = list(self._answered)
+        self._answered.clear()
+        return reported
 
 
 @attrs.frozen
