@@ -42,14 +42,8 @@ from broker.groups.members import (
     supports_protocols,
     validate_member,
 )
-from broker.groups.model import (
-    COMPLETING,
-    STABLE,
-    AnsweredTickets,
-    JoinResponse,
-    JoinTicket,
-    SyncResponse,
-)
+from broker.groups.model import (COMPLETING, STABLE, AnsweredTickets, JoinResponse, JoinTicket,
+                                 SyncResponse)
 from broker.groups.transitions import ActionContext, Event, fire
 from broker.outcome import ErrorKind
 

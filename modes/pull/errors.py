@@ -32,7 +32,8 @@ class CloseConnection(Exception):
     """
 
 # Most specific first is irrelevant here (no subclassing among them), but keep it a table so a
-# reader sees the whole mapping at a glance. GUIDE §5 for the meaning of each code.
+# reader sees the whole mapping at a glance. Each code means what Kafka's error of that name
+# means, so a client reacts to it as it would against a real broker.
 _CODES: tuple[tuple[type[BrokerError], ErrorCode], ...] = (
     (UnknownTopic, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
     (InvalidTopic, ErrorCode.INVALID_TOPIC_EXCEPTION),

@@ -2,8 +2,9 @@
 
 Two groups, three client slots each. Clients join (JoinGroup v4+ style, so with the
 MEMBER_ID_REQUIRED round trip), sync (the leader runs a real range assignor over the
-consumer-protocol bytes of GUIDE §4.3), heartbeat, leave, heartbeat with a stale generation or
-a made-up member id, and time moves on (ticking the coordinator) by small and large steps.
+consumer-protocol subscription and assignment bytes), heartbeat, leave, heartbeat with a stale
+generation or a made-up member id, and time moves on (ticking the coordinator) by small and
+large steps.
 
 Invariants: a Stable group's current members share out every partition exactly once; a
 generation, once superseded, never becomes Stable again (at most one Stable generation);

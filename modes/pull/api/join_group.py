@@ -1,4 +1,4 @@
-"""JoinGroup (key 11, v0-7): the first half of a classic rebalance (GUIDE §4.1).
+"""JoinGroup (key 11, v0-7): the first half of a classic rebalance (rules: ``broker.groups``).
 
 We hand the request to ``GroupCoordinator.join``. Its ticket is either answered at once (an
 error, MEMBER_ID_REQUIRED, a follower re-joining a Stable group unchanged) or later: the

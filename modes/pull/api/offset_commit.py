@@ -1,4 +1,4 @@
-"""OffsetCommit (key 8, v2-8): a group stores the next offset it will consume (GUIDE §4.2).
+"""OffsetCommit (key 8, v2-8): a group stores the next offset it will consume.
 
 First the membership check, ``GroupCoordinator.validate_commit`` (Kafka's
 ``validateOffsetCommit``): generation -1 on an Empty or unknown group is a "simple" commit

@@ -1,9 +1,10 @@
-"""SyncGroup (key 14, v0-4): the second half of a rebalance — assignments go out (GUIDE §4.1).
+"""SyncGroup (key 14, v0-4): the second half of a rebalance — assignments go out.
 
 The leader sends every member's assignment bytes; followers send an empty list and are held
 until the leader's SyncGroup arrives (or a new rebalance starts: REBALANCE_IN_PROGRESS). Each
 member gets its own bytes; a member the leader left out gets empty bytes ("no partitions").
-The bytes are opaque to us (ConsumerProtocolAssignment for consumers, GUIDE §4.3).
+The bytes are opaque to us: assignors run in the clients (for consumers the bytes are a
+ConsumerProtocolAssignment: which partitions of which topics, plus user data).
 
 A follower that sends assignments: Kafka ignores them (only the leader's count) and answers
 normally — so do we, on purpose: refusing would break clients that always send their view,
