@@ -3,7 +3,7 @@
 They talk to the broker over the Kafka protocol through the SDK (``dualmq.pull``), exactly as
 any other client would, so ``dualmq groups describe`` against a real Kafka cluster prints the
 same table. ``lag`` has one definition everywhere: log-end offset minus committed offset, per
-partition, never negative (computed in ``dualmq._kafka_admin``).
+partition, never negative (computed in ``dualmq.pull.admin``).
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ import time
 import trio
 
 from dualmq import pull
-from dualmq._kafka_connection import BrokerConnection
 from dualmq.compare import payload
 from dualmq.compare.accounting import Send
 from dualmq.compare.runner import (
@@ -37,6 +36,7 @@ from dualmq.compare.runner import (
     stamp,
 )
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
+from dualmq.pull.connection import BrokerConnection
 
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT = 8, 9, 10, 11, 14, 12
 COMMIT_APIS = frozenset({OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR})

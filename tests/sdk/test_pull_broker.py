@@ -15,11 +15,11 @@ import structlog.testing
 import pytest
 import trio
 
-from dualmq._kafka_connection import BrokerConnection
 from dualmq.errors import KafkaError, OffsetOutOfRange
 from dualmq.pull import Admin, Consumer, Producer, partition_for_key
-from wire.errors import LocalProtocolError
+from dualmq.pull.connection import BrokerConnection
 from tests.support import broker_process, require_binary, require_module, split_address
+from wire.errors import LocalProtocolError
 
 pytestmark = [
     pytest.mark.timeout(120),
