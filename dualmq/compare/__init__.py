@@ -10,7 +10,7 @@
 ``accounting``      sent / acknowledged / delivered / lost / duplicated / reordered, latency
 ``report``          the terminal table and the JSON document (schema in its docstring)
 ``html``            the self-contained HTML page (inline SVG charts)
-``command``         the ``compare`` subcommand (``add_parser``, ``run_command``)
+``command``         the ``compare`` subcommand (``add_parsers``, ``run_command``)
 =================== ==========================================================================
 
 Part of the SDK side: it imports ``dualmq.push``, ``dualmq.pull``, ``dualmq.embedded`` and
