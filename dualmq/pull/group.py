@@ -3,7 +3,7 @@
 What lives here: ``GroupMember`` — find the coordinator, JoinGroup, SyncGroup (computing the
 assignment when we are the leader), Heartbeat in a background loop, LeaveGroup; and the group's
 offsets: OffsetCommit, OffsetFetch. What does not: fetching records, positions and the rebalance
-*callbacks* (the ``Consumer`` in ``consumer`` decides when to rejoin and what to do
+*callbacks* (the ``Consumer``, in ``consumer``, decides when to rejoin and what to do
 around it), and the assignors themselves (``assignors``).
 
 The protocol (GUIDE §4.1) in one paragraph: every member sends JoinGroup with its subscription;

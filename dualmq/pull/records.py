@@ -1,7 +1,7 @@
 """The values the pull-mode SDK hands to applications: ``TopicPartition`` and ``ConsumerRecord``.
 
 They live apart from the ``Consumer`` because more than the consumer speaks of them: the
-fetcher builds records, the dead-letter loop reads them, the group and admin code name
+dead-letter loop reads records, and the fetcher, group, admin and assignor code name
 partitions. Nothing here does I/O.
 """
 
