@@ -1,22 +1,25 @@
 """Helpers shared by the benchmark scripts: free ports, child processes, medians.
 
 Nothing here measures anything. It starts and stops the servers a benchmark compares (always
-with a deadline, always killed in the end), finds a free loopback port for servers that cannot
-bind port 0 themselves (redis-server), and computes the summary numbers the scripts print.
+with a deadline, always killed in the end; ``dualmq serve`` through ``dualmq.process``), finds
+a free loopback port for servers that cannot bind port 0 themselves (redis-server; the tests
+use this ``free_port`` too), and computes the summary numbers the scripts print.
+
+The broker runs as ``python -P -m dualmq``, so it is the ``dualmq`` installed in the venv
+(``make install`` installs this checkout, editable), whatever the current directory.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
+
+from dualmq.process import BrokerProcess, BrokerStartError
 
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -133,81 +136,28 @@ def start_redis(workdir: Path, extra_args: list[str], timeout: float = 10.0) -> 
     raise BenchError(f"redis-server did not start:\n{tail}")
 
 
-def launch_dualmq(data_dir: Path, ready_file: Path, log_path: Path, extra_args: list[str] | tuple[str, ...] = (),
-                  *, kafka: str = f"{HOST}:0", resp: str = f"{HOST}:0", timeout: float = 20.0,
-                  python: str | None = None, poll_seconds: float = 0.005,
-                  ) -> tuple[subprocess.Popen, dict, float]:
-    """Spawn ``dualmq serve`` and wait until it has written its ready file.
-
-    The broker writes the ready file (atomically) only after log recovery has finished and
-    both listeners accept, so "spawned → ready file" is the time a restart costs, including
-    the interpreter's own start-up.
-
-    Args:
-        data_dir: the broker's data dir (reuse one to measure a restart's recovery).
-        ready_file: where the broker reports its bound addresses; removed first.
-        log_path: the broker's stdout/stderr are appended here.
-        extra_args: more ``dualmq serve`` options, e.g. ``["--fsync", "always"]``.
-        kafka, resp: listen addresses; port 0 lets the OS choose.
-        python: interpreter to run it with (default: this one, i.e. the venv's).
-        poll_seconds: how often the ready file is looked for (the timing's resolution).
-
-    Returns:
-        The process, the ready file's content (``{"kafka": "h:p", "resp": "h:p", "pid": n}``)
-        and the seconds from spawn to ready file.
-
-    Raises:
-        BenchError: the broker exited or was not ready within ``timeout`` (it is then stopped).
-    """
-    ready_file.unlink(missing_ok=True)
-    args = [python or sys.executable, "-m", "dualmq", "serve", "--data-dir", str(data_dir),
-            "--kafka", kafka, "--resp", resp, "--ready-file", str(ready_file),
-            "--log-format", "json", "--log-level", "warning", *extra_args]
-    with open(log_path, "ab") as log_file:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=REPO, stdin=subprocess.DEVNULL, stdout=log_file,
-                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        if ready_file.exists():
-            try:
-                info = json.loads(ready_file.read_text())
-            except ValueError:  # written atomically, but be tolerant
-                info = None
-            if info:
-                return proc, info, time.perf_counter() - started
-        time.sleep(poll_seconds)
-    stop_process(proc)
-    raise BenchError(f"dualmq serve did not start:\n{log_path.read_text(errors='replace')[-2000:]}")
-
-
-def start_dualmq(workdir: Path, config_text: str, timeout: float = 20.0,
-                 python: str | None = None) -> tuple[subprocess.Popen, int]:
-    """Start ``dualmq serve`` on ports chosen by the OS; wait for its ready file and a PING.
+def start_dualmq(workdir: Path, config_text: str, timeout: float = 20.0) -> tuple[subprocess.Popen, int]:
+    """Start ``dualmq serve`` on ports chosen by the OS (``dualmq.process``) and wait until it is ready.
 
     Args:
         workdir: holds the config file, the data dir, the ready file and the log.
         config_text: the TOML config (e.g. lifted output-buffer limits).
-        python: interpreter to run it with (default: this one, i.e. the venv's).
 
     Returns:
-        The process and its RESP port.
+        The process (stop it with ``stop_process``) and its RESP port.
 
     Raises:
         BenchError: the broker exited or did not become ready within ``timeout``.
     """
     config = workdir / "dualmq.toml"
     config.write_text(config_text)
-    log_path = workdir / "dualmq.log"
-    deadline = time.monotonic() + timeout
-    proc, info, _ = launch_dualmq(workdir / "dualmq-data", workdir / "dualmq-ready.json", log_path,
-                                  ["--config", str(config)], timeout=timeout, python=python,
-                                  poll_seconds=0.05)
-    port = int(info["resp"].rsplit(":", 1)[1])
-    if _wait_for_ping(port, proc, deadline):
-        return proc, port
-    stop_process(proc)
-    raise BenchError(f"dualmq serve did not answer PING:\n{log_path.read_text(errors='replace')[-2000:]}")
+    broker = BrokerProcess(workdir / "dualmq-data", "--config", str(config), log_path=workdir / "dualmq.log",
+                           ready_file=workdir / "dualmq-ready.json", log_level="warning")
+    try:
+        broker.start(timeout)
+    except BrokerStartError as exc:
+        raise BenchError(str(exc)) from None
+    return broker.process, broker.resp[1]
 
 
 def tool_version(args: list[str]) -> str:

@@ -62,6 +62,7 @@ import argparse
 import logging
 import random
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -74,7 +75,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import BenchError, install_sigterm_as_exit, launch_dualmq, median, stop_process  # noqa: E402
+from bench._common import BenchError, install_sigterm_as_exit, median  # noqa: E402
+from dualmq.process import BrokerProcess, BrokerStartError  # noqa: E402
 
 POLICIES = ("always", "interval", "never")
 TOPIC = "chaos"
@@ -93,7 +95,7 @@ REQUEST_TIMEOUT_MS = 5_000
 DELIVERY_TIMEOUT_MS = 20_000
 FLUSH_TIMEOUT_S = DELIVERY_TIMEOUT_MS / 1000 + 10
 READ_BACK_TIMEOUT_S = 60.0
-READY_POLL_S = 0.005  # launch_dualmq's default: how often it looks for the ready file
+READY_POLL_S = 0.005  # how often the ready file is looked for: the resolution of the start-up times
 
 
 @dataclass
@@ -153,29 +155,25 @@ def create_topic(kafka, address: str, partitions: int) -> None:
         admin.close()
 
 
-def restart_broker(data_dir: Path, trial_dir: Path, policy: str, kafka_address: str,
-                   ) -> tuple[subprocess.Popen, float, float]:
-    """Start the broker again on ``data_dir`` and the same Kafka address.
+def restart_broker(broker: BrokerProcess) -> tuple[float, float]:
+    """Start the (killed) broker again on its data dir and the same addresses.
 
     The same port matters: the producer is still open and reconnects to the address it knows.
     A bind can fail if, while the broker was down, the producer's own reconnect happened to be
     given that port as its local port (TCP self-connect); then it is tried again shortly after.
 
     Returns:
-        The process, the seconds from (last) spawn to ready file, and the spawn time
-        (``time.perf_counter()``).
+        The seconds from (last) spawn to ready file, and the spawn time (``time.perf_counter()``).
 
     Raises:
         BenchError: no attempt started.
     """
-    last_error: BenchError | None = None
+    last_error: BrokerStartError | None = None
     for attempt in range(RESTART_ATTEMPTS):
-        spawned_at = time.perf_counter()
         try:
-            proc, _, seconds = launch_dualmq(data_dir, trial_dir / "ready.json", trial_dir / "broker.log",
-                                             ["--fsync", policy], kafka=kafka_address, timeout=START_TIMEOUT_S)
-            return proc, seconds, spawned_at
-        except BenchError as exc:
+            broker.start(START_TIMEOUT_S, poll_interval=READY_POLL_S)
+            return broker.ready_seconds, broker.spawned_at
+        except BrokerStartError as exc:
             last_error = exc
             time.sleep(0.2 * (attempt + 1))
     raise BenchError(f"restart failed {RESTART_ATTEMPTS} times; last: {last_error}")
@@ -272,14 +270,14 @@ def run_trial(kafka, policy: str, index: int, rng: random.Random, workdir: Path,
     trial_dir = workdir / f"{policy}-{index:03d}"
     trial_dir.mkdir(parents=True)
     data_dir = trial_dir / "data"
-    proc: subprocess.Popen | None = None
+    broker = BrokerProcess(data_dir, "--fsync", policy, ready_file=trial_dir / "ready.json",
+                           log_path=trial_dir / "broker.log", log_level="warning")
     producer = None
     tracker = AckTracker()
     try:
-        proc, ready, result.first_start_s = launch_dualmq(data_dir, trial_dir / "ready.json",
-                                                          trial_dir / "broker.log", ["--fsync", policy],
-                                                          timeout=START_TIMEOUT_S)
-        address = ready["kafka"]
+        broker.start(START_TIMEOUT_S, poll_interval=READY_POLL_S)
+        result.first_start_s = broker.ready_seconds
+        address = broker.kafka_address
         create_topic(kafka, address, partitions)
         producer = kafka.KafkaProducer(
             bootstrap_servers=address, acks="all", enable_idempotence=idempotent,
@@ -309,14 +307,13 @@ def run_trial(kafka, policy: str, index: int, rng: random.Random, workdir: Path,
             send(seq)
             seq += 1
         result.pending_at_kill = seq - tracker.answered()
-        proc.kill()  # SIGKILL: no handler runs, nothing is flushed or closed by the broker
-        proc.wait(KILL_WAIT_S)
+        broker.stop(signal.SIGKILL, KILL_WAIT_S)  # no handler runs, nothing is flushed or closed by the broker
         result.sent = seq
         result.produce_s = time.perf_counter() - started
         if sabotage:
             result.notes.append(cut_newest_segment_in_half(data_dir))
 
-        proc, result.recovery_s, spawned_at = restart_broker(data_dir, trial_dir, policy, address)
+        result.recovery_s, spawned_at = restart_broker(broker)
         try:
             producer.flush(timeout=FLUSH_TIMEOUT_S)
         except kafka.errors.KafkaTimeoutError:
@@ -342,7 +339,7 @@ def run_trial(kafka, policy: str, index: int, rng: random.Random, workdir: Path,
         with tracker.lock:
             frozen = AckTracker(dict(tracker.acked), dict(tracker.failed))
         compare(result, frozen, read_back(kafka, address, partitions), partitions)
-    except (BenchError, kafka.errors.KafkaError, subprocess.TimeoutExpired, OSError) as exc:
+    except (BenchError, BrokerStartError, kafka.errors.KafkaError, subprocess.TimeoutExpired, OSError) as exc:
         result.error = f"{type(exc).__name__}: {str(exc)[-300:]}"
     finally:
         if producer is not None:
@@ -350,7 +347,7 @@ def run_trial(kafka, policy: str, index: int, rng: random.Random, workdir: Path,
                 producer.close(timeout=0)
             except kafka.errors.KafkaTimeoutError:
                 pass  # only its daemon threads remain; the broker is stopped below
-        stop_process(proc)
+        broker.stop()
     return result
 
 

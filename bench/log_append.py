@@ -31,7 +31,7 @@ import structlog  # noqa: E402
 
 from broker.config import LogConfig  # noqa: E402
 from broker.log.partition_log import PartitionLog  # noqa: E402
-from tests.broker.batches import build_batch  # noqa: E402
+from wire.kafka.records import build_batch  # noqa: E402
 
 RECORDS_PER_BATCH = 1000
 VALUE_SIZE = 100
@@ -109,7 +109,9 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     count = args.records // RECORDS_PER_BATCH
     records = count * RECORDS_PER_BATCH
-    batches = [build_batch(RECORDS_PER_BATCH, VALUE_SIZE, fill=i) for i in range(DISTINCT_BATCHES)]
+    # What a producer sends: uncompressed batches of null-key records (the SDK's own encoder).
+    batches = [build_batch([(None, bytes([i]) * VALUE_SIZE, None)] * RECORDS_PER_BATCH, base_timestamp=NOW_MS)
+               for i in range(DISTINCT_BATCHES)]
     print(f"{records:,} records of {VALUE_SIZE} B in batches of {RECORDS_PER_BATCH} "
           f"({len(batches[0]):,} B each); read max_bytes {READ_MAX_BYTES:,}; median of {RUNS} runs")
 

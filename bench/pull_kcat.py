@@ -19,12 +19,9 @@ Needs kcat, redis-server and redis-benchmark on PATH.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,39 +29,22 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench._common import free_port, stop_process  # noqa: E402
+from dualmq.process import BrokerProcess, BrokerStartError  # noqa: E402
+
 MESSAGE_SIZE = 100
 TIMEOUT = 300
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_broker(workdir: Path) -> tuple[subprocess.Popen, str]:
-    ready = workdir / "ready.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dualmq", "serve", "--data-dir", str(workdir / "data"), "--kafka", "127.0.0.1:0",
-         "--resp", "127.0.0.1:0", "--ready-file", str(ready), "--log-format", "json", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=open(workdir / "broker.log", "wb"),
-    )
-    deadline = time.monotonic() + 20
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"broker did not start: {(workdir / 'broker.log').read_text()}")
-        time.sleep(0.05)
-    return process, json.loads(ready.read_text())["kafka"]
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def start_broker(workdir: Path) -> BrokerProcess:
+    """``dualmq serve`` with default settings on free ports (``dualmq.process``)."""
+    broker = BrokerProcess(workdir / "data", log_path=workdir / "broker.log", log_level="warning")
+    try:
+        return broker.start()
+    except BrokerStartError as exc:
+        raise SystemExit(f"broker did not start: {exc}") from None
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -117,7 +97,7 @@ def redis_xadd(messages: int) -> float:
         line = [part for part in out.replace("\r", "\n").splitlines() if "requests per second" in part][-1]
         return float(line.split(":")[1].split("requests")[0])
     finally:
-        stop(server)
+        stop_process(server)
 
 
 def main() -> None:
@@ -133,7 +113,8 @@ def main() -> None:
         workdir = Path(tmp)
         messages = workdir / "messages.txt"
         messages.write_bytes((b"m" * MESSAGE_SIZE + b"\n") * args.messages)
-        broker, address = start_broker(workdir)
+        broker = start_broker(workdir)
+        address = broker.kafka_address
         produce, consume = [], []
         try:
             for run in range(args.runs):
@@ -148,7 +129,7 @@ def main() -> None:
                       f"(kcat cpu {kcat_end - kcat_mid:.2f} s, broker cpu {broker_end - broker_mid:.2f} s)",
                       flush=True)
         finally:
-            stop(broker)
+            broker.stop()
     redis = [redis_xadd(args.messages) for _ in range(args.runs)]
 
     produce_rate = args.messages / statistics.median(produce)

@@ -21,9 +21,7 @@ seconds, which moves every absolute figure; the ratios compare clients run back 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._common import cpu_speed_ms  # noqa: E402
+from dualmq.process import BrokerProcess  # noqa: E402
 
 
 # --- roles (each runs in its own process) ------------------------------------------------------------
@@ -179,20 +178,6 @@ def run_role(role: str, address: str, topic: str, count: int) -> float:
     return count / elapsed
 
 
-def start_broker(workdir: Path) -> tuple[subprocess.Popen, str]:
-    ready = workdir / "ready.json"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dualmq", "serve", "--data-dir", str(workdir / "data"), "--kafka", "127.0.0.1:0",
-         "--resp", "127.0.0.1:0", "--ready-file", str(ready), "--log-format", "json"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("broker did not start")
-        time.sleep(0.05)
-    return process, json.loads(ready.read_text())["kafka"]
-
-
 def available(module: str) -> bool:
     try:
         __import__(module)
@@ -221,7 +206,8 @@ def main() -> None:
 
     clients = ["sdk", "kafka-python"] + (["aiokafka"] if available("aiokafka") else [])
     with tempfile.TemporaryDirectory(prefix="dualmq-bench-") as tmp:
-        process, address = start_broker(Path(tmp))
+        broker = BrokerProcess(Path(tmp) / "data", log_level="warning").start(timeout=30)
+        address = broker.kafka_address
         try:
             results: dict[tuple[str, str], list[float]] = {}
             speeds = []
@@ -238,8 +224,7 @@ def main() -> None:
                     print(f"run {run + 1}: {client}: produce {results[(client, 'produce')][-1]:,.0f}/s, "
                           f"consume {results[(client, 'consume')][-1]:,.0f}/s", flush=True)
         finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(30)
+            broker.stop(timeout=30)
     print(f"\n{args.records:,} records of {len(VALUE)} bytes, {args.runs} runs, medians "
           f"(fsync policy: broker default); machine speed per run (ms, lower is faster): "
           f"{', '.join(f'{s:.0f}' for s in speeds)}")

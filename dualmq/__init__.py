@@ -7,7 +7,8 @@ against ``dualmq serve``, a Kafka cluster or a Redis server::
     from dualmq.push import Publisher, subscribe      # push mode (RESP)
     from dualmq.pull import Producer, Consumer, Admin  # pull mode (Kafka protocol)
 
-``dualmq.embedded.broker()`` starts a real broker in-process on free ports (tests, examples).
+``dualmq.embedded.broker()`` starts a real broker in-process on free ports (tests, examples);
+``dualmq.process.BrokerProcess`` runs ``dualmq serve`` as a child process, to kill and restart it.
 """
 
 from importlib.metadata import PackageNotFoundError, version

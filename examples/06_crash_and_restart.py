@@ -19,61 +19,32 @@ What you should see:
     restart; "fsync=never: ... 0 lost" with the explanation of the power-cut window.
 """
 
-import json
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import trio
 
 from broker.logsetup import configure_logging
 from dualmq.errors import DualmqError
+from dualmq.process import BrokerProcess
 from dualmq.pull import Admin, Consumer, Producer
 from dualmq.push import Backoff, Gap, Publisher, subscribe
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def broker_process(data_dir: Path, fsync: str) -> BrokerProcess:
+    """``dualmq serve`` as a child process that we can kill and start again.
 
-
-class BrokerProcess:
-    """``dualmq serve`` as a child process that we can kill and start again, same dir and ports."""
-
-    def __init__(self, data_dir: Path, fsync: str) -> None:
-        self.data_dir, self.fsync = data_dir, fsync
-        self.kafka, self.resp = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
-        self.process = None
-
-    async def start(self) -> None:
-        ready = self.data_dir.parent / f"ready-{time.monotonic_ns()}.json"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dualmq", "serve", "--data-dir", str(self.data_dir), "--kafka", self.kafka,
-             "--resp", self.resp, "--ready-file", str(ready), "--fsync", self.fsync, "--log-format", "json",
-             "--log-level", "warning"], stdin=subprocess.DEVNULL)
-        with trio.fail_after(20):
-            while not ready.exists():
-                await trio.sleep(0.02)
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)  # a crash: the process gets no chance to react
-        self.process.wait(10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
+    ``dualmq.process`` starts it on free ports and waits for its ready file; after a kill,
+    ``start_async()`` brings it back on the same data directory and the same ports, so the
+    clients find it where they left it.
+    """
+    return BrokerProcess(data_dir, "--fsync", fsync, log_level="warning")
 
 
 async def produce_until_killed(broker: BrokerProcess, acked: list, run_for: float) -> None:
     """Send records one by one (acks="all"); after ``run_for`` seconds, kill the broker."""
     with trio.CancelScope() as everything:
-        async with Producer(broker.kafka, acks="all", linger_ms=0, delivery_timeout_ms=3000,
+        async with Producer(broker.kafka_address, acks="all", linger_ms=0, delivery_timeout_ms=3000,
                             request_timeout_ms=1000) as producer:
             async def sender():
                 for i in range(1_000_000):
@@ -104,13 +75,13 @@ async def read_all(kafka: str) -> set:
 
 
 async def pull_crash(workdir: Path, fsync: str) -> int:
-    broker = BrokerProcess(workdir / f"data-{fsync}", fsync)
-    await broker.start()
+    broker = broker_process(workdir / f"data-{fsync}", fsync)
+    await broker.start_async()
     try:
         acked: list = []
         await produce_until_killed(broker, acked, run_for=0.5)
-        await broker.start()  # same data directory: recovery scans the log's tail
-        found = await read_all(broker.kafka)
+        await broker.start_async()  # same data directory: recovery scans the log's tail
+        found = await read_all(broker.kafka_address)
     finally:
         broker.stop()
     lost = len([value for value in acked if value not in found])
@@ -122,14 +93,14 @@ async def pull_crash(workdir: Path, fsync: str) -> int:
 
 
 async def push_crash(workdir: Path) -> None:
-    broker = BrokerProcess(workdir / "data-push", "always")
-    await broker.start()
+    broker = broker_process(workdir / "data-push", "always")
+    await broker.start_async()
     sent = failed = 0
     received, gaps = [], []
     try:
-        async with subscribe(broker.resp, "alerts", reconnect=True,
+        async with subscribe(broker.resp_address, "alerts", reconnect=True,
                              backoff=Backoff(initial=0.05, maximum=0.2, give_up_after=10)) as sub, \
-                Publisher(broker.resp, timeout=1) as publisher:
+                Publisher(broker.resp_address, timeout=1) as publisher:
             async def listen():
                 async for event in sub:
                     (gaps if isinstance(event, Gap) else received).append(event)
@@ -149,7 +120,7 @@ async def push_crash(workdir: Path) -> None:
                 before_kill = len(received)
                 broker.kill()
                 await publish_for(0.3)  # the broker is down
-                await broker.start()
+                await broker.start_async()
                 with trio.fail_after(10):
                     while not gaps:
                         await trio.sleep(0.02)

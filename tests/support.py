@@ -1,17 +1,29 @@
-"""Helpers shared by tests: finding real third-party tools, free of any broker code.
+"""Helpers shared by tests: real third-party tools, a real broker process, a raw socket client.
 
 Interop tests need programs nobody here wrote (kcat, redis-cli, redis-server, ...). On a
 developer machine without them those tests skip with a message naming the Debian package;
 with ``DUALMQ_REQUIRE_INTEROP=1`` (set by ``.ci/run``) a missing tool is a failure instead,
 because CI must really run them.
+
+``broker_process`` runs ``dualmq serve`` through ``dualmq.process`` (the same code compare,
+the benchmarks and the lessons use), with its files in the test's directory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from dualmq.process import BrokerProcess, serve_command
+
+__all__ = ["BrokerProcess", "RawClient", "broker_process", "require_binary", "require_module", "serve_command"]
 
 REQUIRE_INTEROP = os.environ.get("DUALMQ_REQUIRE_INTEROP") == "1"
 
@@ -40,105 +52,20 @@ def require_module(name: str, package: str):
 
 # --- a real broker process -------------------------------------------------------------------
 
-import contextlib
-import json
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import attrs
-
-START_TIMEOUT_SECONDS = 20.0
-STOP_TIMEOUT_SECONDS = 10.0
-
-
-def split_address(text: str) -> tuple[str, int]:
-    host, _, port = text.rpartition(":")
-    return host.strip("[]"), int(port)
-
-
-@attrs.define
-class RunningBroker:
-    """A ``dualmq serve`` subprocess started on ephemeral ports."""
-
-    process: subprocess.Popen
-    kafka: tuple[str, int]
-    resp: tuple[str, int]
-    data_dir: Path
-    log_path: Path
-
-    @property
-    def kafka_address(self) -> str:
-        return f"{self.kafka[0]}:{self.kafka[1]}"
-
-    def log_lines(self) -> list[dict]:
-        lines = []
-        for raw in self.log_path.read_text().splitlines():
-            try:
-                lines.append(json.loads(raw))
-            except json.JSONDecodeError:
-                pass
-        return lines
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Signal the broker and wait for it; returns the exit status."""
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT_SECONDS)
-        return self.process.returncode
-
-
-def serve_command(data_dir: Path, ready_file: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "dualmq", "serve",
-        "--data-dir", str(data_dir),
-        "--kafka", "127.0.0.1:0",
-        "--resp", "127.0.0.1:0",
-        "--ready-file", str(ready_file),
-        "--log-format", "json",
-        *extra,
-    ]
-
 
 @contextlib.contextmanager
-def broker_process(workdir: Path, *extra: str, data_dir: Path | None = None) -> Iterator[RunningBroker]:
-    """Start ``dualmq serve`` on port 0, wait until it is ready, stop it on exit."""
-    data_dir = data_dir or workdir / "data"
-    ready_file = workdir / f"ready-{time.monotonic_ns()}.json"
-    log_path = workdir / f"broker-{time.monotonic_ns()}.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            serve_command(data_dir, ready_file, *extra),
-            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_SECONDS
-        while not ready_file.exists():
-            if process.poll() is not None:
-                raise RuntimeError(f"broker exited with {process.returncode}: {log_path.read_text()}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"broker not ready after {START_TIMEOUT_SECONDS} s: {log_path.read_text()}")
-            time.sleep(0.02)
-        ready = json.loads(ready_file.read_text())
-        broker = RunningBroker(process, split_address(ready["kafka"]), split_address(ready["resp"]),
-                               data_dir, log_path)
+def broker_process(workdir: Path, *extra: str, data_dir: Path | None = None) -> Iterator[BrokerProcess]:
+    """``dualmq serve`` on port 0 (``dualmq.process``), ready when yielded, stopped on exit.
+
+    Its ready file and log are new files in ``workdir`` for every call (``ready-<n>.json``,
+    ``broker-<n>.log``), so ``log_lines()`` shows this broker's lines only, even when a test
+    starts a second broker on the same data dir.
+    """
+    stamp = time.monotonic_ns()
+    broker = BrokerProcess(data_dir or workdir / "data", *extra, ready_file=workdir / f"ready-{stamp}.json",
+                           log_path=workdir / f"broker-{stamp}.log")
+    with broker:
         yield broker
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(STOP_TIMEOUT_SECONDS)
 
 
 class RawClient:

@@ -3,17 +3,21 @@
 =================== ==========================================================================
 ``workload``        the workload spec (attrs, TOML) and the built-in scenarios
 ``payload``         the 32-byte header inside every message (run, producer, sequence, time)
-``runner``          running a workload per mode: pacing, the event timeline, draining
-``pull_side``       pull mode's producers/consumers (``dualmq.pull``)
-``push_side``       push mode's publishers/subscribers (``dualmq.push``)
-``brokers``         embedded, subprocess (restartable, killable) or external brokers
+``runner``          running a workload per mode: the order of things, draining, progress
+``side``            ``Side``, the interface between the runner and one mode
+``pull_side``       ``PullSide``: pull mode's producers/consumers (``dualmq.pull``)
+``push_side``       ``PushSide``: push mode's publishers/subscribers (``dualmq.push``)
+``state``           ``ModeRun``, ``ConsumerState``: what one mode's tasks share
+``timeline``        the event timeline (joins, restarts, kills, bursts) and pacing
+``brokers``         embedded, subprocess (``dualmq.process``) or external brokers
 ``accounting``      sent / acknowledged / delivered / lost / duplicated / reordered, latency
 ``report``          the terminal table and the JSON document (schema in its docstring)
 ``html``            the self-contained HTML page (inline SVG charts)
-``command``         the ``compare`` subcommand (``add_parser``, ``run_command``)
+``command``         the ``compare`` subcommand (``add_parsers``, ``run_command``)
 =================== ==========================================================================
 
-Part of the SDK side: it imports ``dualmq.push``, ``dualmq.pull``, ``dualmq.embedded`` and
-``wire/`` only, and runs a broker subprocess with ``python -m dualmq serve`` when a scenario
-restarts or kills it.
+Part of the SDK side: it imports the public ``dualmq.push``, ``dualmq.pull``, ``dualmq.errors``,
+``dualmq.process`` and ``dualmq.embedded`` only, and runs a broker subprocess when a scenario
+restarts or kills it. The arrows run one way: ``runner`` -> ``side`` <- ``pull_side`` /
+``push_side``, all of them -> ``state``, ``timeline``.
 """

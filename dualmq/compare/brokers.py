@@ -3,14 +3,15 @@
 * ``embedded``: ``dualmq.embedded.broker`` in this process (the default: nothing to install,
   nothing to clean up). Cannot be restarted or killed, so scenarios with ``restart``/``kill``
   events use
-* ``subprocess``: ``python -m dualmq serve`` on free loopback ports with a scratch data dir;
-  ``stop(kill=True)`` sends SIGKILL (a crash: no flush, no goodbye), ``start`` brings it back
-  on the same ports and data dir, as an operator restarting a service would.
+* ``subprocess``: ``dualmq serve`` as a child process (``dualmq.process``) on free loopback
+  ports with a scratch data dir; ``bounce(kill=True)`` sends SIGKILL (a crash: no flush, no
+  goodbye), then brings it back on the same ports and data dir, as an operator restarting a
+  service would.
 * ``external``: ``--kafka`` / ``--resp`` addresses (real Kafka and Redis allowed). We do not
   know its settings beyond what it tells us, and cannot restart it.
 
-The subprocess is started with ``sys.executable -m dualmq``: the SDK side never imports the
-broker package, it runs it (DESIGN.md §2).
+The subprocess runs the broker rather than importing it: the SDK side never imports the
+broker package (only the embedded broker, a composition root, does).
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -27,8 +26,7 @@ from typing import Any
 
 import trio
 
-START_TIMEOUT_S = 20.0
-STOP_TIMEOUT_S = 10.0
+from dualmq.process import BrokerProcess
 
 
 def _toml_value(value: Any) -> str:
@@ -48,72 +46,6 @@ def config_toml(settings: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-class BrokerProcess:
-    """A ``dualmq serve`` subprocess that can be stopped, killed and started again."""
-
-    def __init__(self, workdir: Path, settings: dict[str, dict[str, Any]]) -> None:
-        self.workdir = workdir
-        self.data_dir = workdir / "data"
-        self.config_path = workdir / "broker.toml"
-        self.config_path.write_text(config_toml(settings))
-        self.kafka = "127.0.0.1:0"
-        self.resp = "127.0.0.1:0"
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    async def start(self) -> None:
-        """Start (or restart on the same ports) and wait until both listeners accept.
-
-        Raises:
-            RuntimeError: the broker exited or was not ready within ``START_TIMEOUT_S``.
-        """
-        self.starts += 1
-        ready = self.workdir / f"ready-{self.starts}.json"
-        log_path = self.workdir / f"broker-{self.starts}.log"
-        command = [sys.executable, "-m", "dualmq", "serve", "--data-dir", str(self.data_dir),
-                   "--kafka", self.kafka, "--resp", self.resp, "--ready-file", str(ready),
-                   "--config", str(self.config_path), "--log-format", "json", "--log-level", "warning"]
-        with open(log_path, "wb") as log_file:
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_file,
-                                            stderr=subprocess.STDOUT)
-        with trio.move_on_after(START_TIMEOUT_S):
-            while not ready.exists():
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"broker exited with {self.process.returncode}: {log_path.read_text()[-2000:]}")
-                await trio.sleep(0.02)
-            info = json.loads(ready.read_text())
-            self.kafka, self.resp = info["kafka"], info["resp"]
-            return
-        self._force_stop()
-        raise RuntimeError(f"broker not ready after {START_TIMEOUT_S} s: {log_path.read_text()[-2000:]}")
-
-    async def stop(self, *, kill: bool) -> None:
-        """SIGTERM (graceful: flush, close) or SIGKILL (a crash), then wait for the exit."""
-        process = self.process
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        with trio.move_on_after(STOP_TIMEOUT_S):
-            while process.poll() is None:
-                await trio.sleep(0.01)
-        if process.poll() is None:
-            self._force_stop()
-
-    def _force_stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_S)
-
-    def close(self) -> None:
-        """Synchronous last-resort cleanup (also used when the run is cancelled)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                self._force_stop()
-
-
 class BrokerHandle:
     """The broker one scenario runs against; ``restartable`` tells whether events can kill it."""
 
@@ -127,11 +59,11 @@ class BrokerHandle:
 
     @property
     def kafka(self) -> str | None:
-        return self.process.kafka if self.process is not None else self._kafka
+        return self.process.kafka_address if self.process is not None else self._kafka
 
     @property
     def resp(self) -> str | None:
-        return self.process.resp if self.process is not None else self._resp
+        return self.process.resp_address if self.process is not None else self._resp
 
     @property
     def restartable(self) -> bool:
@@ -144,9 +76,9 @@ class BrokerHandle:
         """Stop (SIGTERM or SIGKILL), stay down ``down_s`` seconds, start again."""
         if self.process is None:
             raise RuntimeError("this broker cannot be restarted by compare")
-        await self.process.stop(kill=kill)
+        await self.process.stop_async(signal.SIGKILL if kill else signal.SIGTERM)
         await trio.sleep(down_s)
-        await self.process.start()
+        await self.process.start_async()
 
 
 @asynccontextmanager
@@ -170,14 +102,10 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
                 yield BrokerHandle("embedded", running.kafka, running.resp, settings)
         return
     with tempfile.TemporaryDirectory(prefix="dualmq-compare-") as scratch:
-        process = BrokerProcess(Path(scratch), settings)
-        try:
-            await process.start()
+        config = Path(scratch) / "broker.toml"
+        config.write_text(config_toml(settings))
+        async with BrokerProcess(Path(scratch) / "data", "--config", str(config), log_level="warning") as process:
             yield BrokerHandle("subprocess", None, None, settings, process)
-        finally:
-            with trio.CancelScope(shield=True):
-                await process.stop(kill=False)
-            process.close()
 
 
 def cpu_count() -> int:

@@ -1,11 +1,12 @@
 """``dualmq compare``: the command-line front of the compare package.
 
-The CLI (``dualmq/cli.py``) owns the parser; this module contributes the subcommand::
+The CLI (``dualmq/cli/``) owns the parser; this module contributes the subcommand, as each
+module of ``dualmq/cli/`` does::
 
     from dualmq.compare import command as compare_command
-    compare_command.add_parser(commands)        # commands = parser.add_subparsers(...)
+    compare_command.add_parsers(commands)       # commands = parser.add_subparsers(...)
 
-``add_parser`` registers ``compare`` with ``set_defaults(handler=run_command)``; the CLI calls
+``add_parsers`` registers ``compare`` with ``set_defaults(handler=run_command)``; the CLI calls
 ``args.handler(args)`` and exits with its return value.
 
 Examples::
@@ -42,7 +43,7 @@ def _modes(text: str) -> tuple[str, ...]:
     return modes
 
 
-def add_parser(subcommands) -> None:
+def add_parsers(subcommands) -> None:
     """Add the ``compare`` subcommand to an ``argparse`` subparsers object."""
     names = ", ".join(SCENARIOS)
     parser = subcommands.add_parser(
@@ -146,6 +147,6 @@ def run_command(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry point (``python -m dualmq.compare``), for use before the CLI hook exists."""
     parser = argparse.ArgumentParser(prog="dualmq")
-    add_parser(parser.add_subparsers(dest="command", required=True))
+    add_parsers(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["compare", *(sys.argv[1:] if argv is None else argv)])
     return args.handler(args)

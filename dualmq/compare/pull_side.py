@@ -1,5 +1,7 @@
 """Pull mode's half of ``compare``: producers, consumers and lag, over the Kafka protocol (``dualmq.pull``).
 
+``PullSide`` implements ``side.Side``:
+
 * A producer is a ``Producer`` (``acks`` from the workload, idempotence on when the broker
   offers it). ``enqueue`` hands records over without waiting; a collector task awaits each
   ``Delivery`` in order and records when it was acknowledged (or why it failed after the
@@ -10,7 +12,8 @@
   the partitions (the group is the receiver). Offsets are committed after processing every
   ``commit_every`` records: at-least-once. A crash leaves without committing; the restarted
   consumer resumes from the last commit, so what it had processed since is delivered again.
-* Lag is sampled from the consumers (high watermark minus position, summed over partitions).
+* Lag is sampled from the consumers (high watermark minus committed offset, summed over
+  partitions).
 
 Features the broker may not serve (OffsetCommit/OffsetFetch, groups) are probed with
 ApiVersions; without them commits are skipped and the receipt says so.
@@ -23,19 +26,12 @@ import time
 import trio
 
 from dualmq import pull
-from dualmq._kafka_connection import BrokerConnection
 from dualmq.compare import payload
 from dualmq.compare.accounting import Send
-from dualmq.compare.runner import (
-    ConsumerCrash,
-    ConsumerState,
-    ModeRun,
-    Pacer,
-    Timeline,
-    apply_common,
-    note_producers_finished,
-    stamp,
-)
+from dualmq.compare.side import Side
+from dualmq.compare.state import ConsumerCrash, ConsumerState, ModeRun, stamp
+from dualmq.compare.timeline import Pacer, Timeline, apply_common
+from dualmq.compare.workload import Event
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
 
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT = 8, 9, 10, 11, 14, 12
@@ -51,91 +47,178 @@ async def broker_api_keys(address: str) -> frozenset[int]:
     Raises:
         ConnectionLost, Timeout: the broker is unreachable.
     """
-    host, _, port = address.rpartition(":")
-    async with trio.open_nursery() as nursery:
-        connection = await BrokerConnection.open(nursery, host.strip("[]"), int(port), client_id="dualmq-compare",
-                                                 node_id=-1, timeout=PROBE_TIMEOUT_S)
-        keys = frozenset(connection.broker_ranges)
-        await connection.aclose()
-        nursery.cancel_scope.cancel()
-    return keys
+    async with pull.Admin(address, request_timeout_ms=PROBE_TIMEOUT_S * 1000, client_id="dualmq-compare") as admin:
+        return frozenset(await admin.api_versions())
 
 
 def _acks(workload_acks: str) -> int | str:
     return "all" if workload_acks == "all" else int(workload_acks)
 
 
-async def prepare(run: ModeRun) -> None:
-    workload = run.workload
-    keys = await broker_api_keys(run.broker.kafka)
-    run._commits = COMMIT_APIS <= keys  # type: ignore[attr-defined]
-    run._live = {}  # type: ignore[attr-defined]  # (consumer, member) -> open Consumer, for lag
-    if workload.pull_consumers == "group" and not GROUP_APIS <= keys:
-        raise DualmqError("pull_consumers = 'group' needs consumer groups, which this broker does not serve")
-    async with pull.Admin(run.broker.kafka) as admin:
-        await admin.create_topics(run.target, partitions=workload.partitions, exist_ok=True)
-    run.log.metrics["rebalances"] = 0
-    run.log.metrics["producer_retries_hidden_by_idempotence"] = "n/a"
-    fsync = run.broker.setting("log", "fsync", "interval") if run.broker.kind != "external" else "unknown (external broker)"
-    retention_ms = run.broker.setting("log", "retention_ms", 7 * 24 * 3600 * 1000)
-    commit = (f"manual, after processing every {workload.commit_every} records (at-least-once)"
-              if run._commits else "none: the broker does not serve OffsetCommit; a restart re-reads everything")
-    run.log.guarantees.update({
-        "delivery": "at-least-once: records stay in the log; consumers resume from their commit",
-        "acks": f"{workload.acks}" + (" (durable on the leader before the reply)" if workload.acks == "all" else ""),
-        "fsync": str(fsync),
-        "commit": commit,
-        "consumers": f"{workload.pull_consumers}, from the beginning (auto_offset_reset=earliest)",
-        "retention": ("unknown (external broker)" if run.broker.kind == "external"
-                      else f"{retention_ms / 3600000:g} h" if retention_ms >= 0 else "forever"),
-        "topic": f"{run.target}, {workload.partitions} partition(s)",
-        "broker": f"{run.broker.kind} at {run.broker.kafka}",
-    })
-    if not run._commits:
-        run.log.notes.append("broker lacks OffsetCommit/OffsetFetch: pull consumers did not commit")
+class PullSide(Side):
+    """Pull mode's half of a compare run, over ``dualmq.pull``."""
+
+    def __init__(self) -> None:
+        self.commits = False   # the broker serves OffsetCommit/OffsetFetch/FindCoordinator
+        self.live: dict[tuple[str, int], pull.Consumer] = {}   # (consumer, member) -> open Consumer, for lag
+
+    async def prepare(self, run: ModeRun) -> None:
+        workload = run.workload
+        async with pull.Admin(run.broker.kafka) as admin:
+            keys = frozenset(await admin.api_versions())
+            self.commits = COMMIT_APIS <= keys
+            if workload.pull_consumers == "group" and not GROUP_APIS <= keys:
+                raise DualmqError("pull_consumers = 'group' needs consumer groups, which this broker does not serve")
+            await admin.create_topics(run.target, partitions=workload.partitions, exist_ok=True)
+        run.log.metrics["rebalances"] = 0
+        run.log.metrics["producer_retries_hidden_by_idempotence"] = "n/a"
+        fsync = run.broker.setting("log", "fsync", "interval") if run.broker.kind != "external" else "unknown (external broker)"
+        retention_ms = run.broker.setting("log", "retention_ms", 7 * 24 * 3600 * 1000)
+        commit = (f"manual, after processing every {workload.commit_every} records (at-least-once)"
+                  if self.commits else "none: the broker does not serve OffsetCommit; a restart re-reads everything")
+        run.log.guarantees.update({
+            "delivery": "at-least-once: records stay in the log; consumers resume from their commit",
+            "acks": f"{workload.acks}" + (" (durable on the leader before the reply)" if workload.acks == "all" else ""),
+            "fsync": str(fsync),
+            "commit": commit,
+            "consumers": f"{workload.pull_consumers}, from the beginning (auto_offset_reset=earliest)",
+            "retention": ("unknown (external broker)" if run.broker.kind == "external"
+                          else f"{retention_ms / 3600000:g} h" if retention_ms >= 0 else "forever"),
+            "topic": f"{run.target}, {workload.partitions} partition(s)",
+            "broker": f"{run.broker.kind} at {run.broker.kafka}",
+        })
+        if not self.commits:
+            run.log.notes.append("broker lacks OffsetCommit/OffsetFetch: pull consumers did not commit")
+
+    async def apply_event(self, run: ModeRun, event: Event, nursery: trio.Nursery) -> None:
+        await apply_common(run, event, nursery)
+
+    # --- producers ------------------------------------------------------------------------------
+
+    async def run_producer(self, run: ModeRun, producer: int, timeline: Timeline) -> None:
+        workload = run.workload
+        pacer = Pacer(workload.rate / workload.producers)
+        send_channel, receive_channel = trio.open_memory_channel(ACK_QUEUE)
+        seq = 0
+        async with pull.Producer(run.broker.kafka, acks=_acks(workload.acks), delivery_timeout_ms=30_000,
+                                 request_timeout_ms=5_000, retry_backoff_ms=100,
+                                 client_id=f"compare-p{producer}") as kafka_producer, trio.open_nursery() as nursery:
+            run.log.guarantees["idempotent producer"] = "yes" if kafka_producer.idempotent else "no"
+            nursery.start_soon(_collect_acks, run, producer, receive_channel)
+
+            async def send_one() -> None:
+                nonlocal seq
+                body, sent_ns = stamp(run, producer, seq)
+                key = run.key_of(seq)
+                delivery = await kafka_producer.enqueue(run.target, body, None if key < 0 else str(key).encode())
+                await send_channel.send((seq, sent_ns, delivery))
+                seq += 1
+                run.sent += 1
+
+            async def send_burst(count: int) -> None:
+                for _ in range(count):
+                    await send_one()
+
+            async with send_channel:
+                for index in range(workload.messages):
+                    if index in timeline.points:
+                        await timeline.checkpoint(producer, index, send_burst)
+                    await pacer.wait(index)
+                    await send_one()
+                if workload.messages in timeline.points:
+                    await timeline.checkpoint(producer, workload.messages, send_burst)
+                await kafka_producer.flush()
+        run.note_producer_finished()
+
+    # --- consumers ------------------------------------------------------------------------------
+
+    async def run_consumers(self, run: ModeRun) -> None:
+        async with trio.open_nursery() as nursery:
+            if run.workload.pull_consumers == "group":
+                for member in range(run.workload.consumers):
+                    nursery.start_soon(self._consume, run, run.consumers[0], member)
+            else:
+                for consumer in run.consumers:
+                    nursery.start_soon(self._consume, run, consumer, 0)
+
+    async def _consume(self, run: ModeRun, consumer: ConsumerState, member: int) -> None:
+        workload = run.workload
+        await consumer.joined.wait()
+        grouped = workload.pull_consumers == "group"
+        group_id = f"{run.target}-{consumer.name}" if self.commits else None
+        partitions = [(run.target, p) for p in range(workload.partitions)]
+        while True:
+            options = dict(group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
+                           max_wait_ms=100, request_timeout_ms=5_000, client_id=f"compare-{consumer.name}-{member}")
+            if grouped:
+                options.update(topics=[run.target], on_assigned=lambda _: run.bump("rebalances"),
+                               session_timeout_ms=6000, heartbeat_interval_ms=500)
+            positions: dict[tuple[str, int], int] = {}
+            try:
+                async with pull.Consumer(run.broker.kafka, **options) as kafka_consumer:
+                    if not grouped:
+                        kafka_consumer.assign(partitions)
+                    self.live[(consumer.name, member)] = kafka_consumer
+                    consumer.down = False
+                    consumer.ready.set()
+                    while True:
+                        records = await kafka_consumer.getmany(500)
+                        received_ns = time.time_ns()
+                        for record in records:
+                            decoded = payload.decode(record.value, run.run_id)
+                            positions[(record.topic, record.partition)] = record.offset + 1
+                            if decoded is None:
+                                continue
+                            if consumer.delay_s:
+                                await trio.sleep(consumer.delay_s)
+                                received_ns = time.time_ns()
+                            consumer.record(decoded[0], decoded[1], decoded[2], received_ns)
+                            if group_id is not None and consumer.processed % workload.commit_every == 0:
+                                await _commit(run, kafka_consumer, positions)
+                            if consumer.crash_after is not None and not consumer.crashed \
+                                    and consumer.processed >= consumer.crash_after:
+                                raise ConsumerCrash
+            except ConsumerCrash:
+                self.live.pop((consumer.name, member), None)
+                consumer.crashed = True
+                consumer.down = True
+                run.incident(f"consumer {consumer.name} crashed (uncommitted records will be redelivered)", cause=True)
+                await trio.sleep(consumer.crash_down_s)
+                continue
+            except (ConnectionLost, Timeout, KafkaError) as exc:
+                # The broker went away under the consumer (restart/kill scenarios): start a fresh
+                # consumer, which resumes from the last commit.
+                self.live.pop((consumer.name, member), None)
+                run.bump("consumer_reconnects")
+                run.log.notes.append(f"pull consumer {consumer.name} restarted after {type(exc).__name__}") \
+                    if run.log.metrics["consumer_reconnects"] == 1 else None
+                await trio.sleep(0.2)
+                continue
+
+    # --- gauges and the end of the run -----------------------------------------------------
+
+    async def sample(self, run: ModeRun) -> None:
+        """Record the consumers' lag: log-end offset minus committed offset, per partition, never
+        negative (dualmq's one definition, the one ``dualmq groups describe`` prints). A
+        partition with no commit yet counts from offset 0: all of it is still to be processed."""
+        for (name, _), kafka_consumer in list(self.live.items()):
+            lag = 0
+            assignment = kafka_consumer.assignment()
+            try:
+                committed = await kafka_consumer.committed(*assignment) if assignment else {}
+            except (DualmqError, trio.TooSlowError):
+                continue
+            for tp in assignment:
+                high = kafka_consumer.high_watermark(tp)
+                if high >= 0:
+                    lag += max(0, high - (committed.get(tp) or 0))
+            run.high_water("consumer_lag_high_water", lag)
+
+    async def finish(self, run: ModeRun) -> None:
+        run.log.metrics.pop("producer_retries_hidden_by_idempotence", None)
 
 
-async def apply_event(run: ModeRun, event, nursery: trio.Nursery) -> None:
-    await apply_common(run, event, nursery)
-
-
-# --- producers ----------------------------------------------------------------------------------
-
-
-async def run_producer(run: ModeRun, producer: int, timeline: Timeline) -> None:
-    workload = run.workload
-    pacer = Pacer(workload.rate / workload.producers)
-    send_channel, receive_channel = trio.open_memory_channel(ACK_QUEUE)
-    seq = 0
-    async with pull.Producer(run.broker.kafka, acks=_acks(workload.acks), delivery_timeout_ms=30_000,
-                             request_timeout_ms=5_000, retry_backoff_ms=100,
-                             client_id=f"compare-p{producer}") as kafka_producer, trio.open_nursery() as nursery:
-        run.log.guarantees["idempotent producer"] = "yes" if kafka_producer.idempotent else "no"
-        nursery.start_soon(_collect_acks, run, producer, receive_channel)
-
-        async def send_one() -> None:
-            nonlocal seq
-            body, sent_ns = stamp(run, producer, seq)
-            key = run.key_of(seq)
-            delivery = await kafka_producer.enqueue(run.target, body, None if key < 0 else str(key).encode())
-            await send_channel.send((seq, sent_ns, delivery))
-            seq += 1
-            run.sent += 1
-
-        async def send_burst(count: int) -> None:
-            for _ in range(count):
-                await send_one()
-
-        async with send_channel:
-            for index in range(workload.messages):
-                if index in timeline.points:
-                    await timeline.checkpoint(producer, index, send_burst)
-                await pacer.wait(index)
-                await send_one()
-            if workload.messages in timeline.points:
-                await timeline.checkpoint(producer, workload.messages, send_burst)
-            await kafka_producer.flush()
-    note_producers_finished(run)
+# --- helpers ------------------------------------------------------------------------------------
 
 
 async def _collect_acks(run: ModeRun, producer: int, receive_channel) -> None:
@@ -152,102 +235,9 @@ async def _collect_acks(run: ModeRun, producer: int, receive_channel) -> None:
             run.acked += 1
 
 
-# --- consumers ----------------------------------------------------------------------------------
-
-
-async def run_consumers(run: ModeRun) -> None:
-    async with trio.open_nursery() as nursery:
-        if run.workload.pull_consumers == "group":
-            for member in range(run.workload.consumers):
-                nursery.start_soon(_consume, run, run.consumers[0], member)
-        else:
-            for consumer in run.consumers:
-                nursery.start_soon(_consume, run, consumer, 0)
-
-
-async def _consume(run: ModeRun, consumer: ConsumerState, member: int) -> None:
-    workload = run.workload
-    await consumer.joined.wait()
-    grouped = workload.pull_consumers == "group"
-    group_id = f"{run.target}-{consumer.name}" if run._commits else None  # type: ignore[attr-defined]
-    partitions = [(run.target, p) for p in range(workload.partitions)]
-    while True:
-        options = dict(group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
-                       max_wait_ms=100, request_timeout_ms=5_000, client_id=f"compare-{consumer.name}-{member}")
-        if grouped:
-            options.update(topics=[run.target], on_assigned=lambda _: run.bump("rebalances"),
-                           session_timeout_ms=6000, heartbeat_interval_ms=500)
-        positions: dict[tuple[str, int], int] = {}
-        try:
-            async with pull.Consumer(run.broker.kafka, **options) as kafka_consumer:
-                if not grouped:
-                    kafka_consumer.assign(partitions)
-                run._live[(consumer.name, member)] = kafka_consumer  # type: ignore[attr-defined]
-                consumer.down = False
-                consumer.ready.set()
-                while True:
-                    records = await kafka_consumer.getmany(500)
-                    received_ns = time.time_ns()
-                    for record in records:
-                        decoded = payload.decode(record.value, run.run_id)
-                        positions[(record.topic, record.partition)] = record.offset + 1
-                        if decoded is None:
-                            continue
-                        if consumer.delay_s:
-                            await trio.sleep(consumer.delay_s)
-                            received_ns = time.time_ns()
-                        consumer.record(decoded[0], decoded[1], decoded[2], received_ns)
-                        if group_id is not None and consumer.processed % workload.commit_every == 0:
-                            await _commit(run, kafka_consumer, positions)
-                        if consumer.crash_after is not None and not consumer.crashed \
-                                and consumer.processed >= consumer.crash_after:
-                            raise ConsumerCrash
-        except ConsumerCrash:
-            run._live.pop((consumer.name, member), None)  # type: ignore[attr-defined]
-            consumer.crashed = True
-            consumer.down = True
-            run.incident(f"consumer {consumer.name} crashed (uncommitted records will be redelivered)", cause=True)
-            await trio.sleep(consumer.crash_down_s)
-            continue
-        except (ConnectionLost, Timeout, KafkaError) as exc:
-            # The broker went away under the consumer (restart/kill scenarios): start a fresh
-            # consumer, which resumes from the last commit.
-            run._live.pop((consumer.name, member), None)  # type: ignore[attr-defined]
-            run.bump("consumer_reconnects")
-            run.log.notes.append(f"pull consumer {consumer.name} restarted after {type(exc).__name__}") \
-                if run.log.metrics["consumer_reconnects"] == 1 else None
-            await trio.sleep(0.2)
-            continue
-
-
 async def _commit(run: ModeRun, kafka_consumer, positions: dict[tuple[str, int], int]) -> None:
     try:
         await kafka_consumer.commit(dict(positions))
         run.bump("commits")
     except (KafkaError, Timeout, ConnectionLost, DualmqError):
         run.bump("commit_failures")
-
-
-# --- gauges and the end of the run ---------------------------------------------------------
-
-
-async def sample(run: ModeRun) -> None:
-    """Record the consumers' lag: log-end offset minus committed offset, per partition, never
-    negative (DESIGN.md's one definition, the one ``dualmq groups describe`` prints). A
-    partition with no commit yet counts from offset 0: all of it is still to be processed."""
-    for (name, _), kafka_consumer in list(run._live.items()):  # type: ignore[attr-defined]
-        lag = 0
-        assignment = kafka_consumer.assignment()
-        try:
-            committed = await kafka_consumer.committed(*assignment) if assignment else {}
-        except (DualmqError, trio.TooSlowError):
-            continue
-        for tp in assignment:
-            high = kafka_consumer.high_watermark(tp)
-            if high >= 0:
-                lag += max(0, high - (committed.get(tp) or 0))
-        run.high_water("consumer_lag_high_water", lag)
-
-
-async def finish(run: ModeRun) -> None:
-    run.log.metrics.pop("producer_retries_hidden_by_idempotence", None)

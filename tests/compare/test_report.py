@@ -66,7 +66,7 @@ def test_workload_toml(tmp_path):
 
 def test_command_runs_and_writes_json_and_html(tmp_path, capsys):
     parser = argparse.ArgumentParser(prog="dualmq")
-    command.add_parser(parser.add_subparsers(dest="command"))
+    command.add_parsers(parser.add_subparsers(dest="command"))
     out_json, out_html = tmp_path / "r.json", tmp_path / "r.html"
     args = parser.parse_args(["compare", "late-joiner", "--messages", "400", "--rate", "4000",
                               "--json", str(out_json), "--html", str(out_html)])

@@ -2,28 +2,23 @@
 
 Both run as child processes on free loopback ports, can be killed with SIGKILL and restarted
 on the *same* port (what the reconnect tests need), and are always stopped at the end.
-redis-server cannot bind port 0 and report it, so we pick a free port and retry on a clash.
+redis-server cannot bind port 0 and report it, so we pick a free port (the benchmarks'
+``free_port``, the one definition) and retry on a clash.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from tests.support import broker_process, require_binary
+from bench._common import free_port
+from dualmq.process import BrokerProcess
+from tests.support import require_binary
 
 START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def answers_ping(port: int) -> bool:
@@ -36,36 +31,35 @@ def answers_ping(port: int) -> bool:
 
 
 class DualmqServer:
-    """``dualmq serve`` (push mode) via tests.support.broker_process."""
+    """``dualmq serve`` (push mode) through ``dualmq.process``."""
 
     kind = "dualmq"
 
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.port: int | None = None
-        self._stack = contextlib.ExitStack()
-        self._broker = None
-        self._generation = 0
+        self._brokers: list[BrokerProcess] = []
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self._generation += 1
-        extra = () if self.port is None else ("--resp", f"127.0.0.1:{self.port}")
+        generation = len(self._brokers) + 1
+        resp = "127.0.0.1:0" if self.port is None else f"127.0.0.1:{self.port}"
         # A fresh data dir each time: a SIGKILLed broker may leave its lock behind, and push
         # mode keeps nothing on disk anyway.
-        self._broker = self._stack.enter_context(
-            broker_process(self.workdir, *extra, data_dir=self.workdir / f"data-{self._generation}")
-        )
-        self.port = self._broker.resp[1]
+        broker = BrokerProcess(self.workdir / f"data-{generation}", resp=resp)
+        self._brokers.append(broker)
+        broker.start()
+        self.port = broker.resp[1]
 
     def kill(self) -> None:
-        self._broker.stop(signal.SIGKILL)
+        self._brokers[-1].kill()
 
     def close(self) -> None:
-        self._stack.close()
+        for broker in self._brokers:
+            broker.stop()
 
 
 class RedisServer:

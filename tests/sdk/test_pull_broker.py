@@ -15,11 +15,10 @@ import structlog.testing
 import pytest
 import trio
 
-from dualmq._kafka_connection import BrokerConnection
-from dualmq.errors import KafkaError, OffsetOutOfRange
+from dualmq.errors import DualmqError, KafkaError, OffsetOutOfRange
 from dualmq.pull import Admin, Consumer, Producer, partition_for_key
+from tests.support import broker_process, require_binary, require_module
 from wire.errors import LocalProtocolError
-from tests.support import broker_process, require_binary, require_module, split_address
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -38,13 +37,8 @@ def broker(tmp_path_factory):
 def api_keys(broker) -> frozenset[int]:
     """The API keys the broker advertises (probed once, outside any trio run)."""
     async def probe() -> frozenset[int]:
-        host, port = split_address(broker.kafka_address)
-        async with trio.open_nursery() as nursery:
-            connection = await BrokerConnection.open(nursery, host, port, client_id="probe", node_id=-1, timeout=10)
-            keys = frozenset(connection.broker_ranges)
-            await connection.aclose()
-            nursery.cancel_scope.cancel()
-        return keys
+        async with Admin(broker.kafka_address, request_timeout_ms=10_000, client_id="probe") as admin:
+            return frozenset(await admin.api_versions())
 
     return trio.run(probe)
 
@@ -255,6 +249,22 @@ async def test_admin_topics(broker) -> None:
         await admin.create_partitions("adm-a", 3)
         (grown,) = await admin.describe_topics("adm-a")
         assert [p.partition for p in grown.partitions] == [0, 1, 2] and grown.messages == 5
+
+
+async def test_admin_api_versions_match_what_kafka_python_sees(broker) -> None:
+    kafka = require_module("kafka", "kafka-python")
+    async with Admin(broker.kafka_address) as admin:
+        ours = await admin.api_versions()
+        with pytest.raises(DualmqError, match="not in the cluster metadata"):
+            await admin.api_versions(node=12345)
+    assert {0, 1, 3, 18} <= set(ours)  # Produce, Fetch, Metadata, ApiVersions
+    assert all(0 <= low <= high for low, high in ours.values())
+    client = kafka.KafkaAdminClient(bootstrap_servers=broker.kafka_address, request_timeout_ms=10_000)
+    try:
+        theirs = {int(key): tuple(versions) for key, versions in client.api_versions().items()}
+    finally:
+        client.close()
+    assert ours == theirs
 
 
 # --- dead letters ------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The consumer's fetch engine (``dualmq._kafka_fetcher``) against a scripted fake client.
+"""The consumer's fetch engine (``dualmq.pull.fetcher``) against a scripted fake client.
 
 No broker and no sockets: the fake answers every Fetch at once with one batch starting at the
 requested offset, so the tests can drive the fetcher and the consumer's side of the prefetch
@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from dualmq._kafka_fetcher import FETCH, Fetcher
+from dualmq.pull.fetcher import FETCH, Fetcher
 from wire.kafka.records import build_batch
 
 pytestmark = pytest.mark.timeout(30)

@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dualmq._kafka_accumulator import Delivery, RecordAccumulator, record_size
-from dualmq._kafka_assignors import (
+from dualmq.pull import ConsumerRecord
+from dualmq.pull.accumulator import Delivery, RecordAccumulator, record_size
+from dualmq.pull.assignors import (
     assign_range,
     assign_roundrobin,
     decode_assignment,
@@ -16,10 +17,9 @@ from dualmq._kafka_assignors import (
     encode_assignment,
     encode_subscription,
 )
-from dualmq._kafka_connection import choose_versions
-from dualmq._kafka_consumer import ConsumerRecord
-from dualmq._kafka_dead_letters import dead_letter_headers
-from dualmq._kafka_partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
+from dualmq.pull.connection import choose_versions
+from dualmq.pull.dead_letters import dead_letter_headers
+from dualmq.pull.partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
 from wire.errors import LocalProtocolError
 from wire.kafka.records import BATCH_HEADER_SIZE, build_batch, decode_records, finish_batch
 

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dualmq._resp_connection import FrameReader, Message, parse_address
+from dualmq.push.connection import FrameReader, Message, parse_address
 from wire.errors import RemoteProtocolError
 from wire.resp import ReplyParser
 from wire.resp.pubsub import message_frame, pmessage_frame, pong_frame, subscription_frame

@@ -5,7 +5,7 @@ header each. Kafka's producer instead appends records to an open batch per parti
 a batch when it is *full* (``batch_bytes``, Kafka's batch.size) or *old enough* (``linger_ms``:
 a few milliseconds of waiting buy much fuller batches under load). This module holds exactly
 those rules, driven by explicit ``now`` values so tests need no clock and no broker; the
-``Producer`` in ``_kafka_producer`` owns the clock and the network.
+``Producer`` (``producer``) owns the clock and the network.
 
 Batch lifecycle: open (accepting records) -> ready (closed, waiting to be sent; in order per
 partition) -> in flight -> done (``base_offset`` or ``error`` set, ``done`` event fired), possibly
@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 
 import trio
 
+from dualmq.pull.records import TopicPartition
 from wire.kafka.records import append_record
 
 __all__ = ["Delivery", "ProducerBatch", "RecordAccumulator", "record_size"]
@@ -35,7 +36,6 @@ __all__ = ["Delivery", "ProducerBatch", "RecordAccumulator", "record_size"]
 RECORD_OVERHEAD = 10
 BATCH_OVERHEAD = 61
 
-TopicPartition = tuple[str, int]
 Headers = Sequence[tuple[str, bytes | None]] | None
 
 

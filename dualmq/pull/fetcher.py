@@ -3,7 +3,7 @@
 What lives here: ``PartitionState`` (where a partition is read from), ``CompletedFetch`` (record
 bytes received but not yet handed to the application) and ``Fetcher``, which runs one task per
 broker. What does not: turning bytes into records for the application, seeking and committing
-(the ``Consumer``), group membership (``_kafka_group``).
+(the ``Consumer``), group membership (``group``).
 
 Two positions per partition, and why:
 
@@ -35,8 +35,9 @@ from collections.abc import Callable
 import structlog
 import trio
 
-from dualmq._kafka_client import KafkaClient
 from dualmq.errors import ConnectionLost, KafkaError, OffsetOutOfRange, Timeout, UnsupportedVersion
+from dualmq.pull.client import KafkaClient
+from dualmq.pull.records import TopicPartition
 from wire.errors import RemoteProtocolError
 from wire.kafka.errors import ErrorCode
 from wire.kafka.records import split_batches
@@ -47,7 +48,6 @@ log = structlog.get_logger("dualmq.kafka")
 
 FETCH, LIST_OFFSETS = 1, 2
 EARLIEST, LATEST = -2, -1
-TopicPartition = tuple[str, int]
 
 # Errors after which partition leadership may have moved: refresh metadata, then fetch again.
 _METADATA_ERRORS = frozenset({ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,

@@ -3,21 +3,23 @@
 They talk to the broker over the Kafka protocol through the SDK (``dualmq.pull``), exactly as
 any other client would, so ``dualmq groups describe`` against a real Kafka cluster prints the
 same table. ``lag`` has one definition everywhere: log-end offset minus committed offset, per
-partition, never negative (computed in ``dualmq._kafka_admin``).
+partition, never negative (computed by ``dualmq.pull.Admin``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
 import trio
+
+from dualmq.cli.common import host_port
+from dualmq.pull import Admin, Consumer, Producer
 
 DEFAULT_KAFKA = "127.0.0.1:9092"
 
 
-def add_parsers(commands: argparse._SubParsersAction, host_port: Callable[[str], str]) -> None:
+def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Register produce / consume / topics / groups on the CLI's subcommand parser."""
     kafka_help = f"Kafka address of the broker (default {DEFAULT_KAFKA})"
 
@@ -81,8 +83,6 @@ def add_parsers(commands: argparse._SubParsersAction, host_port: Callable[[str],
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from dualmq.pull import Admin, Producer
-
     key = args.key.encode() if args.key is not None else None
     lines = [line.rstrip("\n").encode() for line in sys.stdin]
 
@@ -104,8 +104,6 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _consume(args: argparse.Namespace) -> int:
-    from dualmq.pull import Admin, Consumer
-
     reset = "earliest" if args.from_beginning else "latest"
 
     async def run() -> None:
@@ -136,8 +134,6 @@ def _consume(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from dualmq.pull import Admin
-
     async def run() -> None:
         async with Admin(args.kafka) as admin:
             if args.topic_command == "create":
@@ -173,8 +169,6 @@ def _key_value(item: str) -> tuple[str, str]:
 
 
 def _groups(args: argparse.Namespace) -> int:
-    from dualmq.pull import Admin
-
     async def run() -> None:
         async with Admin(args.kafka) as admin:
             if args.group_command == "list":

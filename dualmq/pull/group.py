@@ -3,8 +3,8 @@
 What lives here: ``GroupMember`` — find the coordinator, JoinGroup, SyncGroup (computing the
 assignment when we are the leader), Heartbeat in a background loop, LeaveGroup; and the group's
 offsets: OffsetCommit, OffsetFetch. What does not: fetching records, positions and the rebalance
-*callbacks* (the ``Consumer`` in ``_kafka_consumer`` decides when to rejoin and what to do
-around it), and the assignors themselves (``_kafka_assignors``).
+*callbacks* (the ``Consumer``, in ``consumer``, decides when to rejoin and what to do
+around it), and the assignors themselves (``assignors``).
 
 The protocol (GUIDE §4.1) in one paragraph: every member sends JoinGroup with its subscription;
 the coordinator waits until all current members have (re)joined, picks a leader and a common
@@ -28,15 +28,16 @@ from collections.abc import Callable, Iterable, Mapping
 import structlog
 import trio
 
-from dualmq._kafka_assignors import (
+from dualmq.errors import CommitFailed, ConnectionLost, KafkaError, Timeout
+from dualmq.pull.assignors import (
     ASSIGNORS,
     decode_assignment,
     decode_subscription,
     encode_assignment,
     encode_subscription,
 )
-from dualmq._kafka_client import KafkaClient
-from dualmq.errors import CommitFailed, ConnectionLost, KafkaError, Timeout
+from dualmq.pull.client import KafkaClient
+from dualmq.pull.records import TopicPartition
 from wire.kafka.errors import ErrorCode
 
 __all__ = ["GroupMember", "commit_offsets", "fetch_committed"]
@@ -44,7 +45,6 @@ __all__ = ["GroupMember", "commit_offsets", "fetch_committed"]
 log = structlog.get_logger("dualmq.kafka")
 
 OFFSET_COMMIT, OFFSET_FETCH, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 8, 9, 11, 12, 13, 14
-TopicPartition = tuple[str, int]
 
 # Errors after which the coordinator must be looked up again (it moved, or is starting).
 _COORDINATOR_ERRORS = frozenset({ErrorCode.COORDINATOR_NOT_AVAILABLE, ErrorCode.NOT_COORDINATOR})

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import attrs
 
+from dualmq.pull.records import TopicPartition
 from wire.errors import RemoteProtocolError
 from wire.kafka import codec
 from wire.kafka.messages import ConsumerProtocolAssignment, ConsumerProtocolSubscription
@@ -46,8 +47,6 @@ _VERSION = struct.Struct(">h")
 # The highest versions our descriptors know; newer peers' extra trailing fields are ignored.
 _MAX_SUBSCRIPTION_VERSION = 3
 _MAX_ASSIGNMENT_VERSION = 3
-
-TopicPartition = tuple[str, int]
 
 
 @attrs.frozen

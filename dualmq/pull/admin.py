@@ -20,11 +20,12 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from dualmq._kafka_assignors import decode_assignment
-from dualmq._kafka_client import KafkaClient
-from dualmq._kafka_fetcher import EARLIEST, LATEST, list_offsets
-from dualmq._kafka_group import fetch_committed
 from dualmq.errors import KafkaError
+from dualmq.pull.assignors import decode_assignment
+from dualmq.pull.client import KafkaClient
+from dualmq.pull.fetcher import EARLIEST, LATEST, list_offsets
+from dualmq.pull.group import fetch_committed
+from dualmq.pull.records import TopicPartition
 from wire.errors import RemoteProtocolError
 from wire.kafka.errors import ErrorCode
 
@@ -32,7 +33,6 @@ __all__ = ["Admin", "GroupDescription", "GroupListing", "MemberDescription", "Pa
            "PartitionLag", "TopicDescription"]
 
 CREATE_TOPICS, DELETE_TOPICS, LIST_GROUPS, DESCRIBE_GROUPS, CREATE_PARTITIONS, DELETE_GROUPS = 19, 20, 16, 15, 37, 42
-TopicPartition = tuple[str, int]
 
 
 @attrs.frozen
@@ -117,6 +117,28 @@ class Admin:
         # KIP-590, but the controller is the direct route).
         client = self._client
         return client.controller_id if client.controller_id in client.brokers else client.any_node()
+
+    # --- the broker ----------------------------------------------------------------------------
+
+    async def api_versions(self, node: int | None = None) -> dict[int, tuple[int, int]]:
+        """The Kafka APIs a broker serves, as it advertised them in its ApiVersions response.
+
+        What a tool checks before it relies on a feature (kafka-python's admin client calls it
+        ``get_api_versions``): a broker without OffsetCommit (API key 8), say, cannot store a
+        consumer's position.
+
+        Args:
+            node: the broker's node id (default: any broker of the cluster).
+
+        Returns:
+            ``{api_key: (min_version, max_version)}``, a copy.
+
+        Raises:
+            ConnectionLost, Timeout: the broker cannot be reached.
+            DualmqError: ``node`` is not in the cluster metadata.
+        """
+        connection = await self._client.connection(self._client.any_node() if node is None else node)
+        return dict(connection.broker_ranges)
 
     # --- topics --------------------------------------------------------------------------------
 

@@ -1,47 +1,12 @@
-"""Push mode SDK (Redis-style pub/sub over RESP2/RESP3), for trio programs.
+"""The push-mode ``Publisher``: PUBLISH over one RESP connection, one message or a pipelined batch.
 
-Two things to do in push mode, two entry points::
+    async with Publisher("127.0.0.1:6379") as pub:
+        receivers = await pub.publish("news", "hello")
 
-    async with dualmq.push.Publisher("127.0.0.1:6379") as pub:
-        receivers = await pub.publish("news", "hello")          # -> 1
-        counts = await pub.publish_many([("news", b"a"), ("sport", b"b")])   # one write
-
-    async with dualmq.push.subscribe("127.0.0.1:6379", "news", patterns=["sp*"],
-                                     reconnect=True) as sub:
-        async for event in sub:
-            if isinstance(event, dualmq.push.Gap):
-                print("missed everything published between", event.started_at, event.ended_at)
-                continue
-            print(event.channel, event.pattern, event.data)
-
-They speak the real Redis protocol, so they work unchanged against ``dualmq serve`` and
-against a real Redis server. RESP3 is asked for with ``HELLO 3``; a server that refuses it
-(Redis before 6) is spoken to in RESP2. Either way you get the same ``Message`` objects.
-
-**The guarantee is at-most-once, and only while connected.** A pub/sub server keeps nothing:
-a message is pushed to whoever is subscribed at that instant and then forgotten. If the
-connection drops, everything published until we are subscribed again is gone for good — no
-client can get it back. So when ``reconnect=True`` brings a subscription back, the iterator
-yields a ``Gap`` *before* the first message of the new connection, saying when the outage
-started and ended and why. The SDK never hides a loss. (If you need every message, use pull
-mode: the log keeps them and a consumer resumes from its committed offset.)
-
-Without ``reconnect`` a dropped connection makes the iterator raise ``ConnectionLost``.
-
-A subscriber that does not keep up is disconnected by the server, not slowed down: Redis (and
-dualmq) buffer pushes per client up to ``client-output-buffer-limit pubsub`` and then close
-the connection. This SDK reads in a background task into a small bounded queue, so a slow
-``async for`` body eventually stops reading, the server's buffer grows, and the server cuts
-us off: you see ``ConnectionLost`` (or a ``Gap``), never silent back-pressure on publishers.
-
-Every network wait has a deadline (``timeout``), except waiting for the next message, which
-may legitimately take forever; a dead peer is still noticed there, because an idle
-subscription sends ``PING`` every ``health_check_interval`` seconds and treats a missing
-answer as a lost connection.
-
-Here: the publisher. The subscriber lives in ``dualmq._subscription``, the socket and frame
-decoding in ``dualmq._resp_connection`` (import everything from here). Not here: pull mode
-(``dualmq.pull``).
+What lives here: the publisher, and ``execute`` for any other command (INFO, CONFIG GET ...).
+What does not: subscribing (``subscription``), the socket and frame decoding (``connection``).
+The guarantee and the rest of push mode are described in the package docstring
+(``dualmq.push``).
 """
 
 from __future__ import annotations
@@ -50,25 +15,12 @@ from collections.abc import Iterable
 
 import trio
 
-from dualmq._resp_connection import Message, RespConnection, parse_address
-from dualmq._subscription import (
-    DEFAULT_ADDRESS,
-    Backoff,
-    Channel,
-    Gap,
-    Subscription,
-    name_bytes,
-    pick_timeout,
-    subscribe,
-)
 from dualmq.errors import ConnectionLost, ServerError, Timeout
+from dualmq.push.connection import DEFAULT_ADDRESS, Channel, RespConnection, name_bytes, parse_address, pick_timeout
 from wire.resp import encoder
 from wire.resp.values import ErrorReply
 
-__all__ = ["Backoff", "Gap", "Message", "Publisher", "Subscription", "subscribe"]
-
-
-# --- publisher ------------------------------------------------------------------------------
+__all__ = ["Publisher"]
 
 
 class Publisher:

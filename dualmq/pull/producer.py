@@ -4,8 +4,8 @@
         partition, offset = await producer.send("orders", b"...", key=b"customer-42")
 
 What lives here: the public ``Producer`` and its sender task. Batching rules are in
-``_kafka_accumulator`` (pure), partition choice in ``_kafka_partitioner``, connections in
-``_kafka_client``. Each record is encoded into its partition's open batch as it arrives
+``accumulator`` (pure), partition choice in ``partitioner``, connections in
+``client``. Each record is encoded into its partition's open batch as it arrives
 (``wire.kafka.records.append_record``); the header and CRC are added when the batch is sent
 (``finish_batch``).
 
@@ -52,10 +52,10 @@ from collections.abc import Iterable, Sequence
 import structlog
 import trio
 
-from dualmq._kafka_accumulator import Delivery, ProducerBatch, RecordAccumulator
-from dualmq._kafka_client import KafkaClient
-from dualmq._kafka_partitioner import StickyPartitioner
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
+from dualmq.pull.accumulator import Delivery, ProducerBatch, RecordAccumulator
+from dualmq.pull.client import KafkaClient
+from dualmq.pull.partitioner import StickyPartitioner
 from wire.kafka import compression as codecs
 from wire.kafka.errors import ErrorCode
 from wire.kafka.records import finish_batch

@@ -8,7 +8,7 @@
 Two ways to get partitions, as in Kafka:
 
 * ``topics=[...]`` with a ``group_id``: group membership. The group's members share the
-  partitions (``_kafka_group``); the assignment can change at any time (rebalance), and the
+  partitions (``group``); the assignment can change at any time (rebalance), and the
   ``on_assigned`` / ``on_revoked`` callbacks bracket each change.
 * ``assign([(topic, partition), ...])``: manual assignment, no membership. With a ``group_id``
   the committed offsets are still read and written (Kafka's "simple consumer" commits).
@@ -21,7 +21,7 @@ since the last commit: at-least-once. Committing before processing would give at
 
 Rebalances happen inside iteration (like the Java client's ``poll``): when the heartbeat task
 learns the group is rebalancing, the next ``__anext__`` commits, calls ``on_revoked``, rejoins,
-calls ``on_assigned``, and continues. The fetch engine is in ``_kafka_fetcher``.
+calls ``on_assigned``, and continues. The fetch engine is in ``fetcher``.
 """
 
 from __future__ import annotations
@@ -32,45 +32,19 @@ from collections.abc import Awaitable, Callable, Iterable
 import structlog
 import trio
 
-from dualmq._kafka_client import KafkaClient
-from dualmq._kafka_fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher, PartitionState, list_offsets
-from dualmq._kafka_group import GroupMember, commit_offsets, fetch_committed
 from dualmq.errors import CommitFailed, DualmqError, KafkaError, OffsetOutOfRange, Timeout
+from dualmq.pull import dead_letters
+from dualmq.pull.client import KafkaClient
+from dualmq.pull.fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher, PartitionState, list_offsets
+from dualmq.pull.group import GroupMember, commit_offsets, fetch_committed
+from dualmq.pull.records import ConsumerRecord, TopicPartition
 from wire.kafka.records import decode_records, parse_batch_header
 
-__all__ = ["Consumer", "ConsumerRecord"]
+__all__ = ["Consumer"]
 
 log = structlog.get_logger("dualmq.kafka")
 
-TopicPartition = tuple[str, int]
 RebalanceCallback = Callable[[list[TopicPartition]], Awaitable[None] | None]
-
-
-class ConsumerRecord:
-    """One record as the application sees it (a plain slotted class: one is built per record)."""
-
-    __slots__ = ("headers", "key", "offset", "partition", "timestamp", "topic", "value")
-
-    def __init__(self, topic: str, partition: int, offset: int, timestamp: int, key: bytes | None,
-                 value: bytes | None, headers: tuple[tuple[str, bytes | None], ...]) -> None:
-        self.topic = topic
-        self.partition = partition
-        self.offset = offset
-        self.timestamp = timestamp
-        self.key = key
-        self.value = value
-        self.headers = headers
-
-    def header(self, name: str) -> bytes | None:
-        """The value of the last header called ``name`` (None if absent)."""
-        for key, value in reversed(self.headers):
-            if key == name:
-                return value
-        return None
-
-    def __repr__(self) -> str:
-        return (f"ConsumerRecord(topic={self.topic!r}, partition={self.partition}, offset={self.offset}, "
-                f"key={self.key!r}, value={self.value!r:.60}, headers={self.headers!r})")
 
 
 class Consumer:
@@ -470,12 +444,8 @@ class Consumer:
 
     async def consume(self, handler, *, retries: int = 3, backoff=0.1, dead_letter_topic: str | None = None,
                       **options):
-        """Process every record with retries and a dead-letter topic: see ``_kafka_dead_letters.consume``."""
-        # Imported here: the dead-letter module builds on Consumer, so a top-level import
-        # would be circular.
-        from dualmq._kafka_dead_letters import consume
-
-        return await consume(self, handler, retries=retries, backoff=backoff,
+        """Process every record with retries and a dead-letter topic: see ``dead_letters.consume``."""
+        return await dead_letters.consume(self, handler, retries=retries, backoff=backoff,
                              dead_letter_topic=dead_letter_topic, **options)
 
     # --- rebalance -----------------------------------------------------------------------------------

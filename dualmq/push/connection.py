@@ -2,7 +2,8 @@
 
 What lives here (private to ``dualmq.push``):
 
-* ``parse_address`` — ``"host:port"`` / ``"[v6]:port"`` / ``(host, port)`` to a tuple.
+* ``parse_address`` — ``"host:port"`` / ``"[v6]:port"`` / ``(host, port)`` to a tuple;
+  ``name_bytes`` — a channel name or payload as bytes; ``pick_timeout``; ``DEFAULT_ADDRESS``.
 * ``RespConnection`` — a trio TCP stream plus a ``wire.resp.subscriber.SubscriberReader``
   (the sans-IO decoder that turns a subscriber's bytes into messages fast, re-exported here
   as ``FrameReader``; messages are ``Message``): ``open`` (connect and negotiate RESP3 with
@@ -23,12 +24,33 @@ from wire.resp.subscriber import PubSubMessage as Message
 from wire.resp.subscriber import SubscriberReader as FrameReader
 from wire.resp.values import ErrorReply, Push
 
-__all__ = ["FrameReader", "Message", "RespConnection", "parse_address"]
+__all__ = ["DEFAULT_ADDRESS", "Channel", "FrameReader", "Message", "RespConnection", "name_bytes",
+           "parse_address", "pick_timeout"]
 
 # One read takes whatever the kernel has, up to this much. 64 KiB holds ~500 typical
 # messages, so the per-read costs (a syscall, a trio checkpoint) are shared by hundreds of
 # messages, while a single buffer stays small enough to stay in cache.
 RECEIVE_SIZE = 64 * 1024
+
+DEFAULT_ADDRESS = "127.0.0.1:6379"  # Redis's default port: the SDK's default broker
+
+Channel = str | bytes
+
+
+def name_bytes(value: Channel) -> bytes:
+    """A channel name, pattern or payload as bytes (str -> UTF-8)."""
+    # str -> UTF-8: what redis-py and redis-cli send; bytes pass through untouched.
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    raise TypeError(f"channel names and messages must be str or bytes, not {type(value).__name__}")
+
+
+def pick_timeout(timeout: float | None, default: float) -> float:
+    """``timeout`` if given, else the caller's ``default`` (a per-call override of a client default)."""
+    return default if timeout is None else timeout
+
 
 def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
     """Split ``"host:port"`` (``"[::1]:port"`` for IPv6) or pass a ``(host, port)`` through.
@@ -47,8 +69,6 @@ def parse_address(address: str | tuple[str, int]) -> tuple[str, int]:
         raise ValueError(f"port must be in 1..65535, got {port}")
     return host, int(port)
 
-
-# --- sans-IO decoding -----------------------------------------------------------------------
 
 # --- the connection -------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 What lives here: ``BrokerConnection`` — open a socket, negotiate API versions with ApiVersions,
 send requests and hand each caller its response. What does not: which broker to talk to
-(``_kafka_client``), and what the requests mean (producer, consumer, admin modules).
+(``client``), and what the requests mean (producer, consumer, admin modules).
 
 The rules this follows (the protocol guide, §1):
 
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import struct
 
 import structlog
 import trio

@@ -27,8 +27,8 @@ import attrs
 import structlog
 import trio
 
-from dualmq._kafka_connection import BrokerConnection
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
+from dualmq.pull.connection import BrokerConnection
 from wire.kafka.errors import ErrorCode
 
 __all__ = ["KafkaClient", "TopicInfo", "parse_bootstrap"]

@@ -26,21 +26,38 @@ dead-letter topic the final failure is raised instead (the caller decides).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Protocol
 
 import attrs
 import structlog
 import trio
 
-from dualmq._kafka_consumer import Consumer, ConsumerRecord
-from dualmq._kafka_producer import Producer
+from dualmq.pull.producer import Producer
+from dualmq.pull.records import ConsumerRecord, TopicPartition
 
-__all__ = ["ConsumeStats", "consume", "dead_letter_headers"]
+__all__ = ["ConsumeStats", "RecordSource", "consume", "dead_letter_headers"]
 
 log = structlog.get_logger("dualmq.kafka")
 
 Handler = Callable[[ConsumerRecord], Awaitable[object]]
 Backoff = float | Callable[[int], float]
+
+
+class RecordSource(Protocol):
+    """What ``consume`` needs of a consumer; ``dualmq.pull.Consumer`` is one.
+
+    Written as a protocol so that this module depends on the record type only, not on the
+    ``Consumer`` class: the consumer offers ``Consumer.consume`` by calling into this module,
+    and the dependency runs one way.
+    """
+
+    bootstrap: str | Iterable[str]
+    group_id: str | None
+
+    def __aiter__(self) -> AsyncIterator[ConsumerRecord]: ...
+
+    async def commit(self, offsets: dict[TopicPartition, int] | None = None) -> None: ...
 
 
 @attrs.define
@@ -79,13 +96,13 @@ def _delay(backoff: Backoff, attempt: int) -> float:
     return backoff(attempt) if callable(backoff) else backoff
 
 
-async def consume(consumer: Consumer, handler: Handler, *, retries: int = 3, backoff: Backoff = 0.1,
+async def consume(consumer: RecordSource, handler: Handler, *, retries: int = 3, backoff: Backoff = 0.1,
                   dead_letter_topic: str | None = None, producer: Producer | None = None,
                   handler_timeout: float | None = None, max_records: int | None = None) -> ConsumeStats:
     """Run ``handler`` on every record of ``consumer``, with retries and a dead-letter topic.
 
     Args:
-        consumer: an entered ``Consumer``.
+        consumer: an entered ``Consumer`` (or anything else that is a ``RecordSource``).
         handler: ``async def handler(record)``; any ``Exception`` counts as a failure.
         retries: extra attempts after the first failure (>= 0).
         backoff: seconds between attempts, or ``f(attempt_number) -> seconds``.
@@ -113,7 +130,7 @@ async def consume(consumer: Consumer, handler: Handler, *, retries: int = 3, bac
                               handler_timeout, max_records)
 
 
-async def _consume(consumer: Consumer, handler: Handler, retries: int, backoff: Backoff,
+async def _consume(consumer: RecordSource, handler: Handler, retries: int, backoff: Backoff,
                    dead_letter_topic: str | None, producer: Producer | None, handler_timeout: float | None,
                    max_records: int | None) -> ConsumeStats:
     stats = ConsumeStats()

@@ -6,7 +6,8 @@ confirmations to the commands waiting for them, sends health-check PINGs, and on
 connection either fails the iterator (``ConnectionLost``) or reconnects with backoff,
 resubscribes everything and queues a ``Gap`` ahead of the next messages.
 
-Not here: the publisher (``dualmq.push``), sockets and decoding (``dualmq._resp_connection``).
+Not here: the publisher (``publisher``), sockets, decoding and the helpers both share
+(``connection``).
 """
 
 from __future__ import annotations
@@ -21,32 +22,25 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from dualmq._resp_connection import Message, RespConnection, parse_address
 from dualmq.errors import ConnectionLost, DualmqError, ServerError, Timeout
+from dualmq.push.connection import (
+    DEFAULT_ADDRESS,
+    Channel,
+    Message,
+    RespConnection,
+    name_bytes,
+    parse_address,
+    pick_timeout,
+)
 from wire.resp import encoder
 from wire.resp.values import ErrorReply, SimpleString
 
-__all__ = ["DEFAULT_ADDRESS", "Backoff", "Channel", "Gap", "Subscription", "name_bytes", "pick_timeout", "subscribe"]
-
-DEFAULT_ADDRESS = "127.0.0.1:6379"
+__all__ = ["Backoff", "Gap", "Subscription", "subscribe"]
 
 # Batches (one per socket read, so up to 64 KiB of messages each) that the background reader
 # may queue ahead of the ``async for`` body. Small on purpose: beyond ~1 MiB it is better to
 # let TCP and the server's output buffer absorb bursts, where the server's limit applies.
 _QUEUED_BATCHES = 16
-
-Channel = str | bytes
-
-
-def name_bytes(value: Channel) -> bytes:
-    """A channel name, pattern or payload as bytes (str -> UTF-8)."""
-    # str -> UTF-8: what redis-py and redis-cli send; bytes pass through untouched.
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    raise TypeError(f"channel names and messages must be str or bytes, not {type(value).__name__}")
-
 
 @attrs.frozen(slots=True)
 class Gap:
@@ -105,9 +99,6 @@ class Backoff:
             yield delay * (1 + random.uniform(-self.jitter, self.jitter))
             delay = min(delay * self.factor, self.maximum)
 
-
-def pick_timeout(timeout: float | None, default: float) -> float:
-    return default if timeout is None else timeout
 
 # --- subscriber -----------------------------------------------------------------------------
 

@@ -1,0 +1,91 @@
+"""The ``dualmq`` command line (also ``python -m dualmq``): one parser, a module per family.
+
+A composition root (it may import the broker as well as the SDK). Each module below adds its
+subcommands with ``add_parsers(commands)`` and hands each one a ``handler``; ``main`` parses,
+calls ``args.handler(args)`` and turns an expected failure into one line on standard error.
+
+=============== ==================================================================
+``serve``       ``serve``: run the broker
+``push``        ``publish``, ``subscribe`` (RESP, through ``dualmq.push``)
+``check``       ``check``: a read-only verdict on a data directory's segments
+``pull``        ``produce``, ``consume``, ``topics``, ``groups`` (Kafka, ``dualmq.pull``)
+``common``      exit codes and the ``HOST:PORT`` argument type
+=============== ==================================================================
+
+``compare`` is contributed by ``dualmq.compare.command`` the same way.
+
+Expected failures (bad config value, locked or unwritable data dir, port in use, broker
+unreachable) print one clear line on standard error and exit non-zero — never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from broker.errors import BrokerError
+from broker.logsetup import configure_logging
+from dualmq import __version__
+from dualmq.cli import check, pull, push, serve
+from dualmq.cli.common import EXIT_FAILURE, EXIT_USAGE
+from dualmq.compare import command as compare_command
+from dualmq.errors import DualmqError
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``dualmq`` parser; the order here is the order ``dualmq --help`` lists them in."""
+    parser = argparse.ArgumentParser(
+        prog="dualmq",
+        description="One broker, two delivery models: Kafka-like pull mode and Redis-like push mode.",
+    )
+    parser.add_argument("--version", action="version", version=f"dualmq {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve.add_parsers(commands)
+    push.add_parsers(commands)
+    check.add_parsers(commands)
+    pull.add_parsers(commands)
+    compare_command.add_parsers(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one ``dualmq`` command; returns the process exit status (the console script's entry)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command != "serve":
+        # Client commands print results on stdout; the SDK's progress logs stay quiet.
+        configure_logging("auto", "warning")
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        return 0
+    except BaseException as exc:
+        expected = _expected_failure(exc)
+        if expected is None:
+            raise
+        print(f"dualmq: error: {expected}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _expected_failure(exc: BaseException) -> str | None:
+    """The one-line message for a failure a user can cause and fix, else None (a bug).
+
+    trio wraps errors raised inside nurseries in exception groups; look through them.
+    """
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _expected_failure(inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(exc, (BrokerError, DualmqError)):
+        return str(exc)
+    if isinstance(exc, OSError):  # e.g. the listen address is already in use
+        where = f" ({exc.filename})" if exc.filename else ""
+        return f"{exc.strerror or exc}{where}"
+    return None

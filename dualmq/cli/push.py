@@ -1,0 +1,75 @@
+"""The push-mode client commands of the ``dualmq`` CLI: publish, subscribe.
+
+They talk RESP through the SDK (``dualmq.push``), so they work against ``dualmq serve`` and
+a real Redis server alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import trio
+
+from dualmq.cli.common import EXIT_USAGE, host_port
+from dualmq.push import Gap, Publisher, subscribe
+
+DEFAULT_RESP = "127.0.0.1:6379"
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``publish`` and ``subscribe`` on the CLI's subcommand parser."""
+    resp_help = f"RESP address of the broker (default {DEFAULT_RESP})"
+    publish = commands.add_parser("publish", help="push mode: publish one message to a channel")
+    publish.add_argument("channel")
+    publish.add_argument("message")
+    publish.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
+    publish.set_defaults(handler=_publish)
+
+    subscriber = commands.add_parser("subscribe", help="push mode: print messages as they are pushed")
+    subscriber.add_argument("channels", nargs="*", metavar="CHANNEL")
+    subscriber.add_argument("--pattern", action="append", default=[], metavar="PATTERN",
+                            help="also subscribe to a glob pattern (repeatable)")
+    subscriber.add_argument("--max", type=int, default=None, metavar="N", help="exit after N messages")
+    subscriber.add_argument("--reconnect", action="store_true",
+                            help="reconnect when the connection drops, reporting the gap")
+    subscriber.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
+    subscriber.set_defaults(handler=_subscribe)
+
+
+def _publish(args: argparse.Namespace) -> int:
+    async def run() -> int:
+        async with Publisher(args.resp) as publisher:
+            return await publisher.publish(args.channel, args.message)
+
+    receivers = trio.run(run)
+    print(f"delivered to {receivers} subscriber{'s' if receivers != 1 else ''}"
+          + ("" if receivers else " (nobody was subscribed: the message is gone)"))
+    return 0
+
+
+def _subscribe(args: argparse.Namespace) -> int:
+    if not args.channels and not args.pattern:
+        print("dualmq: error: name at least one CHANNEL or --pattern", file=sys.stderr)
+        return EXIT_USAGE
+
+    async def run() -> None:
+        seen = 0
+        async with subscribe(args.resp, *args.channels, patterns=args.pattern,
+                             reconnect=args.reconnect) as subscription:
+            print(f"subscribed to {', '.join([*args.channels, *args.pattern])}; waiting for messages",
+                  file=sys.stderr, flush=True)
+            async for item in subscription:
+                if isinstance(item, Gap):
+                    print(f"-- disconnected for {item.duration:.1f} s ({item.reason}): messages "
+                          "published meanwhile are lost (at-most-once)", file=sys.stderr, flush=True)
+                    continue
+                channel = item.channel.decode(errors="replace")
+                data = item.data.decode(errors="replace")
+                print(f"{channel}\t{data}", flush=True)
+                seen += 1
+                if args.max is not None and seen >= args.max:
+                    return
+
+    trio.run(run)
+    return 0

@@ -1,0 +1,61 @@
+"""``dualmq serve``: build the broker from a config file plus flags and run it until SIGINT/SIGTERM.
+
+Expected failures (bad config value, locked or unwritable data dir, port in use) end in one
+clear line on standard error (see ``dualmq.cli.main``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import attrs
+import trio
+
+from broker.config import BrokerConfig
+from broker.logsetup import LOG_FORMATS, LOG_LEVELS, configure_logging
+from dualmq.cli.common import host_port
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``serve`` on the CLI's subcommand parser."""
+    serve = commands.add_parser("serve", help="run the broker (Kafka protocol and RESP listeners)")
+    serve.add_argument("--config", type=Path, help="TOML config file (flags override it)")
+    serve.add_argument("--data-dir", type=Path, help="where the log lives (default ./dualmq-data)")
+    serve.add_argument("--kafka", type=host_port, metavar="HOST:PORT",
+                       help="Kafka listener, pull mode (default 127.0.0.1:9092; port 0 = any free port)")
+    serve.add_argument("--resp", type=host_port, metavar="HOST:PORT",
+                       help="RESP listener, push mode (default 127.0.0.1:6379; port 0 = any free port)")
+    serve.add_argument("--fsync", choices=("always", "interval", "never"),
+                       help="when appended data is fsynced (default interval)")
+    serve.add_argument("--ready-file", type=Path,
+                       help='write {"kafka": ..., "resp": ..., "pid": ...} here once listening')
+    serve.add_argument("--log-format", choices=LOG_FORMATS, default="auto",
+                       help="console on a terminal, JSON otherwise (auto)")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    serve.set_defaults(handler=_serve)
+
+
+def load_config(args: argparse.Namespace) -> BrokerConfig:
+    """The config file (or defaults) with command-line flags applied on top."""
+    config = BrokerConfig.from_toml(args.config) if args.config else BrokerConfig()
+    if args.data_dir is not None:
+        config = attrs.evolve(config, data_dir=args.data_dir)
+    if args.kafka is not None:
+        config = attrs.evolve(config, kafka=attrs.evolve(config.kafka, listen=args.kafka))
+    if args.resp is not None:
+        config = attrs.evolve(config, resp=attrs.evolve(config.resp, listen=args.resp))
+    if args.fsync is not None:
+        config = attrs.evolve(config, log=attrs.evolve(config.log, fsync=args.fsync))
+    return config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    # Imported here: the daemon pulls in both front-ends, which the client commands
+    # (publish, consume, ...) never need, so they start faster without it.
+    from broker.daemon import serve_until_signalled
+
+    configure_logging(args.log_format, args.log_level)
+    config = load_config(args)
+    trio.run(lambda: serve_until_signalled(config, ready_file=args.ready_file))
+    return 0
