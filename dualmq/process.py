@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -93,6 +94,8 @@ class BrokerProcess:
         log_path: where the broker's output is appended (default: ``<data_dir>.log`` beside it).
         ready_file: where it reports its addresses (default: ``<data_dir>.ready.json`` beside it).
         log_level: the broker's log level (its logs are JSON lines, see ``log_lines``).
+        open_file_limit: run the broker as under ``ulimit -n N`` (soft and hard limit), to
+            show how it behaves with few file descriptors; None keeps this process's limit.
 
     Attributes:
         kafka_address, resp_address: ``"host:port"``; the bound ones once started.
@@ -105,8 +108,10 @@ class BrokerProcess:
 
     def __init__(self, data_dir: Path | str, *serve_args: str, kafka: str = "127.0.0.1:0",
                  resp: str = "127.0.0.1:0", log_path: Path | str | None = None,
-                 ready_file: Path | str | None = None, log_level: str = "info") -> None:
+                 ready_file: Path | str | None = None, log_level: str = "info",
+                 open_file_limit: int | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.open_file_limit = open_file_limit
         self.serve_args = serve_args
         self.kafka_address = kafka
         self.resp_address = resp
@@ -186,6 +191,11 @@ class BrokerProcess:
             await trio.sleep(poll_interval)
         return self
 
+    def _limit_open_files(self) -> None:
+        # Runs in the child between fork and exec. Soft *and* hard limit: ``dualmq serve``
+        # lifts its soft limit to the hard one at start, so only the hard one really binds.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_file_limit, self.open_file_limit))
+
     def _spawn(self, timeout: float) -> float:
         if self.running:
             raise RuntimeError(f"the broker is already running (pid {self.pid})")
@@ -195,7 +205,8 @@ class BrokerProcess:
         with open(self.log_path, "ab") as log_file:
             self.spawned_at = time.perf_counter()
             self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log_file,
-                                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                            preexec_fn=self._limit_open_files if self.open_file_limit else None)
         return time.monotonic() + timeout
 
     def _is_ready(self, deadline: float) -> bool:

@@ -11,10 +11,7 @@ and real clients read every record. The full 50,000-segment run is ``bench/many_
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import resource
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from tests.broker.datadirs import write_segments, write_topics_json
-from tests.support import RunningBroker, require_binary, require_module, serve_command, split_address
+from dualmq.process import BrokerProcess
+from tests.support import require_binary, require_module
 
 pytestmark = [
     pytest.mark.interop,
@@ -38,36 +36,14 @@ START_TIMEOUT = 60.0
 CLIENT_TIMEOUT = 60
 
 
-def _limit_open_files() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILE_LIMIT, OPEN_FILE_LIMIT))
-
-
 @contextlib.contextmanager
-def limited_broker(workdir: Path, data_dir: Path) -> Iterator[RunningBroker]:
+def limited_broker(workdir: Path, data_dir: Path) -> Iterator[BrokerProcess]:
     """``dualmq serve`` with soft and hard open-file limit 1024, stopped on exit."""
-    ready_file = workdir / f"ready-{time.monotonic_ns()}.json"
-    log_path = workdir / f"broker-{time.monotonic_ns()}.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(serve_command(data_dir, ready_file), stdin=subprocess.DEVNULL, stdout=log_file,
-                                   stderr=subprocess.STDOUT, preexec_fn=_limit_open_files)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not ready_file.exists():
-            if process.poll() is not None:
-                raise AssertionError(f"broker exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"broker not ready after {START_TIMEOUT} s")
-            time.sleep(0.05)
-        ready = json.loads(ready_file.read_text())
-        yield RunningBroker(process, split_address(ready["kafka"]), split_address(ready["resp"]), data_dir, log_path)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+    broker = BrokerProcess(data_dir, log_path=workdir / f"broker-{time.monotonic_ns()}.log",
+                           open_file_limit=OPEN_FILE_LIMIT)
+    # Started outside ``with`` for a longer timeout: recovery verifies all 3,000 segments.
+    with broker.start(timeout=START_TIMEOUT):
+        yield broker
 
 
 def kcat_offsets(address: str, topic: str) -> list[int]:
@@ -90,7 +66,7 @@ def test_thousands_of_segments_start_and_serve_under_ulimit_1024(tmp_path: Path)
         assert kcat_offsets(broker.kafka_address, "many") == list(range(SEGMENTS))
         # Reading every segment went through the cache: the broker holds about an eighth of
         # its limit in segment files (128) plus the active segment and its sockets.
-        assert open_descriptors(broker.process.pid) < OPEN_FILE_LIMIT // 4
+        assert open_descriptors(broker.pid) < OPEN_FILE_LIMIT // 4
         producer = kafka.KafkaProducer(bootstrap_servers=broker.kafka_address, request_timeout_ms=10000)
         try:
             metadata = producer.send("many", b"after").get(timeout=20)
