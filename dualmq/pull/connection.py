@@ -4,7 +4,7 @@ What lives here: ``BrokerConnection`` — open a socket, negotiate API versions 
 send requests and hand each caller its response. What does not: which broker to talk to
 (``client``), and what the requests mean (producer, consumer, admin modules).
 
-The rules this follows (the protocol guide, §1):
+The rules this follows (Kafka's protocol):
 
 * Every frame is an int32 size plus header plus body. Request header v1 (v2 when the request
   version is flexible); response header v0 (v1 when flexible) — except ApiVersions, whose
@@ -36,7 +36,8 @@ from dualmq.errors import ConnectionLost, KafkaError, Timeout, UnsupportedVersio
 from wire.errors import ProtocolError, RemoteProtocolError
 from wire.kafka import codec, framing
 from wire.kafka.errors import ErrorCode
-from wire.kafka.messages import REQUESTS, RESPONSES
+from wire.kafka.messages import REQUESTS, RESPONSES, admin, groups, metadata, produce_fetch
+from wire.kafka.schema import Api
 
 __all__ = ["CLIENT_VERSIONS", "BrokerConnection", "choose_versions"]
 
@@ -44,31 +45,39 @@ log = structlog.get_logger("dualmq.kafka")
 
 API_VERSIONS = 18
 
-# The versions the SDK can speak, per API key: ``(min, max)``. The maxima are what our
-# descriptors in ``wire.kafka.messages`` can encode; the minima are where the semantics we rely
-# on begin: Produce 3 / Fetch 4 carry RecordBatch v2 (the only record format we write or read),
-# ListOffsets 1 returns one offset per timestamp, Metadata 1 distinguishes "all topics" (null)
-# from "no topics" (empty), OffsetCommit 2 is the oldest the guide's brokers accept.
+# The APIs the SDK sends, each with the lowest version whose meaning the SDK relies on: Produce 3
+# and Fetch 4 carry RecordBatch v2 (the only record format we write or read), ListOffsets 1
+# returns one offset per timestamp, Metadata 1 distinguishes "all topics" (null) from "no topics"
+# (empty). The SDK speaks each API from there (or from its declaration's minimum, if higher) up
+# to its declaration's maximum: the versions our descriptors in ``wire.kafka.messages`` can
+# encode and decode. OffsetForLeaderEpoch and DescribeConfigs are declared for the broker but
+# the SDK never sends them, so they are not here. An API the SDK starts sending is added here.
+_SDK_APIS: tuple[tuple[Api, int], ...] = (
+    (produce_fetch.PRODUCE, 3),
+    (produce_fetch.FETCH, 4),
+    (produce_fetch.LIST_OFFSETS, 1),
+    (metadata.METADATA, 1),
+    (groups.OFFSET_COMMIT, 0),
+    (groups.OFFSET_FETCH, 0),
+    (groups.FIND_COORDINATOR, 0),
+    (groups.JOIN_GROUP, 0),
+    (groups.HEARTBEAT, 0),
+    (groups.LEAVE_GROUP, 0),
+    (groups.SYNC_GROUP, 0),
+    (groups.DESCRIBE_GROUPS, 0),
+    (groups.LIST_GROUPS, 0),
+    (metadata.API_VERSIONS, 0),
+    (admin.CREATE_TOPICS, 0),
+    (admin.DELETE_TOPICS, 0),
+    (produce_fetch.INIT_PRODUCER_ID, 0),
+    (admin.CREATE_PARTITIONS, 0),
+    (groups.DELETE_GROUPS, 0),
+)
+
+# The versions the SDK can speak, per API key: ``(min, max)``, built from ``_SDK_APIS``.
 CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
-    0: (3, 9),     # Produce
-    1: (4, 12),    # Fetch
-    2: (1, 7),     # ListOffsets
-    3: (1, 12),    # Metadata
-    8: (2, 8),     # OffsetCommit
-    9: (1, 7),     # OffsetFetch
-    10: (0, 3),    # FindCoordinator
-    11: (0, 7),    # JoinGroup
-    12: (0, 4),    # Heartbeat
-    13: (0, 4),    # LeaveGroup
-    14: (0, 4),    # SyncGroup
-    15: (0, 5),    # DescribeGroups
-    16: (0, 4),    # ListGroups
-    18: (0, 4),    # ApiVersions
-    19: (2, 7),    # CreateTopics
-    20: (1, 6),    # DeleteTopics
-    22: (0, 4),    # InitProducerId
-    37: (0, 3),    # CreatePartitions
-    42: (0, 2),    # DeleteGroups
+    declared.key: (max(declared.min_version, relied_on), declared.max_version)
+    for declared, relied_on in _SDK_APIS
 }
 
 # Cap on one response frame. Fetch responses are bounded by the max_bytes we ask for (default

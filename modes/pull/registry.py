@@ -1,11 +1,17 @@
 """The handler registry: which Kafka APIs pull mode serves, at which versions, and by whom.
 
-Every module in ``modes/pull/api/`` registers its handler with :func:`api`, naming the API key
-and the version range it *advertises*. The ApiVersions response is generated from this table
+Every module in ``modes/pull/api/`` registers its handler with :func:`api`, naming the API's
+declaration from ``wire.kafka.messages`` (``@api(PRODUCE)``). The declaration carries the key and
+the version range; the ApiVersions response is generated from this table
 (``api/api_versions.py``), so we can never advertise an API or a version nobody implements —
-the rule franz-go's kfake follows, and the one that keeps real clients honest with us: a
-client picks, per API, the highest version both sides list (GUIDE §1.8), so an advertised but
-unimplemented version is a promise we would break on the first request.
+the rule franz-go's kfake follows, and the one that keeps real clients honest with us: a client
+picks, per API, the highest version both sides list, so an advertised but unimplemented version
+is a promise we would break on the first request.
+
+Every handler serves its declaration's whole range; none advertises less. Produce is the one
+API whose oldest versions are not really served (v0-2 carry legacy message sets we do not
+store): it still advertises them, because librdkafka only compresses when Produce's range starts
+at 0, and answers them per partition with UNSUPPORTED_VERSION (``api/produce.py``).
 
 What does not live here: decoding (``wire.kafka.codec`` with ``wire.kafka.messages``) and the
 connection loop (``server.py``). A handler only sees a decoded request dict and returns the
@@ -20,8 +26,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from wire.errors import LocalProtocolError
-from wire.kafka.messages import REQUESTS, RESPONSES
-from wire.kafka.schema import Message
+from wire.kafka.schema import Api, Message
 
 if TYPE_CHECKING:
     from modes.pull.context import RequestContext
@@ -51,34 +56,28 @@ class ApiHandler:
 HANDLERS: dict[int, ApiHandler] = {}
 
 
-def api(api_key: int, *, min_version: int, max_version: int, may_block: bool = False) -> Callable[[Handler], Handler]:
-    """Register the decorated coroutine as the handler of ``api_key``.
+def api(declaration: Api, *, may_block: bool = False) -> Callable[[Handler], Handler]:
+    """Register the decorated coroutine as the handler of ``declaration``'s API.
 
     Args:
-        api_key: Kafka's API key (0 Produce, 1 Fetch, ...).
-        min_version, max_version: the inclusive range advertised in ApiVersions. It must lie
-            inside the range our descriptors in ``wire.kafka.messages`` can decode.
+        declaration: the API, from ``wire.kafka.messages``; its key and its whole version
+            range are what ApiVersions advertises for this handler.
         may_block: the handler may wait for a long time (see ``ApiHandler.may_block``).
 
     Raises:
-        LocalProtocolError: a second handler for the same key, or a range the descriptors
-            do not cover — both are bugs, caught at import time.
+        LocalProtocolError: a second handler for the same key (a bug, caught at import time).
     """
-    request, response = REQUESTS[api_key], RESPONSES[api_key]
-    for version in (min_version, max_version):
-        if not (request.is_valid(version) and response.is_valid(version)):
-            raise LocalProtocolError(f"{request.name}: no descriptor for version {version}")
 
     def register(handler: Handler) -> Handler:
-        if api_key in HANDLERS:
-            raise LocalProtocolError(f"api key {api_key} registered twice")
-        HANDLERS[api_key] = ApiHandler(
-            api_key=api_key,
-            name=request.name.removesuffix("Request"),
-            min_version=min_version,
-            max_version=max_version,
-            request=request,
-            response=response,
+        if declaration.key in HANDLERS:
+            raise LocalProtocolError(f"api key {declaration.key} registered twice")
+        HANDLERS[declaration.key] = ApiHandler(
+            api_key=declaration.key,
+            name=declaration.name,
+            min_version=declaration.min_version,
+            max_version=declaration.max_version,
+            request=declaration.request,
+            response=declaration.response,
             handler=handler,
             may_block=may_block,
         )

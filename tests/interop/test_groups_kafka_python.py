@@ -21,7 +21,7 @@ from tests.support import broker_process, require_module
 from wire.kafka import codec
 from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import decode_response_header, encode_request
-from wire.kafka.messages import ProduceRequest, ProduceResponse
+from wire.kafka.messages.produce_fetch import PRODUCE
 from wire.kafka.records import parse_batch_header, split_batches
 
 pytestmark = [
@@ -159,7 +159,7 @@ def test_two_groups_each_receive_every_message(kafka, tmp_path):
 
 
 def raw_produce(address: tuple[str, int], topic: str, batch: bytes) -> dict:
-    body = codec.encode(ProduceRequest, 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
+    body = codec.encode(PRODUCE.request, 9, {"acks": -1, "timeout_ms": 5000, "topic_data": [
         {"name": topic, "partition_data": [{"index": 0, "records": batch}]}]})
     with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(encode_request(0, 9, 7, "retry", body, flexible_header=True))
@@ -169,7 +169,7 @@ def raw_produce(address: tuple[str, int], topic: str, batch: bytes) -> dict:
             assert chunk, "connection closed"
             data += chunk
     _, at = decode_response_header(data[4:], True)
-    return codec.decode(ProduceResponse, 9, data[4 + at:])["responses"][0]["partition_responses"][0]
+    return codec.decode(PRODUCE.response, 9, data[4 + at:])["responses"][0]["partition_responses"][0]
 
 
 def stored_batches(data_dir: Path, topic: str) -> list[bytes]:

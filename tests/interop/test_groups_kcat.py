@@ -24,7 +24,7 @@ import pytest
 from tests.support import broker_process, require_binary
 from wire.kafka import codec
 from wire.kafka.framing import decode_response_header, encode_request
-from wire.kafka.messages import CreateTopicsRequest, CreateTopicsResponse
+from wire.kafka.messages.admin import CREATE_TOPICS
 
 pytestmark = pytest.mark.interop
 
@@ -37,7 +37,7 @@ ROUND_SECONDS = 0.1
 
 
 def create_topic(address: tuple[str, int], name: str, partitions: int) -> None:
-    body = codec.encode(CreateTopicsRequest, 5, {"topics": [
+    body = codec.encode(CREATE_TOPICS.request, 5, {"topics": [
         {"name": name, "num_partitions": partitions, "replication_factor": 1}], "timeout_ms": 5000})
     with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(encode_request(19, 5, 1, "test", body, flexible_header=True))
@@ -47,7 +47,7 @@ def create_topic(address: tuple[str, int], name: str, partitions: int) -> None:
             assert chunk, "connection closed"
             data += chunk
     _, at = decode_response_header(data[4:], True)
-    assert codec.decode(CreateTopicsResponse, 5, data[4 + at:])["topics"][0]["error_code"] == 0
+    assert codec.decode(CREATE_TOPICS.response, 5, data[4 + at:])["topics"][0]["error_code"] == 0
 
 
 class Consumer:

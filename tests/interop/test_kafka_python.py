@@ -17,7 +17,7 @@ from tests.support import broker_process, require_module
 from wire.kafka import codec
 from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import decode_response_header, encode_request
-from wire.kafka.messages import FetchRequest, FetchResponse
+from wire.kafka.messages.produce_fetch import FETCH
 
 pytestmark = [
     pytest.mark.interop,
@@ -185,7 +185,7 @@ def test_data_survives_sigterm_restart(kafka, tmp_path):
 
 def raw_fetch(address: tuple[str, int], topic: str, offset: int) -> dict:
     """One Fetch v11 over a blocking socket; returns the partition's response."""
-    body = codec.encode(FetchRequest, 11, {"max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "topics": [
+    body = codec.encode(FETCH.request, 11, {"max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "topics": [
         {"topic": topic, "partitions": [{"partition": 0, "fetch_offset": offset, "partition_max_bytes": 1 << 20}]}]})
     with socket.create_connection(address, timeout=5) as sock:
         sock.sendall(encode_request(1, 11, 1, "raw", body, flexible_header=False))
@@ -195,7 +195,7 @@ def raw_fetch(address: tuple[str, int], topic: str, offset: int) -> dict:
             assert chunk, "connection closed"
             data += chunk
     _, at = decode_response_header(data[4:], False)
-    return codec.decode(FetchResponse, 11, data[4 + at:])["responses"][0]["partitions"][0]
+    return codec.decode(FETCH.response, 11, data[4 + at:])["responses"][0]["partitions"][0]
 
 
 def test_retention_deletes_old_segments(kafka, tmp_path):

@@ -19,7 +19,7 @@ import pytest
 from tests.support import RawClient, broker_process, require_binary, require_module
 from wire.kafka import codec
 from wire.kafka.framing import decode_response_header, encode_request
-from wire.kafka.messages import MetadataRequest, MetadataResponse
+from wire.kafka.messages.metadata import METADATA
 
 pytestmark = [
     pytest.mark.interop,
@@ -51,7 +51,7 @@ def reset_storm(address: tuple[str, int], count: int) -> None:
 
 def raw_metadata(address: tuple[str, int]) -> dict:
     """One Metadata v1 request (all topics) over a blocking socket."""
-    body = codec.encode(MetadataRequest, 1, {"topics": None})
+    body = codec.encode(METADATA.request, 1, {"topics": None})
     with socket.create_connection(address, timeout=TIMEOUT) as sock:
         sock.sendall(encode_request(3, 1, 7, "storm", body, flexible_header=False))
         data = b""
@@ -61,7 +61,7 @@ def raw_metadata(address: tuple[str, int]) -> dict:
             data += chunk
     correlation_id, at = decode_response_header(data[4:], False)
     assert correlation_id == 7
-    return codec.decode(MetadataResponse, 1, data[4 + at:])
+    return codec.decode(METADATA.response, 1, data[4 + at:])
 
 
 def info_fields(address: tuple[str, int]) -> dict[str, str]:

@@ -17,7 +17,7 @@ from dualmq.pull.assignors import (
     encode_assignment,
     encode_subscription,
 )
-from dualmq.pull.connection import choose_versions
+from dualmq.pull.connection import CLIENT_VERSIONS, choose_versions
 from dualmq.pull.dead_letters import dead_letter_headers
 from dualmq.pull.partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
 from wire.errors import LocalProtocolError
@@ -141,6 +141,16 @@ def test_choose_versions_picks_highest_common() -> None:
     chosen = choose_versions({0: (0, 11), 1: (4, 12), 3: (0, 5), 22: (0, 4), 99: (0, 1), 19: (8, 9)})
     assert chosen[0] == 9 and chosen[1] == 12 and chosen[3] == 5 and chosen[22] == 4
     assert 99 not in chosen and 19 not in chosen  # unknown to us / no overlap
+
+
+def test_client_versions_are_what_the_sdk_has_always_spoken() -> None:
+    # Written out by hand: CLIENT_VERSIONS is built from the API declarations, so a change to a
+    # declaration would silently change what the SDK negotiates with real Kafka brokers too.
+    assert CLIENT_VERSIONS == {
+        0: (3, 9), 1: (4, 12), 2: (1, 7), 3: (1, 12), 8: (2, 8), 9: (1, 7), 10: (0, 3), 11: (0, 7),
+        12: (0, 4), 13: (0, 4), 14: (0, 4), 15: (0, 5), 16: (0, 4), 18: (0, 4), 19: (2, 7), 20: (1, 6),
+        22: (0, 4), 37: (0, 3), 42: (0, 2),
+    }
 
 
 # --- accumulator ----------------------------------------------------------------------------------------

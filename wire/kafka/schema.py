@@ -3,8 +3,9 @@
 A message (one request or response of one API) is a list of fields; each field has a type and
 the range of versions it exists in, exactly the information Kafka's own JSON schemas carry
 (``validVersions``, ``flexibleVersions``, per-field ``versions``, ``nullableVersions``,
-``taggedVersions`` + ``tag``, ``default``). ``wire.kafka.messages`` declares the APIs we serve
-in this vocabulary; ``wire.kafka.codec`` encodes and decodes any of them at any version.
+``taggedVersions`` + ``tag``, ``default``). An :class:`Api` ties one API's key, name, versions
+and its request and response messages together. ``wire.kafka.messages`` declares the APIs we
+serve in this vocabulary; ``wire.kafka.codec`` encodes and decodes any of them at any version.
 
 Version ranges use the JSON schemas' spelling: ``"0+"`` (from 0 on), ``"3-7"``, ``"5"``,
 ``"none"``.
@@ -137,6 +138,56 @@ class Message:
 
     def is_valid(self, version: int) -> bool:
         return _in(VersionRange.parse(self.valid), version)
+
+
+@attrs.frozen(init=False)
+class Api:
+    """One Kafka API as we speak it: the single place its key, name and versions are written.
+
+    The request and response messages are built here from their field lists, so both carry the
+    same key, version range and flexible range by construction. The broker registers its
+    handler with this object and advertises exactly ``versions`` in ApiVersions; the SDK builds
+    its own version choice from it, so a version range is written once.
+
+    Args:
+        name: Kafka's API name (``"Produce"``); the messages are ``<name>Request`` and
+            ``<name>Response``, as in Kafka's JSON schemas.
+        key: Kafka's api key.
+        versions: the versions we decode, encode and advertise (``"0-9"``); never beyond what
+            Kafka defines (``tests/wire/kafka/test_messages.py`` checks).
+        flexible: the versions that use the flexible encoding (``"9+"``, or ``"none"``).
+        request, response: the fields of the request and of the response.
+    """
+
+    name: str
+    key: int
+    versions: str
+    flexible: str
+    request: Message
+    response: Message
+
+    def __init__(self, name: str, *, key: int, versions: str, flexible: str,
+                 request: tuple[Field, ...], response: tuple[Field, ...]) -> None:
+        """Raises:
+            ValueError: ``versions`` is not a closed range like ``"0-9"`` (we must advertise
+                a highest version, so ``"3+"`` and ``"none"`` make no sense here).
+        """
+        parsed = VersionRange.parse(versions)
+        if parsed is None or parsed.high is None:
+            raise ValueError(f"{name}: versions must be a closed range like '0-9', not {versions!r}")
+        self.__attrs_init__(
+            name, key, versions, flexible,
+            Message(f"{name}Request", key, "request", valid=versions, flexible=flexible, fields=request),
+            Message(f"{name}Response", key, "response", valid=versions, flexible=flexible, fields=response),
+        )
+
+    @property
+    def min_version(self) -> int:
+        return VersionRange.parse(self.versions).low
+
+    @property
+    def max_version(self) -> int:
+        return VersionRange.parse(self.versions).high
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")

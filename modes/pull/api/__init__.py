@@ -1,29 +1,17 @@
 """One module per Kafka API served by pull mode; importing this package registers them all.
 
 Each module opens with what the API does, how we answer it, and per-version notes (the way
-franz-go's kfake does). The versions each module registers are GUIDE §3.4's table.
+franz-go's kfake does), and registers its handler with ``@api(<declaration>)``: the versions
+come from the API's declaration in ``wire.kafka.messages``.
+
+Every module in this package is imported here by discovery rather than from a list: the
+package is the list. Serving a new API is then two edits (its declaration and its handler
+module), with no third place to forget; ``tests/modes/pull/test_registry.py`` checks that
+every declared API ended up with exactly one handler.
 """
 
-from modes.pull.api import (  # noqa: F401  (imported for their registrations)
-    api_versions,
-    create_partitions,
-    create_topics,
-    delete_groups,
-    delete_topics,
-    describe_configs,
-    describe_groups,
-    fetch,
-    find_coordinator,
-    heartbeat,
-    init_producer_id,
-    join_group,
-    leave_group,
-    list_groups,
-    list_offsets,
-    metadata,
-    offset_commit,
-    offset_fetch,
-    offset_for_leader_epoch,
-    produce,
-    sync_group,
-)
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

@@ -1,4 +1,4 @@
-"""CreatePartitions (key 37, v0-3): admin growth of a topic's partition count.
+"""CreatePartitions: admin growth of a topic's partition count.
 
 Per topic: it must exist (UNKNOWN_TOPIC_OR_PARTITION), be named once in the request
 (INVALID_REQUEST for duplicates, as Kafka), and ``count`` must be above the current count and
@@ -22,9 +22,10 @@ from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.admin import CREATE_PARTITIONS
 
 
-@api(37, min_version=0, max_version=3)
+@api(CREATE_PARTITIONS)
 async def handle_create_partitions(ctx: RequestContext, request: dict) -> dict:
     names = [t["name"] for t in request["topics"]]
     results = []

@@ -1,4 +1,4 @@
-"""CreateTopics (key 19, v2-7): admin creation of topics with partitions and configs.
+"""CreateTopics: admin creation of topics with partitions and configs.
 
 Per topic: a legal name (INVALID_TOPIC_EXCEPTION), not existing yet (TOPIC_ALREADY_EXISTS),
 named once in the request (INVALID_REQUEST for duplicates, as Kafka), a partition count >= 1
@@ -26,11 +26,12 @@ from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.admin import CREATE_TOPICS
 
 FIRST_CONFIGS_IN_RESPONSE_VERSION = 5
 
 
-@api(19, min_version=2, max_version=7)
+@api(CREATE_TOPICS)
 async def handle_create_topics(ctx: RequestContext, request: dict) -> dict:
     names = [t["name"] for t in request["topics"]]
     results = []

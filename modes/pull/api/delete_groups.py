@@ -1,4 +1,4 @@
-"""DeleteGroups (key 42, v0-2): admin removal of consumer groups and their committed offsets.
+"""DeleteGroups: admin removal of consumer groups and their committed offsets.
 
 Per group, from ``GroupCoordinator.delete_group``: only a group with no members (Empty) can
 go, else NON_EMPTY_GROUP — stop its consumers first, as Kafka asks; a group we do not know is
@@ -19,9 +19,10 @@ from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
+from wire.kafka.messages.groups import DELETE_GROUPS
 
 
-@api(42, min_version=0, max_version=2)
+@api(DELETE_GROUPS)
 async def handle_delete_groups(ctx: RequestContext, request: dict) -> dict:
     coord = ctx.broker.coord
     runtime = coord.groups

@@ -1,4 +1,4 @@
-"""DeleteTopics (key 20, v1-6): admin deletion of topics and their data.
+"""DeleteTopics: admin deletion of topics and their data.
 
 Each named topic is removed from the registry and its partition directories deleted; fetches
 long-polling on it wake up and answer. Every group's committed offsets for it are dropped
@@ -21,11 +21,12 @@ from modes.pull.context import RequestContext
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.admin import DELETE_TOPICS
 
 ZERO_UUID = uuid.UUID(int=0)
 
 
-@api(20, min_version=1, max_version=6)
+@api(DELETE_TOPICS)
 async def handle_delete_topics(ctx: RequestContext, request: dict) -> dict:
     registry = ctx.broker.topics
     if ctx.version >= 6:

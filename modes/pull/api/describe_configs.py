@@ -1,4 +1,4 @@
-"""DescribeConfigs (key 32, v1-4): the effective configuration of topics (and of the broker).
+"""DescribeConfigs: the effective configuration of topics (and of the broker).
 
 For a topic (resource_type 2) we list every setting a topic may override, with its effective
 value and where it comes from (``config_source``): DYNAMIC_TOPIC_CONFIG (1) when the topic
@@ -19,6 +19,7 @@ from broker.config import LogConfig
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.admin import DESCRIBE_CONFIGS
 
 TOPIC = 2
 BROKER = 4
@@ -78,7 +79,7 @@ def broker_configs(ctx: RequestContext) -> list[dict]:
              "documentation": None} for n, v, t in values]
 
 
-@api(32, min_version=1, max_version=4)
+@api(DESCRIBE_CONFIGS)
 async def handle_describe_configs(ctx: RequestContext, request: dict) -> dict:
     results = []
     for resource in request["resources"]:

@@ -1,4 +1,4 @@
-"""DescribeGroups (key 15, v0-5): state, protocol and members of named groups.
+"""DescribeGroups: state, protocol and members of named groups.
 
 From ``GroupCoordinator.describe``: state name as Kafka spells it (Empty, PreparingRebalance,
 CompletingRebalance, Stable, Dead), protocol type, ``protocol_data`` = the chosen assignor
@@ -15,11 +15,12 @@ from __future__ import annotations
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.groups import DESCRIBE_GROUPS
 
 NOT_REQUESTED = -2147483648
 
 
-@api(15, min_version=0, max_version=5)
+@api(DESCRIBE_GROUPS)
 async def handle_describe_groups(ctx: RequestContext, request: dict) -> dict:
     coordinator = ctx.broker.coord.groups.coordinator
     groups = []

@@ -1,8 +1,8 @@
-"""Fetch (key 1, v4-12): serve stored batches from an offset on, long-polling for new data.
+"""Fetch: serve stored batches from an offset on, long-polling for new data.
 
 Per requested partition — and *every* requested partition appears in the response, data or
 not, because kafka-python drops a full-fetch response whose partition set differs from its
-request (GUIDE §3.3):
+request:
 
 * unknown topic/partition: UNKNOWN_TOPIC_OR_PARTITION;
 * ``current_leader_epoch`` (v9+): -1 means "don't check"; above our epoch (0) is
@@ -45,6 +45,7 @@ from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka import compression
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.produce_fetch import FETCH
 from wire.kafka.records import InvalidBatchError, parse_batch_header, split_batches
 
 FIRST_ZSTD_VERSION = 10
@@ -55,7 +56,7 @@ MAX_WAIT_CAP_SECONDS = 30.0
 
 
 def leader_epoch_error(current_leader_epoch: int) -> ErrorCode | None:
-    """Kafka's epoch fencing (GUIDE §3.3) against our constant epoch; None if it passes."""
+    """Kafka's epoch fencing against our constant epoch; None if it passes."""
     if current_leader_epoch == -1 or current_leader_epoch == LEADER_EPOCH:
         return None
     if current_leader_epoch > LEADER_EPOCH:
@@ -63,7 +64,7 @@ def leader_epoch_error(current_leader_epoch: int) -> ErrorCode | None:
     return ErrorCode.FENCED_LEADER_EPOCH
 
 
-@api(1, min_version=4, max_version=12, may_block=True)
+@api(FETCH, may_block=True)
 async def handle_fetch(ctx: RequestContext, request: dict) -> dict:
     if request["session_id"] != 0:
         return {"error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND, "session_id": 0, "responses": []}

@@ -1,7 +1,7 @@
-"""FindCoordinator (key 10, v0-3): which broker coordinates this group? Always us.
+"""FindCoordinator: which broker coordinates this group? Always us.
 
 We are one broker, so every group's coordinator is this node: the answer carries the same
-node id, host and port as Metadata's only broker (GUIDE §3.3). librdkafka opens a separate
+node id, host and port as Metadata's only broker. librdkafka opens a separate
 connection to that address for its group traffic, so heartbeats never queue behind a
 long-polling Fetch.
 
@@ -12,7 +12,7 @@ transactional producer retry forever, INVALID_REQUEST tells it at once. An empty
 INVALID_GROUP_ID. Errors carry ``node_id`` -1, empty host, port -1, as Kafka's do.
 
 Advertising v0 matters beyond groups: librdkafka 2.0.2 enables its "LZ4" feature only when
-FindCoordinator v0 is in range (GUIDE §3.2).
+FindCoordinator v0 is in range.
 
 Version notes: v1 key_type, error_message, throttle time; v3 flexible. v4+ (batched keys) is
 not served.
@@ -23,11 +23,12 @@ from __future__ import annotations
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.groups import FIND_COORDINATOR
 
 GROUP_KEY_TYPE = 0
 
 
-@api(10, min_version=0, max_version=3)
+@api(FIND_COORDINATOR)
 async def handle_find_coordinator(ctx: RequestContext, request: dict) -> dict:
     error, message = ErrorCode.NONE, None
     if request["key_type"] != GROUP_KEY_TYPE:

@@ -1,6 +1,6 @@
-"""Heartbeat (key 12, v0-4): a member says it is alive; the answer says whether to re-join.
+"""Heartbeat: a member says it is alive; the answer says whether to re-join.
 
-Answered at once by ``GroupCoordinator.heartbeat`` (Kafka's rules, GUIDE §4.1): NONE while the
+Answered at once by ``GroupCoordinator.heartbeat`` (Kafka's rules): NONE while the
 group is Stable or CompletingRebalance; REBALANCE_IN_PROGRESS while it collects joins (the
 member must re-join); UNKNOWN_MEMBER_ID for a member the group does not know (never joined,
 expired, or the group is Empty / unknown); ILLEGAL_GENERATION for a stale generation;
@@ -16,9 +16,10 @@ from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
+from wire.kafka.messages.groups import HEARTBEAT
 
 
-@api(12, min_version=0, max_version=4)
+@api(HEARTBEAT)
 async def handle_heartbeat(ctx: RequestContext, request: dict) -> dict:
     runtime = ctx.broker.coord.groups
     error = runtime.coordinator.heartbeat(

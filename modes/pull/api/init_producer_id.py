@@ -1,4 +1,4 @@
-"""InitProducerId (key 22, v0-4): give an idempotent producer its producer id and epoch.
+"""InitProducerId: give an idempotent producer its producer id and epoch.
 
 ``transactional_id = null`` (idempotence only): a new producer id (monotonic, never reused
 across restarts — ``ProducerIdManager`` reserves them in blocks on disk) with epoch 0. v3+
@@ -11,7 +11,7 @@ INVALID_REQUEST, so a transactional producer fails at once instead of retrying f
 ``transaction_timeout_ms`` is therefore ignored.
 
 Advertised from v0: librdkafka 2.0.2's IdempotentProducer feature needs v0 in range and
-aiokafka only has v0 (GUIDE §3.1–3.2).
+aiokafka only has v0.
 
 Version notes: v1 = v0; v2 flexible; v3 producer_id / producer_epoch in the request; v4 only
 adds an error code (PRODUCER_FENCED) we never send.
@@ -22,9 +22,10 @@ from __future__ import annotations
 from modes.pull.context import RequestContext
 from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
+from wire.kafka.messages.produce_fetch import INIT_PRODUCER_ID
 
 
-@api(22, min_version=0, max_version=4)
+@api(INIT_PRODUCER_ID)
 async def handle_init_producer_id(ctx: RequestContext, request: dict) -> dict:
     result = ctx.broker.coord.producers.ids.init_producer_id(
         request["transactional_id"], request["producer_id"], request["producer_epoch"])

@@ -1,4 +1,4 @@
-"""JoinGroup (key 11, v0-7): the first half of a classic rebalance (rules: ``broker.groups``).
+"""JoinGroup: the first half of a classic rebalance (rules: ``broker.groups``).
 
 We hand the request to ``GroupCoordinator.join``. Its ticket is either answered at once (an
 error, MEMBER_ID_REQUIRED, a follower re-joining a Stable group unchanged) or later: the
@@ -33,12 +33,13 @@ from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
+from wire.kafka.messages.groups import JOIN_GROUP
 
 FIRST_MEMBER_ID_REQUIRED_VERSION = 4
 FIRST_NULLABLE_PROTOCOL_VERSION = 7
 
 
-@api(11, min_version=0, max_version=7, may_block=True)
+@api(JOIN_GROUP, may_block=True)
 async def handle_join_group(ctx: RequestContext, request: dict) -> dict:
     runtime = ctx.broker.coord.groups
     session_timeout = request["session_timeout_ms"]

@@ -1,4 +1,4 @@
-"""LeaveGroup (key 13, v0-4): members leave, the rest rebalance without waiting for a timeout.
+"""LeaveGroup: members leave, the rest rebalance without waiting for a timeout.
 
 ``GroupCoordinator.leave`` removes each named member (v3+ may name several, and static members
 by instance id) and starts a rebalance for the others. Per-member errors: UNKNOWN_MEMBER_ID,
@@ -16,11 +16,12 @@ from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
+from wire.kafka.messages.groups import LEAVE_GROUP
 
 FIRST_BATCH_VERSION = 3
 
 
-@api(13, min_version=0, max_version=4)
+@api(LEAVE_GROUP)
 async def handle_leave_group(ctx: RequestContext, request: dict) -> dict:
     runtime = ctx.broker.coord.groups
     if ctx.version >= FIRST_BATCH_VERSION:

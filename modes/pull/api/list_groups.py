@@ -1,4 +1,4 @@
-"""ListGroups (key 16, v0-4): every group the coordinator knows, with its protocol type.
+"""ListGroups: every group the coordinator knows, with its protocol type.
 
 Groups known only by their committed offsets (after a restart) are listed as Empty, as in
 Kafka. v4's ``states_filter`` keeps the groups whose state is named (case-insensitively, as
@@ -12,9 +12,10 @@ from __future__ import annotations
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.groups import LIST_GROUPS
 
 
-@api(16, min_version=0, max_version=4)
+@api(LIST_GROUPS)
 async def handle_list_groups(ctx: RequestContext, request: dict) -> dict:
     wanted = {s.lower() for s in request["states_filter"]}
     groups = [{"group_id": g.group_id, "protocol_type": g.protocol_type, "group_state": g.state.value}

@@ -1,4 +1,4 @@
-"""ListOffsets (key 2, v1-7): turn a timestamp into an offset.
+"""ListOffsets: turn a timestamp into an offset.
 
 Per partition, by ``timestamp``:
 
@@ -29,6 +29,7 @@ from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.produce_fetch import LIST_OFFSETS
 from wire.kafka.records import InvalidBatchError, decode_batch, split_batches
 
 LATEST = -1
@@ -37,7 +38,7 @@ MAX_TIMESTAMP = -3
 FIRST_MAX_TIMESTAMP_VERSION = 7
 
 
-@api(2, min_version=1, max_version=7)
+@api(LIST_OFFSETS)
 async def handle_list_offsets(ctx: RequestContext, request: dict) -> dict:
     registry = ctx.broker.topics
     topics = []

@@ -1,9 +1,9 @@
-"""Metadata (key 3, v0-12): brokers, topics, partitions and their leaders.
+"""Metadata: brokers, topics, partitions and their leaders.
 
 We are the only broker, the controller and the leader of every partition, with one constant
 leader epoch (0): ``replica_nodes = isr_nodes = [our node id]``, no offline replicas. The host
 and port are ``kafka.advertised`` or the address the client reached us on — never 0.0.0.0,
-because clients reconnect to the advertised address of a partition's leader (GUIDE §3.3).
+because clients reconnect to the advertised address of a partition's leader.
 
 Topic selection: ``topics`` null means every topic (v1+); an empty list means none (v1+) but
 *every* topic in v0, the one version difference to mind. A topic may be named by id in v12
@@ -31,6 +31,7 @@ from modes.pull.context import LEADER_EPOCH, RequestContext
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.metadata import METADATA
 
 log = structlog.get_logger("dualmq.pull")
 
@@ -41,7 +42,7 @@ def topic_uuid(topic: Topic) -> uuid.UUID:
     return uuid.UUID(bytes=bytes(topic.topic_id))
 
 
-@api(3, min_version=0, max_version=12)
+@api(METADATA)
 async def handle_metadata(ctx: RequestContext, request: dict) -> dict:
     broker, version = ctx.broker, ctx.version
     node_id = broker.node_id

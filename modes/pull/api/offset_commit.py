@@ -1,4 +1,4 @@
-"""OffsetCommit (key 8, v2-8): a group stores the next offset it will consume.
+"""OffsetCommit: a group stores the next offset it will consume.
 
 First the membership check, ``GroupCoordinator.validate_commit`` (Kafka's
 ``validateOffsetCommit``): generation -1 on an Empty or unknown group is a "simple" commit
@@ -34,9 +34,10 @@ from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.groups import OFFSET_COMMIT
 
 
-@api(8, min_version=2, max_version=8)
+@api(OFFSET_COMMIT)
 async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
     coord = ctx.broker.coord
     group_id = request["group_id"]

@@ -1,4 +1,4 @@
-"""OffsetFetch (key 9, v1-7): a group's committed offsets (GUIDE §4.2).
+"""OffsetFetch: a group's committed offsets.
 
 Per requested partition: the committed offset, its leader epoch (v5+) and metadata; a
 partition without a commit — or a group we never heard of — answers offset -1, epoch -1,
@@ -20,6 +20,7 @@ from __future__ import annotations
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.groups import OFFSET_FETCH
 
 
 def _partition(index: int, committed) -> dict:
@@ -32,7 +33,7 @@ def _partition(index: int, committed) -> dict:
             "error_code": ErrorCode.NONE}
 
 
-@api(9, min_version=1, max_version=7)
+@api(OFFSET_FETCH)
 async def handle_offset_fetch(ctx: RequestContext, request: dict) -> dict:
     store = ctx.broker.coord.offsets
     group_id = request["group_id"]

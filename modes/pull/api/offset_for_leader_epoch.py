@@ -1,6 +1,6 @@
-"""OffsetForLeaderEpoch (key 23, v2-4): where did a leader epoch end? (log-truncation checks)
+"""OffsetForLeaderEpoch: where did a leader epoch end? (log-truncation checks)
 
-Kafka's rule (GUIDE §3.3, ``LeaderEpochFileCache.endOffsetFor``) with our one constant epoch
+Kafka's rule (``LeaderEpochFileCache.endOffsetFor``) with our one constant epoch
 0: asking for epoch 0 answers ``(leader_epoch 0, end_offset = log end offset)``; asking for
 -1 or any epoch above 0 answers ``(-1, -1)`` (undefined). There is no older epoch, so the
 third case (the start offset of the next epoch) never arises. ``current_leader_epoch`` is
@@ -20,9 +20,10 @@ from modes.pull.api.fetch import leader_epoch_error
 from modes.pull.context import LEADER_EPOCH, RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.produce_fetch import OFFSET_FOR_LEADER_EPOCH
 
 
-@api(23, min_version=2, max_version=4)
+@api(OFFSET_FOR_LEADER_EPOCH)
 async def handle_offset_for_leader_epoch(ctx: RequestContext, request: dict) -> dict:
     topics = []
     for wanted in request["topics"]:

@@ -50,6 +50,7 @@ from modes.pull.errors import CloseConnection, code_for_kind, error_code_for
 from modes.pull.registry import api
 from wire.kafka import compression
 from wire.kafka.errors import ErrorCode
+from wire.kafka.messages.produce_fetch import PRODUCE
 from wire.kafka.records import BatchHeader, InvalidBatchError, parse_batch_header, split_batches
 
 FIRST_BATCH_VERSION = 3  # v0-2 carry the legacy message formats
@@ -75,7 +76,7 @@ def record_producer(table: ProducerStateTable, header: BatchHeader, base_offset:
                  base_offset, base_offset + header.last_offset_delta, now_ms())
 
 
-@api(0, min_version=0, max_version=9)
+@api(PRODUCE)
 async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     version = ctx.version
     acks = request["acks"]

@@ -1,4 +1,4 @@
-"""SyncGroup (key 14, v0-4): the second half of a rebalance — assignments go out.
+"""SyncGroup: the second half of a rebalance — assignments go out.
 
 The leader sends every member's assignment bytes; followers send an empty list and are held
 until the leader's SyncGroup arrives (or a new rebalance starts: REBALANCE_IN_PROGRESS). Each
@@ -28,9 +28,10 @@ from modes.pull.context import RequestContext
 from modes.pull.coordination import MAX_GROUP_WAIT_SECONDS, monotonic_ms
 from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
+from wire.kafka.messages.groups import SYNC_GROUP
 
 
-@api(14, min_version=0, max_version=4, may_block=True)
+@api(SYNC_GROUP, may_block=True)
 async def handle_sync_group(ctx: RequestContext, request: dict) -> dict:
     runtime = ctx.broker.coord.groups
     ticket = runtime.coordinator.sync(

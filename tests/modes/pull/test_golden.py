@@ -1,6 +1,6 @@
 """Golden bytes: whole request and response frames for key (API, version) pairs, written out
-by hand from the protocol guide, so a change in our encoding (or in what we advertise) shows
-up as a byte diff rather than as a confused client.
+by hand from Kafka's protocol description, so a change in our encoding (or in what we advertise)
+shows up as a byte diff rather than as a confused client.
 """
 
 from __future__ import annotations
@@ -9,13 +9,14 @@ import struct
 
 from tests.modes.pull.raw import pull_broker
 
-# What we advertise (GUIDE §3.4, plus the admin extras DescribeGroups, ListGroups, CreateTopics,
-# DeleteTopics, DescribeConfigs): (api_key, min, max).
+# What we advertise: (api_key, min, max), written out by hand on purpose. The broker builds its
+# ApiVersions answer from the declarations in wire.kafka.messages; this table is the independent
+# record of what real clients have been seeing, so any change to it is a visible decision.
 ADVERTISED = [(0, 0, 9), (1, 4, 12), (2, 1, 7), (3, 0, 12), (8, 2, 8), (9, 1, 7), (10, 0, 3), (11, 0, 7),
               (12, 0, 4), (13, 0, 4), (14, 0, 4), (15, 0, 5), (16, 0, 4), (18, 0, 4), (19, 2, 7), (20, 1, 6),
               (22, 0, 4), (23, 2, 4), (32, 1, 4), (37, 0, 3), (42, 0, 2)]
 
-# The guide's §2.4 example batch: one record, null key, value "hi", CreateTime 1700000000000.
+# A minimal RecordBatch v2: one record, null key, value "hi", CreateTime 1700000000000.
 GUIDE_BATCH = bytes.fromhex(
     "0000000000000000" "0000003a" "00000000" "02" "bbcc4115" "0000" "00000000"
     "0000018bcfe56800" "0000018bcfe56800" "ffffffffffffffff" "ffff" "ffffffff" "00000001"
@@ -41,7 +42,7 @@ async def test_api_versions_v0(tmp_path):
 async def test_api_versions_v3_flexible_body_header_v0(tmp_path):
     async with pull_broker(tmp_path) as broker:
         client = await broker.connect()
-        # The request librdkafka 2.0.2 sends first (GUIDE §1.6).
+        # The request librdkafka 2.0.2 sends first.
         request = bytes.fromhex(
             "0012 0003 00000001 0007 72646b61666b61 00 0b 6c696272646b61666b61 06 322e302e32 00"
         )

@@ -7,30 +7,19 @@ that folder is absent the comparison skips and only the self-contained sanity te
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from wire.kafka import messages
-from wire.kafka.schema import PRIMITIVES, Array, Field, Message, Struct, VersionRange, snake_case
+from wire.kafka.schema import PRIMITIVES, Api, Array, Field, Message, Struct, VersionRange, snake_case
 
 REPO = Path(__file__).parents[3]
 SCHEMAS = (REPO / ".." / "shared" / "reference" / "kafka-protocol" / "messages").resolve()
 
-# The advertisement table of GUIDE 3.4 (plus the admin extras): api_key -> served versions.
-SERVED = {
-    0: "0-9", 1: "4-12", 2: "1-7", 3: "0-12", 8: "2-8", 9: "1-7", 10: "0-3", 11: "0-7",
-    12: "0-4", 13: "0-4", 14: "0-4", 15: "0-5", 16: "0-4", 18: "0-4", 19: "2-7", 20: "1-6",
-    22: "0-4", 23: "2-4", 32: "1-4", 37: "0-3", 42: "0-2",
-}
-
-DESCRIBED: list[Message] = [
-    *messages.REQUESTS.values(),
-    *messages.RESPONSES.values(),
-    messages.ConsumerProtocolSubscription,
-    messages.ConsumerProtocolAssignment,
-]
+DESCRIBED: tuple[Message, ...] = messages.MESSAGES
 
 # Field attributes of the JSON schemas that have no effect on the bytes, so we do not carry them.
 NO_WIRE_EFFECT = {"name", "type", "versions", "about", "ignorable", "entityType", "mapKey", "zeroCopy"}
@@ -153,19 +142,30 @@ def test_descriptor_matches_kafka_schema(schemas: Path, message: Message) -> Non
 # --- self-contained sanity -----------------------------------------------------------------------
 
 
-def test_tables_cover_the_served_apis() -> None:
-    assert set(messages.REQUESTS) == set(SERVED)
-    assert set(messages.RESPONSES) == set(SERVED)
-    assert set(messages.API_NAMES) == set(SERVED)
-    for key, served in SERVED.items():
+def test_each_api_is_declared_once_and_builds_its_tables() -> None:
+    for key, declared in messages.APIS.items():
+        assert declared.key == key
         request, response = messages.REQUESTS[key], messages.RESPONSES[key]
-        name = messages.API_NAMES[key]
-        assert (request.name, request.kind, request.api_key) == (f"{name}Request", "request", key)
-        assert (response.name, response.kind, response.api_key) == (f"{name}Response", "response", key)
-        assert request.valid == response.valid == served
-        assert request.flexible == response.flexible
-        assert getattr(messages, request.name) is request
-        assert getattr(messages, response.name) is response
+        assert (request.name, request.kind, request.api_key) == (f"{declared.name}Request", "request", key)
+        assert (response.name, response.kind, response.api_key) == (f"{declared.name}Response", "response", key)
+        assert request.valid == response.valid == declared.versions
+        assert request.flexible == response.flexible == declared.flexible
+    assert set(messages.REQUESTS) == set(messages.RESPONSES) == set(messages.APIS)
+    assert len({declared.name for declared in messages.APIS.values()}) == len(messages.APIS)
+
+
+def test_an_api_must_name_its_highest_version() -> None:
+    for versions in ("3+", "none"):
+        with pytest.raises(ValueError, match="closed range"):
+            Api("Widget", key=99, versions=versions, flexible="none", request=(), response=())
+
+
+def test_two_declarations_of_one_key_are_refused() -> None:
+    family = types.ModuleType("family")
+    family.FIRST = Api("First", key=99, versions="0-1", flexible="none", request=(), response=())
+    family.SECOND = Api("Second", key=99, versions="0-1", flexible="none", request=(), response=())
+    with pytest.raises(ValueError, match="api key 99 declared twice: First and Second"):
+        messages.collect_apis((family,))
 
 
 def test_consumer_protocol_descriptors() -> None:

@@ -19,20 +19,20 @@ from wire.kafka.schema import (
     INT32,
     STRING,
     UUID,
+    Api,
     Array,
     Field,
-    Message,
     Struct,
 )
 
-# --- CreateTopics (key 19; we serve v2-7; Kafka defines v0-7) -------------------------------------
+# --- CreateTopics (Kafka defines v0-7) ------------------------------------------------------------
 # Admin creation of topics, with explicit assignments or partition count/replication factor
 # (-1 = broker default from v4). Served from v2 (throttle time); v5 flexible, and the response can
 # return the resulting configs; v7 returns the new topic id.
 
-CreateTopicsRequest = Message(
-    "CreateTopicsRequest", 19, "request", valid="2-7", flexible="5+",
-    fields=(
+CREATE_TOPICS = Api(
+    "CreateTopics", key=19, versions="2-7", flexible="5+",
+    request=(
         Field("topics", type=Array(Struct("CreatableTopic", (
             Field("name", STRING),
             Field("num_partitions", INT32),
@@ -49,11 +49,7 @@ CreateTopicsRequest = Message(
         Field("timeout_ms", INT32, default=60000),
         Field("validate_only", BOOL, versions="1+", default=False),
     ),
-)
-
-CreateTopicsResponse = Message(
-    "CreateTopicsResponse", 19, "response", valid="2-7", flexible="5+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32, versions="2+"),
         Field("topics", type=Array(Struct("CreatableTopicResult", (
             Field("name", STRING),
@@ -76,13 +72,13 @@ CreateTopicsResponse = Message(
 )
 
 
-# --- DeleteTopics (key 20; we serve v1-6; Kafka defines v0-6) -------------------------------------
+# --- DeleteTopics (Kafka defines v0-6) ------------------------------------------------------------
 # Admin deletion of topics. v4 flexible; v5 per-topic error_message; v6 adds a topics list that may
 # name a topic by id (name nullable) next to the older topic_names list.
 
-DeleteTopicsRequest = Message(
-    "DeleteTopicsRequest", 20, "request", valid="1-6", flexible="4+",
-    fields=(
+DELETE_TOPICS = Api(
+    "DeleteTopics", key=20, versions="1-6", flexible="4+",
+    request=(
         Field("topics", versions="6+", type=Array(Struct("DeleteTopicState", (
             Field("name", STRING, versions="6+", nullable="6+"),
             Field("topic_id", UUID, versions="6+"),
@@ -90,11 +86,7 @@ DeleteTopicsRequest = Message(
         Field("topic_names", Array(STRING), versions="0-5"),
         Field("timeout_ms", INT32),
     ),
-)
-
-DeleteTopicsResponse = Message(
-    "DeleteTopicsResponse", 20, "response", valid="1-6", flexible="4+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32, versions="1+"),
         Field("responses", type=Array(Struct("DeletableTopicResult", (
             Field("name", STRING, nullable="6+"),
@@ -106,13 +98,13 @@ DeleteTopicsResponse = Message(
 )
 
 
-# --- DescribeConfigs (key 32; we serve v1-4; Kafka defines v0-4) ----------------------------------
+# --- DescribeConfigs (Kafka defines v0-4) ---------------------------------------------------------
 # Admin read of topic (resource_type 2) or broker (4) configs. Served from v1, which adds synonyms
 # and config_source (v0's is_default is gone); v3 documentation and config_type; v4 flexible.
 
-DescribeConfigsRequest = Message(
-    "DescribeConfigsRequest", 32, "request", valid="1-4", flexible="4+",
-    fields=(
+DESCRIBE_CONFIGS = Api(
+    "DescribeConfigs", key=32, versions="1-4", flexible="4+",
+    request=(
         Field("resources", type=Array(Struct("DescribeConfigsResource", (
             Field("resource_type", INT8),
             Field("resource_name", STRING),
@@ -121,12 +113,8 @@ DescribeConfigsRequest = Message(
         Field("include_synonyms", BOOL, versions="1+", default=False),
         Field("include_documentation", BOOL, versions="3+", default=False),
     ),
-)
-
-# Left out (only in versions we do not serve): results.configs.is_default (0).
-DescribeConfigsResponse = Message(
-    "DescribeConfigsResponse", 32, "response", valid="1-4", flexible="4+",
-    fields=(
+    # Left out (only in versions we do not serve): results.configs.is_default (0).
+    response=(
         Field("throttle_time_ms", INT32),
         Field("results", type=Array(Struct("DescribeConfigsResult", (
             Field("error_code", INT16),
@@ -152,13 +140,13 @@ DescribeConfigsResponse = Message(
 )
 
 
-# --- CreatePartitions (key 37; we serve v0-3; Kafka defines v0-3) ---------------------------------
+# --- CreatePartitions (Kafka defines v0-3) --------------------------------------------------------
 # Admin increase of a topic's partition count, with optional explicit replica assignments.
 # v2 flexible; v3 only adds a throttling error code.
 
-CreatePartitionsRequest = Message(
-    "CreatePartitionsRequest", 37, "request", valid="0-3", flexible="2+",
-    fields=(
+CREATE_PARTITIONS = Api(
+    "CreatePartitions", key=37, versions="0-3", flexible="2+",
+    request=(
         Field("topics", type=Array(Struct("CreatePartitionsTopic", (
             Field("name", STRING),
             Field("count", INT32),
@@ -169,11 +157,7 @@ CreatePartitionsRequest = Message(
         Field("timeout_ms", INT32),
         Field("validate_only", BOOL),
     ),
-)
-
-CreatePartitionsResponse = Message(
-    "CreatePartitionsResponse", 37, "response", valid="0-3", flexible="2+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32),
         Field("results", type=Array(Struct("CreatePartitionsTopicResult", (
             Field("name", STRING),

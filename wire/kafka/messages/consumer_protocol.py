@@ -24,7 +24,7 @@ from wire.kafka.schema import (
 
 # --- Consumer protocol bytes (not an API; carried inside JoinGroup / SyncGroup) -------------------
 # Not served: these are the opaque bytes consumers put in JoinGroup metadata and SyncGroup
-# assignments (GUIDE 4.3). They are encoded as an int16 version followed by the struct of that
+# assignments. They are encoded as an int16 version followed by the struct of that
 # version, always in the classic (non-flexible) encoding; readers decode what they know and ignore
 # trailing bytes from newer versions. Subscription v1 adds owned_partitions, v2 generation_id,
 # v3 rack_id; Assignment versions 1-3 are identical to v0.

@@ -20,21 +20,21 @@ from wire.kafka.schema import (
     INT32,
     INT64,
     STRING,
+    Api,
     Array,
     Field,
-    Message,
     Struct,
 )
 
-# --- OffsetCommit (key 8; we serve v2-8; Kafka defines v0-9) --------------------------------------
+# --- OffsetCommit (Kafka defines v0-9) ------------------------------------------------------------
 # A group member stores consumed offsets. Served from v2 (retention_time_ms, removed again in v5);
 # v6 per-partition committed_leader_epoch; v7 group_instance_id (static membership); v8 flexible.
 # generation_id_or_member_epoch -1 / empty member_id commits outside a group (simple consumer).
 
-# Left out (only in versions we do not serve): topics.partitions.commit_timestamp (1).
-OffsetCommitRequest = Message(
-    "OffsetCommitRequest", 8, "request", valid="2-8", flexible="8+",
-    fields=(
+OFFSET_COMMIT = Api(
+    "OffsetCommit", key=8, versions="2-8", flexible="8+",
+    # Left out (only in versions we do not serve): topics.partitions.commit_timestamp (1).
+    request=(
         Field("group_id", STRING),
         Field("generation_id_or_member_epoch", INT32, versions="1+", default=-1),
         Field("member_id", STRING, versions="1+"),
@@ -50,11 +50,7 @@ OffsetCommitRequest = Message(
             )))),
         )))),
     ),
-)
-
-OffsetCommitResponse = Message(
-    "OffsetCommitResponse", 8, "response", valid="2-8", flexible="8+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32, versions="3+"),
         Field("topics", type=Array(Struct("OffsetCommitResponseTopic", (
             Field("name", STRING),
@@ -67,15 +63,15 @@ OffsetCommitResponse = Message(
 )
 
 
-# --- OffsetFetch (key 9; we serve v1-7; Kafka defines v0-9) ---------------------------------------
+# --- OffsetFetch (Kafka defines v0-9) -------------------------------------------------------------
 # Reads a group's committed offsets. v2+ accepts a null topic list (= every committed partition)
 # and adds a top-level error code; v3 throttle time; v5 committed_leader_epoch; v6 flexible; v7
 # require_stable. v8+ batch several groups into a different layout, so we stop at 7.
 
-# Left out (only in versions we do not serve): groups (8+).
-OffsetFetchRequest = Message(
-    "OffsetFetchRequest", 9, "request", valid="1-7", flexible="6+",
-    fields=(
+OFFSET_FETCH = Api(
+    "OffsetFetch", key=9, versions="1-7", flexible="6+",
+    # Left out (only in versions we do not serve): groups (8+).
+    request=(
         Field("group_id", STRING, versions="0-7"),
         Field("topics", versions="0-7", nullable="2-7",
               type=Array(Struct("OffsetFetchRequestTopic", (
@@ -84,12 +80,8 @@ OffsetFetchRequest = Message(
         )))),
         Field("require_stable", BOOL, versions="7+", default=False),
     ),
-)
-
-# Left out (only in versions we do not serve): groups (8+).
-OffsetFetchResponse = Message(
-    "OffsetFetchResponse", 9, "response", valid="1-7", flexible="6+",
-    fields=(
+    # Left out (only in versions we do not serve): groups (8+).
+    response=(
         Field("throttle_time_ms", INT32, versions="3+"),
         Field("topics", versions="0-7", type=Array(Struct("OffsetFetchResponseTopic", (
             Field("name", STRING, versions="0-7"),
@@ -106,24 +98,20 @@ OffsetFetchResponse = Message(
 )
 
 
-# --- FindCoordinator (key 10; we serve v0-3; Kafka defines v0-6) ----------------------------------
+# --- FindCoordinator (Kafka defines v0-6) ---------------------------------------------------------
 # Which broker coordinates a group (key_type 0) or a transactional id (key_type 1)? We are the
 # coordinator of everything. v1 adds key_type and error_message; v3 flexible. v4+ batch keys
 # (coordinator_keys / coordinators), which we do not serve.
 
-# Left out (only in versions we do not serve): coordinator_keys (4+).
-FindCoordinatorRequest = Message(
-    "FindCoordinatorRequest", 10, "request", valid="0-3", flexible="3+",
-    fields=(
+FIND_COORDINATOR = Api(
+    "FindCoordinator", key=10, versions="0-3", flexible="3+",
+    # Left out (only in versions we do not serve): coordinator_keys (4+).
+    request=(
         Field("key", STRING, versions="0-3"),
         Field("key_type", INT8, versions="1+", default=0),
     ),
-)
-
-# Left out (only in versions we do not serve): coordinators (4+).
-FindCoordinatorResponse = Message(
-    "FindCoordinatorResponse", 10, "response", valid="0-3", flexible="3+",
-    fields=(
+    # Left out (only in versions we do not serve): coordinators (4+).
+    response=(
         Field("throttle_time_ms", INT32, versions="1+"),
         Field("error_code", INT16, versions="0-3"),
         Field("error_message", STRING, versions="1-3", nullable="1-3"),
@@ -134,16 +122,16 @@ FindCoordinatorResponse = Message(
 )
 
 
-# --- JoinGroup (key 11; we serve v0-7; Kafka defines v0-9) ----------------------------------------
+# --- JoinGroup (Kafka defines v0-9) ---------------------------------------------------------------
 # First step of a classic rebalance: members send their protocol metadata
 # (ConsumerProtocolSubscription bytes for consumers); the leader gets every member's metadata back.
 # v1 rebalance_timeout_ms; v4 makes a member without id rejoin with the id the broker hands it
 # (MEMBER_ID_REQUIRED); v5 group_instance_id; v6 flexible; v7 the response echoes protocol_type.
 
-# Left out (only in versions we do not serve): reason (8+).
-JoinGroupRequest = Message(
-    "JoinGroupRequest", 11, "request", valid="0-7", flexible="6+",
-    fields=(
+JOIN_GROUP = Api(
+    "JoinGroup", key=11, versions="0-7", flexible="6+",
+    # Left out (only in versions we do not serve): reason (8+).
+    request=(
         Field("group_id", STRING),
         Field("session_timeout_ms", INT32),
         Field("rebalance_timeout_ms", INT32, versions="1+", default=-1),
@@ -155,12 +143,8 @@ JoinGroupRequest = Message(
             Field("metadata", BYTES),
         )))),
     ),
-)
-
-# Left out (only in versions we do not serve): skip_assignment (9+).
-JoinGroupResponse = Message(
-    "JoinGroupResponse", 11, "response", valid="0-7", flexible="6+",
-    fields=(
+    # Left out (only in versions we do not serve): skip_assignment (9+).
+    response=(
         Field("throttle_time_ms", INT32, versions="2+"),
         Field("error_code", INT16),
         Field("generation_id", INT32, default=-1),
@@ -177,38 +161,34 @@ JoinGroupResponse = Message(
 )
 
 
-# --- Heartbeat (key 12; we serve v0-4; Kafka defines v0-4) ----------------------------------------
+# --- Heartbeat (Kafka defines v0-4) ---------------------------------------------------------------
 # Keeps a member alive between rebalances; REBALANCE_IN_PROGRESS tells it to rejoin.
 # v3 group_instance_id; v4 flexible.
 
-HeartbeatRequest = Message(
-    "HeartbeatRequest", 12, "request", valid="0-4", flexible="4+",
-    fields=(
+HEARTBEAT = Api(
+    "Heartbeat", key=12, versions="0-4", flexible="4+",
+    request=(
         Field("group_id", STRING),
         Field("generation_id", INT32),
         Field("member_id", STRING),
         Field("group_instance_id", STRING, versions="3+", nullable="3+"),
     ),
-)
-
-HeartbeatResponse = Message(
-    "HeartbeatResponse", 12, "response", valid="0-4", flexible="4+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32, versions="1+"),
         Field("error_code", INT16),
     ),
 )
 
 
-# --- LeaveGroup (key 13; we serve v0-4; Kafka defines v0-5) ---------------------------------------
+# --- LeaveGroup (Kafka defines v0-5) --------------------------------------------------------------
 # A member leaves so the group rebalances without waiting for its session timeout. v0-2 name one
 # member_id; v3 switches to a batch of members (with group_instance_id) and per-member results;
 # v4 flexible. v5 adds only a reason string.
 
-# Left out (only in versions we do not serve): members.reason (5+).
-LeaveGroupRequest = Message(
-    "LeaveGroupRequest", 13, "request", valid="0-4", flexible="4+",
-    fields=(
+LEAVE_GROUP = Api(
+    "LeaveGroup", key=13, versions="0-4", flexible="4+",
+    # Left out (only in versions we do not serve): members.reason (5+).
+    request=(
         Field("group_id", STRING),
         Field("member_id", STRING, versions="0-2"),
         Field("members", versions="3+", type=Array(Struct("MemberIdentity", (
@@ -216,11 +196,7 @@ LeaveGroupRequest = Message(
             Field("group_instance_id", STRING, versions="3+", nullable="3+"),
         )))),
     ),
-)
-
-LeaveGroupResponse = Message(
-    "LeaveGroupResponse", 13, "response", valid="0-4", flexible="4+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32, versions="1+"),
         Field("error_code", INT16),
         Field("members", versions="3+", type=Array(Struct("MemberResponse", (
@@ -232,15 +208,15 @@ LeaveGroupResponse = Message(
 )
 
 
-# --- SyncGroup (key 14; we serve v0-4; Kafka defines v0-5) ----------------------------------------
+# --- SyncGroup (Kafka defines v0-5) ---------------------------------------------------------------
 # Second step of a rebalance: the leader sends every member's assignment (ConsumerProtocolAssignment
 # bytes for consumers); every member gets its own back. v3 group_instance_id; v4 flexible. v5's
 # protocol type/name checks are not served.
 
-# Left out (only in versions we do not serve): protocol_type (5+), protocol_name (5+).
-SyncGroupRequest = Message(
-    "SyncGroupRequest", 14, "request", valid="0-4", flexible="4+",
-    fields=(
+SYNC_GROUP = Api(
+    "SyncGroup", key=14, versions="0-4", flexible="4+",
+    # Left out (only in versions we do not serve): protocol_type (5+), protocol_name (5+).
+    request=(
         Field("group_id", STRING),
         Field("generation_id", INT32),
         Field("member_id", STRING),
@@ -250,12 +226,8 @@ SyncGroupRequest = Message(
             Field("assignment", BYTES),
         )))),
     ),
-)
-
-# Left out (only in versions we do not serve): protocol_type (5+), protocol_name (5+).
-SyncGroupResponse = Message(
-    "SyncGroupResponse", 14, "response", valid="0-4", flexible="4+",
-    fields=(
+    # Left out (only in versions we do not serve): protocol_type (5+), protocol_name (5+).
+    response=(
         Field("throttle_time_ms", INT32, versions="1+"),
         Field("error_code", INT16),
         Field("assignment", BYTES),
@@ -263,21 +235,17 @@ SyncGroupResponse = Message(
 )
 
 
-# --- DescribeGroups (key 15; we serve v0-5; Kafka defines v0-5) -----------------------------------
+# --- DescribeGroups (Kafka defines v0-5) ----------------------------------------------------------
 # Admin view of groups: state, protocol, members with their metadata and assignment bytes.
 # v3 authorized operations; v4 group_instance_id per member; v5 flexible.
 
-DescribeGroupsRequest = Message(
-    "DescribeGroupsRequest", 15, "request", valid="0-5", flexible="5+",
-    fields=(
+DESCRIBE_GROUPS = Api(
+    "DescribeGroups", key=15, versions="0-5", flexible="5+",
+    request=(
         Field("groups", Array(STRING)),
         Field("include_authorized_operations", BOOL, versions="3+"),
     ),
-)
-
-DescribeGroupsResponse = Message(
-    "DescribeGroupsResponse", 15, "response", valid="0-5", flexible="5+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32, versions="1+"),
         Field("groups", type=Array(Struct("DescribedGroup", (
             Field("error_code", INT16),
@@ -299,22 +267,18 @@ DescribeGroupsResponse = Message(
 )
 
 
-# --- ListGroups (key 16; we serve v0-4; Kafka defines v0-5) ---------------------------------------
+# --- ListGroups (Kafka defines v0-5) --------------------------------------------------------------
 # Admin list of every group with its protocol type. v3 flexible; v4 adds a state filter in the
 # request and group_state in the response. v5's type filter is not served.
 
-# Left out (only in versions we do not serve): types_filter (5+).
-ListGroupsRequest = Message(
-    "ListGroupsRequest", 16, "request", valid="0-4", flexible="3+",
-    fields=(
+LIST_GROUPS = Api(
+    "ListGroups", key=16, versions="0-4", flexible="3+",
+    # Left out (only in versions we do not serve): types_filter (5+).
+    request=(
         Field("states_filter", Array(STRING), versions="4+"),
     ),
-)
-
-# Left out (only in versions we do not serve): groups.group_type (5+).
-ListGroupsResponse = Message(
-    "ListGroupsResponse", 16, "response", valid="0-4", flexible="3+",
-    fields=(
+    # Left out (only in versions we do not serve): groups.group_type (5+).
+    response=(
         Field("throttle_time_ms", INT32, versions="1+"),
         Field("error_code", INT16),
         Field("groups", type=Array(Struct("ListedGroup", (
@@ -326,19 +290,15 @@ ListGroupsResponse = Message(
 )
 
 
-# --- DeleteGroups (key 42; we serve v0-2; Kafka defines v0-2) -------------------------------------
+# --- DeleteGroups (Kafka defines v0-2) ------------------------------------------------------------
 # Admin removal of groups without members, and of their committed offsets. v2 flexible.
 
-DeleteGroupsRequest = Message(
-    "DeleteGroupsRequest", 42, "request", valid="0-2", flexible="2+",
-    fields=(
+DELETE_GROUPS = Api(
+    "DeleteGroups", key=42, versions="0-2", flexible="2+",
+    request=(
         Field("groups_names", Array(STRING)),
     ),
-)
-
-DeleteGroupsResponse = Message(
-    "DeleteGroupsResponse", 42, "response", valid="0-2", flexible="2+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32),
         Field("results", type=Array(Struct("DeletableGroupResult", (
             Field("group_id", STRING),

@@ -18,21 +18,21 @@ from wire.kafka.schema import (
     INT64,
     STRING,
     UUID,
+    Api,
     Array,
     Field,
-    Message,
     Struct,
 )
 
-# --- Metadata (key 3; we serve v0-12; Kafka defines v0-12) ----------------------------------------
+# --- Metadata (Kafka defines v0-12) ---------------------------------------------------------------
 # Brokers, topics and partition leaders. In v0 an empty topic list means "all topics"; from v1 on
 # "all topics" is a null list and an empty one means none. v4 adds allow_auto_topic_creation; v8
 # authorized-operations flags; v9 flexible; v10 topic ids (zero uuid when unused). Note the
 # request's topic name is nullable from v10 (lookup by id, v12).
 
-MetadataRequest = Message(
-    "MetadataRequest", 3, "request", valid="0-12", flexible="9+",
-    fields=(
+METADATA = Api(
+    "Metadata", key=3, versions="0-12", flexible="9+",
+    request=(
         Field("topics", nullable="1+", type=Array(Struct("MetadataRequestTopic", (
             Field("topic_id", UUID, versions="10+"),
             Field("name", STRING, nullable="10+"),
@@ -41,11 +41,7 @@ MetadataRequest = Message(
         Field("include_cluster_authorized_operations", BOOL, versions="8-10"),
         Field("include_topic_authorized_operations", BOOL, versions="8+"),
     ),
-)
-
-MetadataResponse = Message(
-    "MetadataResponse", 3, "response", valid="0-12", flexible="9+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32, versions="3+"),
         Field("brokers", type=Array(Struct("MetadataResponseBroker", (
             Field("node_id", INT32),
@@ -76,23 +72,19 @@ MetadataResponse = Message(
 )
 
 
-# --- ApiVersions (key 18; we serve v0-4; Kafka defines v0-4) --------------------------------------
+# --- ApiVersions (Kafka defines v0-4) -------------------------------------------------------------
 # The first request a client sends. v3 (flexible) carries the client software name and version. An
 # unknown request version must still be answered with UNSUPPORTED_VERSION in a v0 body (response
 # header v0) so the client can retry. The response's supported/finalized features and
 # zk_migration_ready are tagged fields that we may leave empty.
 
-ApiVersionsRequest = Message(
-    "ApiVersionsRequest", 18, "request", valid="0-4", flexible="3+",
-    fields=(
+API_VERSIONS = Api(
+    "ApiVersions", key=18, versions="0-4", flexible="3+",
+    request=(
         Field("client_software_name", STRING, versions="3+"),
         Field("client_software_version", STRING, versions="3+"),
     ),
-)
-
-ApiVersionsResponse = Message(
-    "ApiVersionsResponse", 18, "response", valid="0-4", flexible="3+",
-    fields=(
+    response=(
         Field("error_code", INT16),
         Field("api_keys", type=Array(Struct("ApiVersion", (
             Field("api_key", INT16),

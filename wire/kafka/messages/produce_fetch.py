@@ -21,23 +21,23 @@ from wire.kafka.schema import (
     INT64,
     RECORDS,
     STRING,
+    Api,
     Array,
     Field,
-    Message,
     Struct,
 )
 
-# --- Produce (key 0; we serve v0-9; Kafka defines v0-11) ------------------------------------------
+# --- Produce (Kafka defines v0-11) ----------------------------------------------------------------
 # A producer appends record batches to partitions. acks=0 means no response is sent at all.
 # v3 brings RecordBatch v2 and transactional_id; v7 permits zstd batches; v8 adds per-record
 # errors (record_errors, error_message) to the response; v9 is the first flexible version. We accept
-# v0-2 only so that librdkafka 2.0.2's compression feature check passes (GUIDE 3.4); their
-# old message formats get a per-partition UNSUPPORTED_VERSION. v10's current_leader/node_endpoints
-# are tagged and sit beyond our range.
+# v0-2 only because librdkafka 2.0.2 compresses only when a broker's Produce range starts at 0;
+# their old message formats get a per-partition UNSUPPORTED_VERSION. v10's
+# current_leader/node_endpoints are tagged and sit beyond our range.
 
-ProduceRequest = Message(
-    "ProduceRequest", 0, "request", valid="0-9", flexible="9+",
-    fields=(
+PRODUCE = Api(
+    "Produce", key=0, versions="0-9", flexible="9+",
+    request=(
         Field("transactional_id", STRING, versions="3+", nullable="3+"),
         Field("acks", INT16),
         Field("timeout_ms", INT32),
@@ -49,13 +49,9 @@ ProduceRequest = Message(
             )))),
         )))),
     ),
-)
-
-# Left out (only in versions we do not serve): responses.partition_responses.current_leader (10+),
-#   node_endpoints (10+).
-ProduceResponse = Message(
-    "ProduceResponse", 0, "response", valid="0-9", flexible="9+",
-    fields=(
+    # Left out (only in versions we do not serve): responses.partition_responses.current_leader (10+),
+    #   node_endpoints (10+).
+    response=(
         Field("responses", type=Array(Struct("TopicProduceResponse", (
             Field("name", STRING),
             Field("partition_responses", type=Array(Struct("PartitionProduceResponse", (
@@ -77,18 +73,18 @@ ProduceResponse = Message(
 )
 
 
-# --- Fetch (key 1; we serve v4-12; Kafka defines v0-17) -------------------------------------------
+# --- Fetch (Kafka defines v0-17) ------------------------------------------------------------------
 # A consumer asks for record bytes from an offset on. v4 is the first version whose records are
 # RecordBatch v2 (and adds isolation_level plus aborted_transactions); v5 log_start_offset; v7
 # incremental fetch sessions (session_id / session_epoch, forgotten_topics_data); v9
 # current_leader_epoch; v10 allows zstd; v12 is flexible and adds last_fetched_epoch plus the
 # tagged diverging_epoch / current_leader / snapshot_id. v13+ name topics by id: we stop at 12.
 
-# Left out (only in versions we do not serve): replica_state (15+), topics.topic_id (13+),
-#   topics.partitions.replica_directory_id (17+), forgotten_topics_data.topic_id (13+).
-FetchRequest = Message(
-    "FetchRequest", 1, "request", valid="4-12", flexible="12+",
-    fields=(
+FETCH = Api(
+    "Fetch", key=1, versions="4-12", flexible="12+",
+    # Left out (only in versions we do not serve): replica_state (15+), topics.topic_id (13+),
+    #   topics.partitions.replica_directory_id (17+), forgotten_topics_data.topic_id (13+).
+    request=(
         Field("cluster_id", STRING, versions="12+", nullable="12+", tag=0, tagged="12+"),
         Field("replica_id", INT32, versions="0-14", default=-1),
         Field("max_wait_ms", INT32),
@@ -114,12 +110,8 @@ FetchRequest = Message(
         )))),
         Field("rack_id", STRING, versions="11+", default=""),
     ),
-)
-
-# Left out (only in versions we do not serve): responses.topic_id (13+), node_endpoints (16+).
-FetchResponse = Message(
-    "FetchResponse", 1, "response", valid="4-12", flexible="12+",
-    fields=(
+    # Left out (only in versions we do not serve): responses.topic_id (13+), node_endpoints (16+).
+    response=(
         Field("throttle_time_ms", INT32, versions="1+"),
         Field("error_code", INT16, versions="7+"),
         Field("session_id", INT32, versions="7+", default=0),
@@ -159,16 +151,16 @@ FetchResponse = Message(
 )
 
 
-# --- ListOffsets (key 2; we serve v1-7; Kafka defines v0-10) --------------------------------------
+# --- ListOffsets (Kafka defines v0-10) ------------------------------------------------------------
 # Turns a timestamp (or -1 latest / -2 earliest / -3 max timestamp) into an offset. v0 returned a
 # list of offsets and is not served; v1 returns one offset plus its timestamp; v2 isolation_level
 # and throttle time; v4 leader epochs; v6 flexible; v7 allows the max-timestamp query (-3).
 
-# Left out (only in versions we do not serve): topics.partitions.max_num_offsets (0),
-#   timeout_ms (10+).
-ListOffsetsRequest = Message(
-    "ListOffsetsRequest", 2, "request", valid="1-7", flexible="6+",
-    fields=(
+LIST_OFFSETS = Api(
+    "ListOffsets", key=2, versions="1-7", flexible="6+",
+    # Left out (only in versions we do not serve): topics.partitions.max_num_offsets (0),
+    #   timeout_ms (10+).
+    request=(
         Field("replica_id", INT32),
         Field("isolation_level", INT8, versions="2+"),
         Field("topics", type=Array(Struct("ListOffsetsTopic", (
@@ -180,12 +172,8 @@ ListOffsetsRequest = Message(
             )))),
         )))),
     ),
-)
-
-# Left out (only in versions we do not serve): topics.partitions.old_style_offsets (0).
-ListOffsetsResponse = Message(
-    "ListOffsetsResponse", 2, "response", valid="1-7", flexible="6+",
-    fields=(
+    # Left out (only in versions we do not serve): topics.partitions.old_style_offsets (0).
+    response=(
         Field("throttle_time_ms", INT32, versions="2+"),
         Field("topics", type=Array(Struct("ListOffsetsTopicResponse", (
             Field("name", STRING),
@@ -201,24 +189,20 @@ ListOffsetsResponse = Message(
 )
 
 
-# --- InitProducerId (key 22; we serve v0-4; Kafka defines v0-5) -----------------------------------
+# --- InitProducerId (Kafka defines v0-5) ----------------------------------------------------------
 # Hands an idempotent (transactional_id null) or transactional producer its producer id and epoch.
 # v2 flexible; v3 lets a producer offer its current id/epoch to bump after a fencing error; v4 only
 # adds the PRODUCER_FENCED error code.
 
-InitProducerIdRequest = Message(
-    "InitProducerIdRequest", 22, "request", valid="0-4", flexible="2+",
-    fields=(
+INIT_PRODUCER_ID = Api(
+    "InitProducerId", key=22, versions="0-4", flexible="2+",
+    request=(
         Field("transactional_id", STRING, nullable="0+"),
         Field("transaction_timeout_ms", INT32),
         Field("producer_id", INT64, versions="3+", default=-1),
         Field("producer_epoch", INT16, versions="3+", default=-1),
     ),
-)
-
-InitProducerIdResponse = Message(
-    "InitProducerIdResponse", 22, "response", valid="0-4", flexible="2+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32),
         Field("error_code", INT16),
         Field("producer_id", INT64, default=-1),
@@ -227,14 +211,14 @@ InitProducerIdResponse = Message(
 )
 
 
-# --- OffsetForLeaderEpoch (key 23; we serve v2-4; Kafka defines v0-4) -----------------------------
+# --- OffsetForLeaderEpoch (Kafka defines v0-4) ----------------------------------------------------
 # Given a leader epoch a client saw, returns where that epoch ended, so the client can detect log
 # truncation. Served from v2 (current_leader_epoch for fencing); v3 replica_id (-2 = debug
 # consumer, -1 = ordinary consumer); v4 flexible.
 
-OffsetForLeaderEpochRequest = Message(
-    "OffsetForLeaderEpochRequest", 23, "request", valid="2-4", flexible="4+",
-    fields=(
+OFFSET_FOR_LEADER_EPOCH = Api(
+    "OffsetForLeaderEpoch", key=23, versions="2-4", flexible="4+",
+    request=(
         Field("replica_id", INT32, versions="3+", default=-2),
         Field("topics", type=Array(Struct("OffsetForLeaderTopic", (
             Field("topic", STRING),
@@ -245,11 +229,7 @@ OffsetForLeaderEpochRequest = Message(
             )))),
         )))),
     ),
-)
-
-OffsetForLeaderEpochResponse = Message(
-    "OffsetForLeaderEpochResponse", 23, "response", valid="2-4", flexible="4+",
-    fields=(
+    response=(
         Field("throttle_time_ms", INT32, versions="2+"),
         Field("topics", type=Array(Struct("OffsetForLeaderTopicResult", (
             Field("topic", STRING),
