@@ -1,38 +1,36 @@
-"""Check our message descriptors against Kafka's own JSON schemas (franz-go kmsg style).
+"""Check our message descriptors against the facts of Kafka's own JSON schemas (franz-go kmsg style).
 
-The schemas live outside the repository (``../shared/reference/kafka-protocol/messages``); when
-that folder is absent the comparison skips and only the self-contained sanity tests run.
+The facts (versions, fields, types, tags, defaults of every message we describe) are committed in
+``kafka_facts.json``, derived from Kafka's schemas by ``derive_kafka_facts.py``, so the comparison
+runs everywhere. Where the schemas themselves are at hand (``../shared/reference/kafka-protocol/
+messages`` next to the repository, or the directory named by ``DUALMQ_KAFKA_SCHEMAS``), a test also
+re-derives the table and requires it to equal the committed one, so the table cannot go stale.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.wire.kafka import derive_kafka_facts
 from wire.kafka import messages
 from wire.kafka.schema import PRIMITIVES, Api, Array, Field, Message, Struct, VersionRange, snake_case
 
-REPO = Path(__file__).parents[3]
-SCHEMAS = (REPO / ".." / "shared" / "reference" / "kafka-protocol" / "messages").resolve()
-
+SCHEMAS = Path(os.environ.get("DUALMQ_KAFKA_SCHEMAS", derive_kafka_facts.DEFAULT_SCHEMAS))
+FACTS: dict[str, Any] = json.loads(derive_kafka_facts.FACTS_FILE.read_text())["messages"]
 DESCRIBED: tuple[Message, ...] = messages.MESSAGES
 
-# Field attributes of the JSON schemas that have no effect on the bytes, so we do not carry them.
-NO_WIRE_EFFECT = {"name", "type", "versions", "about", "ignorable", "entityType", "mapKey", "zeroCopy"}
-CARRIED = {"nullableVersions", "taggedVersions", "tag", "default", "fields"}
+# The field attributes the facts table carries (anything else is refused when it is derived).
+CARRIED = {*derive_kafka_facts.WIRE_ATTRIBUTES, "fields"}
 INT_TYPES = {"int8", "int16", "int32", "int64", "uint16"}
 
 
 # --- helpers ---------------------------------------------------------------------------------
-
-
-def load_schema(name: str) -> dict[str, Any]:
-    lines = (SCHEMAS / f"{name}.json").read_text().splitlines()
-    return json.loads("\n".join(line for line in lines if not line.lstrip().startswith("//")))
 
 
 def bounds(text: str) -> tuple[int, float]:
@@ -61,7 +59,7 @@ def json_default(kafka_type: str, value: Any) -> Any:
     return value
 
 
-def compare_fields(ours: tuple[Field, ...], theirs: list[dict], served: str, common: dict, path: str) -> None:
+def compare_fields(ours: tuple[Field, ...], theirs: list[dict], served: str, path: str) -> None:
     by_name = {snake_case(j["name"]): j for j in theirs}
     names = [f.name for f in ours]
     extra = [n for n in names if n not in by_name]
@@ -74,12 +72,12 @@ def compare_fields(ours: tuple[Field, ...], theirs: list[dict], served: str, com
     in_kafka_order = [n for n in by_name if n in names]
     assert names == in_kafka_order, f"{path}: field order differs from Kafka's: {names} != {in_kafka_order}"
     for field in ours:
-        compare_field(field, by_name[field.name], served, common, f"{path}.{field.name}")
+        compare_field(field, by_name[field.name], served, f"{path}.{field.name}")
 
 
-def compare_field(ours: Field, theirs: dict, served: str, common: dict, path: str) -> None:
-    unknown = set(theirs) - NO_WIRE_EFFECT - CARRIED
-    assert not unknown, f"{path}: schema attributes our vocabulary cannot express: {unknown}"
+def compare_field(ours: Field, theirs: dict, served: str, path: str) -> None:
+    unknown = set(theirs) - CARRIED
+    assert not unknown, f"{path}: attributes the facts table should not carry: {unknown}"
     assert ours.versions == theirs["versions"], path
     assert ours.nullable == theirs.get("nullableVersions", "none"), path
     assert ours.tag == theirs.get("tag"), path
@@ -101,26 +99,33 @@ def compare_field(ours: Field, theirs: dict, served: str, common: dict, path: st
         assert "fields" not in theirs, path
         assert item == PRIMITIVES[item_name], f"{path}: type {ours.type!r} != Kafka's {kafka_type}"
         return
-    struct_fields = theirs["fields"] if "fields" in theirs else common[item_name]
     assert isinstance(item, Struct), f"{path}: expected struct {item_name}, got {item!r}"
     assert item.name == item_name, f"{path}: struct name {item.name} != Kafka's {item_name}"
-    compare_fields(item.fields, struct_fields, served, common, path)
+    compare_fields(item.fields, theirs["fields"], served, path)
 
 
-# --- against Kafka's JSON ----------------------------------------------------------------------
+# --- against Kafka's facts ---------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def schemas() -> Path:
-    if not SCHEMAS.is_dir():
-        pytest.skip(f"Kafka's JSON schemas not found at {SCHEMAS}; comparison skipped")
-    return SCHEMAS
+def test_facts_cover_exactly_the_described_messages() -> None:
+    described = sorted(message.name for message in DESCRIBED)
+    assert sorted(FACTS) == described, (
+        "kafka_facts.json is out of date with wire.kafka.messages: "
+        "run python -m tests.wire.kafka.derive_kafka_facts"
+    )
+
+
+@pytest.mark.skipif(not SCHEMAS.is_dir(), reason=f"Kafka's JSON schemas not at {SCHEMAS}: kafka_facts.json "
+                    "was compared with our descriptors but not re-derived")
+def test_committed_facts_equal_what_the_script_derives_now() -> None:
+    derived = derive_kafka_facts.derive(SCHEMAS, derive_kafka_facts.described_names())
+    assert derived["messages"] == FACTS, "kafka_facts.json is stale: run python -m tests.wire.kafka.derive_kafka_facts"
+    assert derive_kafka_facts.render(derived) == derive_kafka_facts.FACTS_FILE.read_text()
 
 
 @pytest.mark.parametrize("message", DESCRIBED, ids=lambda m: m.name)
-def test_descriptor_matches_kafka_schema(schemas: Path, message: Message) -> None:
-    theirs = load_schema(message.name)
-    assert theirs["name"] == message.name
+def test_descriptor_matches_kafka_schema(message: Message) -> None:
+    theirs = FACTS[message.name]
     assert theirs["type"] == message.kind, f"kind {message.kind} != Kafka's {theirs['type']}"
     assert theirs.get("apiKey", -1) == message.api_key, f"api_key {message.api_key} != Kafka's"
     assert theirs["flexibleVersions"] == message.flexible, (
@@ -132,11 +137,10 @@ def test_descriptor_matches_kafka_schema(schemas: Path, message: Message) -> Non
     assert kafka_low <= low and high <= kafka_high, (
         f"we serve {message.valid}, Kafka defines only {theirs['validVersions']}"
     )
-    if theirs.get("latestVersionUnstable", False):
+    if theirs["latestVersionUnstable"]:
         assert high < kafka_high, "the highest version is marked unstable: do not serve it"
 
-    common = {s["name"]: s["fields"] for s in theirs.get("commonStructs", [])}
-    compare_fields(message.fields, theirs["fields"], message.valid, common, message.name)
+    compare_fields(message.fields, theirs["fields"], message.valid, message.name)
 
 
 # --- self-contained sanity -----------------------------------------------------------------------
