@@ -27,7 +27,8 @@ from wire.resp import encoder
 from wire.resp.pubsub import pong_frame, subscription_frame
 
 if TYPE_CHECKING:
-    from modes.push.server import Client, PushServer
+    from modes.push.client import Client
+    from modes.push.server import PushServer
 
 Handler = Callable[["PushServer", "Client", list[bytes]], None]
 

@@ -17,7 +17,8 @@ from wire.resp import encoder
 
 if TYPE_CHECKING:
     from broker.stats import ServerInfo
-    from modes.push.server import Client, PushServer
+    from modes.push.client import Client
+    from modes.push.server import PushServer
 
 
 # --- CLIENT --------------------------------------------------------------------------------
