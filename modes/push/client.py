@@ -5,7 +5,7 @@ version HELLO negotiated, the name, counters, the subscriber (its subscriptions 
 outbox), and the flags the reader and writer of the connection coordinate with.
 
 Not here: reading and writing the socket (``modes.push.server``), running commands
-(``modes.push.commands``), the accept loop and connection caps
+(``modes.push.batch`` and ``modes.push.commands``), the accept loop and connection caps
 (``modes.common.listener``).
 """
 
@@ -46,6 +46,11 @@ class Client:
     bytes_received: int = 0
     bytes_sent: int = 0
     close_after_reply: bool = False
+    # Replies to PUBLISHes held back during the batch being run, queued as one piece when the
+    # batch ends or another command runs (see ``commands.pubsub.publish``). Only a client that
+    # is not subscribed holds replies: nothing else can land in its outbox meanwhile, and no
+    # output limit applies to it, so holding them changes nothing but the cost.
+    held_replies: list[bytes] = attrs.field(factory=list)
     # The socket refused part of a write: the writer task waits for it to become writable
     # and owns the order of output until then (nobody else writes meanwhile).
     blocked: bool = False
@@ -99,3 +104,10 @@ class Client:
         """
         if not self.outbox.put(data, self.last_interaction_ms) and self.on_overflow is not None:
             self.on_overflow(self)
+
+    def release_held_replies(self) -> None:
+        """Queue the replies held back during this batch (``held_replies``) as one piece."""
+        held = self.held_replies
+        if held:
+            self.reply(held[0] if len(held) == 1 else b"".join(held))
+            held.clear()
