@@ -79,7 +79,14 @@ _REFUSALS = {
 
 @attrs.define
 class PushServer:
-    """Shared state of the RESP front-end: the client table and counters."""
+    """Shared state of the RESP front-end, and each connection's tasks.
+
+    The first half — the client table, counters, output limits, cutting a subscriber off,
+    the cron — is what commands see of the server (``commands.ServerState``). The second
+    half is the socket plumbing: ``serve_connection`` runs one reader and one writer task per
+    connection; the reader hands each read to ``batch.run_batch`` and then writes, with
+    ``_flush_dirty``, to every client the batch queued output for.
+    """
 
     config: RespConfig
     pubsub: PubSub
