@@ -21,9 +21,9 @@ How bytes leave (Redis's own strategy, "clients with pending writes"):
   grows past ``client-output-buffer-limit pubsub`` is cut off (``PubSub.publish`` reports
   it; we close its connection and log ``subscriber_disconnected``).
 
-A protocol error (malformed RESP) closes only the offending connection, after sending Redis's
-``-ERR Protocol error: …`` line. Other errors a client can cause (unknown command, wrong
-arity) are replies; the connection stays up.
+What a batch does — parse, run the commands, queue their output — is ``modes.push.batch``
+(no sockets there); this module reads the socket, calls it, and writes what it queued. The
+commands are ``modes.push.commands``; each connection's state is ``modes.push.client.Client``.
 
 Accepting, connection caps (``maxclients``, ``maxclients_per_ip``), the query-buffer limits
 (``client-query-buffer-limit`` per client, ``maxmemory-clients`` over all of them) and the rule
@@ -46,12 +46,17 @@ from broker.config import RespConfig, parse_host_port
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.common.clock import now_ms
-from modes.common.listener import Connection, ConnectionLimits, ConnectionTable, format_address
-from modes.push.commands import _SMALL_INTEGERS, dispatch
-from wire.errors import RemoteProtocolError
+from modes.common.listener import (
+    Connection,
+    ConnectionLimits,
+    ConnectionTable,
+    ListenerStatistics,
+    format_address,
+)
+from modes.push.batch import run_batch
+from modes.push.client import Client
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
-from wire.resp.pubsub import message_frame, pmessage_frame
 
 log = structlog.get_logger("dualmq.push")
 
@@ -64,10 +69,6 @@ NO_LIMITS = OutputLimits(hard_bytes=0, soft_bytes=0, soft_seconds=0)
 CLOSE_DRAIN_SECONDS = 1.0
 
 
-# PUBLISH as clients spell it, for the reader's fast path (anything else: generic dispatch).
-_PUBLISH_SPELLINGS = frozenset({b"PUBLISH", b"publish", b"Publish"})
-
-
 # What a connection over a cap is told before it is closed. The first is Redis's own line;
 # Redis has no per-IP limit, so the second is ours, worded the same way.
 _REFUSALS = {
@@ -76,91 +77,16 @@ _REFUSALS = {
 }
 
 
-def make_frame(pattern: bytes | None, channel: bytes, payload: bytes, protocol: int) -> bytes:
-    """Encode one delivery; ``PubSub.publish`` calls this once per (pattern, protocol)."""
-    if pattern is None:
-        return message_frame(channel, payload, protocol)
-    return pmessage_frame(pattern, channel, payload, protocol)
-
-
-@attrs.define(eq=False)
-class Client:
-    """One RESP connection's state (what ``CLIENT LIST`` shows).
-
-    ``conn`` is the listener's view of the same connection (addresses, cancel scope, close
-    reason, buffered bytes); the properties below read through to it.
-    """
-
-    conn: Connection
-    subscriber: Subscriber
-    fd: int = -1
-    protocol: int = 2
-    # True while the client has a subscription (kept by set_subscribed_limits): read on
-    # every command, so a plain attribute rather than a computed property.
-    subscribed: bool = False
-    name: bytes = b""
-    lib_name: bytes = b""
-    lib_ver: bytes = b""
-    last_interaction_ms: int = 0
-    last_command: bytes = b"NULL"
-    commands_processed: int = 0
-    bytes_received: int = 0
-    bytes_sent: int = 0
-    close_after_reply: bool = False
-    # The socket refused part of a write: the writer task waits for it to become writable
-    # and owns the order of output until then (nobody else writes meanwhile).
-    blocked: bool = False
-    # Output was queued outside any reader's batch; the writer task should send it.
-    flush_requested: bool = False
-    writer_lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
-    on_overflow: object = None  # PushServer.overflowed, called when a reply exceeds the limit
-
-    @property
-    def outbox(self) -> Outbox:
-        return self.subscriber.outbox
-
-    @property
-    def id(self) -> int:
-        return self.conn.id
-
-    @property
-    def addr(self) -> str:
-        return self.conn.peer
-
-    @property
-    def laddr(self) -> str:
-        return self.conn.local
-
-    @property
-    def created_ms(self) -> int:
-        return self.conn.opened_ms
-
-    @property
-    def stream(self) -> trio.SocketStream:
-        return self.conn.stream
-
-    @property
-    def close_reason(self) -> str:
-        return self.conn.close_reason
-
-    @close_reason.setter
-    def close_reason(self, reason: str) -> None:
-        self.conn.close_reason = reason
-
-    def reply(self, data: bytes) -> None:
-        """Queue an encoded reply (or push) for this client.
-
-        Replies count against the output-buffer limit too (Redis measures all pending
-        output of a pub/sub client), so a subscriber that pipelines commands without ever
-        reading can be cut off here as well as by a publish.
-        """
-        if not self.outbox.put(data, self.last_interaction_ms):
-            self.on_overflow(self)
-
-
 @attrs.define
 class PushServer:
-    """Shared state of the RESP front-end: the client table and counters."""
+    """Shared state of the RESP front-end, and each connection's tasks.
+
+    The first half — the client table, counters, output limits, cutting a subscriber off,
+    the cron — is what commands see of the server (``commands.ServerState``). The second
+    half is the socket plumbing: ``serve_connection`` runs one reader and one writer task per
+    connection; the reader hands each read to ``batch.run_batch`` and then writes, with
+    ``_flush_dirty``, to every client the batch queued output for.
+    """
 
     config: RespConfig
     pubsub: PubSub
@@ -187,11 +113,9 @@ class PushServer:
         client.subscribed = client.subscriber.subscription_count > 0
         client.outbox.set_limits(self.limits if client.subscribed else NO_LIMITS)
 
-    def publish(self, channel: bytes, payload: bytes, now: int) -> int:
-        result = self.pubsub.publish(channel, payload, now, make_frame)
-        for subscriber, pending, limit in result.disconnected:
-            self.cut_off(subscriber, pending, limit)
-        return result.receivers
+    def listener_statistics(self) -> ListenerStatistics:
+        """Accepted, refused and evicted connections, buffered query bytes (for INFO)."""
+        return self.connections.statistics()
 
     def cut_off(self, subscriber: Subscriber, pending: int, limit: str) -> None:
         """Disconnect a subscriber over its output-buffer limit (Redis: no error, just EOF)."""
@@ -220,6 +144,7 @@ class PushServer:
         self.cut_off(client.subscriber, outbox.cut_bytes, outbox.cut_reason or "hard")
 
     def kill(self, client: Client, reason: str) -> None:
+        """Close ``client``'s connection (CLIENT KILL, idle timeout), logging ``reason``."""
         client.conn.close(reason)
 
     def output_queued(self, client: Client) -> None:
@@ -288,9 +213,6 @@ class PushServer:
         account = self.connections.account
         fd = client.fd
         sock = client.stream.socket
-        publish_deferred = self.pubsub.publish_deferred
-        # Unsubscribed clients have no output limit (NO_LIMITS): their puts always succeed.
-        reply_put = client.outbox.put
         while True:
             # Wait first, then read: a client that gets a reply to every batch (each
             # redis-benchmark client, every request/response client) has sent nothing more
@@ -309,86 +231,20 @@ class PushServer:
                 return
             client.bytes_received += len(data)
             client.last_interaction_ms = now_ms()
-            error: RemoteProtocolError | None = None
-            executed = 0
-            now = client.last_interaction_ms
-            # Replies to PUBLISHes of a client that is not subscribed (nothing else can land
-            # in its outbox meanwhile, and no limit applies to it), queued as one piece.
-            held: list[bytes] = []
             self.in_batch = True
             try:
-                parser.feed(data)
-                while not client.close_after_reply:
-                    try:
-                        commands = parser.commands()
-                    except RemoteProtocolError as exc:
-                        error = exc
-                        break
-                    if not commands:
-                        break
-                    for args in commands:
-                        executed += 1
-                        # PUBLISH, the hot command, skips the generic dispatch: same checks
-                        # (name, arity, RESP2 subscribed context), same effects.
-                        if len(args) == 3 and args[0] in _PUBLISH_SPELLINGS:
-                            if not client.subscribed:
-                                client.last_command = b"PUBLISH"
-                                # Delivered by _flush_deferred (see PubSub.publish_deferred).
-                                receivers = publish_deferred(args[1], args[2], make_frame)
-                                if receivers < 0:
-                                    receivers = self.publish(args[1], args[2], now)
-                                held.append(_SMALL_INTEGERS[receivers] if receivers < 1024
-                                            else encoder.integer(receivers))
-                                continue
-                            if client.protocol == 3:
-                                # Subscribed (maybe to this very channel): its own message,
-                                # if any, must precede the reply.
-                                client.last_command = b"PUBLISH"
-                                receivers = self.publish(args[1], args[2], now)
-                                client.reply(_SMALL_INTEGERS[receivers] if receivers < 1024
-                                             else encoder.integer(receivers))
-                                continue
-                        if held:
-                            reply_put(b"".join(held), now)
-                            held = []
-                        self._flush_deferred(now)
-                        dispatch(self, client, args)
-                        if client.close_after_reply:
-                            break
-                # The deliveries first (as in the order the publishes ran), then the replies.
-                self._flush_deferred(now)
-                if held:
-                    reply_put(b"".join(held), now)
-                    held = []
-                if error is not None:
-                    # Replies to the commands before the bad bytes go first, then Redis's
-                    # "-ERR Protocol error: ..." line, then the connection closes. Only this
-                    # connection: every other client carries on undisturbed.
-                    self.protocol_errors += 1
-                    client.reply(error.reply or encoder.error("ERR Protocol error"))
-                    client.close_reason = f"protocol error: {error.message}"
-                    log.info("protocol_error", error=error.message)
+                must_close = run_batch(self, client, parser, data)
             finally:
-                if held:  # only if something above raised
-                    reply_put(b"".join(held), now)
-                self._flush_deferred(now)
                 self.in_batch = False
                 self._flush_dirty()
             # Query-buffer limits, once per read: what is left in the parser is the start of
             # a request not complete yet. Usually 0 (reads end on a command boundary), and
             # then unchanged, so the common case costs one comparison.
-            held = parser.buffered
-            if held != conn.buffered_bytes:
-                account(conn, held)
-            self.commands_processed += executed
-            client.commands_processed += executed
-            if error is not None or client.close_after_reply:
+            buffered = parser.buffered
+            if buffered != conn.buffered_bytes:
+                account(conn, buffered)
+            if must_close:
                 return
-
-    def _flush_deferred(self, now: int) -> None:
-        """Queue the deliveries the batch's PUBLISHes deferred (before anything else runs)."""
-        for subscriber, pending, limit in self.pubsub.flush_deferred(now):
-            self.cut_off(subscriber, pending, limit)
 
     def _flush_dirty(self) -> None:
         dirty = self.dirty

@@ -268,8 +268,8 @@ def _message(channel: bytes, payload: bytes, prefix: bytes = b"*") -> bytes:
 
 
 def test_pipelined_publish_fast_path_is_byte_exact(broker) -> None:
-    """Pipelined PUBLISHes (the reader's fast path, deliveries deferred to the end of the
-    batch) interleaved with other commands: replies, counts and delivery order as one by one."""
+    """Pipelined PUBLISHes (replies and deliveries held back to the end of the batch)
+    interleaved with other commands: replies, counts and delivery order as one by one."""
     with RawClient(broker.resp) as one, RawClient(broker.resp) as two, RawClient(broker.resp) as pub:
         one.send(b"SUBSCRIBE fp1\r\n")
         one.expect(b"*3\r\n$9\r\nsubscribe\r\n$3\r\nfp1\r\n:1\r\n")
@@ -297,3 +297,19 @@ def test_resp3_subscriber_publishing_to_itself_gets_message_before_reply(broker)
         client.expect(b">3\r\n$9\r\nsubscribe\r\n$5\r\nself3\r\n:1\r\n")
         client.send(_cmd(b"PUBLISH", b"self3", b"x") * 2)
         client.expect((_message(b"self3", b"x", b">") + b":1\r\n") * 2)
+
+
+def test_subscribing_mid_batch_changes_what_the_rest_of_the_batch_may_run(broker) -> None:
+    """One write, one batch: each command is checked against the state the previous ones left
+    (held PUBLISH replies come out before the subscribe frame; once subscribed, RESP2 refuses
+    PUBLISH and answers PING as a push; after UNSUBSCRIBE, PUBLISH runs again)."""
+    with RawClient(broker.resp) as client:
+        client.send(_cmd(b"PUBLISH", b"mid", b"a") + _cmd(b"SUBSCRIBE", b"mid") + _cmd(b"PUBLISH", b"mid", b"b")
+                    + _cmd(b"PING") + _cmd(b"UNSUBSCRIBE") + _cmd(b"PUBLISH", b"mid", b"c"))
+        client.expect(b":0\r\n"
+                      b"*3\r\n$9\r\nsubscribe\r\n$3\r\nmid\r\n:1\r\n"
+                      b"-ERR Can't execute 'publish': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET"
+                      b" are allowed in this context\r\n"
+                      b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
+                      b"*3\r\n$11\r\nunsubscribe\r\n$3\r\nmid\r\n:0\r\n"
+                      b":0\r\n")

@@ -1,81 +1,83 @@
-"""CLIENT, INFO, CONFIG and COMMAND: what clients and humans ask a server about itself.
+"""Introspection commands: CLIENT, INFO, CONFIG and COMMAND — what clients and humans ask a
+server about itself.
 
 These answer with what dualmq really has. ``CONFIG GET`` reports the pub/sub limits this
 broker enforces (Redis's ``client-output-buffer-limit`` spelling), ``INFO`` adds a
 ``# dualmq`` section with the delivery guarantee in force and the counters that show what
 push mode dropped and why. ``COMMAND`` is minimal: enough for redis-cli's interactive help.
+
+Not here: the table rows naming these handlers and their arities (``modes.push.commands``),
+the connection commands (``connection``: PING, HELLO, ...).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from broker.glob import glob_match
-from modes.common.clock import now_ms as _now_ms
-from modes.push.commands import COMMANDS, REDIS_COMPAT_VERSION, _text, _valid_client_name, command
+from broker.stats import ServerInfo
+from modes.common.clock import now_ms
+from modes.push.client import Client
+from modes.push.commands.base import (
+    COMMANDS,
+    REDIS_COMPAT_VERSION,
+    Command,
+    ServerState,
+    text_of,
+    valid_client_name,
+)
 from wire.resp import encoder
-
-if TYPE_CHECKING:
-    from broker.stats import ServerInfo
-    from modes.push.server import Client, PushServer
 
 
 # --- CLIENT --------------------------------------------------------------------------------
 
-@command("CLIENT", -2)
-def client_(server: PushServer, client: Client, args: list[bytes]) -> None:  # pragma: no cover
-    raise AssertionError("CLIENT is dispatched to its subcommands")
-
-
-@command("ID", 2, parent="CLIENT")
-def client_id(server: PushServer, client: Client, args: list[bytes]) -> None:
+def client_id(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CLIENT ID -> this connection's id."""
     client.reply(encoder.integer(client.id))
 
 
-@command("SETNAME", 3, parent="CLIENT")
-def client_setname(server: PushServer, client: Client, args: list[bytes]) -> None:
-    if not _valid_client_name(args[2]):
+def client_setname(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CLIENT SETNAME name -> OK (Redis's rule for names: printable, no spaces)."""
+    if not valid_client_name(args[2]):
         client.reply(encoder.error("ERR Client names cannot contain spaces, newlines or special characters."))
         return
     client.name = args[2]
     client.reply(encoder.simple("OK"))
 
 
-@command("GETNAME", 2, parent="CLIENT")
-def client_getname(server: PushServer, client: Client, args: list[bytes]) -> None:
+def client_getname(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CLIENT GETNAME -> the name, or null when none was set."""
     client.reply(encoder.bulk(client.name) if client.name else encoder.null(client.protocol))
 
 
-@command("SETINFO", 4, parent="CLIENT")
-def client_setinfo(server: PushServer, client: Client, args: list[bytes]) -> None:
+def client_setinfo(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CLIENT SETINFO LIB-NAME|LIB-VER value -> OK (shown by CLIENT LIST)."""
     attribute = args[2].upper()
     if attribute == b"LIB-NAME":
         client.lib_name = args[3]
     elif attribute == b"LIB-VER":
         client.lib_ver = args[3]
     else:
-        client.reply(encoder.error(f"ERR Unrecognized option '{_text(args[2])}'"))
+        client.reply(encoder.error(f"ERR Unrecognized option '{text_of(args[2])}'"))
         return
     client.reply(encoder.simple("OK"))
 
 
-def client_line(server: PushServer, client: Client, now: int) -> str:
+def client_line(server: ServerState, client: Client, now: int) -> str:
     """One ``CLIENT LIST`` line, with the fields Redis uses for what we track."""
     flags = "P" if client.subscribed else "N"
     sub = client.subscriber
     return (
-        f"id={client.id} addr={client.addr} laddr={client.laddr} name={_text(client.name)} "
+        f"id={client.id} addr={client.addr} laddr={client.laddr} name={text_of(client.name)} "
         f"age={(now - client.created_ms) // 1000} idle={(now - client.last_interaction_ms) // 1000} "
         f"flags={flags} db=0 sub={len(sub.channels)} psub={len(sub.patterns)} ssub=0 multi=-1 "
-        f"omem={client.outbox.pending_bytes} cmd={_text(client.last_command).lower()} "
-        f"user=default resp={client.protocol} lib-name={_text(client.lib_name)} "
-        f"lib-ver={_text(client.lib_ver)}"
+        f"omem={client.outbox.pending_bytes} cmd={text_of(client.last_command).lower()} "
+        f"user=default resp={client.protocol} lib-name={text_of(client.lib_name)} "
+        f"lib-ver={text_of(client.lib_ver)}"
     )
 
 
-@command("LIST", -2, parent="CLIENT")
-def client_list(server: PushServer, client: Client, args: list[bytes]) -> None:
-    now = _now_ms()
+def client_list(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CLIENT LIST [TYPE normal|pubsub|...] [ID id ...] -> one line per connection."""
+    now = now_ms()
     clients = list(server.clients.values())
     if len(args) >= 4 and args[2].upper() == b"ID":
         wanted = set()
@@ -95,7 +97,7 @@ def client_list(server: PushServer, client: Client, args: list[bytes]) -> None:
         elif kind in (b"master", b"replica", b"slave"):
             clients = []
         else:
-            client.reply(encoder.error(f"ERR Unknown client type '{_text(args[3])}'"))
+            client.reply(encoder.error(f"ERR Unknown client type '{text_of(args[3])}'"))
             return
     elif len(args) != 2:
         client.reply(encoder.error("ERR syntax error"))
@@ -104,16 +106,16 @@ def client_list(server: PushServer, client: Client, args: list[bytes]) -> None:
     client.reply(encoder.verbatim(text, client.protocol))
 
 
-@command("INFO", 2, parent="CLIENT")
-def client_info(server: PushServer, client: Client, args: list[bytes]) -> None:
-    client.reply(encoder.verbatim(client_line(server, client, _now_ms()) + "\n", client.protocol))
+def client_info(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CLIENT INFO -> this connection's CLIENT LIST line."""
+    client.reply(encoder.verbatim(client_line(server, client, now_ms()) + "\n", client.protocol))
 
 
-@command("KILL", -3, parent="CLIENT")
-def client_kill(server: PushServer, client: Client, args: list[bytes]) -> None:
+def client_kill(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CLIENT KILL addr | KILL [ID id] [ADDR addr] [LADDR addr] [SKIPME yes|no] -> OK or a count."""
     if len(args) == 3:
         # Old form: CLIENT KILL addr:port -> +OK or an error.
-        target = _text(args[2])
+        target = text_of(args[2])
         victims = [c for c in server.clients.values() if c.addr == target]
         if not victims:
             client.reply(encoder.error("ERR No such client"))
@@ -137,9 +139,9 @@ def client_kill(server: PushServer, client: Client, args: list[bytes]) -> None:
                 return
             victims = [c for c in victims if c.id == wanted]
         elif key == b"ADDR":
-            victims = [c for c in victims if c.addr == _text(value)]
+            victims = [c for c in victims if c.addr == text_of(value)]
         elif key == b"LADDR":
-            victims = [c for c in victims if c.laddr == _text(value)]
+            victims = [c for c in victims if c.laddr == text_of(value)]
         elif key == b"SKIPME":
             skipme = value.lower() != b"no"
         else:
@@ -151,7 +153,7 @@ def client_kill(server: PushServer, client: Client, args: list[bytes]) -> None:
     client.reply(encoder.integer(len(victims)))
 
 
-def _kill_all(server: PushServer, killer: Client, victims: list[Client]) -> None:
+def _kill_all(server: ServerState, killer: Client, victims: list[Client]) -> None:
     for victim in victims:
         if victim is killer:
             # Redis closes the caller after replying to it.
@@ -161,8 +163,8 @@ def _kill_all(server: PushServer, killer: Client, victims: list[Client]) -> None
             server.kill(victim, f"CLIENT KILL by client {killer.id}")
 
 
-@command("HELP", 2, parent="CLIENT")
-def client_help(server: PushServer, client: Client, args: list[bytes]) -> None:
+def client_help(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CLIENT HELP -> Redis's help text, for the subcommands we have."""
     lines = [
         "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GETNAME", "    Return the name of the current connection.",
@@ -180,7 +182,7 @@ def client_help(server: PushServer, client: Client, args: list[bytes]) -> None:
 
 # --- CONFIG --------------------------------------------------------------------------------
 
-def config_values(server: PushServer) -> dict[str, str]:
+def config_values(server: ServerState) -> dict[str, str]:
     """The Redis-named settings this broker really has, as CONFIG GET reports them."""
     config = server.config
     limits = server.limits
@@ -200,13 +202,8 @@ def config_values(server: PushServer) -> dict[str, str]:
     }
 
 
-@command("CONFIG", -2)
-def config_(server: PushServer, client: Client, args: list[bytes]) -> None:  # pragma: no cover
-    raise AssertionError("CONFIG is dispatched to its subcommands")
-
-
-@command("GET", -3, parent="CONFIG")
-def config_get(server: PushServer, client: Client, args: list[bytes]) -> None:
+def config_get(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CONFIG GET pattern [pattern ...] -> the matching settings and their values."""
     values = config_values(server)
     pairs = []
     for name, value in values.items():
@@ -215,8 +212,8 @@ def config_get(server: PushServer, client: Client, args: list[bytes]) -> None:
     client.reply(encoder.map_(pairs, client.protocol))
 
 
-@command("HELP", 2, parent="CONFIG")
-def config_help(server: PushServer, client: Client, args: list[bytes]) -> None:
+def config_help(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """CONFIG HELP -> Redis's help text, for the subcommands we have."""
     lines = [
         "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
         "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
@@ -227,12 +224,13 @@ def config_help(server: PushServer, client: Client, args: list[bytes]) -> None:
 
 # --- INFO ----------------------------------------------------------------------------------
 
-def info_sections(server: PushServer) -> dict[str, list[tuple[str, object]]]:
-    now = _now_ms()
+def info_sections(server: ServerState) -> dict[str, list[tuple[str, object]]]:
+    """INFO's sections, by lower-case name: (field, value) pairs in the order they are shown."""
+    now = now_ms()
     stats = server.pubsub.statistics()
     info = server.info
     subscribed = sum(1 for c in server.clients.values() if c.subscribed)
-    listener = server.connections.statistics()
+    listener = server.listener_statistics()
     config = server.config
     return {
         "server": [
@@ -308,8 +306,8 @@ def _log_lines(info: ServerInfo) -> list[tuple[str, object]]:
     ]
 
 
-@command("INFO", -1)
-def info_(server: PushServer, client: Client, args: list[bytes]) -> None:
+def info_(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """INFO [section ...] -> the sections asked for (all when none or "all" is named)."""
     sections = info_sections(server)
     wanted = [a.decode(errors="replace").lower() for a in args[1:]]
     if not wanted or any(w in ("all", "everything", "default") for w in wanted):
@@ -324,8 +322,8 @@ def info_(server: PushServer, client: Client, args: list[bytes]) -> None:
 
 # --- COMMAND -------------------------------------------------------------------------------
 
-@command("COMMAND", -1)
-def command_(server: PushServer, client: Client, args: list[bytes]) -> None:
+def command_(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """COMMAND [COUNT | DOCS | INFO name ...] -> the table, as redis-cli's help needs it."""
     if len(args) == 1:
         client.reply(encoder.array([_command_entry(entry) for entry in COMMANDS.values()]))
         return
@@ -342,14 +340,14 @@ def command_(server: PushServer, client: Client, args: list[bytes]) -> None:
             entries.append(_command_entry(entry) if entry else encoder.null_array(client.protocol))
         client.reply(encoder.array(entries))
     else:
-        client.reply(encoder.error(f"ERR unknown subcommand '{_text(args[1])[:128]}'. Try COMMAND HELP."))
+        client.reply(encoder.error(f"ERR unknown subcommand '{text_of(args[1])[:128]}'. Try COMMAND HELP."))
 
 
-def _command_entry(entry) -> bytes:
+def _command_entry(entry: Command) -> bytes:
     return encoder.array([
         encoder.bulk(entry.name.lower()),
         encoder.integer(entry.arity),
-        encoder.array([encoder.simple("pubsub")] if b"SUB" in entry.name or entry.name == b"PUBLISH" else []),
+        encoder.array([encoder.simple(flag) for flag in entry.flags]),
         encoder.integer(0), encoder.integer(0), encoder.integer(0),
         encoder.array([]), encoder.array([]), encoder.array([]), encoder.array([]),
     ])

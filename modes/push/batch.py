@@ -1,0 +1,71 @@
+"""One batch: the commands a single read of a connection brought, parsed and run in order.
+
+``run_batch`` is the step between reading a socket and writing the output: feed the bytes to
+the connection's request parser, run every complete command through ``dispatch``, then queue
+what PUBLISH held back. Each command's output lands in an outbox (the connection's own, and
+those of the subscribers its PUBLISHes reached); writing the outboxes to their sockets is the
+caller's next step, once per batch.
+
+No sockets, no tasks, no waiting: the same step serves whichever way the connections are
+read (today one reader task per connection).
+
+A protocol error (malformed RESP) ends the batch: the replies to the commands before the bad
+bytes are queued, then Redis's ``-ERR Protocol error: …`` line, and the connection must close.
+Only that connection: every other client carries on undisturbed. Other errors a client can
+cause (unknown command, wrong arity) are replies; the connection stays up.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from modes.push.client import Client
+from modes.push.commands import ServerState, dispatch, release_held_output
+from wire.errors import RemoteProtocolError
+from wire.resp import encoder
+from wire.resp.requests import RequestParser
+
+__all__ = ["run_batch"]
+
+log = structlog.get_logger("dualmq.push")
+
+
+def run_batch(server: ServerState, client: Client, parser: RequestParser, data: bytes) -> bool:
+    """Parse ``data`` and run every complete command in it, queueing all their output.
+
+    Args:
+        server: the push server.
+        client: the connection ``data`` was read from; ``client.last_interaction_ms`` is the
+            time of that read.
+        parser: the connection's request parser; an incomplete command stays buffered in it.
+        data: the bytes just read.
+
+    Returns:
+        True when the connection must close once its output is sent: a protocol error, or a
+        command that ends the connection (QUIT, CLIENT KILL of itself).
+    """
+    error: RemoteProtocolError | None = None
+    executed = 0
+    try:
+        parser.feed(data)
+        while not client.close_after_reply:
+            try:
+                commands = parser.commands()
+            except RemoteProtocolError as exc:
+                error = exc
+                break
+            if not commands:
+                break
+            executed += dispatch(server, client, commands)
+    finally:
+        # Also when a command raised (a bug: the connection then closes): the deliveries
+        # other publishes of the batch held back must still reach their subscribers.
+        release_held_output(server, client)
+    if error is not None:
+        server.protocol_errors += 1
+        client.reply(error.reply or encoder.error("ERR Protocol error"))
+        client.close_reason = f"protocol error: {error.message}"
+        log.info("protocol_error", error=error.message)
+    server.commands_processed += executed
+    client.commands_processed += executed
+    return error is not None or client.close_after_reply

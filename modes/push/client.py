@@ -1,0 +1,113 @@
+"""One RESP connection's state: the record ``CLIENT LIST`` shows and every command works on.
+
+``Client`` holds what Redis keeps in its ``client`` struct for a pub/sub server: the protocol
+version HELLO negotiated, the name, counters, the subscriber (its subscriptions and its bounded
+outbox), and the flags the reader and writer of the connection coordinate with.
+
+Not here: reading and writing the socket (``modes.push.server``), running commands
+(``modes.push.batch`` and ``modes.push.commands``), the accept loop and connection caps
+(``modes.common.listener``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+import trio
+
+from broker.subscribers import Outbox, Subscriber
+from modes.common.listener import Connection
+
+__all__ = ["Client"]
+
+
+@attrs.define(eq=False)
+class Client:
+    """One RESP connection's state (what ``CLIENT LIST`` shows).
+
+    ``conn`` is the listener's view of the same connection (addresses, cancel scope, close
+    reason, buffered bytes); the properties below read through to it.
+    """
+
+    conn: Connection
+    subscriber: Subscriber
+    fd: int = -1
+    protocol: int = 2
+    # True while the client has a subscription (kept by the server's set_subscribed_limits):
+    # read on every command, so a plain attribute rather than a computed property.
+    subscribed: bool = False
+    name: bytes = b""
+    lib_name: bytes = b""
+    lib_ver: bytes = b""
+    last_interaction_ms: int = 0
+    last_command: bytes = b"NULL"
+    commands_processed: int = 0
+    bytes_received: int = 0
+    bytes_sent: int = 0
+    close_after_reply: bool = False
+    # Replies to PUBLISHes held back during the batch being run, queued as one piece when the
+    # batch ends or another command runs (see ``commands.pubsub.publish``). Only a client that
+    # is not subscribed holds replies: nothing else can land in its outbox meanwhile, and no
+    # output limit applies to it, so holding them changes nothing but the cost.
+    held_replies: list[bytes] = attrs.field(factory=list)
+    # The socket refused part of a write: the writer task waits for it to become writable
+    # and owns the order of output until then (nobody else writes meanwhile).
+    blocked: bool = False
+    # Output was queued outside any reader's batch; the writer task should send it.
+    flush_requested: bool = False
+    writer_lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    # Called when a reply pushes the client over its output-buffer limit (the server cuts it off).
+    on_overflow: Callable[[Client], None] | None = None
+
+    @property
+    def outbox(self) -> Outbox:
+        return self.subscriber.outbox
+
+    @property
+    def id(self) -> int:
+        return self.conn.id
+
+    @property
+    def addr(self) -> str:
+        return self.conn.peer
+
+    @property
+    def laddr(self) -> str:
+        return self.conn.local
+
+    @property
+    def created_ms(self) -> int:
+        return self.conn.opened_ms
+
+    @property
+    def stream(self) -> trio.SocketStream:
+        return self.conn.stream
+
+    @property
+    def close_reason(self) -> str:
+        return self.conn.close_reason
+
+    @close_reason.setter
+    def close_reason(self, reason: str) -> None:
+        self.conn.close_reason = reason
+
+    def reply(self, data: bytes) -> None:
+        """Queue an encoded reply (or push) for this client.
+
+        Replies count against the output-buffer limit too (Redis measures all pending
+        output of a pub/sub client), so a subscriber that pipelines commands without ever
+        reading can be cut off here as well as by a publish.
+
+        Args:
+            data: the encoded reply or push frame.
+        """
+        if not self.outbox.put(data, self.last_interaction_ms) and self.on_overflow is not None:
+            self.on_overflow(self)
+
+    def release_held_replies(self) -> None:
+        """Queue the replies held back during this batch (``held_replies``) as one piece."""
+        held = self.held_replies
+        if held:
+            self.reply(held[0] if len(held) == 1 else b"".join(held))
+            held.clear()
