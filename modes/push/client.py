@@ -1,12 +1,13 @@
 """One RESP connection's state: the record ``CLIENT LIST`` shows and every command works on.
 
 ``Client`` holds what Redis keeps in its ``client`` struct for a pub/sub server: the protocol
-version HELLO negotiated, the name, counters, the subscriber (its subscriptions and its bounded
-outbox), and the flags the reader and writer of the connection coordinate with.
+version HELLO negotiated, the name, counters, the request parser (the query buffer), the
+subscriber (its subscriptions and its bounded outbox), and the flags the code that reads and
+writes the socket coordinates with.
 
-Not here: reading and writing the socket (``modes.push.server``), running commands
-(``modes.push.batch`` and ``modes.push.commands``), the accept loop and connection caps
-(``modes.common.listener``).
+Not here: reading and writing the socket (``modes.push.server`` and the connection drivers,
+``modes.push.drivers`` and ``modes.push.event_loop``), running commands (``modes.push.batch``
+and ``modes.push.commands``), the accept loop and connection caps (``modes.common.listener``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import trio
 
 from broker.subscribers import Outbox, Subscriber
 from modes.common.listener import Connection
+from wire.resp.requests import RequestParser
 
 __all__ = ["Client"]
 
@@ -33,6 +35,8 @@ class Client:
     conn: Connection
     subscriber: Subscriber
     fd: int = -1
+    # The connection's query buffer: bytes read but not yet a complete command stay here.
+    parser: RequestParser = attrs.field(factory=RequestParser)
     protocol: int = 2
     # True while the client has a subscription (kept by the server's set_subscribed_limits):
     # read on every command, so a plain attribute rather than a computed property.
@@ -51,12 +55,23 @@ class Client:
     # is not subscribed holds replies: nothing else can land in its outbox meanwhile, and no
     # output limit applies to it, so holding them changes nothing but the cost.
     held_replies: list[bytes] = attrs.field(factory=list)
-    # The socket refused part of a write: the writer task waits for it to become writable
-    # and owns the order of output until then (nobody else writes meanwhile).
+    # The socket refused part of a write: whoever waits for it to become writable (the event
+    # loop, or the connection's writer task) owns the order of output until then, and nobody
+    # else writes meanwhile.
     blocked: bool = False
-    # Output was queued outside any reader's batch; the writer task should send it.
+    # -- used by the task-per-connection driver only --
+    # Output was queued outside any batch; the writer task should send it.
     flush_requested: bool = False
     writer_lot: trio.lowlevel.ParkingLot = attrs.field(factory=trio.lowlevel.ParkingLot)
+    # -- used by the event-loop driver only --
+    # True while the client's socket is in the loop's readiness set.
+    watched: bool = False
+    # Set by the loop when the connection must end (EOF, QUIT, a protocol error, a bug); the
+    # connection's own task waits for it, then sends what is left and returns.
+    finished: trio.Event = attrs.field(factory=trio.Event)
+    # An exception a batch of this client raised in the loop (a bug): the connection's task
+    # re-raises it, so the listener logs it and closes only this connection.
+    failure: Exception | None = None
     # Called when a reply pushes the client over its output-buffer limit (the server cuts it off).
     on_overflow: Callable[[Client], None] | None = None
 

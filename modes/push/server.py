@@ -1,29 +1,31 @@
-"""Push mode's RESP listener: connections, their reader/writer, and output-buffer enforcement.
+"""Push mode's RESP listener: the server state commands see, batches, writes, output limits.
 
-Each connection is one task (the reader) plus a writer task, both owned by the connection's
-nursery. Everything the broker sends a client — command replies and pub/sub pushes alike —
-goes through that client's ``Outbox`` (``broker.subscribers``), because Redis measures and
-limits a subscriber's *whole* pending output, and because replies and pushes must leave in
-the order they were produced.
+Everything the broker sends a client — command replies and pub/sub pushes alike — goes through
+that client's ``Outbox`` (``broker.subscribers``), because Redis measures and limits a
+subscriber's *whole* pending output, and because replies and pushes must leave in the order
+they were produced.
 
 How bytes leave (Redis's own strategy, "clients with pending writes"):
 
-* While a reader executes a batch of pipelined commands, every client that gets output —
-  the reader's own replies, and the subscribers its PUBLISHes reached — is noted as dirty.
-  When the batch is done the reader writes to each dirty client directly, with one
-  non-blocking ``os.write``. No task switch per message or per subscriber: on the hottest
-  paths (``redis-benchmark -P 16 PUBLISH``, fan-out to 10 subscribers) that is the cost
-  that matters.
+* While batches of pipelined commands run, every client that gets output — the replies of
+  the client that sent them, and the subscribers its PUBLISHes reached — is noted as dirty.
+  When the batches are done, each dirty client is written once, with one non-blocking
+  ``os.write``. No task switch per message or per subscriber: on the hottest paths
+  (``redis-benchmark -P 16 PUBLISH``, fan-out to 10 subscribers) that is the cost that
+  matters.
 * Only when the kernel refuses bytes (a slow reader, a full socket buffer) does the unsent
   tail go back to the front of the client's outbox — where it counts against the output-
-  buffer limit, as Redis counts unsent bytes — and the client's writer task wait until the
-  socket is writable. The publisher never waits for a subscriber; a subscriber whose outbox
-  grows past ``client-output-buffer-limit pubsub`` is cut off (``PubSub.publish`` reports
-  it; we close its connection and log ``subscriber_disconnected``).
+  buffer limit, as Redis counts unsent bytes — and the driver waits until the socket is
+  writable. The publisher never waits for a subscriber; a subscriber whose outbox grows past
+  ``client-output-buffer-limit pubsub`` is cut off (``PubSub.publish`` reports it; we close
+  its connection and log ``subscriber_disconnected``).
 
-What a batch does — parse, run the commands, queue their output — is ``modes.push.batch``
-(no sockets there); this module reads the socket, calls it, and writes what it queued. The
-commands are ``modes.push.commands``; each connection's state is ``modes.push.client.Client``.
+Who reads the sockets and when "the batches are done" is the connection driver's business
+(``modes.push.drivers``): on Linux one event loop per listener (``modes.push.event_loop``)
+serves every ready client of a wake-up and then writes; elsewhere each connection has its own
+reader and writer task. What a batch does — parse, run the commands, queue their output — is
+``modes.push.batch`` (no sockets there). The commands are ``modes.push.commands``; each
+connection's state is ``modes.push.client.Client``.
 
 Accepting, connection caps (``maxclients``, ``maxclients_per_ip``), the query-buffer limits
 (``client-query-buffer-limit`` per client, ``maxmemory-clients`` over all of them) and the rule
@@ -55,18 +57,16 @@ from modes.common.listener import (
 )
 from modes.push.batch import run_batch
 from modes.push.client import Client
+from modes.push.drivers import CLOSE_DRAIN_SECONDS, ConnectionDriver, make_driver
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
 
 log = structlog.get_logger("dualmq.push")
 
-RECEIVE_CHUNK = 64 * 1024
 # Redis's clientsCron visits every client about every 100 ms; soft-limit timers and idle
 # timeouts are checked on this beat.
 CRON_INTERVAL_SECONDS = 0.1
 NO_LIMITS = OutputLimits(hard_bytes=0, soft_bytes=0, soft_seconds=0)
-# How long a closing connection may take to deliver its last reply (QUIT's +OK, an error).
-CLOSE_DRAIN_SECONDS = 1.0
 
 
 # What a connection over a cap is told before it is closed. The first is Redis's own line;
@@ -79,13 +79,13 @@ _REFUSALS = {
 
 @attrs.define
 class PushServer:
-    """Shared state of the RESP front-end, and each connection's tasks.
+    """Shared state of the RESP front-end, and the steps its connection driver runs.
 
     The first half — the client table, counters, output limits, cutting a subscriber off,
     the cron — is what commands see of the server (``commands.ServerState``). The second
-    half is the socket plumbing: ``serve_connection`` runs one reader and one writer task per
-    connection; the reader hands each read to ``batch.run_batch`` and then writes, with
-    ``_flush_dirty``, to every client the batch queued output for.
+    half is what the driver calls: ``serve_connection`` (each admitted connection),
+    ``execute`` (one read's batch, via ``batch.run_batch``), ``flush_dirty`` (write every
+    client that got output, once) and ``drain`` (a closing client's last output).
     """
 
     config: RespConfig
@@ -96,8 +96,10 @@ class PushServer:
     limits: OutputLimits = attrs.field(default=None)
     # Accepting, caps and buffer accounting (built by serve_resp around serve_connection).
     connections: ConnectionTable | None = None
-    # Clients with output queued during the batch being executed (Redis's "clients with
-    # pending writes"); the reader writes to all of them when its batch is done.
+    # Who reads and writes the sockets (built by serve_resp, see ``drivers``).
+    driver: ConnectionDriver | None = None
+    # Clients with output queued while batches ran (Redis's "clients with pending writes");
+    # the driver writes to all of them, each once, when its batches are done.
     dirty: list[Client] = attrs.field(factory=list)
     in_batch: bool = False
     commands_processed: int = 0
@@ -152,8 +154,9 @@ class PushServer:
         if self.in_batch:
             self.dirty.append(client)
         elif not client.blocked:
-            client.flush_requested = True
-            client.writer_lot.unpark_all()
+            # Output from outside any batch (a timer, another task): the driver gets it
+            # written soon, without waiting for the client to send something.
+            self.driver.flush_soon(client)
 
     async def cron(self) -> None:
         """Soft-limit timers and idle timeouts, checked every 100 ms like clientsCron."""
@@ -174,22 +177,17 @@ class PushServer:
 
         The listener (``ConnectionTable``) has already named and admitted it, runs this in the
         connection's cancel scope, and closes the socket and logs ``connection_closed`` after.
+        The driver does the reading and writing (``drivers.ConnectionDriver.serve``).
         """
-        stream = conn.stream
         outbox = Outbox(limits=NO_LIMITS)
         subscriber = Subscriber(client_id=conn.id, frame_format=2, outbox=outbox)
-        client = Client(conn=conn, subscriber=subscriber, fd=stream.socket.fileno(),
+        client = Client(conn=conn, subscriber=subscriber, fd=conn.stream.socket.fileno(),
+                        parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
                         last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed)
         outbox.wakeup = functools.partial(self.output_queued, client)
         self.clients[conn.id] = client
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer, client)
-                await self._reader(client)
-                # Last words (QUIT's +OK, a protocol error) must reach the peer.
-                with trio.move_on_after(CLOSE_DRAIN_SECONDS):
-                    await self._drain(client)
-                nursery.cancel_scope.cancel()
+            await self.driver.serve(client)
         finally:
             self.pubsub.remove(subscriber)
             del self.clients[conn.id]
@@ -200,65 +198,49 @@ class PushServer:
                 output_high_water=outbox.high_water_bytes,
             )
 
-    async def _reader(self, client: Client) -> None:
-        """Read, execute a batch of pipelined commands, write all output it produced, repeat.
+    def execute(self, client: Client, data: bytes, now: int) -> bool:
+        """Run the commands ``data`` (just read from ``client``) completes; queue their output.
 
-        Reads and writes go straight to the non-blocking socket (``os.read``/``os.write``)
-        and only wait through trio when the kernel says "would block": on the hot path a
-        batch costs one read, one write per client that got output, and one scheduler
-        checkpoint (so a busy client cannot starve the others).
+        The caller sets ``in_batch`` around one or more calls, and writes the clients that
+        got output (``flush_dirty``) when it is done: once per read with one task per
+        connection, once per wake-up of the event loop.
+
+        Args:
+            client: the connection ``data`` was read from.
+            data: the bytes read.
+            now: the time of the read (milliseconds since the epoch).
+
+        Returns:
+            True when the connection must close once its output is sent (see ``run_batch``).
         """
-        parser = RequestParser(max_bulk_len=self.config.proto_max_bulk_len)
+        client.bytes_received += len(data)
+        client.last_interaction_ms = now
+        parser = client.parser
+        must_close = run_batch(self, client, parser, data)
+        # Query-buffer limits, once per read: what is left in the parser is the start of a
+        # request not complete yet. Usually 0 (reads end on a command boundary), and then
+        # unchanged, so the common case costs one comparison.
+        buffered = parser.buffered
         conn = client.conn
-        account = self.connections.account
-        fd = client.fd
-        sock = client.stream.socket
-        while True:
-            # Wait first, then read: a client that gets a reply to every batch (each
-            # redis-benchmark client, every request/response client) has sent nothing more
-            # yet, so reading first would mostly fail with EAGAIN. The wait is also this
-            # loop's one scheduler checkpoint per batch (no busy client starves the others):
-            # with bytes already there it returns on the next pass of the run loop.
-            await trio.lowlevel.wait_readable(sock)
-            try:
-                data = os.read(fd, RECEIVE_CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError as exc:
-                client.close_reason = f"connection reset ({exc.strerror})"
-                return
-            if not data:
-                return
-            client.bytes_received += len(data)
-            client.last_interaction_ms = now_ms()
-            self.in_batch = True
-            try:
-                must_close = run_batch(self, client, parser, data)
-            finally:
-                self.in_batch = False
-                self._flush_dirty()
-            # Query-buffer limits, once per read: what is left in the parser is the start of
-            # a request not complete yet. Usually 0 (reads end on a command boundary), and
-            # then unchanged, so the common case costs one comparison.
-            buffered = parser.buffered
-            if buffered != conn.buffered_bytes:
-                account(conn, buffered)
-            if must_close:
-                return
+        if buffered != conn.buffered_bytes:
+            self.connections.account(conn, buffered)
+        return must_close
 
-    def _flush_dirty(self) -> None:
+    def flush_dirty(self) -> None:
+        """Write every client that got output since the last flush, each once, never waiting."""
         dirty = self.dirty
         if dirty:
             self.dirty = []
+            try_send = self.try_send
             for client in dirty:
-                self._try_send(client)
+                try_send(client)
 
-    def _try_send(self, client: Client) -> None:
+    def try_send(self, client: Client) -> None:
         """Write as much of the client's queue as the socket takes right now, never waiting.
 
         What the kernel does not accept goes back to the front of the outbox (still counted
-        against the output-buffer limit, as Redis counts unsent bytes) and the writer task
-        takes over until the socket is writable again.
+        against the output-buffer limit, as Redis counts unsent bytes), the client is marked
+        ``blocked``, and the driver waits until the socket is writable again.
         """
         if client.blocked:
             return
@@ -277,28 +259,17 @@ class PushServer:
         if sent < len(data):
             outbox.put_back(data[sent:])
             client.blocked = True
-            client.writer_lot.unpark_all()
+            self.driver.write_refused(client)
 
-    async def _writer(self, client: Client) -> None:
-        """Finish writes the socket refused, and send output queued outside a batch."""
+    async def drain(self, client: Client) -> None:
+        """Send everything still queued, waiting for the socket as needed (a closing client's
+        last words: QUIT's +OK, a protocol error). The caller bounds the wait."""
         sock = client.stream.socket
-        while True:
-            while not (client.blocked or client.flush_requested):
-                await client.writer_lot.park()
-            if client.blocked:
-                await trio.lowlevel.wait_writable(sock)
-                client.blocked = False
-            client.flush_requested = False
-            self._try_send(client)
-
-    async def _drain(self, client: Client) -> None:
-        """Send everything still queued, waiting for the socket as needed."""
-        sock = client.stream.socket
-        self._try_send(client)
+        self.try_send(client)
         while client.blocked:
             await trio.lowlevel.wait_writable(sock)
             client.blocked = False
-            self._try_send(client)
+            self.try_send(client)
 
 
 def connection_limits(config: RespConfig) -> ConnectionLimits:
@@ -326,16 +297,33 @@ async def serve_resp(
     pubsub: PubSub,
     info: ServerInfo,
     *,
+    driver: str | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting."""
+    """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting.
+
+    Args:
+        config, pubsub, info: the ``[resp]`` settings, the channel registry, server info.
+        driver: how connections are read (``"epoll"``, ``"tasks"``, ``"auto"``); None: from
+            the ``DUALMQ_PUSH_DRIVER`` environment variable, else ``auto`` (see ``drivers``).
+
+    Raises:
+        ConfigError: an unknown driver, or one this platform lacks.
+    """
     host, port = parse_host_port(config.listen)
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    address = format_address(listeners[0].socket.getsockname())
-    server = PushServer(config=config, pubsub=pubsub, info=info, address=address)
-    server.connections = ConnectionTable(mode="push", limits=connection_limits(config),
-                                         handler=server.serve_connection, refuse=refuse_connection)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(server.cron)
-        await nursery.start(server.connections.serve, listeners)
-        task_status.started(address)
+    server = PushServer(config=config, pubsub=pubsub, info=info)
+    server.driver = make_driver(server, driver)
+    try:
+        listeners = await trio.open_tcp_listeners(port, host=host)
+        server.address = format_address(listeners[0].socket.getsockname())
+        server.connections = ConnectionTable(mode="push", limits=connection_limits(config),
+                                             handler=server.serve_connection, refuse=refuse_connection)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.cron)
+            await nursery.start(server.driver.run)
+            await nursery.start(server.connections.serve, listeners)
+            log.info("resp_listener_started", address=server.address, driver=server.driver.name)
+            task_status.started(server.address)
+    finally:
+        # Every connection has ended (the nursery waited for them): nothing uses it any more.
+        server.driver.close()

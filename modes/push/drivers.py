@@ -1,0 +1,205 @@
+"""How push mode reads and writes its connections: one interface, two implementations.
+
+Whatever a connection sends is handled the same way: read some bytes, run the commands they
+complete (``PushServer.execute``, which calls ``batch.run_batch``), then write every client
+that got output (``PushServer.flush_dirty``). What differs is *who waits for the sockets*:
+
+* ``EpollEventLoop`` (``modes.push.event_loop``, Linux): one task per listener waits on one
+  readiness set holding every client socket, as Redis's event loop does. Each wake-up handles
+  every ready client in the order their bytes arrived and then writes each dirty client once.
+  It is the default wherever ``select.epoll`` exists.
+* ``TaskPerConnection`` (here): each connection has its own reader task and writer task, each
+  waiting on its own socket through trio. Portable (trio runs it on every platform), but each
+  batch costs a task wake-up, and when several clients are ready at once the scheduler picks
+  the order in which their commands run — not necessarily the order their bytes arrived.
+
+``ConnectionDriver`` is the contract both keep; ``make_driver`` picks one. The environment
+variable ``DUALMQ_PUSH_DRIVER`` (``auto``, ``epoll`` or ``tasks``) overrides the choice: tests
+run the same scenarios with both, and a learner can measure the difference.
+
+Not here: accepting and admitting connections (``modes.common.listener``), the commands
+(``modes.push.commands``), output-buffer limits (``broker.subscribers``).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+import trio
+
+from broker.errors import ConfigError
+from modes.common.clock import now_ms
+from modes.push.client import Client
+
+if TYPE_CHECKING:  # the server builds its driver: only annotations point back at it
+    from modes.push.server import PushServer
+
+__all__ = [
+    "CLOSE_DRAIN_SECONDS",
+    "DRIVER_ENVIRONMENT_VARIABLE",
+    "DRIVER_NAMES",
+    "ConnectionDriver",
+    "RECEIVE_CHUNK",
+    "TaskPerConnection",
+    "make_driver",
+]
+
+# Bytes asked for per read. A pipeline of 64 small commands is ~2 KiB; a bigger chunk only
+# matters for huge arguments, which then take fewer reads.
+RECEIVE_CHUNK = 64 * 1024
+# How long a closing connection may take to deliver its last reply (QUIT's +OK, an error).
+CLOSE_DRAIN_SECONDS = 1.0
+
+DRIVER_ENVIRONMENT_VARIABLE = "DUALMQ_PUSH_DRIVER"
+DRIVER_NAMES = ("auto", "epoll", "tasks")
+
+
+class ConnectionDriver(Protocol):
+    """Reads the connections of one RESP listener, runs their batches, writes their output.
+
+    The server calls ``serve`` from each connection's own task (inside its cancel scope, so
+    ``Connection.close`` ends it), ``write_refused`` when the kernel did not take all of a
+    write, and ``flush_soon`` when output was queued outside any batch.
+    """
+
+    name: str
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """The listener-wide part, if any (the event loop); runs until cancelled."""
+        ...
+
+    async def serve(self, client: Client) -> None:
+        """Serve ``client`` until it must close; send its last output before returning.
+
+        Raises:
+            Exception: a bug while running the client's commands; it ends this client only.
+        """
+        ...
+
+    def write_refused(self, client: Client) -> None:
+        """The socket of ``client`` (now ``blocked``) took only part of a write: send the
+        rest when it is writable."""
+        ...
+
+    def flush_soon(self, client: Client) -> None:
+        """Output was queued for ``client`` outside any batch: get it written soon."""
+        ...
+
+    def close(self) -> None:
+        """Release what the driver holds from the OS (once nothing runs any more)."""
+        ...
+
+
+def make_driver(server: PushServer, name: str | None = None) -> ConnectionDriver:
+    """The connection driver called ``name``, or the best one this platform has.
+
+    Args:
+        server: the push server the driver works for.
+        name: ``"epoll"``, ``"tasks"`` or ``"auto"``; None reads ``DUALMQ_PUSH_DRIVER``
+            (default ``auto``: the event loop where ``select.epoll`` exists, else tasks).
+
+    Returns:
+        A driver, not started yet (``run`` it in the listener's nursery, ``close`` it after).
+
+    Raises:
+        ConfigError: an unknown name, or ``epoll`` where the platform has none.
+    """
+    if name is None:
+        name = os.environ.get(DRIVER_ENVIRONMENT_VARIABLE, "auto") or "auto"
+    if name not in DRIVER_NAMES:
+        raise ConfigError(f"{DRIVER_ENVIRONMENT_VARIABLE}={name!r} is not one of {', '.join(DRIVER_NAMES)}")
+    has_epoll = hasattr(select, "epoll") and hasattr(os, "eventfd")
+    if name == "epoll" and not has_epoll:
+        raise ConfigError(f"{DRIVER_ENVIRONMENT_VARIABLE}=epoll: this platform has no epoll")
+    if name == "tasks" or not has_epoll:
+        return TaskPerConnection(server)
+    from modes.push.event_loop import EpollEventLoop  # imports select.epoll's constants
+
+    return EpollEventLoop(server)
+
+
+@attrs.define(eq=False)
+class TaskPerConnection:
+    """One reader task and one writer task per connection (the portable driver).
+
+    The reader waits until its socket is readable, reads, runs the batch and writes every
+    client the batch gave output to. The writer task only steps in for writes the kernel
+    refused (a slow reader) and for output queued outside any batch.
+    """
+
+    server: PushServer
+    name: str = "tasks"
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        # Nothing listener-wide: every connection waits for itself.
+        task_status.started()
+
+    def close(self) -> None:
+        pass
+
+    async def serve(self, client: Client) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, client)
+            await self._reader(client)
+            # Last words (QUIT's +OK, a protocol error) must reach the peer.
+            with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+                await self.server.drain(client)
+            nursery.cancel_scope.cancel()
+
+    def write_refused(self, client: Client) -> None:
+        client.writer_lot.unpark_all()
+
+    def flush_soon(self, client: Client) -> None:
+        client.flush_requested = True
+        client.writer_lot.unpark_all()
+
+    async def _reader(self, client: Client) -> None:
+        """Read, execute a batch of pipelined commands, write all output it produced, repeat.
+
+        Reads and writes go straight to the non-blocking socket (``os.read``/``os.write``)
+        and only wait through trio when the kernel says "would block": on the hot path a
+        batch costs one read, one write per client that got output, and one scheduler
+        checkpoint (so a busy client cannot starve the others).
+        """
+        server = self.server
+        fd = client.fd
+        sock = client.stream.socket
+        while True:
+            # Wait first, then read: a client that gets a reply to every batch (each
+            # redis-benchmark client, every request/response client) has sent nothing more
+            # yet, so reading first would mostly fail with EAGAIN. The wait is also this
+            # loop's one scheduler checkpoint per batch (no busy client starves the others):
+            # with bytes already there it returns on the next pass of the run loop.
+            await trio.lowlevel.wait_readable(sock)
+            try:
+                data = os.read(fd, RECEIVE_CHUNK)
+            except BlockingIOError:
+                continue
+            except OSError as exc:
+                client.close_reason = f"connection reset ({exc.strerror})"
+                return
+            if not data:
+                return
+            server.in_batch = True
+            try:
+                must_close = server.execute(client, data, now_ms())
+            finally:
+                server.in_batch = False
+                server.flush_dirty()
+            if must_close:
+                return
+
+    async def _writer(self, client: Client) -> None:
+        """Finish writes the socket refused, and send output queued outside a batch."""
+        sock = client.stream.socket
+        while True:
+            while not (client.blocked or client.flush_requested):
+                await client.writer_lot.park()
+            if client.blocked:
+                await trio.lowlevel.wait_writable(sock)
+                client.blocked = False
+            client.flush_requested = False
+            self.server.try_send(client)
