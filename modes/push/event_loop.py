@@ -15,18 +15,25 @@ output once, and wait again. ``EpollEventLoop`` does the same inside trio:
   (``PushServer.dirty``) once: a subscriber reached by 50 publishers gets one write, not 50.
 * A socket that refuses part of a write is not waited for by anyone: its rest stays in its
   outbox (counting against the output-buffer limit) and the same epoll set reports when the
-  socket is writable again. A client that never reads only ever costs that; the others keep
+  socket is writable again (``EPOLLOUT``, watched only while such a rest is pending). A client that never reads only ever costs that; the others keep
   being served.
 
-Edge-triggered, on purpose. With level-triggered epoll the kernel puts a socket it has just
-reported back on its ready list, *ahead* of sockets that become ready later; a client served
-in one wake-up that sends again could then be handled before a client whose bytes arrived
-earlier. Edge-triggered epoll lists a socket when new bytes arrive, so the list is in arrival
-order. The price is that the kernel reports new bytes only once: a read that fills the whole
-buffer may have left bytes behind, and such a client is read again on the next pass without
-waiting for another report (``_unread``). Writability is watched all along (``EPOLLOUT``
-edge-triggered costs nothing until a write was refused, which is when the kernel reports
-that space became free again).
+Edge-triggered, on purpose, and watching for writability only while a write is pending —
+both so that the ready list stays in arrival order. A socket that is already on the kernel's
+ready list keeps its place there when more bytes arrive. With level-triggered epoll the kernel
+puts every socket it has just reported back on the list (to check it again), *ahead* of
+sockets that become ready later; and a socket watched for writability all along would sit on
+the list for being writable. Either way a client could be handled before one whose bytes
+arrived earlier. Edge-triggered, input-only, a socket joins the list when new bytes arrive.
+The price: the kernel reports new bytes only once, so a read that fills the whole buffer may
+have left bytes behind, and such a client is read again on the next pass without waiting for
+another report (``_unread``). ``EPOLLOUT`` is added for a socket that refused bytes, and
+removed once its outbox is empty again, as Redis installs its write handler only then.
+
+The ordering promise, precisely (Redis's too): a client's unread bytes are read and run
+together, so if A's command arrives while B still has bytes the loop has not read, B's later
+command may run with them, before A's. Once B has nothing unread, a command of B's that
+arrives after A's runs after it.
 
 Each connection keeps its task from the listener (``modes.common.listener``), which owns its
 cancel scope, its clean-up and its ``connection_closed`` line; here that task only waits until
@@ -56,8 +63,10 @@ if TYPE_CHECKING:
 __all__ = ["EpollEventLoop"]
 
 _EPOLLOUT = select.EPOLLOUT
-# What a client socket is watched for: new bytes (or EOF, or an error), and space to write.
-_CLIENT_EVENTS = select.EPOLLIN | select.EPOLLOUT | select.EPOLLET
+# What a client socket is watched for: new bytes (or EOF, or an error)...
+_INPUT_EVENTS = select.EPOLLIN | select.EPOLLET
+# ... and, while the socket holds back a refused write, space to write.
+_INPUT_OUTPUT_EVENTS = _INPUT_EVENTS | select.EPOLLOUT
 # Reported bits that mean "read now": bytes, EOF (a read returns b""), or an error (the read
 # raises it).
 _READ_EVENTS = select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR
@@ -80,6 +89,8 @@ class EpollEventLoop:
         # Clients whose last read filled the whole buffer: there may be more bytes, and an
         # edge-triggered set will not report them again until still more arrive.
         self._unread: list[Client] = []
+        # Descriptors of clients watched for EPOLLOUT (a write of theirs was refused).
+        self._output_watched: set[int] = set()
         # Lets other tasks wake the loop (output queued outside a batch, see flush_soon).
         self._wakeup_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wakeup_pending = False
@@ -114,6 +125,7 @@ class EpollEventLoop:
         unread = self._unread
         if unread:
             self._unread = []
+        resumed: list[Client] = []
         server.in_batch = True
         try:
             for client in unread:
@@ -131,12 +143,18 @@ class EpollEventLoop:
                     # everybody else's output at the end of this pass.
                     client.blocked = False
                     server.dirty.append(client)
+                    resumed.append(client)
                 if not mask & _READ_EVENTS:
                     continue
                 self._read_and_run(client, now)
         finally:
             server.in_batch = False
             server.flush_dirty()
+            for client in resumed:
+                if not client.blocked and client.watched:
+                    # All sent: stop watching for space (the next refusal watches again).
+                    self._output_watched.discard(client.fd)
+                    self._epoll.modify(client.fd, _INPUT_EVENTS)
 
     def _read_and_run(self, client: Client, now: int) -> None:
         try:
@@ -189,12 +207,13 @@ class EpollEventLoop:
         # limit, the idle timeout): stop reading it now, not when its task next runs.
         client.conn.on_close = functools.partial(self._forget, client)
         # Bytes that arrived before this call are reported at once (epoll checks on adding).
-        self._epoll.register(fd, _CLIENT_EVENTS)
+        self._epoll.register(fd, _INPUT_EVENTS)
 
     def _forget(self, client: Client) -> None:
         if client.watched:
             client.watched = False
             del self._clients[client.fd]
+            self._output_watched.discard(client.fd)
             self._epoll.unregister(client.fd)
 
     def _finish(self, client: Client) -> None:
@@ -209,9 +228,12 @@ class EpollEventLoop:
     # -- the driver interface ---------------------------------------------------------------
 
     def write_refused(self, client: Client) -> None:
-        # Nothing to arrange: EPOLLOUT is watched all along, and edge-triggered it is reported
-        # when the socket that just refused bytes has room again.
-        pass
+        fd = client.fd
+        if client.watched and fd not in self._output_watched:
+            # Reported once the socket has room again (at once if it already has: epoll
+            # checks when the set changes, so no wake-up is lost in between).
+            self._output_watched.add(fd)
+            self._epoll.modify(fd, _INPUT_OUTPUT_EVENTS)
 
     def flush_soon(self, client: Client) -> None:
         self.server.dirty.append(client)

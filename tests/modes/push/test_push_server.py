@@ -12,7 +12,7 @@ from tests.support import RawClient, broker_process
 
 
 @pytest.fixture(scope="module")
-def broker(tmp_path_factory):
+def broker(tmp_path_factory, push_driver):
     with broker_process(tmp_path_factory.mktemp("push")) as running:
         yield running
 
