@@ -160,6 +160,27 @@ async def test_a_client_that_never_reads_delays_nobody(push_driver):
             await client.aclose()
 
 
+async def test_a_reader_that_falls_behind_gets_everything_once_it_reads(push_driver):
+    payload = b"w" * 100_000
+    frame = _message(b"news", payload)
+    async with push_broker(pubsub_hard_limit=0, pubsub_soft_limit=0) as address:
+        late = await _connect_small_receiver(address)
+        await late.send(b"SUBSCRIBE news\r\n")
+        await late.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
+        publisher = await RespClient.connect(address)
+        for _ in range(40):  # 4 MB while it does not read: its socket refuses most of it
+            await publisher.send(_command(b"PUBLISH", b"news", payload))
+            await publisher.expect(b":1\r\n")
+        # Its socket said "no more" long ago; the rest must follow as it makes room.
+        await late.send(b"PING\r\n")
+        with trio.fail_after(4 * TIMEOUT):
+            for _ in range(40):
+                await late.expect(frame)
+        await late.expect(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+        await late.aclose()
+        await publisher.aclose()
+
+
 async def _read_bulk(client: RespClient) -> bytes:
     await client._fill(1)
     while b"\r\n" not in client.buffer:
