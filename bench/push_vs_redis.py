@@ -31,6 +31,11 @@ Run::
     .venv/bin/python bench/push_vs_redis.py --rows 'P16-c50-*,P64-c50-s10' --no-latency
     .venv/bin/python bench/push_vs_redis.py --dualmq-port 6399   # attach to a broker you started
                                                                  # (e.g. under a profiler)
+    .venv/bin/python bench/push_vs_redis.py --driver tasks       # push mode with one task per
+                                                                 # connection instead of its event loop
+    .venv/bin/python bench/push_vs_redis.py --rows 'P16-c50-s0' --py-spy /tmp/p16.folded
+        # samples the broker with py-spy during the throughput rows (pip install py-spy; needs
+        # ptrace rights) and prints where its time went; the file is for speedscope/flamegraph.pl
 
 Row names are ``P<pipeline>-c<clients>-s<subscribers>``; ``--rows`` takes comma-separated globs.
 The exit status is 1 if any message was lost, duplicated or corrupted or a run failed; missed
@@ -47,11 +52,13 @@ import os
 import platform
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,6 +113,11 @@ LATENCY_CHANNEL = b"lat"
 # (row name, ratio dualmq/redis at least) — from the issue.
 THROUGHPUT_TARGETS = [("P16-c50-s0", 0.45), ("P16-c50-s1", 0.40), ("P64-c50-s0", 0.75), ("P64-c50-s10", 1.0)]
 LATENCY_P50_TARGET = 1.5  # dualmq p50 at most this times redis-server's
+
+# py-spy: samples per second, and how long it may take to write its file once stopped.
+PY_SPY_RATE = 500
+PY_SPY_STOP_TIMEOUT = 60.0
+PY_SPY_TOP = 20
 
 # Bounds on every wait (seconds).
 WORKER_READY_TIMEOUT = 15.0
@@ -445,6 +457,63 @@ def measure_latency(port: int, rate: int, seconds: float) -> LatencyResult:
 
 
 # -------------------------------------------------------------------------------------------------
+# Profiling (--py-spy)
+
+
+def start_py_spy(pid: int, output: Path) -> subprocess.Popen:
+    """Sample process ``pid`` with py-spy (collapsed stacks into ``output``) until stopped."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(exe).exists() and shutil.which(exe) is None:
+        raise BenchError("py-spy not found (pip install py-spy)")
+    proc = subprocess.Popen([exe, "record", "--pid", str(pid), "--rate", str(PY_SPY_RATE), "--format", "raw",
+                             "--output", str(output), "--nonblocking"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    time.sleep(1.0)  # let it attach before the load starts
+    if proc.poll() is not None:
+        raise BenchError(f"py-spy exited: {proc.stdout.read().decode(errors='replace')[-300:]}")
+    return proc
+
+
+def stop_py_spy(proc: subprocess.Popen) -> None:
+    """Stop sampling (SIGINT makes py-spy write its file), bounded in time."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=PY_SPY_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        stop_process(proc)
+    if proc.stdout is not None:
+        proc.stdout.close()
+
+
+def print_profile(folded: Path, top: int = PY_SPY_TOP) -> None:
+    """The functions the sampled process spent its time in: own time and time below them."""
+    own: Counter[str] = Counter()
+    below: Counter[str] = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        # "function (path/file.py:line)" -> "function (file.py)"; the first frame is the thread.
+        names = [frame.split(" (")[0] + " (" + frame.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                 if " (" in frame else frame for frame in stack.split(";")[1:]]
+        if not names:
+            continue
+        own[names[-1]] += samples
+        for name in set(names):
+            below[name] += samples
+    if not total:
+        print(f"\npy-spy: no samples in {folded}")
+        return
+    print(f"\npy-spy profile of the broker during the throughput rows ({total} samples at {PY_SPY_RATE}/s; "
+          f"{folded}); own time, and time in and below the function:")
+    for name, samples in own.most_common(top):
+        print(f"  {100 * samples / total:5.1f}% own  {100 * below[name] / total:5.1f}% total  {name}")
+
+
+# -------------------------------------------------------------------------------------------------
 # Driver
 
 
@@ -506,6 +575,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dualmq-port", type=int,
                         help="use a dualmq already listening on 127.0.0.1:PORT (its config is yours: "
                              "lift the pubsub limits) instead of starting one")
+    parser.add_argument("--driver", choices=("auto", "epoll", "tasks"),
+                        help="push mode's connection driver for the dualmq this script starts "
+                             "(sets DUALMQ_PUSH_DRIVER; default: the broker's choice)")
+    parser.add_argument("--py-spy", type=Path, metavar="FILE",
+                        help="sample the dualmq this script starts with py-spy during the throughput "
+                             "rows; write collapsed stacks to FILE and print the top functions")
     parser.add_argument("--subscriber-worker", nargs=4, metavar=("PORT", "COUNT", "EXPECTED", "DEADLINE"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -525,9 +600,15 @@ def main(argv: list[str] | None = None) -> int:
     latency_runs = 0 if args.no_latency else (1 if args.quick else LATENCY_RUNS)
     latency_seconds = 1.0 if args.quick else LATENCY_SECONDS
 
+    if args.py_spy and args.dualmq_port:
+        print("--py-spy samples the dualmq this script starts; not with --dualmq-port", file=sys.stderr)
+        return 2
+    if args.driver:
+        os.environ["DUALMQ_PUSH_DRIVER"] = args.driver  # inherited by the broker process
+
     install_sigterm_as_exit()
     workdir = Path(tempfile.mkdtemp(prefix="dualmq-bench-push-"))
-    redis_proc = dualmq_proc = None
+    redis_proc = dualmq_proc = profiler = None
     started = time.monotonic()
     failed = False
     try:
@@ -547,8 +628,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  redis-server {' '.join(REDIS_ARGS[:4])} --client-output-buffer-limit 'pubsub 0 0 0' "
               f"(port {redis_port}); dualmq serve [resp] pubsub_hard_limit = 0, pubsub_soft_limit = 0 "
               f"(port {dualmq_port}{', attached' if args.dualmq_port else ''})")
-        print(f"  {runs} run(s) per row, servers alternate going first; payload {PAYLOAD!r} on {CHANNEL!r}")
+        print(f"  {runs} run(s) per row, servers alternate going first; payload {PAYLOAD!r} on {CHANNEL!r}"
+              + (f"; DUALMQ_PUSH_DRIVER={args.driver}" if args.driver else ""))
         print(flush=True)
+
+        if args.py_spy and rows:
+            profiler = start_py_spy(dualmq_proc.pid, args.py_spy)
 
         results: list[RowResult] = []
         for row in rows:
@@ -566,6 +651,9 @@ def main(argv: list[str] | None = None) -> int:
             for server in servers:
                 if res.problems(server) or res.lost(server):
                     failed = True
+        if profiler is not None:
+            stop_py_spy(profiler)
+            profiler = None
 
         latency: dict[str, list[LatencyResult]] = {}
         for run in range(latency_runs):
@@ -578,6 +666,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if results:
             print_table(results, servers, runs)
+        if args.py_spy and rows:
+            print_profile(args.py_spy)
         lat_p50: dict[str, float] = {}
         if latency:
             print()
@@ -626,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
+        if profiler is not None:
+            stop_process(profiler)
         stop_process(dualmq_proc)
         stop_process(redis_proc)
         shutil.rmtree(workdir, ignore_errors=True)

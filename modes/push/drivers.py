@@ -88,6 +88,10 @@ class ConnectionDriver(Protocol):
         """Output was queued for ``client`` outside any batch: get it written soon."""
         ...
 
+    def statistics(self) -> dict[str, float]:
+        """Counters worth a log line when the listener stops (may be empty)."""
+        ...
+
     def close(self) -> None:
         """Release what the driver holds from the OS (once nothing runs any more)."""
         ...
@@ -136,6 +140,9 @@ class TaskPerConnection:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         # Nothing listener-wide: every connection waits for itself.
         task_status.started()
+
+    def statistics(self) -> dict[str, float]:
+        return {}
 
     def close(self) -> None:
         pass

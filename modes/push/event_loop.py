@@ -95,7 +95,9 @@ class EpollEventLoop:
         self._wakeup_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wakeup_pending = False
         self._epoll.register(self._wakeup_fd, select.EPOLLIN)
-        self.wakeups = 0
+        # Passes of the loop, and reads that brought bytes (for ``statistics``).
+        self._passes = 0
+        self._reads = 0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -118,7 +120,7 @@ class EpollEventLoop:
         Args:
             events: ``(fd, event mask)`` pairs from the epoll set, in the kernel's order.
         """
-        self.wakeups += 1
+        self._passes += 1
         server = self.server
         clients = self._clients
         now = now_ms()
@@ -168,6 +170,7 @@ class EpollEventLoop:
         if not data:
             self._finish(client)
             return
+        self._reads += 1
         if len(data) == RECEIVE_CHUNK:
             self._unread.append(client)
         try:
@@ -240,6 +243,12 @@ class EpollEventLoop:
         if not self._wakeup_pending:
             self._wakeup_pending = True
             os.eventfd_write(self._wakeup_fd, 1)
+
+    def statistics(self) -> dict[str, float]:
+        """How busy the loop was: passes, reads, and reads per pass (the clients one wake-up
+        served on average; the higher, the less each pays for the wake-up)."""
+        return {"passes": self._passes, "reads": self._reads,
+                "reads_per_pass": round(self._reads / self._passes, 2) if self._passes else 0.0}
 
     def close(self) -> None:
         """Close the epoll set and the wake-up descriptor (after every connection ended)."""

@@ -327,3 +327,5 @@ async def serve_resp(
     finally:
         # Every connection has ended (the nursery waited for them): nothing uses it any more.
         server.driver.close()
+        log.info("resp_listener_stopped", address=server.address, driver=server.driver.name,
+                 commands=server.commands_processed, **server.driver.statistics())

@@ -1,0 +1,260 @@
+"""Microbenchmark: what push mode costs per command and per event-loop wake-up, in µs.
+
+Where ``push_vs_redis.py`` measures the whole broker from the outside, this script takes the
+pieces apart, in one process, so that the remaining time can be attributed:
+
+1. **run_batch** — parsing and running one read's pipelined PUBLISHes (``PushServer.execute``,
+   no sockets): µs per command, for pipelines of 1, 16 and 64 commands and 0, 1 and 10
+   subscribers on the channel.
+2. **one pass of the event loop** — ``EpollEventLoop.serve_ready`` over C clients that each
+   have one pipeline of P PUBLISHes waiting on a real loopback TCP socket: read every client,
+   run its batch, write every client (and subscriber) once. µs per pass, and what is left per
+   client once the run_batch share is taken off (the reads, writes and bookkeeping).
+3. **a trio wake-up** — ``trio.lowlevel.wait_readable`` on a descriptor that is already
+   readable: what the loop pays to let the other tasks run once per pass.
+
+Each figure is the median of several repetitions. The socket figures include the kernel's
+work for loopback TCP (a write also delivers the bytes to the peer's socket).
+
+Run::
+
+    .venv/bin/python bench/push_loop_micro.py            # ~20 s
+    .venv/bin/python bench/push_loop_micro.py --quick    # fewer repetitions
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import select
+import socket
+import sys
+import time
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import median  # noqa: E402
+
+from broker.channels import PubSub  # noqa: E402
+from broker.config import BrokerConfig, RespConfig  # noqa: E402
+from broker.stats import ServerInfo  # noqa: E402
+from broker.subscribers import Outbox, Subscriber  # noqa: E402
+from modes.common.listener import Connection, ConnectionTable  # noqa: E402
+from modes.push.client import Client  # noqa: E402
+from modes.push.event_loop import EpollEventLoop  # noqa: E402
+from modes.push.server import NO_LIMITS, PushServer, connection_limits  # noqa: E402
+from wire.resp.requests import RequestParser  # noqa: E402
+
+PUBLISH = b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$7\r\npayload\r\n"
+SUBSCRIBE = b"*2\r\n$9\r\nSUBSCRIBE\r\n$2\r\nch\r\n"
+
+
+class _NoDriver:
+    """Stands in for a driver where nothing may be refused (run_batch alone)."""
+
+    name = "none"
+
+    def write_refused(self, client: Client) -> None:
+        raise AssertionError("no socket here")
+
+    def flush_soon(self, client: Client) -> None:
+        raise AssertionError("no output outside a batch here")
+
+
+def make_server() -> PushServer:
+    config = BrokerConfig(resp=RespConfig(listen="127.0.0.1:0", pubsub_hard_limit=0, pubsub_soft_limit=0))
+    server = PushServer(config=config.resp, pubsub=PubSub(), info=ServerInfo(config=config, started_at_ms=0))
+    server.connections = ConnectionTable(mode="push", limits=connection_limits(config.resp), handler=None)
+    server.driver = _NoDriver()
+    return server
+
+
+def make_client(server: PushServer, conn_id: int, fd: int = -1) -> Client:
+    """A client as ``serve_connection`` builds one, without a trio stream behind it."""
+    conn = Connection(id=conn_id, stream=None, peer_address=("127.0.0.1", conn_id), local_address=("127.0.0.1", 0),
+                      peer=f"127.0.0.1:{conn_id}", local="127.0.0.1:0", opened_ms=0)
+    outbox = Outbox(limits=NO_LIMITS)
+    client = Client(conn=conn, subscriber=Subscriber(client_id=conn_id, frame_format=2, outbox=outbox), fd=fd,
+                    parser=RequestParser(), on_overflow=server.overflowed)
+    outbox.wakeup = lambda: server.output_queued(client)
+    server.clients[conn_id] = client
+    return client
+
+
+def subscribe(server: PushServer, client: Client) -> None:
+    server.in_batch = True
+    server.execute(client, SUBSCRIBE, 0)
+    server.in_batch = False
+    server.dirty.clear()
+    client.outbox.take_bytes()
+
+
+# -- 1. run_batch ---------------------------------------------------------------------------------
+
+
+def bench_run_batch(pipeline: int, subscribers: int, repeats: int, calls: int) -> float:
+    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes."""
+    server = make_server()
+    publisher = make_client(server, 1)
+    subs = [make_client(server, 100 + i) for i in range(subscribers)]
+    for sub in subs:
+        subscribe(server, sub)
+    data = PUBLISH * pipeline
+    everyone = [publisher, *subs]
+    results = []
+    for _ in range(repeats):
+        elapsed = 0
+        for _ in range(calls):
+            start = time.perf_counter_ns()
+            server.in_batch = True
+            server.execute(publisher, data, 0)
+            server.in_batch = False
+            elapsed += time.perf_counter_ns() - start
+            server.dirty.clear()
+            for client in everyone:
+                client.outbox.take_bytes()
+        results.append(elapsed / calls / pipeline / 1000)
+    return median(results)
+
+
+# -- 2. one pass of the event loop ----------------------------------------------------------------
+
+
+def _tcp_pairs(count: int) -> list[tuple[socket.socket, socket.socket]]:
+    """``count`` connected loopback TCP pairs: (the client's end, the server's end)."""
+    pairs = []
+    with socket.create_server(("127.0.0.1", 0), backlog=count) as listener:
+        for _ in range(count):
+            outer = socket.create_connection(listener.getsockname())
+            inner, _ = listener.accept()
+            for sock in (outer, inner):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            inner.setblocking(False)
+            pairs.append((outer, inner))
+    return pairs
+
+
+def _drain(sock: socket.socket, expected: int) -> None:
+    got = 0
+    while got < expected:
+        chunk = sock.recv(1 << 20)
+        if not chunk:
+            raise ConnectionError("closed")
+        got += len(chunk)
+
+
+def bench_loop_pass(clients: int, pipeline: int, subscribers: int, repeats: int, passes: int) -> tuple[float, float]:
+    """µs per ``serve_ready`` pass with ``clients`` publishers ready; and the epoll_wait share."""
+    server = make_server()
+    loop = EpollEventLoop(server)
+    server.driver = loop
+    pairs = _tcp_pairs(clients + subscribers)
+    publishers, subs = [], []
+    for index, (outer, inner) in enumerate(pairs):
+        client = make_client(server, index + 1, inner.fileno())
+        loop._watch(client)
+        (publishers if index < clients else subs).append((outer, client))
+    for _, client in subs:
+        subscribe(server, client)
+    data = PUBLISH * pipeline
+    reply = len(b":%d\r\n" % subscribers) * pipeline
+    frame = len(b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$7\r\npayload\r\n")
+    poll = loop._epoll.poll
+    results, poll_share = [], []
+    try:
+        for _ in range(repeats):
+            elapsed = polled = 0
+            for _ in range(passes):
+                for outer, _ in publishers:
+                    outer.sendall(data)
+                start = time.perf_counter_ns()
+                events = poll(0)
+                middle = time.perf_counter_ns()
+                loop.serve_ready(events)
+                end = time.perf_counter_ns()
+                elapsed += end - start
+                polled += middle - start
+                assert len(events) == clients, f"{len(events)} of {clients} clients ready"
+                for outer, _ in publishers:
+                    _drain(outer, reply)
+                for outer, _ in subs:
+                    _drain(outer, frame * pipeline * clients)
+            results.append(elapsed / passes / 1000)
+            poll_share.append(polled / passes / 1000)
+    finally:
+        for _, client in publishers + subs:
+            loop._forget(client)
+        loop.close()
+        for outer, inner in pairs:
+            outer.close()
+            inner.close()
+    return median(results), median(poll_share)
+
+
+# -- 3. a trio wake-up ----------------------------------------------------------------------------
+
+
+def bench_trio_wakeup(repeats: int, rounds: int) -> float:
+    """µs per ``await wait_readable(fd)`` on an fd that stays readable."""
+    async def main() -> float:
+        results = []
+        epoll = select.epoll()
+        ready = os.eventfd(1, os.EFD_NONBLOCK)
+        epoll.register(ready, select.EPOLLIN)  # a level-triggered member: always readable
+        try:
+            for _ in range(repeats):
+                start = time.perf_counter_ns()
+                for _ in range(rounds):
+                    await trio.lowlevel.wait_readable(epoll.fileno())
+                results.append((time.perf_counter_ns() - start) / rounds / 1000)
+        finally:
+            epoll.close()
+            os.close(ready)
+        return median(results)
+
+    return trio.run(main)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    args = parser.parse_args(argv)
+    repeats = 3 if args.quick else 7
+    scale = 4 if args.quick else 1
+
+    print("push mode microbenchmark (medians; µs)")
+    print(f"  python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print()
+    print("1. run_batch: µs per PUBLISH command (parse, dispatch, publish, queue output; no sockets)")
+    print(f"   {'pipeline':>8} {'0 subs':>8} {'1 sub':>8} {'10 subs':>8}")
+    per_command = {}
+    for pipeline in (1, 16, 64):
+        row = []
+        for subs in (0, 1, 10):
+            value = bench_run_batch(pipeline, subs, repeats, 20_000 // pipeline // scale + 50)
+            per_command[(pipeline, subs)] = value
+            row.append(f"{value:8.2f}")
+        print(f"   {pipeline:>8} {' '.join(row)}")
+    print()
+    print("2. one event-loop pass: C publishers each with one pipeline ready (loopback TCP)")
+    print(f"   {'clients':>7} {'P':>3} {'subs':>4} {'pass':>9} {'epoll':>7} {'batches':>9} "
+          f"{'rest/client':>11} {'rest/cmd':>9}")
+    for clients, pipeline, subs in ((1, 1, 1), (50, 1, 0), (50, 16, 0), (50, 16, 1), (50, 64, 0), (50, 64, 10)):
+        pass_us, poll_us = bench_loop_pass(clients, pipeline, subs, repeats, 400 // scale)
+        batches = per_command[(pipeline, subs)] * pipeline * clients
+        rest = pass_us - poll_us - batches
+        print(f"   {clients:>7} {pipeline:>3} {subs:>4} {pass_us:9.1f} {poll_us:7.1f} {batches:9.1f} "
+              f"{rest / clients:11.2f} {rest / clients / pipeline:9.2f}")
+    print("   pass = epoll_wait + serve_ready; batches = run_batch's share (table 1); rest = reads,")
+    print("   writes (the kernel's loopback work included) and the loop's own bookkeeping")
+    print()
+    wake = bench_trio_wakeup(repeats, 20_000 // scale)
+    print(f"3. trio wake-up (await wait_readable on a ready epoll fd): {wake:.2f} µs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
