@@ -80,17 +80,24 @@ async def test_clients_ready_in_one_wakeup_run_in_the_order_their_bytes_arrived(
         await publisher.aclose()
 
 
-def _unread_by_broker(broker_port: int, client_port: int) -> int:
-    """Bytes the client sent that the broker has not read yet (the receive queue of the
-    broker's end of the connection, from ``/proc/net/tcp``)."""
+def _tcp_queues(local_port: int, remote_port: int) -> tuple[int, int]:
+    """(bytes sent but not acknowledged, bytes received but not read) of the loopback TCP
+    socket ``local_port`` -> ``remote_port``, from ``/proc/net/tcp``."""
     with open("/proc/net/tcp") as table:
         next(table)
         for line in table:
             fields = line.split()
             local, remote = fields[1].split(":")[1], fields[2].split(":")[1]
-            if (int(local, 16), int(remote, 16)) == (broker_port, client_port):
-                return int(fields[4].split(":")[1], 16)
-    raise AssertionError("the broker's end of the connection is not in /proc/net/tcp")
+            if (int(local, 16), int(remote, 16)) == (local_port, remote_port):
+                unacked, unread = fields[4].split(":")
+                return int(unacked, 16), int(unread, 16)
+    raise AssertionError(f"no socket {local_port} -> {remote_port} in /proc/net/tcp")
+
+
+def _wait_until(condition, what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        assert time.monotonic() < deadline, what
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="reads the broker's receive queue from /proc")
@@ -100,7 +107,9 @@ def test_a_punsubscribe_that_arrived_first_wins_over_a_later_publish_under_load(
 
     The test waits until the broker has read the whole batch, so the publisher has nothing
     unread when the PUNSUBSCRIBE arrives. (Had it, the PUBLISH would be read with those bytes
-    and run first — in Redis too: a client's pending bytes are read and run together.)
+    and run first — in Redis too: a client's pending bytes are read and run together.) And it
+    sends the PUBLISH only once the PUNSUBSCRIBE is in the broker's kernel: on a busy machine
+    the kernel may deliver two sends from two CPUs in either order.
 
     With one task per connection the two clients wake in the same scheduler pass, in either
     order. A level-triggered epoll set would list the publisher first: it keeps a socket it
@@ -110,15 +119,17 @@ def test_a_punsubscribe_that_arrived_first_wins_over_a_later_publish_under_load(
     pings = 10_000  # 60 KB: one read, and milliseconds of work
     with broker_process(tmp_path) as broker, RawClient(broker.resp) as leaver, \
             RawClient(broker.resp) as publisher:
-        broker_port, publisher_port = broker.resp[1], publisher.sock.getsockname()[1]
+        broker_port = broker.resp[1]
+        publisher_port, leaver_port = publisher.sock.getsockname()[1], leaver.sock.getsockname()[1]
         for trial in range(ORDER_TRIALS):
             leaver.send(b"PSUBSCRIBE news.*\r\n")
             leaver.expect(PSUBSCRIBED)
             publisher.send(b"PING\r\n" * pings)
-            deadline = time.monotonic() + TIMEOUT
-            while _unread_by_broker(broker_port, publisher_port):
-                assert time.monotonic() < deadline, "the broker never read the batch"
+            _wait_until(lambda: _tcp_queues(broker_port, publisher_port)[1] == 0, "the batch was never read")
             leaver.send(b"PUNSUBSCRIBE news.*\r\n")
+            # Arrived: waiting unread at the broker, or acknowledged by its kernel.
+            _wait_until(lambda: _tcp_queues(broker_port, leaver_port)[1] > 0
+                        or _tcp_queues(leaver_port, broker_port)[0] == 0, "the PUNSUBSCRIBE never arrived")
             publisher.send(b"PUBLISH news.1 hello\r\n")
             publisher.expect(b"+PONG\r\n" * pings)
             assert publisher.read_exactly(4) == b":0\r\n", f"trial {trial}: the PUBLISH ran first"
