@@ -180,6 +180,9 @@ def test_slow_subscriber_is_cut_at_hard_limit_others_unaffected(tmp_path) -> Non
         slow = _subscriber_that_never_reads(broker.resp)
         slow.sendall(b"SUBSCRIBE firehose\r\n")
         with RawClient(broker.resp, timeout=30) as fast, RawClient(broker.resp) as pub:
+            # Room for bursts: on a busy machine this reader thread may lag for a while, and it
+            # must not be the one that reaches the hard limit.
+            fast.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
             fast.send(b"SUBSCRIBE firehose\r\n")
             fast.expect(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nfirehose\r\n:1\r\n")
             received = bytearray()
