@@ -50,13 +50,24 @@ def _message(channel: bytes, payload: bytes) -> bytes:
     return b"*3\r\n$7\r\nmessage\r\n$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(channel), channel, len(payload), payload)
 
 
-async def _connect_small_receiver(address: tuple[str, int]) -> RespClient:
-    """A client whose kernel receive buffer is tiny: what it does not read piles up quickly."""
+def _subscribed(channel: bytes) -> bytes:
+    return b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%b\r\n:1\r\n" % (len(channel), channel)
+
+
+async def _small_receiver_subscribed(address: tuple[str, int], channel: bytes, name: bytes = b"") -> RespClient:
+    """A subscriber whose kernel receive buffer is tiny (what it does not read piles up
+    quickly), named ``name`` if given, that has read its SUBSCRIBE confirmation."""
     sock = trio.socket.socket()
     sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, 4096)
     with trio.fail_after(TIMEOUT):
         await sock.connect(address)
-    return RespClient(trio.SocketStream(sock))
+    client = RespClient(trio.SocketStream(sock))
+    if name:
+        await client.send(b"CLIENT SETNAME " + name + b"\r\n")
+        await client.expect(b"+OK\r\n")
+    await client.send(b"SUBSCRIBE " + channel + b"\r\n")
+    await client.expect(_subscribed(channel))
+    return client
 
 
 # -- arrival order ------------------------------------------------------------------------------
@@ -143,14 +154,10 @@ async def test_a_client_that_never_reads_delays_nobody(push_driver):
     payload = b"x" * 10_000
     frame = _message(b"firehose", payload)
     async with push_broker(pubsub_hard_limit=0, pubsub_soft_limit=0) as address:
-        stuck = await _connect_small_receiver(address)
-        await stuck.send(b"CLIENT SETNAME stuck\r\n")
-        await stuck.expect(b"+OK\r\n")
-        await stuck.send(b"SUBSCRIBE firehose\r\n")
-        await stuck.expect(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nfirehose\r\n:1\r\n")  # its last read
+        stuck = await _small_receiver_subscribed(address, b"firehose", name=b"stuck")  # its last read
         fast = await RespClient.connect(address)
         await fast.send(b"SUBSCRIBE firehose\r\n")
-        await fast.expect(b"*3\r\n$9\r\nsubscribe\r\n$8\r\nfirehose\r\n:1\r\n")
+        await fast.expect(_subscribed(b"firehose"))
         publisher = await RespClient.connect(address)
         watcher = await RespClient.connect(address)
         rounds_after_stuck = 0
@@ -175,9 +182,7 @@ async def test_a_reader_that_falls_behind_gets_everything_once_it_reads(push_dri
     payload = b"w" * 100_000
     frame = _message(b"news", payload)
     async with push_broker(pubsub_hard_limit=0, pubsub_soft_limit=0) as address:
-        late = await _connect_small_receiver(address)
-        await late.send(b"SUBSCRIBE news\r\n")
-        await late.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
+        late = await _small_receiver_subscribed(address, b"news")
         publisher = await RespClient.connect(address)
         for _ in range(40):  # 4 MB while it does not read: its socket refuses most of it
             await publisher.send(_command(b"PUBLISH", b"news", payload))
@@ -213,7 +218,7 @@ async def test_requests_bigger_than_one_read_are_served_without_more_bytes_arriv
     async with push_broker() as address:
         subscriber = await RespClient.connect(address)
         await subscriber.send(b"SUBSCRIBE big\r\n")
-        await subscriber.expect(b"*3\r\n$9\r\nsubscribe\r\n$3\r\nbig\r\n:1\r\n")
+        await subscriber.expect(_subscribed(b"big"))
         publisher = await RespClient.connect(address)
         # All of it is in the kernel before the broker reads anything: an edge-triggered set
         # reports the socket once, and the loop must come back for the rest by itself.
@@ -233,7 +238,7 @@ async def test_idle_timeout_closes_idle_clients_only(push_driver):
         subscriber = await RespClient.connect(address)
         busy = await RespClient.connect(address)
         await subscriber.send(b"SUBSCRIBE quiet\r\n")
-        await subscriber.expect(b"*3\r\n$9\r\nsubscribe\r\n$5\r\nquiet\r\n:1\r\n")
+        await subscriber.expect(_subscribed(b"quiet"))
         await idle.send(b"PING\r\n")
         await idle.expect(b"+PONG\r\n")
         last_reply = trio.current_time()
@@ -295,7 +300,7 @@ async def test_a_bug_closes_only_its_client_even_in_a_shared_wakeup(push_driver,
     async with push_broker() as address:
         subscriber = await RespClient.connect(address)
         await subscriber.send(b"SUBSCRIBE news\r\n")
-        await subscriber.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
+        await subscriber.expect(_subscribed(b"news"))
         before = await RespClient.connect(address)
         victim = await RespClient.connect(address)
         after = await RespClient.connect(address)
@@ -334,10 +339,8 @@ async def test_stopping_the_broker_closes_every_client_and_the_loop(push_driver)
             await plain.expect(b"+PONG\r\n")
             subscriber = await RespClient.connect(address)
             await subscriber.send(b"SUBSCRIBE news\r\n")
-            await subscriber.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")
-            stuck = await _connect_small_receiver(address)
-            await stuck.send(b"SUBSCRIBE news\r\n")
-            await stuck.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n")  # its last read
+            await subscriber.expect(_subscribed(b"news"))
+            stuck = await _small_receiver_subscribed(address, b"news")  # its last read
             publisher = await RespClient.connect(address)
             payload = b"y" * 100_000
             for _ in range(40):  # 4 MB for the stuck client: its socket refuses most of it
