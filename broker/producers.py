@@ -52,12 +52,12 @@ import threading
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
 
 import attrs
 
 from broker.errors import DamagedFile
 from broker.group_errors import ErrorKind
+from wire.kafka.batch import BatchHeader
 
 __all__ = [
     "ProducerIdManager",
@@ -277,16 +277,6 @@ class _ProducerEntry:
     last_timestamp_ms: int = 0
 
 
-class BatchHeaderLike(Protocol):
-    """The header fields ``rebuild`` reads (``broker.log.batch.BatchHeader`` has them)."""
-
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    last_offset_delta: int
-    max_timestamp: int
-
-
 class ProducerStateTable:
     """Idempotence state of one partition. See the module docstring for the rules."""
 
@@ -294,7 +284,7 @@ class ProducerStateTable:
         self._producers: dict[int, _ProducerEntry] = {}
 
     @classmethod
-    def rebuilt(cls, batches: Iterable[tuple[int, BatchHeaderLike]]) -> ProducerStateTable:
+    def rebuilt(cls, batches: Iterable[tuple[int, BatchHeader]]) -> ProducerStateTable:
         table = cls()
         table.rebuild(batches)
         return table
@@ -332,7 +322,7 @@ class ProducerStateTable:
         entry.batches.append(_BatchMeta(base_sequence, last_sequence, base_offset, last_offset))
         entry.last_timestamp_ms = max(entry.last_timestamp_ms, now_ms)
 
-    def rebuild(self, batches: Iterable[tuple[int, BatchHeaderLike]]) -> None:
+    def rebuild(self, batches: Iterable[tuple[int, BatchHeader]]) -> None:
         """Replay batch headers from the log, oldest first (on restart).
 
         The log is the truth: nothing is checked, every idempotent batch is recorded, so a
@@ -343,8 +333,7 @@ class ProducerStateTable:
                 continue
             self.record(header.producer_id, header.producer_epoch, header.base_sequence,
                         last_sequence(header.base_sequence, header.last_offset_delta),
-                        base_offset, base_offset + header.last_offset_delta,
-                        getattr(header, "max_timestamp", 0))
+                        base_offset, base_offset + header.last_offset_delta, header.max_timestamp)
 
     def producers(self) -> dict[int, int]:
         """Producer id -> epoch, e.g. to feed ``ProducerIdManager.observe`` on recovery."""

@@ -36,7 +36,8 @@ from dualmq._kafka_client import KafkaClient
 from dualmq._kafka_fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher, PartitionState, list_offsets
 from dualmq._kafka_group import GroupMember, commit_offsets, fetch_committed
 from dualmq.errors import CommitFailed, DualmqError, KafkaError, OffsetOutOfRange, Timeout
-from wire.kafka.records import decode_records, parse_batch_header
+from wire.kafka.batch import parse_header
+from wire.kafka.records import decode_records
 
 __all__ = ["Consumer", "ConsumerRecord"]
 
@@ -445,7 +446,7 @@ class Consumer:
     def _decode_next_batch(self) -> bool:
         batch = self._batches.pop()
         state = self._current_state
-        header = parse_batch_header(batch)
+        header = parse_header(batch)
         position = state.position
         if header.is_control or header.last_offset < position:
             return False

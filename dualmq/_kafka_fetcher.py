@@ -39,7 +39,7 @@ from dualmq._kafka_client import KafkaClient
 from dualmq.errors import ConnectionLost, KafkaError, OffsetOutOfRange, Timeout, UnsupportedVersion
 from wire.errors import RemoteProtocolError
 from wire.kafka.errors import ErrorCode
-from wire.kafka.records import split_batches
+from wire.kafka.batch import split_batches
 
 __all__ = ["EARLIEST", "LATEST", "CompletedFetch", "Fetcher", "PartitionState", "list_offsets"]
 

@@ -1,10 +1,11 @@
-"""Enforce DESIGN.md §2: which top-level package may import which.
+"""The layering rules: which package may import which.
 
 Walks every module's imports with ``ast`` (including imports inside functions) and fails on
 any edge the layering forbids:
 
 - ``wire`` imports only the standard library, attrs and codec libraries;
-- ``broker`` imports neither ``wire`` nor ``modes`` nor ``dualmq``;
+- ``broker`` (the core) imports neither ``modes`` nor ``dualmq``, and of ``wire`` only
+  ``wire.kafka.batch``, the RecordBatch v2 format the log stores;
 - ``modes`` may import ``wire`` and ``broker`` but not ``dualmq``;
 - ``dualmq`` imports ``wire`` only, except the composition roots, which may import anything.
 """
@@ -22,10 +23,12 @@ COMPOSITION_ROOTS = {"dualmq/cli.py", "dualmq/embedded.py", "dualmq/__main__.py"
 
 FORBIDDEN = {
     "wire": {"broker", "modes", "dualmq"},
-    "broker": {"wire", "modes", "dualmq"},
+    "broker": {"modes", "dualmq"},
     "modes": {"dualmq"},
     "dualmq": {"broker", "modes"},
 }
+# The one part of ``wire`` the core may import: the log *is* Kafka's batch format.
+CORE_WIRE_MODULES = {"wire.kafka.batch"}
 
 
 def imported_top_levels(path: Path) -> set[str]:
@@ -36,6 +39,26 @@ def imported_top_levels(path: Path) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module.split(".")[0])
+    return found
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, dotted in full.
+
+    ``from a.b import c`` counts as importing ``a.b.c`` when ``c`` is a module of this
+    project, and as importing ``a.b`` otherwise (``c`` is a name defined in ``a.b``).
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                is_module = (ROOT / candidate.replace(".", "/")).with_suffix(".py").is_file() or (
+                    ROOT / candidate.replace(".", "/") / "__init__.py").is_file()
+                found.add(candidate if is_module else node.module)
     return found
 
 
@@ -65,7 +88,20 @@ def test_layering() -> None:
     assert violations == []
 
 
+def test_core_imports_only_the_batch_format_from_wire() -> None:
+    violations = []
+    for path in sorted((ROOT / "broker").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        for name in imported_modules(path):
+            if (name == "wire" or name.startswith("wire.")) and name not in CORE_WIRE_MODULES:
+                violations.append(f"{relative} imports {name}")
+    assert violations == []
+
+
 def test_checker_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from wire.resp import requests\n")
     assert "wire" in imported_top_levels(bad)
+    assert "wire.resp.requests" in imported_modules(bad)
+    bad.write_text("from wire.kafka import records\nfrom wire.kafka.batch import BatchHeader\nimport wire\n")
+    assert imported_modules(bad) == {"wire.kafka.records", "wire.kafka.batch", "wire"}

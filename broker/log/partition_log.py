@@ -1,6 +1,6 @@
 """``PartitionLog``: one partition's retained, segmented, append-only log of record batches.
 
-This is the storage behind Kafka's Produce and Fetch (GUIDE §2.7), in our own terms:
+This is the storage behind Kafka's Produce and Fetch, in our own terms:
 
 * **append** assigns offsets. A batch's ``baseOffset`` becomes the log end offset, the log end
   moves past its ``lastOffsetDelta``; the bytes are stored exactly as sent, only
@@ -45,10 +45,11 @@ import trio
 
 from broker.config import LogConfig
 from broker.errors import OffsetOutOfRange
-from broker.log.batch import BatchHeader, patched_prefix, validate
 from broker.log.recovery import recover_partition
-from broker.log.segment import Segment, with_path
+from broker.log.segment import LEADER_EPOCH, Segment, with_path
 from broker.log.storage import LogStorage
+from wire.kafka.batch import BatchHeader, patched_prefix
+from wire.kafka.batch import validate as validate_batch
 
 log = structlog.get_logger(__name__)
 
@@ -247,7 +248,20 @@ class PartitionLog:
 
     # -- append ------------------------------------------------------------------------------
 
-    def append(self, batch: bytes | bytearray | memoryview, now_ms: int) -> int:
+    def validate(self, batch: bytes | bytearray | memoryview) -> BatchHeader:
+        """Check that ``batch`` is one whole, intact RecordBatch v2 this log accepts.
+
+        For callers that need the header before appending (Produce checks the producer's
+        sequence first); they hand it to :meth:`append` so the batch is parsed once.
+
+        Raises:
+            CorruptBatch, UnsupportedBatchFormat: the batch is malformed.
+            BatchTooLarge: larger than this log's ``max_message_bytes``.
+        """
+        return validate_batch(batch, self.config.max_message_bytes)
+
+    def append(self, batch: bytes | bytearray | memoryview, now_ms: int, *,
+               validated: BatchHeader | None = None) -> int:
         """Append one RecordBatch v2, assigning its offsets.
 
         With ``fsync = "always"`` the caller must ``await flush()`` before acknowledging.
@@ -255,17 +269,19 @@ class PartitionLog:
         Args:
             batch: exactly one batch, as the producer sent it.
             now_ms: broker time, for segment age.
+            validated: what :meth:`validate` returned for these very bytes, if the caller
+                called it already; the batch is validated here otherwise.
 
         Returns:
             The base offset assigned to the batch.
 
         Raises:
-            CorruptBatch: the batch is malformed (the log is unchanged).
+            CorruptBatch, UnsupportedBatchFormat: the batch is malformed (the log is unchanged).
             BatchTooLarge: larger than ``max_message_bytes`` (the log is unchanged).
             OSError: the write failed (the partial write is cut off; the log is unchanged).
         """
-        header = validate(batch, self.config.max_message_bytes)
-        size = header.batch_length + 12
+        header = validated if validated is not None else validate_batch(batch, self.config.max_message_bytes)
+        size = header.size
         active = self._segments[-1]
         offset = active.next_offset
         try:
@@ -276,7 +292,7 @@ class PartitionLog:
             ):
                 active = self._roll(now_ms, reason="size" if active.size + size > self.config.segment_bytes else "age")
             view = memoryview(batch)
-            index_error = active.append([patched_prefix(view, offset), view[16:]], header, offset,
+            index_error = active.append([patched_prefix(view, offset, LEADER_EPOCH), view[16:]], header, offset,
                                         self.config.index_interval_bytes, now_ms)
         except OSError as exc:
             self.record_io_error("append", exc, now_ms)

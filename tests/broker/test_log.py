@@ -11,8 +11,8 @@ import trio
 import trio.testing
 
 from broker.config import LogConfig
-from broker.errors import BatchTooLarge, CorruptBatch, OffsetOutOfRange
-from broker.log.batch import split_batches
+from broker.errors import OffsetOutOfRange
+from wire.kafka.batch import BatchTooLarge, CorruptBatch, UnsupportedBatchFormat, split_batches, validate
 from broker.log.file_cache import OpenFileCache
 from broker.log.partition_log import PartitionLog
 from broker.log.storage import LogStorage
@@ -27,7 +27,7 @@ def open_log(tmp_path: Path, now_ms: int = T0, **changes) -> PartitionLog:
 
 
 def offsets_in(data: bytes) -> list[int]:
-    return [header.base_offset for header, _ in split_batches(data)]
+    return [validate(batch).base_offset for batch in split_batches(data, strict=True)]
 
 
 def test_empty_log(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_bad_batches_leave_log_unchanged(tmp_path: Path) -> None:
     magic[16] = 0
     cases = [
         (CorruptBatch, bytes(crc)),
-        (CorruptBatch, bytes(magic)),
+        (UnsupportedBatchFormat, bytes(magic)),
         (CorruptBatch, build_batch(2, 10)[:-4]),
         (CorruptBatch, b"\x00" * 10),
         (BatchTooLarge, build_batch(30, 100)),

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import broker_process, require_binary
 from wire.kafka import compression
-from wire.kafka.records import parse_batch_header, split_batches
+from wire.kafka.batch import parse_header, split_batches
 
 pytestmark = pytest.mark.interop
 
@@ -45,7 +45,7 @@ def stored_codecs(data_dir: Path, topic: str) -> set[int]:
     codecs = set()
     for log_file in sorted((data_dir / f"{topic}-0").glob("*.log")):
         for batch in split_batches(log_file.read_bytes()):
-            codecs.add(parse_batch_header(batch).compression)
+            codecs.add(parse_header(batch).compression)
     return codecs
 
 

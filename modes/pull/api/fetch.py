@@ -2,7 +2,7 @@
 
 Per requested partition — and *every* requested partition appears in the response, data or
 not, because kafka-python drops a full-fetch response whose partition set differs from its
-request (GUIDE §3.3):
+request:
 
 * unknown topic/partition: UNKNOWN_TOPIC_OR_PARTITION;
 * ``current_leader_epoch`` (v9+): -1 means "don't check"; above our epoch (0) is
@@ -44,8 +44,8 @@ from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka import compression
+from wire.kafka.batch import InvalidBatch, parse_header, split_batches
 from wire.kafka.errors import ErrorCode
-from wire.kafka.records import InvalidBatchError, parse_batch_header, split_batches
 
 FIRST_ZSTD_VERSION = 10
 
@@ -55,7 +55,7 @@ MAX_WAIT_CAP_SECONDS = 30.0
 
 
 def leader_epoch_error(current_leader_epoch: int) -> ErrorCode | None:
-    """Kafka's epoch fencing (GUIDE §3.3) against our constant epoch; None if it passes."""
+    """Kafka's epoch fencing against our constant epoch; None if it passes."""
     if current_leader_epoch == -1 or current_leader_epoch == LEADER_EPOCH:
         return None
     if current_leader_epoch > LEADER_EPOCH:
@@ -82,8 +82,8 @@ async def handle_fetch(ctx: RequestContext, request: dict) -> dict:
 
 def _has_zstd(data: bytes) -> bool:
     try:
-        return any(parse_batch_header(b).compression == compression.ZSTD for b in split_batches(data))
-    except InvalidBatchError:
+        return any(parse_header(b).compression == compression.ZSTD for b in split_batches(data))
+    except InvalidBatch:
         return False
 
 

@@ -302,6 +302,31 @@ async def test_idempotent_produce_duplicate_gap_and_stale_epoch(tmp_path):
         assert broker.topics.partition("t", 0).high_watermark == 6
 
 
+async def test_a_damaged_retry_is_refused_as_damaged_not_answered_as_a_duplicate(tmp_path):
+    # Kafka checks a batch (size, CRC) before the producer's sequence: a retry whose bytes were
+    # damaged on the way is CORRUPT_MESSAGE, never "already written" for data it did not carry.
+    async with pull_broker(tmp_path, log={"max_message_bytes": 1000}) as broker:
+        broker.topics.create("t", 1, now_ms=0)
+        client = await broker.connect()
+        pid = (await client.call(22, 4, {"transactional_id": None, "transaction_timeout_ms": 1}))["producer_id"]
+
+        async def produce(records) -> dict:
+            response = await client.call(0, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+                {"name": "t", "partition_data": [{"index": 0, "records": records}]}]})
+            return response["responses"][0]["partition_responses"][0]
+
+        first = idempotent_batch(3, pid=pid, seq=0)
+        assert (await produce(first))["base_offset"] == 0
+        damaged = bytearray(first)
+        damaged[-1] ^= 0x01
+        assert (await produce(bytes(damaged)))["error_code"] == ErrorCode.CORRUPT_MESSAGE
+        too_large = build_batch([(None, b"x" * 2000, None)], base_timestamp=TS, producer_id=pid,
+                                producer_epoch=0, base_sequence=0)
+        assert (await produce(too_large))["error_code"] == ErrorCode.MESSAGE_TOO_LARGE
+        assert (await produce(first))["error_code"] == ErrorCode.NONE  # the intact retry still is one
+        assert broker.topics.partition("t", 0).high_watermark == 3
+
+
 async def test_offset_for_leader_epoch(tmp_path):
     async with pull_broker(tmp_path) as broker:
         broker.topics.create("t", 1, now_ms=0)
