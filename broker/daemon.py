@@ -40,6 +40,7 @@ from broker.config import BrokerConfig
 from broker.errors import DataDirError
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
+from modes.pull.log_runtime import flush_logs
 from modes.pull.server import serve_kafka
 from modes.push.server import serve_resp
 
@@ -177,7 +178,7 @@ async def run_broker(
         with trio.CancelScope(shield=True):
             with trio.move_on_after(SHUTDOWN_CLEANUP_SECONDS):
                 if topics is not None:
-                    await topics.flush_all(wall_ms())
+                    await flush_logs(topics, wall_ms())
             if topics is not None:
                 topics.close()
             lock.release()
@@ -197,7 +198,7 @@ async def _periodic_flush(config: BrokerConfig, topics: TopicRegistry) -> None:
     """``fsync = "interval"``: fsync every log with unflushed data every flush_interval_ms."""
     while True:
         await trio.sleep(config.log.flush_interval_ms / 1000)
-        await topics.flush_all(wall_ms())
+        await flush_logs(topics, wall_ms())
 
 
 def raise_open_file_limit() -> None:

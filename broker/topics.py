@@ -498,19 +498,11 @@ class TopicRegistry:
         self.storage.io_errors.report_suppressed(now_ms)
         return MaintenanceCounts(segments_rolled=rolled, segments_deleted=deleted)
 
-    async def flush_all(self, now_ms: int) -> None:
-        """fsync every partition with unflushed data (the ``interval`` policy's tick).
-
-        A partition whose fsync fails is recorded (``record_io_error``) and the others are
-        still flushed: one failing file must not stop the flushes, nor the broker.
-        """
-        for topic in list(self._topics.values()):
-            for partition in list(topic.partitions):
-                if partition.has_unflushed:
-                    try:
-                        await partition.flush()
-                    except OSError as exc:
-                        partition.record_io_error("fsync", exc, now_ms)
+    def logs_to_flush(self) -> list[PartitionLog]:
+        """Every partition log with unflushed data, now (a list: flushing it may await, and a
+        topic may be created or deleted meanwhile)."""
+        return [partition for topic in self._topics.values() for partition in topic.partitions
+                if partition.has_unflushed]
 
     def close(self) -> None:
         """Flush and close every partition log, then the shared file cache.

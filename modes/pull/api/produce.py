@@ -15,7 +15,8 @@ partition's ``log_start_offset``. Timestamps are the producer's (CreateTime topi
 connection is closed, Kafka's only way to tell such a producer (it refreshes metadata and
 reconnects); 1 and -1 are the same thing on a
 single broker with no replicas — except for durability, which the ``fsync`` policy decides:
-with ``fsync = "always"`` we wait for the partition's fsync before answering. Any other value
+with ``fsync = "always"`` we wait for the partition's fsync (in a worker thread,
+``log_runtime.flush_log``) before answering. Any other value
 is INVALID_REQUIRED_ACKS for every partition.
 
 Disk errors: a failed write or fsync answers KAFKA_STORAGE_ERROR (retriable: Kafka's clients
@@ -50,6 +51,7 @@ from broker.producers import CheckResult, Decision, ProducerStateTable, last_seq
 from broker.topics import Topic
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import CloseConnection, code_for_kind, error_code_for
+from modes.pull.log_runtime import flush_log
 from modes.pull.registry import api
 from wire.kafka import compression
 from wire.kafka.batch import BatchHeader, InvalidBatch, split_batches
@@ -113,7 +115,7 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
         # The durability promise of fsync=always: acknowledged means on disk. A failed fsync
         # is not an acknowledgement: the producer gets KAFKA_STORAGE_ERROR and retries.
         try:
-            await log.flush()
+            await flush_log(log)
         except OSError as exc:
             log.record_io_error("fsync", exc, now_ms())
             for result in waiting:
