@@ -29,20 +29,25 @@ async def test_flush_log_runs_the_fsync_and_marks_it(tmp_path: Path) -> None:
     log.close()
 
 
-async def test_wait_for_data_woken_by_append(tmp_path: Path) -> None:
-    log = open_log(tmp_path / "t-0")
+async def wait_while(waiting: list[tuple[PartitionLog, int]], action) -> bool:
+    """What ``wait_for_data`` returns when ``action()`` runs once it is blocked (30 s deadline)."""
     results: list[bool] = []
 
     async def waiter() -> None:
-        results.append(await wait_for_data([(log, 0)], trio.current_time() + 30))
+        results.append(await wait_for_data(waiting, trio.current_time() + 30))
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(waiter)
             await trio.testing.wait_all_tasks_blocked()
-            assert results == []
-            log.append(build_batch(1), T0)
-    assert results == [True]
+            assert results == []  # really blocked
+            action()
+    return results[0]
+
+
+async def test_wait_for_data_woken_by_append(tmp_path: Path) -> None:
+    log = open_log(tmp_path / "t-0")
+    assert await wait_while([(log, 0)], lambda: log.append(build_batch(1), T0))
     # Data already there: immediate, even with a deadline in the past.
     assert await wait_for_data([(log, 0)], trio.current_time())
     log.close()
@@ -50,17 +55,7 @@ async def test_wait_for_data_woken_by_append(tmp_path: Path) -> None:
 
 async def test_wait_for_any_of_several_logs(tmp_path: Path) -> None:
     logs = [open_log(tmp_path / f"t-{i}") for i in range(3)]
-    results: list[bool] = []
-
-    async def waiter() -> None:
-        results.append(await wait_for_data([(log, 0) for log in logs], trio.current_time() + 30))
-
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(waiter)
-            await trio.testing.wait_all_tasks_blocked()
-            logs[2].append(build_batch(1), T0)
-    assert results == [True]
+    assert await wait_while([(log, 0) for log in logs], lambda: logs[2].append(build_batch(1), T0))
     # Every ticket was given back, on the logs that saw no data too.
     assert all(log._watchers == [] for log in logs)
     for log in logs:
@@ -85,14 +80,4 @@ def test_wait_for_data_times_out(tmp_path: Path) -> None:
 async def test_a_closed_log_ends_the_wait(tmp_path: Path) -> None:
     # A topic deleted under a long-polling fetch: the fetch answers now, not at its deadline.
     log = open_log(tmp_path / "t-0")
-    results: list[bool] = []
-
-    async def waiter() -> None:
-        results.append(await wait_for_data([(log, 0)], trio.current_time() + 30))
-
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(waiter)
-            await trio.testing.wait_all_tasks_blocked()
-            log.close()
-    assert results == [False]
+    assert not await wait_while([(log, 0)], log.close)
