@@ -38,6 +38,7 @@ import trio
 from broker.channels import PubSub
 from broker.config import BrokerConfig
 from broker.errors import DataDirError
+from broker.files import write_atomically
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
 from modes.pull.log_runtime import flush_logs
@@ -120,11 +121,10 @@ def prepare_data_dir(data_dir: Path) -> None:
 
 
 def write_ready_file(path: Path, addresses: Addresses) -> None:
-    """Write ``{"kafka": …, "resp": …, "pid": …}`` atomically (temp file + rename)."""
+    """Write ``{"kafka": …, "resp": …, "pid": …}`` atomically: a script polling for the file
+    never reads half of it."""
     payload = json.dumps({"kafka": addresses.kafka, "resp": addresses.resp, "pid": os.getpid()})
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(payload + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, (payload + "\n").encode())
 
 
 async def run_broker(

@@ -46,7 +46,6 @@ three steps**, or two copies of a retry could both pass the check)::
 from __future__ import annotations
 
 import enum
-import os
 import re
 import threading
 from collections import deque
@@ -56,6 +55,7 @@ from pathlib import Path
 import attrs
 
 from broker.errors import DamagedFile
+from broker.files import write_atomically
 from broker.group_errors import ErrorKind
 from wire.kafka.batch import BatchHeader
 
@@ -131,8 +131,8 @@ class ProducerIdManager:
     """Issues producer ids (monotonic int64) and epochs for InitProducerId.
 
     Ids are handed out from *blocks* of ``block_size``: before the first id of a block is
-    used, the block's end is written to ``<directory>/producer_ids`` (write temp, fsync,
-    rename). After a restart we continue from the saved end, skipping whatever was left of
+    used, the block's end is written to ``<directory>/producer_ids`` (atomically, see
+    ``broker.files``). After a restart we continue from the saved end, skipping whatever was left of
     the block — ids are plentiful, reuse is not allowed (a reused id would make a new producer
     look like a duplicate of an old one). Kafka does the same with blocks of 1000.
     One fsync per block, so ``init_producer_id`` is almost always pure memory; it is
@@ -215,17 +215,7 @@ class ProducerIdManager:
         return InitProducerIdResult(ErrorKind.NONE, producer_id, 0)
 
     def _reserve(self, block_end: int) -> None:
-        tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(f"{block_end}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
-        fd = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomically(self._path, f"{block_end}\n".encode())
         self._block_end = block_end
 
 
