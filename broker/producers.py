@@ -7,7 +7,12 @@ and is rebuilt from the log's batch headers on restart). What does not: batches 
 (the log parses headers and appends), transactions (no transactional ids, no markers), the
 wire, the clock.
 
-Kafka's rules, in our words (GUIDE §2.7, §3.3; Kafka's ``ProducerStateManager`` /
+Like the rest of the core this is single-threaded: every method is called from the
+front-end's one thread (pull mode's trio thread). The only blocking call is the rare block
+reservation inside ``init_producer_id`` (one small file write and two fsyncs per
+``block_size`` ids); it runs inline, as it always has, because it is rare and short.
+
+Kafka's rules, in our words (from Kafka's ``ProducerStateManager`` /
 ``ProducerAppendInfo``):
 
 * An idempotent producer gets a ``producer_id`` and ``epoch`` once, then numbers its batches
@@ -31,8 +36,8 @@ keep when it is damaged: a damaged file stops the broker at start-up with one li
 (``DamagedFile``). Guessing a lower number would reuse ids; a reused id makes a new producer's
 first batches look like retries of an old producer's and they would be dropped as duplicates.
 
-How the log uses a table (per partition, in the trio thread, **with no await between the
-three steps**, or two copies of a retry could both pass the check)::
+How the log uses a table (per partition, in the front-end's thread, **with no await between
+the three steps**, or two copies of a retry could both pass the check)::
 
     decision = table.check(pid, epoch, base_seq, last_sequence(base_seq, last_offset_delta))
     if decision.kind is Decision.ACCEPT:
@@ -47,7 +52,6 @@ from __future__ import annotations
 
 import enum
 import re
-import threading
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -132,11 +136,10 @@ class ProducerIdManager:
 
     Ids are handed out from *blocks* of ``block_size``: before the first id of a block is
     used, the block's end is written to ``<directory>/producer_ids`` (atomically, see
-    ``broker.files``). After a restart we continue from the saved end, skipping whatever was left of
-    the block — ids are plentiful, reuse is not allowed (a reused id would make a new producer
-    look like a duplicate of an old one). Kafka does the same with blocks of 1000.
-    One fsync per block, so ``init_producer_id`` is almost always pure memory; it is
-    thread-safe if a front-end prefers to call it via ``trio.to_thread``.
+    ``broker.files``). After a restart we continue from the saved end, skipping whatever was
+    left of the block — ids are plentiful, reuse is not allowed (a reused id would make a new
+    producer look like a duplicate of an old one). Kafka does the same with blocks of 1000.
+    One write per block, so ``init_producer_id`` is almost always pure memory.
     """
 
     FILE = "producer_ids"
@@ -144,7 +147,6 @@ class ProducerIdManager:
     def __init__(self, directory: Path, *, block_size: int = 1000) -> None:
         self._path = Path(directory) / self.FILE
         self._block_size = block_size
-        self._lock = threading.Lock()
         self._next_id = 0
         self._block_end = 0  # ids < _block_end are reserved on disk
         self._epochs: dict[int, int] = {}  # producer id -> current epoch (this process)
@@ -173,11 +175,10 @@ class ProducerIdManager:
 
     def observe(self, producer_id: int, producer_epoch: int) -> None:
         """Learn an id/epoch seen in the log on recovery (belt and braces for the file)."""
-        with self._lock:
-            if producer_id >= 0:
-                self._epochs[producer_id] = max(self._epochs.get(producer_id, -1), producer_epoch)
-                if producer_id >= self._next_id:
-                    self._next_id = producer_id + 1
+        if producer_id >= 0:
+            self._epochs[producer_id] = max(self._epochs.get(producer_id, -1), producer_epoch)
+            if producer_id >= self._next_id:
+                self._next_id = producer_id + 1
 
     def init_producer_id(self, transactional_id: str | None = None, producer_id: int = -1,
                          producer_epoch: int = -1) -> InitProducerIdResult:
@@ -190,21 +191,23 @@ class ProducerIdManager:
         (Real Kafka gives a non-transactional producer a fresh id every time; clients accept
         either, and keeping the id makes the fencing of the old epoch visible.)
         An id we issued before a restart but whose epoch we no longer know is bumped as given.
+
+        Raises:
+            OSError: a new block could not be reserved on disk (no id is issued then).
         """
         if transactional_id is not None:
             return InitProducerIdResult(ErrorKind.TRANSACTIONS_UNSUPPORTED)
-        with self._lock:
-            if producer_id < 0:
-                return self._issue()
-            if producer_id >= self._next_id:
-                return InitProducerIdResult(ErrorKind.UNKNOWN_PRODUCER_ID)
-            current = self._epochs.get(producer_id, producer_epoch)
-            if producer_epoch < 0 or producer_epoch != current:
-                return InitProducerIdResult(ErrorKind.INVALID_PRODUCER_EPOCH)
-            if current >= MAX_EPOCH:
-                return self._issue()
-            self._epochs[producer_id] = current + 1
-            return InitProducerIdResult(ErrorKind.NONE, producer_id, current + 1)
+        if producer_id < 0:
+            return self._issue()
+        if producer_id >= self._next_id:
+            return InitProducerIdResult(ErrorKind.UNKNOWN_PRODUCER_ID)
+        current = self._epochs.get(producer_id, producer_epoch)
+        if producer_epoch < 0 or producer_epoch != current:
+            return InitProducerIdResult(ErrorKind.INVALID_PRODUCER_EPOCH)
+        if current >= MAX_EPOCH:
+            return self._issue()
+        self._epochs[producer_id] = current + 1
+        return InitProducerIdResult(ErrorKind.NONE, producer_id, current + 1)
 
     def _issue(self) -> InitProducerIdResult:
         if self._next_id >= self._block_end:
@@ -337,3 +340,4 @@ class ProducerStateTable:
         for pid in stale:
             del self._producers[pid]
         return len(stale)
+

@@ -131,9 +131,33 @@ class ProducerRegistry:
 
 @attrs.define(eq=False)
 class Coordination:
+    """The groups runtime, the committed offsets and the producers, as the handlers use them."""
+
     groups: GroupRuntime
     offsets: OffsetStore
     producers: ProducerRegistry
+    # Flushes of the offset store must not overlap (``OffsetStore.begin_flush``): they queue here.
+    _offsets_flush: trio.Lock = attrs.field(factory=trio.Lock)
+
+    async def flush_offsets(self) -> None:
+        """Write and fsync every queued commit and deletion, in a worker thread.
+
+        Returns once everything queued before the call is durable: a handler acknowledges an
+        OffsetCommit only after this. Callers that arrive while a flush runs wait for it, then
+        flush what queued up meanwhile (often nothing: their records rode along).
+
+        Raises:
+            OSError: the write or fsync failed; the commits it carried are not durable.
+        """
+        async with self._offsets_flush:
+            job = self.offsets.begin_flush()
+            if job is None:
+                return
+            try:
+                # Not abandoned on cancellation: the store adopts the outcome, whatever it is.
+                await trio.to_thread.run_sync(job.run)
+            finally:
+                self.offsets.finish_flush(job)
 
     def close(self) -> None:
         self.offsets.close()
