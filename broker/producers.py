@@ -1,11 +1,11 @@
 """Idempotent producers: producer ids, epochs, and per-partition duplicate detection.
 
 What lives here: ``ProducerIdManager`` (InitProducerId: issues producer ids and bumps epochs,
-never reusing an id across restarts) and ``ProducerStateTable`` (one per partition: decides
+never reusing an id across restarts), ``ProducerStateTable`` (one per partition: decides
 whether an incoming batch is new, a retried duplicate, out of order, or from a fenced epoch,
-and is rebuilt from the log's batch headers on restart). What does not: batches themselves
-(the log parses headers and appends), transactions (no transactional ids, no markers), the
-wire, the clock.
+and is rebuilt from the log's batch headers on restart) and ``ProducerRegistry`` (the id
+manager plus every partition's table). What does not: batches themselves (the log parses
+headers and appends), transactions (no transactional ids, no markers), the wire, the clock.
 
 Like the rest of the core this is single-threaded: every method is called from the
 front-end's one thread (pull mode's trio thread). The only blocking call is the rare block
@@ -61,10 +61,12 @@ import attrs
 from broker.errors import DamagedFile
 from broker.files import write_atomically
 from broker.group_errors import ErrorKind
+from broker.topics import Topic, TopicRegistry
 from wire.kafka.batch import BatchHeader
 
 __all__ = [
     "ProducerIdManager",
+    "ProducerRegistry",
     "InitProducerIdResult",
     "ProducerStateTable",
     "Decision",
@@ -341,3 +343,39 @@ class ProducerStateTable:
             del self._producers[pid]
         return len(stale)
 
+
+# ====================================================================== all partitions
+
+
+@attrs.define(eq=False)
+class ProducerRegistry:
+    """Producer ids and every partition's idempotence table (keyed by topic id, partition).
+
+    Keyed by the topic *id*, not its name: a topic deleted and created again under the same
+    name is a new topic with an empty log, and must not inherit the old producers' state.
+    """
+
+    ids: ProducerIdManager
+    _tables: dict[tuple[bytes, int], ProducerStateTable] = attrs.field(factory=dict)
+
+    def table(self, topic: Topic, partition: int) -> ProducerStateTable:
+        """The partition's table, rebuilt from its log's batch headers on first use."""
+        key = (bytes(topic.topic_id), partition)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = ProducerStateTable.rebuilt(topic.partitions[partition].batches())
+            for producer_id, epoch in table.producers().items():
+                self.ids.observe(producer_id, epoch)
+        return table
+
+    def rebuild_all(self, topics: TopicRegistry) -> int:
+        """Rebuild every partition's table now (start-up); returns how many producers."""
+        for topic in topics.topics():
+            for index in range(len(topic.partitions)):
+                self.table(topic, index)
+        return sum(len(t.producers()) for t in self._tables.values())
+
+    def forget_topic(self, topic_id: bytes) -> None:
+        """Drop the tables of a deleted topic."""
+        for key in [k for k in self._tables if k[0] == bytes(topic_id)]:
+            del self._tables[key]

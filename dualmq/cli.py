@@ -16,7 +16,7 @@ import trio
 
 from broker.config import BrokerConfig, parse_host_port
 from broker.errors import BrokerError
-from broker.logsetup import LOG_FORMATS, LOG_LEVELS, configure_logging
+from dualmq.logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from dualmq import __version__
 
 EXIT_USAGE = 2
@@ -148,7 +148,7 @@ def load_config(args: argparse.Namespace) -> BrokerConfig:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from broker.daemon import serve_until_signalled
+    from dualmq.daemon import serve_until_signalled
 
     configure_logging(args.log_format, args.log_level)
     config = load_config(args)

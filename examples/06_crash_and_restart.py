@@ -30,7 +30,7 @@ from pathlib import Path
 
 import trio
 
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq.errors import DualmqError
 from dualmq.pull import Admin, Consumer, Producer
 from dualmq.push import Backoff, Gap, Publisher, subscribe

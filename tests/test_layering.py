@@ -5,7 +5,9 @@ any edge the layering forbids:
 
 - ``wire`` imports only the standard library, attrs and codec libraries;
 - ``broker`` (the core) imports neither ``modes`` nor ``dualmq``, and of ``wire`` only
-  ``wire.kafka.batch``, the RecordBatch v2 format the log stores;
+  ``wire.kafka.batch``, the RecordBatch v2 format the log stores. Nor does it import trio,
+  threads or a clock: it is single-threaded, hands the front-ends tickets to await, and is
+  told the time (``now_ms``), so tests and hypothesis drive it deterministically;
 - ``modes`` may import ``wire`` and ``broker`` but not ``dualmq``;
 - ``dualmq`` imports ``wire`` only, except the composition roots, which may import anything.
 """
@@ -19,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = {"wire", "broker", "modes", "dualmq"}
 CODEC_LIBRARIES = {"attrs", "crc32c", "cramjam", "lz4", "zstandard", "hiredis"}
-COMPOSITION_ROOTS = {"dualmq/cli.py", "dualmq/embedded.py", "dualmq/__main__.py", "broker/daemon.py"}
+COMPOSITION_ROOTS = {"dualmq/cli.py", "dualmq/embedded.py", "dualmq/__main__.py", "dualmq/daemon.py"}
 
 FORBIDDEN = {
     "wire": {"broker", "modes", "dualmq"},
@@ -29,6 +31,12 @@ FORBIDDEN = {
 }
 # The one part of ``wire`` the core may import: the log *is* Kafka's batch format.
 CORE_WIRE_MODULES = {"wire.kafka.batch"}
+# What the core must not import: event loops and threads (the front-ends own concurrency;
+# the core hands out tickets and jobs) and clocks (time comes in as ``now_ms``).
+CORE_FORBIDDEN = {
+    "trio", "anyio", "asyncio", "threading", "_thread", "concurrent", "multiprocessing",
+    "time", "datetime", "calendar", "zoneinfo",
+}
 
 
 def imported_top_levels(path: Path) -> set[str]:
@@ -98,6 +106,15 @@ def test_core_imports_only_the_batch_format_from_wire() -> None:
     assert violations == []
 
 
+def test_core_has_no_event_loop_threads_or_clock() -> None:
+    violations = []
+    for path in sorted((ROOT / "broker").rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
+        violations.extend(f"{relative} imports {name}"
+                          for name in sorted(imported_top_levels(path) & CORE_FORBIDDEN))
+    assert violations == []
+
+
 def test_checker_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from wire.resp import requests\n")
@@ -105,3 +122,5 @@ def test_checker_catches_a_violation(tmp_path: Path) -> None:
     assert "wire.resp.requests" in imported_modules(bad)
     bad.write_text("from wire.kafka import records\nfrom wire.kafka.batch import BatchHeader\nimport wire\n")
     assert imported_modules(bad) == {"wire.kafka.records", "wire.kafka.batch", "wire"}
+    bad.write_text("from time import monotonic\nimport threading as t\n")
+    assert imported_top_levels(bad) & CORE_FORBIDDEN == {"time", "threading"}

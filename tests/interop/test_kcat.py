@@ -4,7 +4,7 @@ kcat is a client nobody here wrote; if it produces and consumes 10,000 keyed mes
 headers byte for byte, our framing, ApiVersions negotiation, Metadata, Produce, ListOffsets
 and Fetch agree with librdkafka's idea of Kafka.
 
-Compression notes (GUIDE §3.2): librdkafka 2.0.2 compresses gzip/snappy only because we
+Compression notes: librdkafka 2.0.2 compresses gzip/snappy only because we
 advertise Produce from v0, and zstd only because Produce 7 and Fetch 10 are in range. LZ4 is
 gated on FindCoordinator v0 being advertised ("LZ4" feature) — now served, so lz4 batches must
 really arrive lz4-compressed.

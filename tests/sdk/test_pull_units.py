@@ -21,7 +21,6 @@ from dualmq._kafka_consumer import ConsumerRecord
 from dualmq._kafka_dead_letters import dead_letter_headers
 from dualmq._kafka_partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
 from wire.errors import LocalProtocolError
-from wire.kafka.batch import HEADER_SIZE
 from wire.kafka.records import build_batch, decode_records, finish_batch
 
 # --- murmur2 ---------------------------------------------------------------------------------------
