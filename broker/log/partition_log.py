@@ -57,7 +57,7 @@ from broker.errors import OffsetOutOfRange
 from broker.log.recovery import recover_partition
 from broker.log.segment import LEADER_EPOCH, Segment, with_path
 from broker.log.storage import LogStorage
-from wire.kafka.batch import BatchHeader, patched_prefix
+from wire.kafka.batch import LOG_OVERHEAD, BatchHeader, patched_prefix
 from wire.kafka.batch import validate as validate_batch
 
 log = structlog.get_logger(__name__)
@@ -332,7 +332,7 @@ class PartitionLog:
             OSError: the write failed (the partial write is cut off; the log is unchanged).
         """
         header = validated if validated is not None else validate_batch(batch, self.config.max_message_bytes)
-        size = header.size
+        size = header.batch_length + LOG_OVERHEAD
         active = self._segments[-1]
         offset = active.next_offset
         try:

@@ -172,6 +172,10 @@ class BatchHeader(NamedTuple):
         return bool(self.attributes & CONTROL_BIT)
 
 
+def _unsupported(magic: int) -> UnsupportedBatchFormat:
+    return UnsupportedBatchFormat(f"batch magic is {magic}, only magic {CURRENT_MAGIC} (RecordBatch v2) is supported")
+
+
 def parse_header(data: bytes | bytearray | memoryview, position: int = 0) -> BatchHeader:
     """Decode the header of the batch starting at ``position``; nothing after it is read.
 
@@ -185,10 +189,8 @@ def parse_header(data: bytes | bytearray | memoryview, position: int = 0) -> Bat
         raise CorruptBatch(f"batch header needs {HEADER_SIZE} bytes, only {available} available")
     # Magic first: in the legacy formats (magic 0/1) bytes 12..20 mean something else, so no
     # other header field may be trusted before we know this is v2.
-    magic = data[position + MAGIC]
-    if magic != CURRENT_MAGIC:
-        raise UnsupportedBatchFormat(
-            f"batch magic is {magic}, only magic {CURRENT_MAGIC} (RecordBatch v2) is supported")
+    if data[position + MAGIC] != CURRENT_MAGIC:
+        raise _unsupported(data[position + MAGIC])
     header = BatchHeader._make(HEADER_STRUCT.unpack_from(data, position))
     if header.batch_length < MIN_BATCH_LENGTH:
         raise CorruptBatch(f"batchLength {header.batch_length} cannot hold a {HEADER_SIZE}-byte header")
@@ -216,10 +218,14 @@ def validate(batch: bytes | bytearray | memoryview, max_message_bytes: int | Non
         UnsupportedBatchFormat: a magic other than 2.
         BatchTooLarge: larger than ``max_message_bytes``.
     """
+    # Inlined rather than calling parse_header: this runs on every append, and the length
+    # check below implies parse_header's "batchLength can hold a header" (size >= 61).
     size = len(batch)
     if size < HEADER_SIZE:
         raise CorruptBatch(f"batch of {size} bytes is shorter than the {HEADER_SIZE}-byte v2 header")
-    header = parse_header(batch)
+    if batch[MAGIC] != CURRENT_MAGIC:
+        raise _unsupported(batch[MAGIC])
+    header = BatchHeader._make(HEADER_STRUCT.unpack_from(batch, 0))
     if header.batch_length + LOG_OVERHEAD != size:
         raise CorruptBatch(
             f"batchLength {header.batch_length} implies a {header.batch_length + LOG_OVERHEAD}-byte "
