@@ -29,7 +29,8 @@ the caller, which owns the clock, calls :meth:`PartitionLog.record_io_error`.
 
 No clock is read here (every time-dependent call takes ``now_ms`` from its caller), nothing
 here awaits and no thread ever touches a log. The two things a front-end waits for are offered
-the way the group coordinator offers its answers, as tickets it awaits on its own terms:
+the way the group coordinator offers its answers, as tickets it awaits on its own terms
+(``tickets.py``):
 
 * **new data** (long-polling fetches): :meth:`PartitionLog.watch` registers a
   :class:`DataTicket`; the append that moves the high watermark past its offset (or the
@@ -45,7 +46,6 @@ the way the group coordinator offers its answers, as tickets it awaits on its ow
 from __future__ import annotations
 
 import bisect
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -55,8 +55,9 @@ import structlog
 from broker.config import LogConfig
 from broker.errors import OffsetOutOfRange
 from broker.log.recovery import recover_partition
-from broker.log.segment import LEADER_EPOCH, Segment, with_path
+from broker.log.segment import LEADER_EPOCH, Segment
 from broker.log.storage import LogStorage
+from broker.log.tickets import DataTicket, FlushJob
 from wire.kafka.batch import LOG_OVERHEAD, BatchHeader, patched_prefix
 from wire.kafka.batch import validate as validate_batch
 
@@ -104,57 +105,6 @@ def _leave_clean_shutdown_marker(directory: Path) -> None:
         (directory / CLEAN_SHUTDOWN_MARKER).touch()
     except OSError:
         pass  # the directory was removed (topic deleted) or is read-only: the next start fsyncs
-
-
-@attrs.define(eq=False)
-class DataTicket:
-    """A wish to hear of data past ``offset`` in one log (see :meth:`PartitionLog.watch`).
-
-    Attributes:
-        offset: the ticket is done once the high watermark is above it.
-        wake: called once, from inside the append (or close) that completes the ticket. It
-            must be quick and must not raise: it only tells the front-end to look.
-        done: set by the log when the ticket completes (data arrived, or the log closed).
-    """
-
-    offset: int
-    wake: Callable[[], None]
-    done: bool = False
-
-
-@attrs.define(eq=False)
-class FlushJob:
-    """One fsync of a log's unflushed data, prepared by :meth:`PartitionLog.begin_flush`.
-
-    It owns duplicates (``os.dup``) of the descriptors to fsync, so neither the file cache
-    evicting a sealed segment's descriptor nor retention deleting a segment while the fsync
-    runs can close a descriptor in use (or let its number be reused). :meth:`fsync` reads
-    nothing else: it is safe in a worker thread while the log goes on serving.
-    """
-
-    # The segments being flushed and their sizes when the job was made.
-    targets: list[tuple[Segment, int]]
-    # The high watermark when the job was made: what is durable once it succeeds.
-    offset: int
-    descriptors: list[tuple[int, Path]]
-
-    def fsync(self) -> None:
-        """fsync every descriptor, blocking; any thread.
-
-        Raises:
-            OSError: an fsync failed (``filename`` names the file).
-        """
-        for fd, path in self.descriptors:
-            try:
-                os.fsync(fd)
-            except OSError as exc:
-                raise with_path(exc, path) from None
-
-    def close(self) -> None:
-        """Close the duplicated descriptors (after :meth:`fsync`, whether it succeeded)."""
-        descriptors, self.descriptors = self.descriptors, []
-        for fd, _ in descriptors:
-            os.close(fd)
 
 
 @attrs.define(eq=False)
