@@ -21,7 +21,7 @@ from dualmq.pull.connection import CLIENT_VERSIONS, choose_versions
 from dualmq.pull.dead_letters import dead_letter_headers
 from dualmq.pull.partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
 from wire.errors import LocalProtocolError
-from wire.kafka.records import BATCH_HEADER_SIZE, build_batch, decode_records, finish_batch
+from wire.kafka.records import build_batch, decode_records, finish_batch
 
 # --- murmur2 ---------------------------------------------------------------------------------------
 
