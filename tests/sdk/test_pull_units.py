@@ -60,7 +60,7 @@ def test_sticky_partitioner_sticks_until_batch_completes() -> None:
     assert partitioner.partition("t", b"key", 4) == partition_for_key(b"key", 4)
 
 
-# --- consumer protocol bytes (GUIDE §4.3) -------------------------------------------------------------
+# --- consumer protocol bytes (Kafka's ConsumerProtocolSubscription / Assignment) -----------------------
 
 def test_subscription_v0_golden() -> None:
     assert encode_subscription(["t1"]) == bytes.fromhex("0000" "00000001" "00027431" "00000000")

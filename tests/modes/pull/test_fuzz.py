@@ -23,7 +23,7 @@ from modes.pull.context import PullBroker
 from modes.pull.coordination import Coordination
 from modes.pull.errors import CloseConnection
 from modes.pull.server import Connection
-from tests.modes.pull.test_golden import GUIDE_BATCH
+from tests.modes.pull.test_golden import ONE_RECORD_BATCH
 from wire.errors import RemoteProtocolError
 from wire.kafka import codec
 from wire.kafka.framing import FrameParser, encode_request
@@ -32,9 +32,9 @@ from wire.kafka.messages import REQUESTS
 PARTITIONS = [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1000}]
 EXAMPLES = {
     (0, 9): {"acks": 1, "timeout_ms": 10, "topic_data": [{"name": "t", "partition_data": [
-        {"index": 0, "records": GUIDE_BATCH}]}]},
+        {"index": 0, "records": ONE_RECORD_BATCH}]}]},
     (0, 3): {"acks": -1, "timeout_ms": 10, "topic_data": [{"name": "t", "partition_data": [
-        {"index": 0, "records": GUIDE_BATCH}]}]},
+        {"index": 0, "records": ONE_RECORD_BATCH}]}]},
     (1, 4): {"max_wait_ms": 0, "min_bytes": 1, "topics": [{"topic": "t", "partitions": PARTITIONS}]},
     (1, 12): {"max_wait_ms": 0, "min_bytes": 1, "topics": [{"topic": "t", "partitions": PARTITIONS}]},
     (2, 7): {"replica_id": -1, "topics": [{"name": "t", "partitions": [{"partition_index": 0, "timestamp": 5}]}]},

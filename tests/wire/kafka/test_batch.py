@@ -32,8 +32,9 @@ from tests.broker.batches import build_batch, encode_record, with_base_offset
 LIMIT = 1024 * 1024
 
 
-def test_guide_worked_example_validates() -> None:
-    # The protocol guide's 70-byte example (one record, null key, value "hi"), from its field table.
+def test_one_record_example_validates() -> None:
+    # A 70-byte batch worked out by hand (one record, null key, value "hi"), field by field as in
+    # the header table of ``wire/kafka/batch.py``.
     expected = bytes.fromhex(
         "0000000000000000" "0000003a" "00000000" "02" "bbcc4115" "0000" "00000000"
         "0000018bcfe56800" "0000018bcfe56800" "ffffffffffffffff" "ffff" "ffffffff" "00000001"

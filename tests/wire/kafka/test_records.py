@@ -1,4 +1,4 @@
-"""Records inside RecordBatch v2: the guide's 70-byte example, decoding, encoding, round trips.
+"""Records inside RecordBatch v2: a 70-byte one-record example, decoding, encoding, round trips.
 
 The header itself (parsing, validation, splitting, stamping) is tested in ``test_batch.py``.
 """
@@ -33,8 +33,9 @@ from wire.kafka.records import (
     finish_batch,
 )
 
-# The protocol guide's example: one record, key null, value "hi", no headers, CreateTime 1700000000000.
-GUIDE_BATCH = bytes.fromhex(
+# A whole batch written out field by field in Kafka's layout (not by ``build_batch``, which must
+# reproduce it): one record, key null, value "hi", no headers, CreateTime 1700000000000, not idempotent.
+ONE_RECORD_BATCH = bytes.fromhex(
     "0000000000000000"
     "0000003a"
     "00000000"
@@ -53,22 +54,22 @@ GUIDE_BATCH = bytes.fromhex(
 TS = 1_700_000_000_000
 
 
-def test_guide_example_is_built_byte_for_byte():
-    assert len(GUIDE_BATCH) == 70
-    assert build_batch([(None, b"hi", None)], base_timestamp=TS) == GUIDE_BATCH
+def test_one_record_batch_is_built_byte_for_byte():
+    assert len(ONE_RECORD_BATCH) == 70
+    assert build_batch([(None, b"hi", None)], base_timestamp=TS) == ONE_RECORD_BATCH
 
 
-def test_guide_example_decodes():
-    header = parse_header(GUIDE_BATCH)
+def test_one_record_batch_decodes():
+    header = parse_header(ONE_RECORD_BATCH)
     assert header == BatchHeader(0, 58, 0, 2, 0xBBCC4115, 0, 0, TS, TS, -1, -1, -1, 1)
     assert header.size == 70 and header.next_offset == 1 and header.compression == 0
-    assert crc_matches(GUIDE_BATCH)
-    assert validate(GUIDE_BATCH) == header
-    assert decode_batch(GUIDE_BATCH) == [Record(0, TS, None, b"hi", ())]
+    assert crc_matches(ONE_RECORD_BATCH)
+    assert validate(ONE_RECORD_BATCH) == header
+    assert decode_batch(ONE_RECORD_BATCH) == [Record(0, TS, None, b"hi", ())]
 
 
 def test_patching_offsets_and_epoch_keeps_the_crc_valid():
-    buf = bytearray(b"junk" + GUIDE_BATCH)
+    buf = bytearray(b"junk" + ONE_RECORD_BATCH)
     patch_base_offset(buf, 1234, 7, position=4)
     batch = bytes(buf[4:])
     assert crc_matches(batch)
@@ -78,7 +79,7 @@ def test_patching_offsets_and_epoch_keeps_the_crc_valid():
 
 
 def test_crc_covers_attributes_onwards():
-    corrupted = bytearray(GUIDE_BATCH)
+    corrupted = bytearray(ONE_RECORD_BATCH)
     corrupted[-2] ^= 0x01  # flip a bit of the value
     assert not crc_matches(corrupted)
     with pytest.raises(CorruptBatch):
@@ -89,7 +90,7 @@ def test_crc_covers_attributes_onwards():
 
 
 def test_legacy_magic_is_invalid_record():
-    legacy = bytearray(GUIDE_BATCH)
+    legacy = bytearray(ONE_RECORD_BATCH)
     legacy[16] = 1
     with pytest.raises(UnsupportedBatchFormat) as info:
         parse_header(legacy)
@@ -100,11 +101,11 @@ def test_legacy_magic_is_invalid_record():
 
 def test_split_batches_tolerates_a_truncated_tail():
     second = build_batch([(b"k", b"v", [("h", b"x")])], base_offset=1, base_timestamp=TS)
-    records = GUIDE_BATCH + second + second[:30]
+    records = ONE_RECORD_BATCH + second + second[:30]
     batches = split_batches(records)
-    assert [bytes(b) for b in batches] == [GUIDE_BATCH, second]
+    assert [bytes(b) for b in batches] == [ONE_RECORD_BATCH, second]
     assert isinstance(batches[0], memoryview)
-    assert split_batches(GUIDE_BATCH[:11]) == []
+    assert split_batches(ONE_RECORD_BATCH[:11]) == []
     with pytest.raises(CorruptBatch):
         split_batches(records, strict=True)
     with pytest.raises(CorruptBatch):
@@ -207,7 +208,7 @@ def test_build_decode_round_trip(records, codec, base_offset, deltas):
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=150), st.integers(0, 69), st.binary(min_size=1, max_size=3))
 def test_arbitrary_or_mutated_batches_decode_or_raise_remote_error(garbage, at, splice):
-    for data in (garbage, GUIDE_BATCH[:at] + splice + GUIDE_BATCH[at + len(splice) :]):
+    for data in (garbage, ONE_RECORD_BATCH[:at] + splice + ONE_RECORD_BATCH[at + len(splice) :]):
         for check_crc in (True, False):
             try:
                 decode_batch(data, check_crc=check_crc)
@@ -283,7 +284,8 @@ def _reference_varint(value: int) -> bytes:
 
 
 def _reference_record(offset_delta, timestamp_delta, key, value, headers) -> bytes:
-    """The record layout written out plainly (guide §2), to check append_record's table lookups."""
+    """Kafka's record layout written out plainly (length, attributes, timestamp and offset deltas,
+    key, value, headers, all varints zigzag), to check append_record's table lookups."""
     def nullable(data):
         return b"\x01" if data is None else _reference_varint(len(data)) + data
 
