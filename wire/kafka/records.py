@@ -497,7 +497,7 @@ def build_batch(
         timestamps: one absolute timestamp per record; default: all ``base_timestamp``.
         compression: codec number 0..4 (``wire.kafka.compression``).
         producer_id, producer_epoch, base_sequence: idempotence fields (-1 when unused).
-        partition_leader_epoch: 0 by default (the guide's example); Java producers write -1.
+        partition_leader_epoch: 0 by default (what the broker stamps anyway); Java producers write -1.
         transactional: sets the transactional attribute bit.
 
     Returns:
