@@ -62,3 +62,25 @@ def test_every_cited_doc_and_section_exists() -> None:
         elif section is not None and section not in anchors_of(doc):
             broken.append(f"{where}: docs/{name} has no section #{section}")
     assert broken == []
+
+
+def test_architecture_tree_matches_the_modules() -> None:
+    """docs/architecture.md's tree is what the module docstrings say today."""
+    from tests.architecture_tree import committed, tree
+
+    assert committed() == tree(), "run: python tests/architecture_tree.py --write"
+
+
+# A backticked path into one of the project's folders, e.g. `broker/log/segment.py` or `dualmq/cli/`.
+PATH_IN_BACKTICKS = re.compile(r"`((?:broker|modes|wire|dualmq|examples|bench|tests|docs)/[A-Za-z0-9_./-]*)`")
+
+
+def test_every_path_the_readme_and_docs_name_exists() -> None:
+    """The README's map and the docs point at files that exist (a move updates them too)."""
+    missing = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for match in PATH_IN_BACKTICKS.finditer(doc.read_text()):
+            path = match.group(1).rstrip(".")
+            if "*" not in path and not (ROOT / path).exists():
+                missing.append(f"{doc.name}: {path}")
+    assert missing == []
