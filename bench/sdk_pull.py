@@ -7,7 +7,7 @@ What it measures: records/s for one producer process sending ``--records`` 100-b
 consumer process reading them all from offset 0 (manual assignment, no group). Each client runs
 in its own fresh process (``--role``), against one ``dualmq serve`` started here. Every
 measurement is repeated ``--runs`` times; the table prints medians and each client's ratio to
-the dualmq SDK (the reference run in the same script, as DESIGN §6 asks).
+the dualmq SDK (the reference run, measured in the same script on the same machine).
 
 Targets from the SDK issue: SDK producer >= 300,000 records/s, SDK consumer >= 500,000 records/s,
 each ahead of kafka-python and aiokafka. aiokafka is in the ``bench`` extra

@@ -2,6 +2,10 @@
 
 Each front-end maps these to its protocol in one place (Kafka error codes in pull mode, RESP
 error replies in push mode). They say what went wrong in the broker's own terms.
+
+A record batch that is not acceptable (damaged, a legacy format, too large) raises the batch
+format's own errors, ``wire.kafka.batch.CorruptBatch`` and its siblings: the log stores
+Kafka's format, and that module is its one definition, errors included.
 """
 
 from __future__ import annotations
@@ -13,14 +17,6 @@ class BrokerError(Exception):
 
 class ConfigError(BrokerError):
     """A configuration key has a value outside its allowed range, or is unknown."""
-
-
-class CorruptBatch(BrokerError):
-    """A record batch failed validation: bad magic, length or CRC."""
-
-
-class BatchTooLarge(BrokerError):
-    """A record batch is larger than the topic's ``max_message_bytes``."""
 
 
 class OffsetOutOfRange(BrokerError):

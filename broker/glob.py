@@ -4,7 +4,7 @@ What lives here: one function, ``glob_match(pattern, string)``, that answers exa
 ``stringmatchlen`` (``src/util.c``, case-sensitive mode) answers. It works on bytes, knows nothing
 about channels or RESP, and is used by ``broker.channels`` for pattern fan-out and introspection.
 
-The dialect (see the RESP guide, section 4.5), in our words:
+The dialect (docs/resp.md#pattern-globs-and-rediss-quirks), in our words:
 
 * ``*`` any run of bytes (runs of ``**`` act as one); ``?`` exactly one byte;
 * ``[abc]`` one byte of a set, ``[^abc]`` one byte outside it, ``[a-z]`` an inclusive range;

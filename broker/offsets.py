@@ -17,19 +17,27 @@ plain files in one directory:
   ``{"op": "snapshot", "journal": N, "records": K}`` naming the journal that continues it and
   how many frames follow (so a snapshot cut short exactly between two frames is noticed too;
   snapshots written before the count existed lack it and are read without that check).
-  It is replaced atomically: write ``snapshot.tmp``, fsync, create the empty
-  ``journal.<N+1>``, rename over ``snapshot``, fsync the directory, delete the old journal.
-  A crash at any point leaves either the old snapshot with its full journal, or the new
-  snapshot with its (empty or growing) journal.
+  It is replaced atomically: write and fsync ``snapshot.tmp`` (``broker.files``), create the
+  empty ``journal.<N+1>``, rename over ``snapshot``, fsync the directory, delete the old
+  journal. A crash at any point leaves either the old snapshot with its full journal, or the
+  new snapshot with its (empty or growing) journal.
 
-Durability contract: ``commit`` only updates memory and queues the record; ``flush`` writes and
-fsyncs everything queued. **A front-end must not acknowledge an OffsetCommit before ``flush``
-returned**: call ``await trio.to_thread.run_sync(store.flush)`` once per OffsetCommit request
-(commits are rare, so one fsync per request is cheap, and doing it in a thread keeps the event
-loop free). ``commit``/``fetch`` may be called from the trio thread while a ``flush`` runs in
-a worker thread: a short lock guards memory, a second lock serialises file work.
-A fetch may see a commit a moment before it is durable; that commit is acknowledged only
-after ``flush``, so nothing acknowledged is ever lost.
+Durability contract: ``commit`` only updates memory and queues the record; a *flush* writes and
+fsyncs everything queued. **A front-end must not acknowledge an OffsetCommit before a flush
+that began after the commit has finished.** A fetch may see a commit a moment before it is
+durable; that commit is acknowledged only after its flush, so nothing acknowledged is ever lost.
+
+Threads: the store itself is single-threaded — every method is called from the front-end's
+one thread. The slow part of a flush (write, fsync, maybe a compaction) is split off so it can
+run elsewhere: ``begin_flush`` takes the queued bytes (and, when the journal has grown large, a
+snapshot of memory) into a ``JournalFlush``; ``JournalFlush.run`` does the file work touching
+nothing but the files and the job's own fields, so a front-end may run it in a worker thread
+while the store goes on taking commits (they queue for the next flush); ``finish_flush``, back
+in the store's thread, adopts the outcome (a compaction switches to the new journal). Flushes
+must not overlap — two jobs writing the same journal, or one writing to a journal the other
+is compacting away, would lose or reorder commits — so ``begin_flush`` refuses while a job is
+out, and the front-end queues its flushes (pull mode: one ``trio.Lock``). ``flush`` does the
+three steps inline, blocking (start-up, shutdown, tests).
 
 Recovery (``OffsetStore.open``), one rule per file:
 
@@ -56,7 +64,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import threading
 from pathlib import Path
 
 import attrs
@@ -64,9 +71,10 @@ import crc32c
 import structlog
 
 from broker.errors import DamagedFile
+from broker.files import fsync_directory, temporary_path, write_temporary
 from broker.outcome import ErrorKind
 
-__all__ = ["OffsetStore", "CommittedOffset", "OffsetStoreCorrupt", "MAX_METADATA_BYTES"]
+__all__ = ["OffsetStore", "CommittedOffset", "JournalFlush", "OffsetStoreCorrupt", "MAX_METADATA_BYTES"]
 
 log = structlog.get_logger("dualmq.offsets")
 
@@ -84,7 +92,7 @@ class OffsetStoreCorrupt(DamagedFile):
 
 @attrs.frozen
 class CommittedOffset:
-    """One committed position: the *next* offset the group will consume (GUIDE §4.2)."""
+    """One committed position: the *next* offset the group will consume (Kafka's convention)."""
 
     offset: int
     leader_epoch: int  # -1 when the client did not send one (OffsetCommit < v6)
@@ -235,33 +243,84 @@ def _read_snapshot(path: Path) -> tuple[int, list[dict]]:
     return header[0]["journal"], records
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+@attrs.define(eq=False)
+class JournalFlush:
+    """The file work of one flush, made by :meth:`OffsetStore.begin_flush`.
+
+    :meth:`run` uses only the paths, descriptor and bytes given here and records what it got
+    done in its own fields; it never touches the store, so it may run in a worker thread.
+    Hand the job back with :meth:`OffsetStore.finish_flush` whether ``run`` succeeded or not.
+    """
+
+    directory: Path
+    # The live journal: its descriptor (the store's; not closed here) and path.
+    journal_fd: int
+    journal: Path
+    # Frames queued since the last flush, appended to the journal.
+    data: bytes
+    # A compaction, when the journal has grown past its threshold: the whole state as a
+    # snapshot naming ``next_journal``, which the store switches to.
+    snapshot: bytes | None = None
+    next_journal: Path | None = None
+    # What ``run`` got done, for ``finish_flush``.
+    written: bool = False
+    next_journal_fd: int | None = None
+    switched: bool = False
+
+    def run(self) -> None:
+        """Append ``data`` and fsync it; then compact, if asked. Blocking; any thread.
+
+        Raises:
+            OSError: a write, fsync, rename or delete failed. What succeeded before is
+                recorded (``written``, ``switched``), so the store stays consistent.
+        """
+        if self.data:
+            view = memoryview(self.data)
+            while view:
+                view = view[os.write(self.journal_fd, view):]
+            os.fsync(self.journal_fd)
+        self.written = True
+        if self.snapshot is None or self.next_journal is None:
+            return
+        snapshot_path = self.directory / SNAPSHOT
+        temporary = write_temporary(snapshot_path, self.snapshot)
+        # The journal the new snapshot names exists before the snapshot does (an empty one
+        # would do too, but this way a start after any crash finds the files it expects).
+        self.next_journal_fd = os.open(self.next_journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.replace(temporary, snapshot_path)
+        # From here on the snapshot on disk names the new journal: the old one is finished,
+        # whatever fails below.
+        self.switched = True
+        fsync_directory(self.directory)
+        self.journal.unlink(missing_ok=True)
 
 
 class OffsetStore:
-    """Committed offsets of every group. Open with ``OffsetStore.open(directory)``."""
+    """Committed offsets of every group. Open with ``OffsetStore.open(directory)``.
+
+    Single-threaded: see the module docstring for how a flush's file work may still run in
+    another thread.
+    """
 
     def __init__(self, directory: Path, *, compact_after_bytes: int) -> None:
         self._dir = directory
         self._compact_after_bytes = compact_after_bytes
         self._offsets: dict[Key, CommittedOffset] = {}
+        # Frames committed in memory, not yet handed to a flush.
         self._pending = bytearray()
-        self._state_lock = threading.Lock()  # memory + pending queue; held briefly
-        self._file_lock = threading.Lock()  # journal writes, fsync, compaction
         self._journal_number = 0
         self._journal_fd: int | None = None
         self._journal_bytes = 0
+        # A JournalFlush is out (between begin_flush and finish_flush).
+        self._flushing = False
 
     # ------------------------------------------------------------------ opening
 
     @classmethod
     def open(cls, directory: Path, *, compact_after_bytes: int = 4 * 1024 * 1024) -> OffsetStore:
         """Open (creating if needed) the store in ``directory`` and recover its state.
+
+        Blocking (file reads; fsyncs when repairing): called once at start-up.
 
         Args:
             compact_after_bytes: rewrite the snapshot once the journal grows past this.
@@ -280,7 +339,7 @@ class OffsetStore:
             self._journal_number, records = _read_snapshot(snapshot)
             for record in records:
                 self._apply(record)
-        (self._dir / (SNAPSHOT + ".tmp")).unlink(missing_ok=True)
+        temporary_path(snapshot).unlink(missing_ok=True)
         journal = self._journal_path(self._journal_number)
         scan = _JournalScan([], [], 0)
         if journal.exists():
@@ -303,54 +362,43 @@ class OffsetStore:
         for stray in self._dir.glob("journal.*"):
             if stray != journal:
                 stray.unlink()
-        self._open_journal()
+        self._journal_fd = os.open(journal, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._journal_bytes = os.fstat(self._journal_fd).st_size
+        fsync_directory(self._dir)
         if scan.skipped:
             # Rewrite what was recovered as a fresh snapshot, so the damage is reported once
             # and new commits do not go after bytes every start would have to step over.
-            with self._file_lock:
-                self._compact_locked()
+            self.compact()
 
     def _journal_path(self, number: int) -> Path:
         return self._dir / f"journal.{number}"
-
-    def _open_journal(self) -> None:
-        path = self._journal_path(self._journal_number)
-        self._journal_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._journal_bytes = os.fstat(self._journal_fd).st_size
-        _fsync_dir(self._dir)
 
     # ------------------------------------------------------------------ the API
 
     def commit(self, group_id: str, topic: str, partition: int, offset: int, leader_epoch: int,
                metadata: str | None, now_ms: int) -> ErrorKind:
-        """Record a commit in memory and queue it for ``flush``.
+        """Record a commit in memory and queue it for the next flush.
 
         Returns:
             NONE, or OFFSET_METADATA_TOO_LARGE (metadata above 4096 UTF-8 bytes; nothing stored).
         """
         if metadata is not None and len(metadata.encode()) > MAX_METADATA_BYTES:
             return ErrorKind.OFFSET_METADATA_TOO_LARGE
-        record = {"op": "commit", "g": group_id, "t": topic, "p": partition, "o": offset,
-                  "e": leader_epoch, "m": metadata, "ts": now_ms}
-        with self._state_lock:
-            self._apply(record)
-            self._pending += _frame(record)
+        self._queue({"op": "commit", "g": group_id, "t": topic, "p": partition, "o": offset,
+                     "e": leader_epoch, "m": metadata, "ts": now_ms})
         return ErrorKind.NONE
 
     def fetch(self, group_id: str, topic: str, partition: int) -> CommittedOffset | None:
         """The committed offset, or None (OffsetFetch then answers offset -1, epoch -1, "")."""
-        with self._state_lock:
-            return self._offsets.get((group_id, topic, partition))
+        return self._offsets.get((group_id, topic, partition))
 
     def fetch_all(self, group_id: str) -> dict[tuple[str, int], CommittedOffset]:
         """Every commit of a group (OffsetFetch with topics = null), by (topic, partition)."""
-        with self._state_lock:
-            return {(t, p): c for (g, t, p), c in self._offsets.items() if g == group_id}
+        return {(t, p): c for (g, t, p), c in self._offsets.items() if g == group_id}
 
     def groups(self) -> list[str]:
         """Groups with at least one commit, sorted (for ListGroups after a restart)."""
-        with self._state_lock:
-            return sorted({g for g, _, _ in self._offsets})
+        return sorted({g for g, _, _ in self._offsets})
 
     def delete_topic(self, topic: str) -> None:
         """Forget every group's commits for ``topic`` (the topic was deleted). Queued."""
@@ -360,29 +408,87 @@ class OffsetStore:
         """Forget a group's commits (DeleteGroups). Queued."""
         self._queue({"op": "delete_group", "g": group_id})
 
-    def flush(self) -> None:
-        """Write and fsync everything queued; compact if the journal grew large.
+    def begin_flush(self, *, compact: bool = False) -> JournalFlush | None:
+        """Take everything queued into a job that writes and fsyncs it (see the module docstring).
 
-        Blocking (fsync): from trio, call it via ``trio.to_thread.run_sync``.
+        The job also compacts when the journal would grow past ``compact_after_bytes`` (or
+        ``compact`` asks): its snapshot is memory as it is now, which holds exactly the
+        records written so far plus the ones this job writes.
+
+        Args:
+            compact: compact even if the journal is small.
+        Returns:
+            The job, or None when there is nothing to do.
+        Raises:
+            RuntimeError: another job is out: flushes must be serialised by the caller.
         """
-        with self._file_lock:
-            with self._state_lock:
-                data, self._pending = bytes(self._pending), bytearray()
-            if data:
-                view = memoryview(data)
-                while view:
-                    written = os.write(self._journal_fd, view)
-                    view = view[written:]
-                os.fsync(self._journal_fd)
-                self._journal_bytes += len(data)
-            if self._journal_bytes > self._compact_after_bytes:
-                self._compact_locked()
+        if self._flushing:
+            raise RuntimeError("an offsets flush is already running; flushes must not overlap")
+        if self._journal_fd is None:
+            raise RuntimeError("the offset store is closed")
+        data, self._pending = bytes(self._pending), bytearray()
+        compact = compact or self._journal_bytes + len(data) > self._compact_after_bytes
+        if not data and not compact:
+            return None
+        job = JournalFlush(self._dir, self._journal_fd, self._journal_path(self._journal_number), data)
+        if compact:
+            entries = self._offsets.items()
+            parts = [_frame({"op": "snapshot", "journal": self._journal_number + 1, "records": len(entries)})]
+            parts.extend(_frame({"op": "commit", "g": g, "t": t, "p": p, "o": c.offset,
+                                 "e": c.leader_epoch, "m": c.metadata, "ts": c.commit_timestamp_ms})
+                         for (g, t, p), c in entries)
+            job.snapshot = b"".join(parts)
+            job.next_journal = self._journal_path(self._journal_number + 1)
+        self._flushing = True
+        return job
+
+    def finish_flush(self, job: JournalFlush) -> None:
+        """Adopt what ``job.run()`` got done, whether it succeeded or raised.
+
+        A job whose frames were not written and fsynced gives them back, ahead of anything
+        queued since, so the next flush writes them again: another request may have queued
+        its commit before this job took it, and that request's own flush must not find the
+        queue empty and acknowledge a commit that is not on disk. (Part of a failed write may
+        have reached the journal; written again after it, the frames stay in order, and the
+        partial one is a damaged stretch that recovery steps over.)
+        """
+        self._flushing = False
+        if job.written:
+            self._journal_bytes += len(job.data)
+        else:
+            self._pending[0:0] = job.data
+        if job.switched:
+            os.close(self._journal_fd)
+            self._journal_fd, job.next_journal_fd = job.next_journal_fd, None
+            self._journal_number += 1
+            self._journal_bytes = 0
+            log.info("offsets_compacted", entries=len(self._offsets), journal=self._journal_number)
+        elif job.next_journal_fd is not None:
+            # The compaction failed before the rename: the old journal stays live. The new one
+            # is empty; the next start removes it as a stray.
+            os.close(job.next_journal_fd)
+            job.next_journal_fd = None
+
+    def flush(self, *, compact: bool = False) -> None:
+        """Write and fsync everything queued (compacting if due, or if ``compact``), blocking.
+
+        For start-up, shutdown and tests; a front-end that must not block runs the job of
+        ``begin_flush`` in a thread instead.
+
+        Raises:
+            OSError: the write, fsync or compaction failed.
+        """
+        job = self.begin_flush(compact=compact)
+        if job is None:
+            return
+        try:
+            job.run()
+        finally:
+            self.finish_flush(job)
 
     def compact(self) -> None:
         """Flush, then rewrite the snapshot and start an empty journal."""
-        self.flush()
-        with self._file_lock:
-            self._compact_locked()
+        self.flush(compact=True)
 
     def close(self) -> None:
         """Flush and close. The store is unusable afterwards."""
@@ -395,9 +501,8 @@ class OffsetStore:
     # ------------------------------------------------------------------ internals
 
     def _queue(self, record: dict) -> None:
-        with self._state_lock:
-            self._apply(record)
-            self._pending += _frame(record)
+        self._apply(record)
+        self._pending += _frame(record)
 
     def _apply(self, record: dict) -> None:
         op = record["op"]
@@ -412,28 +517,3 @@ class OffsetStore:
                 del self._offsets[key]
         else:
             raise OffsetStoreCorrupt(f"unknown record {op!r} in the offsets store")
-
-    def _compact_locked(self) -> None:
-        # Copy memory under the short lock. Commits queued after the copy are in it *and*
-        # will be written to the new journal: replaying them twice gives the same state.
-        with self._state_lock:
-            entries = list(self._offsets.items())
-            # Anything queued but not yet written goes to the new journal, after the snapshot.
-        number = self._journal_number + 1
-        parts = [_frame({"op": "snapshot", "journal": number, "records": len(entries)})]
-        parts.extend(_frame({"op": "commit", "g": g, "t": t, "p": p, "o": c.offset,
-                             "e": c.leader_epoch, "m": c.metadata, "ts": c.commit_timestamp_ms})
-                     for (g, t, p), c in entries)
-        tmp = self._dir / (SNAPSHOT + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(b"".join(parts))
-            f.flush()
-            os.fsync(f.fileno())
-        old_fd, old_number = self._journal_fd, self._journal_number
-        self._journal_number = number
-        self._open_journal()  # creates journal.<N+1> and fsyncs the directory
-        os.replace(tmp, self._dir / SNAPSHOT)
-        _fsync_dir(self._dir)
-        os.close(old_fd)
-        self._journal_path(old_number).unlink(missing_ok=True)
-        log.info("offsets_compacted", entries=len(entries), journal=number)

@@ -1,13 +1,18 @@
 """Idempotent producers: producer ids, epochs, and per-partition duplicate detection.
 
 What lives here: ``ProducerIdManager`` (InitProducerId: issues producer ids and bumps epochs,
-never reusing an id across restarts) and ``ProducerStateTable`` (one per partition: decides
+never reusing an id across restarts), ``ProducerStateTable`` (one per partition: decides
 whether an incoming batch is new, a retried duplicate, out of order, or from a fenced epoch,
-and is rebuilt from the log's batch headers on restart). What does not: batches themselves
-(the log parses headers and appends), transactions (no transactional ids, no markers), the
-wire, the clock.
+and is rebuilt from the log's batch headers on restart) and ``ProducerRegistry`` (the id
+manager plus every partition's table). What does not: batches themselves (the log parses
+headers and appends), transactions (no transactional ids, no markers), the wire, the clock.
 
-Kafka's rules, in our words (GUIDE §2.7, §3.3; Kafka's ``ProducerStateManager`` /
+Like the rest of the core this is single-threaded: every method is called from the
+front-end's one thread (pull mode's trio thread). The only blocking call is the rare block
+reservation inside ``init_producer_id`` (one small file write and two fsyncs per
+``block_size`` ids); it runs inline, as it always has, because it is rare and short.
+
+Kafka's rules, in our words (from Kafka's ``ProducerStateManager`` /
 ``ProducerAppendInfo``):
 
 * An idempotent producer gets a ``producer_id`` and ``epoch`` once, then numbers its batches
@@ -31,8 +36,8 @@ keep when it is damaged: a damaged file stops the broker at start-up with one li
 (``DamagedFile``). Guessing a lower number would reuse ids; a reused id makes a new producer's
 first batches look like retries of an old producer's and they would be dropped as duplicates.
 
-How the log uses a table (per partition, in the trio thread, **with no await between the
-three steps**, or two copies of a retry could both pass the check)::
+How the log uses a table (per partition, in the front-end's thread, **with no await between
+the three steps**, or two copies of a retry could both pass the check)::
 
     decision = table.check(pid, epoch, base_seq, last_sequence(base_seq, last_offset_delta))
     if decision.kind is Decision.ACCEPT:
@@ -46,21 +51,22 @@ three steps**, or two copies of a retry could both pass the check)::
 from __future__ import annotations
 
 import enum
-import os
 import re
-import threading
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
 
 import attrs
 
 from broker.errors import DamagedFile
+from broker.files import write_atomically
 from broker.outcome import ErrorKind
+from broker.topics import Topic, TopicRegistry
+from wire.kafka.batch import BatchHeader
 
 __all__ = [
     "ProducerIdManager",
+    "ProducerRegistry",
     "InitProducerIdResult",
     "ProducerStateTable",
     "Decision",
@@ -131,12 +137,11 @@ class ProducerIdManager:
     """Issues producer ids (monotonic int64) and epochs for InitProducerId.
 
     Ids are handed out from *blocks* of ``block_size``: before the first id of a block is
-    used, the block's end is written to ``<directory>/producer_ids`` (write temp, fsync,
-    rename). After a restart we continue from the saved end, skipping whatever was left of
-    the block — ids are plentiful, reuse is not allowed (a reused id would make a new producer
-    look like a duplicate of an old one). Kafka does the same with blocks of 1000.
-    One fsync per block, so ``init_producer_id`` is almost always pure memory; it is
-    thread-safe if a front-end prefers to call it via ``trio.to_thread``.
+    used, the block's end is written to ``<directory>/producer_ids`` (atomically, see
+    ``broker.files``). After a restart we continue from the saved end, skipping whatever was
+    left of the block — ids are plentiful, reuse is not allowed (a reused id would make a new
+    producer look like a duplicate of an old one). Kafka does the same with blocks of 1000.
+    One write per block, so ``init_producer_id`` is almost always pure memory.
     """
 
     FILE = "producer_ids"
@@ -144,7 +149,6 @@ class ProducerIdManager:
     def __init__(self, directory: Path, *, block_size: int = 1000) -> None:
         self._path = Path(directory) / self.FILE
         self._block_size = block_size
-        self._lock = threading.Lock()
         self._next_id = 0
         self._block_end = 0  # ids < _block_end are reserved on disk
         self._epochs: dict[int, int] = {}  # producer id -> current epoch (this process)
@@ -173,11 +177,10 @@ class ProducerIdManager:
 
     def observe(self, producer_id: int, producer_epoch: int) -> None:
         """Learn an id/epoch seen in the log on recovery (belt and braces for the file)."""
-        with self._lock:
-            if producer_id >= 0:
-                self._epochs[producer_id] = max(self._epochs.get(producer_id, -1), producer_epoch)
-                if producer_id >= self._next_id:
-                    self._next_id = producer_id + 1
+        if producer_id >= 0:
+            self._epochs[producer_id] = max(self._epochs.get(producer_id, -1), producer_epoch)
+            if producer_id >= self._next_id:
+                self._next_id = producer_id + 1
 
     def init_producer_id(self, transactional_id: str | None = None, producer_id: int = -1,
                          producer_epoch: int = -1) -> InitProducerIdResult:
@@ -190,21 +193,23 @@ class ProducerIdManager:
         (Real Kafka gives a non-transactional producer a fresh id every time; clients accept
         either, and keeping the id makes the fencing of the old epoch visible.)
         An id we issued before a restart but whose epoch we no longer know is bumped as given.
+
+        Raises:
+            OSError: a new block could not be reserved on disk (no id is issued then).
         """
         if transactional_id is not None:
             return InitProducerIdResult(ErrorKind.TRANSACTIONS_UNSUPPORTED)
-        with self._lock:
-            if producer_id < 0:
-                return self._issue()
-            if producer_id >= self._next_id:
-                return InitProducerIdResult(ErrorKind.UNKNOWN_PRODUCER_ID)
-            current = self._epochs.get(producer_id, producer_epoch)
-            if producer_epoch < 0 or producer_epoch != current:
-                return InitProducerIdResult(ErrorKind.INVALID_PRODUCER_EPOCH)
-            if current >= MAX_EPOCH:
-                return self._issue()
-            self._epochs[producer_id] = current + 1
-            return InitProducerIdResult(ErrorKind.NONE, producer_id, current + 1)
+        if producer_id < 0:
+            return self._issue()
+        if producer_id >= self._next_id:
+            return InitProducerIdResult(ErrorKind.UNKNOWN_PRODUCER_ID)
+        current = self._epochs.get(producer_id, producer_epoch)
+        if producer_epoch < 0 or producer_epoch != current:
+            return InitProducerIdResult(ErrorKind.INVALID_PRODUCER_EPOCH)
+        if current >= MAX_EPOCH:
+            return self._issue()
+        self._epochs[producer_id] = current + 1
+        return InitProducerIdResult(ErrorKind.NONE, producer_id, current + 1)
 
     def _issue(self) -> InitProducerIdResult:
         if self._next_id >= self._block_end:
@@ -215,17 +220,7 @@ class ProducerIdManager:
         return InitProducerIdResult(ErrorKind.NONE, producer_id, 0)
 
     def _reserve(self, block_end: int) -> None:
-        tmp = self._path.with_suffix(".tmp")
-        with open(tmp, "w") as f:
-            f.write(f"{block_end}\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._path)
-        fd = os.open(self._path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_atomically(self._path, f"{block_end}\n".encode())
         self._block_end = block_end
 
 
@@ -277,16 +272,6 @@ class _ProducerEntry:
     last_timestamp_ms: int = 0
 
 
-class BatchHeaderLike(Protocol):
-    """The header fields ``rebuild`` reads (``broker.log.batch.BatchHeader`` has them)."""
-
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    last_offset_delta: int
-    max_timestamp: int
-
-
 class ProducerStateTable:
     """Idempotence state of one partition. See the module docstring for the rules."""
 
@@ -294,7 +279,7 @@ class ProducerStateTable:
         self._producers: dict[int, _ProducerEntry] = {}
 
     @classmethod
-    def rebuilt(cls, batches: Iterable[tuple[int, BatchHeaderLike]]) -> ProducerStateTable:
+    def rebuilt(cls, batches: Iterable[tuple[int, BatchHeader]]) -> ProducerStateTable:
         table = cls()
         table.rebuild(batches)
         return table
@@ -332,7 +317,7 @@ class ProducerStateTable:
         entry.batches.append(_BatchMeta(base_sequence, last_sequence, base_offset, last_offset))
         entry.last_timestamp_ms = max(entry.last_timestamp_ms, now_ms)
 
-    def rebuild(self, batches: Iterable[tuple[int, BatchHeaderLike]]) -> None:
+    def rebuild(self, batches: Iterable[tuple[int, BatchHeader]]) -> None:
         """Replay batch headers from the log, oldest first (on restart).
 
         The log is the truth: nothing is checked, every idempotent batch is recorded, so a
@@ -343,8 +328,7 @@ class ProducerStateTable:
                 continue
             self.record(header.producer_id, header.producer_epoch, header.base_sequence,
                         last_sequence(header.base_sequence, header.last_offset_delta),
-                        base_offset, base_offset + header.last_offset_delta,
-                        getattr(header, "max_timestamp", 0))
+                        base_offset, base_offset + header.last_offset_delta, header.max_timestamp)
 
     def producers(self) -> dict[int, int]:
         """Producer id -> epoch, e.g. to feed ``ProducerIdManager.observe`` on recovery."""
@@ -358,3 +342,40 @@ class ProducerStateTable:
         for pid in stale:
             del self._producers[pid]
         return len(stale)
+
+
+# ====================================================================== all partitions
+
+
+@attrs.define(eq=False)
+class ProducerRegistry:
+    """Producer ids and every partition's idempotence table (keyed by topic id, partition).
+
+    Keyed by the topic *id*, not its name: a topic deleted and created again under the same
+    name is a new topic with an empty log, and must not inherit the old producers' state.
+    """
+
+    ids: ProducerIdManager
+    _tables: dict[tuple[bytes, int], ProducerStateTable] = attrs.field(factory=dict)
+
+    def table(self, topic: Topic, partition: int) -> ProducerStateTable:
+        """The partition's table, rebuilt from its log's batch headers on first use."""
+        key = (bytes(topic.topic_id), partition)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = ProducerStateTable.rebuilt(topic.partitions[partition].batches())
+            for producer_id, epoch in table.producers().items():
+                self.ids.observe(producer_id, epoch)
+        return table
+
+    def rebuild_all(self, topics: TopicRegistry) -> int:
+        """Rebuild every partition's table now (start-up); returns how many producers."""
+        for topic in topics.topics():
+            for index in range(len(topic.partitions)):
+                self.table(topic, index)
+        return sum(len(t.producers()) for t in self._tables.values())
+
+    def forget_topic(self, topic_id: bytes) -> None:
+        """Drop the tables of a deleted topic."""
+        for key in [k for k in self._tables if k[0] == bytes(topic_id)]:
+            del self._tables[key]

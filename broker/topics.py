@@ -6,9 +6,9 @@ versions instead of the name), per-topic config overrides under their Kafka name
 ``<data_dir>/<topic>-<partition>`` — the same layout Kafka uses, which makes a data directory
 easy to explore with ``ls``.
 
-The list of topics lives in ``<data_dir>/topics.json``, rewritten atomically (write a temp
-file, fsync it, ``os.replace`` it over the old one, fsync the directory) so a crash leaves
-either the old or the new list, never half of one. The ids are generated once at creation and
+The list of topics lives in ``<data_dir>/topics.json``, rewritten atomically
+(``broker.files.write_atomically``: temp file, fsync, rename, fsync the directory) so a crash
+leaves either the old or the new list, never half of one. The ids are generated once at creation and
 persisted, so they survive restarts (clients cache them).
 
 A damaged ``topics.json`` stops the broker at start-up with one line naming the file and the
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
 import reprlib
 import resource
@@ -42,6 +41,7 @@ import structlog
 from broker.config import LogConfig, topic_log_config
 from broker.errors import ConfigError, DataDirError, InvalidPartitions, InvalidTopic, TopicExists, UnknownTopic
 from broker.errors import DamagedFile
+from broker.files import write_atomically
 from broker.log.file_cache import default_capacity, open_file_limit
 from broker.log.partition_log import PartitionLog
 from broker.log.storage import LogStorage
@@ -319,22 +319,7 @@ class TopicRegistry:
                 for t in self._topics.values()
             ],
         }
-        path = self.data_dir / METADATA_FILE
-        temporary = path.with_suffix(".json.tmp")
-        data = json.dumps(document, indent=2, sort_keys=True).encode()
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
-        # The rename itself is only durable once the directory entry is on disk.
-        dir_fd = os.open(self.data_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomically(self.data_dir / METADATA_FILE, json.dumps(document, indent=2, sort_keys=True).encode())
 
     # -- topics ------------------------------------------------------------------------------
 
@@ -498,19 +483,11 @@ class TopicRegistry:
         self.storage.io_errors.report_suppressed(now_ms)
         return MaintenanceCounts(segments_rolled=rolled, segments_deleted=deleted)
 
-    async def flush_all(self, now_ms: int) -> None:
-        """fsync every partition with unflushed data (the ``interval`` policy's tick).
-
-        A partition whose fsync fails is recorded (``record_io_error``) and the others are
-        still flushed: one failing file must not stop the flushes, nor the broker.
-        """
-        for topic in list(self._topics.values()):
-            for partition in list(topic.partitions):
-                if partition.has_unflushed:
-                    try:
-                        await partition.flush()
-                    except OSError as exc:
-                        partition.record_io_error("fsync", exc, now_ms)
+    def logs_to_flush(self) -> list[PartitionLog]:
+        """Every partition log with unflushed data, now (a list: flushing it may await, and a
+        topic may be created or deleted meanwhile)."""
+        return [partition for topic in self._topics.values() for partition in topic.partitions
+                if partition.has_unflushed]
 
     def close(self) -> None:
         """Flush and close every partition log, then the shared file cache.

@@ -3,13 +3,13 @@
     async with dualmq.embedded.broker(tmp_dir) as b:
         print(b.kafka, b.resp)          # "127.0.0.1:40123", "127.0.0.1:40124"
 
-It is the same broker ``dualmq serve`` runs (``broker.daemon.run_broker``), not a fake: the
+It is the same broker ``dualmq serve`` runs (``dualmq.daemon.run_broker``), not a fake: the
 same log on disk, the same listeners, the same limits. Only the ports differ (0 = pick a free
 one) and nothing handles signals — leaving the ``async with`` block shuts it down, flushing
 and closing the log.
 
-This module is a composition root (DESIGN.md §2): it may import the broker, unlike the rest
-of the SDK, which only speaks the wire protocols.
+This module is a composition root: it may import the broker, unlike the rest of the SDK,
+which only speaks the wire protocols.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import attrs
 import trio
 
 from broker.config import BrokerConfig
-from broker.daemon import run_broker
+from dualmq.daemon import run_broker
 
 
 @attrs.frozen

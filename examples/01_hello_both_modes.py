@@ -19,7 +19,7 @@ What you should see:
 import trio
 
 import dualmq.embedded
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq.pull import Consumer, Producer
 from dualmq.push import Publisher, subscribe
 

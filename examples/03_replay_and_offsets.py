@@ -22,7 +22,7 @@ import time
 import trio
 
 import dualmq.embedded
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq.pull import Consumer, Producer
 
 TOPIC, PARTITION = "events", ("events", 0)

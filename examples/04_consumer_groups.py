@@ -22,7 +22,7 @@ import collections
 import trio
 
 import dualmq.embedded
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq.pull import Admin, Consumer, Producer
 
 TOPIC, PARTITIONS, BATCH = "orders", 6, 60

@@ -22,7 +22,7 @@ What you should see:
 import trio
 
 import dualmq.embedded
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq.errors import ConnectionLost
 from dualmq.pull import Admin, Consumer, Producer
 from dualmq.push import Publisher, subscribe

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import trio
 
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq.errors import DualmqError
 from dualmq.process import BrokerProcess
 from dualmq.pull import Admin, Consumer, Producer

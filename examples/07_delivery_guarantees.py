@@ -23,7 +23,7 @@ import struct
 import trio
 
 import dualmq.embedded
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq.pull import Admin, Consumer, Producer
 
 RECORDS, CRASH_AT = 100, 45  # the consumer "crashes" while handling the record at offset 45

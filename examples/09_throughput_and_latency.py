@@ -21,7 +21,7 @@ What you should see:
 import trio
 
 import dualmq.embedded
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq.pull import Producer
 from dualmq.compare.report import ScenarioReport, render_text
 from dualmq.compare.runner import run_workload

@@ -5,7 +5,10 @@ Walks every module's imports with ``ast`` (including imports inside functions an
 and fails on any edge the layering forbids:
 
 - ``wire`` imports only the standard library, attrs and codec libraries;
-- ``broker`` imports neither ``wire`` nor ``modes`` nor ``dualmq``;
+- ``broker`` (the core) imports neither ``modes`` nor ``dualmq``, and of ``wire`` only
+  ``wire.kafka.batch``, the RecordBatch v2 format the log stores. Nor does it import trio,
+  threads or a clock: it is single-threaded, hands the front-ends tickets to await, and is
+  told the time (``now_ms``), so tests and hypothesis drive it deterministically;
 - ``modes`` may import ``wire`` and ``broker`` but not ``dualmq``;
 - ``dualmq`` imports ``wire`` only, except the composition roots, which may import anything;
 - the SDK packages ``dualmq.pull`` and ``dualmq.push`` are entered through their
@@ -25,13 +28,22 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = {"wire", "broker", "modes", "dualmq"}
 CODEC_LIBRARIES = {"attrs", "crc32c", "cramjam", "lz4", "zstandard", "hiredis"}
 # A path ending in "/" names a whole package.
-COMPOSITION_ROOTS = {"dualmq/cli/", "dualmq/embedded.py", "dualmq/__main__.py", "broker/daemon.py"}
+COMPOSITION_ROOTS = {"dualmq/cli/", "dualmq/embedded.py", "dualmq/__main__.py", "dualmq/daemon.py"}
 
 FORBIDDEN = {
     "wire": {"broker", "modes", "dualmq"},
-    "broker": {"wire", "modes", "dualmq"},
+    "broker": {"modes", "dualmq"},
     "modes": {"dualmq"},
     "dualmq": {"broker", "modes"},
+}
+
+# The one part of ``wire`` the core may import: the log *is* Kafka's batch format.
+CORE_WIRE_MODULES = {"wire.kafka.batch"}
+# What the core must not import: event loops and threads (the front-ends own concurrency;
+# the core hands out tickets and jobs) and clocks (time comes in as ``now_ms``).
+CORE_FORBIDDEN = {
+    "trio", "anyio", "asyncio", "threading", "_thread", "concurrent", "multiprocessing",
+    "time", "datetime", "calendar", "zoneinfo",
 }
 
 
@@ -43,6 +55,26 @@ def imported_top_levels(path: Path) -> set[str]:
             found.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.add(node.module.split(".")[0])
+    return found
+
+
+def imported_dotted(path: Path) -> set[str]:
+    """Every module ``path`` imports, dotted in full.
+
+    ``from a.b import c`` counts as importing ``a.b.c`` when ``c`` is a module of this
+    project, and as importing ``a.b`` otherwise (``c`` is a name defined in ``a.b``).
+    """
+    tree = ast.parse(path.read_text(), filename=str(path))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                candidate = f"{node.module}.{alias.name}"
+                is_module = (ROOT / candidate.replace(".", "/")).with_suffix(".py").is_file() or (
+                    ROOT / candidate.replace(".", "/") / "__init__.py").is_file()
+                found.add(candidate if is_module else node.module)
     return found
 
 
@@ -76,10 +108,30 @@ def test_layering() -> None:
     assert violations == []
 
 
+def core_violations(path: Path) -> list[str]:
+    """What a core module imports that the core may not: a ``wire`` module other than the
+    batch format, an event loop, threads, a clock."""
+    wire = sorted(name for name in imported_dotted(path)
+                  if (name == "wire" or name.startswith("wire.")) and name not in CORE_WIRE_MODULES)
+    return wire + sorted(imported_top_levels(path) & CORE_FORBIDDEN)
+
+
+def test_core_imports_only_the_batch_format_and_no_trio_threads_or_clock() -> None:
+    violations = [f"{path.relative_to(ROOT).as_posix()} imports {name}"
+                  for path in sorted((ROOT / "broker").rglob("*.py")) for name in core_violations(path)]
+    assert violations == []
+
+
 def test_checker_catches_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from wire.resp import requests\n")
     assert "wire" in imported_top_levels(bad)
+    assert "wire.resp.requests" in imported_dotted(bad)
+    bad.write_text("from wire.kafka import records\nfrom wire.kafka.batch import BatchHeader\nimport wire\n")
+    assert imported_dotted(bad) == {"wire.kafka.records", "wire.kafka.batch", "wire"}
+    assert core_violations(bad) == ["wire", "wire.kafka.records"]
+    bad.write_text("from time import monotonic\nimport threading as t\nimport trio.lowlevel\n")
+    assert core_violations(bad) == ["threading", "time", "trio"]
 
 
 # --- module-level import graph and cycles ----------------------------------------------------------

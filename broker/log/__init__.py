@@ -1,9 +1,11 @@
 """The retained, segmented log at the core of pull mode.
 
+The batches it stores are Kafka's RecordBatch v2, byte for byte; their one definition
+(header layout, validation, stamping ``baseOffset``) is ``wire.kafka.batch``, the only ``wire``
+module the core imports. The log never looks inside a batch's records.
+
 Map of this package (read in this order):
 
-* ``batch.py`` — the RecordBatch v2 header: layout, validation (length, magic, CRC-32C, size
-  limit), stamping ``baseOffset``; the log never looks inside a batch's records.
 * ``segment.py`` — one segment: the ``.log`` file of whole batches and its sparse ``.index`` and
   ``.timeindex``; header walks, positioned reads.
 * ``file_cache.py`` — the bounded LRU of open ``.log`` descriptors that sealed segments read
@@ -15,5 +17,7 @@ Map of this package (read in this order):
 * ``recovery.py`` — opening a partition directory after a crash: apply what the walk decided
   (cut at the first damage, drop what follows, rebuild indexes), with a log line for each.
 * ``check.py`` — ``dualmq check``: the same walk, reported, nothing changed.
+* ``tickets.py`` — what the log hands a front-end to wait on: data tickets (long polls) and
+  fsync jobs a worker thread may run.
 * ``partition_log.py`` — ``PartitionLog``: append, read, roll, retention, flush, long-poll waits.
 """

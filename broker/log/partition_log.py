@@ -1,6 +1,6 @@
 """``PartitionLog``: one partition's retained, segmented, append-only log of record batches.
 
-This is the storage behind Kafka's Produce and Fetch (GUIDE §2.7), in our own terms:
+This is the storage behind Kafka's Produce and Fetch, in our own terms:
 
 * **append** assigns offsets. A batch's ``baseOffset`` becomes the log end offset, the log end
   moves past its ``lastOffsetDelta``; the bytes are stored exactly as sent, only
@@ -27,28 +27,39 @@ rate-limited. Methods that take ``now_ms`` (``append``, ``roll_if_aged``,
 ``apply_retention``) record their errors themselves; for the others (``read``, ``flush``…)
 the caller, which owns the clock, calls :meth:`PartitionLog.record_io_error`.
 
-No clock is read here: every time-dependent call takes ``now_ms`` from its caller. The only
-async pieces are ``wait_for_data`` (long-polling fetches) and ``flush`` (fsync in a worker
-thread so the event loop keeps serving).
+No clock is read here (every time-dependent call takes ``now_ms`` from its caller), nothing
+here awaits and no thread ever touches a log. The two things a front-end waits for are offered
+the way the group coordinator offers its answers, as tickets it awaits on its own terms
+(``tickets.py``):
+
+* **new data** (long-polling fetches): :meth:`PartitionLog.watch` registers a
+  :class:`DataTicket`; the append that moves the high watermark past its offset (or the
+  close of the log) marks it ``done`` and calls the ticket's ``wake`` — a plain function the
+  front-end supplied (pull mode passes a trio ``Event.set``). The log never waits itself.
+* **an fsync** off the event loop: :meth:`PartitionLog.begin_flush` returns a
+  :class:`FlushJob` — duplicated descriptors and the offset they will cover — whose
+  :meth:`FlushJob.fsync` touches no log state, so the front-end may run it in a worker thread;
+  back in the log's thread it calls :meth:`PartitionLog.finish_flush` to move
+  ``flushed_offset``. ``flush_sync`` does all three at once, blocking (close, tests, benches).
 """
 
 from __future__ import annotations
 
 import bisect
-import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
 import structlog
-import trio
 
 from broker.config import LogConfig
 from broker.errors import OffsetOutOfRange
-from broker.log.batch import BatchHeader, patched_prefix, validate
 from broker.log.recovery import recover_partition
-from broker.log.segment import Segment, with_path
+from broker.log.segment import LEADER_EPOCH, Segment
 from broker.log.storage import LogStorage
+from broker.log.tickets import DataTicket, FlushJob
+from wire.kafka.batch import LOG_OVERHEAD, BatchHeader, patched_prefix
+from wire.kafka.batch import validate as validate_batch
 
 log = structlog.get_logger(__name__)
 
@@ -96,14 +107,6 @@ def _leave_clean_shutdown_marker(directory: Path) -> None:
         pass  # the directory was removed (topic deleted) or is read-only: the next start fsyncs
 
 
-def _fsync_all(targets: list[tuple[int, Path]]) -> None:
-    for fd, path in targets:
-        try:
-            os.fsync(fd)
-        except OSError as exc:
-            raise with_path(exc, path) from None
-
-
 @attrs.define(eq=False)
 class PartitionLog:
     """One partition's log. Build it with :meth:`PartitionLog.open`."""
@@ -118,9 +121,9 @@ class PartitionLog:
     # The broker's shared file cache and I/O error reporter.
     storage: LogStorage
     _io_errors: int = 0
-    # Created lazily by the first waiter, set and dropped by the next append: an append with
-    # nobody waiting costs nothing.
-    _data_event: trio.Event | None = None
+    # Tickets of long-polling fetches (see ``watch``): an append with nobody waiting costs one
+    # truth test of this list.
+    _watchers: list[DataTicket] = attrs.field(factory=list)
     _closed: bool = False
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -179,9 +182,7 @@ class PartitionLog:
                 segment.close()
             self._closed = True
             # Wake long-polling fetches so they notice instead of sleeping until their deadline.
-            if self._data_event is not None:
-                self._data_event.set()
-                self._data_event = None
+            self._complete_watchers()
         # Only reached when the flush succeeded: every byte is durable.
         _leave_clean_shutdown_marker(self.directory)
 
@@ -247,25 +248,41 @@ class PartitionLog:
 
     # -- append ------------------------------------------------------------------------------
 
-    def append(self, batch: bytes | bytearray | memoryview, now_ms: int) -> int:
+    def validate(self, batch: bytes | bytearray | memoryview) -> BatchHeader:
+        """Check that ``batch`` is one whole, intact RecordBatch v2 this log accepts.
+
+        For callers that need the header before appending (Produce checks the producer's
+        sequence first); they hand it to :meth:`append` so the batch is parsed once.
+
+        Raises:
+            CorruptBatch, UnsupportedBatchFormat: the batch is malformed.
+            BatchTooLarge: larger than this log's ``max_message_bytes``.
+        """
+        return validate_batch(batch, self.config.max_message_bytes)
+
+    def append(self, batch: bytes | bytearray | memoryview, now_ms: int, *,
+               validated: BatchHeader | None = None) -> int:
         """Append one RecordBatch v2, assigning its offsets.
 
-        With ``fsync = "always"`` the caller must ``await flush()`` before acknowledging.
+        With ``fsync = "always"`` the caller must flush (``begin_flush`` … ``finish_flush``, or
+        ``flush_sync``) before acknowledging.
 
         Args:
             batch: exactly one batch, as the producer sent it.
             now_ms: broker time, for segment age.
+            validated: what :meth:`validate` returned for these very bytes, if the caller
+                called it already; the batch is validated here otherwise.
 
         Returns:
             The base offset assigned to the batch.
 
         Raises:
-            CorruptBatch: the batch is malformed (the log is unchanged).
+            CorruptBatch, UnsupportedBatchFormat: the batch is malformed (the log is unchanged).
             BatchTooLarge: larger than ``max_message_bytes`` (the log is unchanged).
             OSError: the write failed (the partial write is cut off; the log is unchanged).
         """
-        header = validate(batch, self.config.max_message_bytes)
-        size = header.batch_length + 12
+        header = validated if validated is not None else validate_batch(batch, self.config.max_message_bytes)
+        size = header.batch_length + LOG_OVERHEAD
         active = self._segments[-1]
         offset = active.next_offset
         try:
@@ -276,7 +293,7 @@ class PartitionLog:
             ):
                 active = self._roll(now_ms, reason="size" if active.size + size > self.config.segment_bytes else "age")
             view = memoryview(batch)
-            index_error = active.append([patched_prefix(view, offset), view[16:]], header, offset,
+            index_error = active.append([patched_prefix(view, offset, LEADER_EPOCH), view[16:]], header, offset,
                                         self.config.index_interval_bytes, now_ms)
         except OSError as exc:
             self.record_io_error("append", exc, now_ms)
@@ -286,9 +303,8 @@ class PartitionLog:
             # the next start). Worth knowing — the disk is failing or full — not worth failing.
             self.record_io_error("index write", index_error, now_ms)
         self._size_bytes += size
-        if self._data_event is not None:
-            self._data_event.set()
-            self._data_event = None
+        if self._watchers:
+            self._complete_watchers()
         return offset
 
     def _aged(self, segment: Segment, now_ms: int) -> bool:
@@ -452,22 +468,46 @@ class PartitionLog:
             position = 0
             index += 1
 
-    async def wait_for_data(self, offset: int, deadline: float) -> bool:
-        """Wait until data beyond ``offset`` exists (``high_watermark > offset``) or until
-        ``trio.current_time()`` reaches ``deadline``.
+    # -- waiting for data --------------------------------------------------------------------
 
-        Sleeps on an event that the next append sets — no polling.
+    def watch(self, offset: int, wake: Callable[[], None]) -> DataTicket:
+        """Register a wait for data past ``offset`` (a long-polling fetch).
+
+        Args:
+            offset: the ticket completes once ``high_watermark > offset``.
+            wake: called (once, with no arguments) by the append that completes the ticket,
+                or by :meth:`close`. It must be quick and must not raise.
 
         Returns:
-            Whether data is available.
+            The ticket; already ``done`` (and ``wake`` not called) if data past ``offset``
+            exists now or the log is closed. The caller must :meth:`unwatch` it when it
+            stops waiting, done or not.
         """
-        await trio.lowlevel.checkpoint()
-        with trio.move_on_at(deadline):
-            while self.high_watermark <= offset and not self._closed:
-                if self._data_event is None:
-                    self._data_event = trio.Event()
-                await self._data_event.wait()
-        return self.high_watermark > offset
+        ticket = DataTicket(offset, wake)
+        if self.high_watermark > offset or self._closed:
+            ticket.done = True
+        else:
+            self._watchers.append(ticket)
+        return ticket
+
+    def unwatch(self, ticket: DataTicket) -> None:
+        """Forget ``ticket`` (its waiter gave up, or was woken); harmless if it is gone already."""
+        try:
+            self._watchers.remove(ticket)
+        except ValueError:
+            pass
+
+    def _complete_watchers(self) -> None:
+        """Complete and wake every ticket the log's state now satisfies."""
+        high_watermark = self.high_watermark
+        waiting = []
+        for ticket in self._watchers:
+            if high_watermark > ticket.offset or self._closed:
+                ticket.done = True
+                ticket.wake()
+            else:
+                waiting.append(ticket)
+        self._watchers = waiting
 
     # -- durability --------------------------------------------------------------------------
 
@@ -505,28 +545,32 @@ class PartitionLog:
             segment.fsync()
         self._mark_flushed(targets, offset)
 
-    async def flush(self) -> None:
-        """fsync unflushed data in a worker thread; the event loop keeps running meanwhile.
+    def begin_flush(self) -> FlushJob | None:
+        """Prepare an fsync of the unflushed data that another thread may run.
 
-        The descriptors are duplicated first, one segment at a time, so that neither the file
-        cache evicting a sealed segment's descriptor nor retention deleting a segment during
-        the fsync can close a descriptor the thread is using (or let its number be reused).
+        The caller runs ``job.fsync()`` (in a worker thread, say), then ``job.close()``, and —
+        only if the fsync succeeded — :meth:`finish_flush` back in the log's thread. Several
+        jobs may be out at once (two producers with ``fsync = "always"``): each covers what
+        was unflushed when it was made.
+
+        Returns:
+            The job, or None when there is nothing to flush.
 
         Raises:
-            OSError: an fsync failed (``filename`` names the file); nothing is marked flushed.
-                The caller reports it (``record_io_error``).
+            OSError: a descriptor could not be duplicated (``filename`` names the file).
         """
         targets = self._unflushed()
         if not targets:
-            await trio.lowlevel.checkpoint()
-            return
-        offset = self.high_watermark
-        duplicates: list[tuple[int, Path]] = []
+            return None
+        job = FlushJob(targets, self.high_watermark, [])
         try:
             for segment, _ in targets:
-                duplicates.extend((fd, segment.log_path) for fd in segment.duplicate_descriptors())
-            await trio.to_thread.run_sync(_fsync_all, duplicates)
-        finally:
-            for fd, _ in duplicates:
-                os.close(fd)
-        self._mark_flushed(targets, offset)
+                job.descriptors.extend((fd, segment.log_path) for fd in segment.duplicate_descriptors())
+        except OSError:
+            job.close()
+            raise
+        return job
+
+    def finish_flush(self, job: FlushJob) -> None:
+        """Record that ``job`` fsynced successfully: its data counts as flushed now."""
+        self._mark_flushed(job.targets, job.offset)

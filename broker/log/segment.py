@@ -38,14 +38,8 @@ from pathlib import Path
 
 import attrs
 
-from broker.log.batch import (
-    BATCH_LENGTH,
-    HEADER_SIZE,
-    LOG_OVERHEAD,
-    HEADER_STRUCT,
-    BatchHeader,
-)
 from broker.log.file_cache import OpenFileCache
+from wire.kafka.batch import BATCH_LENGTH, HEADER_SIZE, HEADER_STRUCT, LOG_OVERHEAD, BatchHeader
 
 OFFSET_ENTRY = struct.Struct(">ii")  # relative offset, position
 TIME_ENTRY = struct.Struct(">qi")  # max timestamp so far, relative offset
@@ -53,6 +47,10 @@ _INT32 = struct.Struct(">i")
 
 # Header walks read this much at a time: one syscall covers many small batches.
 SCAN_CHUNK = 64 * 1024
+# The partitionLeaderEpoch stamped on every batch we store. We are a single broker that never
+# changes leader, so it is always 0; recovery relies on this: the field is outside the CRC, so
+# any other value on disk can only be damage.
+LEADER_EPOCH = 0
 
 
 def segment_name(base_offset: int) -> str:

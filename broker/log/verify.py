@@ -49,18 +49,17 @@ from pathlib import Path
 import attrs
 import crc32c
 
-from broker.log.batch import (
+from broker.log.segment import LEADER_EPOCH, Segment, segment_name
+from wire.kafka.batch import (
     BATCH_LENGTH,
     CRC_START,
     CURRENT_MAGIC,
     HEADER_SIZE,
     HEADER_STRUCT,
-    LEADER_EPOCH,
     LOG_OVERHEAD,
     MAGIC,
     BatchHeader,
 )
-from broker.log.segment import Segment, segment_name
 
 _INT32 = struct.Struct(">i")
 # Verification reads this much per system call; a batch larger than that is checksummed in

@@ -24,7 +24,7 @@ import argparse
 import sys
 
 from broker.errors import BrokerError
-from broker.logsetup import configure_logging
+from dualmq.logging import configure_logging
 from dualmq import __version__
 from dualmq.cli import check, pull, push, serve
 from dualmq.cli.common import EXIT_FAILURE, EXIT_USAGE

@@ -13,7 +13,7 @@ import attrs
 import trio
 
 from broker.config import BrokerConfig
-from broker.logsetup import LOG_FORMATS, LOG_LEVELS, configure_logging
+from dualmq.logging import LOG_FORMATS, LOG_LEVELS, configure_logging
 from dualmq.cli.common import host_port
 
 
@@ -53,7 +53,7 @@ def load_config(args: argparse.Namespace) -> BrokerConfig:
 def _serve(args: argparse.Namespace) -> int:
     # Imported here: the daemon pulls in both front-ends, which the client commands
     # (publish, consume, ...) never need, so they start faster without it.
-    from broker.daemon import serve_until_signalled
+    from dualmq.daemon import serve_until_signalled
 
     configure_logging(args.log_format, args.log_level)
     config = load_config(args)

@@ -11,8 +11,9 @@
 ``timeline``        the event timeline (joins, restarts, kills, bursts) and pacing
 ``brokers``         embedded, subprocess (``dualmq.process``) or external brokers
 ``accounting``      sent / acknowledged / delivered / lost / duplicated / reordered, latency
+``summary``         per mode: sent, delivered, why the rest were not; the verdict sentence
 ``report``          the terminal table and the JSON document (schema in its docstring)
-``html``            the self-contained HTML page (inline SVG charts)
+``html``            the self-contained HTML page (summary first, inline SVG charts)
 ``command``         the ``compare`` subcommand (``add_parsers``, ``run_command``)
 =================== ==========================================================================
 

@@ -9,6 +9,10 @@ module of ``dualmq/cli/`` does::
 ``add_parsers`` registers ``compare`` with ``set_defaults(handler=run_command)``; the CLI calls
 ``args.handler(args)`` and exits with its return value.
 
+Ctrl-C stops the run cleanly: the scenario running is cut short, its partial report is printed
+(and written to ``--json``/``--html``) after the ones that finished, and the exit status is 130
+(128 + SIGINT), like any Unix tool interrupted from the keyboard. A second Ctrl-C stops at once.
+
 Examples::
 
     dualmq compare                                  # baseline, then late-joiner (embedded broker)
@@ -22,18 +26,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 import structlog
 import trio
 
-from dualmq.compare.report import ScenarioReport, render_text, write_json
-from dualmq.compare.runner import MODES, clear_progress, run_workload, terminal_progress
+from dualmq.compare.report import THROUGHPUT_CAVEAT, ScenarioReport, render_scenario, write_json
+from dualmq.compare.runner import MODES, StopRequest, clear_progress, run_workload, terminal_progress
 from dualmq.compare.workload import DEFAULT_SCENARIOS, SCENARIOS, Workload, WorkloadError, scenario
 from dualmq.errors import DualmqError
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130   # 128 + SIGINT
+# Errors a user can cause (a bad address, a broker that does not start): one line, no traceback.
+USER_ERRORS = (DualmqError, OSError, ValueError, RuntimeError)
 
 
 def _modes(text: str) -> tuple[str, ...]:
@@ -105,7 +114,8 @@ def run_command(args: argparse.Namespace) -> int:
         return 0
     if not args.verbose:
         # The embedded broker logs through structlog in this process: keep the table readable.
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+        # Its warnings (a slow subscriber cut off ...) are what the report counts and explains.
+        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     modes = args.modes
     if args.kafka or args.resp:
         modes = tuple(m for m in modes if (args.kafka if m == "pull" else args.resp))
@@ -116,32 +126,77 @@ def run_command(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     progress = terminal_progress()
     reports: list[ScenarioReport] = []
+    stop = StopRequest()
 
-    async def main() -> None:
+    async def run_all() -> None:
         for workload in workloads:
+            if stop.requested:
+                break
             print(f"running {workload.name} ({', '.join(modes)}) ...", file=sys.stderr, flush=True)
             result = await run_workload(workload, broker=args.broker, kafka=args.kafka, resp=args.resp,
-                                        modes=modes, progress=progress)
+                                        modes=modes, progress=progress, stop=stop)
             clear_progress()
             report = ScenarioReport.from_run(result)
             reports.append(report)
-            print(render_text([report]), flush=True)
+            print(render_scenario(report) + "\n", flush=True)
 
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            if threading.current_thread() is threading.main_thread():
+                await nursery.start(_stop_on_ctrl_c, stop, nursery.cancel_scope)
+            await run_all()
+            nursery.cancel_scope.cancel()
+
+    status = 0
     try:
         trio.run(main)
-    except (DualmqError, OSError, ValueError, RuntimeError) as exc:
+    except BaseException as exc:  # sorted below: Ctrl-C, a user's error, or a bug (re-raised)
         clear_progress()
-        print(f"dualmq compare: {exc}", file=sys.stderr)
-        return EXIT_FAILURE
-    if args.json:
+        leaves = _leaf_exceptions(exc)
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            stop.request()  # Ctrl-C before the handler was installed (or the second one)
+        elif all(isinstance(leaf, USER_ERRORS) for leaf in leaves):
+            for leaf in leaves:
+                print(f"dualmq compare: {leaf}", file=sys.stderr)
+            status = EXIT_FAILURE
+        else:
+            raise
+    if reports:
+        print(f"note: {THROUGHPUT_CAVEAT}", flush=True)
+    if stop.requested:
+        clear_progress()
+        status = EXIT_INTERRUPTED
+        print("dualmq compare: interrupted (Ctrl-C); the report above covers what ran", file=sys.stderr)
+    if reports and args.json:
         write_json(reports, args.json)
         print(f"wrote {args.json}", file=sys.stderr)
-    if args.html:
+    if reports and args.html:
         from dualmq.compare.html import write_html
 
         write_html(reports, args.html)
         print(f"wrote {args.html}", file=sys.stderr)
-    return 0
+    return status
+
+
+async def _stop_on_ctrl_c(stop: StopRequest, everything: trio.CancelScope,
+                          task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """First Ctrl-C: stop the scenario running (its partial report is still made). Second: stop now."""
+    with trio.open_signal_receiver(signal.SIGINT) as signals:
+        task_status.started()
+        async for _ in signals:
+            if stop.requested:
+                everything.cancel()
+                return
+            clear_progress()
+            print("\nstopping (Ctrl-C again to stop at once) ...", file=sys.stderr, flush=True)
+            stop.request()
+
+
+def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups, as trio's nurseries wrap them."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaf_exceptions(inner)]
+    return [exc]
 
 
 def main(argv: list[str] | None = None) -> int:

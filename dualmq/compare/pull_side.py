@@ -27,7 +27,7 @@ import trio
 
 from dualmq import pull
 from dualmq.compare import payload
-from dualmq.compare.accounting import Send
+from dualmq.compare.accounting import STOPPED_BEFORE_ACK, Send
 from dualmq.compare.side import Side
 from dualmq.compare.state import ConsumerCrash, ConsumerState, ModeRun, stamp
 from dualmq.compare.timeline import Pacer, Timeline, apply_common
@@ -39,6 +39,7 @@ COMMIT_APIS = frozenset({OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR})
 GROUP_APIS = COMMIT_APIS | {JOIN_GROUP, SYNC_GROUP, HEARTBEAT}
 ACK_QUEUE = 100_000   # Delivery handles awaiting their ack: bounded so a stalled broker stalls the producer
 PROBE_TIMEOUT_S = 10.0
+RECONNECT_BACKOFF_S = 0.2   # between a lost connection and the next consumer (no busy loop while down)
 
 
 async def broker_api_keys(address: str) -> frozenset[int]:
@@ -70,7 +71,9 @@ class PullSide(Side):
             if workload.pull_consumers == "group" and not GROUP_APIS <= keys:
                 raise DualmqError("pull_consumers = 'group' needs consumer groups, which this broker does not serve")
             await admin.create_topics(run.target, partitions=workload.partitions, exist_ok=True)
-        run.log.metrics["rebalances"] = 0
+        if workload.pull_consumers == "group":
+            # Only a group has rebalances; independent consumers assign partitions themselves.
+            run.log.metrics["group_assignments"] = 0
         run.log.metrics["producer_retries_hidden_by_idempotence"] = "n/a"
         fsync = run.broker.setting("log", "fsync", "interval") if run.broker.kind != "external" else "unknown (external broker)"
         retention_ms = run.broker.setting("log", "retention_ms", 7 * 24 * 3600 * 1000)
@@ -151,7 +154,7 @@ class PullSide(Side):
             options = dict(group_id=group_id, enable_auto_commit=False, auto_offset_reset="earliest",
                            max_wait_ms=100, request_timeout_ms=5_000, client_id=f"compare-{consumer.name}-{member}")
             if grouped:
-                options.update(topics=[run.target], on_assigned=lambda _: run.bump("rebalances"),
+                options.update(topics=[run.target], on_assigned=lambda _: run.bump("group_assignments"),
                                session_timeout_ms=6000, heartbeat_interval_ms=500)
             positions: dict[tuple[str, int], int] = {}
             try:
@@ -162,6 +165,13 @@ class PullSide(Side):
                     consumer.down = False
                     consumer.ready.set()
                     while True:
+                        if not run.reconnect_allowed.is_set():
+                            # A broker restart/kill: the client would reconnect by itself, but
+                            # the scenario says when consumers come back - the same moment as
+                            # push mode's subscribers. Until then this consumer fetches nothing.
+                            consumer.down = True
+                            await run.reconnect_allowed.wait()
+                            consumer.down = False
                         records = await kafka_consumer.getmany(500)
                         received_ns = time.time_ns()
                         for record in records:
@@ -184,15 +194,18 @@ class PullSide(Side):
                 consumer.down = True
                 run.incident(f"consumer {consumer.name} crashed (uncommitted records will be redelivered)", cause=True)
                 await trio.sleep(consumer.crash_down_s)
+                run.bump("consumer_restarts")
                 continue
             except (ConnectionLost, Timeout, KafkaError) as exc:
                 # The broker went away under the consumer (restart/kill scenarios): start a fresh
-                # consumer, which resumes from the last commit.
+                # consumer, which resumes from the last commit - once the scenario lets it.
                 self.live.pop((consumer.name, member), None)
+                consumer.down = True
+                if "consumer_reconnects" not in run.log.metrics:
+                    run.log.notes.append(f"pull consumer {consumer.name} reconnected after {type(exc).__name__}")
                 run.bump("consumer_reconnects")
-                run.log.notes.append(f"pull consumer {consumer.name} restarted after {type(exc).__name__}") \
-                    if run.log.metrics["consumer_reconnects"] == 1 else None
-                await trio.sleep(0.2)
+                await run.reconnect_allowed.wait()
+                await trio.sleep(RECONNECT_BACKOFF_S)
                 continue
 
     # --- gauges and the end of the run -----------------------------------------------------
@@ -222,17 +235,31 @@ class PullSide(Side):
 
 
 async def _collect_acks(run: ModeRun, producer: int, receive_channel) -> None:
+    awaiting = None   # the (seq, sent_ns, delivery) whose acknowledgement is being awaited
     async with receive_channel:
-        async for seq, sent_ns, delivery in receive_channel:
-            try:
-                await delivery.wait()
-            except (KafkaError, Timeout, ConnectionLost, DualmqError) as exc:
-                run.log.sends.append(Send(producer, seq, run.key_of(seq), sent_ns, None, None,
-                                          f"{type(exc).__name__}: {exc}"))
-                run.bump("produce_failures")
-                continue
-            run.log.sends.append(Send(producer, seq, run.key_of(seq), sent_ns, time.time_ns()))
-            run.acked += 1
+        try:
+            async for awaiting in receive_channel:
+                seq, sent_ns, delivery = awaiting
+                try:
+                    await delivery.wait()
+                    send = Send(producer, seq, run.key_of(seq), sent_ns, time.time_ns())
+                    run.acked += 1
+                except (KafkaError, Timeout, ConnectionLost, DualmqError) as exc:
+                    send = Send(producer, seq, run.key_of(seq), sent_ns, None, None, f"{type(exc).__name__}: {exc}")
+                    run.bump("produce_failures")
+                run.log.sends.append(send)
+                awaiting = None
+        finally:
+            # Stopped early (Ctrl-C, deadline): what was handed over and not acknowledged yet
+            # is still a message sent - keep it, so a receipt of it is never "more than sent".
+            pending = [awaiting] if awaiting is not None else []
+            while True:
+                try:
+                    pending.append(receive_channel.receive_nowait())
+                except (trio.WouldBlock, trio.EndOfChannel):
+                    break
+            for seq, sent_ns, _ in pending:
+                run.log.sends.append(Send(producer, seq, run.key_of(seq), sent_ns, None, None, STOPPED_BEFORE_ACK))
 
 
 async def _commit(run: ModeRun, kafka_consumer, positions: dict[tuple[str, int], int]) -> None:

@@ -5,12 +5,16 @@
 * A producer is a ``Publisher``; at full speed it pipelines ``publish_batch`` PUBLISHes per
   write (``publish_many``), paced it sends whatever is due. A PUBLISH that fails (broker down,
   timeout) is recorded as unacknowledged and not retried: pub/sub is at-most-once.
-* A consumer is a ``subscribe(..., reconnect=True)`` subscription. Its *windows* (periods in
-  which messages were promised to it) open when the server confirms the SUBSCRIBE and close
-  when the SDK reports a ``Gap`` or the consumer "crashes" (leaves the block without a word).
-* Gauges: ``CLIENT LIST``'s ``omem`` of subscribed clients (the server-side output buffer, the
-  thing ``client-output-buffer-limit pubsub`` limits), and the server's disconnect counters
-  from ``INFO`` (dualmq's ``# dualmq`` section, or Redis's
+* A consumer is a ``subscribe(...)`` subscription. Its *windows* (periods in which messages
+  were promised to it) open when the server confirms the SUBSCRIBE and close when the
+  connection is lost or the consumer "crashes" (leaves the block without a word). It then
+  subscribes again - at once, or, after a broker restart, when the scenario lets consumers
+  reconnect (``ModeRun.reconnect_allowed``); the SDK's own reconnection is not used, so the
+  scenario decides how long the subscriber is away.
+* Gauges, read from the server: the largest output buffer a subscriber held and the buffer
+  that got one cut off (dualmq's ``INFO dualmq`` counters, exact; on Redis, which keeps no
+  such peak, ``CLIENT LIST``'s ``omem`` sampled every 100 ms, a lower bound), and the
+  disconnect counters (``subscribers_disconnected_*_limit``, or Redis's
   ``client_output_buffer_limit_disconnections``), read before and after the run.
 """
 
@@ -22,28 +26,26 @@ import time
 import trio
 
 from dualmq.compare import payload
-from dualmq.compare.accounting import Send, Window
+from dualmq.compare.accounting import STOPPED_BEFORE_ACK, Send, Window
 from dualmq.compare.side import Side
 from dualmq.compare.state import ConsumerCrash, ConsumerState, ModeRun, stamp
 from dualmq.compare.timeline import Pacer, Timeline, apply_common
 from dualmq.compare.workload import Event
 from dualmq.errors import ConnectionLost, DualmqError, ServerError, Timeout
-from dualmq.push import Backoff, Gap, Publisher, subscribe
+from dualmq.push import Publisher, subscribe
 
 CALL_TIMEOUT_S = 5.0
-DOWN_RETRY_S = 0.05
-SLOW_DISCONNECT = "slow-subscriber disconnect (client-output-buffer-limit pubsub)"
+DOWN_RETRY_S = 0.05        # a publisher whose broker is down tries again this often
+RESUBSCRIBE_S = 0.05       # a subscriber whose connection was lost subscribes again after this
+SUBSCRIBE_RETRY_S = 0.1    # ... and retries this often while the broker refuses it
+SAMPLE_INTERVAL_S = 0.1
+SLOW_DISCONNECT = "cut off at the pubsub output-buffer limit"
 COUNTERS = ("subscribers_disconnected_hard_limit", "subscribers_disconnected_soft_limit",
             "client_output_buffer_limit_disconnections")
-
-
-async def _admin_call(run: ModeRun, *args: str) -> object | None:
-    """One command on a short-lived RESP2 connection (None if the server is unreachable)."""
-    try:
-        async with Publisher(run.broker.resp, protocol=2, timeout=CALL_TIMEOUT_S) as admin:
-            return await admin.execute(*args)
-    except (DualmqError, OSError):
-        return None
+# dualmq's exact peaks (INFO dualmq); a server without them is sampled instead.
+HIGH_WATER = "subscriber_output_high_water_bytes"
+AT_DISCONNECT = "subscriber_output_at_disconnect_max_bytes"
+INFO_SECTIONS = ("dualmq", "stats", "clients")
 
 
 def _text(reply: object) -> str:
@@ -52,15 +54,9 @@ def _text(reply: object) -> str:
     return str(reply) if reply is not None else ""
 
 
-async def _counters(run: ModeRun) -> dict[str, int]:
-    found: dict[str, int] = {}
-    for section in ("dualmq", "stats"):
-        text = _text(await _admin_call(run, "INFO", section))
-        for name in COUNTERS:
-            match = re.search(rf"^{name}:(\d+)", text, re.MULTILINE)
-            if match:
-                found[name] = int(match.group(1))
-    return found
+def _info_numbers(text: str) -> dict[str, int]:
+    """The integer fields of an INFO reply (``name:123`` lines)."""
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+):(-?\d+)\r?$", text, re.MULTILINE)}
 
 
 class PushSide(Side):
@@ -70,15 +66,35 @@ class PushSide(Side):
         # Per consumer: ("open" | "gap" | "crash", time_ns, reason), in order; finish() turns
         # them into the windows in which messages were promised to it.
         self.gaps: dict[str, list[tuple[str, int, str]]] = {}
-        self.counters_before: dict[str, int] = {}   # the server's disconnect counters at the start
-        self.next_client_list = 0.0                 # trio time of the next CLIENT LIST sample
+        self.info_before: dict[str, int] = {}       # the server's INFO numbers at the start
+        self.exact_peaks = False                    # the server keeps HIGH_WATER / AT_DISCONNECT
+        self.peaks: dict[str, int] = {}             # the largest of each seen so far
+        self.admin: Publisher | None = None         # one connection for INFO / CLIENT LIST
+        self.next_sample = 0.0                      # trio time of the next gauge sample
+
+    async def _admin_call(self, run: ModeRun, *args: str) -> object | None:
+        """One command on the side's admin connection (None if the server is unreachable;
+        the next call reconnects)."""
+        if self.admin is None:
+            self.admin = Publisher(run.broker.resp, protocol=2, timeout=CALL_TIMEOUT_S, name="compare-admin")
+        try:
+            return await self.admin.execute(*args)
+        except (DualmqError, OSError):
+            return None
+
+    async def _info(self, run: ModeRun) -> dict[str, int]:
+        numbers: dict[str, int] = {}
+        for section in INFO_SECTIONS:
+            numbers.update(_info_numbers(_text(await self._admin_call(run, "INFO", section))))
+        return numbers
 
     async def prepare(self, run: ModeRun) -> None:
         run.log.metrics["disconnects_seen_by_subscribers"] = 0
         self.gaps = {c.name: [] for c in run.consumers}
-        self.counters_before = await _counters(run)
+        self.info_before = await self._info(run)
+        self.exact_peaks = HIGH_WATER in self.info_before
         limits = ""
-        reply = await _admin_call(run, "CONFIG", "GET", "client-output-buffer-limit")
+        reply = await self._admin_call(run, "CONFIG", "GET", "client-output-buffer-limit")
         if isinstance(reply, list):
             values = [_text(v) for v in reply]
             limits = dict(zip(values[::2], values[1::2])).get("client-output-buffer-limit", "")
@@ -114,11 +130,13 @@ class PushSide(Side):
                 nonlocal failing
                 if not pending:
                     return
+                # Left in ``pending`` until answered: if the run is stopped meanwhile, the
+                # ``finally`` below still records them as sent.
                 batch = list(pending)
-                pending.clear()
                 try:
                     counts = await publisher.publish_many([(run.target, body) for _, _, body in batch])
                 except (ConnectionLost, Timeout, ServerError) as exc:
+                    pending.clear()
                     error = f"{type(exc).__name__}: {exc}"
                     for s, sent_ns, _ in batch:
                         run.log.sends.append(Send(producer, s, run.key_of(s), sent_ns, None, None, error))
@@ -126,6 +144,7 @@ class PushSide(Side):
                     failing = True
                     await trio.sleep(DOWN_RETRY_S)  # the broker is down: do not spin
                     return
+                pending.clear()
                 failing = False
                 acked_ns = time.time_ns()
                 for (s, sent_ns, _), receivers in zip(batch, counts):
@@ -144,25 +163,30 @@ class PushSide(Side):
                         await flush()
                 await flush()
 
-            for index in range(workload.messages):
-                if index in timeline.points:
-                    await flush()
-                    await timeline.checkpoint(producer, index, send_burst)
-                if pacer.interval and trio.current_time() < pacer.due(index):
-                    await flush()
-                    await pacer.wait(index)
-                body, sent_ns = stamp(run, producer, seq)
-                pending.append((seq, sent_ns, body))
-                seq += 1
-                run.sent += 1
-                if len(pending) >= batch_limit or failing:
-                    await flush()
-                    if failing and pacer.interval:
-                        # Do not catch up after an outage: the schedule restarts from now.
-                        pacer.start = trio.current_time() - index * pacer.interval
-            await flush()
-            if workload.messages in timeline.points:
-                await timeline.checkpoint(producer, workload.messages, send_burst)
+            try:
+                for index in range(workload.messages):
+                    if index in timeline.points:
+                        await flush()
+                        await timeline.checkpoint(producer, index, send_burst)
+                    if pacer.interval and trio.current_time() < pacer.due(index):
+                        await flush()
+                        await pacer.wait(index)
+                    body, sent_ns = stamp(run, producer, seq)
+                    pending.append((seq, sent_ns, body))
+                    seq += 1
+                    run.sent += 1
+                    if len(pending) >= batch_limit or failing:
+                        await flush()
+                        if failing and pacer.interval:
+                            # Do not catch up after an outage: the schedule restarts from now.
+                            pacer.start = trio.current_time() - index * pacer.interval
+                await flush()
+                if workload.messages in timeline.points:
+                    await timeline.checkpoint(producer, workload.messages, send_burst)
+            finally:
+                # Stopped early (Ctrl-C, deadline): messages not answered yet were still sent.
+                for s, sent_ns, _ in pending:
+                    run.log.sends.append(Send(producer, s, run.key_of(s), sent_ns, None, None, STOPPED_BEFORE_ACK))
         run.note_producer_finished()
 
     # --- consumers ------------------------------------------------------------------------
@@ -175,22 +199,17 @@ class PushSide(Side):
     async def _consume(self, run: ModeRun, consumer: ConsumerState) -> None:
         await consumer.joined.wait()
         gaps = self.gaps[consumer.name]
-        backoff = Backoff(initial=0.05, maximum=0.5)
         while True:
+            subscribed = False
             try:
-                async with subscribe(run.broker.resp, run.target, reconnect=True, backoff=backoff,
-                                     timeout=CALL_TIMEOUT_S, health_check_interval=2.0,
+                async with subscribe(run.broker.resp, run.target, timeout=CALL_TIMEOUT_S, health_check_interval=2.0,
                                      name=f"compare-{consumer.name}") as sub:
+                    subscribed = True
                     gaps.append(("open", time.time_ns(), ""))
                     consumer.down = False
                     consumer.ready.set()
-                    async for event in sub:
-                        if isinstance(event, Gap):
-                            gaps.append(("gap", int(event.started_at * 1e9), event.reason))
-                            gaps.append(("open", int(event.ended_at * 1e9), ""))
-                            run.bump("disconnects_seen_by_subscribers")
-                            continue
-                        decoded = payload.decode(event.data, run.run_id)
+                    async for message in sub:
+                        decoded = payload.decode(message.data, run.run_id)
                         if decoded is None:
                             continue
                         consumer.record(decoded[0], decoded[1], decoded[2], time.time_ns())
@@ -199,64 +218,117 @@ class PushSide(Side):
                         if consumer.crash_after is not None and not consumer.crashed \
                                 and consumer.processed >= consumer.crash_after:
                             raise ConsumerCrash
+                    raise ConnectionLost("the subscription ended")
             except ConsumerCrash:
                 consumer.crashed = True
                 consumer.down = True
                 gaps.append(("crash", time.time_ns(), "consumer crashed"))
                 run.incident(f"consumer {consumer.name} crashed", cause=True)
                 await trio.sleep(consumer.crash_down_s)
-                continue
-            except (ConnectionLost, Timeout):
-                # Could not (re)subscribe on entry - the broker is down. Try again shortly.
+                run.bump("consumer_restarts")
+            except (ConnectionLost, Timeout) as exc:
                 consumer.down = True
-                await trio.sleep(0.1)
-                continue
+                if subscribed:
+                    # Lost while subscribed (cut off, broker gone): the window closes now.
+                    gaps.append(("gap", time.time_ns(), str(exc)))
+                    run.bump("disconnects_seen_by_subscribers")
+                    await run.reconnect_allowed.wait()
+                    await trio.sleep(RESUBSCRIBE_S)
+                else:
+                    # Could not subscribe: the broker is down. Try again shortly.
+                    await run.reconnect_allowed.wait()
+                    await trio.sleep(SUBSCRIBE_RETRY_S)
 
     # --- gauges and the end of the run ----------------------------------------------------
 
     async def sample(self, run: ModeRun) -> None:
         now = trio.current_time()
-        if now < self.next_client_list:
+        if now < self.next_sample:
             return
-        self.next_client_list = now + 0.1
-        reply = _text(await _admin_call(run, "CLIENT", "LIST"))
+        self.next_sample = now + SAMPLE_INTERVAL_S
+        if self.exact_peaks:
+            # Read often only because a broker restart resets the counters: what the old
+            # process had seen is kept from its last sample.
+            self._keep_peaks(_info_numbers(_text(await self._admin_call(run, "INFO", "dualmq"))))
+            return
+        reply = _text(await self._admin_call(run, "CLIENT", "LIST"))
         for line in reply.splitlines():
             fields = dict(part.split("=", 1) for part in line.split() if "=" in part)
             if fields.get("sub", "0") != "0" or fields.get("psub", "0") != "0":
                 try:
-                    run.high_water("subscriber_buffer_high_water_bytes", int(fields.get("omem", "0")))
+                    self.peaks["sampled_omem"] = max(self.peaks.get("sampled_omem", 0), int(fields.get("omem", "0")))
                 except ValueError:
                     pass
 
+    def _keep_peaks(self, numbers: dict[str, int]) -> None:
+        for name in (HIGH_WATER, AT_DISCONNECT):
+            if name in numbers:
+                self.peaks[name] = max(self.peaks.get(name, 0), numbers[name])
+
     async def finish(self, run: ModeRun) -> None:
-        before = self.counters_before
-        after = await _counters(run)
+        before = self.info_before
+        after = await self._info(run)
+        if self.admin is not None:
+            await self.admin.aclose()
+        restarted = bool(run.log.metrics.get("broker_restarts"))
         # dualmq's own counters when it has them, else Redis's (dualmq also mirrors Redis's name).
         names = COUNTERS[:2] if COUNTERS[0] in after else COUNTERS[2:]
         slow = sum(max(0, after.get(n, 0) - before.get(n, 0)) for n in names)
+        if restarted:
+            run.log.notes.append("the broker's counters restart from zero with the broker: the disconnects it "
+                                 "counted before the restart are not in the figure")
         run.log.metrics["server_disconnects_output_buffer_limit"] = slow
-        if run.broker.restartable:
-            run.log.notes.append("server disconnect counters reset when the broker restarts")
+        self._buffer_metrics(run, after, slow)
         for consumer in run.consumers:
-            windows: list[Window] = []
-            start: int | None = None
-            for kind, at, reason in self.gaps[consumer.name]:
-                if kind == "open":
-                    start = at
-                elif start is not None:
-                    why = reason if kind == "crash" else _classify(run, at, reason, slow)
-                    windows.append(Window(start, at, why))
-                    start = None
-            if start is not None:
-                windows.append(Window(start))
-            run.log.windows[consumer.name] = windows
+            run.log.windows[consumer.name] = self._windows(run, self.gaps[consumer.name], slow)
+
+    def _buffer_metrics(self, run: ModeRun, after: dict[str, int], slow_disconnects: int) -> None:
+        """The subscribers' output-buffer peak, and the buffer that got one cut off, with where
+        each number comes from. Unknown stays absent (the report says n/a), never 0."""
+        metrics = run.log.metrics
+        if self.exact_peaks:
+            self._keep_peaks(after)
+            # A counter kept over the server's life: it describes this run only if it grew
+            # during it (always so on a broker compare started itself).
+            if self.peaks.get(HIGH_WATER, 0) > self.info_before.get(HIGH_WATER, 0) or run.broker.kind != "external":
+                metrics["subscriber_buffer_high_water_bytes"] = self.peaks.get(HIGH_WATER, 0)
+                metrics["subscriber_buffer_high_water_source"] = "broker counter"
+            if slow_disconnects and self.peaks.get(AT_DISCONNECT, 0) > self.info_before.get(AT_DISCONNECT, 0):
+                metrics["subscriber_buffer_at_cut_off_bytes"] = self.peaks[AT_DISCONNECT]
+            return
+        # Redis keeps no peak per subscriber: the samples are a lower bound, and its own
+        # "largest output buffer of the last seconds" (INFO clients) may have seen more.
+        sampled = max(self.peaks.get("sampled_omem", 0), after.get("client_recent_max_output_buffer", 0))
+        if sampled:
+            metrics["subscriber_buffer_high_water_bytes"] = sampled
+            metrics["subscriber_buffer_high_water_source"] = "sampled"
+
+    def _windows(self, run: ModeRun, gaps: list[tuple[str, int, str]], slow_disconnects: int) -> list[Window]:
+        windows: list[Window] = []
+        start: int | None = None
+        for kind, at, reason in gaps:
+            if kind == "open":
+                start = at
+            elif start is not None:
+                end, why = (at, reason) if kind == "crash" else _disconnect_cause(run, start, at, reason,
+                                                                                  slow_disconnects)
+                windows.append(Window(start, end, why))
+                start = None
+        if start is not None:
+            windows.append(Window(start))
+        return windows
 
 
-def _classify(run: ModeRun, started_ns: int, sdk_reason: str, slow_disconnects: int) -> str:
-    for at, reason in run.log.incidents:
-        if reason.startswith("broker") and at - 500_000_000 <= started_ns <= at + 5_000_000_000 \
-                and "back" not in reason:
-            return reason
+def _disconnect_cause(run: ModeRun, opened_ns: int, noticed_ns: int, message: str,
+                      slow_disconnects: int) -> tuple[int, str]:
+    """When a subscriber's window really ended and why: a broker restart/kill between the
+    subscribe and the moment the loss was noticed (the subscriber may first have worked
+    through messages it had already received), else the server's slow-subscriber cut-off,
+    else the connection error itself."""
+    broker = [(at, reason) for at, reason in run.log.incidents
+              if reason.startswith("broker") and opened_ns <= at <= noticed_ns]
+    if broker:
+        return max(broker)
     if slow_disconnects:
-        return SLOW_DISCONNECT
-    return f"connection lost ({sdk_reason})"
+        return noticed_ns, SLOW_DISCONNECT
+    return noticed_ns, f"connection lost: {message}"

@@ -1,8 +1,9 @@
 """The side-by-side report: a terminal table, and the same data as JSON.
 
-``ScenarioReport.from_run`` accounts each mode's log (``accounting.account``); ``render_text``
-prints one table per scenario with the *reasons* for every message not delivered and the
-guarantee receipt (the settings each number was measured under); ``to_json`` writes the
+``ScenarioReport.from_run`` accounts each mode's log (``accounting.account``) and sums it up
+(``summary``); ``render_text`` prints one table per scenario, headed by the verdict (one
+sentence generated from the numbers), with the *reasons* for every message not delivered and
+the guarantee receipt (the settings each number was measured under); ``to_json`` writes the
 machine-readable document.
 
 JSON schema (``--json FILE``), version ``dualmq-compare/1``::
@@ -17,6 +18,8 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
           "broker": {"kind": "embedded|subprocess|external", "kafka": "host:port", "resp": "host:port"},
           "workload": {...},                             # every Workload field, events as a list
           "skipped": {"push": "why"},                    # modes not run
+          "interrupted": bool,                           # stopped early (Ctrl-C): counts are partial
+          "verdict": "one sentence from the numbers",
           "modes": {
             "pull": {                                    # and "push", same shape
               "mode": "pull",
@@ -28,13 +31,24 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
               "lost_reasons": {"reason": int}, "not_promised_reasons": {"reason": int},
               "duration_s": float, "send_rate": float, "delivery_rate": float,   # messages/s
               "latency": {"count": int, "p50_ms": float, "p99_ms": float, "p999_ms": float, "max_ms": float},
-              "cdf": [[latency_ms, fraction], ...],     # ascending
+              "cdf": [[latency_ms, fraction], ...],     # ascending; fraction of the messages
+                                                         # SENT (x consumers) delivered within
+                                                         # latency_ms: ends below 1 if some never came
               "timeline": [[t_s, sent_per_s, delivered_per_s], ...],
+              "progress": [[t_s, sent_so_far, delivered_so_far], ...],
+              "summary": {"expected": int,               # sent x consumers
+                          "not_delivered": int,          # expected - delivered
+                          "shortfalls": [{"kind": "lost|no subscriber|send failed|in flight",
+                                          "reason": "...", "count": int}]},   # add up to not_delivered
               "consumers": [{"name", "receipts", "delivered", "duplicated", "reordered", "lost",
                              "lost_reasons", "not_promised", "not_promised_reasons",
                              "unacknowledged_not_delivered"}],
-              "metrics": {"consumer_lag_high_water": int, "rebalances": int, "commits": int,
-                          "subscriber_buffer_high_water_bytes": int,
+              "metrics": {"consumer_lag_high_water": int, "commits": int,
+                          "group_assignments": int,      # pull, consumer groups only
+                          "consumer_restarts": int, "consumer_reconnects": int, "broker_restarts": int,
+                          "subscriber_buffer_high_water_bytes": int,      # absent: unknown
+                          "subscriber_buffer_high_water_source": "broker counter|sampled",
+                          "subscriber_buffer_at_cut_off_bytes": int,      # absent: unknown / no cut
                           "disconnects_seen_by_subscribers": int,
                           "server_disconnects_output_buffer_limit": int,
                           "backlog_high_water": int, ...},   # mode-specific keys, all optional
@@ -61,10 +75,13 @@ import attrs
 
 from dualmq.compare.accounting import ModeResult, account
 from dualmq.compare.runner import RunResult
+from dualmq.compare.summary import ModeSummary, summarize, verdict
 from dualmq.compare.workload import Workload
 
 SCHEMA = "dualmq-compare/1"
 TITLES = {"pull": "pull (Kafka-like)", "push": "push (Redis-like)"}
+MODE_ORDER = ("pull", "push")
+DUPLICATES_WHY = "duplicate deliveries (read again after a consumer restarted from its last commit, or sent again by a producer retry)"
 
 
 @attrs.frozen
@@ -74,12 +91,31 @@ class ScenarioReport:
     broker: dict[str, Any]
     results: dict[str, ModeResult]
     skipped: dict[str, str]
+    interrupted: bool = False
 
     @classmethod
     def from_run(cls, run: RunResult) -> ScenarioReport:
         return cls(workload=run.workload, run_id=run.run_id,
                    broker={"kind": run.broker_kind, **run.addresses},
-                   results={mode: account(log) for mode, log in run.logs.items()}, skipped=dict(run.skipped))
+                   results={mode: account(log) for mode, log in run.logs.items()}, skipped=dict(run.skipped),
+                   interrupted=run.interrupted)
+
+    @property
+    def modes(self) -> list[str]:
+        """The modes that ran, pull first."""
+        return [mode for mode in MODE_ORDER if mode in self.results]
+
+    @property
+    def summaries(self) -> dict[str, ModeSummary]:
+        return {mode: summarize(self.results[mode]) for mode in self.modes}
+
+    @property
+    def verdict(self) -> str:
+        """One sentence generated from the numbers (see ``summary.verdict``)."""
+        text = verdict(list(self.summaries.values()))
+        if self.interrupted:
+            text = "Interrupted before the end, so these counts are partial. " + text
+        return text
 
 
 # --- terminal -------------------------------------------------------------------------------
@@ -93,12 +129,57 @@ def _ms(value: float) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:,.0f}"
 
 
+def _pair(result: ModeResult, first: float, second: float) -> str:
+    if not result.latency.count:
+        return "n/a (none delivered)"
+    return f"{_ms(first)} / {_ms(second)}"
+
+
+def _reconnects(result: ModeResult) -> str:
+    m = result.metrics
+    if result.mode == "push":
+        return _n(m.get("disconnects_seen_by_subscribers", 0))
+    if not m.get("consumer_reconnects") and m.get("broker_restarts"):
+        # The Kafka client retries fetches through an outage without telling its caller.
+        return "n/a (client retries inside)"
+    return _n(m.get("consumer_reconnects", 0))
+
+
+def _bytes(value: int) -> str:
+    return f"{value:,} B" if value < 10 * 1024 else f"{value:,} B ({value / 1024:,.0f} KiB)"
+
+
+def _buffer_rows(m: dict) -> list[tuple[str, str]]:
+    """Push mode's output-buffer figures; unknown is "n/a", never 0."""
+    peak = m.get("subscriber_buffer_high_water_bytes")
+    if peak is None:
+        high_water = "n/a (server keeps no peak)"
+    elif m.get("subscriber_buffer_high_water_source") == "sampled":
+        high_water = f">= {_bytes(peak)} (sampled)"
+    else:
+        high_water = _bytes(peak)
+    cut_offs = m.get("server_disconnects_output_buffer_limit", 0)
+    at_cut = m.get("subscriber_buffer_at_cut_off_bytes")
+    if not cut_offs:
+        when_cut = "- (not cut off)"
+    else:
+        when_cut = _bytes(at_cut) if at_cut is not None else "n/a (server does not say)"
+    since = " since restart" if m.get("broker_restarts") else ""
+    return [
+        ("output buffer high-water", high_water),
+        ("output buffer at cut-off", when_cut),
+        ("cut off by server / gaps seen", f"{cut_offs}{since} / {m.get('disconnects_seen_by_subscribers', 0)}"),
+    ]
+
+
 def _rows(result: ModeResult) -> list[tuple[str, str]]:
     m = result.metrics
+    failed = result.unacknowledged - result.unanswered_at_stop
+    unanswered = [f"{_n(failed)} failed"] if failed else []
+    unanswered += [f"{_n(result.unanswered_at_stop)} unanswered at stop"] if result.unanswered_at_stop else []
     rows = [
         ("sent", _n(result.sent)),
-        ("acknowledged", _n(result.acknowledged) + (f"  ({_n(result.unacknowledged)} failed)"
-                                                    if result.unacknowledged else "")),
+        ("acknowledged", _n(result.acknowledged) + (f"  ({', '.join(unanswered)})" if unanswered else "")),
     ]
     for consumer in result.consumers:
         rows.append((f"delivered ({consumer.name})", _n(consumer.delivered)))
@@ -106,32 +187,49 @@ def _rows(result: ModeResult) -> list[tuple[str, str]]:
         ("not delivered: no subscriber", _n(result.not_promised) if result.mode == "push" or result.not_promised
          else "- (log keeps it)"),
         ("LOST (promised, not delivered)", _n(result.lost)),
+    ]
+    if result.stopped:
+        rows.append(("not delivered yet (run stopped)", _n(sum(c.still_in_flight for c in result.consumers))))
+    rows += [
         ("duplicated", _n(result.duplicated)),
         ("reordered (per producer+key)", _n(result.reordered)),
-        ("throughput sent/s", _n(result.send_rate)),
-        ("throughput delivered/s", _n(result.delivery_rate)),
-        ("latency p50 / p99 ms", f"{_ms(result.latency.p50_ms)} / {_ms(result.latency.p99_ms)}"),
-        ("latency p99.9 / max ms", f"{_ms(result.latency.p999_ms)} / {_ms(result.latency.max_ms)}"),
+        ("sent/s (to the client library)", _n(result.send_rate)),
+        ("delivered/s (all consumers)", _n(result.delivery_rate)),
+        ("latency of delivered p50 / p99 ms", _pair(result, result.latency.p50_ms, result.latency.p99_ms)),
+        ("latency of delivered p99.9/max ms", _pair(result, result.latency.p999_ms, result.latency.max_ms)),
+        ("consumer restarts after a crash", _n(m.get("consumer_restarts", 0))),
+        ("reconnects after a lost connection", _reconnects(result)),
+        ("broker restarts by the scenario", _n(m.get("broker_restarts", 0))),
     ]
     if result.mode == "pull":
-        rows.append(("lag high-water", f"{_n(m.get('consumer_lag_high_water', 0))} msgs"))
-        rows.append(("rebalances / restarts", f"{m.get('rebalances', 0)} / {m.get('consumer_reconnects', 0)}"))
+        rows.append(("consumer lag high-water", f"{_n(m.get('consumer_lag_high_water', 0))} msgs"))
+        assignments = m.get("group_assignments")
+        rows.append(("group assignments (joins+rebal.)",
+                     _n(assignments) if assignments is not None else "n/a (no group)"))
     else:
-        rows.append(("buffer high-water (omem)", f"{_n(m.get('subscriber_buffer_high_water_bytes', 0))} B"))
-        rows.append(("disconnects (server / seen)", f"{m.get('server_disconnects_output_buffer_limit', 0)} / "
-                                                    f"{m.get('disconnects_seen_by_subscribers', 0)}"))
+        rows += _buffer_rows(m)
     return rows
+
+
+def workload_line(report: ScenarioReport) -> str:
+    """``1 producer(s) x 2,000 msgs of 100 B at 4,000 msg/s, 1 consumer(s); broker embedded``."""
+    w = report.workload
+    rate = f"{w.rate:,.0f} msg/s" if w.rate else "full speed"
+    return (f"{w.producers} producer(s) x {w.messages:,} msgs of {w.message_size} B at {rate}, "
+            f"{w.consumers} consumer(s); broker {report.broker['kind']}; run {report.run_id}")
 
 
 def render_scenario(report: ScenarioReport) -> str:
     w = report.workload
-    modes = [mode for mode in ("pull", "push") if mode in report.results]
-    rate = f"{w.rate:,.0f} msg/s" if w.rate else "full speed"
+    modes = report.modes
     lines = [
         f"== {w.name}: {w.description}" if w.description else f"== {w.name}",
-        f"   {w.producers} producer(s) x {w.messages:,} msgs of {w.message_size} B at {rate}, "
-        f"{w.consumers} consumer(s); broker {report.broker['kind']}; run {report.run_id}",
+        f"   {workload_line(report)}",
     ]
+    if report.interrupted:
+        lines.append("   INTERRUPTED (Ctrl-C): partial counts; messages still in flight are counted apart")
+    if report.verdict:
+        lines += ["", f"verdict: {report.verdict}"]
     table = {mode: _rows(report.results[mode]) for mode in modes}
     labels: list[str] = []
     for rows in table.values():
@@ -139,26 +237,21 @@ def render_scenario(report: ScenarioReport) -> str:
             if label not in labels:
                 labels.append(label)
     width = max(len(label) for label in labels) + 2 if labels else 10
+    columns = {mode: max([len(TITLES[mode])] + [len(cell) for _, cell in table[mode]]) + 3 for mode in modes}
     lines.append("")
-    lines.append(" " * width + "".join(f"{TITLES[mode]:>22}" for mode in modes))
+    lines.append(" " * width + "".join(f"{TITLES[mode]:>{columns[mode]}}" for mode in modes))
     for label in labels:
-        cells = [dict(table[mode]).get(label, "") for mode in modes]
-        lines.append(f"{label:<{width}}" + "".join(f"{cell:>22}" for cell in cells))
+        lines.append(f"{label:<{width}}" + "".join(f"{dict(table[mode]).get(label, ''):>{columns[mode]}}"
+                                                    for mode in modes))
     for mode, reason in report.skipped.items():
         lines.append(f"({mode} mode not run: {reason})")
     why = []
-    for mode in modes:
-        result = report.results[mode]
-        for reason, count in result.not_promised_reasons.items():
-            why.append(f"  {mode}: {count:,} not delivered, {reason}")
-        for reason, count in result.lost_reasons.items():
-            why.append(f"  {mode}: {count:,} LOST, {reason}")
-        if result.unacknowledged:
-            why.append(f"  {mode}: {result.unacknowledged:,} sends failed (never acknowledged: not counted as lost)")
-        if result.duplicated:
-            why.append(f"  {mode}: {result.duplicated:,} duplicates: redelivered after a restart from the last commit")
+    for mode, summary in report.summaries.items():
+        why += [f"  {mode}: {shortfall.describe()}" for shortfall in summary.shortfalls]
+        if summary.duplicated:
+            why.append(f"  {mode}: {summary.duplicated:,} {DUPLICATES_WHY}")
     if why:
-        lines += ["", "why:"] + why
+        lines += ["", "why not delivered:"] + why
     lines += ["", "guarantee receipt:"]
     for mode in modes:
         result = report.results[mode]
@@ -171,8 +264,12 @@ def render_scenario(report: ScenarioReport) -> str:
     return "\n".join(lines)
 
 
+THROUGHPUT_CAVEAT = ("sent/s and delivered/s come from short runs with producers, consumers and the accounting in "
+                     "one process: they measure this harness as much as the mode, not either model's capacity.")
+
+
 def render_text(reports: list[ScenarioReport]) -> str:
-    return "\n\n".join(render_scenario(report) for report in reports) + "\n"
+    return "\n\n".join(render_scenario(report) for report in reports) + f"\n\nnote: {THROUGHPUT_CAVEAT}\n"
 
 
 # --- JSON -----------------------------------------------------------------------------------------
@@ -182,6 +279,9 @@ def _mode_json(result: ModeResult) -> dict[str, Any]:
     data = attrs.asdict(result, recurse=True)
     data["lost_reasons"] = result.lost_reasons
     data["not_promised_reasons"] = result.not_promised_reasons
+    summary = summarize(result)
+    data["summary"] = {"expected": summary.expected, "not_delivered": summary.not_delivered,
+                       "shortfalls": [attrs.asdict(s) for s in summary.shortfalls]}
     return data
 
 
@@ -198,6 +298,8 @@ def to_json(reports: list[ScenarioReport]) -> dict[str, Any]:
                 "broker": r.broker,
                 "workload": attrs.asdict(r.workload),
                 "skipped": r.skipped,
+                "interrupted": r.interrupted,
+                "verdict": r.verdict,
                 "modes": {mode: _mode_json(result) for mode, result in r.results.items()},
             }
             for r in reports

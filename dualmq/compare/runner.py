@@ -12,6 +12,10 @@ Every wait is bounded: each mode's run has an overall deadline (send time estima
 ``drain_timeout_s`` plus slack), every event action has one, and the drain stops at
 ``drain_timeout_s`` even if a consumer never catches up (the report then shows the shortfall).
 
+Stopping early (Ctrl-C): the command calls ``StopRequest.request()``; the mode running then is
+cancelled like at its deadline - what was recorded until then is accounted, the messages still
+in flight are put down to the interruption - and the modes not started yet are skipped.
+
 Clocks: message timestamps are ``time.time_ns()`` (they travel inside the payload); pacing and
 deadlines use trio's monotonic clock.
 """
@@ -20,7 +24,8 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import attrs
 import trio
@@ -37,6 +42,38 @@ from dualmq.compare.workload import Workload
 
 MODES = ("pull", "push")
 SIDES: dict[str, Callable[[], Side]] = {"pull": PullSide, "push": PushSide}
+FINISH_TIMEOUT_S = 15.0   # reading the final counters (a few INFO calls) after a mode's run
+INTERRUPTED = "the run was interrupted (Ctrl-C)"
+DEADLINE = "the run reached its deadline"
+
+
+class StopRequest:
+    """A request to stop early (Ctrl-C): the mode running now stops, and no further one starts.
+
+    ``run_mode`` runs inside ``cancel_scope()``; ``request()`` cancels every such scope, now
+    and later, so the runner returns what was recorded until then.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._scopes: set[trio.CancelScope] = set()
+
+    def request(self) -> None:
+        self.requested = True
+        for scope in self._scopes:
+            scope.cancel()
+
+    @contextmanager
+    def cancel_scope(self) -> Iterator[trio.CancelScope]:
+        scope = trio.CancelScope()
+        if self.requested:
+            scope.cancel()
+        self._scopes.add(scope)
+        try:
+            with scope:
+                yield scope
+        finally:
+            self._scopes.discard(scope)
 
 
 # --- one mode -----------------------------------------------------------------------------------
@@ -49,8 +86,10 @@ def expected_send_seconds(workload: Workload) -> float:
 
 
 async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: bytes,
-                   progress: Progress | None = None) -> ModeLog:
-    """Run ``workload`` through one mode and return what was recorded."""
+                   progress: Progress | None = None, stop: StopRequest | None = None) -> ModeLog:
+    """Run ``workload`` through one mode and return what was recorded (until ``stop``, if it
+    is requested meanwhile)."""
+    stop = stop or StopRequest()
     side = SIDES[mode]()
     target = f"compare-{workload.name}-{run_id.hex()[:8]}"
     log = ModeLog(mode=mode)
@@ -70,7 +109,7 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
     await side.prepare(run)
     deadline = expected_send_seconds(workload) * 3 + workload.drain_timeout_s + 30
     log.started_ns = time.time_ns()
-    with trio.move_on_after(deadline) as scope:
+    with trio.move_on_after(deadline) as scope, stop.cancel_scope() as stopped:
         async with trio.open_nursery() as nursery:
             timeline = Timeline(run, nursery, side.apply_event)
             nursery.start_soon(side.run_consumers, run)
@@ -87,10 +126,17 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
             await _drain(run)
             run.stop.set()
             nursery.cancel_scope.cancel()
-    if scope.cancelled_caught:
+    if stopped.cancelled_caught:
+        log.stopped = INTERRUPTED
+        run.incident(INTERRUPTED)
+        log.notes.append("interrupted (Ctrl-C): the counts cover what happened until then")
+    elif scope.cancelled_caught:
+        log.stopped = DEADLINE
+        run.incident(DEADLINE)
         log.notes.append(f"the run hit its {deadline:.0f} s deadline; counts cover what happened until then")
     log.finished_ns = time.time_ns()
-    await side.finish(run)
+    with trio.move_on_after(FINISH_TIMEOUT_S):
+        await side.finish(run)
     return log
 
 
@@ -141,6 +187,7 @@ class RunResult:
     addresses: dict[str, str | None]
     logs: dict[str, ModeLog]
     skipped: dict[str, str]
+    interrupted: bool = False
 
 
 def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp: str | None) -> str:
@@ -153,7 +200,7 @@ def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp:
 
 async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: str | None = None,
                        resp: str | None = None, modes: tuple[str, ...] = MODES,
-                       progress: Progress | None = None) -> RunResult:
+                       progress: Progress | None = None, stop: StopRequest | None = None) -> RunResult:
     """Run ``workload`` through each of ``modes`` (pull first) and return the logs.
 
     Args:
@@ -162,6 +209,8 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
         kafka, resp: addresses of an external broker (then only the given modes run).
         modes: which modes to run.
         progress: called with a one-line status a few times a second (None: silent).
+        stop: when requested, the mode running stops and later ones are skipped; the result
+            then has ``interrupted`` set and holds what was recorded.
 
     Raises:
         ValueError: the workload restarts the broker but it is external.
@@ -170,6 +219,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
     if kind == "external" and workload.needs_broker_process:
         raise ValueError(f"scenario {workload.name!r} restarts the broker; it needs a broker compare starts "
                          f"(drop --kafka/--resp)")
+    stop = stop or StopRequest()
     run_id = payload.new_run_id()
     logs: dict[str, ModeLog] = {}
     skipped: dict[str, str] = {}
@@ -178,10 +228,12 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
         for mode in modes:
             if (handle.kafka if mode == "pull" else handle.resp) is None:
                 skipped[mode] = f"no {'--kafka' if mode == 'pull' else '--resp'} address given"
-                continue
-            logs[mode] = await run_mode(mode, workload, handle, run_id, progress)
+            elif stop.requested:
+                skipped[mode] = "interrupted (Ctrl-C) before it started"
+            else:
+                logs[mode] = await run_mode(mode, workload, handle, run_id, progress, stop)
     return RunResult(workload=workload, run_id=run_id.hex(), broker_kind=kind, addresses=addresses,
-                     logs=logs, skipped=skipped)
+                     logs=logs, skipped=skipped, interrupted=stop.requested)
 
 
 def terminal_progress(stream=None) -> Progress:
@@ -210,4 +262,4 @@ def clear_progress(stream=None) -> None:
         stream.flush()
 
 
-__all__ = ["MODES", "RunResult", "run_workload", "terminal_progress"]
+__all__ = ["MODES", "RunResult", "StopRequest", "run_workload", "terminal_progress"]

@@ -73,6 +73,12 @@ class ModeRun:
     producers_done: int = 0
     producers_finished_at: float = 0.0   # trio time the last producer finished (0: not yet)
     incidents_in_progress: int = 0
+    # Set, except while a broker restart/kill is in progress (see ``timeline.apply_common``):
+    # a consumer that lost its broker waits for it before reconnecting.
+    reconnect_allowed: trio.Event = attrs.field(factory=trio.Event)
+
+    def __attrs_post_init__(self) -> None:
+        self.reconnect_allowed.set()
 
     def key_of(self, seq: int) -> int:
         return seq % self.workload.keys if self.workload.keys else -1

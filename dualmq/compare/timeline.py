@@ -83,14 +83,22 @@ async def apply_common(run: ModeRun, event: Event, nursery: trio.Nursery) -> boo
     if event.kind in ("restart", "kill"):
         kill = event.kind == "kill"
         run.incidents_in_progress += 1
+        # Consumers that lose the broker wait for this gate before reconnecting: it opens
+        # ``reconnect_after_s`` after the broker is back (producers do not wait for it).
+        gate = run.reconnect_allowed = trio.Event()
 
         async def bounce() -> None:
             try:
                 await run.broker.bounce(kill=kill, down_s=event.down_s)
+                run.incident(f"broker back after {'SIGKILL' if kill else 'SIGTERM'}")
+                if event.reconnect_after_s:
+                    await trio.sleep(event.reconnect_after_s)
+                    run.incident(f"consumers reconnect ({event.reconnect_after_s:g} s after the broker is back)")
             finally:
+                gate.set()
                 run.incidents_in_progress -= 1
-            run.incident(f"broker back after {'SIGKILL' if kill else 'SIGTERM'}")
 
+        run.bump("broker_restarts")
         run.incident(broker_incident_reason(run, kill), cause=True)
         nursery.start_soon(bounce)
         await trio.sleep(0)  # let the stop signal go out before producers continue
@@ -101,13 +109,12 @@ async def apply_common(run: ModeRun, event: Event, nursery: trio.Nursery) -> boo
 
 
 def broker_incident_reason(run: ModeRun, kill: bool) -> str:
-    if run.mode == "push":
-        return ("broker killed: pushes in flight lost" if kill
-                else "broker restarted: pushes in flight lost")
-    fsync = run.broker.setting("log", "fsync", "interval")
-    if kill:
-        return f"broker killed: crash before fsync (fsync={fsync})"
-    return "broker restarted gracefully"
+    """What a broker restart or kill is called in the report (and in the reasons of losses)."""
+    what = "broker killed with SIGKILL" if kill else "broker restarted with SIGTERM"
+    if run.mode == "pull":
+        # Whether a kill can lose acknowledged records depends on fsync: say which was in force.
+        return f"{what}, fsync={run.broker.setting('log', 'fsync', 'interval')}"
+    return what
 
 
 class Pacer:

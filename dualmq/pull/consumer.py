@@ -38,7 +38,8 @@ from dualmq.pull.client import KafkaClient
 from dualmq.pull.fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher, PartitionState, list_offsets
 from dualmq.pull.group import GroupMember, commit_offsets, fetch_committed
 from dualmq.pull.records import ConsumerRecord, TopicPartition
-from wire.kafka.records import decode_records, parse_batch_header
+from wire.kafka.batch import parse_header
+from wire.kafka.records import decode_records
 
 __all__ = ["Consumer"]
 
@@ -419,7 +420,7 @@ class Consumer:
     def _decode_next_batch(self) -> bool:
         batch = self._batches.pop()
         state = self._current_state
-        header = parse_batch_header(batch)
+        header = parse_header(batch)
         position = state.position
         if header.is_control or header.last_offset < position:
             return False

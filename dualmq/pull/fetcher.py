@@ -40,7 +40,7 @@ from dualmq.pull.client import KafkaClient
 from dualmq.pull.records import TopicPartition
 from wire.errors import RemoteProtocolError
 from wire.kafka.errors import ErrorCode
-from wire.kafka.records import split_batches
+from wire.kafka.batch import split_batches
 
 __all__ = ["EARLIEST", "LATEST", "CompletedFetch", "Fetcher", "PartitionState", "list_offsets"]
 

@@ -3,7 +3,8 @@
 ``PullBroker`` is what every handler may touch: the configuration, the topic registry, the
 identity we advertise in Metadata, and the clock (the core never reads one; modes own it).
 The group coordinator, committed offsets and producer state hang off ``PullBroker.coordination``
-(``modes.pull.coordination``), built by ``serve_kafka`` — the daemon knows none of it.
+(``modes.pull.coordination``), the trio runtime ``serve_kafka`` builds around the
+``BrokerState`` it is given.
 ``RequestContext`` adds what is specific to one request: its API version, header, and the
 connection it arrived on (Metadata needs the connection's local address when we listen on a
 wildcard address and no ``advertised`` address is configured).
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from modes.pull.coordination import Coordination
 
 # The leader epoch of every partition. We are one broker that never changes leadership, so the
-# epoch never moves; clients only need it to be >= 0 and never to decrease (GUIDE §3.3).
+# epoch never moves; clients only need it to be >= 0 and never to decrease.
 LEADER_EPOCH = 0
 
 _WILDCARDS = ("0.0.0.0", "::", "")

@@ -2,19 +2,15 @@
 
 What lives here: ``GroupRuntime`` (the ``GroupCoordinator`` plus the trio side it cannot have:
 the monotonic clock, the ``{ticket: trio.Event}`` table on which JoinGroup / SyncGroup
-requests wait, and the timer task that applies session and rebalance deadlines) and
-``ProducerRegistry`` (the ``ProducerIdManager`` plus one ``ProducerStateTable`` per
-partition, rebuilt from the partition's log). ``open_coordination`` builds both and the
-``OffsetStore`` under the data directory, inside the pull front-end (the daemon knows none
-of it).
+requests wait, and the timer task that applies session and rebalance deadlines), and
+``Coordination``, what the handlers reach through ``ctx.broker.coord``: that runtime, the
+``OffsetStore`` with the one lock that queues its flushes into a worker thread, and the
+``ProducerRegistry``. The state itself is opened by ``broker.state.BrokerState``; this module
+opens no file.
 
 What does not: the rules. Who may join, when a rebalance ends, which sequence is a duplicate —
-all of that is ``broker.groups`` / ``broker.producers``; this module only feeds them time and
-wakes the waiting requests.
-
-Files under ``data_dir``: ``__consumer_offsets/`` (the offset store's snapshot + journal) and
-``__producer_ids/`` (the producer-id block file). Neither is a topic: ``topics.json`` never
-names them, so the topic registry ignores them.
+all of that is ``broker.groups`` / ``broker.producers``; this module only feeds them time,
+wakes the waiting requests, and runs the offset store's file work off the event loop.
 
 Clocks: the coordinator gets ``trio.current_time()`` in ms — monotonic, never backwards, and
 mockable. Commit timestamps (stored with each committed offset) are wall-clock, as in Kafka.
@@ -22,21 +18,14 @@ mockable. Commit timestamps (stored with each committed offset) are wall-clock, 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import attrs
-import structlog
 import trio
 
 from broker.groups import GroupCoordinator, Ticket
 from broker.offsets import OffsetStore
-from broker.producers import ProducerIdManager, ProducerStateTable
-from broker.topics import Topic, TopicRegistry
+from broker.producers import ProducerRegistry
+from broker.state import BrokerState
 
-log = structlog.get_logger("dualmq.pull.coordination")
-
-OFFSETS_DIR = "__consumer_offsets"
-PRODUCER_IDS_DIR = "__producer_ids"
 # The timer task wakes at least this often even with no deadline due (new deadlines appear
 # with every request; waking 10 times a second is cheaper than re-arming on each of them).
 TICK_INTERVAL_SECONDS = 0.1
@@ -96,56 +85,36 @@ class GroupRuntime:
 
 
 @attrs.define(eq=False)
-class ProducerRegistry:
-    """Producer ids and every partition's idempotence table (keyed by topic id, partition).
-
-    Keyed by the topic *id*, not its name: a topic deleted and created again under the same
-    name is a new topic with an empty log, and must not inherit the old producers' state.
-    """
-
-    ids: ProducerIdManager
-    _tables: dict[tuple[bytes, int], ProducerStateTable] = attrs.field(factory=dict)
-
-    def table(self, topic: Topic, partition: int) -> ProducerStateTable:
-        """The partition's table, rebuilt from its log's batch headers on first use."""
-        key = (bytes(topic.topic_id), partition)
-        table = self._tables.get(key)
-        if table is None:
-            table = self._tables[key] = ProducerStateTable.rebuilt(topic.partitions[partition].batches())
-            for producer_id, epoch in table.producers().items():
-                self.ids.observe(producer_id, epoch)
-        return table
-
-    def rebuild_all(self, topics: TopicRegistry) -> int:
-        """Rebuild every partition's table now (start-up); returns how many producers."""
-        for topic in topics.topics():
-            for index in range(len(topic.partitions)):
-                self.table(topic, index)
-        return sum(len(t.producers()) for t in self._tables.values())
-
-    def forget_topic(self, topic_id: bytes) -> None:
-        for key in [k for k in self._tables if k[0] == bytes(topic_id)]:
-            del self._tables[key]
-
-
-@attrs.define(eq=False)
 class Coordination:
+    """The groups runtime, the committed offsets and the producers, as the handlers use them."""
+
     groups: GroupRuntime
     offsets: OffsetStore
     producers: ProducerRegistry
+    # Flushes of the offset store must not overlap (``OffsetStore.begin_flush``): they queue here.
+    _offsets_flush: trio.Lock = attrs.field(factory=trio.Lock)
 
-    def close(self) -> None:
-        self.offsets.close()
+    @classmethod
+    def around(cls, state: BrokerState) -> Coordination:
+        """The runtime for ``state``'s coordinator, offsets and producers."""
+        return cls(GroupRuntime(state.groups), state.offsets, state.producers)
 
+    async def flush_offsets(self) -> None:
+        """Write and fsync every queued commit and deletion, in a worker thread.
 
-def open_coordination(data_dir: Path, kafka_config, topics: TopicRegistry) -> Coordination:
-    """Open the offset store and producer ids under ``data_dir``, rebuild producer state.
+        Returns once everything queued before the call is durable: a handler acknowledges an
+        OffsetCommit only after this. Callers that arrive while a flush runs wait for it, then
+        flush what queued up meanwhile (often nothing: their records rode along).
 
-    Blocking (file reads, one fsync at most): called once at start-up.
-    """
-    offsets = OffsetStore.open(Path(data_dir) / OFFSETS_DIR)
-    coordinator = GroupCoordinator.from_config(kafka_config, existing_groups=offsets.groups())
-    producers = ProducerRegistry(ProducerIdManager.open(Path(data_dir) / PRODUCER_IDS_DIR))
-    count = producers.rebuild_all(topics)
-    log.info("coordination_opened", groups=len(offsets.groups()), producers=count)
-    return Coordination(GroupRuntime(coordinator), offsets, producers)
+        Raises:
+            OSError: the write or fsync failed; the commits it carried are not durable.
+        """
+        async with self._offsets_flush:
+            job = self.offsets.begin_flush()
+            if job is None:
+                return
+            try:
+                # Not abandoned on cancellation: the store adopts the outcome, whatever it is.
+                await trio.to_thread.run_sync(job.run)
+            finally:
+                self.offsets.finish_flush(job)

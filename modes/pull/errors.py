@@ -1,18 +1,19 @@
 """The one place where broker-core errors become Kafka error codes (pull mode).
 
 The core (``broker/``) raises domain errors in its own words (``UnknownTopic``,
-``BatchTooLarge`` ...) and knows nothing of Kafka; push mode maps the same errors to RESP
-replies in its own single place. Handlers call :func:`error_code_for` instead of catching and
-translating ad hoc, so every API reports the same condition with the same code.
+``OffsetOutOfRange`` ...) and knows nothing of Kafka's error codes; push mode maps the same
+errors to RESP replies in its own single place. A batch that is not acceptable raises one of
+the batch format's own errors (``wire.kafka.batch``: ``CorruptBatch``, ``BatchTooLarge`` ...),
+wherever it is found — the log's append or a handler's own look at the bytes; they are
+mapped here too. Handlers call :func:`error_code_for` instead of catching and translating ad
+hoc, so every API reports the same condition with the same code.
 """
 
 from __future__ import annotations
 
 from broker.errors import (
-    BatchTooLarge,
     BrokerError,
     ConfigError,
-    CorruptBatch,
     InvalidPartitions,
     InvalidTopic,
     OffsetOutOfRange,
@@ -20,6 +21,7 @@ from broker.errors import (
     UnknownTopic,
 )
 from broker.outcome import ErrorKind
+from wire.kafka.batch import BatchTooLarge, CorruptBatch, InvalidBatch, UnsupportedBatchFormat
 from wire.kafka.errors import ErrorCode
 
 
@@ -32,15 +34,18 @@ class CloseConnection(Exception):
     """
 
 # Most specific first is irrelevant here (no subclassing among them), but keep it a table so a
-# reader sees the whole mapping at a glance. Each code means what Kafka's error of that name
-# means, so a client reacts to it as it would against a real broker.
-_CODES: tuple[tuple[type[BrokerError], ErrorCode], ...] = (
+# reader sees the whole mapping at a glance. The codes mean what Kafka's protocol says they do:
+# OFFSET_OUT_OF_RANGE makes a consumer apply its reset policy, CORRUPT_MESSAGE and
+# MESSAGE_TOO_LARGE are reported to the producer's application, and so on.
+_CODES: tuple[tuple[type[BrokerError] | type[InvalidBatch], ErrorCode], ...] = (
     (UnknownTopic, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION),
     (InvalidTopic, ErrorCode.INVALID_TOPIC_EXCEPTION),
     (TopicExists, ErrorCode.TOPIC_ALREADY_EXISTS),
     (InvalidPartitions, ErrorCode.INVALID_PARTITIONS),
     (OffsetOutOfRange, ErrorCode.OFFSET_OUT_OF_RANGE),
     (CorruptBatch, ErrorCode.CORRUPT_MESSAGE),
+    # A legacy MessageSet (magic 0/1), or not exactly one batch in a Produce.
+    (UnsupportedBatchFormat, ErrorCode.INVALID_RECORD),
     (BatchTooLarge, ErrorCode.MESSAGE_TOO_LARGE),
     (ConfigError, ErrorCode.INVALID_CONFIG),
 )
@@ -65,8 +70,9 @@ def code_for_kind(kind: ErrorKind) -> ErrorCode:
 def error_code_for(exc: BaseException) -> ErrorCode:
     """The Kafka error code reporting ``exc``.
 
-    A ``BrokerError`` maps by type; an ``OSError`` (the disk failed under an append or read) is
-    Kafka's KAFKA_STORAGE_ERROR; anything else is UNKNOWN_SERVER_ERROR.
+    A ``BrokerError`` or a batch format error maps by type; an ``OSError`` (the disk failed
+    under an append or read) is Kafka's KAFKA_STORAGE_ERROR; anything else is
+    UNKNOWN_SERVER_ERROR.
     """
     for kind, code in _CODES:
         if isinstance(exc, kind):

@@ -9,14 +9,14 @@ cuts them into frames with ``wire.kafka.framing.FrameParser`` — whose size che
 after the other.
 
 Why sequential per connection: Kafka requires responses to leave a connection in request
-order (GUIDE §1.1; kafka-python raises ``CorrelationIdError`` otherwise), and the real broker
+order (kafka-python raises ``CorrelationIdError`` otherwise), and the real broker
 gets that by *muting* the socket while a request is in progress. We do the same: a slow
 long-polling Fetch delays later requests on its own connection — which every client expects —
 but never another connection, since each has its own task. Responses to the frames that
 arrived in one read are written with one ``send_all``; before a handler that may wait (Fetch),
 the responses already computed are sent first so they are not held back by the wait.
 
-Connection rules (GUIDE §1.1, §1.8):
+Connection rules:
 
 * Produce with ``acks=0`` gets no response at all (the handler returns None); if it failed,
   the connection is closed instead, as Kafka does, since no response can say so.
@@ -46,15 +46,15 @@ import attrs
 import structlog
 import trio
 
-from broker.config import BrokerConfig, KafkaConfig, parse_host_port
+from broker.config import KafkaConfig, parse_host_port
+from broker.state import BrokerState
 from broker.stats import ServerInfo
-from broker.topics import TopicRegistry
 from modes.common.listener import Connection as Admitted
 from modes.common.listener import ConnectionLimits, ConnectionTable, format_address
 from modes.pull import api as _api  # noqa: F401  (importing registers every handler)
 from modes.pull.api.api_versions import API_VERSIONS_KEY, unsupported_version_response
 from modes.pull.context import PullBroker, RequestContext
-from modes.pull.coordination import open_coordination
+from modes.pull.coordination import Coordination
 from modes.pull.errors import CloseConnection
 from modes.pull.registry import HANDLERS
 from wire.errors import RemoteProtocolError
@@ -158,7 +158,8 @@ class Connection:
         body = await handler.handler(RequestContext(self.broker, header, self.local, self.peer), request)
         if body is None:
             return None
-        # ApiVersions responses always use header v0 (GUIDE §1.3).
+        # ApiVersions responses always use header v0, whatever the version: a client that
+        # does not yet know which versions we speak must be able to read the answer.
         flexible_header = api_key != API_VERSIONS_KEY and handler.response.is_flexible(version)
         return encode_response(correlation_id, codec.encode(handler.response, version, body),
                                flexible_header=flexible_header)
@@ -212,34 +213,33 @@ def connection_limits(config: KafkaConfig) -> ConnectionLimits:
 
 
 async def serve_kafka(
-    config: BrokerConfig,
-    topics: TopicRegistry,
+    state: BrokerState,
     info: ServerInfo,
     *,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the Kafka protocol on ``config.kafka.listen`` until cancelled.
+    """Serve the Kafka protocol on ``state.config.kafka.listen`` until cancelled.
+
+    The state (topics, offsets, groups, producers) is opened and closed by the caller
+    (``BrokerState``); this only serves it.
 
     Reports ``HOST:PORT`` (the bound address; port 0 resolved) once accepting connections.
     """
-    coordination = open_coordination(config.data_dir, config.kafka, topics)
-    try:
-        host, port = parse_host_port(config.kafka.listen)
-        listeners = await trio.open_tcp_listeners(port, host=host)
-        bound = listeners[0].socket.getsockname()[:2]
-        broker = PullBroker(config=config, topics=topics, info=info, bound=(bound[0], bound[1]),
-                            coordination=coordination)
-        server = KafkaServer(broker)
-        # Kafka closes a connection over a cap without a word: no refusal to send.
-        server.table = ConnectionTable(mode="pull", limits=connection_limits(config.kafka),
-                                       handler=server.serve_connection)
-        async with trio.open_nursery() as nursery:
-            # Session expiry and rebalance deadlines happen with no request to trigger them.
-            nursery.start_soon(coordination.groups.run_timers)
-            await nursery.start(server.table.serve, listeners)
-            address = format_address(bound)
-            log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None)
-            task_status.started(address)
-    finally:
-        # Every acknowledged commit is already fsynced; this only closes the journal.
-        coordination.close()
+    config = state.config
+    coordination = Coordination.around(state)
+    host, port = parse_host_port(config.kafka.listen)
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[:2]
+    broker = PullBroker(config=config, topics=state.topics, info=info, bound=(bound[0], bound[1]),
+                        coordination=coordination)
+    server = KafkaServer(broker)
+    # Kafka closes a connection over a cap without a word: no refusal to send.
+    server.table = ConnectionTable(mode="pull", limits=connection_limits(config.kafka),
+                                   handler=server.serve_connection)
+    async with trio.open_nursery() as nursery:
+        # Session expiry and rebalance deadlines happen with no request to trigger them.
+        nursery.start_soon(coordination.groups.run_timers)
+        await nursery.start(server.table.serve, listeners)
+        address = format_address(bound)
+        log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None)
+        task_status.started(address)

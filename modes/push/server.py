@@ -105,6 +105,11 @@ class PushServer:
     commands_processed: int = 0
     output_limit_disconnections: int = 0
     protocol_errors: int = 0
+    # The largest output buffer of any subscriber that has since unsubscribed or gone (live
+    # ones are read from their outboxes), and the largest buffer that got one cut off at its
+    # limit: INFO's exact figures, for subscribers CLIENT LIST no longer shows.
+    gone_subscribers_output_high_water: int = 0
+    output_at_disconnect_max: int = 0
 
     def __attrs_post_init__(self) -> None:
         if self.limits is None:
@@ -112,17 +117,32 @@ class PushServer:
 
     def set_subscribed_limits(self, client: Client) -> None:
         """Pub/sub class limits apply while a client has a subscription (Redis rule)."""
+        was_subscribed = client.subscribed
         client.subscribed = client.subscriber.subscription_count > 0
+        if was_subscribed and not client.subscribed:
+            self.note_subscriber_gone(client)
         client.outbox.set_limits(self.limits if client.subscribed else NO_LIMITS)
 
     def listener_statistics(self) -> ListenerStatistics:
         """Accepted, refused and evicted connections, buffered query bytes (for INFO)."""
         return self.connections.statistics()
 
+    def note_subscriber_gone(self, client: Client) -> None:
+        """Keep the output high-water of a subscriber that unsubscribed or disconnected."""
+        high_water = client.outbox.high_water_bytes
+        if high_water > self.gone_subscribers_output_high_water:
+            self.gone_subscribers_output_high_water = high_water
+
+    def subscriber_output_high_water(self) -> int:
+        """The most bytes any subscriber's output buffer has held, gone subscribers included."""
+        live = (c.outbox.high_water_bytes for c in self.clients.values() if c.subscribed)
+        return max(self.gone_subscribers_output_high_water, max(live, default=0))
+
     def cut_off(self, subscriber: Subscriber, pending: int, limit: str) -> None:
         """Disconnect a subscriber over its output-buffer limit (Redis: no error, just EOF)."""
         client = self.clients.get(subscriber.client_id)
         self.output_limit_disconnections += 1
+        self.output_at_disconnect_max = max(self.output_at_disconnect_max, pending)
         if client is None:
             return
         limit_bytes = self.limits.hard_bytes if limit == "hard" else self.limits.soft_bytes
@@ -190,6 +210,8 @@ class PushServer:
             await self.driver.serve(client)
         finally:
             self.pubsub.remove(subscriber)
+            if client.subscribed:
+                self.note_subscriber_gone(client)
             del self.clients[conn.id]
             conn.summary.update(
                 commands=client.commands_processed,

@@ -1,9 +1,9 @@
-"""Test helper: build valid RecordBatch v2 bytes (GUIDE §2.1–2.4) without the wire package.
+"""Test helper: build valid RecordBatch v2 bytes, written from Kafka's spec alone.
 
-The broker core may not import ``wire``, and its tests should not depend on the codec another
-engineer is writing either, so this is a small independent encoder: records with zigzag
-varints, the 61-byte header, CRC-32C over attributes..end. It is also a cross-check of
-``broker.log.batch``: both are written from the spec, not from each other.
+A small encoder independent of ``wire.kafka.records``: records with zigzag varints, the
+61-byte header, CRC-32C over attributes..end. The log's tests use it, and ``wire.kafka.batch``
+is cross-checked against it (``tests/wire/kafka/test_batch.py``): both are written from the
+spec, not from each other, so a shared misreading of the format would have to happen twice.
 """
 
 from __future__ import annotations

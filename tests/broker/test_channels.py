@@ -81,7 +81,8 @@ def test_publish_to_nobody(ps: PubSub) -> None:
 
 
 def test_fan_out_order_and_count_matches_the_observed_redis_example(ps: PubSub) -> None:
-    # Guide 4.1: one client on ch1 and on *, c?1, [^x]h[0-9]; PUBLISH ch1 m1 -> 4, message first.
+    # As observed on redis-server 7.0.15: one client on ch1 and on *, c?1, [^x]h[0-9]; PUBLISH ch1 m1
+    # -> 4, the message first (docs/resp.md#publishs-receiver-count).
     a = new_sub(1)
     ps.subscribe(a, b"ch1")
     for pattern in (b"*", b"c?1", b"[^x]h[0-9]", b"nomatch*"):

@@ -8,7 +8,7 @@ the modelled receiver count and cut-offs; every drain must return exactly the mo
 the modelled order.
 
 The model is deliberately naive: lists scanned linearly, the limit rule written out again from
-the guide's words, glob answers from ``glob_match`` (tested on its own in ``test_glob.py``).
+Redis's rule (docs/resp.md#output-buffer-limits), glob answers from ``glob_match`` (tested on its own in ``test_glob.py``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class ModelClient:
     closed: bool = False
 
     def verdict(self, used: int, now: int) -> str | None:
-        """The guide's rule: which limit (if any) ``used`` queued bytes break at ``now``."""
+        """Redis's rule: which limit (if any) ``used`` queued bytes break at ``now``."""
         hard = self.hard > 0 and used >= self.hard
         soft = False
         if self.soft > 0 and used >= self.soft:

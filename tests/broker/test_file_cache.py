@@ -15,6 +15,7 @@ from broker.log.file_cache import AUTO_MAX, AUTO_MIN, OpenFileCache, default_cap
 from broker.log.partition_log import PartitionLog
 from broker.log.storage import LogStorage
 from broker.topics import FILES_PER_PARTITION, partition_budget
+from modes.pull.log_runtime import flush_log
 from tests.broker.batches import build_batch
 
 T0 = 1_700_000_000_000
@@ -127,7 +128,7 @@ def test_many_partitions_share_one_bounded_cache(tmp_path: Path) -> None:
     assert len(os.listdir("/proc/self/fd")) - before <= 4 * 3 + 3
     assert len(storage.files) == 3
     for log in logs:
-        trio.run(log.flush)
+        trio.run(flush_log, log)
         log.close()
     assert len(os.listdir("/proc/self/fd")) == before
 
@@ -145,7 +146,7 @@ def test_flush_of_sealed_segments_survives_eviction(tmp_path: Path) -> None:
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(log.flush)
+            nursery.start_soon(flush_log, log)
             await trio.sleep(0)
             # While the thread fsyncs: read every segment (churning the one-slot cache).
             for offset in range(5):

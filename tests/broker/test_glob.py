@@ -1,6 +1,7 @@
-"""Tests for ``broker.glob``: Redis's glob dialect, every quirk of RESP guide section 4.5.
+"""Tests for ``broker.glob``: Redis's glob dialect, every quirk listed in
+docs/resp.md#pattern-globs-and-rediss-quirks.
 
-Three kinds of evidence: the examples observed on a real redis-server 7.0.15 (quoted in the guide),
+Three kinds of evidence: examples observed on a real redis-server 7.0.15,
 one test per quirk, and a hypothesis comparison with a deliberately naive recursive reference
 (written from the rules, exponential, no early exit) over small patterns made of the special bytes.
 """
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 from broker.glob import MAX_STAR_NESTING, glob_match
 
-# --- examples observed on redis-server 7.0.15 (guide 4.5) and from the guide's table ------------
+# --- examples observed on redis-server 7.0.15, and the dialect's basic rules ---------------------
 
 OBSERVED = [
     (b"h[ae]llo", b"hello", True),
@@ -36,7 +37,7 @@ OBSERVED = [
     (b"a?b", b"axb", True),
     (b"a?b", b"ab", False),
     (b"a?b", b"axxb", False),
-    # PUBLISH ch1 with patterns *, c?1, [^x]h[0-9] all matching (guide 4.1).
+    # PUBLISH ch1 with patterns *, c?1, [^x]h[0-9] all matching (docs/resp.md#publishs-receiver-count).
     (b"*", b"ch1", True),
     (b"c?1", b"ch1", True),
     (b"[^x]h[0-9]", b"ch1", True),

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import attrs
 import pytest
-import trio
-import trio.testing
 
 from broker.config import LogConfig
-from broker.errors import BatchTooLarge, CorruptBatch, OffsetOutOfRange
-from broker.log.batch import split_batches
+from broker.errors import OffsetOutOfRange
+from wire.kafka.batch import BatchTooLarge, CorruptBatch, UnsupportedBatchFormat, split_batches, validate
 from broker.log.file_cache import OpenFileCache
 from broker.log.partition_log import PartitionLog
 from broker.log.storage import LogStorage
@@ -27,7 +25,7 @@ def open_log(tmp_path: Path, now_ms: int = T0, **changes) -> PartitionLog:
 
 
 def offsets_in(data: bytes) -> list[int]:
-    return [header.base_offset for header, _ in split_batches(data)]
+    return [validate(batch).base_offset for batch in split_batches(data, strict=True)]
 
 
 def test_empty_log(tmp_path: Path) -> None:
@@ -102,7 +100,7 @@ def test_bad_batches_leave_log_unchanged(tmp_path: Path) -> None:
     magic[16] = 0
     cases = [
         (CorruptBatch, bytes(crc)),
-        (CorruptBatch, bytes(magic)),
+        (UnsupportedBatchFormat, bytes(magic)),
         (CorruptBatch, build_batch(2, 10)[:-4]),
         (CorruptBatch, b"\x00" * 10),
         (BatchTooLarge, build_batch(30, 100)),
@@ -160,7 +158,11 @@ def test_sealed_segments_cost_no_descriptor_beyond_the_shared_cache(tmp_path: Pa
     assert log.offset_for_timestamp(0) is not None
     assert [offset for offset, _ in log.batches()] == list(range(0, 60, 2))
     log.append(batch, T0)  # the active segment still writes its indexes
-    trio.run(log.flush)
+    job = log.begin_flush()
+    assert job is not None
+    job.fsync()
+    job.close()  # the job's duplicated descriptors are its own to close
+    log.finish_flush(job)
     assert open_descriptors() - before <= 3 + 2
     log.close()
     assert open_descriptors() == before
@@ -298,45 +300,78 @@ def test_statistics_and_flush(tmp_path: Path) -> None:
     log.close()
 
 
-async def test_async_flush(tmp_path: Path) -> None:
+def test_flush_job_covers_what_was_unflushed_when_it_was_made(tmp_path: Path) -> None:
     log = open_log(tmp_path, fsync="always")
+    assert log.begin_flush() is None  # nothing to flush
     log.append(build_batch(2), T0)
-    await log.flush()
-    assert log.flushed_offset == 2 and not log.has_unflushed
-    await log.flush()  # nothing to do: still fine
+    job = log.begin_flush()
+    assert job is not None and job.offset == 2
+    log.append(build_batch(3), T0)  # arrives while the job's fsync would run in a thread
+    job.fsync()
+    job.close()
+    assert job.descriptors == []
+    assert log.flushed_offset == 0  # nothing is durable until the log is told
+    log.finish_flush(job)
+    assert log.flushed_offset == 2 and log.has_unflushed  # the later batch is not covered
+    second = log.begin_flush()
+    assert second is not None
+    second.fsync()
+    second.close()
+    log.finish_flush(second)
+    assert log.flushed_offset == 5 and not log.has_unflushed
     log.close()
 
 
-async def test_wait_for_data_woken_by_append(tmp_path: Path) -> None:
-    log = open_log(tmp_path)
-    results: list[bool] = []
-
-    async def waiter() -> None:
-        results.append(await log.wait_for_data(0, trio.current_time() + 30))
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(waiter)
-        await trio.testing.wait_all_tasks_blocked()
-        assert results == []
-        log.append(build_batch(1), T0)
-    assert results == [True]
-    # Data already there: immediate.
-    assert await log.wait_for_data(0, trio.current_time())
+def test_flush_job_descriptors_survive_retention_deleting_the_segment(tmp_path: Path) -> None:
+    # The job owns duplicates: retention may delete (and close) a segment while a worker
+    # thread fsyncs it, and the fsync still works on a valid descriptor.
+    batch = build_batch(2, 40)
+    log = open_log(tmp_path, segment_bytes=len(batch), retention_bytes=0)
+    log.append(batch, T0)
+    log.append(batch, T0)  # rolls: the first segment is sealed, unflushed
+    job = log.begin_flush()
+    assert job is not None
+    assert log.apply_retention(T0) == 1
+    job.fsync()
+    job.close()
+    log.finish_flush(job)
+    assert log.flushed_offset == 4
     log.close()
 
 
-def test_wait_for_data_times_out(tmp_path: Path) -> None:
+def test_data_ticket_completed_and_woken_by_the_append(tmp_path: Path) -> None:
     log = open_log(tmp_path)
+    woken: list[str] = []
+    ticket = log.watch(0, lambda: woken.append("a"))
+    later = log.watch(5, lambda: woken.append("b"))
+    assert not ticket.done and woken == []
+    log.append(build_batch(1), T0)  # high watermark 1: past 0, not past 5
+    assert ticket.done and woken == ["a"] and not later.done
     log.append(build_batch(1), T0)
-
-    async def main() -> tuple[bool, float]:
-        start = trio.current_time()
-        ok = await log.wait_for_data(1, start + 5)
-        return ok, trio.current_time() - start
-
-    ok, waited = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
-    assert not ok and waited == pytest.approx(5)
+    assert woken == ["a"]  # a completed ticket is woken once
+    log.unwatch(later)
+    log.append(build_batch(10), T0)
+    assert woken == ["a"] and not later.done  # an unwatched ticket is forgotten
+    log.unwatch(ticket)  # harmless twice
     log.close()
+
+
+def test_data_ticket_done_at_once_when_data_is_there(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    log.append(build_batch(2), T0)
+    woken: list[int] = []
+    ticket = log.watch(1, lambda: woken.append(1))
+    assert ticket.done and woken == []  # done before anyone could wait: no wake-up needed
+    log.close()
+    assert log.watch(7, lambda: woken.append(7)).done  # a closed log has nothing to wait for
+
+
+def test_close_completes_every_ticket(tmp_path: Path) -> None:
+    log = open_log(tmp_path)
+    woken: list[int] = []
+    tickets = [log.watch(0, lambda: woken.append(0)), log.watch(3, lambda: woken.append(3))]
+    log.close()
+    assert all(t.done for t in tickets) and woken == [0, 3]
 
 
 def test_reads_see_appends_immediately_via_fresh_descriptor(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from broker.config import LogConfig
 from broker.log.io_errors import IoErrorReporter
 from broker.log.partition_log import PartitionLog
 from broker.topics import TopicRegistry
+from modes.pull.log_runtime import flush_log, flush_logs
 from tests.broker.batches import build_batch, with_base_offset
 from tests.support import require_module
 
@@ -160,15 +161,15 @@ def test_failed_fsync_is_not_marked_flushed_and_periodic_flush_carries_on(tmp_pa
     monkeypatch.setattr(os, "fsync", fsync_fails)
     first = registry.partition("a", 0)
     with pytest.raises(OSError) as caught:
-        trio.run(first.flush)
+        trio.run(flush_log, first)
     assert caught.value.filename.endswith(".log")
     with capture_logs() as logs:
-        trio.run(registry.flush_all, T0)  # records, does not raise, tries both partitions
+        trio.run(flush_logs, registry, T0)  # records, does not raise, tries both partitions
     monkeypatch.undo()
     assert [e["operation"] for e in failures(logs)] == ["fsync"]  # the second one is rate-limited
     assert registry.storage.io_errors.total == 2
     assert first.has_unflushed and registry.partition("a", 1).has_unflushed
-    trio.run(registry.flush_all, T0)
+    trio.run(flush_logs, registry, T0)
     assert not first.has_unflushed
     registry.close()
 

@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from broker.config import LogConfig
-from broker.errors import BatchTooLarge, CorruptBatch, OffsetOutOfRange
-from broker.log.batch import scan_batches, split_batches
+from broker.errors import OffsetOutOfRange
+from wire.kafka.batch import BatchTooLarge, CorruptBatch, UnsupportedBatchFormat, parse_header, split_batches
+from wire.kafka.batch import validate as validate_batch
 from broker.log.partition_log import PartitionLog
 from tests.broker.batches import build_batch, with_base_offset
 
@@ -89,7 +90,8 @@ class LogMachine(RuleBasedStateMachine):
             batch[16] = 3
         elif kind == "short":
             batch = batch[:-1]
-        with pytest.raises(BatchTooLarge if kind == "huge" else CorruptBatch):
+        expected = {"huge": BatchTooLarge, "magic": UnsupportedBatchFormat}.get(kind, CorruptBatch)
+        with pytest.raises(expected):
             self.log.append(bytes(batch), self.now)
         assert (self.log.high_watermark, self.log.size_bytes) == before
 
@@ -148,7 +150,7 @@ class LogMachine(RuleBasedStateMachine):
             durable_sizes = {}
             for path in files:
                 content = path.read_bytes()
-                durable = sum(h.size for _, h in scan_batches(content) if h.base_offset < flushed)
+                durable = sum(len(b) for b in split_batches(content) if parse_header(b).base_offset < flushed)
                 durable_sizes[path] = (durable, len(content))
             with_data = [p for p in files if durable_sizes[p][1] > 0]
             spared = with_data[-1] if with_data and mode in ("cut", "flip") else None
@@ -167,7 +169,8 @@ class LogMachine(RuleBasedStateMachine):
                             st.integers(1, 255), label="xor")
                     spared.write_bytes(bytes(content))
         self.log = PartitionLog.open(self.directory, self.config, now_ms=self.now)
-        survivors = split_batches(self.log.read(self.log.log_start_offset, 10**9)) if self.log.high_watermark > self.log.log_start_offset else []
+        survivors = [(validate_batch(b), b) for b in split_batches(self.log.read(self.log.log_start_offset, 10**9),
+                                                                       strict=True)]
         assert len(survivors) <= len(self.model)
         for (header, view), (offset, stored) in zip(survivors, self.model):
             assert header.base_offset == offset
@@ -180,7 +183,7 @@ class LogMachine(RuleBasedStateMachine):
         self.model = kept
         if kept:
             assert self.log.log_start_offset == self.start_offset
-            self.end_offset = kept[-1][0] + split_batches(kept[-1][1])[0][0].last_offset_delta + 1
+            self.end_offset = kept[-1][0] + parse_header(kept[-1][1]).last_offset_delta + 1
         else:
             self.start_offset = self.end_offset = self.log.log_start_offset
         self.flushed = self.end_offset

@@ -157,6 +157,108 @@ def test_compaction_then_more_commits_then_restart(tmp_path):
     assert OffsetStore.open(tmp_path).fetch("g", "t", 0) == CommittedOffset(6, 2, "x", 2)
 
 
+# ------------------------------------------------------------- a flush's file work elsewhere
+
+
+def committed(directory: Path) -> dict[tuple[str, int], int]:
+    """What a restart finds for group "g"."""
+    store = OffsetStore.open(directory)
+    try:
+        return {key: c.offset for key, c in store.fetch_all("g").items()}
+    finally:
+        store.close()
+
+
+def test_commits_during_a_flush_job_wait_for_the_next_one(tmp_path):
+    # The job's file work may run in a worker thread while the store keeps taking commits:
+    # they are not the job's (it was made before them) and go to the next flush.
+    store = OffsetStore.open(tmp_path)
+    store.commit("g", "t", 0, 1, -1, None, 1)
+    job = store.begin_flush()
+    assert job is not None
+    store.commit("g", "t", 1, 2, -1, None, 2)  # arrives while the job "runs"
+    job.run()
+    store.finish_flush(job)
+    assert committed(tmp_path) == {("t", 0): 1}  # durable: the job's; not yet: the later one
+    store.flush()
+    assert committed(tmp_path) == {("t", 0): 1, ("t", 1): 2}
+    assert store.begin_flush() is None  # nothing queued
+    store.close()
+
+
+def test_flush_jobs_must_not_overlap(tmp_path):
+    store = OffsetStore.open(tmp_path)
+    store.commit("g", "t", 0, 1, -1, None, 1)
+    job = store.begin_flush()
+    store.commit("g", "t", 0, 2, -1, None, 2)
+    with pytest.raises(RuntimeError, match="must not overlap"):
+        store.begin_flush()
+    job.run()
+    store.finish_flush(job)
+    store.close()
+    assert committed(tmp_path) == {("t", 0): 2}
+
+
+def test_a_failed_flush_is_retried_by_the_next_one(tmp_path, monkeypatch):
+    # Two requests commit; the first one's flush carries both and fails (disk full). The
+    # second request then flushes: it must write the commits again, not find nothing queued
+    # and acknowledge a commit that never reached the disk.
+    store = OffsetStore.open(tmp_path)
+    store.commit("g", "t", 0, 1, -1, None, 1)
+    store.commit("g", "t", 1, 2, -1, None, 2)
+    real_write = os.write
+
+    def disk_full(fd, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_full)
+    with pytest.raises(OSError):
+        store.flush()
+    monkeypatch.setattr(os, "write", real_write)
+    store.flush()  # the second request's flush
+    assert committed(tmp_path) == {("t", 0): 1, ("t", 1): 2}
+    store.close()
+
+
+def test_commits_during_a_compaction_job_land_in_the_new_journal(tmp_path):
+    store = OffsetStore.open(tmp_path)
+    store.commit("g", "t", 0, 1, -1, None, 1)
+    job = store.begin_flush(compact=True)
+    store.commit("g", "t", 0, 2, -1, None, 2)  # newer than the job's snapshot
+    job.run()
+    store.finish_flush(job)
+    assert [p.name for p in tmp_path.glob("journal.*")] == ["journal.1"]
+    store.flush()
+    assert committed(tmp_path) == {("t", 0): 2}
+    store.close()
+
+
+@pytest.mark.parametrize("failing_step", ["write_temporary", "fsync_directory"])
+def test_a_failed_compaction_loses_no_later_commit(tmp_path, monkeypatch, failing_step):
+    # Failing before the rename (the temporary snapshot cannot be written), the old journal
+    # stays live. Failing after it (the directory fsync), the snapshot in place names the new
+    # journal: a commit still written to the old one would be lost at the next start, where
+    # the old journal is deleted as a stray. Either way the next commits must survive.
+    import broker.offsets as offsets_module
+
+    store = OffsetStore.open(tmp_path)
+    store.commit("g", "t", 0, 1, -1, None, 1)
+
+    def fails(*args):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(offsets_module, failing_step, fails)
+    with pytest.raises(OSError):
+        store.compact()
+    monkeypatch.undo()
+    store.commit("g", "t", 0, 2, -1, None, 2)
+    store.flush()
+    assert committed(tmp_path) == {("t", 0): 2}
+    store.compact()  # and a later compaction works
+    store.close()
+    assert committed(tmp_path) == {("t", 0): 2}
+
+
 # ------------------------------------------------------------- damage inside the journal
 
 

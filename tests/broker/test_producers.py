@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
@@ -19,16 +18,17 @@ from broker.producers import (
     ProducerStateTable,
     last_sequence,
 )
+from wire.kafka.batch import BatchHeader
 
 MAX_SEQ = 2**31 - 1
 
 
-class Header(NamedTuple):
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-    last_offset_delta: int
-    max_timestamp: int = 0
+def idempotent_header(producer_id: int, producer_epoch: int, base_sequence: int, last_offset_delta: int) -> BatchHeader:
+    """The header of a batch of ``last_offset_delta + 1`` records from this producer."""
+    return BatchHeader(base_offset=0, batch_length=49, partition_leader_epoch=0, magic=2, crc=0, attributes=0,
+                       last_offset_delta=last_offset_delta, base_timestamp=0, max_timestamp=0,
+                       producer_id=producer_id, producer_epoch=producer_epoch, base_sequence=base_sequence,
+                       records_count=last_offset_delta + 1)
 
 
 class Log:
@@ -36,7 +36,7 @@ class Log:
 
     def __init__(self, table=None):
         self.table = table or ProducerStateTable()
-        self.batches: list[tuple[int, Header]] = []
+        self.batches: list[tuple[int, BatchHeader]] = []
         self.end = 0
 
     def produce(self, pid, epoch, seq, count):
@@ -44,7 +44,7 @@ class Log:
         result = self.table.check(pid, epoch, seq, last)
         if result.kind is Decision.ACCEPT:
             base = self.end
-            self.batches.append((base, Header(pid, epoch, seq, count - 1)))
+            self.batches.append((base, idempotent_header(pid, epoch, seq, count - 1)))
             self.end += count
             self.table.record(pid, epoch, seq, last, base, self.end - 1, 0)
             return result.kind, base

@@ -1,6 +1,6 @@
 """Tests for ``broker.subscribers``: Redis's pub/sub output-buffer rule at its exact boundaries.
 
-Rule (RESP guide 6.1): queued bytes >= hard -> cut; >= soft first seen -> start the clock; still
+Rule (docs/resp.md#output-buffer-limits): queued bytes >= hard -> cut; >= soft first seen -> start the clock; still
 >= soft when MORE than soft-seconds elapsed -> cut; seen below soft -> clock forgotten; 0 disables.
 """
 

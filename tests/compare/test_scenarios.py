@@ -74,6 +74,18 @@ def test_slow_consumer_push_is_disconnected_at_the_output_buffer_limit(slow_cons
     assert all(SLOW_DISCONNECT in reason for reason in missing), missing
 
 
+def test_slow_consumer_buffer_figures_are_the_brokers_own(slow_consumer):
+    """The output buffer filled up to the 256 KiB limit, and the broker says so exactly (a
+    100 ms CLIENT LIST sample used to miss it and print 0 B)."""
+    metrics = slow_consumer["push"].metrics
+    limit = 256 * 1024
+    assert metrics["subscriber_buffer_high_water_source"] == "broker counter"
+    # Held: just under the limit (the 4 KiB message that broke it was never queued) ...
+    assert limit - 2 * 4096 < metrics["subscriber_buffer_high_water_bytes"] < limit
+    # ... judged when it was cut off: over it.
+    assert limit <= metrics["subscriber_buffer_at_cut_off_bytes"] < limit + 2 * 4096
+
+
 def test_slow_consumer_pull_lags_and_loses_nothing(slow_consumer):
     pull = slow_consumer["pull"]
     assert pull.delivered == 1500 and pull.lost == 0, (pull.metrics, pull.lost_reasons)
@@ -93,6 +105,10 @@ async def test_consumer_crash_pull_redelivers_from_last_commit():
     assert push.duplicated == 0
     assert push.delivered + push.lost + push.not_promised == 1000
     assert push.not_promised > 0                         # published while it was down
+    # Each mode's consumer crashed once and came back once; the broker never restarted.
+    for outcome in (pull, push):
+        assert outcome.metrics["consumer_restarts"] == 1
+        assert outcome.metrics.get("broker_restarts", 0) == 0
 
 
 def test_broker_kill_pull_keeps_every_acknowledged_message(broker_kill):
@@ -106,3 +122,12 @@ def test_broker_kill_push_loses_what_was_in_flight(broker_kill):
     push = broker_kill["push"]
     assert push.lost > 0, (push.lost_reasons, push.metrics)
     assert all(reason.startswith("broker killed") for reason in push.lost_reasons)
+    # The subscriber came back 0.5 s after the broker: what was published meanwhile reached nobody.
+    assert push.not_promised > 0
+    assert all("broker killed" in reason for reason in push.not_promised_reasons), push.not_promised_reasons
+
+
+def test_broker_kill_counts_the_restart_in_both_modes(broker_kill):
+    for outcome in broker_kill.values():
+        assert outcome.metrics["broker_restarts"] == 1
+        assert outcome.metrics.get("consumer_restarts", 0) == 0

@@ -21,8 +21,8 @@ from tests.support import broker_process, require_module
 from wire.kafka import codec
 from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import decode_response_header, encode_request
+from wire.kafka.batch import parse_header, split_batches
 from wire.kafka.messages.produce_fetch import PRODUCE
-from wire.kafka.records import parse_batch_header, split_batches
 
 pytestmark = [
     pytest.mark.interop,
@@ -190,7 +190,7 @@ def test_idempotent_producer_100k_and_retried_batch_is_not_appended_twice(kafka,
     with broker_process(tmp_path, data_dir=data_dir) as broker:
         produce(kafka, broker.kafka_address, "idem", count, linger_ms=5)  # idempotence on by default
         batches = stored_batches(data_dir, "idem")
-        headers = [parse_batch_header(b) for b in batches]
+        headers = [parse_header(b) for b in batches]
         assert all(h.producer_id >= 0 and h.producer_epoch == 0 for h in headers)
         assert sum(h.records_count for h in headers) == count
         assert [h.base_sequence for h in headers] == [h.base_offset for h in headers]  # one producer

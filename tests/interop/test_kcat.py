@@ -4,7 +4,7 @@ kcat is a client nobody here wrote; if it produces and consumes 10,000 keyed mes
 headers byte for byte, our framing, ApiVersions negotiation, Metadata, Produce, ListOffsets
 and Fetch agree with librdkafka's idea of Kafka.
 
-Compression notes (GUIDE §3.2): librdkafka 2.0.2 compresses gzip/snappy only because we
+Compression notes: librdkafka 2.0.2 compresses gzip/snappy only because we
 advertise Produce from v0, and zstd only because Produce 7 and Fetch 10 are in range. LZ4 is
 gated on FindCoordinator v0 being advertised ("LZ4" feature) — now served, so lz4 batches must
 really arrive lz4-compressed.
@@ -19,7 +19,7 @@ import pytest
 
 from tests.support import broker_process, require_binary
 from wire.kafka import compression
-from wire.kafka.records import parse_batch_header, split_batches
+from wire.kafka.batch import parse_header, split_batches
 
 pytestmark = pytest.mark.interop
 
@@ -45,7 +45,7 @@ def stored_codecs(data_dir: Path, topic: str) -> set[int]:
     codecs = set()
     for log_file in sorted((data_dir / f"{topic}-0").glob("*.log")):
         for batch in split_batches(log_file.read_bytes()):
-            codecs.add(parse_batch_header(batch).compression)
+            codecs.add(parse_header(batch).compression)
     return codecs
 
 

@@ -21,7 +21,7 @@ from dualmq.pull.connection import CLIENT_VERSIONS, choose_versions
 from dualmq.pull.dead_letters import dead_letter_headers
 from dualmq.pull.partitioner import StickyPartitioner, murmur2, partition_for_key, to_positive
 from wire.errors import LocalProtocolError
-from wire.kafka.records import BATCH_HEADER_SIZE, build_batch, decode_records, finish_batch
+from wire.kafka.records import build_batch, decode_records, finish_batch
 
 # --- murmur2 ---------------------------------------------------------------------------------------
 
@@ -60,7 +60,7 @@ def test_sticky_partitioner_sticks_until_batch_completes() -> None:
     assert partitioner.partition("t", b"key", 4) == partition_for_key(b"key", 4)
 
 
-# --- consumer protocol bytes (GUIDE §4.3) -------------------------------------------------------------
+# --- consumer protocol bytes (Kafka's ConsumerProtocolSubscription / Assignment) -----------------------
 
 def test_subscription_v0_golden() -> None:
     assert encode_subscription(["t1"]) == bytes.fromhex("0000" "00000001" "00027431" "00000000")

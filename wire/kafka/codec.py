@@ -1,7 +1,7 @@
 """The generic versioned Kafka codec: any ``schema.Message`` at any version, to and from bytes.
 
 Kafka describes every request and response once, with per-field version ranges, and derives
-all versions from that description (the protocol guide, §1.4–§1.7). We do the same: this module
+all versions from that description (docs/kafka.md#flexible-versions-and-encodings). We do the same: this module
 knows the *rules* (which fields exist in a version, classic vs compact encodings, nullability,
 tagged-field sections, defaults) and ``wire.kafka.messages`` supplies the *descriptors*.
 
@@ -19,7 +19,7 @@ Plans are cached by descriptor identity (descriptors are module-level constants)
 The ``records`` type (record sets in Produce and Fetch, possibly megabytes) decodes to a
 ``memoryview`` into the input without copying, and encodes from any bytes-like object.
 
-Defaults (Kafka's rules, §1.7): a field's ``default`` if the descriptor gives one, else the
+Defaults (Kafka's rules): a field's ``default`` if the descriptor gives one, else the
 type's zero: 0, 0.0, False, "" (b""), [] for arrays, the all-zero uuid, None for records, and
 None for a string/bytes field that is nullable in some version (Kafka writes such defaults as
 ``"null"``). A default that is None is never written into a version where the field is not

@@ -1,7 +1,7 @@
 """Kafka's record-batch compression codecs: none, gzip, snappy, lz4, zstd.
 
 A compressed RecordBatch keeps its 61-byte header in clear and replaces the record list with
-one compressed blob (the protocol guide, §2.2 and §2.6). The codec number sits in bits 0–2 of
+one compressed blob (docs/kafka.md#record-batches). The codec number sits in bits 0–2 of
 the batch attributes. The broker stores batches as received, so it only decompresses to
 validate or in tests; the SDK compresses when producing and decompresses when consuming.
 

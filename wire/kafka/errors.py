@@ -1,7 +1,7 @@
 """Kafka error codes: the int16 ``error_code`` values carried in responses.
 
-The numbers are Kafka's own (``Errors.java`` in the Apache Kafka client; the protocol guide, §5
-lists the ones a broker needs and when). Only the codes dualmq sends or an SDK user is likely
+The numbers are Kafka's own (``Errors.java`` in the Apache Kafka client;
+docs/kafka.md#error-codes-in-one-place says which dualmq sends for what). Only the codes dualmq sends or an SDK user is likely
 to meet are named; a code we do not name still round-trips as a plain ``int`` through
 ``ErrorCode.lookup``.
 

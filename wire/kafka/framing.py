@@ -1,6 +1,6 @@
 """Kafka framing: the int32 size prefix, request headers and response headers.
 
-What lives here (the protocol guide, §1.1–§1.3):
+What lives here (docs/kafka.md#framing-and-size-limits and #request-and-response-headers):
 
 * ``FrameParser`` cuts a TCP byte stream into frames. Each frame is ``int32 size`` followed by
   ``size`` bytes. The prefix is checked against ``max_frame_bytes`` as soon as its four bytes

@@ -1,6 +1,6 @@
 """Kafka's primitive wire encodings: fixed-width integers, varints, strings, bytes, arrays, tags.
 
-This is the bottom layer of the Kafka codec (the protocol guide, §1.4 and §1.5). It knows how
+This is the bottom layer of the Kafka codec (docs/kafka.md#flexible-versions-and-encodings). It knows how
 one value of one primitive type looks on the wire and nothing about messages or versions; the
 generic codec in ``wire.kafka.codec`` strings these together according to a descriptor.
 

@@ -12,7 +12,6 @@ when the broker allows); v1 changes nothing on the wire; v2 flexible.
 
 from __future__ import annotations
 
-import trio
 
 from broker.outcome import ErrorKind
 from modes.pull.context import RequestContext
@@ -39,5 +38,5 @@ async def handle_delete_groups(ctx: RequestContext, request: dict) -> dict:
         results.append({"group_id": group_id, "error_code": code_for_kind(error)})
     runtime.tick()
     if deleted:
-        await trio.to_thread.run_sync(coord.offsets.flush)
+        await coord.flush_offsets()
     return {"throttle_time_ms": 0, "results": results}

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import uuid
 
-import trio
 
 from broker.errors import BrokerError
 from modes.pull.context import RequestContext
@@ -60,5 +59,5 @@ async def handle_delete_topics(ctx: RequestContext, request: dict) -> dict:
             coord.producers.forget_topic(topic.topic_id)
         deleted = True
     if deleted:
-        await trio.to_thread.run_sync(coord.offsets.flush)
+        await coord.flush_offsets()
     return {"throttle_time_ms": 0, "responses": responses}

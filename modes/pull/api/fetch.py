@@ -19,8 +19,8 @@ request:
 empty, ``preferred_read_replica`` -1.
 
 Long poll: if the response would hold fewer than ``min_bytes`` and no partition had an error,
-we wait for an append to any of the requested partitions (``PartitionLog.wait_for_data``: an
-event, no polling) until ``max_wait_ms`` passes, then read again. The wait is bounded by
+we wait for an append to any of the requested partitions (``log_runtime.wait_for_data``: one
+ticket per partition, one event, no polling) until ``max_wait_ms`` passes, then read again. The wait is bounded by
 ``MAX_WAIT_CAP_SECONDS`` whatever the client asks.
 
 Fetch sessions (KIP-227, v7+): we never create one, and answer ``session_id = 0``, which tells
@@ -42,11 +42,12 @@ from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
 from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
 from modes.pull.errors import error_code_for
+from modes.pull.log_runtime import wait_for_data
 from modes.pull.registry import api
 from wire.kafka import compression
+from wire.kafka.batch import InvalidBatch, parse_header, split_batches
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.produce_fetch import FETCH
-from wire.kafka.records import InvalidBatchError, parse_batch_header, split_batches
 
 FIRST_ZSTD_VERSION = 10
 
@@ -74,7 +75,7 @@ async def handle_fetch(ctx: RequestContext, request: dict) -> dict:
         responses, total, errors, waiting = _read_all(ctx, request, zstd_allowed=ctx.version >= FIRST_ZSTD_VERSION)
         if errors or total >= min_bytes or not waiting or trio.current_time() >= deadline:
             return {"error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
-        if not await _wait_for_any(waiting, deadline):
+        if not await wait_for_data(waiting, deadline):
             # The deadline passed, or a log closed under us (its topic was deleted): read once
             # more so the answer reflects the present, then stop waiting.
             responses, *_ = _read_all(ctx, request, zstd_allowed=ctx.version >= FIRST_ZSTD_VERSION)
@@ -83,8 +84,8 @@ async def handle_fetch(ctx: RequestContext, request: dict) -> dict:
 
 def _has_zstd(data: bytes) -> bool:
     try:
-        return any(parse_batch_header(b).compression == compression.ZSTD for b in split_batches(data))
-    except InvalidBatchError:
+        return any(parse_header(b).compression == compression.ZSTD for b in split_batches(data))
+    except InvalidBatch:
         return False
 
 
@@ -152,22 +153,3 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
             remaining -= len(data)
         responses.append({"topic": name, "partitions": partitions})
     return responses, total, errors, waiting
-
-
-async def _wait_for_any(waiting: list[tuple[PartitionLog, int]], deadline: float) -> bool:
-    """Wait until one of the partitions gets data past its offset, or the deadline passes."""
-    if len(waiting) == 1:
-        log, offset = waiting[0]
-        return await log.wait_for_data(offset, deadline)
-    arrived = False
-    async with trio.open_nursery() as nursery:
-
-        async def wait_one(log: PartitionLog, offset: int) -> None:
-            nonlocal arrived
-            if await log.wait_for_data(offset, deadline):
-                arrived = True
-                nursery.cancel_scope.cancel()
-
-        for log, offset in waiting:
-            nursery.start_soon(wait_one, log, offset)
-    return arrived

@@ -28,9 +28,10 @@ from modes.pull.api.fetch import leader_epoch_error
 from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
+from wire.kafka.batch import InvalidBatch, split_batches
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.produce_fetch import LIST_OFFSETS
-from wire.kafka.records import InvalidBatchError, decode_batch, split_batches
+from wire.kafka.records import decode_batch
 
 LATEST = -1
 EARLIEST = -2
@@ -94,6 +95,6 @@ def _lookup(log: PartitionLog, timestamp: int, version: int) -> tuple[int, int] 
         for record in decode_batch(batch, check_crc=False):
             if record.timestamp >= timestamp and record.offset >= log.log_start_offset:
                 return record.offset, record.timestamp
-    except (InvalidBatchError, IndexError):
+    except (InvalidBatch, IndexError):
         pass  # a batch we cannot decode: fall back to batch granularity below
     return base_offset, max_timestamp

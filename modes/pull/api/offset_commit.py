@@ -15,8 +15,8 @@ any offset in a commit, including one beyond the high watermark or below the log
 so do we: the consumer owns its position, and a wrong one is corrected by its reset policy on
 the next Fetch (OFFSET_OUT_OF_RANGE). Lag is reported as ``max(0, high watermark − committed)``.
 
-Durability: the response is sent only after ``OffsetStore.flush`` (write + fsync, in a worker
-thread so the event loop keeps serving) returned — an acknowledged commit survives a crash.
+Durability: the response is sent only after ``Coordination.flush_offsets`` (write + fsync, in a
+worker thread so the event loop keeps serving) returned — an acknowledged commit survives a crash.
 
 ``retention_time_ms`` (v2-4) is ignored: commits are kept until the group or topic is deleted.
 
@@ -25,8 +25,6 @@ v7 group_instance_id; v8 flexible.
 """
 
 from __future__ import annotations
-
-import trio
 
 from broker.outcome import ErrorKind
 from modes.pull.context import RequestContext, now_ms
@@ -67,5 +65,5 @@ async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
         topics.append({"name": wanted["name"], "partitions": partitions})
     if stored:
         # Not acknowledged before it is on disk.
-        await trio.to_thread.run_sync(coord.offsets.flush)
+        await coord.flush_offsets()
     return {"throttle_time_ms": 0, "topics": topics}

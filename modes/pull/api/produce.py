@@ -1,18 +1,22 @@
 """Produce (key 0; advertised v0-9, served v3-9): append record batches to partitions.
 
-Per partition (GUIDE §2.7): the ``records`` must be exactly one RecordBatch v2 — anything else
-(none, two, a legacy magic 0/1 message set) is INVALID_RECORD; a damaged batch (length or
-CRC-32C) is CORRUPT_MESSAGE; one larger than the topic's ``max.message.bytes`` is
-MESSAGE_TOO_LARGE; zstd in a request older than v7 is UNSUPPORTED_COMPRESSION_TYPE. A valid
-batch is appended byte for byte; the log assigns its offsets, and the response carries the
-assigned ``base_offset`` and the partition's ``log_start_offset``. Timestamps are the
-producer's (CreateTime topics): ``log_append_time_ms`` is -1.
+Per partition: the ``records`` must be exactly one RecordBatch v2 — anything else (none,
+two, a legacy magic 0/1 message set) is INVALID_RECORD; a damaged batch (length or CRC-32C) is
+CORRUPT_MESSAGE; one larger than the topic's ``max.message.bytes`` is MESSAGE_TOO_LARGE; zstd
+in a request older than v7 is UNSUPPORTED_COMPRESSION_TYPE. The batch is checked once, by the
+partition's log (``PartitionLog.validate``), *before* the producer's sequence — Kafka's order:
+a damaged retry is refused as damaged, not answered as a duplicate — and the header it returns
+serves the sequence check and the append alike. A valid batch is appended byte for byte; the
+log assigns its offsets, and the response carries the assigned ``base_offset`` and the
+partition's ``log_start_offset``. Timestamps are the producer's (CreateTime topics):
+``log_append_time_ms`` is -1.
 
 ``acks``: 0 = no response at all (the server sends nothing) — and if any partition failed, the
 connection is closed, Kafka's only way to tell such a producer (it refreshes metadata and
 reconnects); 1 and -1 are the same thing on a
 single broker with no replicas — except for durability, which the ``fsync`` policy decides:
-with ``fsync = "always"`` we wait for the partition's fsync before answering. Any other value
+with ``fsync = "always"`` we wait for the partition's fsync (in a worker thread,
+``log_runtime.flush_log``) before answering. Any other value
 is INVALID_REQUIRED_ACKS for every partition.
 
 Disk errors: a failed write or fsync answers KAFKA_STORAGE_ERROR (retriable: Kafka's clients
@@ -20,11 +24,11 @@ retry it) and is counted and logged, rate-limited, by the log (``broker.log.io_e
 full disk is never silent, and never floods the log either.
 
 Why advertise v0-2 at all: librdkafka 2.0.2 (kcat) only compresses gzip/snappy/lz4 if the
-broker's Produce range starts at 0 (librdkafka #4956, GUIDE §3.2) — Apache Kafka 4.0 does the
+broker's Produce range starts at 0 (librdkafka #4956) — Apache Kafka 4.0 does the
 same. Those versions carry legacy message sets we do not store, so each partition gets
 UNSUPPORTED_VERSION. No client we target sends them once it has seen v3+ advertised.
 
-Idempotent producers (GUIDE §2.7; rules in ``broker.producers``): :func:`validate_producer`
+Idempotent producers (rules in ``broker.producers``): :func:`validate_producer`
 checks each batch's ``producer_id``/``producer_epoch``/``base_sequence`` against the
 partition's ``ProducerStateTable`` before the append. A retry of one of the producer's last 5
 batches is answered NONE with the **original** base offset and not appended again; a sequence
@@ -32,7 +36,7 @@ gap is OUT_OF_ORDER_SEQUENCE_NUMBER; an epoch older than the partition has seen 
 INVALID_PRODUCER_EPOCH. An accepted batch is recorded right after the append — check, append
 and record run with no ``await`` in between, so two copies of one retry arriving on two
 connections cannot both pass the check. The tables are rebuilt from the logs at start-up
-(``coordination.ProducerRegistry``), so a retry across a broker restart is still recognised.
+(``broker.producers.ProducerRegistry``), so a retry across a broker restart is still recognised.
 Batches with producer id -1 (non-idempotent producers) pass untouched.
 
 Version notes: v3 transactional_id and RecordBatch v2; v5 log_start_offset in the response;
@@ -47,11 +51,12 @@ from broker.producers import CheckResult, Decision, ProducerStateTable, last_seq
 from broker.topics import Topic
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import CloseConnection, code_for_kind, error_code_for
+from modes.pull.log_runtime import flush_log
 from modes.pull.registry import api
 from wire.kafka import compression
+from wire.kafka.batch import BatchHeader, InvalidBatch, split_batches
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.produce_fetch import PRODUCE
-from wire.kafka.records import BatchHeader, InvalidBatchError, parse_batch_header, split_batches
 
 FIRST_BATCH_VERSION = 3  # v0-2 carry the legacy message formats
 FIRST_ZSTD_VERSION = 7
@@ -111,7 +116,7 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
         # The durability promise of fsync=always: acknowledged means on disk. A failed fsync
         # is not an acknowledgement: the producer gets KAFKA_STORAGE_ERROR and retries.
         try:
-            await log.flush()
+            await flush_log(log)
         except OSError as exc:
             log.record_io_error("fsync", exc, now_ms())
             for result in waiting:
@@ -132,13 +137,14 @@ def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, re
     if not records:
         return ErrorCode.INVALID_RECORD
     try:
-        batches = split_batches(records, strict=True)
+        batches = split_batches(records, strict=True)  # reads only the length fields
         if len(batches) != 1:
             # Produce v3+ carries exactly one batch per partition (Kafka's validateRecords).
             return ErrorCode.INVALID_RECORD
-        header = parse_batch_header(batches[0])  # magic != 2 -> INVALID_RECORD
-    except InvalidBatchError as exc:
-        return exc.error_code
+        # Magic, length, the topic's size limit, CRC-32C: the one parse of this batch.
+        header = log.validate(batches[0])
+    except InvalidBatch as exc:
+        return error_code_for(exc)
     if header.compression == compression.ZSTD and version < FIRST_ZSTD_VERSION:
         return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
     table = None
@@ -152,9 +158,9 @@ def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, re
         if decision.kind is not Decision.ACCEPT:
             return code_for_kind(decision.error)
     try:
-        # The log checks length, size limit and CRC-32C, then stamps the offset and writes.
-        # A write error (disk full…) leaves the log unchanged; the log has counted and logged it.
-        result["base_offset"] = log.append(batches[0], now_ms())
+        # The log stamps the offset and writes. A write error (disk full…) leaves the log
+        # unchanged; the log has counted and logged it.
+        result["base_offset"] = log.append(batches[0], now_ms(), validated=header)
     except (BrokerError, OSError) as exc:
         return error_code_for(exc)
     if table is not None:

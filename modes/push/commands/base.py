@@ -57,9 +57,15 @@ class ServerState(Protocol):
     commands_processed: int
     output_limit_disconnections: int
     protocol_errors: int
+    # The largest output buffer judged over its limit when a subscriber was cut off (INFO).
+    output_at_disconnect_max: int
 
     def listener_statistics(self) -> ListenerStatistics:
         """Accepted, refused and evicted connections, buffered query bytes (for INFO)."""
+        ...
+
+    def subscriber_output_high_water(self) -> int:
+        """The most bytes any subscriber's output buffer has held, departed ones included (INFO)."""
         ...
 
     def set_subscribed_limits(self, client: Client) -> None:

@@ -272,6 +272,11 @@ def info_sections(server: ServerState) -> dict[str, list[tuple[str, object]]]:
             ("messages_dropped_no_subscriber", stats.messages_dropped_no_subscriber),
             ("subscribers_disconnected_hard_limit", stats.subscribers_disconnected_hard),
             ("subscribers_disconnected_soft_limit", stats.subscribers_disconnected_soft),
+            # Exact peaks, kept after a subscriber is gone (CLIENT LIST's omem is "now" only):
+            # the most any subscriber's output buffer held, and the largest one judged over
+            # its limit (queued bytes plus the message that did not fit) when it was cut off.
+            ("subscriber_output_high_water_bytes", server.subscriber_output_high_water()),
+            ("subscriber_output_at_disconnect_max_bytes", server.output_at_disconnect_max),
             ("protocol_errors", server.protocol_errors),
             ("rejected_connections_maxclients", listener.rejected.get("resp.maxclients", 0)),
             ("rejected_connections_per_ip", listener.rejected.get("resp.maxclients_per_ip", 0)),

@@ -1,7 +1,7 @@
 """A tiny raw Kafka client and an in-process pull-mode broker, for byte-level tests.
 
-``pull_broker`` runs ``serve_kafka`` inside the test's trio run, on port 0 over a temporary
-data directory; ``RawKafka`` speaks to it over a real TCP connection. Every read has a
+``pull_broker`` opens a ``BrokerState`` over a temporary data directory and runs
+``serve_kafka`` on it inside the test's trio run, on port 0; ``RawKafka`` speaks to it over a real TCP connection. Every read has a
 deadline (``READ_TIMEOUT``), so a server that never answers fails the test instead of hanging.
 Requests may be given as literal bytes (golden tests) or as dicts encoded with our codec.
 """
@@ -17,6 +17,7 @@ import attrs
 import trio
 
 from broker.config import BrokerConfig, KafkaConfig, LogConfig
+from broker.state import BrokerState
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
 from modes.pull.server import serve_kafka
@@ -54,14 +55,14 @@ async def pull_broker(tmp_path: Path, *, log: dict | None = None, listen: str = 
         log=LogConfig(**(log or {})),
         kafka=KafkaConfig(listen=listen, **kafka),
     )
-    topics = TopicRegistry.open(config.data_dir, config.log, now_ms=NOW_MS)
+    state = BrokerState.open(config, now_ms=NOW_MS)
     try:
         async with trio.open_nursery() as nursery:
-            address = await nursery.start(serve_kafka, config, topics, ServerInfo(config=config, started_at_ms=0))
+            address = await nursery.start(serve_kafka, state, ServerInfo(config=config, started_at_ms=0))
             host, _, port = address.rpartition(":")
             if host == "0.0.0.0":
                 host = "127.0.0.1"
-            broker = PullBroker(host, int(port), topics, config)
+            broker = PullBroker(host, int(port), state.topics, config)
             try:
                 yield broker
             finally:
@@ -69,7 +70,7 @@ async def pull_broker(tmp_path: Path, *, log: dict | None = None, listen: str = 
                     await trio.aclose_forcefully(client.stream)
                 nursery.cancel_scope.cancel()
     finally:
-        topics.close()
+        state.close()
 
 
 @attrs.define

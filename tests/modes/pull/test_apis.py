@@ -1,5 +1,6 @@
-"""Per-API behaviour through the real listener: the error codes and edge rules of GUIDE §2.7,
-§3.3 and §5, one request at a time with our own codec on the client side.
+"""Per-API behaviour through the real listener: the error codes and edge rules of docs/kafka.md
+(Produce, Fetch, ListOffsets, "Error codes in one place"), one request at a time with our own
+codec on the client side.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import trio
 from structlog.testing import capture_logs
 
 from tests.modes.pull.raw import pull_broker
-from tests.modes.pull.test_golden import GUIDE_BATCH, frame
+from tests.modes.pull.test_golden import ONE_RECORD_BATCH, frame
 
 API_VERSIONS_V0 = bytes.fromhex("0012 0000 00000063 0001 63")
 
@@ -72,7 +72,7 @@ async def test_acks_zero_gets_no_response(tmp_path):
         broker.topics.create("t", 1, now_ms=0)
         client = await broker.connect()
         values = {"acks": 0, "timeout_ms": 1000,
-                  "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": GUIDE_BATCH}]}]}
+                  "topic_data": [{"name": "t", "partition_data": [{"index": 0, "records": ONE_RECORD_BATCH}]}]}
         _, produce = client.encode(0, 9, values)
         correlation_id, versions = client.encode(18, 0, {})
         await client.send(produce + versions)
@@ -117,10 +117,10 @@ async def test_long_poll_wakes_on_produce(tmp_path):
         await consumer.send(fetch_frame)
         await trio.sleep(0.1)
         await producer.call(0, 9, {"acks": 1, "timeout_ms": 1000, "topic_data": [
-            {"name": "t", "partition_data": [{"index": 0, "records": GUIDE_BATCH}]}]})
+            {"name": "t", "partition_data": [{"index": 0, "records": ONE_RECORD_BATCH}]}]})
         response = await consumer.read_response(1, 12, correlation_id)
         assert trio.current_time() - start < 2
-        assert bytes(response["responses"][0]["partitions"][0]["records"]) == GUIDE_BATCH
+        assert bytes(response["responses"][0]["partitions"][0]["records"]) == ONE_RECORD_BATCH
 
 
 async def test_request_fed_one_byte_at_a_time(tmp_path):
@@ -148,6 +148,6 @@ async def test_failed_acks_zero_produce_closes_the_connection(tmp_path):
     async with pull_broker(tmp_path) as broker:
         client = await broker.connect()
         _, produce = client.encode(0, 9, {"acks": 0, "timeout_ms": 1000, "topic_data": [
-            {"name": "missing", "partition_data": [{"index": 0, "records": GUIDE_BATCH}]}]})
+            {"name": "missing", "partition_data": [{"index": 0, "records": ONE_RECORD_BATCH}]}]})
         await client.send(produce)
         await client.expect_closed()

@@ -17,13 +17,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from broker.config import BrokerConfig, KafkaConfig
+from broker.state import BrokerState
 from broker.stats import ServerInfo
-from broker.topics import TopicRegistry
 from modes.pull.context import PullBroker
-from modes.pull.coordination import open_coordination
+from modes.pull.coordination import Coordination
 from modes.pull.errors import CloseConnection
 from modes.pull.server import Connection
-from tests.modes.pull.test_golden import GUIDE_BATCH
+from tests.modes.pull.test_golden import ONE_RECORD_BATCH
 from wire.errors import RemoteProtocolError
 from wire.kafka import codec
 from wire.kafka.framing import FrameParser, encode_request
@@ -32,9 +32,9 @@ from wire.kafka.messages import REQUESTS
 PARTITIONS = [{"partition": 0, "fetch_offset": 0, "partition_max_bytes": 1000}]
 EXAMPLES = {
     (0, 9): {"acks": 1, "timeout_ms": 10, "topic_data": [{"name": "t", "partition_data": [
-        {"index": 0, "records": GUIDE_BATCH}]}]},
+        {"index": 0, "records": ONE_RECORD_BATCH}]}]},
     (0, 3): {"acks": -1, "timeout_ms": 10, "topic_data": [{"name": "t", "partition_data": [
-        {"index": 0, "records": GUIDE_BATCH}]}]},
+        {"index": 0, "records": ONE_RECORD_BATCH}]}]},
     (1, 4): {"max_wait_ms": 0, "min_bytes": 1, "topics": [{"topic": "t", "partitions": PARTITIONS}]},
     (1, 12): {"max_wait_ms": 0, "min_bytes": 1, "topics": [{"topic": "t", "partitions": PARTITIONS}]},
     (2, 7): {"replica_id": -1, "topics": [{"name": "t", "partitions": [{"partition_index": 0, "timestamp": 5}]}]},
@@ -119,23 +119,24 @@ async def serve_one(broker: PullBroker, frame: bytes) -> None:
 @given(frame=st.one_of(mutated_frames(), st.binary(min_size=8, max_size=64)))
 def test_mutated_requests_never_cause_internal_errors(tmp_path, frame):
     config = BrokerConfig(data_dir=tmp_path / "data", kafka=KafkaConfig(listen="127.0.0.1:0"))
-    topics = TopicRegistry.open(config.data_dir, config.log, now_ms=0)
+    state = BrokerState.open(config, now_ms=0)
+    topics = state.topics
     # A mutated CreateTopics/CreatePartitions may ask for thousands of partitions; they would
     # persist into every later example (same data dir). A small budget keeps each one quick.
     topics.max_total_partitions = 64
     try:
         if topics.get("t") is None:
             topics.create("t", 1, now_ms=0)
-        coordination = open_coordination(config.data_dir, config.kafka, topics)
-        broker = PullBroker(config=config, topics=topics, info=ServerInfo(config=config, started_at_ms=0),
-                            coordination=coordination)
+        # The Coordination holds a trio.Lock: built inside the trio run that uses it.
+        async def serve_with_coordination() -> None:
+            broker = PullBroker(config=config, topics=topics, info=ServerInfo(config=config, started_at_ms=0),
+                                coordination=Coordination.around(state))
+            await serve_one(broker, frame)
+
         # Virtual time (safe: only in-memory streams here), so that a mutated max_wait_ms
         # long poll (or a JoinGroup held for a rebalance) passes instantly while a real hang
         # still trips fail_after. The threshold is not 0 because OffsetCommit fsyncs in a
         # worker thread: the clock must not jump while that (real) work runs.
-        try:
-            trio.run(serve_one, broker, frame, clock=trio.testing.MockClock(autojump_threshold=0.05))
-        finally:
-            coordination.close()
+        trio.run(serve_with_coordination, clock=trio.testing.MockClock(autojump_threshold=0.05))
     finally:
-        topics.close()
+        state.close()

@@ -17,7 +17,7 @@ ADVERTISED = [(0, 0, 9), (1, 4, 12), (2, 1, 7), (3, 0, 12), (8, 2, 8), (9, 1, 7)
               (22, 0, 4), (23, 2, 4), (32, 1, 4), (37, 0, 3), (42, 0, 2)]
 
 # A minimal RecordBatch v2: one record, null key, value "hi", CreateTime 1700000000000.
-GUIDE_BATCH = bytes.fromhex(
+ONE_RECORD_BATCH = bytes.fromhex(
     "0000000000000000" "0000003a" "00000000" "02" "bbcc4115" "0000" "00000000"
     "0000018bcfe56800" "0000018bcfe56800" "ffffffffffffffff" "ffff" "ffffffff" "00000001"
     "100000000104686900"
@@ -118,7 +118,7 @@ async def test_produce_v9_then_fetch_v11(tmp_path):
             "00"  # transactional_id null
             "ffff 00007530"  # acks -1, timeout 30000
             "02 02 74 02 00000000"  # [t: [partition 0
-        ) + bytes([len(GUIDE_BATCH) + 1]) + GUIDE_BATCH + bytes.fromhex("00 00 00")
+        ) + bytes([len(ONE_RECORD_BATCH) + 1]) + ONE_RECORD_BATCH + bytes.fromhex("00 00 00")
         await client.send(frame(produce))
         expected = frame(bytes.fromhex(
             "00000003 00"
@@ -150,7 +150,7 @@ async def test_produce_v9_then_fetch_v11(tmp_path):
                 "0000000000000001 0000000000000001 0000000000000000"  # hw, lso, log start
                 "00000000 ffffffff"  # aborted [], preferred replica -1
             ),
-            struct.pack(">i", len(GUIDE_BATCH)),
-            GUIDE_BATCH,  # stored exactly as sent (base offset 0, epoch 0)
+            struct.pack(">i", len(ONE_RECORD_BATCH)),
+            ONE_RECORD_BATCH,  # stored exactly as sent (base offset 0, epoch 0)
         )
         assert await client.read_frame() == expected

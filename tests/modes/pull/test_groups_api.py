@@ -266,6 +266,13 @@ async def test_init_producer_id(tmp_path):
         assert (transactional["error_code"], transactional["producer_id"]) == (ErrorCode.INVALID_REQUEST, -1)
 
 
+async def produce_to(client, records: bytes) -> dict:
+    """Produce v9, acks=all, to partition 0 of topic "t"; the partition's response."""
+    response = await client.call(0, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
+        {"name": "t", "partition_data": [{"index": 0, "records": records}]}]})
+    return response["responses"][0]["partition_responses"][0]
+
+
 def idempotent_batch(count: int, *, pid: int, epoch: int = 0, seq: int) -> bytes:
     return build_batch([(None, b"v%d" % (seq + i), None) for i in range(count)], base_timestamp=TS,
                        producer_id=pid, producer_epoch=epoch, base_sequence=seq)
@@ -277,29 +284,44 @@ async def test_idempotent_produce_duplicate_gap_and_stale_epoch(tmp_path):
         client = await broker.connect()
         pid = (await client.call(22, 4, {"transactional_id": None, "transaction_timeout_ms": 1}))["producer_id"]
 
-        async def produce(records) -> dict:
-            response = await client.call(0, 9, {"acks": -1, "timeout_ms": 1000, "topic_data": [
-                {"name": "t", "partition_data": [{"index": 0, "records": records}]}]})
-            return response["responses"][0]["partition_responses"][0]
-
         first = idempotent_batch(3, pid=pid, seq=0)
-        assert (await produce(first))["base_offset"] == 0
-        assert (await produce(idempotent_batch(2, pid=pid, seq=3)))["base_offset"] == 3
-        retry = await produce(first)
+        assert (await produce_to(client, first))["base_offset"] == 0
+        assert (await produce_to(client, idempotent_batch(2, pid=pid, seq=3)))["base_offset"] == 3
+        retry = await produce_to(client, first)
         assert (retry["error_code"], retry["base_offset"]) == (0, 0)
-        gap = await produce(idempotent_batch(1, pid=pid, seq=9))
+        gap = await produce_to(client, idempotent_batch(1, pid=pid, seq=9))
         assert gap["error_code"] == ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER
         # The producer bumps its epoch; the old epoch is fenced from then on.
-        assert (await produce(idempotent_batch(1, pid=pid, epoch=1, seq=0)))["base_offset"] == 5
-        zombie = await produce(idempotent_batch(1, pid=pid, epoch=0, seq=5))
+        assert (await produce_to(client, idempotent_batch(1, pid=pid, epoch=1, seq=0)))["base_offset"] == 5
+        zombie = await produce_to(client, idempotent_batch(1, pid=pid, epoch=0, seq=5))
         assert zombie["error_code"] == ErrorCode.INVALID_PRODUCER_EPOCH
         assert broker.topics.partition("t", 0).high_watermark == 6
     # Rebuilt from the log on restart: the last batch is still recognised.
     async with pull_broker(tmp_path) as broker:
         client = await broker.connect()
-        again = await produce(idempotent_batch(1, pid=pid, epoch=1, seq=0))
+        again = await produce_to(client, idempotent_batch(1, pid=pid, epoch=1, seq=0))
         assert (again["error_code"], again["base_offset"]) == (0, 5)
         assert broker.topics.partition("t", 0).high_watermark == 6
+
+
+async def test_a_damaged_retry_is_refused_as_damaged_not_answered_as_a_duplicate(tmp_path):
+    # Kafka checks a batch (size, CRC) before the producer's sequence: a retry whose bytes were
+    # damaged on the way is CORRUPT_MESSAGE, never "already written" for data it did not carry.
+    async with pull_broker(tmp_path, log={"max_message_bytes": 1000}) as broker:
+        broker.topics.create("t", 1, now_ms=0)
+        client = await broker.connect()
+        pid = (await client.call(22, 4, {"transactional_id": None, "transaction_timeout_ms": 1}))["producer_id"]
+
+        first = idempotent_batch(3, pid=pid, seq=0)
+        assert (await produce_to(client, first))["base_offset"] == 0
+        damaged = bytearray(first)
+        damaged[-1] ^= 0x01
+        assert (await produce_to(client, bytes(damaged)))["error_code"] == ErrorCode.CORRUPT_MESSAGE
+        too_large = build_batch([(None, b"x" * 2000, None)], base_timestamp=TS, producer_id=pid,
+                                producer_epoch=0, base_sequence=0)
+        assert (await produce_to(client, too_large))["error_code"] == ErrorCode.MESSAGE_TOO_LARGE
+        assert (await produce_to(client, first))["error_code"] == ErrorCode.NONE  # the intact retry still is one
+        assert broker.topics.partition("t", 0).high_watermark == 3
 
 
 async def test_offset_for_leader_epoch(tmp_path):

@@ -19,8 +19,9 @@ Run from the repository root after adding or changing a descriptor::
 
     python -m tests.wire.kafka.derive_kafka_facts [SCHEMA_DIR]
 
-``SCHEMA_DIR`` defaults to ``../shared/reference/kafka-protocol/messages`` next to the
-repository. ``--check`` compares instead of writing (exit status 1 if the file is stale).
+``SCHEMA_DIR`` is a directory holding those ``*.json`` files (copied from apache/kafka). It
+defaults to ``DEFAULT_SCHEMAS``, the place beside the repository where the maintainers keep
+their copy. ``--check`` compares instead of writing (exit status 1 if the file is stale).
 """
 
 from __future__ import annotations

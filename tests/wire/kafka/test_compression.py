@@ -1,4 +1,5 @@
-"""Compression codecs in Kafka's exact formats (GUIDE §2.6), with the decompression bound."""
+"""Compression codecs in Kafka's exact formats (gzip; snappy raw or in xerial framing; LZ4 frames
+with independent blocks; zstd frames), with the decompression bound."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Error codes: spot-check numbers against Kafka's Errors.java (GUIDE §5)."""
+"""Error codes: spot-check numbers against Kafka's own table (``Errors.java`` in the Kafka client)."""
 
 from wire.kafka.errors import ErrorCode
 

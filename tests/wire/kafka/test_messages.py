@@ -2,9 +2,10 @@
 
 The facts (versions, fields, types, tags, defaults of every message we describe) are committed in
 ``kafka_facts.json``, derived from Kafka's schemas by ``derive_kafka_facts.py``, so the comparison
-runs everywhere. Where the schemas themselves are at hand (``../shared/reference/kafka-protocol/
-messages`` next to the repository, or the directory named by ``DUALMQ_KAFKA_SCHEMAS``), a test also
-re-derives the table and requires it to equal the committed one, so the table cannot go stale.
+runs everywhere. Where a copy of the schema files themselves is at hand (the directory named by
+``DUALMQ_KAFKA_SCHEMAS``, else ``derive_kafka_facts.DEFAULT_SCHEMAS``), a test also re-derives the
+table and requires it to equal the committed one, so the table cannot go stale; without them it
+skips, saying so.
 """
 
 from __future__ import annotations

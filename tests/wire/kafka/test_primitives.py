@@ -1,4 +1,5 @@
-"""Primitive encodings: golden bytes from the protocol guide (§1.4, §1.5) and round trips."""
+"""Primitive encodings: golden bytes worked out from Kafka's rules (big-endian fixed widths,
+unsigned and zigzag varints, classic and compact strings, tagged fields) and round trips."""
 
 from __future__ import annotations
 

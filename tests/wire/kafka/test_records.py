@@ -1,4 +1,7 @@
-"""RecordBatch v2: the guide's 70-byte example, header parsing and patching, CRC, round trips."""
+"""Records inside RecordBatch v2: a 70-byte one-record example, decoding, encoding, round trips.
+
+The header itself (parsing, validation, splitting, stamping) is tested in ``test_batch.py``.
+"""
 
 from __future__ import annotations
 
@@ -10,27 +13,29 @@ from hypothesis import strategies as st
 
 from wire.errors import LocalProtocolError, RemoteProtocolError
 from wire.kafka import compression
-from wire.kafka.errors import ErrorCode
-from wire.kafka.records import (
-    BATCH_HEADER_SIZE,
+from wire.kafka.batch import (
+    HEADER_SIZE,
     BatchHeader,
-    InvalidBatchError,
+    CorruptBatch,
+    UnsupportedBatchFormat,
+    crc_matches,
+    parse_header,
+    patch_base_offset,
+    split_batches,
+    validate,
+)
+from wire.kafka.records import (
     Record,
     append_record,
     build_batch,
-    check_batch,
     decode_batch,
     decode_records,
     finish_batch,
-    parse_batch_header,
-    patch_base_offset,
-    patch_partition_leader_epoch,
-    split_batches,
-    verify_crc,
 )
 
-# GUIDE §2.4: one record, key null, value "hi", no headers, CreateTime 1700000000000.
-GUIDE_BATCH = bytes.fromhex(
+# A whole batch written out field by field in Kafka's layout (not by ``build_batch``, which must
+# reproduce it): one record, key null, value "hi", no headers, CreateTime 1700000000000, not idempotent.
+ONE_RECORD_BATCH = bytes.fromhex(
     "0000000000000000"
     "0000003a"
     "00000000"
@@ -49,62 +54,61 @@ GUIDE_BATCH = bytes.fromhex(
 TS = 1_700_000_000_000
 
 
-def test_guide_example_is_built_byte_for_byte():
-    assert len(GUIDE_BATCH) == 70
-    assert build_batch([(None, b"hi", None)], base_timestamp=TS) == GUIDE_BATCH
+def test_one_record_batch_is_built_byte_for_byte():
+    assert len(ONE_RECORD_BATCH) == 70
+    assert build_batch([(None, b"hi", None)], base_timestamp=TS) == ONE_RECORD_BATCH
 
 
-def test_guide_example_decodes():
-    header = parse_batch_header(GUIDE_BATCH)
+def test_one_record_batch_decodes():
+    header = parse_header(ONE_RECORD_BATCH)
     assert header == BatchHeader(0, 58, 0, 2, 0xBBCC4115, 0, 0, TS, TS, -1, -1, -1, 1)
     assert header.size == 70 and header.next_offset == 1 and header.compression == 0
-    assert verify_crc(GUIDE_BATCH)
-    assert check_batch(GUIDE_BATCH) == header
-    assert decode_batch(GUIDE_BATCH) == [Record(0, TS, None, b"hi", ())]
+    assert crc_matches(ONE_RECORD_BATCH)
+    assert validate(ONE_RECORD_BATCH) == header
+    assert decode_batch(ONE_RECORD_BATCH) == [Record(0, TS, None, b"hi", ())]
 
 
 def test_patching_offsets_and_epoch_keeps_the_crc_valid():
-    buf = bytearray(b"junk" + GUIDE_BATCH)
-    patch_base_offset(buf, 4, 1234)
-    patch_partition_leader_epoch(buf, 4, 7)
+    buf = bytearray(b"junk" + ONE_RECORD_BATCH)
+    patch_base_offset(buf, 1234, 7, position=4)
     batch = bytes(buf[4:])
-    assert verify_crc(batch)
-    header = parse_batch_header(buf, 4)
+    assert crc_matches(batch)
+    header = parse_header(buf, 4)
     assert header.base_offset == 1234 and header.partition_leader_epoch == 7
     assert decode_batch(batch)[0].offset == 1234
 
 
 def test_crc_covers_attributes_onwards():
-    corrupted = bytearray(GUIDE_BATCH)
+    corrupted = bytearray(ONE_RECORD_BATCH)
     corrupted[-2] ^= 0x01  # flip a bit of the value
-    assert not verify_crc(corrupted)
-    with pytest.raises(InvalidBatchError) as info:
-        check_batch(bytes(corrupted))
-    assert info.value.error_code == ErrorCode.CORRUPT_MESSAGE
-    with pytest.raises(InvalidBatchError):
+    assert not crc_matches(corrupted)
+    with pytest.raises(CorruptBatch):
+        validate(bytes(corrupted))
+    with pytest.raises(CorruptBatch):
         decode_batch(bytes(corrupted))
     assert decode_batch(bytes(corrupted), check_crc=False)[0].value == b"hh"
 
 
 def test_legacy_magic_is_invalid_record():
-    legacy = bytearray(GUIDE_BATCH)
+    legacy = bytearray(ONE_RECORD_BATCH)
     legacy[16] = 1
-    with pytest.raises(InvalidBatchError) as info:
-        parse_batch_header(legacy)
-    assert info.value.error_code == ErrorCode.INVALID_RECORD
+    with pytest.raises(UnsupportedBatchFormat) as info:
+        parse_header(legacy)
     assert isinstance(info.value, RemoteProtocolError)
+    with pytest.raises(UnsupportedBatchFormat):
+        decode_batch(bytes(legacy))
 
 
 def test_split_batches_tolerates_a_truncated_tail():
     second = build_batch([(b"k", b"v", [("h", b"x")])], base_offset=1, base_timestamp=TS)
-    records = GUIDE_BATCH + second + second[:30]
+    records = ONE_RECORD_BATCH + second + second[:30]
     batches = split_batches(records)
-    assert [bytes(b) for b in batches] == [GUIDE_BATCH, second]
+    assert [bytes(b) for b in batches] == [ONE_RECORD_BATCH, second]
     assert isinstance(batches[0], memoryview)
-    assert split_batches(GUIDE_BATCH[:11]) == []
-    with pytest.raises(InvalidBatchError):
+    assert split_batches(ONE_RECORD_BATCH[:11]) == []
+    with pytest.raises(CorruptBatch):
         split_batches(records, strict=True)
-    with pytest.raises(InvalidBatchError):
+    with pytest.raises(CorruptBatch):
         split_batches(b"\x00" * 8 + b"\x00\x00\x00\x05" + b"\x00" * 60)  # batch_length too small
 
 
@@ -119,7 +123,7 @@ def test_headers_timestamps_and_idempotence_fields():
         partition_leader_epoch=-1,
         transactional=True,
     )
-    header = check_batch(batch)
+    header = validate(batch)
     assert (header.producer_id, header.producer_epoch, header.base_sequence) == (42, 3, 100)
     assert header.base_timestamp == TS + 5 and header.max_timestamp == TS + 9
     assert header.is_transactional and header.last_offset_delta == 2 and header.records_count == 3
@@ -146,11 +150,11 @@ def test_a_record_length_that_disagrees_with_its_fields_is_invalid(length):
     # The unrolled decoder checks lengths once per record (fields must end exactly where the
     # record does) and once per batch: negative, overrunning and short lengths all fail.
     batch = bytearray(build_batch([(None, b"a" * 30, None), (None, b"b" * 30, None)], base_timestamp=TS))
-    first_length_at = BATCH_HEADER_SIZE
+    first_length_at = HEADER_SIZE
     batch[first_length_at] = (length << 1) ^ (length >> 63) if -64 <= length < 64 else 0xFF
     if not -64 <= length < 64:
         batch[first_length_at:first_length_at + 1] = bytes([0xD0, 0x0F])  # 1000 as a two-byte varint
-    with pytest.raises(InvalidBatchError):
+    with pytest.raises(CorruptBatch):
         decode_records(bytes(batch), check_crc=False)
 
 
@@ -169,10 +173,9 @@ def test_build_batch_rejects_our_mistakes():
 
 def test_corrupt_compressed_payload_is_corrupt_message():
     batch = bytearray(build_batch([(None, b"x" * 100, None)], base_timestamp=TS, compression=compression.LZ4))
-    batch[BATCH_HEADER_SIZE + 10] ^= 0xFF
-    with pytest.raises(InvalidBatchError) as info:
+    batch[HEADER_SIZE + 10] ^= 0xFF
+    with pytest.raises(CorruptBatch):
         decode_batch(bytes(batch), check_crc=False)
-    assert info.value.error_code == ErrorCode.CORRUPT_MESSAGE
 
 
 RECORD = st.tuples(
@@ -192,7 +195,7 @@ RECORD = st.tuples(
 def test_build_decode_round_trip(records, codec, base_offset, deltas):
     timestamps = [TS + d for d in deltas[: len(records)]]
     batch = build_batch(records, base_offset=base_offset, timestamps=timestamps, compression=codec)
-    header = check_batch(batch)
+    header = validate(batch)
     assert header.compression == codec
     decoded = decode_batch(batch)
     assert [r.offset for r in decoded] == list(range(base_offset, base_offset + len(records)))
@@ -205,7 +208,7 @@ def test_build_decode_round_trip(records, codec, base_offset, deltas):
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=150), st.integers(0, 69), st.binary(min_size=1, max_size=3))
 def test_arbitrary_or_mutated_batches_decode_or_raise_remote_error(garbage, at, splice):
-    for data in (garbage, GUIDE_BATCH[:at] + splice + GUIDE_BATCH[at + len(splice) :]):
+    for data in (garbage, ONE_RECORD_BATCH[:at] + splice + ONE_RECORD_BATCH[at + len(splice) :]):
         for check_crc in (True, False):
             try:
                 decode_batch(data, check_crc=check_crc)
@@ -223,7 +226,7 @@ def test_mutated_compressed_batches_decode_or_raise_remote_error(codec, data):
     batch = bytearray(build_batch([(b"k%d" % i, b"v" * i, [("h", b"x")]) for i in range(20)],
                                   base_timestamp=TS, compression=codec))
     for _ in range(data.draw(st.integers(1, 3))):
-        batch[data.draw(st.integers(BATCH_HEADER_SIZE - 4, len(batch) - 1))] = data.draw(st.integers(0, 255))
+        batch[data.draw(st.integers(HEADER_SIZE - 4, len(batch) - 1))] = data.draw(st.integers(0, 255))
     try:
         decode_batch(bytes(batch), check_crc=False)
     except RemoteProtocolError:
@@ -281,7 +284,8 @@ def _reference_varint(value: int) -> bytes:
 
 
 def _reference_record(offset_delta, timestamp_delta, key, value, headers) -> bytes:
-    """The record layout written out plainly (guide §2), to check append_record's table lookups."""
+    """Kafka's record layout written out plainly (length, attributes, timestamp and offset deltas,
+    key, value, headers, all varints zigzag), to check append_record's table lookups."""
     def nullable(data):
         return b"\x01" if data is None else _reference_varint(len(data)) + data
 

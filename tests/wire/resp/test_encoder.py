@@ -92,7 +92,8 @@ HELLO_BODY = (
 
 
 def test_hello_reply_as_observed() -> None:
-    """Guide §3: the HELLO 3 map byte for byte; HELLO in RESP2 is the flat *14 array."""
+    """The HELLO 3 map byte for byte as redis-server 7.0.15 sends it; HELLO in RESP2 is the flat
+    *14 array (docs/resp.md#resp2-and-resp3)."""
     assert enc.map_(hello_pairs(3), 3) == b"%7\r\n" + HELLO_BODY % 3
     assert enc.map_(hello_pairs(2), 2) == b"*14\r\n" + HELLO_BODY % 2
 
@@ -132,7 +133,7 @@ def test_command_encoder() -> None:
             enc.command(*bad)
 
 
-# -- pub/sub frames (guide §4 and §7.3) -------------------------------------------------------
+# -- pub/sub frames (docs/resp.md#message-frames) ---------------------------------------------
 
 
 def test_message_frames() -> None:
@@ -155,7 +156,8 @@ def test_frames_equal_generic_encoding() -> None:
 
 
 def test_subscription_frames_redis_py_session() -> None:
-    """The redis-py 8.1.0 RESP3 session of guide §7.3, server side."""
+    """The frames a redis-py 8.1.0 RESP3 session (subscribe, psubscribe, unsubscribe, punsubscribe)
+    receives from redis-server 7.0.15, server side."""
     assert pubsub.subscription_frame(b"subscribe", b"ch1", 1, 3) == b">3\r\n$9\r\nsubscribe\r\n$3\r\nch1\r\n:1\r\n"
     assert pubsub.subscription_frame(b"psubscribe", b"c*", 2, 3) == (
         b">3\r\n$10\r\npsubscribe\r\n$2\r\nc*\r\n:2\r\n"

@@ -263,7 +263,8 @@ def test_inline_through_parser_drops_cr_before_lf() -> None:
     assert parser.commands() == [[b"SET", b"k", b"v"], [b"GET", b"k"], [b"GET", b"x\r"]]
 
 
-def test_inline_observed_guide_example() -> None:
+def test_inline_quoting_as_redis_splits_it() -> None:
+    # redis-server 7.0.15 reads this line as the channels 'a bA\n', "c'd" and 'e'.
     parser = RequestParser()
     parser.feed(b"PUBSUB NUMSUB \"a b\\x41\\n\" 'c\\'d' e\r\n")
     assert parser.commands() == [[b"PUBSUB", b"NUMSUB", b"a bA\n", b"c'd", b"e"]]

@@ -1,4 +1,8 @@
-"""structlog configuration for the daemon and the CLI.
+"""structlog configuration for the daemon, the CLI and the lessons in ``examples/``.
+
+The SDK itself never configures logging (a library stays quiet); only programs do, by calling
+:func:`configure_logging` once. (This module is ``dualmq.logging``; the ``import logging``
+below is the standard library's, as every import in Python 3 is absolute.)
 
 One decision lives here: a human at a terminal gets coloured, aligned console lines; anything
 else (a file, a pipe, a service manager, a test capturing stderr) gets one JSON object per

@@ -1,29 +1,29 @@
 """The broker process: one trio nursery owning both front-ends and the maintenance tasks.
 
-This is a composition root (DESIGN.md §2): it may import the core and both modes, and it is
-where the wall clock enters the core (``now_ms`` for appends, retention and segment ages).
+This is a composition root: it may import the core and both modes, and it is where the wall
+clock enters the core (``now_ms`` for appends, retention and segment ages).
 
 Start-up order matters for scripts and tests that wait on ``--ready-file``:
 
-1. check the data directory (exists or can be created, writable) and take its lock, so two
-   brokers never write the same log;
-2. open the topic registry (this runs log recovery: torn tails are truncated here);
-3. start the Kafka and RESP listeners with ``nursery.start`` — each reports its bound address
-   only once it accepts connections, which is what makes port 0 usable;
-4. start maintenance (retention, aged segment rolls) and, for ``fsync = "interval"``, the
+1. open the broker's state (``broker.state.BrokerState``): check the data directory (exists
+   or can be created, writable) and take its lock, so two brokers never write the same log;
+   open the topics (log recovery runs here: torn tails are truncated), the committed
+   offsets, the producer state and the group coordinator;
+2. start the Kafka and RESP listeners with ``nursery.start``, handing each the state it
+   serves — each reports its bound address only once it accepts connections, which is what
+   makes port 0 usable;
+3. start maintenance (retention, aged segment rolls) and, for ``fsync = "interval"``, the
    periodic flush;
-5. write the ready file atomically and log ``broker_started``.
+4. write the ready file atomically and log ``broker_started``.
 
 Shutdown is cancellation: SIGINT/SIGTERM cancel the nursery, listeners stop accepting,
-connection tasks unwind, and a shielded cleanup flushes and closes every log and releases the
-lock. The whole sequence is bounded so the process exits well within 5 seconds.
+connection tasks unwind, and a shielded cleanup flushes and closes every log and the offsets
+and releases the lock. The whole sequence is bounded so the process exits well within 5 seconds.
 """
 
 from __future__ import annotations
 
-import errno
 import functools
-import fcntl
 import json
 import os
 import resource
@@ -35,11 +35,12 @@ import attrs
 import structlog
 import trio
 
-from broker.channels import PubSub
 from broker.config import BrokerConfig
-from broker.errors import DataDirError
+from broker.files import write_atomically
+from broker.state import BrokerState
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
+from modes.pull.log_runtime import flush_logs
 from modes.pull.server import serve_kafka
 from modes.push.server import serve_resp
 
@@ -63,67 +64,11 @@ class Addresses:
     resp: str
 
 
-class DataDirLock:
-    """An exclusive ``flock`` on ``<data_dir>/.lock`` holding the owner's pid.
-
-    The kernel drops a flock when its process dies, so a crashed broker never leaves a stale
-    lock behind (unlike a lock *file* checked for existence).
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / ".lock"
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        """Raises: DataDirError if another process holds the lock."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise DataDirError(
-                    f"data dir {self.path.parent} is in use by another broker (pid {owner}); "
-                    "stop it or choose another --data-dir"
-                ) from None
-            raise
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing drops the flock
-            self._fd = None
-
-
-def prepare_data_dir(data_dir: Path) -> None:
-    """Create the data dir if needed and prove it is writable.
-
-    Raises:
-        DataDirError: with a message saying what is wrong and where.
-    """
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataDirError(f"cannot create data dir {data_dir}: {exc.strerror}") from None
-    if not data_dir.is_dir():
-        raise DataDirError(f"data dir {data_dir} exists but is not a directory")
-    probe = data_dir / ".write-probe"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise DataDirError(f"data dir {data_dir} is not writable: {exc.strerror}") from None
-
-
 def write_ready_file(path: Path, addresses: Addresses) -> None:
-    """Write ``{"kafka": …, "resp": …, "pid": …}`` atomically (temp file + rename)."""
+    """Write ``{"kafka": …, "resp": …, "pid": …}`` atomically: a script polling for the file
+    never reads half of it."""
     payload = json.dumps({"kafka": addresses.kafka, "resp": addresses.resp, "pid": os.getpid()})
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(payload + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, (payload + "\n").encode())
 
 
 async def run_broker(
@@ -140,22 +85,19 @@ async def run_broker(
         task_status: reports ``Addresses`` to ``nursery.start`` once serving.
 
     Raises:
-        DataDirError: missing/unwritable data dir or one locked by another broker.
+        DataDirError: missing/unwritable data dir, one locked by another broker, or a damaged
+            file in it.
     """
     data_dir = config.data_dir
-    prepare_data_dir(data_dir)
-    lock = DataDirLock(data_dir)
-    lock.acquire()
-    topics: TopicRegistry | None = None
+    state = BrokerState.open(config, now_ms=wall_ms())
+    topics = state.topics
     try:
-        topics = TopicRegistry.open(data_dir, config.log, now_ms=wall_ms())
-        pubsub = PubSub()
         info = ServerInfo(config=config, started_at_ms=wall_ms(), log_storage=topics.storage)
         async with trio.open_nursery() as nursery:
-            kafka_address = await nursery.start(serve_kafka, config, topics, info)
+            kafka_address = await nursery.start(serve_kafka, state, info)
             # Push mode's INFO names the Kafka listener too, so a learner finds both modes.
             info = attrs.evolve(info, kafka_address=kafka_address)
-            resp_address = await nursery.start(serve_resp, config.resp, pubsub, info)
+            resp_address = await nursery.start(serve_resp, config.resp, state.pubsub, info)
             addresses = Addresses(kafka=kafka_address, resp=resp_address)
             nursery.start_soon(_maintenance, config, topics)
             if config.log.fsync == "interval":
@@ -175,15 +117,16 @@ async def run_broker(
             task_status.started(addresses)
     finally:
         with trio.CancelScope(shield=True):
+            # Flushing in worker threads first keeps the event loop (and the bound on this
+            # cleanup) alive; close() then fsyncs whatever is left, blocking, and closes.
             with trio.move_on_after(SHUTDOWN_CLEANUP_SECONDS):
-                if topics is not None:
-                    await topics.flush_all(wall_ms())
-            if topics is not None:
-                topics.close()
-            lock.release()
-            if ready_file is not None:
-                ready_file.unlink(missing_ok=True)
-            log.info("broker_stopped", data_dir=str(data_dir))
+                await flush_logs(topics, wall_ms())
+            try:
+                state.close()
+            finally:
+                if ready_file is not None:
+                    ready_file.unlink(missing_ok=True)
+                log.info("broker_stopped", data_dir=str(data_dir))
 
 
 async def _maintenance(config: BrokerConfig, topics: TopicRegistry) -> None:
@@ -197,7 +140,7 @@ async def _periodic_flush(config: BrokerConfig, topics: TopicRegistry) -> None:
     """``fsync = "interval"``: fsync every log with unflushed data every flush_interval_ms."""
     while True:
         await trio.sleep(config.log.flush_interval_ms / 1000)
-        await topics.flush_all(wall_ms())
+        await flush_logs(topics, wall_ms())
 
 
 def raise_open_file_limit() -> None:
