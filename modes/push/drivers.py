@@ -13,9 +13,10 @@ that got output (``PushServer.flush_dirty``). What differs is *who waits for the
   batch costs a task wake-up, and when several clients are ready at once the scheduler picks
   the order in which their commands run — not necessarily the order their bytes arrived.
 
-``ConnectionDriver`` is the contract both keep; ``make_driver`` picks one. The environment
-variable ``DUALMQ_PUSH_DRIVER`` (``auto``, ``epoll`` or ``tasks``) overrides the choice: tests
-run the same scenarios with both, and a learner can measure the difference.
+``ConnectionDriver`` is the contract both keep; ``ServerSteps`` is what they call on the
+server (``modes.push.server.PushServer``, which picks the driver in ``make_driver``). The
+environment variable ``DUALMQ_PUSH_DRIVER`` (``auto``, ``epoll`` or ``tasks``) overrides the
+choice: tests run the same scenarios with both, and a learner can measure the difference.
 
 Not here: accepting and admitting connections (``modes.common.listener``), the commands
 (``modes.push.commands``), output-buffer limits (``broker.subscribers``).
@@ -24,18 +25,13 @@ Not here: accepting and admitting connections (``modes.common.listener``), the c
 from __future__ import annotations
 
 import os
-import select
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import attrs
 import trio
 
-from broker.errors import ConfigError
 from modes.common.clock import now_ms
 from modes.push.client import Client
-
-if TYPE_CHECKING:  # the server builds its driver: only annotations point back at it
-    from modes.push.server import PushServer
 
 __all__ = [
     "CLOSE_DRAIN_SECONDS",
@@ -43,8 +39,8 @@ __all__ = [
     "DRIVER_NAMES",
     "ConnectionDriver",
     "RECEIVE_CHUNK",
+    "ServerSteps",
     "TaskPerConnection",
-    "make_driver",
 ]
 
 # Bytes asked for per read. A pipeline of 64 small commands is ~2 KiB; a bigger chunk only
@@ -55,6 +51,30 @@ CLOSE_DRAIN_SECONDS = 1.0
 
 DRIVER_ENVIRONMENT_VARIABLE = "DUALMQ_PUSH_DRIVER"
 DRIVER_NAMES = ("auto", "epoll", "tasks")
+
+
+class ServerSteps(Protocol):
+    """What a driver calls on the push server (``PushServer`` implements it)."""
+
+    # True while batches run: output is then noted in ``dirty`` for ``flush_dirty``.
+    in_batch: bool
+    dirty: list[Client]
+
+    def execute(self, client: Client, data: bytes, now: int) -> bool:
+        """Run the commands ``data`` completes; True when the connection must close."""
+        ...
+
+    def flush_dirty(self) -> None:
+        """Write every client in ``dirty`` once, never waiting."""
+        ...
+
+    def try_send(self, client: Client) -> None:
+        """Write what the socket of ``client`` takes now; the rest waits (``blocked``)."""
+        ...
+
+    async def drain(self, client: Client) -> None:
+        """Send everything still queued for a closing client, waiting as needed."""
+        ...
 
 
 class ConnectionDriver(Protocol):
@@ -97,34 +117,6 @@ class ConnectionDriver(Protocol):
         ...
 
 
-def make_driver(server: PushServer, name: str | None = None) -> ConnectionDriver:
-    """The connection driver called ``name``, or the best one this platform has.
-
-    Args:
-        server: the push server the driver works for.
-        name: ``"epoll"``, ``"tasks"`` or ``"auto"``; None reads ``DUALMQ_PUSH_DRIVER``
-            (default ``auto``: the event loop where ``select.epoll`` exists, else tasks).
-
-    Returns:
-        A driver, not started yet (``run`` it in the listener's nursery, ``close`` it after).
-
-    Raises:
-        ConfigError: an unknown name, or ``epoll`` where the platform has none.
-    """
-    if name is None:
-        name = os.environ.get(DRIVER_ENVIRONMENT_VARIABLE, "auto") or "auto"
-    if name not in DRIVER_NAMES:
-        raise ConfigError(f"{DRIVER_ENVIRONMENT_VARIABLE}={name!r} is not one of {', '.join(DRIVER_NAMES)}")
-    has_epoll = hasattr(select, "epoll") and hasattr(os, "eventfd")
-    if name == "epoll" and not has_epoll:
-        raise ConfigError(f"{DRIVER_ENVIRONMENT_VARIABLE}=epoll: this platform has no epoll")
-    if name == "tasks" or not has_epoll:
-        return TaskPerConnection(server)
-    from modes.push.event_loop import EpollEventLoop  # imports select.epoll's constants
-
-    return EpollEventLoop(server)
-
-
 @attrs.define(eq=False)
 class TaskPerConnection:
     """One reader task and one writer task per connection (the portable driver).
@@ -134,7 +126,7 @@ class TaskPerConnection:
     refused (a slow reader) and for output queued outside any batch.
     """
 
-    server: PushServer
+    server: ServerSteps
     name: str = "tasks"
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

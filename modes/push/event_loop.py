@@ -49,16 +49,12 @@ from __future__ import annotations
 import functools
 import os
 import select
-from typing import TYPE_CHECKING
 
 import trio
 
 from modes.common.clock import now_ms
 from modes.push.client import Client
-from modes.push.drivers import CLOSE_DRAIN_SECONDS, RECEIVE_CHUNK
-
-if TYPE_CHECKING:
-    from modes.push.server import PushServer
+from modes.push.drivers import CLOSE_DRAIN_SECONDS, RECEIVE_CHUNK, ServerSteps
 
 __all__ = ["EpollEventLoop"]
 
@@ -81,7 +77,7 @@ class EpollEventLoop:
 
     name = "epoll"
 
-    def __init__(self, server: PushServer) -> None:
+    def __init__(self, server: ServerSteps) -> None:
         self.server = server
         self._epoll = select.epoll()
         # Client sockets in the epoll set, by descriptor.

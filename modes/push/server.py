@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import functools
 import os
+import select
 
 import attrs
 import structlog
@@ -45,6 +46,7 @@ import trio
 
 from broker.channels import PubSub
 from broker.config import RespConfig, parse_host_port
+from broker.errors import ConfigError
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.common.clock import now_ms
@@ -57,7 +59,13 @@ from modes.common.listener import (
 )
 from modes.push.batch import run_batch
 from modes.push.client import Client
-from modes.push.drivers import CLOSE_DRAIN_SECONDS, ConnectionDriver, make_driver
+from modes.push.drivers import (
+    CLOSE_DRAIN_SECONDS,
+    DRIVER_ENVIRONMENT_VARIABLE,
+    DRIVER_NAMES,
+    ConnectionDriver,
+    TaskPerConnection,
+)
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
 
@@ -292,6 +300,35 @@ class PushServer:
             await trio.lowlevel.wait_writable(sock)
             client.blocked = False
             self.try_send(client)
+
+
+def make_driver(server: PushServer, name: str | None = None) -> ConnectionDriver:
+    """The connection driver called ``name``, or the best one this platform has.
+
+    Args:
+        server: the push server the driver works for.
+        name: ``"epoll"``, ``"tasks"`` or ``"auto"``; None reads ``DUALMQ_PUSH_DRIVER``
+            (default ``auto``: the event loop where ``select.epoll`` exists, else tasks).
+
+    Returns:
+        A driver, not started yet (``run`` it in the listener's nursery, ``close`` it after).
+
+    Raises:
+        ConfigError: an unknown name, or ``epoll`` where the platform has none.
+    """
+    if name is None:
+        name = os.environ.get(DRIVER_ENVIRONMENT_VARIABLE, "auto") or "auto"
+    if name not in DRIVER_NAMES:
+        raise ConfigError(f"{DRIVER_ENVIRONMENT_VARIABLE}={name!r} is not one of {', '.join(DRIVER_NAMES)}")
+    has_epoll = hasattr(select, "epoll") and hasattr(os, "eventfd")
+    if name == "epoll" and not has_epoll:
+        raise ConfigError(f"{DRIVER_ENVIRONMENT_VARIABLE}=epoll: this platform has no epoll")
+    if name == "tasks" or not has_epoll:
+        return TaskPerConnection(server)
+    # Imported here: the module reads epoll's constants, which only Linux's select has.
+    from modes.push.event_loop import EpollEventLoop
+
+    return EpollEventLoop(server)
 
 
 def connection_limits(config: RespConfig) -> ConnectionLimits:
