@@ -299,8 +299,11 @@ def run_publish(port: int, row: Row) -> RunResult:
         if rps != rps:
             result.error = f"no rps in redis-benchmark output: {done.stdout[-300:]!r} {done.stderr[-300:]!r}"
         if worker is not None:
-            worker.stdin.write(b"DONE\n")
-            worker.stdin.flush()
+            try:
+                worker.stdin.write(b"DONE\n")
+                worker.stdin.flush()
+            except BrokenPipeError:
+                pass  # it had every message already, reported and exited: its report is below
             line = _read_line(worker, WORKER_RESULT_TIMEOUT)
             try:
                 report = json.loads(line)
@@ -319,7 +322,7 @@ def run_publish(port: int, row: Row) -> RunResult:
         if worker is not None:
             try:
                 worker.stdin.close()
-            except OSError:
+            except OSError:  # BrokenPipeError: it exited with our DONE still unsent
                 pass
             stop_process(worker, grace=2.0)
             for stream in (worker.stdout, worker.stderr):
