@@ -8,8 +8,9 @@ pieces apart, in one process, so that the remaining time can be attributed:
    subscribers on the channel.
 2. **one pass of the event loop** — ``EpollEventLoop.serve_ready`` over C clients that each
    have one pipeline of P PUBLISHes waiting on a real loopback TCP socket: read every client,
-   run its batch, write every client (and subscriber) once. µs per pass, and what is left per
-   client once the run_batch share is taken off (the reads, writes and bookkeeping).
+   run its batch, write every client (and subscriber) once. µs per pass, split into the
+   batches (``execute``), the writes (``flush_dirty``) and the rest (reads, the loop's own
+   bookkeeping), each also per client.
 3. **a trio wake-up** — ``trio.lowlevel.wait_readable`` on a descriptor that is already
    readable: what the loop pays to let the other tasks run once per pass.
 
@@ -64,9 +65,28 @@ class _NoDriver:
         raise AssertionError("no output outside a batch here")
 
 
-def make_server() -> PushServer:
+class TimedServer(PushServer):
+    """A push server that adds up the time its batches and its writes take."""
+
+    executing_ns: int = 0
+    flushing_ns: int = 0
+
+    def execute(self, client: Client, data: bytes, now: int) -> bool:
+        start = time.perf_counter_ns()
+        try:
+            return super().execute(client, data, now)
+        finally:
+            self.executing_ns += time.perf_counter_ns() - start
+
+    def flush_dirty(self) -> None:
+        start = time.perf_counter_ns()
+        super().flush_dirty()
+        self.flushing_ns += time.perf_counter_ns() - start
+
+
+def make_server() -> TimedServer:
     config = BrokerConfig(resp=RespConfig(listen="127.0.0.1:0", pubsub_hard_limit=0, pubsub_soft_limit=0))
-    server = PushServer(config=config.resp, pubsub=PubSub(), info=ServerInfo(config=config, started_at_ms=0))
+    server = TimedServer(config=config.resp, pubsub=PubSub(), info=ServerInfo(config=config, started_at_ms=0))
     server.connections = ConnectionTable(mode="push", limits=connection_limits(config.resp), handler=None)
     server.driver = _NoDriver()
     return server
@@ -146,8 +166,9 @@ def _drain(sock: socket.socket, expected: int) -> None:
         got += len(chunk)
 
 
-def bench_loop_pass(clients: int, pipeline: int, subscribers: int, repeats: int, passes: int) -> tuple[float, float]:
-    """µs per ``serve_ready`` pass with ``clients`` publishers ready; and the epoll_wait share."""
+def bench_loop_pass(clients: int, pipeline: int, subscribers: int, repeats: int,
+                    passes: int) -> dict[str, float]:
+    """µs per ``serve_ready`` pass with ``clients`` publishers ready, and its parts."""
     server = make_server()
     loop = EpollEventLoop(server)
     server.driver = loop
@@ -163,10 +184,11 @@ def bench_loop_pass(clients: int, pipeline: int, subscribers: int, repeats: int,
     reply = len(b":%d\r\n" % subscribers) * pipeline
     frame = len(b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$7\r\npayload\r\n")
     poll = loop._epoll.poll
-    results, poll_share = [], []
+    runs: list[dict[str, float]] = []
     try:
         for _ in range(repeats):
-            elapsed = polled = 0
+            server.executing_ns = server.flushing_ns = 0
+            whole = polled = 0
             for _ in range(passes):
                 for outer, _ in publishers:
                     outer.sendall(data)
@@ -174,16 +196,16 @@ def bench_loop_pass(clients: int, pipeline: int, subscribers: int, repeats: int,
                 events = poll(0)
                 middle = time.perf_counter_ns()
                 loop.serve_ready(events)
-                end = time.perf_counter_ns()
-                elapsed += end - start
+                whole += time.perf_counter_ns() - start
                 polled += middle - start
                 assert len(events) == clients, f"{len(events)} of {clients} clients ready"
                 for outer, _ in publishers:
                     _drain(outer, reply)
                 for outer, _ in subs:
                     _drain(outer, frame * pipeline * clients)
-            results.append(elapsed / passes / 1000)
-            poll_share.append(polled / passes / 1000)
+            rest = whole - polled - server.executing_ns - server.flushing_ns
+            runs.append({"pass": whole, "epoll": polled, "batches": server.executing_ns,
+                         "writes": server.flushing_ns, "rest": rest})
     finally:
         for _, client in publishers + subs:
             loop._forget(client)
@@ -191,7 +213,7 @@ def bench_loop_pass(clients: int, pipeline: int, subscribers: int, repeats: int,
         for outer, inner in pairs:
             outer.close()
             inner.close()
-    return median(results), median(poll_share)
+    return {key: median([run[key] for run in runs]) / passes / 1000 for key in runs[0]}
 
 
 # -- 3. a trio wake-up ----------------------------------------------------------------------------
@@ -230,26 +252,24 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("1. run_batch: µs per PUBLISH command (parse, dispatch, publish, queue output; no sockets)")
     print(f"   {'pipeline':>8} {'0 subs':>8} {'1 sub':>8} {'10 subs':>8}")
-    per_command = {}
     for pipeline in (1, 16, 64):
         row = []
         for subs in (0, 1, 10):
             value = bench_run_batch(pipeline, subs, repeats, 20_000 // pipeline // scale + 50)
-            per_command[(pipeline, subs)] = value
             row.append(f"{value:8.2f}")
         print(f"   {pipeline:>8} {' '.join(row)}")
     print()
-    print("2. one event-loop pass: C publishers each with one pipeline ready (loopback TCP)")
-    print(f"   {'clients':>7} {'P':>3} {'subs':>4} {'pass':>9} {'epoll':>7} {'batches':>9} "
-          f"{'rest/client':>11} {'rest/cmd':>9}")
+    print("2. one event-loop pass: C publishers each with one pipeline ready (loopback TCP); µs per pass,")
+    print("   and per client: its batch, its write (the kernel's loopback work included), the rest")
+    print(f"   {'clients':>7} {'P':>3} {'subs':>4} {'pass':>8} {'epoll':>6} {'batch/cl':>9} {'write/cl':>9} "
+          f"{'rest/cl':>8} {'loop/cmd':>9}")
     for clients, pipeline, subs in ((1, 1, 1), (50, 1, 0), (50, 16, 0), (50, 16, 1), (50, 64, 0), (50, 64, 10)):
-        pass_us, poll_us = bench_loop_pass(clients, pipeline, subs, repeats, 400 // scale)
-        batches = per_command[(pipeline, subs)] * pipeline * clients
-        rest = pass_us - poll_us - batches
-        print(f"   {clients:>7} {pipeline:>3} {subs:>4} {pass_us:9.1f} {poll_us:7.1f} {batches:9.1f} "
-              f"{rest / clients:11.2f} {rest / clients / pipeline:9.2f}")
-    print("   pass = epoll_wait + serve_ready; batches = run_batch's share (table 1); rest = reads,")
-    print("   writes (the kernel's loopback work included) and the loop's own bookkeeping")
+        parts = bench_loop_pass(clients, pipeline, subs, repeats, 400 // scale)
+        loop_only = parts["pass"] - parts["batches"]
+        print(f"   {clients:>7} {pipeline:>3} {subs:>4} {parts['pass']:8.1f} {parts['epoll']:6.1f} "
+              f"{parts['batches'] / clients:9.2f} {parts['writes'] / clients:9.2f} {parts['rest'] / clients:8.2f} "
+              f"{loop_only / clients / pipeline:9.2f}")
+    print("   rest = reads and the loop's bookkeeping; loop/cmd = everything but the batches, per command")
     print()
     wake = bench_trio_wakeup(repeats, 20_000 // scale)
     print(f"3. trio wake-up (await wait_readable on a ready epoll fd): {wake:.2f} µs")
