@@ -32,18 +32,18 @@ import time
 from pathlib import Path
 
 import attrs
-import structlog
 import trio
 
 from broker.channels import PubSub
 from broker.config import BrokerConfig
 from broker.errors import DataDirError
+from broker.loggers import get_logger
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
 from modes.pull.server import serve_kafka
 from modes.push.server import serve_resp
 
-log = structlog.get_logger("dualmq.daemon")
+log = get_logger(__name__)
 
 # How long cleanup (flushing and closing logs) may take after cancellation before we give up
 # waiting; fsync of a large dirty page cache is the slow part.

@@ -61,14 +61,14 @@ from pathlib import Path
 
 import attrs
 import crc32c
-import structlog
 
 from broker.errors import DamagedFile
+from broker.loggers import get_logger
 from broker.outcome import ErrorKind
 
 __all__ = ["OffsetStore", "CommittedOffset", "OffsetStoreCorrupt", "MAX_METADATA_BYTES"]
 
-log = structlog.get_logger("dualmq.offsets")
+log = get_logger(__name__)
 
 # Kafka's offset.metadata.max.bytes default.
 MAX_METADATA_BYTES = 4096

@@ -40,7 +40,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
-import structlog
 import trio
 
 from broker.config import LogConfig
@@ -49,8 +48,9 @@ from broker.log.batch import BatchHeader, patched_prefix, validate
 from broker.log.recovery import recover_partition
 from broker.log.segment import Segment, with_path
 from broker.log.storage import LogStorage
+from broker.loggers import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Relative offsets in the index are int32: a segment may not span more offsets than that.
 _MAX_RELATIVE_OFFSET = 2**31 - 1

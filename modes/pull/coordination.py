@@ -25,15 +25,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
-import structlog
 import trio
 
 from broker.groups import GroupCoordinator, Ticket
+from broker.loggers import get_logger
 from broker.offsets import OffsetStore
 from broker.producers import ProducerIdManager, ProducerStateTable
 from broker.topics import Topic, TopicRegistry
 
-log = structlog.get_logger("dualmq.pull.coordination")
+log = get_logger(__name__)
 
 OFFSETS_DIR = "__consumer_offsets"
 PRODUCER_IDS_DIR = "__producer_ids"
