@@ -29,10 +29,10 @@ from __future__ import annotations
 import collections
 import itertools
 
-import structlog
 import trio
 
 from dualmq.errors import ConnectionLost, KafkaError, Timeout, UnsupportedVersion
+from dualmq.sdk_logging import get_logger
 from wire.errors import ProtocolError, RemoteProtocolError
 from wire.kafka import codec, framing
 from wire.kafka.errors import ErrorCode
@@ -40,7 +40,7 @@ from wire.kafka.messages import REQUESTS, RESPONSES
 
 __all__ = ["CLIENT_VERSIONS", "BrokerConnection", "choose_versions"]
 
-log = structlog.get_logger("dualmq.kafka")
+log = get_logger(__name__)
 
 API_VERSIONS = 18
 
@@ -334,7 +334,7 @@ class BrokerConnection:
         if self._closed is None:
             self._closed = error
             if isinstance(error, Timeout):
-                log.warning("kafka_request_timed_out", address=self.address, reason=str(error))
+                log.debug("kafka_request_timed_out", address=self.address, reason=str(error))
         while self._pending:
             pending = self._pending.popleft()
             pending.error = self._closed
