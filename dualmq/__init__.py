@@ -24,6 +24,7 @@ from dualmq.errors import (
     DualmqError,
     KafkaError,
     OffsetOutOfRange,
+    ProtocolMismatch,
     ServerError,
     Timeout,
     UnsupportedVersion,
@@ -38,7 +39,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "Admin", "Backoff", "CommitFailed", "ConnectionLost", "Consumer", "ConsumerRecord", "DualmqError",
-    "Gap", "KafkaError", "Message", "OffsetOutOfRange", "Producer", "Publisher", "ServerError",
+    "Gap", "KafkaError", "Message", "OffsetOutOfRange", "Producer", "ProtocolMismatch", "Publisher", "ServerError",
     "Subscription", "Timeout", "UnsupportedVersion", "__version__", "consume", "pull", "push",
     "subscribe",
 ]
