@@ -22,7 +22,7 @@ import trio
 
 from dualmq.cli import _interrupted
 from dualmq.pull import Admin
-from tests.support import broker_process
+from tests.support import broker_process, fast_groups_broker
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -31,10 +31,7 @@ DEADLINE_S = 30
 
 @pytest.fixture(scope="module")
 def broker(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("cli-interrupt")
-    config = workdir / "fast-groups.toml"
-    config.write_text("[kafka]\ngroup_initial_rebalance_delay_ms = 0\n")
-    with broker_process(workdir, "--config", str(config)) as running:
+    with fast_groups_broker(tmp_path_factory.mktemp("cli-interrupt")) as running:
         yield running
 
 

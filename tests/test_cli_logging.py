@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.support import broker_process
+from tests.support import fast_groups_broker
 
 
 def dualmq(*args: str, stdin: str = "", timeout: float = 120) -> subprocess.CompletedProcess:
@@ -33,9 +33,7 @@ def json_lines(text: str) -> list[str]:
 
 
 def test_a_group_consumer_prints_records_and_no_log_lines(tmp_path) -> None:
-    config = tmp_path / "fast.toml"
-    config.write_text("[kafka]\ngroup_initial_rebalance_delay_ms = 0\n")
-    with broker_process(tmp_path, "--config", str(config)) as broker:
+    with fast_groups_broker(tmp_path) as broker:
         assert dualmq("produce", "-b", broker.kafka_address, "t", stdin="x\n").returncode == 0
         consumed = dualmq("consume", "-b", broker.kafka_address, "t", "--group", "g", "--from-beginning",
                           "--max", "1")

@@ -7,15 +7,12 @@ import sys
 
 import pytest
 
-from tests.support import broker_process
+from tests.support import broker_process, fast_groups_broker
 
 
 @pytest.fixture(scope="module")
 def kafka(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("cli-pull")
-    config = workdir / "fast-groups.toml"
-    config.write_text("[kafka]\ngroup_initial_rebalance_delay_ms = 0\n")
-    with broker_process(workdir, "--config", str(config)) as broker:
+    with fast_groups_broker(tmp_path_factory.mktemp("cli-pull")) as broker:
         yield broker.kafka_address
 
 

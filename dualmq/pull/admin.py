@@ -9,7 +9,7 @@ What lives here: thin, typed wrappers over CreateTopics, CreatePartitions, Delet
 ListOffsets, DescribeConfigs, ListGroups, DescribeGroups, DeleteGroups and OffsetFetch. Results are
 frozen attrs values.
 
-Lag has one definition everywhere in dualmq (DESIGN §4): log-end offset minus committed offset,
+Lag has one definition everywhere in dualmq: log-end offset minus committed offset,
 per partition, never negative; a partition without a commit counts its whole retained log
 (log end minus log start) as lag, since that is what a new member would have to read with
 ``auto_offset_reset="earliest"``.

@@ -8,7 +8,7 @@ owns a nursery in which every connection's reader task runs, so nothing outlives
 What does not: the meaning of produce, fetch or group requests (the producer, consumer, group
 and admin modules use ``request``).
 
-Why "purpose": a broker answers requests on a connection in order (GUIDE §1.1), and a Fetch may
+Why "purpose": a broker answers requests on a connection in order, and a Fetch may
 long-poll for ``max_wait_ms``. A heartbeat queued behind it would be late, so — like
 librdkafka — we give fetches, group coordination and everything else separate connections
 to the same broker.

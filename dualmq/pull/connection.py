@@ -4,7 +4,7 @@ What lives here: ``BrokerConnection`` — open a socket, negotiate API versions 
 send requests and hand each caller its response. What does not: which broker to talk to
 (``client``), and what the requests mean (producer, consumer, admin modules).
 
-The rules this follows (the protocol guide, §1):
+The rules this follows (Kafka's protocol, in our words):
 
 * Every frame is an int32 size plus header plus body. Request header v1 (v2 when the request
   version is flexible); response header v0 (v1 when flexible) — except ApiVersions, whose
@@ -318,7 +318,7 @@ class BrokerConnection:
                 try:
                     return codec.decode(response, version, body_view)
                 except RemoteProtocolError:
-                    # An UNSUPPORTED_VERSION reply comes as a v0 body whatever we sent (§1.8).
+                    # An UNSUPPORTED_VERSION reply comes as a v0 body whatever we sent.
                     return codec.decode(response, 0, body_view)
             return codec.decode(response, version, body_view)
         except ProtocolError as exc:

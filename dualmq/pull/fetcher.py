@@ -20,7 +20,8 @@ from a position the application has since abandoned.
 Per broker, one Fetch is in flight at a time and covers every assigned partition that broker
 leads. It long-polls: the broker holds it up to ``max_wait_ms`` when there is nothing new, so an
 idle consumer costs two requests a second, not a busy loop. Fetches use their own connection
-(purpose "fetch") so they never delay heartbeats or commits (GUIDE §1.1).
+(purpose "fetch") so they never delay heartbeats or commits: a broker answers the requests of
+one connection in order, so a heartbeat queued behind a long poll would wait for it.
 
 Offset resets (``auto_offset_reset``): a partition without a position (nothing committed) or
 whose fetch got OFFSET_OUT_OF_RANGE is looked up with ListOffsets: timestamp -2 = earliest,

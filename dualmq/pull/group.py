@@ -6,7 +6,7 @@ offsets: OffsetCommit, OffsetFetch. What does not: fetching records, positions a
 *callbacks* (the ``Consumer``, in ``consumer``, decides when to rejoin and what to do
 around it), and the assignors themselves (``assignors``).
 
-The protocol (GUIDE §4.1) in one paragraph: every member sends JoinGroup with its subscription;
+The protocol in one paragraph: every member sends JoinGroup with its subscription;
 the coordinator waits until all current members have (re)joined, picks a leader and a common
 assignor, and answers — the leader gets everyone's subscriptions. Every member then sends
 SyncGroup; the leader's carries the assignment for all, and each member receives its own part.

@@ -16,16 +16,11 @@ import trio
 from dualmq.errors import CommitFailed, ConnectionLost
 from dualmq.process import BrokerProcess
 from dualmq.pull import Consumer, Producer
+from tests.support import fast_groups_config
 
 pytestmark = pytest.mark.timeout(120)
 
 BEFORE, AFTER = 20, 20
-
-
-def fast_groups_config(tmp_path) -> str:
-    config = tmp_path / "fast-groups.toml"
-    config.write_text("[kafka]\ngroup_initial_rebalance_delay_ms = 0\n")
-    return str(config)
 
 
 async def produce(address: str, topic: str, first: int, count: int) -> None:
@@ -46,7 +41,7 @@ def make_consumer(address: str, topic: str, grouped: bool, **options) -> Consume
 @pytest.mark.parametrize("grouped", [True, False], ids=["group", "assigned"])
 async def test_consumer_reads_on_after_the_broker_is_killed_and_restarted(tmp_path, grouped) -> None:
     topic = "restarted"
-    async with BrokerProcess(tmp_path / "data", "--config", fast_groups_config(tmp_path)) as broker:
+    async with BrokerProcess(tmp_path / "data", "--config", str(fast_groups_config(tmp_path))) as broker:
         await produce(broker.kafka_address, topic, 0, BEFORE)
         values: list[int] = []
         refused_commits = 0
@@ -114,7 +109,7 @@ async def test_reconnect_backoff_is_configurable_and_paces_the_attempts(tmp_path
 async def test_consumer_raises_connection_lost_once_the_outage_outlasts_the_budget(tmp_path, grouped) -> None:
     topic = "abandoned"
     budget = 2.0
-    async with BrokerProcess(tmp_path / "data", "--config", fast_groups_config(tmp_path)) as broker:
+    async with BrokerProcess(tmp_path / "data", "--config", str(fast_groups_config(tmp_path))) as broker:
         await produce(broker.kafka_address, topic, 0, 5)
         consumer = make_consumer(broker.kafka_address, topic, grouped, request_timeout_ms=budget * 1000)
         with trio.fail_after(30):

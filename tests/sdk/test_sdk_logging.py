@@ -18,6 +18,7 @@ import trio
 from broker.logsetup import configure_logging
 from dualmq.process import BrokerProcess
 from dualmq.pull import Consumer, Producer
+from tests.support import fast_groups_config
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -59,9 +60,7 @@ def test_a_program_with_the_sdk_and_an_embedded_broker_prints_only_what_it_print
 
 async def test_the_sdk_logs_events_to_standard_loggers_named_after_its_modules(tmp_path, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="dualmq")
-    config = tmp_path / "fast.toml"
-    config.write_text("[kafka]\ngroup_initial_rebalance_delay_ms = 0\n")
-    async with BrokerProcess(tmp_path / "data", "--config", str(config)) as broker:
+    async with BrokerProcess(tmp_path / "data", "--config", str(fast_groups_config(tmp_path))) as broker:
         async with Producer(broker.kafka_address) as producer:
             await producer.send("t", b"x")
         async with Consumer(broker.kafka_address, group_id="g", topics=["t"], auto_offset_reset="earliest") as consumer:
