@@ -48,3 +48,10 @@ def test_compare_output_carries_no_broker_log_lines() -> None:
     assert json_lines(result.stdout) == [] and json_lines(result.stderr) == []
     assert "subscriber_disconnected" not in result.stdout + result.stderr
     assert "[warning" not in result.stderr
+
+
+@pytest.mark.timeout(180)
+def test_compare_verbose_still_shows_the_embedded_brokers_log() -> None:
+    result = dualmq("compare", "baseline", "--messages", "200", "--verbose")
+    assert result.returncode == 0, result.stderr
+    assert "broker_started" in result.stderr and json_lines(result.stderr) == []

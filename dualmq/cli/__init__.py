@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command != "serve":
         # Results go to stdout; log lines (warnings and errors only) to stderr, for a human.
-        configure_logging("console", COMMAND_LOG_LEVELS.get(args.command, CLIENT_LOG_LEVEL))
+        # A command's own --verbose (compare's: "show the embedded broker's log") lowers it to info.
+        level = "info" if getattr(args, "verbose", False) else COMMAND_LOG_LEVELS.get(args.command, CLIENT_LOG_LEVEL)
+        configure_logging("console", level)
     try:
         return args.handler(args)
     except BaseException as exc:

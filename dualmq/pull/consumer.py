@@ -247,6 +247,8 @@ class Consumer:
                     committed = await fetch_committed(self._client, self.group_id, partitions)
                     break
                 except (ConnectionLost, Timeout) as exc:
+                    if isinstance(exc, Timeout) and self._client.unreachable_since is None:
+                        raise  # the broker answers, but not this: not an outage to wait out
                     # The broker is away: try again (the client paces the reconnects; iteration
                     # raises once the outage outlasts the budget).
                     log.debug("committed_offsets_unavailable", group=self.group_id, error=str(exc))
@@ -280,6 +282,7 @@ class Consumer:
         self._state(tp).seek(offset)
         self._drop_current(tp)
         self._fetcher.poke()
+        self._progress.unpark_all()  # a position() or wait_ready() waiting for it
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         """Read the given partitions (default: all assigned) from their log start."""
