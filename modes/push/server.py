@@ -38,11 +38,11 @@ import functools
 import os
 
 import attrs
-import structlog
 import trio
 
 from broker.channels import PubSub
 from broker.config import RespConfig, parse_host_port
+from broker.loggers import get_logger
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.common.clock import now_ms
@@ -58,7 +58,7 @@ from modes.push.client import Client
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
 
-log = structlog.get_logger("dualmq.push")
+log = get_logger(__name__)
 
 RECEIVE_CHUNK = 64 * 1024
 # Redis's clientsCron visits every client about every 100 ms; soft-limit timers and idle
