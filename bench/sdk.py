@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/sdk.py [--runs 3]
 
-Runs ``bench/sdk_pull.py`` (SDK Producer and Consumer against kafka-python, and aiokafka when
-installed, on one dualmq broker) and then ``bench/sdk_push.py`` (the SDK subscriber against
+Runs ``bench/sdk_pull.py`` (SDK Producer and Consumer against kafka-python and aiokafka, which
+it installs from the ``bench`` extra if missing, on one dualmq broker) and then ``bench/sdk_push.py`` (the SDK subscriber against
 redis-py + hiredis on one dualmq broker). Each prints its own table of medians and ratios to
 the reference run in the same script; see their docstrings for what exactly is measured.
 """

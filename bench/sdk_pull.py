@@ -1,4 +1,4 @@
-"""Pull-mode SDK throughput against kafka-python (and aiokafka if installed), same dualmq broker.
+"""Pull-mode SDK throughput against kafka-python and aiokafka, same dualmq broker.
 
     .venv/bin/python bench/sdk_pull.py [--records 400000] [--runs 3]
 
@@ -10,8 +10,11 @@ measurement is repeated ``--runs`` times; the table prints medians and each clie
 the dualmq SDK (the reference run, measured in the same script on the same machine).
 
 Targets from the SDK issue: SDK producer >= 300,000 records/s, SDK consumer >= 500,000 records/s,
-each ahead of kafka-python and aiokafka. aiokafka is in the ``bench`` extra
-(``pip install -e .[bench]``); without it its rows are left out.
+each ahead of kafka-python and aiokafka. aiokafka is in the ``bench`` extra: when it is missing,
+this script installs it into the running interpreter's environment first
+(``python -m pip install -e '.[bench]'``, i.e. ``.venv`` when run as ``.venv/bin/python``), so
+the aiokafka column is always there; ``--no-install`` skips that (its rows are then left out,
+and the script says how to add them).
 
 Each run also prints the machine's speed at that moment (``cpu_speed_ms`` in ``_common``: one
 fixed pure-Python loop; lower is faster). On the shared 2-core VM it swings by up to 2x within
@@ -21,6 +24,7 @@ seconds, which moves every absolute figure; the ratios compare clients run back 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import statistics
 import subprocess
@@ -186,25 +190,39 @@ def available(module: str) -> bool:
     return True
 
 
+INSTALL_BENCH_EXTRA = [sys.executable, "-m", "pip", "install", "--quiet", "-e", f"{ROOT}[bench]"]
+
+
+def ensure_bench_extra(install: bool) -> bool:
+    """Whether aiokafka can be imported, installing the ``bench`` extra first if allowed."""
+    if available("aiokafka"):
+        return True
+    how = " ".join(INSTALL_BENCH_EXTRA)
+    if not install:
+        print(f"aiokafka is not installed: its rows are left out (add them with: {how})", flush=True)
+        return False
+    print(f"aiokafka (the bench extra) is not installed; installing it: {how}", flush=True)
+    if subprocess.call(INSTALL_BENCH_EXTRA) != 0:
+        print("installing aiokafka failed: its rows are left out", flush=True)
+        return False
+    importlib.invalidate_caches()
+    return available("aiokafka")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=400_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--role", choices=sorted(ROLES))
-    parser.add_argument("--address")
-    parser.add_argument("--topic")
+    parser.add_argument("--records", type=int, default=400_000, help="records produced, then consumed, per run")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement (medians are printed)")
+    parser.add_argument("--no-install", action="store_true", help="do not install aiokafka if it is missing")
+    parser.add_argument("--role", choices=sorted(ROLES), help=argparse.SUPPRESS)
+    parser.add_argument("--address", help=argparse.SUPPRESS)
+    parser.add_argument("--topic", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.role:
-        import logging
-
-        import structlog
-
-        # The SDK's debug lines (offset resets…) would land on stdout, where the result goes.
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.role:  # one measurement, in this fresh process; the SDK logs nothing unless configured
         print(ROLES[args.role](args.address, args.topic, args.records))
         return
 
-    clients = ["sdk", "kafka-python"] + (["aiokafka"] if available("aiokafka") else [])
+    clients = ["sdk", "kafka-python"] + (["aiokafka"] if ensure_bench_extra(not args.no_install) else [])
     with tempfile.TemporaryDirectory(prefix="dualmq-bench-") as tmp:
         broker = BrokerProcess(Path(tmp) / "data", log_level="warning").start(timeout=30)
         address = broker.kafka_address

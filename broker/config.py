@@ -47,16 +47,17 @@ INT64_MAX = 2**63 - 1
 def _int_range(low: int, high: int, *, allow: tuple[int, ...] = ()) -> Any:
     """An attrs validator: an int in [low, high] (or one of ``allow``), never a bool."""
 
+    extra = f" or {', '.join(map(str, allow))}" if allow else ""
+
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(
                 f"{_qualified(instance, attribute)} = {value!r}: expected an integer "
-                f"in [{low}, {high}]"
+                f"in [{low}, {high}]{extra}"
             )
         if value in allow:
             return
         if not low <= value <= high:
-            extra = f" or {', '.join(map(str, allow))}" if allow else ""
             raise ConfigError(
                 f"{_qualified(instance, attribute)} = {value!r}: allowed range is "
                 f"[{low}, {high}]{extra}"
@@ -309,8 +310,11 @@ def topic_log_config(base: LogConfig, overrides: dict[str, str]) -> LogConfig:
         try:
             changes[field] = int(text)
         except (TypeError, ValueError):
-            raise ConfigError(f"{name} = {text!r}: expected an integer") from None
+            changes[field] = text  # refused below by the field's validator, which names the range
     try:
         return attrs.evolve(base, **changes)
     except ConfigError as exc:
-        raise ConfigError(str(exc).replace("log.", "topic config ", 1)) from None
+        message = str(exc)
+        for kafka_name, attribute in TOPIC_CONFIG_KEYS.items():  # name it as the user wrote it
+            message = message.replace(f"log.{attribute} =", f"topic config {kafka_name} =")
+        raise ConfigError(message) from None

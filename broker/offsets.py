@@ -68,15 +68,15 @@ from pathlib import Path
 
 import attrs
 import crc32c
-import structlog
 
 from broker.errors import DamagedFile
 from broker.files import fsync_directory, temporary_path, write_temporary
+from broker.loggers import get_logger
 from broker.outcome import ErrorKind
 
 __all__ = ["OffsetStore", "CommittedOffset", "JournalFlush", "OffsetStoreCorrupt", "MAX_METADATA_BYTES"]
 
-log = structlog.get_logger("dualmq.offsets")
+log = get_logger(__name__)
 
 # Kafka's offset.metadata.max.bytes default.
 MAX_METADATA_BYTES = 4096

@@ -33,20 +33,20 @@ import os
 from pathlib import Path
 
 import attrs
-import structlog
 
 from broker.channels import PubSub
 from broker.config import BrokerConfig
 from broker.errors import DataDirError
 from broker.groups import GroupCoordinator
 from broker.log.check import LOCK_FILE
+from broker.loggers import get_logger
 from broker.offsets import OffsetStore
 from broker.producers import ProducerIdManager, ProducerRegistry
 from broker.topics import TopicRegistry
 
 __all__ = ["BrokerState", "DataDirLock", "OFFSETS_DIR", "PRODUCER_IDS_DIR", "prepare_data_dir"]
 
-log = structlog.get_logger("dualmq.state")
+log = get_logger(__name__)
 
 OFFSETS_DIR = "__consumer_offsets"
 PRODUCER_IDS_DIR = "__producer_ids"

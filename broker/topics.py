@@ -36,7 +36,6 @@ import uuid
 from pathlib import Path
 
 import attrs
-import structlog
 
 from broker.config import LogConfig, topic_log_config
 from broker.errors import ConfigError, DataDirError, InvalidPartitions, InvalidTopic, TopicExists, UnknownTopic
@@ -45,8 +44,9 @@ from broker.files import write_atomically
 from broker.log.file_cache import default_capacity, open_file_limit
 from broker.log.partition_log import PartitionLog
 from broker.log.storage import LogStorage
+from broker.loggers import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 METADATA_FILE = "topics.json"
 METADATA_VERSION = 1

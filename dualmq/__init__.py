@@ -9,6 +9,10 @@ against ``dualmq serve``, a Kafka cluster or a Redis server::
 
 ``dualmq.embedded.broker()`` starts a real broker in-process on free ports (tests, examples);
 ``dualmq.process.BrokerProcess`` runs ``dualmq serve`` as a child process, to kill and restart it.
+
+The SDK never configures logging and prints nothing by itself: it logs to standard-library
+loggers under ``dualmq`` (``dualmq.pull.group``...), which stay silent until your program
+configures ``logging`` (``dualmq.sdk_logging`` explains the events and their levels).
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -20,6 +24,7 @@ from dualmq.errors import (
     DualmqError,
     KafkaError,
     OffsetOutOfRange,
+    ProtocolMismatch,
     ServerError,
     Timeout,
     UnsupportedVersion,
@@ -34,7 +39,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "Admin", "Backoff", "CommitFailed", "ConnectionLost", "Consumer", "ConsumerRecord", "DualmqError",
-    "Gap", "KafkaError", "Message", "OffsetOutOfRange", "Producer", "Publisher", "ServerError",
+    "Gap", "KafkaError", "Message", "OffsetOutOfRange", "Producer", "ProtocolMismatch", "Publisher", "ServerError",
     "Subscription", "Timeout", "UnsupportedVersion", "__version__", "consume", "pull", "push",
     "subscribe",
 ]

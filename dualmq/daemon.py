@@ -23,6 +23,7 @@ and releases the lock. The whole sequence is bounded so the process exits well w
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -32,11 +33,12 @@ import time
 from pathlib import Path
 
 import attrs
-import structlog
 import trio
 
 from broker.config import BrokerConfig
+from broker.errors import BrokerError
 from broker.files import write_atomically
+from broker.loggers import get_logger
 from broker.state import BrokerState
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
@@ -44,7 +46,7 @@ from modes.pull.log_runtime import flush_logs
 from modes.pull.server import serve_kafka
 from modes.push.server import serve_resp
 
-log = structlog.get_logger("dualmq.daemon")
+log = get_logger(__name__)
 
 # How long cleanup (flushing and closing logs) may take after cancellation before we give up
 # waiting; fsync of a large dirty page cache is the slow part.
@@ -54,6 +56,10 @@ SHUTDOWN_CLEANUP_SECONDS = 4.0
 def wall_ms() -> int:
     """Milliseconds since the epoch: record timestamps and retention are wall-clock based."""
     return time.time_ns() // 1_000_000
+
+
+class ListenerError(BrokerError):
+    """A listener could not open its port (already in use, not allowed, no such address)."""
 
 
 @attrs.frozen
@@ -87,6 +93,7 @@ async def run_broker(
     Raises:
         DataDirError: missing/unwritable data dir, one locked by another broker, or a damaged
             file in it.
+        ListenerError: a listen address is in use or cannot be bound (the message names it).
     """
     data_dir = config.data_dir
     state = BrokerState.open(config, now_ms=wall_ms())
@@ -94,10 +101,12 @@ async def run_broker(
     try:
         info = ServerInfo(config=config, started_at_ms=wall_ms(), log_storage=topics.storage)
         async with trio.open_nursery() as nursery:
-            kafka_address = await nursery.start(serve_kafka, state, info)
+            kafka_address = await _start_listener(nursery, "Kafka", "--kafka", config.kafka.listen,
+                                                  serve_kafka, state, info)
             # Push mode's INFO names the Kafka listener too, so a learner finds both modes.
             info = attrs.evolve(info, kafka_address=kafka_address)
-            resp_address = await nursery.start(serve_resp, config.resp, state.pubsub, info)
+            resp_address = await _start_listener(nursery, "RESP", "--resp", config.resp.listen,
+                                                 serve_resp, config.resp, state.pubsub, info)
             addresses = Addresses(kafka=kafka_address, resp=resp_address)
             nursery.start_soon(_maintenance, config, topics)
             if config.log.fsync == "interval":
@@ -127,6 +136,23 @@ async def run_broker(
                 if ready_file is not None:
                     ready_file.unlink(missing_ok=True)
                 log.info("broker_stopped", data_dir=str(data_dir))
+
+
+async def _start_listener(nursery: trio.Nursery, name: str, flag: str, listen: str, serve, *args) -> str:
+    """``nursery.start(serve, *args)``, turning "cannot bind" into an error that says which and what to do.
+
+    Raises:
+        ListenerError: the OS refused to bind ``listen`` (in use, not permitted, unknown address).
+    """
+    try:
+        return await nursery.start(serve, *args)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            advice = (f"another process (another broker? redis-server or Kafka?) listens there; stop it, "
+                      f"or choose another port with {flag} HOST:PORT (port 0 picks a free one)")
+        else:
+            advice = f"choose another address with {flag} HOST:PORT (port 0 picks a free port)"
+        raise ListenerError(f"the {name} listener cannot listen on {listen}: {exc.strerror or exc}; {advice}") from None
 
 
 async def _maintenance(config: BrokerConfig, topics: TopicRegistry) -> None:
@@ -165,9 +191,15 @@ def raise_open_file_limit() -> None:
     log.info("open_file_limit_raised", before=soft, now=target)
 
 
-async def serve_until_signalled(config: BrokerConfig, *, ready_file: Path | None = None) -> None:
-    """Run the broker until SIGINT or SIGTERM, then shut down cleanly (exit status 0)."""
+async def serve_until_signalled(config: BrokerConfig, *, ready_file: Path | None = None) -> int | None:
+    """Run the broker until SIGINT or SIGTERM, then shut down cleanly.
+
+    Returns:
+        The signal that stopped it (the CLI exits 130 after SIGINT, as shells expect of a
+        program interrupted with Ctrl-C, and 0 after SIGTERM, a service manager's normal stop).
+    """
     raise_open_file_limit()
+    received: list[int] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             await nursery.start(functools.partial(run_broker, config, ready_file=ready_file))
@@ -175,7 +207,9 @@ async def serve_until_signalled(config: BrokerConfig, *, ready_file: Path | None
             async def stop_on_signal() -> None:
                 async for signum in signals:
                     log.info("shutdown_requested", signal=signal.Signals(signum).name)
+                    received.append(signum)
                     nursery.cancel_scope.cancel()
                     return
 
             nursery.start_soon(stop_on_signal)
+    return received[0] if received else None

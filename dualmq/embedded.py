@@ -8,8 +8,12 @@ same log on disk, the same listeners, the same limits. Only the ports differ (0 
 one) and nothing handles signals — leaving the ``async with`` block shuts it down, flushing
 and closing the log.
 
-This module is a composition root: it may import the broker, unlike the rest of the SDK,
-which only speaks the wire protocols.
+This module is a composition root: it may import the broker, unlike the rest of the SDK, which
+only speaks the wire protocols.
+
+It configures no logging, as a library should not: the broker's lines go to structlog if your
+program configured structlog, else to the standard library's ``dualmq.broker...`` /
+``dualmq.modes...`` loggers, which print nothing until your program configures ``logging``.
 """
 
 from __future__ import annotations

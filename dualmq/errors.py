@@ -29,6 +29,13 @@ class Timeout(DualmqError):
     """An operation did not complete within its deadline."""
 
 
+class ProtocolMismatch(DualmqError):
+    """The server at that address speaks another protocol: a Kafka client at a RESP port, or the reverse.
+
+    Not a ``ConnectionLost``: trying again cannot help, the address is wrong.
+    """
+
+
 # --- pull mode (Kafka protocol) ------------------------------------------------------------------
 
 

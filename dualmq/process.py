@@ -236,9 +236,9 @@ class BrokerProcess:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int | None:
         """Send ``sig`` and wait for the exit; SIGKILL if it has not exited within ``timeout``.
 
-        SIGTERM and SIGINT are a graceful stop (flush, close, remove the ready file); SIGKILL
-        is a crash (nothing flushed by the broker, the ready file left behind). Safe to call
-        when it is not running.
+        SIGTERM and SIGINT are a graceful stop (flush, close, remove the ready file; exit status
+        0 and 130 respectively); SIGKILL is a crash (nothing flushed by the broker, the ready
+        file left behind). Safe to call when it is not running.
 
         Returns:
             The exit status (negative: killed by that signal), None if never started.

@@ -7,8 +7,8 @@ What it shows:
     a channel, the broker pushes the message to every connected subscriber, and PUBLISH
     answers how many received it. Same three messages, two delivery models.
 
-How to run it:
-    python examples/01_hello_both_modes.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/01_hello_both_modes.py
 
 What you should see:
     Pull: three records with offsets 0, 1, 2 - the broker numbered and kept them.
@@ -65,7 +65,7 @@ async def push_mode(resp: str) -> int:
 
 
 async def main() -> None:
-    configure_logging(level="warning")  # the broker's own log: warnings only, on stderr
+    configure_logging("console", "warning")  # warnings and errors of the broker and the SDK, on stderr, for a human
     # A real broker in this process, on free loopback ports, with a throw-away data dir.
     async with dualmq.embedded.broker(kafka={"group_initial_rebalance_delay_ms": 0}) as broker:
         print(f"broker: Kafka protocol on {broker.kafka}, RESP (Redis protocol) on {broker.resp}\n")

@@ -7,8 +7,8 @@ What it shows:
     PUBLISH answers 0 receivers and the five messages are gone for good; the late subscriber
     only sees what is published after it subscribed.
 
-How to run it:
-    python examples/02_late_subscriber.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/02_late_subscriber.py
 
 What you should see:
     "push subscriber received 0 of 5 early messages" (each PUBLISH answered 0, and the
@@ -78,7 +78,7 @@ async def pull_mode(kafka: str) -> int:
 
 
 async def main() -> None:
-    configure_logging(level="warning")  # the broker's own log: warnings only, on stderr
+    configure_logging("console", "warning")  # warnings and errors of the broker and the SDK, on stderr, for a human
     async with dualmq.embedded.broker(kafka={"group_initial_rebalance_delay_ms": 0}) as broker:
         pushed = await push_mode(broker.resp)
         print()

@@ -8,8 +8,8 @@ What it shows:
     stops and starts again resumes exactly there. Push mode has none of this: no offsets, no
     timestamps to search, nothing to resume from.
 
-How to run it:
-    python examples/03_replay_and_offsets.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/03_replay_and_offsets.py
 
 What you should see:
     Ten records written "two minutes ago" (0-4) and "one minute ago" (5-9); a re-read from
@@ -40,7 +40,7 @@ async def take(consumer: Consumer, count: int) -> list:
 
 
 async def main() -> None:
-    configure_logging(level="warning")  # the broker's own log: warnings only, on stderr
+    configure_logging("console", "warning")  # warnings and errors of the broker and the SDK, on stderr, for a human
     async with dualmq.embedded.broker(kafka={"group_initial_rebalance_delay_ms": 0}) as broker:
         now_ms = int(time.time() * 1000)
         async with Producer(broker.kafka) as producer:

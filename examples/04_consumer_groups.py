@@ -8,8 +8,8 @@ What it shows:
     group coordinator rebalances: the survivors take over its partitions and continue from
     the committed offsets.
 
-How to run it:
-    python examples/04_consumer_groups.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/04_consumer_groups.py
 
 What you should see:
     Group "billing": 3 consumers with 2 of the 6 partitions each, 60 records in total between
@@ -64,7 +64,7 @@ def show(names) -> None:
 
 
 async def main() -> None:
-    configure_logging(level="warning")  # the broker's own log: warnings only, on stderr
+    configure_logging("console", "warning")  # warnings and errors of the broker and the SDK, on stderr, for a human
     async with dualmq.embedded.broker(kafka={"group_initial_rebalance_delay_ms": 500}) as broker:
         async with Admin(broker.kafka) as admin:
             await admin.create_topics(TOPIC, partitions=PARTITIONS)

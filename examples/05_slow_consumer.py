@@ -10,8 +10,8 @@ What it shows:
     the records wait in the log, the consumer's *lag* (log end offset - committed offset)
     grows while it is slow and shrinks when it speeds up, and nothing is lost.
 
-How to run it:
-    python examples/05_slow_consumer.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/05_slow_consumer.py
 
 What you should see:
     Push: the slow subscriber disconnected, having received only part of the messages, and
@@ -113,7 +113,7 @@ async def pull_mode(kafka: str) -> int:
 
 
 async def main() -> None:
-    configure_logging(level="warning")  # the broker's warning "subscriber_disconnected" shows on stderr
+    configure_logging("console", "warning")  # the broker's warning "subscriber_disconnected" shows on stderr
     async with dualmq.embedded.broker(resp={"pubsub_hard_limit": HARD_LIMIT, "pubsub_soft_limit": 0},
                                       kafka={"group_initial_rebalance_delay_ms": 0}) as broker:
         print(f"PUSH: a subscriber handling 500 msg/s, a publisher bursting; output-buffer limit {HARD_LIMIT // 1024} KiB")

@@ -10,8 +10,8 @@ What it shows:
     ``fsync=never``: acknowledged means "handed to the operating system", which survives a
     process crash but not a power cut or kernel crash.
 
-How to run it:
-    python examples/06_crash_and_restart.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/06_crash_and_restart.py
 
 What you should see:
     "fsync=always: N acknowledged before the kill, N found after restart, 0 lost"; push: a
@@ -138,7 +138,7 @@ async def push_crash(workdir: Path) -> None:
 
 
 async def main() -> None:
-    configure_logging(level="warning")
+    configure_logging("console", "warning")  # warnings and errors of the broker and the SDK, on stderr, for a human
     with tempfile.TemporaryDirectory(prefix="dualmq-lesson-06-") as tmp:
         workdir = Path(tmp)
         print("PULL, fsync=always: producing with acks=all, then SIGKILL the broker mid-stream ...")

@@ -9,8 +9,8 @@ What it shows:
     duplicate in the log; with it, the broker recognises the (producer id, sequence) and
     keeps one copy. (Push mode has only at-most-once: nothing to commit, nothing to retry.)
 
-How to run it:
-    python examples/07_delivery_guarantees.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/07_delivery_guarantees.py
 
 What you should see:
     A table: at-most-once lost 5 / duplicated 0; at-least-once lost 0 / duplicated 5;
@@ -112,7 +112,7 @@ async def produce_through_flaky_network(kafka: str, topic: str, idempotence: boo
 
 
 async def main() -> None:
-    configure_logging(level="error")  # hide the producer's "connection lost, retrying" warning
+    configure_logging("console", "warning")  # warnings and errors of the broker and the SDK, on stderr, for a human
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         proxy_port = s.getsockname()[1]
@@ -134,11 +134,14 @@ async def main() -> None:
         nursery.cancel_scope.cancel()
     print(f"Consumer: {RECORDS} records in chunks of up to 10, crash at offset {CRASH_AT}, restart.")
     print("Producer: 10 sends; the reply to the 6th is lost on the network, the producer retries.\n")
-    print(f"  {'policy':48} {'lost':>5} {'duplicated':>11}")
-    print(f"  {'consumer commits BEFORE processing (at-most-once)':48} {amo[0]:>5} {amo[1]:>11}")
-    print(f"  {'consumer commits AFTER processing (at-least-once)':48} {alo[0]:>5} {alo[1]:>11}")
-    print(f"  {'producer retry, idempotence off':48} {0:>5} {plain:>11}")
-    print(f"  {'producer retry, idempotence on':48} {0:>5} {idem:>11}")
+    rows = [("consumer commits BEFORE processing (at-most-once)", *amo),
+            ("consumer commits AFTER processing (at-least-once)", *alo),
+            ("producer retry, idempotence off", 0, plain),
+            ("producer retry, idempotence on", 0, idem)]
+    width = max(len(policy) for policy, _, _ in rows)  # the column fits its longest entry
+    print(f"  {'policy':<{width}}  {'lost':>4}  {'duplicated':>10}")
+    for policy, lost, duplicated in rows:
+        print(f"  {policy:<{width}}  {lost:>4}  {duplicated:>10}")
     print(f"RESULT amo_lost={amo[0]} amo_dup={amo[1]} alo_lost={alo[0]} alo_dup={alo[1]} "
           f"plain_dup={plain} idem_dup={idem}")
     print("""

@@ -8,8 +8,8 @@ What it shows:
     number of attempts and where it came from recorded in its headers - commits, and moves on.
     The dead-letter topic is an ordinary topic: inspect it, fix the bug, replay it.
 
-How to run it:
-    python examples/08_retries_and_dead_letters.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/08_retries_and_dead_letters.py
 
 What you should see:
     10 orders; order-3 fails once and succeeds on retry; order-7 fails 3 times and lands in
@@ -40,7 +40,7 @@ async def handle(record) -> None:
 
 
 async def main() -> None:
-    configure_logging(level="error")  # the SDK also logs each retry and dead letter (info/warning)
+    configure_logging("console", "warning")  # warnings and errors of the broker and the SDK, on stderr, for a human
     async with dualmq.embedded.broker(kafka={"group_initial_rebalance_delay_ms": 0}) as broker:
         async with Producer(broker.kafka) as producer:
             for i in range(10):

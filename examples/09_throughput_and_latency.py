@@ -8,8 +8,8 @@ What it shows:
     pull mode twice: with the default ``fsync=interval`` and with ``fsync=always``. Finally it
     times a pull producer sending one record per request versus batching them.
 
-How to run it:
-    python examples/09_throughput_and_latency.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/09_throughput_and_latency.py
 
 What you should see:
     The compare table for each run (both modes deliver every message: nothing goes wrong in
@@ -17,6 +17,8 @@ What you should see:
     then a summary with this run's numbers and why they look the way they do. Your numbers
     will differ; the reasons will not.
 """
+
+import textwrap
 
 import trio
 
@@ -28,6 +30,46 @@ from dualmq.compare.runner import run_workload
 from dualmq.compare.workload import scenario
 
 MESSAGES = 5000
+SAME_WITHIN = 0.10  # two measurements less than 10% apart are "about the same": run-to-run noise
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= SAME_WITHIN * max(a, b)
+
+
+def verdict(pull_rate: float, push_rate: float, pull_p50_ms: float, push_p50_ms: float) -> str:
+    """What this run measured, in one sentence built from its numbers (never a fixed claim)."""
+    faster, slower = ("push", "pull") if push_rate > pull_rate else ("pull", "push")
+    rates = {"pull": pull_rate, "push": push_rate}
+    quicker = "push" if push_p50_ms < pull_p50_ms else "pull"
+    p50 = {"pull": pull_p50_ms, "push": push_p50_ms}
+    other = "pull" if quicker == "push" else "push"
+    throughput = (f"the higher throughput ({rates[faster]:,.0f} vs {rates[slower]:,.0f} msg/s, "
+                  f"{rates[faster] / rates[slower]:.1f}x)")
+    latency = f"the lower median latency ({p50[quicker]:.2f} vs {p50[other]:.2f} ms)"
+    same_rate, same_p50 = _same(pull_rate, push_rate), _same(pull_p50_ms, push_p50_ms)
+    if same_rate and same_p50:
+        return (f"Here both modes did about the same: {pull_rate:,.0f} vs {push_rate:,.0f} msg/s, median "
+                f"latency {pull_p50_ms:.2f} vs {push_p50_ms:.2f} ms (pull vs push).")
+    if same_rate:
+        return (f"Here both modes had about the same throughput ({pull_rate:,.0f} vs {push_rate:,.0f} msg/s, "
+                f"pull vs push); {quicker} mode had {latency}.")
+    if same_p50:
+        return (f"Here {faster} mode had {throughput}; the median latencies were about the same "
+                f"({pull_p50_ms:.2f} vs {push_p50_ms:.2f} ms, pull vs push).")
+    if faster == quicker:
+        return f"Here {faster} mode had both {throughput} and {latency}."
+    return f"Here {faster} mode had {throughput}, and {quicker} mode had {latency}."
+
+
+def durability_cost(interval_rate: float, always_rate: float, interval_p50_ms: float, always_p50_ms: float) -> str:
+    """What fsync=always changed for pull mode in this run, from its numbers."""
+    def change(before: float, after: float, unit: str, digits: int) -> str:
+        if _same(before, after):
+            return f"about the same ({before:,.{digits}f} -> {after:,.{digits}f} {unit})"
+        return f"{'up' if after > before else 'down'} from {before:,.{digits}f} to {after:,.{digits}f} {unit}"
+    return (f"In this run fsync=always moved pull mode's median latency {change(interval_p50_ms, always_p50_ms, 'ms', 2)} "
+            f"and its throughput {change(interval_rate, always_rate, 'msg/s', 0)}.")
 
 
 async def run(fsync: str, modes: tuple[str, ...]) -> ScenarioReport:
@@ -56,7 +98,7 @@ async def batching_effect() -> tuple[float, float]:
 
 
 async def main() -> None:
-    configure_logging(level="error")  # compare runs an embedded broker in this process: keep it quiet
+    configure_logging("console", "error")  # compare's embedded broker: its expected warnings are in the table
     both = await run("interval", ("pull", "push"))
     durable = await run("always", ("pull",))
     pull, push, pull_always = both.results["pull"], both.results["push"], durable.results["pull"]
@@ -67,8 +109,6 @@ async def main() -> None:
           f"push_p50_ms={push.latency.p50_ms:.3f}")
     one_by_one, batched = await batching_effect()
     print(f"RESULT unbatched_rate={one_by_one:.0f} batched_rate={batched:.0f}")
-    faster = "push" if push.delivery_rate > pull.delivery_rate else "pull"
-    quicker = "push" if push.latency.p50_ms < pull.latency.p50_ms else "pull"
     print(f"""
 This run, {MESSAGES} messages of 100 B, one producer, one consumer, same broker:
   pull, fsync=interval  {pull.delivery_rate:>9,.0f} msg/s   median latency {pull.latency.p50_ms:7.2f} ms
@@ -76,7 +116,9 @@ This run, {MESSAGES} messages of 100 B, one producer, one consumer, same broker:
   pull, fsync=always    {pull_always.delivery_rate:>9,.0f} msg/s   median latency {pull_always.latency.p50_ms:7.2f} ms
   pull producer, one request per record (send, wait, send ...): {one_by_one:,.0f} acknowledged/s
   pull producer, records batched (enqueue all, then flush):     {batched:,.0f} acknowledged/s
-Here {faster} mode had the higher throughput and {quicker} mode the lower median latency.
+{textwrap.fill(verdict(pull.delivery_rate, push.delivery_rate, pull.latency.p50_ms, push.latency.p50_ms), 96)}
+{textwrap.fill(durability_cost(pull.delivery_rate, pull_always.delivery_rate, pull.latency.p50_ms,
+                               pull_always.latency.p50_ms), 96)}
 
 Why the numbers look like this:
   * Batching is most of throughput: {batched / one_by_one:.0f}x above, for the same records. The Kafka
@@ -87,8 +129,9 @@ Why the numbers look like this:
     arrives. A pulled record first waits for its batch to be sent (linger) and then for the
     consumer's next fetch; the log write is on the path as well.
   * fsync=always: each batch waits for the disk before it is acknowledged, and the consumer can
-    only read what is acknowledged - so latency rises first. On tmpfs or a fast SSD the
-    throughput cost may be small; on a cloud volume or a spinning disk it is large.
+    only read what is acknowledged - so latency is what it costs first. On tmpfs or a fast SSD
+    the cost may be lost in the noise of one short run (compare the line above); on a cloud
+    volume or a spinning disk it is large.
   * Python: dualmq runs broker and clients in one Python process here. Real Kafka and Redis
     are much faster; point the same compare at them (dualmq compare --kafka ... --resp ...).
 

@@ -9,8 +9,8 @@ What it shows:
     fail the PUBLISH: it silently disconnects every subscriber it was meant for, and PUBLISH
     answers 0 receivers.
 
-How to run it:
-    python examples/11_message_size.py
+How to run it (from the repository, once make run or make install has created .venv):
+    .venv/bin/python examples/11_message_size.py
 
 What you should see:
     "pull: 50 KB record stored at offset 0", "pull: 200 KB record refused: MESSAGE_TOO_LARGE",

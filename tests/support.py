@@ -23,7 +23,8 @@ import pytest
 
 from dualmq.process import BrokerProcess, serve_command
 
-__all__ = ["BrokerProcess", "RawClient", "broker_process", "require_binary", "require_module", "serve_command"]
+__all__ = ["BrokerProcess", "RawClient", "broker_process", "fast_groups_broker", "fast_groups_config", "require_binary", "require_module",
+           "serve_command"]
 
 REQUIRE_INTEROP = os.environ.get("DUALMQ_REQUIRE_INTEROP") == "1"
 
@@ -65,6 +66,21 @@ def broker_process(workdir: Path, *extra: str, data_dir: Path | None = None) -> 
     broker = BrokerProcess(data_dir or workdir / "data", *extra, ready_file=workdir / f"ready-{stamp}.json",
                            log_path=workdir / f"broker-{stamp}.log")
     with broker:
+        yield broker
+
+
+def fast_groups_config(workdir: Path) -> Path:
+    """A config file (in ``workdir``) without the 3 s wait for more members before a new group's
+    first rebalance (``group_initial_rebalance_delay_ms = 0``): group tests run faster."""
+    config = workdir / "fast-groups.toml"
+    config.write_text("[kafka]\ngroup_initial_rebalance_delay_ms = 0\n")
+    return config
+
+
+@contextlib.contextmanager
+def fast_groups_broker(workdir: Path) -> Iterator[BrokerProcess]:
+    """``broker_process`` with ``fast_groups_config``."""
+    with broker_process(workdir, "--config", str(fast_groups_config(workdir))) as broker:
         yield broker
 
 

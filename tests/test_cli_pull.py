@@ -7,16 +7,29 @@ import sys
 
 import pytest
 
-from tests.support import broker_process
+from tests.support import broker_process, fast_groups_broker
 
 
 @pytest.fixture(scope="module")
 def kafka(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("cli-pull")
-    config = workdir / "fast-groups.toml"
-    config.write_text("[kafka]\ngroup_initial_rebalance_delay_ms = 0\n")
-    with broker_process(workdir, "--config", str(config)) as broker:
+    with fast_groups_broker(tmp_path_factory.mktemp("cli-pull")) as broker:
         yield broker.kafka_address
+
+
+def partition_rows(described: str) -> list[list[str]]:
+    """The rows of ``topics describe``'s partition table (the configs table follows a blank line)."""
+    table = described.split("\n\n")[0]
+    return [line.split() for line in table.splitlines()[1:]]
+
+
+def config_rows(described: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """``topics describe``'s configs table: (topic, config) -> (value, source)."""
+    table = described.split("\n\n")[1]
+    rows = {}
+    for line in table.splitlines()[1:]:
+        topic, name, value, source = line.split(maxsplit=3)
+        rows[(topic, name)] = (value, source)
+    return rows
 
 
 def dualmq(*args: str, stdin: str = "", timeout: float = 60) -> subprocess.CompletedProcess:
@@ -31,13 +44,18 @@ def test_topic_lifecycle(kafka) -> None:
     assert "lifecycle" in dualmq("topics", "list", "--kafka", kafka).stdout.split()
     described = dualmq("topics", "describe", "--kafka", kafka, "lifecycle")
     assert described.returncode == 0, described.stderr
-    assert [line.split()[1] for line in described.stdout.splitlines()[1:]] == ["0", "1", "2"]
+    assert [row[1] for row in partition_rows(described.stdout)] == ["0", "1", "2"]
+    # The topic's settings, from DescribeConfigs, with where each comes from.
+    configs = config_rows(described.stdout)
+    assert configs[("lifecycle", "retention.ms")] == ("60000", "topic")
+    assert configs[("lifecycle", "segment.bytes")] == ("1073741824", "default")
+    assert {name for _, name in configs} >= {"cleanup.policy", "retention.bytes", "max.message.bytes"}
     again = dualmq("topics", "create", "--kafka", kafka, "lifecycle")
     assert again.returncode == 1 and "TOPIC_ALREADY_EXISTS" in again.stderr
     grown = dualmq("topics", "alter", "--kafka", kafka, "lifecycle", "--partitions", "5")
     assert grown.returncode == 0 and "now has 5 partitions" in grown.stdout, grown.stderr
     described = dualmq("topics", "describe", "--kafka", kafka, "lifecycle")
-    assert [line.split()[1] for line in described.stdout.splitlines()[1:]] == ["0", "1", "2", "3", "4"]
+    assert [row[1] for row in partition_rows(described.stdout)] == ["0", "1", "2", "3", "4"]
     shrink = dualmq("topics", "alter", "--kafka", kafka, "lifecycle", "--partitions", "2")
     assert shrink.returncode == 1 and shrink.stderr.startswith("dualmq: error: INVALID_PARTITIONS")
     assert "Traceback" not in shrink.stderr and len(shrink.stderr.strip().splitlines()) == 1
@@ -50,7 +68,8 @@ def test_produce_then_consume_from_beginning(kafka) -> None:
                       stdin="one\ntwo\nthree\n")
     assert produced.returncode == 0, produced.stderr
     assert "produced 3 records to lines" in produced.stderr
-    consumed = dualmq("consume", "--kafka", kafka, "lines", "--from-beginning", "--max", "3")
+    consumed = dualmq("consume", "--kafka", kafka, "lines", "--from-beginning", "--max", "3",
+                      "--format", r"%p\t%o\t%k\t%s\n")
     assert consumed.returncode == 0, consumed.stderr
     rows = [line.split("\t") for line in consumed.stdout.splitlines()]
     # One key: one partition, so the order is the order produced.
@@ -73,7 +92,7 @@ def test_group_consume_commits_and_describe_shows_lag(kafka) -> None:
     assert row[1:5] == ["0", "2", "5", "3"]  # partition, committed, log end, lag
     # The group resumes from its commit.
     resumed = dualmq("consume", "--kafka", kafka, "lagging", "--group", "readers", "--max", "3")
-    assert [line.split("\t")[3] for line in resumed.stdout.splitlines()] == ["c", "d", "e"]
+    assert resumed.stdout.splitlines() == ["c", "d", "e"]  # piped: values only
     # With no member left, the group and its commits can be deleted; a second time it is gone.
     deleted = dualmq("groups", "delete", "--kafka", kafka, "readers")
     assert deleted.returncode == 0 and "deleted group readers" in deleted.stdout, deleted.stderr
@@ -89,3 +108,16 @@ def test_unknown_topic_and_unreachable_broker_are_one_line_errors(kafka) -> None
     unreachable = dualmq("topics", "list", "--kafka", "127.0.0.1:1", timeout=90)
     assert unreachable.returncode == 1
     assert unreachable.stderr.startswith("dualmq: error:") and "Traceback" not in unreachable.stderr
+
+
+def test_idle_exit_counts_from_when_the_group_consumer_is_ready(tmp_path) -> None:
+    # Regression: the idle timer ran during the group join, which waits 3 s for more members
+    # (group_initial_rebalance_delay_ms, Kafka's default too), so --idle-exit 1 printed
+    # nothing and exited 0 on a topic full of records.
+    with broker_process(tmp_path) as broker:  # default config: the 3 s join delay
+        kafka = broker.kafka_address
+        assert dualmq("produce", "--kafka", kafka, "patient", stdin="a\nb\nc\n").returncode == 0
+        consumed = dualmq("consume", "--kafka", kafka, "patient", "--group", "slow-join", "--from-beginning",
+                          "--idle-exit", "1")
+    assert consumed.returncode == 0, consumed.stderr
+    assert consumed.stdout.splitlines() == ["a", "b", "c"]

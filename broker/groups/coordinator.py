@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import attrs
-import structlog
 
 from broker.groups.joining import JoinRequest, join_known_member, join_new_member
 from broker.groups.members import GroupData, Protocols, sync_response, validate_member
@@ -69,6 +68,7 @@ from broker.groups.transitions import (
     try_complete_join,
 )
 from broker.groups.views import describe_group, list_groups
+from broker.loggers import get_logger
 from broker.outcome import ErrorKind
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GroupCoordinator", "HEARTBEAT_REPLY"]
 
-log = structlog.get_logger("dualmq.groups")
+log = get_logger(__name__)
 
 # Heartbeat's answer for a known member of the current generation, by the group's state.
 HEARTBEAT_REPLY: dict[GroupState, ErrorKind] = {

@@ -33,7 +33,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import attrs
-import structlog
 
 from broker.groups.members import (
     GroupData,
@@ -45,11 +44,12 @@ from broker.groups.members import (
 from broker.groups.model import (COMPLETING, STABLE, AnsweredTickets, JoinResponse, JoinTicket,
                                  SyncResponse)
 from broker.groups.transitions import ActionContext, Event, fire
+from broker.loggers import get_logger
 from broker.outcome import ErrorKind
 
 __all__ = ["JoinRequest", "join_new_member", "join_known_member"]
 
-log = structlog.get_logger("dualmq.groups")
+log = get_logger(__name__)
 
 
 @attrs.frozen(kw_only=True)

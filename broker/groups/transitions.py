@@ -37,7 +37,6 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import attrs
-import structlog
 
 from broker.errors import BrokerError
 from broker.groups.members import (
@@ -49,6 +48,7 @@ from broker.groups.members import (
 )
 from broker.groups.model import COMPLETING, DEAD, EMPTY, PREPARING, STABLE, GroupState
 from broker.groups.model import AnsweredTickets, JoinResponse, SyncResponse
+from broker.loggers import get_logger
 from broker.outcome import ErrorKind
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "fire", "try_complete_join", "drop_member", "remove_member",
 ]
 
-log = structlog.get_logger("dualmq.groups")
+log = get_logger(__name__)
 
 
 class IllegalGroupTransition(BrokerError):

@@ -21,9 +21,9 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
-import structlog
+from broker.loggers import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # At most one ``log_io_failed`` line per this many milliseconds (the rest are counted).
 DEFAULT_INTERVAL_MS = 10_000

@@ -50,7 +50,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
-import structlog
 
 from broker.config import LogConfig
 from broker.errors import OffsetOutOfRange
@@ -60,8 +59,9 @@ from broker.log.storage import LogStorage
 from broker.log.tickets import DataTicket, FlushJob
 from wire.kafka.batch import LOG_OVERHEAD, BatchHeader, patched_prefix
 from wire.kafka.batch import validate as validate_batch
+from broker.loggers import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # Relative offsets in the index are int32: a segment may not span more offsets than that.
 _MAX_RELATIVE_OFFSET = 2**31 - 1

@@ -26,13 +26,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import structlog
 
 from broker.log.file_cache import OpenFileCache
 from broker.log.segment import OFFSET_ENTRY, TIME_ENTRY, Segment, write_all
 from broker.log.verify import PartitionScan, scan_partition
+from broker.loggers import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 

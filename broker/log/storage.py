@@ -14,12 +14,12 @@ a ``PartitionLog`` opened on its own (tests, benchmarks) gets a private one.
 from __future__ import annotations
 
 import attrs
-import structlog
 
 from broker.log.file_cache import FileCacheStatistics, OpenFileCache, default_capacity, open_file_limit
 from broker.log.io_errors import IoErrorReporter
+from broker.loggers import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 
 @attrs.frozen(kw_only=True)

@@ -9,13 +9,23 @@ calls ``args.handler(args)`` and turns an expected failure into one line on stan
 ``push``        ``publish``, ``subscribe`` (RESP, through ``dualmq.push``)
 ``check``       ``check``: a read-only verdict on a data directory's segments
 ``pull``        ``produce``, ``consume``, ``topics``, ``groups`` (Kafka, ``dualmq.pull``)
-``common``      exit codes and the ``HOST:PORT`` argument type
+``common``      exit codes, address options, Ctrl-C handling
+``record_format`` kcat-style ``--format`` for ``consume``
 =============== ==================================================================
 
 ``compare`` is contributed by ``dualmq.compare.command`` the same way.
 
 Expected failures (bad config value, locked or unwritable data dir, port in use, broker
-unreachable) print one clear line on standard error and exit non-zero — never a traceback.
+unreachable, wrong port) print one clear line on standard error and exit non-zero — never a
+traceback. Ctrl-C (SIGINT) ends every command with exit status 130 and no traceback, wherever
+it lands: commands with work to finish (``produce``, ``consume``, ``serve``) handle the signal
+themselves, and ``main`` turns a ``KeyboardInterrupt`` anywhere else (also inside trio's
+exception groups) into 130.
+
+Logging: client commands configure it for warnings and above, rendered for a human on
+standard error (the SDK's and an embedded broker's lines alike); ``compare`` for errors only,
+since the embedded broker's warnings (a slow subscriber cut off...) are what it measures and
+reports itself. ``serve`` configures its own (``--log-format``, ``--log-level``).
 """
 
 from __future__ import annotations
@@ -27,11 +37,15 @@ from broker.errors import BrokerError
 from dualmq.logging import configure_logging
 from dualmq import __version__
 from dualmq.cli import check, pull, push, serve
-from dualmq.cli.common import EXIT_FAILURE, EXIT_USAGE
+from dualmq.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from dualmq.compare import command as compare_command
 from dualmq.errors import DualmqError
 
 __all__ = ["build_parser", "main"]
+
+# The log level of client commands (serve has its own flags); see the module docstring.
+CLIENT_LOG_LEVEL = "warning"
+COMMAND_LOG_LEVELS = {"compare": "error"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,18 +72,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     if args.command != "serve":
-        # Client commands print results on stdout; the SDK's progress logs stay quiet.
-        configure_logging("auto", "warning")
+        # Results go to stdout; log lines (warnings and errors only) to stderr, for a human.
+        # A command's own --verbose (compare's: "show the embedded broker's log") lowers it to info.
+        level = "info" if getattr(args, "verbose", False) else COMMAND_LOG_LEVELS.get(args.command, CLIENT_LOG_LEVEL)
+        configure_logging("console", level)
     try:
         return args.handler(args)
-    except KeyboardInterrupt:
-        return 0
     except BaseException as exc:
+        if _interrupted(exc):
+            return EXIT_INTERRUPTED
         expected = _expected_failure(exc)
         if expected is None:
             raise
         print(f"dualmq: error: {expected}", file=sys.stderr)
         return EXIT_FAILURE
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """Whether Ctrl-C ended the command: a KeyboardInterrupt, alone or among what trio gathered."""
+    if isinstance(exc, BaseExceptionGroup):
+        return any(_interrupted(inner) for inner in exc.exceptions)
+    return isinstance(exc, KeyboardInterrupt)
 
 
 def _expected_failure(exc: BaseException) -> str | None:

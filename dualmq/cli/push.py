@@ -21,13 +21,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Register ``publish`` and ``subscribe`` on the CLI's subcommand parser."""
     resp_help = f"RESP address of the broker (default {DEFAULT_RESP})"
     publish = commands.add_parser("publish", help="push mode: publish one message to a channel")
-    publish.add_argument("channel")
-    publish.add_argument("message")
+    publish.add_argument("channel", help="the channel to publish to")
+    publish.add_argument("message", help="the message (delivered only to those subscribed right now)")
     publish.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
     publish.set_defaults(handler=_publish)
 
     subscriber = commands.add_parser("subscribe", help="push mode: print messages as they are pushed")
-    subscriber.add_argument("channels", nargs="*", metavar="CHANNEL")
+    subscriber.add_argument("channels", nargs="*", metavar="CHANNEL", help="channels to subscribe to")
     subscriber.add_argument("--pattern", action="append", default=[], metavar="PATTERN",
                             help="also subscribe to a glob pattern (repeatable)")
     subscriber.add_argument("--max", type=int, default=None, metavar="N", help="exit after N messages")

@@ -1,5 +1,8 @@
 """``dualmq serve``: build the broker from a config file plus flags and run it until SIGINT/SIGTERM.
 
+Both signals stop it cleanly (flush, close, release the data dir); the exit status is 130 after
+SIGINT (Ctrl-C) and 0 after SIGTERM.
+
 Expected failures (bad config value, locked or unwritable data dir, port in use) end in one
 clear line on standard error (see ``dualmq.cli.main``), never a traceback.
 """
@@ -7,14 +10,15 @@ clear line on standard error (see ``dualmq.cli.main``), never a traceback.
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 import attrs
 import trio
 
 from broker.config import BrokerConfig
+from dualmq.cli.common import EXIT_INTERRUPTED, host_port
 from dualmq.logging import LOG_FORMATS, LOG_LEVELS, configure_logging
-from dualmq.cli.common import host_port
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -32,7 +36,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                        help='write {"kafka": ..., "resp": ..., "pid": ...} here once listening')
     serve.add_argument("--log-format", choices=LOG_FORMATS, default="auto",
                        help="console on a terminal, JSON otherwise (auto)")
-    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                       help="the least important log lines shown (default info)")
     serve.set_defaults(handler=_serve)
 
 
@@ -57,5 +62,6 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logging(args.log_format, args.log_level)
     config = load_config(args)
-    trio.run(lambda: serve_until_signalled(config, ready_file=args.ready_file))
-    return 0
+    stopped_by = trio.run(lambda: serve_until_signalled(config, ready_file=args.ready_file))
+    # SIGINT (Ctrl-C) -> 130, as a shell expects; SIGTERM, a service manager's stop -> 0.
+    return EXIT_INTERRUPTED if stopped_by == signal.SIGINT else 0

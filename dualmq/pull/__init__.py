@@ -42,6 +42,7 @@ from __future__ import annotations
 from dualmq.pull.accumulator import Delivery
 from dualmq.pull.admin import (
     Admin,
+    ConfigEntry,
     GroupDescription,
     GroupListing,
     MemberDescription,
@@ -57,6 +58,7 @@ from dualmq.pull.records import ConsumerRecord
 
 __all__ = [
     "Admin",
+    "ConfigEntry",
     "ConsumeStats",
     "Consumer",
     "ConsumerRecord",

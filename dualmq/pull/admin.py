@@ -6,9 +6,10 @@
             print(await admin.describe_group(group.group_id))
 
 What lives here: thin, typed wrappers over CreateTopics, CreatePartitions, DeleteTopics, Metadata,
-ListOffsets, ListGroups, DescribeGroups, DeleteGroups and OffsetFetch. Results are frozen attrs values.
+ListOffsets, DescribeConfigs, ListGroups, DescribeGroups, DeleteGroups and OffsetFetch. Results are
+frozen attrs values.
 
-Lag has one definition everywhere in dualmq (DESIGN §4): log-end offset minus committed offset,
+Lag has one definition everywhere in dualmq: log-end offset minus committed offset,
 per partition, never negative; a partition without a commit counts its whole retained log
 (log end minus log start) as lag, since that is what a new member would have to read with
 ``auto_offset_reset="earliest"``.
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Mapping
 
 import attrs
 
-from dualmq.errors import KafkaError
+from dualmq.errors import KafkaError, UnsupportedVersion
 from dualmq.pull.assignors import decode_assignment
 from dualmq.pull.client import KafkaClient
 from dualmq.pull.fetcher import EARLIEST, LATEST, list_offsets
@@ -29,10 +30,17 @@ from dualmq.pull.records import TopicPartition
 from wire.errors import RemoteProtocolError
 from wire.kafka.errors import ErrorCode
 
-__all__ = ["Admin", "GroupDescription", "GroupListing", "MemberDescription", "PartitionDescription",
-           "PartitionLag", "TopicDescription"]
+__all__ = ["Admin", "ConfigEntry", "GroupDescription", "GroupListing", "MemberDescription",
+           "PartitionDescription", "PartitionLag", "TopicDescription"]
 
 CREATE_TOPICS, DELETE_TOPICS, LIST_GROUPS, DESCRIBE_GROUPS, CREATE_PARTITIONS, DELETE_GROUPS = 19, 20, 16, 15, 37, 42
+DESCRIBE_CONFIGS, TOPIC_RESOURCE = 32, 2
+# DescribeConfigs versions we speak: from v1 (config_source) to v4 (flexible). Chosen here
+# against the broker's ApiVersions, as the connection does for the APIs of its table.
+DESCRIBE_CONFIGS_VERSIONS = (1, 4)
+# Kafka's ConfigSource numbers (DescribeConfigsResponse), in words.
+CONFIG_SOURCES = {1: "topic", 2: "broker (dynamic)", 3: "broker (dynamic default)", 4: "broker config",
+                  5: "default", 6: "broker (dynamic logger)", 7: "client metrics", 8: "group"}
 
 
 @attrs.frozen
@@ -52,6 +60,23 @@ class TopicDescription:
     def messages(self) -> int:
         """Records currently retained (sum of end minus start)."""
         return sum(p.log_end_offset - p.log_start_offset for p in self.partitions)
+
+
+@attrs.frozen
+class ConfigEntry:
+    """One setting of a topic, as DescribeConfigs reports it.
+
+    Attributes:
+        name: Kafka's name (``retention.ms``).
+        value: the effective value (None for a sensitive or unset one).
+        source: where it comes from, in words: ``topic`` (set on the topic), ``broker config``
+            (the broker's config file changed the default), ``default``...
+    """
+
+    name: str
+    value: str | None
+    source: str
+    read_only: bool = False
 
 
 @attrs.frozen
@@ -246,6 +271,36 @@ class Admin:
         return [TopicDescription(n, tuple(
             PartitionDescription(p, found[n].partitions[p], starts[(n, p)][0], ends[(n, p)][0])
             for p in sorted(found[n].partitions))) for n in names]
+
+    async def describe_configs(self, names: str | Iterable[str]) -> dict[str, tuple[ConfigEntry, ...]]:
+        """The effective configuration of topics (DescribeConfigs), e.g. ``retention.ms``.
+
+        Returns:
+            topic -> its settings, in the broker's order.
+
+        Raises:
+            KafkaError: a topic does not exist (UNKNOWN_TOPIC_OR_PARTITION) or another error.
+            UnsupportedVersion: the broker does not serve DescribeConfigs v1-4.
+        """
+        names = [names] if isinstance(names, str) else list(names)
+        connection = await self._client.connection(self._controller())
+        theirs = connection.broker_ranges.get(DESCRIBE_CONFIGS)
+        low, high = DESCRIBE_CONFIGS_VERSIONS
+        if theirs is None or min(high, theirs[1]) < max(low, theirs[0]):
+            raise UnsupportedVersion(f"broker {connection.address} does not serve DescribeConfigs v{low}-{high}")
+        reply = await connection.request(DESCRIBE_CONFIGS, {
+            "resources": [{"resource_type": TOPIC_RESOURCE, "resource_name": name, "configuration_keys": None}
+                          for name in names],
+            "include_synonyms": False, "include_documentation": False,
+        }, timeout=self._client.request_timeout, version=min(high, theirs[1]))
+        described = {}
+        for result in reply["results"]:
+            if result["error_code"] != ErrorCode.NONE:
+                raise KafkaError(result["error_code"], result["error_message"] or repr(result["resource_name"]))
+            described[result["resource_name"]] = tuple(
+                ConfigEntry(c["name"], c["value"], CONFIG_SOURCES.get(c["config_source"], "unknown"), c["read_only"])
+                for c in result["configs"])
+        return described
 
     # --- groups -------------------------------------------------------------------------------------
 

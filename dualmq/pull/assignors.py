@@ -3,9 +3,8 @@
 In Kafka's classic group protocol the broker never decides who reads which partition. Members
 send opaque *metadata* in JoinGroup; the broker hands every member's metadata to one member,
 the leader; the leader computes an assignment and sends it back in SyncGroup; the broker
-relays each member its part (the protocol guide, §4.1). For ``protocol_type = "consumer"`` those
-opaque bytes have a standard layout (§4.3, ``ConsumerProtocolSubscription`` /
-``ConsumerProtocolAssignment``): an int16 version, then that version's struct in the classic
+relays each member its part. For ``protocol_type = "consumer"`` those opaque bytes have a
+standard layout (``ConsumerProtocolSubscription`` / ``ConsumerProtocolAssignment``): an int16 version, then that version's struct in the classic
 (non-flexible) encoding. Speaking exactly that layout is what lets our consumer share a group
 with kcat, kafka-python or Java consumers, whichever of them becomes leader.
 
@@ -104,7 +103,7 @@ def encode_assignment(partitions: Iterable[TopicPartition], *, user_data: bytes 
 
 
 def decode_assignment(data: bytes) -> list[TopicPartition]:
-    """Parse SyncGroup assignment bytes; empty bytes mean "no partitions" (GUIDE §4.1, step 3).
+    """Parse SyncGroup assignment bytes; empty bytes mean "no partitions" (a member the leader left out).
 
     Raises:
         RemoteProtocolError: the bytes are not a consumer assignment.

@@ -8,10 +8,20 @@ owns a nursery in which every connection's reader task runs, so nothing outlives
 What does not: the meaning of produce, fetch or group requests (the producer, consumer, group
 and admin modules use ``request``).
 
-Why "purpose": a broker answers requests on a connection in order (GUIDE §1.1), and a Fetch may
+Why "purpose": a broker answers requests on a connection in order, and a Fetch may
 long-poll for ``max_wait_ms``. A heartbeat queued behind it would be late, so — like
 librdkafka — we give fetches, group coordination and everything else separate connections
 to the same broker.
+
+Why reconnecting is paced: a broker that is restarting refuses connections for a while, and
+a refused connect fails in microseconds. Every task that needs the broker (fetch, heartbeat,
+commit, produce) would otherwise spin on it. So, as Kafka's clients do with
+``reconnect.backoff.ms`` and ``reconnect.backoff.max.ms``, after a failed attempt the next one
+to that address waits: the first pause, doubled after each further failure up to the longest,
+with 20% jitter so that many clients of one restarted broker do not all knock at once. The
+client also remembers since when no broker has been reachable (``unreachable_since``):
+consumers give up with ``ConnectionLost`` only when that outage has lasted longer than the
+request timeout (``check_reachable``), so a broker restart costs a pause, not an exception.
 
 Why bootstrap is only a starting point: the Metadata response lists every broker with the
 address it advertises; clients then talk to partition leaders at those addresses. Against
@@ -21,22 +31,39 @@ dualmq that is one node; against a real Kafka cluster it is many, and the same c
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import random
+from collections.abc import Callable, Iterable, Iterator
 
 import attrs
-import structlog
 import trio
 
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
 from dualmq.pull.connection import BrokerConnection
+from dualmq.sdk_logging import get_logger
 from wire.kafka.errors import ErrorCode
 
-__all__ = ["KafkaClient", "TopicInfo", "parse_bootstrap"]
+__all__ = ["KafkaClient", "TopicInfo", "deadline", "parse_bootstrap"]
 
-log = structlog.get_logger("dualmq.kafka")
+log = get_logger(__name__)
 
 METADATA, FIND_COORDINATOR = 3, 10
 BOOTSTRAP_NODE = -1
+RECONNECT_JITTER = 0.2  # each pause is randomly 20% shorter or longer (Kafka's clients use 20% too)
+START_BROKER_HINT = "is a broker running there? `dualmq serve` starts one"
+
+
+@contextlib.contextmanager
+def deadline(seconds: float, what: str) -> Iterator[None]:
+    """``trio.fail_after`` that raises the SDK's ``Timeout`` (naming ``what``) instead of ``TooSlowError``.
+
+    Raises:
+        Timeout: the block did not finish within ``seconds``.
+    """
+    try:
+        with trio.fail_after(seconds):
+            yield
+    except trio.TooSlowError:
+        raise Timeout(f"{what} did not complete within {seconds:g} s") from None
 
 
 def parse_bootstrap(bootstrap: str | Iterable[str]) -> list[tuple[str, int]]:
@@ -80,16 +107,34 @@ class KafkaClient:
     Args:
         bootstrap: "host:port[,host:port...]" or a list of them.
         client_id: the client id in request headers.
-        request_timeout: seconds to wait for any response (Kafka: request.timeout.ms, 30 s).
+        request_timeout: seconds to wait for any response (Kafka: request.timeout.ms, 30 s);
+            also how long consumers tolerate an outage (``check_reachable``).
         connect_timeout: seconds to connect and negotiate versions.
+        reconnect_backoff, reconnect_backoff_max: seconds: the first and the longest pause
+            before connecting again to an address that failed (Kafka: reconnect.backoff.ms,
+            50 ms, and reconnect.backoff.max.ms, 1 s).
+
+    Attributes:
+        unreachable_since: ``trio.current_time()`` of the first failed connection attempt with
+            no successful one since; None while brokers are reachable.
+        on_reachability_change: called (no arguments) when an outage starts or ends, e.g. to
+            wake a consumer waiting for records so it can look at ``check_reachable``.
     """
 
     def __init__(self, bootstrap: str | Iterable[str], *, client_id: str = "dualmq",
-                 request_timeout: float = 30.0, connect_timeout: float = 10.0) -> None:
+                 request_timeout: float = 30.0, connect_timeout: float = 10.0,
+                 reconnect_backoff: float = 0.05, reconnect_backoff_max: float = 1.0) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
         self.client_id = client_id
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
+        self.reconnect_backoff = reconnect_backoff
+        self.reconnect_backoff_max = max(reconnect_backoff, reconnect_backoff_max)
+        self.unreachable_since: float | None = None
+        self.last_connect_error: DualmqError | None = None
+        self.on_reachability_change: Callable[[], None] | None = None
+        self._failed_attempts: dict[tuple[str, int], int] = {}  # consecutive failures per address
+        self._next_attempt: dict[tuple[str, int], float] = {}  # no connect to it before this time
         self.brokers: dict[int, tuple[str, int]] = {}
         self.topics: dict[str, TopicInfo] = {}
         self.cluster_id: str | None = None
@@ -138,7 +183,8 @@ class KafkaClient:
             self._connections[(BOOTSTRAP_NODE, "default")] = connection
             await self.refresh_metadata([])
             return
-        raise ConnectionLost("no bootstrap broker reachable: " + "; ".join(errors))
+        where = ", ".join(f"{host}:{port}" for host, port in self.bootstrap)
+        raise ConnectionLost(f"no broker reachable at {where} ({'; '.join(errors)}); {START_BROKER_HINT}")
 
     # --- connections and requests --------------------------------------------------------------
 
@@ -165,10 +211,60 @@ class KafkaClient:
                     host, port = self.brokers[node_id]
                 except KeyError:
                     raise DualmqError(f"broker node {node_id} is not in the cluster metadata") from None
-            connection = await BrokerConnection.open(self._nursery, host, port, client_id=self.client_id,
-                                                     node_id=node_id, timeout=self.connect_timeout)
+            address = (host, port)
+            wait = self._next_attempt.get(address, 0.0) - trio.current_time()
+            if wait > 0:
+                await trio.sleep(wait)
+            try:
+                connection = await BrokerConnection.open(self._nursery, host, port, client_id=self.client_id,
+                                                         node_id=node_id, timeout=self.connect_timeout)
+            except (ConnectionLost, Timeout) as exc:
+                self._connect_failed(address, exc)
+                raise
+            self._connected(address)
             self._connections[key] = connection
             return connection
+
+    def _connect_failed(self, address: tuple[str, int], error: DualmqError) -> None:
+        """Pace the next attempt to ``address``; start the outage clock if it is not running."""
+        now = trio.current_time()
+        failures = self._failed_attempts.get(address, 0) + 1
+        self._failed_attempts[address] = failures
+        pause = min(self.reconnect_backoff * 2 ** (failures - 1), self.reconnect_backoff_max)
+        self._next_attempt[address] = now + pause * random.uniform(1 - RECONNECT_JITTER, 1 + RECONNECT_JITTER)
+        self.last_connect_error = error
+        if self.unreachable_since is None:
+            self.unreachable_since = now
+            log.info("broker_unreachable", address=f"{address[0]}:{address[1]}", error=str(error))
+            if self.on_reachability_change is not None:
+                self.on_reachability_change()
+
+    def _connected(self, address: tuple[str, int]) -> None:
+        failures = self._failed_attempts.pop(address, 0)
+        self._next_attempt.pop(address, None)
+        if self.unreachable_since is not None:
+            log.info("broker_reachable_again", address=f"{address[0]}:{address[1]}", attempts=failures,
+                     outage_seconds=round(trio.current_time() - self.unreachable_since, 3))
+            self.unreachable_since = None
+            self.last_connect_error = None
+            if self.on_reachability_change is not None:
+                self.on_reachability_change()
+
+    @property
+    def outage_deadline(self) -> float | None:
+        """When the current outage exhausts the budget (``trio.current_time()`` scale), or None."""
+        return None if self.unreachable_since is None else self.unreachable_since + self.request_timeout
+
+    def check_reachable(self) -> None:
+        """Raise if no broker has been reachable for longer than the request timeout.
+
+        Raises:
+            ConnectionLost: naming the last connection error and how long it has lasted.
+        """
+        end = self.outage_deadline
+        if end is not None and trio.current_time() >= end:
+            raise ConnectionLost(f"no broker reachable for {self.request_timeout:g} s (the request timeout); "
+                                 f"last error: {self.last_connect_error}; {START_BROKER_HINT}")
 
     def any_node(self) -> int:
         """A node to send cluster-wide requests to (metadata, admin): the lowest known id."""

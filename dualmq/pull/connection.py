@@ -4,7 +4,7 @@ What lives here: ``BrokerConnection`` — open a socket, negotiate API versions 
 send requests and hand each caller its response. What does not: which broker to talk to
 (``client``), and what the requests mean (producer, consumer, admin modules).
 
-The rules this follows (Kafka's protocol):
+The rules this follows (Kafka's protocol, in our words):
 
 * Every frame is an int32 size plus header plus body. Request header v1 (v2 when the request
   version is flexible); response header v0 (v1 when flexible) — except ApiVersions, whose
@@ -18,6 +18,15 @@ The rules this follows (Kafka's protocol):
   arrive and would be matched to the next request), so a timeout closes the connection, as
   Kafka's Java client does; callers retry on a fresh one.
 
+Pointed at the wrong port: ApiVersions sent to a RESP (Redis-protocol) server gets no answer at
+all — it reads our binary frame as the start of an inline command and waits for a line end. So
+if ApiVersions has not been answered after ``RESP_PROBE_DELAY`` (a Kafka broker answers in
+milliseconds), a second connection asks the port ``PING`` in RESP; a ``+PONG`` (or any RESP
+error) means "this is a RESP port" and opening fails with ``ProtocolMismatch`` at once, instead
+of after the whole timeout. (To a slow but real Kafka broker the probe is a frame with an absurd
+size, which it closes; nothing else happens.) A first response byte that no Kafka frame can
+start with (a size prefix's high byte is 0 below 16 MiB) is reported the same way.
+
 Version negotiation: we send ApiVersions v3 first (flexible, with our software name); a broker
 that does not know v3 answers UNSUPPORTED_VERSION with a v0 body listing the ApiVersions
 versions it has, and we retry with its maximum. Then, per API, we use the highest version both
@@ -29,10 +38,10 @@ from __future__ import annotations
 import collections
 import itertools
 
-import structlog
 import trio
 
-from dualmq.errors import ConnectionLost, KafkaError, Timeout, UnsupportedVersion
+from dualmq.errors import ConnectionLost, KafkaError, ProtocolMismatch, Timeout, UnsupportedVersion
+from dualmq.sdk_logging import get_logger
 from wire.errors import ProtocolError, RemoteProtocolError
 from wire.kafka import codec, framing
 from wire.kafka.errors import ErrorCode
@@ -41,7 +50,7 @@ from wire.kafka.schema import Api
 
 __all__ = ["CLIENT_VERSIONS", "BrokerConnection", "choose_versions"]
 
-log = structlog.get_logger("dualmq.kafka")
+log = get_logger(__name__)
 
 API_VERSIONS = 18
 
@@ -84,6 +93,13 @@ CLIENT_VERSIONS: dict[int, tuple[int, int]] = {
 # 50 MiB, Kafka's fetch.max.bytes), plus headers; a bigger size prefix means a corrupt stream.
 MAX_RESPONSE_BYTES = 128 * 1024 * 1024
 _RECEIVE_CHUNK = 256 * 1024
+
+RESP_PROBE_DELAY = 0.5  # seconds without an ApiVersions answer before we ask "are you RESP?"
+RESP_PROBE_TIMEOUT = 1.0
+# Every RESP2/RESP3 value starts with one of these bytes; no Kafka response can (its first byte
+# is the high byte of a size below MAX_RESPONSE_BYTES).
+_RESP_FIRST_BYTES = frozenset(b"+-:$*_,#!=(%~>|")
+WRONG_PORT_HINT = "give Kafka clients the broker's Kafka port (dualmq serve --kafka, default 9092)"
 
 
 def choose_versions(broker_ranges: dict[int, tuple[int, int]]) -> dict[int, int]:
@@ -158,6 +174,7 @@ class BrokerConnection:
         Raises:
             ConnectionLost: cannot connect, or the broker broke the connection.
             Timeout: no answer within ``timeout``.
+            ProtocolMismatch: the port speaks RESP (or something else), not Kafka.
         """
         address = f"{host}:{port}"
         try:
@@ -172,12 +189,37 @@ class BrokerConnection:
             stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
         connection = cls(stream, address, client_id, node_id)
         nursery.start_soon(connection._reader)
+        probe = trio.CancelScope()
+        nursery.start_soon(connection._probe_for_resp, host, port, probe)
         try:
             await connection._negotiate(timeout)
         except BaseException:
             await connection.aclose()
             raise
+        finally:
+            probe.cancel()
         return connection
+
+    async def _probe_for_resp(self, host: str, port: int, scope: trio.CancelScope) -> None:
+        """While ApiVersions waits: after ``RESP_PROBE_DELAY``, ask the port ``PING`` in RESP.
+
+        An answer in RESP fails this connection with ``ProtocolMismatch`` (see the module
+        docstring). Anything else (no answer, a closed socket) proves nothing: we keep waiting.
+        """
+        with scope:
+            await trio.sleep(RESP_PROBE_DELAY)
+            with trio.move_on_after(RESP_PROBE_TIMEOUT):
+                try:
+                    probe = await trio.open_tcp_stream(host, port)
+                    async with probe:
+                        await probe.send_all(b"PING\r\n")
+                        reply = await probe.receive_some(64)
+                except (OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    return
+                if reply[:1] in (b"+", b"-"):
+                    self._fail(ProtocolMismatch(
+                        f"{self.address} speaks RESP (the Redis protocol), not Kafka: it answered PING with "
+                        f"{reply.strip()[:40].decode(errors='replace')!r}; {WRONG_PORT_HINT}"))
 
     @property
     def closed(self) -> bool:
@@ -285,7 +327,7 @@ class BrokerConnection:
                 try:
                     return codec.decode(response, version, body_view)
                 except RemoteProtocolError:
-                    # An UNSUPPORTED_VERSION reply comes as a v0 body whatever we sent (§1.8).
+                    # An UNSUPPORTED_VERSION reply comes as a v0 body whatever we sent.
                     return codec.decode(response, 0, body_view)
             return codec.decode(response, version, body_view)
         except ProtocolError as exc:
@@ -317,11 +359,19 @@ class BrokerConnection:
         return pending
 
     async def _reader(self) -> None:
+        received = 0
         try:
             while True:
                 data = await self._stream.receive_some(_RECEIVE_CHUNK)
                 if not data:
+                    if not received and self._pending and self._pending[0].api_key == API_VERSIONS:
+                        raise ConnectionLost(f"{self.address} closed the connection without answering ApiVersions: "
+                                             f"is it a Kafka port? ({WRONG_PORT_HINT})")
                     raise ConnectionLost(f"{self.address} closed the connection")
+                if not received and data[0] in _RESP_FIRST_BYTES:
+                    raise ProtocolMismatch(f"{self.address} speaks RESP (the Redis protocol), not Kafka: it "
+                                           f"answered {bytes(data[:40])!r}; {WRONG_PORT_HINT}")
+                received += len(data)
                 self._parser.feed(data)
                 while (frame := self._parser.next_frame()) is not None:
                     if not self._pending:
@@ -329,7 +379,7 @@ class BrokerConnection:
                     pending = self._pending.popleft()
                     pending.frame = frame
                     pending.event.set()
-        except ConnectionLost as exc:
+        except (ConnectionLost, ProtocolMismatch) as exc:
             self._fail(exc)
         except RemoteProtocolError as exc:
             self._fail(ConnectionLost(f"corrupt stream from {self.address}: {exc}"))
@@ -343,7 +393,7 @@ class BrokerConnection:
         if self._closed is None:
             self._closed = error
             if isinstance(error, Timeout):
-                log.warning("kafka_request_timed_out", address=self.address, reason=str(error))
+                log.debug("kafka_request_timed_out", address=self.address, reason=str(error))
         while self._pending:
             pending = self._pending.popleft()
             pending.error = self._closed

@@ -22,28 +22,35 @@ since the last commit: at-least-once. Committing before processing would give at
 Rebalances happen inside iteration (like the Java client's ``poll``): when the heartbeat task
 learns the group is rebalancing, the next ``__anext__`` commits, calls ``on_revoked``, rejoins,
 calls ``on_assigned``, and continues. The fetch engine is in ``fetcher``.
+
+A broker that goes away (crash, restart) is not an error at first, as with Kafka's clients:
+every background task keeps retrying, the client paces the reconnection attempts
+(``reconnect_backoff_ms`` doubling up to ``reconnect_backoff_max_ms``), the group is rejoined
+and fetching resumes from the consumer's positions, so no record is skipped. Only when no broker
+has been reachable for ``request_timeout_ms`` does iteration raise ``ConnectionLost``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Awaitable, Callable, Iterable
 
-import structlog
 import trio
 
-from dualmq.errors import CommitFailed, DualmqError, KafkaError, OffsetOutOfRange, Timeout
+from dualmq.errors import CommitFailed, ConnectionLost, DualmqError, KafkaError, OffsetOutOfRange, Timeout
 from dualmq.pull import dead_letters
-from dualmq.pull.client import KafkaClient
+from dualmq.pull.client import KafkaClient, deadline
 from dualmq.pull.fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher, PartitionState, list_offsets
 from dualmq.pull.group import GroupMember, commit_offsets, fetch_committed
 from dualmq.pull.records import ConsumerRecord, TopicPartition
+from dualmq.sdk_logging import get_logger
 from wire.kafka.batch import parse_header
 from wire.kafka.records import decode_records
 
 __all__ = ["Consumer"]
 
-log = structlog.get_logger("dualmq.kafka")
+log = get_logger(__name__)
 
 RebalanceCallback = Callable[[list[TopicPartition]], Awaitable[None] | None]
 
@@ -67,7 +74,11 @@ class Consumer:
             gained partitions, and rebalances if so (Kafka's default: 5 minutes).
         max_wait_ms, min_bytes, max_bytes, max_partition_bytes: Fetch parameters.
         check_crcs: verify each batch's CRC-32C (Kafka's default: on).
-        request_timeout_ms: per-request deadline.
+        request_timeout_ms: per-request deadline, and how long the broker may stay unreachable
+            before iteration raises ``ConnectionLost`` (until then the consumer reconnects).
+        reconnect_backoff_ms, reconnect_backoff_max_ms: the first and the longest pause between
+            attempts to reconnect to a broker (doubling in between, with jitter; Kafka's
+            reconnect.backoff.ms and reconnect.backoff.max.ms).
         client_id: shown in broker logs and group descriptions.
     """
 
@@ -80,7 +91,8 @@ class Consumer:
                  rebalance_timeout_ms: int = 60_000, max_wait_ms: int = 500, min_bytes: int = 1,
                  max_bytes: int = 50 * 1024 * 1024, max_partition_bytes: int = 1024 * 1024,
                  check_crcs: bool = True, request_timeout_ms: float = 30_000,
-                 metadata_max_age_ms: float = 300_000, client_id: str = "dualmq-consumer") -> None:
+                 metadata_max_age_ms: float = 300_000, client_id: str = "dualmq-consumer",
+                 reconnect_backoff_ms: float = 50, reconnect_backoff_max_ms: float = 1000) -> None:
         topics = list(topics) if topics is not None else None
         if topics is not None and group_id is None:
             raise ValueError("subscribing to topics needs a group_id (or use assign())")
@@ -93,8 +105,13 @@ class Consumer:
         self.auto_commit_interval = auto_commit_interval_ms / 1000
         self.on_assigned = on_assigned
         self.on_revoked = on_revoked
-        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=request_timeout_ms / 1000)
+        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=request_timeout_ms / 1000,
+                                   reconnect_backoff=reconnect_backoff_ms / 1000,
+                                   reconnect_backoff_max=reconnect_backoff_max_ms / 1000)
         self._data_ready = trio.Event()
+        # Woken on every change that may make the consumer ready (see ``wait_ready``).
+        self._progress = trio.lowlevel.ParkingLot()
+        self._client.on_reachability_change = self._wake
         self._fetcher = Fetcher(self._client, self._wake, auto_offset_reset=auto_offset_reset,
                                 max_wait_ms=max_wait_ms, min_bytes=min_bytes, max_bytes=max_bytes,
                                 max_partition_bytes=max_partition_bytes)
@@ -140,10 +157,13 @@ class Consumer:
 
     async def __aexit__(self, exc_type, exc, tb) -> bool:
         try:
+            # A final commit and LeaveGroup, unless the broker is unreachable right now: the
+            # group then drops us when our session times out, as it would after a crash.
+            reachable = self._client.unreachable_since is None
             with trio.CancelScope(shield=True), trio.move_on_after(self._client.request_timeout):
-                if self.auto_commit and exc_type is None:
+                if self.auto_commit and exc_type is None and reachable:
                     await self._commit_quietly()
-                if self._member is not None:
+                if self._member is not None and reachable:
                     await self._member.leave()
         finally:
             self._nursery.cancel_scope.cancel()
@@ -152,6 +172,29 @@ class Consumer:
 
     def _wake(self) -> None:
         self._data_ready.set()
+        self._progress.unpark_all()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the consumer has its partitions and knows where to read each of them.
+
+        True once the group is joined (or ``assign`` was called) and every assigned partition
+        has a position (its committed offset, or the reset policy's answer). A consumer of a
+        group with more members than partitions is ready with no partition at all.
+        """
+        if self._member is not None and (self._member.needs_rejoin or self._member.generation < 0):
+            return False
+        return all(s.position is not None or s.error is not None for s in self._fetcher.states.values())
+
+    async def wait_ready(self) -> None:
+        """Wait until ``ready``.
+
+        With ``topics`` (a group), joining happens inside iteration, so another task must be
+        iterating meanwhile (the command-line consumer starts its idle timer this way: the ~3 s
+        a group join may take are not "idle").
+        """
+        while not self.ready:
+            await self._progress.park()
 
     # --- assignment ----------------------------------------------------------------------------------
 
@@ -175,6 +218,12 @@ class Consumer:
     def _set_assignment(self, partitions: list[TopicPartition]) -> None:
         self._sync_position()
         self._fetcher.assign(partitions)
+        # The records fetched but not returned yet are dropped below (``_drop_current``). A
+        # partition we keep must then be fetched again from where the application got to, not
+        # from where the fetcher had got to, or those records would be skipped.
+        for state in self._fetcher.states.values():
+            if state.position is not None and state.fetch_position != state.position:
+                state.seek(state.position)
         self._drop_current()
         self._nursery_start_metadata(partitions)
 
@@ -186,7 +235,7 @@ class Consumer:
         for topic in topics:
             try:
                 await self._client.topic(topic)
-            except (KafkaError, Timeout) as exc:
+            except (KafkaError, Timeout, ConnectionLost) as exc:
                 log.warning("topic_metadata_unavailable", topic=topic, error=str(exc))
         self._fetcher.poke()
 
@@ -194,7 +243,17 @@ class Consumer:
         """Positions for newly assigned partitions: the committed offset, else the reset policy."""
         committed: dict[TopicPartition, int | None] = {}
         if self.group_id is not None:
-            committed = await fetch_committed(self._client, self.group_id, partitions)
+            while True:
+                try:
+                    committed = await fetch_committed(self._client, self.group_id, partitions)
+                    break
+                except (ConnectionLost, Timeout) as exc:
+                    if isinstance(exc, Timeout) and self._client.unreachable_since is None:
+                        raise  # the broker answers, but not this: not an outage to wait out
+                    # The broker is away: try again (the client paces the reconnects; iteration
+                    # raises once the outage outlasts the budget).
+                    log.debug("committed_offsets_unavailable", group=self.group_id, error=str(exc))
+                    await trio.sleep(self._client.reconnect_backoff)
         reset = self._fetcher.default_reset()
         for tp in partitions:
             state = self._fetcher.states.get(tp)
@@ -224,6 +283,7 @@ class Consumer:
         self._state(tp).seek(offset)
         self._drop_current(tp)
         self._fetcher.poke()
+        self._progress.unpark_all()  # a position() or wait_ready() waiting for it
 
     def seek_to_beginning(self, *partitions: TopicPartition) -> None:
         """Read the given partitions (default: all assigned) from their log start."""
@@ -256,11 +316,11 @@ class Consumer:
         """The offset of the next record to be returned for ``tp`` (waits for a pending reset)."""
         state = self._state(tp)
         self._sync_position()
-        with trio.fail_after(self._client.request_timeout):
+        with deadline(self._client.request_timeout, f"finding the position of {tp}"):
             while state.position is None:
                 if state.error is not None:
                     raise state.error
-                await trio.sleep(0.01)
+                await self._progress.park()  # the fetcher wakes us when a reset is done
         return state.position
 
     def pause(self, *partitions: TopicPartition) -> None:
@@ -323,7 +383,7 @@ class Consumer:
             return
         try:
             await self.commit(changed)
-        except (CommitFailed, KafkaError, Timeout) as exc:
+        except (CommitFailed, KafkaError, Timeout, ConnectionLost) as exc:
             log.warning("commit_failed", group=self.group_id, error=str(exc))
 
     async def committed(self, *partitions: TopicPartition) -> dict[TopicPartition, int | None]:
@@ -346,11 +406,15 @@ class Consumer:
         try:
             record = self._records[index]
         except IndexError:
-            await self._next_chunk()
-            index = self._index
-            record = self._records[index]
+            pass  # the wait happens below, outside the handler: an error raised while waiting
+            # (ConnectionLost...) must not read "during handling of IndexError" in a traceback
+        else:
+            self._index = index + 1
+            return record
+        await self._next_chunk()
+        index = self._index
         self._index = index + 1
-        return record
+        return self._records[index]
 
     async def getmany(self, max_records: int = 10_000) -> list[ConsumerRecord]:
         """Up to ``max_records`` records at once (waits for at least one): cheaper per record."""
@@ -377,7 +441,9 @@ class Consumer:
         """Make ``self._records`` a non-empty list of the next records, waiting as needed."""
         await trio.lowlevel.checkpoint()
         self._sync_position()
+        client = self._client
         while True:
+            client.check_reachable()
             if self._member is not None and self._member.needs_rejoin:
                 await self._rebalance()
             if self.auto_commit and trio.current_time() >= self._next_auto_commit:
@@ -411,10 +477,9 @@ class Consumer:
                 self._batches = list(reversed(fetch.batches))
                 continue
             self._data_ready = trio.Event()
-            if self.auto_commit:
-                with trio.move_on_at(self._next_auto_commit):
-                    await self._data_ready.wait()
-            else:
+            wake_at = min(self._next_auto_commit if self.auto_commit else math.inf,
+                          client.outage_deadline or math.inf)
+            with trio.move_on_at(wake_at):
                 await self._data_ready.wait()
 
     def _decode_next_batch(self) -> bool:

@@ -30,15 +30,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
 
 import attrs
-import structlog
 import trio
 
 from dualmq.pull.producer import Producer
 from dualmq.pull.records import ConsumerRecord, TopicPartition
+from dualmq.sdk_logging import get_logger
 
 __all__ = ["ConsumeStats", "RecordSource", "consume", "dead_letter_headers"]
 
-log = structlog.get_logger("dualmq.kafka")
+log = get_logger(__name__)
 
 Handler = Callable[[ConsumerRecord], Awaitable[object]]
 Backoff = float | Callable[[int], float]
@@ -152,7 +152,7 @@ async def _consume(consumer: RecordSource, handler: Handler, retries: int, backo
             except Exception as exc:  # noqa: BLE001  (TooSlowError from handler_timeout included)
                 if attempt <= retries:
                     stats.retries += 1
-                    log.info("handler_retried", topic=record.topic, partition=record.partition,
+                    log.debug("handler_retried", topic=record.topic, partition=record.partition,
                              offset=record.offset, attempt=attempt, error=repr(exc))
                     await trio.sleep(_delay(backoff, attempt))
                     continue
@@ -161,7 +161,7 @@ async def _consume(consumer: RecordSource, handler: Handler, retries: int, backo
                 await producer.send(dead_letter_topic, record.value, key=record.key,
                                     headers=dead_letter_headers(record, exc, attempt))
                 stats.dead_lettered += 1
-                log.warning("record_dead_lettered", topic=record.topic, partition=record.partition,
+                log.info("record_dead_lettered", topic=record.topic, partition=record.partition,
                             offset=record.offset, attempts=attempt, dead_letter_topic=dead_letter_topic,
                             error=repr(exc))
                 if consumer.group_id is not None:

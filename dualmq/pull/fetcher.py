@@ -20,7 +20,8 @@ from a position the application has since abandoned.
 Per broker, one Fetch is in flight at a time and covers every assigned partition that broker
 leads. It long-polls: the broker holds it up to ``max_wait_ms`` when there is nothing new, so an
 idle consumer costs two requests a second, not a busy loop. Fetches use their own connection
-(purpose "fetch") so they never delay heartbeats or commits (GUIDE §1.1).
+(purpose "fetch") so they never delay heartbeats or commits: a broker answers the requests of
+one connection in order, so a heartbeat queued behind a long poll would wait for it.
 
 Offset resets (``auto_offset_reset``): a partition without a position (nothing committed) or
 whose fetch got OFFSET_OUT_OF_RANGE is looked up with ListOffsets: timestamp -2 = earliest,
@@ -32,19 +33,19 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 
-import structlog
 import trio
 
 from dualmq.errors import ConnectionLost, KafkaError, OffsetOutOfRange, Timeout, UnsupportedVersion
-from dualmq.pull.client import KafkaClient
+from dualmq.pull.client import KafkaClient, deadline
 from dualmq.pull.records import TopicPartition
+from dualmq.sdk_logging import get_logger
 from wire.errors import RemoteProtocolError
 from wire.kafka.errors import ErrorCode
 from wire.kafka.batch import split_batches
 
 __all__ = ["EARLIEST", "LATEST", "CompletedFetch", "Fetcher", "PartitionState", "list_offsets"]
 
-log = structlog.get_logger("dualmq.kafka")
+log = get_logger(__name__)
 
 FETCH, LIST_OFFSETS = 1, 2
 EARLIEST, LATEST = -2, -1
@@ -118,7 +119,7 @@ async def list_offsets(client: KafkaClient, queries: dict[TopicPartition, int]) 
     results: dict[TopicPartition, tuple[int, int]] = {}
     pending = dict(queries)
     delay = 0.05
-    with trio.fail_after(client.request_timeout):
+    with deadline(client.request_timeout, "ListOffsets"):
         while pending:
             by_node: dict[int, dict[str, list[dict]]] = {}
             for (topic, partition), timestamp in pending.items():
@@ -248,7 +249,7 @@ class Fetcher:
         try:
             await self.client.refresh_metadata(sorted({tp[0] for tp in self.states}))
         except (ConnectionLost, Timeout) as exc:
-            log.info("metadata_refresh_failed", error=str(exc))
+            log.debug("metadata_refresh_failed", error=str(exc))
         await trio.sleep(0.1)
         self.poke()
 
@@ -271,7 +272,7 @@ class Fetcher:
         try:
             found = await list_offsets(self.client, resets)
         except (ConnectionLost, Timeout, KafkaError) as exc:
-            log.warning("offset_reset_failed", partitions=sorted(resets), error=str(exc))
+            log.debug("offset_reset_failed", partitions=sorted(resets), error=str(exc))
             await trio.sleep(0.5)
             return
         for tp, (offset, _timestamp) in found.items():
@@ -302,7 +303,7 @@ class Fetcher:
             reply = await self.client.request(FETCH, request, node=node, purpose="fetch",
                                               timeout=self.client.request_timeout + self.max_wait_ms / 1000)
         except (ConnectionLost, Timeout, UnsupportedVersion) as exc:
-            log.info("fetch_failed", node=node, error=str(exc))
+            log.debug("fetch_failed", node=node, error=str(exc))
             await trio.sleep(0.2)
             return
         finally:
@@ -311,7 +312,7 @@ class Fetcher:
                 if state is not None:
                     state.in_flight = False
         if reply["error_code"] != ErrorCode.NONE:
-            log.info("fetch_failed", node=node, error=ErrorCode.lookup(reply["error_code"]))
+            log.debug("fetch_failed", node=node, error=ErrorCode.lookup(reply["error_code"]))
             await trio.sleep(0.2)
             return
         refresh = False

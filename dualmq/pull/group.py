@@ -6,7 +6,7 @@ offsets: OffsetCommit, OffsetFetch. What does not: fetching records, positions a
 *callbacks* (the ``Consumer``, in ``consumer``, decides when to rejoin and what to do
 around it), and the assignors themselves (``assignors``).
 
-The protocol (GUIDE §4.1) in one paragraph: every member sends JoinGroup with its subscription;
+The protocol in one paragraph: every member sends JoinGroup with its subscription;
 the coordinator waits until all current members have (re)joined, picks a leader and a common
 assignor, and answers — the leader gets everyone's subscriptions. Every member then sends
 SyncGroup; the leader's carries the assignment for all, and each member receives its own part.
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-import structlog
 import trio
 
 from dualmq.errors import CommitFailed, ConnectionLost, KafkaError, Timeout
@@ -36,13 +35,14 @@ from dualmq.pull.assignors import (
     encode_assignment,
     encode_subscription,
 )
-from dualmq.pull.client import KafkaClient
+from dualmq.pull.client import KafkaClient, deadline
 from dualmq.pull.records import TopicPartition
+from dualmq.sdk_logging import get_logger
 from wire.kafka.errors import ErrorCode
 
 __all__ = ["GroupMember", "commit_offsets", "fetch_committed"]
 
-log = structlog.get_logger("dualmq.kafka")
+log = get_logger(__name__)
 
 OFFSET_COMMIT, OFFSET_FETCH, JOIN_GROUP, HEARTBEAT, LEAVE_GROUP, SYNC_GROUP = 8, 9, 11, 12, 13, 14
 
@@ -102,10 +102,17 @@ class GroupMember:
         Raises:
             KafkaError: a non-retriable group error (e.g. INCONSISTENT_GROUP_PROTOCOL).
             Timeout: not done within the rebalance timeout plus the request timeout.
+            ConnectionLost: no broker reachable for longer than the request timeout.
         """
-        with trio.fail_after(self.rebalance_timeout + self.client.request_timeout):
+        with deadline(self.rebalance_timeout + self.client.request_timeout, f"joining group {self.group_id!r}"):
             while True:
-                assignment = await self._join_once()
+                self.client.check_reachable()
+                try:
+                    assignment = await self._join_once()
+                except (ConnectionLost, Timeout) as exc:  # finding the coordinator failed
+                    log.debug("group_join_retried", group=self.group_id, error=str(exc))
+                    self.client.forget_coordinator(self.group_id)
+                    assignment = None
                 if assignment is not None:
                     self.needs_rejoin = False
                     self.rejoin_needed_event = trio.Event()
@@ -125,7 +132,7 @@ class GroupMember:
                 "group_instance_id": None, "protocol_type": "consumer", "protocols": protocols,
             }, node=node, purpose="group", timeout=self.rebalance_timeout + self.client.request_timeout)
         except (ConnectionLost, Timeout) as exc:
-            log.info("group_join_retried", group=self.group_id, error=str(exc))
+            log.debug("group_join_retried", group=self.group_id, error=str(exc))
             self.client.forget_coordinator(self.group_id)
             return None
         code = reply["error_code"]
@@ -148,7 +155,7 @@ class GroupMember:
                 "group_instance_id": None, "assignments": assignments,
             }, node=node, purpose="group", timeout=self.rebalance_timeout + self.client.request_timeout)
         except (ConnectionLost, Timeout) as exc:
-            log.info("group_sync_retried", group=self.group_id, error=str(exc))
+            log.debug("group_sync_retried", group=self.group_id, error=str(exc))
             return None
         if not self._handle_error(reply["error_code"], "SyncGroup"):
             return None
@@ -208,7 +215,7 @@ class GroupMember:
                     "group_id": self.group_id, "generation_id": self.generation, "member_id": self.member_id,
                     "group_instance_id": None}, node=node, purpose="group")
             except (ConnectionLost, Timeout, KafkaError) as exc:
-                log.info("heartbeat_failed", group=self.group_id, error=str(exc))
+                log.debug("heartbeat_failed", group=self.group_id, error=str(exc))
                 self.client.forget_coordinator(self.group_id)
                 continue
             code = reply["error_code"]
@@ -234,7 +241,7 @@ class GroupMember:
             try:
                 found = await self.client.refresh_metadata(sorted(assigned))
             except (ConnectionLost, Timeout) as exc:
-                log.info("metadata_refresh_failed", group=self.group_id, error=str(exc))
+                log.debug("metadata_refresh_failed", group=self.group_id, error=str(exc))
                 continue
             now = {name: len(info.partitions) for name, info in found.items() if info.error_code == ErrorCode.NONE}
             if now != assigned and self.assigned_counts is assigned:
@@ -257,7 +264,7 @@ class GroupMember:
             with trio.move_on_after(self.client.request_timeout):
                 await self.client.request(LEAVE_GROUP, values, node=node, purpose="group")
         except (ConnectionLost, Timeout, KafkaError) as exc:
-            log.info("group_leave_failed", group=self.group_id, error=str(exc))
+            log.debug("group_leave_failed", group=self.group_id, error=str(exc))
         self.member_id = ""
         self.generation = -1
 
@@ -290,7 +297,7 @@ async def commit_offsets(client: KafkaClient, group_id: str, offsets: Mapping[To
                "group_instance_id": None, "retention_time_ms": -1,
                "topics": [{"name": t, "partitions": ps} for t, ps in topics.items()]}
     delay = 0.05
-    with trio.fail_after(client.request_timeout):
+    with deadline(client.request_timeout, f"committing offsets of group {group_id!r}"):
         while True:
             reply = await _ask_coordinator(client, group_id, OFFSET_COMMIT, request, delay)
             codes = {p["error_code"] for t in reply["topics"] for p in t["partitions"]} - {ErrorCode.NONE}
@@ -312,13 +319,18 @@ async def commit_offsets(client: KafkaClient, group_id: str, offsets: Mapping[To
 
 async def _ask_coordinator(client: KafkaClient, group_id: str, api_key: int, request: dict,
                            delay: float) -> dict:
-    """Send ``request`` to the group's coordinator, finding it again after a lost connection."""
+    """Send ``request`` to the group's coordinator, finding it again after a lost connection.
+
+    A broker that cannot be reached is retried (the client paces the connection attempts) until
+    the caller's deadline.
+    """
     while True:
-        node = await client.coordinator(group_id)
         try:
+            node = await client.coordinator(group_id)
             return await client.request(api_key, request, node=node, purpose="group")
         except ConnectionLost:
             client.forget_coordinator(group_id)
+            client.check_reachable()  # gives up once the outage outlasts the budget
             await trio.sleep(delay)
 
 
@@ -338,7 +350,7 @@ async def fetch_committed(client: KafkaClient, group_id: str,
     request = {"group_id": group_id, "require_stable": False,
                "topics": [{"name": t, "partition_indexes": ps} for t, ps in topics.items()]}
     delay = 0.05
-    with trio.fail_after(client.request_timeout):
+    with deadline(client.request_timeout, f"reading committed offsets of group {group_id!r}"):
         while True:
             reply = await _ask_coordinator(client, group_id, OFFSET_FETCH, request, delay)
             codes = {reply["error_code"]} | {p["error_code"] for t in reply["topics"] for p in t["partitions"]}

@@ -27,6 +27,10 @@ InitProducerId we fall back to plain retries and say so in a warning.
 Retries: a batch that fails with a retriable error (or a lost connection) goes back to the front
 of its partition's queue after ``retry_backoff_ms``, until ``delivery_timeout_ms`` after its
 creation; then its records fail with the last error. Non-retriable errors fail at once.
+Retries are counted (``Producer.retries``), not logged one by one: a broker that is down for a
+minute would otherwise fill the application's log with hundreds of lines. One
+``produce_retried`` summary line (attempts since the last one, the last error) is logged at most
+every ``RETRY_SUMMARY_SECONDS`` while retries happen, and once more when the producer closes.
 
 Order on the wire. The broker accepts a partition's batches only in sequence order (anything
 else is OUT_OF_ORDER_SEQUENCE_NUMBER), so with several requests in flight two things must hold:
@@ -49,25 +53,26 @@ import math
 from time import time_ns as _time_ns
 from collections.abc import Iterable, Sequence
 
-import structlog
 import trio
 
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
 from dualmq.pull.accumulator import Delivery, ProducerBatch, RecordAccumulator
-from dualmq.pull.client import KafkaClient
+from dualmq.pull.client import KafkaClient, deadline
 from dualmq.pull.partitioner import StickyPartitioner
+from dualmq.sdk_logging import get_logger
 from wire.kafka import compression as codecs
 from wire.kafka.errors import ErrorCode
 from wire.kafka.records import finish_batch
 
 __all__ = ["Producer"]
 
-log = structlog.get_logger("dualmq.kafka")
+log = get_logger(__name__)
 
 PRODUCE, INIT_PRODUCER_ID = 0, 22
 _ACKS = {"all": -1, -1: -1, 0: 0, 1: 1, "0": 0, "1": 1}
 _CODECS = {name: number for number, name in codecs.CODEC_NAMES.items()}
 _SEQUENCE_WRAP = 1 << 31  # Kafka sequences are int32 and wrap to 0 after MAX_VALUE
+RETRY_SUMMARY_SECONDS = 10.0  # at most one "produce_retried" log line per this many seconds
 
 
 class _SendOrder:
@@ -116,13 +121,21 @@ class Producer:
         retry_backoff_ms: pause before a failed batch is retried.
         request_timeout_ms: per-request response deadline.
         client_id: shown in broker logs.
+        reconnect_backoff_ms, reconnect_backoff_max_ms: the first and the longest pause between
+            attempts to connect to a broker that refused or dropped the connection (doubling
+            in between, with jitter).
+
+    Attributes:
+        retries: how many times a batch was sent again after a failure (all batches, since
+            the producer opened).
     """
 
     def __init__(self, bootstrap: str | Iterable[str], *, acks: int | str = "all", compression: str | None = None,
                  linger_ms: float = 5, batch_bytes: int = 64 * 1024, buffer_bytes: int = 32 * 1024 * 1024,
                  max_in_flight: int = 5, idempotence: bool | None = None, delivery_timeout_ms: float = 120_000,
                  retry_backoff_ms: float = 100, request_timeout_ms: float = 30_000,
-                 max_request_bytes: int = 1024 * 1024, client_id: str = "dualmq-producer") -> None:
+                 max_request_bytes: int = 1024 * 1024, client_id: str = "dualmq-producer",
+                 reconnect_backoff_ms: float = 50, reconnect_backoff_max_ms: float = 1000) -> None:
         if acks not in _ACKS:
             raise ValueError(f"acks must be 'all', -1, 0 or 1, not {acks!r}")
         self.acks = _ACKS[acks]
@@ -138,7 +151,9 @@ class Producer:
         self.max_request_bytes = max_request_bytes
         self.retry_backoff = retry_backoff_ms / 1000
         self.request_timeout = request_timeout_ms / 1000
-        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=self.request_timeout)
+        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=self.request_timeout,
+                                   reconnect_backoff=reconnect_backoff_ms / 1000,
+                                   reconnect_backoff_max=reconnect_backoff_max_ms / 1000)
         self._accumulator = RecordAccumulator(batch_bytes=batch_bytes, linger=linger_ms / 1000,
                                               delivery_timeout=delivery_timeout_ms / 1000,
                                               clock=trio.current_time, on_batch=self._batch_news)
@@ -156,6 +171,10 @@ class Producer:
         self._sequences: dict[tuple[str, int], int] = {}
         self.producer_id = -1
         self.producer_epoch = -1
+        self.retries = 0
+        self._unreported_retries = 0
+        self._last_retry_error = ""
+        self._next_retry_summary = -math.inf
         self._nursery: trio.Nursery | None = None
         self._closed = False
         self._open = False  # entered and not closed: what the per-record path checks
@@ -189,6 +208,7 @@ class Producer:
         finally:
             self._closed = True
             self._open = False
+            self._summarise_retries()
             self._fail_everything(DualmqError("producer closed before the record was sent"))
             self._nursery.cancel_scope.cancel()
             try:
@@ -205,7 +225,7 @@ class Producer:
                         consequence="retries may duplicate records")
             return
         delay = self.retry_backoff
-        with trio.fail_after(self.request_timeout):
+        with deadline(self.request_timeout, "InitProducerId"):
             while True:
                 reply = await self._client.request(INIT_PRODUCER_ID, {
                     "transactional_id": None, "transaction_timeout_ms": 60_000})
@@ -502,14 +522,29 @@ class Producer:
             batch.attempts += 1
             batch.retry_at = now + self.retry_backoff
             self._retrying.append(batch)
-            log.info("produce_retried", topic=batch.topic, partition=batch.partition, attempt=batch.attempts,
-                     error=str(error))
+            self._count_retry(error, now)
             if isinstance(error, KafkaError) and error.code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                                                                  ErrorCode.NOT_LEADER_OR_FOLLOWER,
                                                                  ErrorCode.LEADER_NOT_AVAILABLE):
                 self._nursery.start_soon(self._refresh_metadata)
             return
         self._finish(batch, error)
+
+    def _count_retry(self, error: BaseException, now: float) -> None:
+        self.retries += 1
+        self._unreported_retries += 1
+        self._last_retry_error = str(error)
+        if now >= self._next_retry_summary:
+            self._summarise_retries(now)
+
+    def _summarise_retries(self, now: float | None = None) -> None:
+        """Log the retries not reported yet, in one line (see the module docstring)."""
+        if self._unreported_retries:
+            log.info("produce_retried", attempts=self._unreported_retries, total=self.retries,
+                     last_error=self._last_retry_error)
+            self._unreported_retries = 0
+        if now is not None:
+            self._next_retry_summary = now + RETRY_SUMMARY_SECONDS
 
     def _finish(self, batch: ProducerBatch, error: BaseException | None, base_offset: int = -1) -> None:
         if batch.done.is_set():
@@ -519,8 +554,9 @@ class Producer:
         if error is None:
             batch.complete(base_offset)
         else:
-            log.warning("produce_failed", topic=batch.topic, partition=batch.partition, records=len(batch),
-                        error=str(error))
+            # The error reaches the application through the record's send()/Delivery.
+            log.debug("produce_failed", topic=batch.topic, partition=batch.partition, records=len(batch),
+                      error=str(error))
             batch.fail(error)
         self._accumulator.finished(batch)
         if self._accumulator.buffered_bytes < self.buffer_bytes:
@@ -532,7 +568,7 @@ class Producer:
         try:
             await self._client.refresh_metadata(list({tp[0] for tp in self._accumulator.ready}))
         except (ConnectionLost, Timeout) as exc:
-            log.info("metadata_refresh_failed", error=str(exc))
+            log.debug("metadata_refresh_failed", error=str(exc))
         await trio.sleep(self.retry_backoff)
         self._wake()
 

@@ -10,6 +10,12 @@ What lives here (private to ``dualmq.push``):
   ``HELLO 3``, falling back to RESP2), ``send``, ``receive`` (one ``receive_some`` of up to
   64 KiB, every complete frame in it), ``aclose``.
 
+Pointed at the wrong port: a Kafka broker reads the first four bytes of ``HELLO`` (``*2\r\n``)
+as the size of a ~700 MB request, over any limit, and closes the connection without a word. A
+server that closes the connection before answering the very first command, or answers with a
+binary frame (a Kafka size prefix starts with a zero byte), is not a RESP server: ``open``
+raises ``ProtocolMismatch`` naming the likely mix-up, within one round trip.
+
 Not here: subscription state, reconnection, the public API (``dualmq.push``).
 """
 
@@ -17,7 +23,7 @@ from __future__ import annotations
 
 import trio
 
-from dualmq.errors import ConnectionLost, ServerError, Timeout
+from dualmq.errors import ConnectionLost, ProtocolMismatch, ServerError, Timeout
 from wire.errors import RemoteProtocolError
 from wire.resp import encoder
 from wire.resp.subscriber import PubSubMessage as Message
@@ -31,6 +37,7 @@ __all__ = ["DEFAULT_ADDRESS", "Channel", "FrameReader", "Message", "RespConnecti
 # messages, so the per-read costs (a syscall, a trio checkpoint) are shared by hundreds of
 # messages, while a single buffer stays small enough to stay in cache.
 RECEIVE_SIZE = 64 * 1024
+WRONG_PORT_HINT = "give RESP clients the broker's RESP port (dualmq serve --resp, default 6379)"
 
 DEFAULT_ADDRESS = "127.0.0.1:6379"  # Redis's default port: the SDK's default broker
 
@@ -88,6 +95,8 @@ class RespConnection:
         self.stream = stream
         self.address = address
         self.reader = FrameReader(protocol)
+        self.received_bytes = 0
+        self.first_bytes = b""  # the start of what the server sent, to name a protocol mix-up
 
     @property
     def protocol(self) -> int:
@@ -122,6 +131,7 @@ class RespConnection:
             ConnectionLost: the connection could not be opened or broke during the handshake.
             Timeout: the server did not answer within ``timeout``.
             ServerError: the server refused the connection name.
+            ProtocolMismatch: the server does not speak RESP (e.g. a Kafka port).
             ValueError: ``protocol`` is not 2 or 3.
         """
         if protocol not in (2, 3):
@@ -132,16 +142,31 @@ class RespConnection:
                 try:
                     stream = await trio.open_tcp_stream(*address)
                 except OSError as exc:
-                    raise ConnectionLost(f"cannot connect to {where}: {exc}") from exc
+                    raise ConnectionLost(f"cannot connect to {where}: {exc}; is a broker running there? "
+                                         "`dualmq serve` starts one") from exc
                 conn = cls(stream, address, 2)
                 try:
                     await conn._handshake(protocol, name)
+                except ConnectionLost as exc:
+                    await conn.aclose()
+                    raise conn._mismatch() or exc from None
                 except BaseException:
                     await conn.aclose()
                     raise
                 return conn
         except trio.TooSlowError:
             raise Timeout(f"connecting to {where} (handshake included) took more than {timeout} s") from None
+
+    def _mismatch(self) -> ProtocolMismatch | None:
+        """After the handshake failed: a ``ProtocolMismatch`` if the server plainly is not RESP."""
+        where = _describe(self.address)
+        if not self.received_bytes:
+            return ProtocolMismatch(f"{where} does not speak RESP: it closed the connection without answering "
+                                    f"HELLO, as a Kafka port does; {WRONG_PORT_HINT}")
+        if self.first_bytes[:1] == b"\x00":
+            return ProtocolMismatch(f"{where} does not speak RESP: it answered with a binary size-prefixed "
+                                    f"frame, as a Kafka broker does; {WRONG_PORT_HINT}")
+        return None
 
     async def _handshake(self, protocol: int, name: str | None) -> None:
         if protocol == 3:
@@ -186,6 +211,9 @@ class RespConnection:
             raise ConnectionLost(f"connection to {_describe(self.address)} lost: {exc}") from exc
         if not data:
             raise ConnectionLost(f"{_describe(self.address)} closed the connection")
+        if not self.received_bytes:
+            self.first_bytes = bytes(data[:16])
+        self.received_bytes += len(data)
         self.reader.feed(data)
         try:
             return self.reader.frames()

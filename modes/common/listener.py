@@ -42,10 +42,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
-import structlog
 import trio
 from structlog.contextvars import bound_contextvars
 
+from broker.loggers import get_logger
 from modes.common.clock import now_ms
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "format_address",
 ]
 
-log = structlog.get_logger("dualmq.listener")
+log = get_logger(__name__)
 
 # accept() errors that say the process or the system is out of a resource: waiting a little
 # lets connections close and free it (trio.serve_listeners treats the same four this way).

@@ -22,9 +22,12 @@ import attrs
 import trio
 
 from broker.groups import GroupCoordinator, Ticket
+from broker.loggers import get_logger
 from broker.offsets import OffsetStore
 from broker.producers import ProducerRegistry
 from broker.state import BrokerState
+
+log = get_logger(__name__)
 
 # The timer task wakes at least this often even with no deadline due (new deadlines appear
 # with every request; waking 10 times a second is cheaper than re-arming on each of them).

@@ -43,10 +43,10 @@ import functools
 from collections.abc import Callable
 
 import attrs
-import structlog
 import trio
 
 from broker.config import KafkaConfig, parse_host_port
+from broker.loggers import get_logger
 from broker.state import BrokerState
 from broker.stats import ServerInfo
 from modes.common.listener import Connection as Admitted
@@ -61,7 +61,7 @@ from wire.errors import RemoteProtocolError
 from wire.kafka import codec
 from wire.kafka.framing import FrameParser, decode_request_header, encode_response, peek_api_key_version
 
-log = structlog.get_logger("dualmq.pull")
+log = get_logger(__name__)
 
 RECEIVE_CHUNK = 256 * 1024
 # Kafka's connections.max.idle.ms default: an idle client is disconnected after 10 minutes.

@@ -17,8 +17,7 @@ cause (unknown command, wrong arity) are replies; the connection stays up.
 
 from __future__ import annotations
 
-import structlog
-
+from broker.loggers import get_logger
 from modes.push.client import Client
 from modes.push.commands import ServerState, dispatch, release_held_output
 from wire.errors import RemoteProtocolError
@@ -27,7 +26,7 @@ from wire.resp.requests import RequestParser
 
 __all__ = ["run_batch"]
 
-log = structlog.get_logger("dualmq.push")
+log = get_logger(__name__)
 
 
 def run_batch(server: ServerState, client: Client, parser: RequestParser, data: bytes) -> bool:

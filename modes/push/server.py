@@ -41,12 +41,12 @@ import os
 import select
 
 import attrs
-import structlog
 import trio
 
 from broker.channels import PubSub
 from broker.config import RespConfig, parse_host_port
 from broker.errors import ConfigError
+from broker.loggers import get_logger
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.common.clock import now_ms
@@ -69,7 +69,7 @@ from modes.push.drivers import (
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
 
-log = structlog.get_logger("dualmq.push")
+log = get_logger(__name__)
 
 # Redis's clientsCron visits every client about every 100 ms; soft-limit timers and idle
 # timeouts are checked on this beat.

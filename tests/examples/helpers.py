@@ -7,6 +7,7 @@ test can assert on the numbers a lesson teaches.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,13 @@ def example_env() -> dict[str, str]:
     return env
 
 
+def is_json_object(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 def run_example(name: str) -> tuple[str, dict[str, str]]:
     """Run ``examples/<name>`` to completion and return (stdout, RESULT key -> value).
 
@@ -39,6 +47,9 @@ def run_example(name: str) -> tuple[str, dict[str, str]]:
     assert completed.returncode == 0, (
         f"{name} exited with {completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
     )
+    # A lesson is read by a person: log lines are rendered for one, even into a pipe.
+    raw = [line for line in (completed.stdout + completed.stderr).splitlines() if is_json_object(line)]
+    assert raw == [], f"{name} printed raw JSON log lines:\n" + "\n".join(raw[:5])
     results: dict[str, str] = {}
     for line in completed.stdout.splitlines():
         if line.startswith("RESULT "):

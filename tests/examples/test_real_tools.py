@@ -2,7 +2,8 @@
 
 Each fenced ``sh`` block is run, in document order, by bash against one fresh ``dualmq serve``
 on free loopback ports (``RESP_PORT`` and ``KAFKA_PORT`` in the environment, as the page tells
-the reader to set them). Every block must exit 0 and print each ``<!-- expect: ... -->``
+the reader to set them), in a scratch directory that has a ``.venv`` like the repository's (a
+link to this interpreter's virtual environment), so ``.venv/bin/dualmq`` runs as written. Every block must exit 0 and print each ``<!-- expect: ... -->``
 fragment that follows it (before the next ``sh`` block). Other fences (``console``, ``text``)
 are illustration only.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,7 @@ def test_every_command_of_10_real_tools_runs_and_prints_what_the_page_says(tmp_p
     config.write_text("[kafka]\ngroup_initial_rebalance_delay_ms = 0\n")
     workdir = tmp_path / "shell"
     workdir.mkdir()
+    (workdir / ".venv").symlink_to(Path(sys.executable).parent.parent)
     with broker_process(tmp_path, "--config", str(config)) as broker:
         env = example_env()
         env["RESP_PORT"] = str(broker.resp[1])

@@ -91,4 +91,4 @@ async def test_async_use_stops_the_broker_when_the_block_is_cancelled(tmp_path) 
     assert scope.cancelled_caught
     assert not broker.running and broker.process.returncode == 0
     await broker.start_async()
-    assert await broker.stop_async(signal.SIGINT) == 0
+    assert await broker.stop_async(signal.SIGINT) == 130  # dualmq serve: 130 after Ctrl-C

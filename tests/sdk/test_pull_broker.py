@@ -10,8 +10,6 @@ from __future__ import annotations
 import subprocess
 import time
 
-import structlog.testing
-
 import pytest
 import trio
 
@@ -414,6 +412,33 @@ async def test_group_consumers_split_partitions_and_commit(broker, api_keys) -> 
         await admin.delete_group(group, missing_ok=True)
 
 
+async def test_a_rebalance_that_keeps_a_partition_skips_none_of_its_fetched_records(broker, api_keys) -> None:
+    # Regression: a rebalance dropped the records fetched but not yet returned, while the fetch
+    # position stayed after them; the partition, kept by the same member, then went on from
+    # there and those records were never returned (and a commit would have skipped them).
+    require_groups(api_keys)
+    address, topic, group = broker.kafka_address, "grp-kept", "g-kept"
+    async with Producer(address, linger_ms=0) as producer:
+        for i in range(20):  # one batch per record: one fetch brings many batches
+            await producer.send(topic, b"%d" % i)
+        await producer.send("grp-kept-other", b"-")
+    async with Consumer(address, group_id=group, topics=[topic], auto_offset_reset="earliest",
+                        heartbeat_interval_ms=100, enable_auto_commit=False) as keeper:
+        with trio.fail_after(30):
+            values = [int((await keeper.__anext__()).value)]
+            # A second member (of another topic, so ours stays with the keeper) joins: a
+            # rebalance, noticed by the keeper's heartbeat while 19 fetched records wait.
+            async with Consumer(address, group_id=group, topics=["grp-kept-other"],
+                                auto_offset_reset="earliest") as newcomer, trio.open_nursery() as nursery:
+                nursery.start_soon(newcomer.__anext__)  # joining happens while iterating
+                while not keeper._member.needs_rejoin:
+                    await trio.sleep(0.02)
+                while len(values) < 20:
+                    values.append(int((await keeper.__anext__()).value))
+                nursery.cancel_scope.cancel()
+    assert values == list(range(20))
+
+
 async def test_group_leader_notices_new_partitions_and_rebalances(broker, api_keys) -> None:
     # After CreatePartitions the group's leader (at its next metadata look) rejoins, so the
     # new partitions get an owner and their records are read, as Kafka's consumers do.
@@ -477,11 +502,9 @@ async def test_idempotent_producer_pipelines_without_out_of_order_retries(broker
     # connection was being opened, so each fresh producer is another chance to catch it.
     for round_ in range(5):
         topic, count = f"idem-pipelined-{round_}", 10_000
-        with structlog.testing.capture_logs() as logs:
-            async with Producer(broker.kafka_address, idempotence=True, max_in_flight=5, linger_ms=0,
-                                batch_bytes=16 * 1024) as producer:
-                deliveries = [await producer.enqueue(topic, b"%d" % i) for i in range(count)]
-                await producer.flush()
-        retries = [entry for entry in logs if entry["event"] in ("produce_retried", "produce_failed")]
-        assert retries == [], f"round {round_}: {retries[:3]}"
+        async with Producer(broker.kafka_address, idempotence=True, max_in_flight=5, linger_ms=0,
+                            batch_bytes=16 * 1024) as producer:
+            deliveries = [await producer.enqueue(topic, b"%d" % i) for i in range(count)]
+            await producer.flush()
+        assert producer.retries == 0, f"round {round_}: {producer.retries} batches were retried"
         assert [delivery.result() for delivery in deliveries] == [(0, i) for i in range(count)]

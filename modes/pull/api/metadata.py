@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import uuid
 
-import structlog
 
 from broker.errors import BrokerError
+from broker.loggers import get_logger
 from broker.topics import Topic, validate_topic_name
 from modes.pull.context import LEADER_EPOCH, RequestContext
 from modes.pull.errors import error_code_for
@@ -33,7 +33,7 @@ from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
 
-log = structlog.get_logger("dualmq.pull")
+log = get_logger(__name__)
 
 ZERO_UUID = uuid.UUID(int=0)
 
