@@ -7,7 +7,7 @@ those of the subscribers its PUBLISHes reached); writing the outboxes to their s
 caller's next step, once per batch.
 
 No sockets, no tasks, no waiting: the same step serves whichever way the connections are
-read (today one reader task per connection).
+read (one event loop for all of them, or one reader task per connection: ``drivers``).
 
 A protocol error (malformed RESP) ends the batch: the replies to the commands before the bad
 bytes are queued, then Redis's ``-ERR Protocol error: …`` line, and the connection must close.
@@ -64,7 +64,9 @@ def run_batch(server: ServerState, client: Client, parser: RequestParser, data: 
         server.protocol_errors += 1
         client.reply(error.reply or encoder.error("ERR Protocol error"))
         client.close_reason = f"protocol error: {error.message}"
-        log.info("protocol_error", error=error.message)
+        # Named here rather than left to the caller's logging context: with one event loop
+        # for all connections, the task running this is not the connection's own.
+        log.info("protocol_error", error=error.message, conn_id=client.id, peer=client.addr)
     server.commands_processed += executed
     client.commands_processed += executed
     return error is not None or client.close_after_reply

@@ -329,6 +329,19 @@ async def test_a_bug_closes_only_its_client_even_in_a_shared_wakeup(push_driver,
             await client.aclose()
 
 
+def test_a_protocol_error_is_logged_with_the_connection_it_came_from(tmp_path, push_driver):
+    """The loop runs every client's commands in one task, so log lines written there must
+    name the connection themselves (a task per connection had it bound in its context)."""
+    with broker_process(tmp_path) as broker, RawClient(broker.resp) as bad:
+        bad.send(b"*1\r\n$x\r\n")
+        assert bad.read_until_closed() == b"-ERR Protocol error: invalid bulk length\r\n"
+        port = bad.sock.getsockname()[1]
+        _wait_until(lambda: any(line.get("event") == "protocol_error" for line in broker.log_lines()),
+                    "no protocol_error line")
+        line = next(line for line in broker.log_lines() if line.get("event") == "protocol_error")
+        assert line["peer"] == f"127.0.0.1:{port}" and isinstance(line["conn_id"], int)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts descriptors in /proc/self/fd")
 async def test_stopping_the_broker_closes_every_client_and_the_loop(push_driver):
     open_before = len(os.listdir("/proc/self/fd"))
