@@ -22,7 +22,6 @@ lock. The whole sequence is bounded so the process exits well within 5 seconds.
 from __future__ import annotations
 
 import errno
-import functools
 import fcntl
 import json
 import os
@@ -153,8 +152,10 @@ async def run_broker(
         info = ServerInfo(config=config, started_at_ms=wall_ms(), log_storage=topics.storage)
         async with trio.open_nursery() as nursery:
             kafka_address = await nursery.start(serve_kafka, config, topics, info)
-            # Push mode's INFO names the Kafka listener too, so a learner finds both modes.
-            info = attrs.evolve(info, kafka_address=kafka_address)
+            # Push mode's INFO names the Kafka listener too, so a learner finds both modes;
+            # its SHUTDOWN command (when enabled) stops the broker as a signal does.
+            info = attrs.evolve(info, kafka_address=kafka_address,
+                                request_shutdown=nursery.cancel_scope.cancel)
             resp_address = await nursery.start(serve_resp, config.resp, pubsub, info)
             addresses = Addresses(kafka=kafka_address, resp=resp_address)
             nursery.start_soon(_maintenance, config, topics)
@@ -227,7 +228,13 @@ async def serve_until_signalled(config: BrokerConfig, *, ready_file: Path | None
     raise_open_file_limit()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(functools.partial(run_broker, config, ready_file=ready_file))
+
+            async def run_then_stop(task_status: trio.TaskStatus[Addresses]) -> None:
+                # The broker also ends on its own (a SHUTDOWN command): stop waiting for signals.
+                await run_broker(config, ready_file=ready_file, task_status=task_status)
+                nursery.cancel_scope.cancel()
+
+            await nursery.start(run_then_stop)
 
             async def stop_on_signal() -> None:
                 async for signum in signals:
