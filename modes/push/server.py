@@ -53,8 +53,9 @@ from modes.common.listener import (
     ListenerStatistics,
     format_address,
 )
-from modes.push.batch import run_batch
+from modes.push.batch import resume_postponed, run_batch
 from modes.push.client import Client
+from modes.push.commands import CommandState
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
 
@@ -100,6 +101,8 @@ class PushServer:
     # pending writes"); the reader writes to all of them when its batch is done.
     dirty: list[Client] = attrs.field(factory=list)
     in_batch: bool = False
+    # What the commands keep per server: CLIENT PAUSE and its held clients, ...
+    command_state: CommandState = attrs.field(factory=CommandState)
     commands_processed: int = 0
     output_limit_disconnections: int = 0
     protocol_errors: int = 0
@@ -110,7 +113,7 @@ class PushServer:
 
     def set_subscribed_limits(self, client: Client) -> None:
         """Pub/sub class limits apply while a client has a subscription (Redis rule)."""
-        client.subscribed = client.subscriber.subscription_count > 0
+        client.subscribed = client.subscriber.has_subscriptions
         client.outbox.set_limits(self.limits if client.subscribed else NO_LIMITS)
 
     def listener_statistics(self) -> ListenerStatistics:
@@ -162,6 +165,8 @@ class PushServer:
             now = now_ms()
             for subscriber, pending, limit in self.pubsub.sweep(now):
                 self.cut_off(subscriber, pending, limit)
+            if self.command_state.pause.held:
+                self._resume_postponed()
             if self.config.timeout:
                 idle_limit_ms = self.config.timeout * 1000
                 for client in list(self.clients.values()):
@@ -237,6 +242,8 @@ class PushServer:
             finally:
                 self.in_batch = False
                 self._flush_dirty()
+            if self.command_state.pause.held:
+                self._resume_postponed()
             # Query-buffer limits, once per read: what is left in the parser is the start of
             # a request not complete yet. Usually 0 (reads end on a command boundary), and
             # then unchanged, so the common case costs one comparison.
@@ -245,6 +252,20 @@ class PushServer:
                 account(conn, buffered)
             if must_close:
                 return
+
+    def _resume_postponed(self) -> None:
+        """Run the commands CLIENT PAUSE held, once it is over, and write what they produced."""
+        self.in_batch = True
+        try:
+            results = resume_postponed(self, now_ms())
+        finally:
+            self.in_batch = False
+            self._flush_dirty()
+        for client, must_close in results:
+            if must_close:
+                # Its last reply (QUIT's +OK, a protocol error) was just written, unless the
+                # socket was full: then it is lost with the connection.
+                client.conn.close(client.close_reason)
 
     def _flush_dirty(self) -> None:
         dirty = self.dirty
