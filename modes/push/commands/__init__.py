@@ -135,8 +135,8 @@ COMMANDS.update(_table(
         Command(b"INFO", -2, introspection.command_info),
         Command(b"DOCS", -2, introspection.command_docs),
         Command(b"LIST", -2, introspection.command_list),
-        Command(b"GETKEYS", -3, introspection.command_getkeys),
-        Command(b"GETKEYSANDFLAGS", -3, introspection.command_getkeys),
+        Command(b"GETKEYS", -4, introspection.command_getkeys),
+        Command(b"GETKEYSANDFLAGS", -4, introspection.command_getkeys),
         Command(b"HELP", 2, introspection.command_help),
         # COMMAND alone lists every command.
         handler=introspection.command_,

@@ -105,12 +105,14 @@ def hello(server: ServerState, client: Client, args: list[bytes]) -> None:
             new_name = rest[1]
             rest = rest[2:]
         elif option == b"AUTH" and len(rest) >= 3:
-            # No users or passwords exist here; Redis without a password configured
-            # answers AUTH that way too.
-            client.reply(encoder.error(
-                "WRONGPASS invalid username-password pair or user is disabled."
-            ))
-            return
+            # No password is configured: as in Redis then, the "default" user takes any
+            # password, and no other user exists.
+            if rest[1] != b"default":
+                client.reply(encoder.error(
+                    "WRONGPASS invalid username-password pair or user is disabled."
+                ))
+                return
+            rest = rest[3:]
         else:
             client.reply(encoder.error(f"ERR Syntax error in HELLO option '{text_of(rest[0])}'"))
             return

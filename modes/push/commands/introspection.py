@@ -135,6 +135,8 @@ FACTS: dict[str, dict] = {**REDIS_7_0, **LATER_THAN_7_0}
 
 # The facts whose strings Redis sends as simple strings (flags, categories), in a set.
 _STATUS_SETS = frozenset({"flags", "doc_flags"})
+# The lists Redis sends as sets in RESP3 (their items in the order given).
+_SETS = frozenset({"history"})
 
 
 def _all_commands() -> Iterator[Command]:
@@ -173,7 +175,8 @@ def _fact(value: object, protocol: int, key: str = "") -> bytes:
     if isinstance(value, list):
         if key in _STATUS_SETS:
             return encoder.set_([encoder.simple(item) for item in value], protocol)
-        return encoder.array([_fact(item, protocol) for item in value])
+        items = [_fact(item, protocol) for item in value]
+        return encoder.set_(items, protocol) if key in _SETS else encoder.array(items)
     if isinstance(value, int):
         return encoder.integer(value)
     return encoder.bulk(value.encode())
@@ -182,7 +185,10 @@ def _fact(value: object, protocol: int, key: str = "") -> bytes:
 def _info_entry(command: Command, protocol: int) -> bytes:
     """One command's COMMAND INFO entry: Redis's ten fields, its subcommands nested in the last."""
     facts = FACTS[command.fullname]
-    subcommands = command.subcommands.values() if command.subcommands else ()
+    if command.subcommands:
+        subcommands = encoder.array([_info_entry(sub, protocol) for sub in command.subcommands.values()])
+    else:
+        subcommands = encoder.set_([], protocol)  # Redis: an empty set, but an array of entries
     return encoder.array([
         encoder.bulk(command.fullname.encode()),
         encoder.integer(command.arity),
@@ -193,7 +199,7 @@ def _info_entry(command: Command, protocol: int) -> bytes:
         encoder.set_([encoder.simple(category) for category in facts["acl_categories"]], protocol),
         encoder.set_([encoder.bulk(tip.encode()) for tip in facts["tips"]], protocol),
         encoder.set_([_fact(spec, protocol) for spec in facts["key_specs"]], protocol),
-        encoder.set_([_info_entry(sub, protocol) for sub in subcommands], protocol),
+        subcommands,
     ])
 
 
