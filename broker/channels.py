@@ -129,49 +129,55 @@ class PubSub:
             or if the subscriber was already cut off: a late SUBSCRIBE racing a disconnect must
             not bring it back).
         """
-        if self._deferred:
-            self._deliver_deferred()
-        if not sub.closed and channel not in sub.channels:
-            sub.channels.add(channel)
-            self._channels.setdefault(channel, {})[sub] = None
+        if self._join(sub, channel, sub.channels, self._channels, self._channel_order):
             self._targets.pop(channel, None)
-            self._channel_order.setdefault(sub, {})[channel] = None
-            self._subscribers[sub] = None
         return sub.subscription_count
 
     def psubscribe(self, sub: Subscriber, pattern: bytes) -> int:
         """PSUBSCRIBE one pattern. Returns the count afterwards (see ``subscribe``)."""
-        if self._deferred:
-            self._deliver_deferred()
-        if not sub.closed and pattern not in sub.patterns:
-            sub.patterns.add(pattern)
-            self._patterns.setdefault(pattern, {})[sub] = None
-            self._pattern_order.setdefault(sub, {})[pattern] = None
-            self._subscribers[sub] = None
+        self._join(sub, pattern, sub.patterns, self._patterns, self._pattern_order)
         return sub.subscription_count
 
     def unsubscribe(self, sub: Subscriber, channel: bytes) -> int:
         """UNSUBSCRIBE one channel (harmless if not subscribed). Returns the count afterwards."""
-        if self._deferred:
-            self._deliver_deferred()
-        if channel in sub.channels:
-            sub.channels.discard(channel)
-            _drop(self._channels, channel, sub)
+        if self._leave(sub, channel, sub.channels, self._channels, self._channel_order):
             self._targets.pop(channel, None)
-            _drop(self._channel_order, sub, channel)
-            self._forget_if_idle(sub)
         return sub.subscription_count
 
     def punsubscribe(self, sub: Subscriber, pattern: bytes) -> int:
         """PUNSUBSCRIBE one pattern (harmless if not subscribed). Returns the count afterwards."""
+        self._leave(sub, pattern, sub.patterns, self._patterns, self._pattern_order)
+        return sub.subscription_count
+
+    def _join(self, sub: Subscriber, name: bytes, names: set[bytes], index: dict[bytes, dict[Subscriber, None]],
+              order: dict[Subscriber, dict[bytes, None]]) -> bool:
+        """Add ``sub`` to ``name`` in one namespace (its set, the registry's index and order).
+
+        Returns:
+            Whether anything changed (not when already there, nor for a subscriber cut off).
+        """
         if self._deferred:
             self._deliver_deferred()
-        if pattern in sub.patterns:
-            sub.patterns.discard(pattern)
-            _drop(self._patterns, pattern, sub)
-            _drop(self._pattern_order, sub, pattern)
-            self._forget_if_idle(sub)
-        return sub.subscription_count
+        if sub.closed or name in names:
+            return False
+        names.add(name)
+        index.setdefault(name, {})[sub] = None
+        order.setdefault(sub, {})[name] = None
+        self._subscribers[sub] = None
+        return True
+
+    def _leave(self, sub: Subscriber, name: bytes, names: set[bytes], index: dict[bytes, dict[Subscriber, None]],
+               order: dict[Subscriber, dict[bytes, None]]) -> bool:
+        """Remove ``sub`` from ``name`` in one namespace. Returns whether it was there."""
+        if self._deferred:
+            self._deliver_deferred()
+        if name not in names:
+            return False
+        names.discard(name)
+        _drop(index, name, sub)
+        _drop(order, sub, name)
+        self._forget_if_idle(sub)
+        return True
 
     def unsubscribe_all(self, sub: Subscriber) -> list[bytes]:
         """UNSUBSCRIBE with no argument.
@@ -201,22 +207,12 @@ class PubSub:
             The subscriber's shard channel count afterwards (Redis counts shard channels
             apart from channels and patterns); unchanged if already subscribed or cut off.
         """
-        if self._deferred:
-            self._deliver_deferred()
-        if not sub.closed and channel not in sub.shard_channels:
-            sub.shard_channels.add(channel)
-            self._shard_channels.setdefault(channel, {})[sub] = None
-            self._shard_order.setdefault(sub, {})[channel] = None
-            self._subscribers[sub] = None
+        self._join(sub, channel, sub.shard_channels, self._shard_channels, self._shard_order)
         return len(sub.shard_channels)
 
     def sunsubscribe(self, sub: Subscriber, channel: bytes) -> int:
         """SUNSUBSCRIBE one shard channel (harmless if not subscribed). Returns the shard count."""
-        if channel in sub.shard_channels:
-            sub.shard_channels.discard(channel)
-            _drop(self._shard_channels, channel, sub)
-            _drop(self._shard_order, sub, channel)
-            self._forget_if_idle(sub)
+        self._leave(sub, channel, sub.shard_channels, self._shard_channels, self._shard_order)
         return len(sub.shard_channels)
 
     def sunsubscribe_all(self, sub: Subscriber) -> list[bytes]:
@@ -467,14 +463,11 @@ class PubSub:
 
     def channels(self, pattern: bytes | None = None) -> list[bytes]:
         """PUBSUB CHANNELS: channels with at least one subscriber, optionally glob-filtered."""
-        if pattern is None:
-            return list(self._channels)
-        return [channel for channel in self._channels if glob_match(pattern, channel)]
+        return _names(self._channels, pattern)
 
     def numsub(self, channel: bytes) -> int:
         """PUBSUB NUMSUB for one channel: its exact subscribers (patterns do not count)."""
-        subscribers = self._channels.get(channel)
-        return len(subscribers) if subscribers else 0
+        return len(self._channels.get(channel, ()))
 
     def numpat(self) -> int:
         """PUBSUB NUMPAT: distinct patterns with at least one subscriber (Redis >= 6.2)."""
@@ -482,14 +475,11 @@ class PubSub:
 
     def shard_channel_names(self, pattern: bytes | None = None) -> list[bytes]:
         """PUBSUB SHARDCHANNELS: shard channels with at least one subscriber, optionally filtered."""
-        if pattern is None:
-            return list(self._shard_channels)
-        return [channel for channel in self._shard_channels if glob_match(pattern, channel)]
+        return _names(self._shard_channels, pattern)
 
     def shard_numsub(self, channel: bytes) -> int:
         """PUBSUB SHARDNUMSUB for one shard channel: its subscribers."""
-        subscribers = self._shard_channels.get(channel)
-        return len(subscribers) if subscribers else 0
+        return len(self._shard_channels.get(channel, ()))
 
     def reset_statistics(self) -> None:
         """Zero the counters (CONFIG RESETSTAT); sizes (channels, subscribers) are not counters."""
@@ -561,6 +551,13 @@ def _deliver_each(subscribers: dict[Subscriber, None], pattern: bytes | None, ch
             sub.closed = True
             cut.append(sub)
     return receivers
+
+
+def _names(index: dict[bytes, dict], pattern: bytes | None) -> list[bytes]:
+    """The names in ``index`` (each has a subscriber), those matching ``pattern`` if one is given."""
+    if pattern is None:
+        return list(index)
+    return [name for name in index if glob_match(pattern, name)]
 
 
 def _drop(index: dict, key: object, member: object) -> None:

@@ -60,6 +60,10 @@ class ModelClient:
     soft_since: int | None = None
     closed: bool = False
 
+    def names(self, kind: str) -> list[bytes]:
+        """The channels, patterns or shard channels, by kind."""
+        return {"channel": self.channels, "pattern": self.patterns, "shard": self.shards}[kind]
+
     def verdict(self, used: int, now: int) -> str | None:
         """The guide's rule: which limit (if any) ``used`` queued bytes break at ``now``."""
         hard = self.hard > 0 and used >= self.hard
@@ -118,34 +122,37 @@ class PubSubMachine(RuleBasedStateMachine):
 
     # -- subscriptions ---------------------------------------------------------------------
 
+    def _join(self, slot: int, name: bytes, kind: str) -> ModelClient:
+        m = self.model[slot]
+        if not m.closed and name not in m.names(kind):
+            self._note_new_subscription(slot, name, kind)
+            m.names(kind).append(name)
+        return m
+
+    def _leave(self, slot: int, name: bytes, kind: str) -> ModelClient:
+        m = self.model[slot]
+        if name in m.names(kind):
+            m.names(kind).remove(name)
+        return m
+
     @rule(slot=slots, channel=st.sampled_from(CHANNELS))
     def subscribe(self, slot: int, channel: bytes) -> None:
-        m = self.model[slot]
-        if not m.closed and channel not in m.channels:
-            self._note_new_subscription(slot, channel, "channel")
-            m.channels.append(channel)
+        m = self._join(slot, channel, "channel")
         assert self.ps.subscribe(self.subs[slot], channel) == len(m.channels) + len(m.patterns)
 
     @rule(slot=slots, pattern=st.sampled_from(PATTERNS))
     def psubscribe(self, slot: int, pattern: bytes) -> None:
-        m = self.model[slot]
-        if not m.closed and pattern not in m.patterns:
-            self._note_new_subscription(slot, pattern, "pattern")
-            m.patterns.append(pattern)
+        m = self._join(slot, pattern, "pattern")
         assert self.ps.psubscribe(self.subs[slot], pattern) == len(m.channels) + len(m.patterns)
 
     @rule(slot=slots, channel=st.sampled_from(CHANNELS))
     def unsubscribe(self, slot: int, channel: bytes) -> None:
-        m = self.model[slot]
-        if channel in m.channels:
-            m.channels.remove(channel)
+        m = self._leave(slot, channel, "channel")
         assert self.ps.unsubscribe(self.subs[slot], channel) == len(m.channels) + len(m.patterns)
 
     @rule(slot=slots, pattern=st.sampled_from(PATTERNS))
     def punsubscribe(self, slot: int, pattern: bytes) -> None:
-        m = self.model[slot]
-        if pattern in m.patterns:
-            m.patterns.remove(pattern)
+        m = self._leave(slot, pattern, "pattern")
         assert self.ps.punsubscribe(self.subs[slot], pattern) == len(m.channels) + len(m.patterns)
 
     @rule(slot=slots)
@@ -162,18 +169,13 @@ class PubSubMachine(RuleBasedStateMachine):
 
     @rule(slot=slots, channel=st.sampled_from(CHANNELS))
     def ssubscribe(self, slot: int, channel: bytes) -> None:
-        m = self.model[slot]
-        if not m.closed and channel not in m.shards:
-            self._note_new_subscription(slot, channel, "shard")
-            m.shards.append(channel)
+        m = self._join(slot, channel, "shard")
         # The shard count is its own: channels and patterns do not add to it.
         assert self.ps.ssubscribe(self.subs[slot], channel) == len(m.shards)
 
     @rule(slot=slots, channel=st.sampled_from(CHANNELS))
     def sunsubscribe(self, slot: int, channel: bytes) -> None:
-        m = self.model[slot]
-        if channel in m.shards:
-            m.shards.remove(channel)
+        m = self._leave(slot, channel, "shard")
         assert self.ps.sunsubscribe(self.subs[slot], channel) == len(m.shards)
 
     @rule(slot=slots)
@@ -301,7 +303,7 @@ class PubSubMachine(RuleBasedStateMachine):
         members = [
             slot
             for slot, m in enumerate(self.model)
-            if not m.closed and name in {"pattern": m.patterns, "channel": m.channels, "shard": m.shards}[kind]
+            if not m.closed and name in m.names(kind)
         ]
         return sorted(members, key=lambda slot: self._seq[(slot, kind, name)])
 

@@ -8,7 +8,7 @@ function that reads its arguments, applies them and queues its encoded reply:
 * ``keyspace`` — FLUSHALL, FLUSHDB, DBSIZE: the empty keyspace, answered as such;
 * ``clients`` — CLIENT ... (names, listing, REPLY, NO-EVICT, PAUSE, ...);
 * ``config`` — CONFIG GET / SET / RESETSTAT, live;
-* ``introspection`` — INFO, COMMAND (Redis's own descriptions: ``reference``);
+* ``introspection`` — INFO, COMMAND (Redis's own descriptions: ``reference.json``);
 * ``shutdown`` — SHUTDOWN, where the operator allows it;
 * ``pause`` — CLIENT PAUSE's state, which dispatch consults;
 * ``base`` — the row type (``Command``), the server as commands see it (``ServerState``).
@@ -71,6 +71,29 @@ def _container(name: bytes, arity: int, *subcommands: Command, handler=None) -> 
     return Command(name, arity, handler, subcommands=_table(*named))
 
 
+# CLIENT's subcommands, in the groups of ``clients``: who is connected; switches of the
+# caller's own connection; the whole server.
+_CLIENT_ABOUT_CONNECTIONS = (
+    Command(b"ID", 2, clients.client_id),
+    Command(b"SETNAME", 3, clients.client_setname),
+    Command(b"GETNAME", 2, clients.client_getname),
+    Command(b"SETINFO", 4, clients.client_setinfo),
+    Command(b"LIST", -2, clients.client_list),
+    Command(b"INFO", 2, clients.client_info),
+    Command(b"KILL", -3, clients.client_kill),
+)
+_CLIENT_SWITCHES = (
+    Command(b"REPLY", 3, clients.client_reply),
+    Command(b"NO-EVICT", 3, clients.client_no_evict),
+    Command(b"NO-TOUCH", 3, clients.client_no_touch),
+)
+_CLIENT_SERVER_WIDE = (
+    Command(b"PAUSE", -3, clients.client_pause),
+    Command(b"UNPAUSE", 2, clients.client_unpause),
+    Command(b"UNBLOCK", -3, clients.client_unblock),
+    Command(b"HELP", 2, clients.client_help),
+)
+
 COMMANDS.update(_table(
     # connection
     Command(b"PING", -1, connection.ping, allowed_while_subscribed=True),
@@ -102,23 +125,7 @@ COMMANDS.update(_table(
     Command(b"FLUSHDB", -1, keyspace.flushdb, writes=True),
     Command(b"DBSIZE", 1, keyspace.dbsize),
     # clients
-    _container(
-        b"CLIENT", -2,
-        Command(b"ID", 2, clients.client_id),
-        Command(b"SETNAME", 3, clients.client_setname),
-        Command(b"GETNAME", 2, clients.client_getname),
-        Command(b"SETINFO", 4, clients.client_setinfo),
-        Command(b"LIST", -2, clients.client_list),
-        Command(b"INFO", 2, clients.client_info),
-        Command(b"KILL", -3, clients.client_kill),
-        Command(b"REPLY", 3, clients.client_reply),
-        Command(b"NO-EVICT", 3, clients.client_no_evict),
-        Command(b"NO-TOUCH", 3, clients.client_no_touch),
-        Command(b"PAUSE", -3, clients.client_pause),
-        Command(b"UNPAUSE", 2, clients.client_unpause),
-        Command(b"UNBLOCK", -3, clients.client_unblock),
-        Command(b"HELP", 2, clients.client_help),
-    ),
+    _container(b"CLIENT", -2, *_CLIENT_ABOUT_CONNECTIONS, *_CLIENT_SWITCHES, *_CLIENT_SERVER_WIDE),
     # server
     _container(
         b"CONFIG", -2,

@@ -40,6 +40,7 @@ __all__ = [
     "Handler",
     "REDIS_COMPAT_VERSION",
     "ServerState",
+    "help_reply",
     "subcommand_syntax_error",
     "text_of",
     "valid_client_name",
@@ -115,7 +116,7 @@ class Command:
     ``n < 0`` means at least ``-n``. A handler receives the server, the connection's
     ``Client`` and the argument list, and queues its reply with ``client.reply`` (or, for
     pub/sub confirmations, ``client.push``). What COMMAND INFO and DOCS show about a command
-    is Redis's own description of it (``reference``), looked up by ``fullname``.
+    is Redis's own description of it (``reference.json``), looked up by ``fullname``.
     """
 
     name: bytes
@@ -155,6 +156,11 @@ COMMANDS: dict[bytes, Command] = {}
 def text_of(data: bytes) -> str:
     """Client bytes as text for an error message or CLIENT LIST (undecodable bytes replaced)."""
     return data.decode("utf-8", errors="replace")
+
+
+def help_reply(client: Client, text: str) -> None:
+    """Reply to a HELP subcommand: Redis sends its help text as an array of simple strings, a line each."""
+    client.reply(encoder.array([encoder.simple(line) for line in text.splitlines()]))
 
 
 def subcommand_syntax_error(args: list[bytes]) -> bytes:

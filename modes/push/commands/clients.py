@@ -19,27 +19,15 @@ from __future__ import annotations
 
 from modes.common.clock import now_ms
 from modes.push.client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT, Client
-from modes.push.commands.base import ServerState, subcommand_syntax_error, text_of, valid_client_name
+from modes.push.commands.base import ServerState, help_reply, subcommand_syntax_error, text_of, valid_client_name
 from modes.push.commands.pause import ALL, WRITE
 from wire.resp import encoder
 from wire.resp.redis_rules import redis_integer
 
 __all__ = [
-    "client_getname",
-    "client_help",
-    "client_id",
-    "client_info",
-    "client_kill",
-    "client_line",
-    "client_list",
-    "client_no_evict",
-    "client_no_touch",
-    "client_pause",
-    "client_reply",
-    "client_setinfo",
-    "client_setname",
-    "client_unblock",
-    "client_unpause",
+    "client_getname", "client_help", "client_id", "client_info", "client_kill", "client_line",
+    "client_list", "client_no_evict", "client_no_touch", "client_pause", "client_reply",
+    "client_setinfo", "client_setname", "client_unblock", "client_unpause",
 ]
 
 _OK = encoder.simple("OK")
@@ -301,29 +289,49 @@ def client_unblock(server: ServerState, client: Client, args: list[bytes]) -> No
         client.reply(encoder.integer(0))
 
 
+_HELP = """\
+CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:
+GETNAME
+    Return the name of the current connection.
+ID
+    Return the ID of the current connection.
+INFO
+    Return information about the current client connection.
+KILL <ip:port>
+    Kill connection made from <ip:port>.
+KILL <option> <value> [<option> <value> [...]]
+    Kill connections. Options are:
+    * ADDR (<ip:port>|<unixsocket>:0)
+      Kill connections made from the specified address
+    * LADDR (<ip:port>|<unixsocket>:0)
+      Kill connections made to specified local address
+    * SKIPME (YES|NO)
+      Skip killing current connection (default: yes).
+LIST [options ...]
+    Return information about client connections. Options:
+    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)
+      Return clients of specified type.
+UNPAUSE
+    Stop the current client pause, resuming traffic.
+PAUSE <timeout> [WRITE|ALL]
+    Suspend all, or just write, clients for <timeout> milliseconds.
+REPLY (ON|OFF|SKIP)
+    Control the replies sent to the current connection.
+SETINFO <LIB-NAME|LIB-VER> <value>
+    Set client meta attributes.
+SETNAME <name>
+    Assign the name <name> to the current connection.
+UNBLOCK <clientid> [TIMEOUT|ERROR]
+    Unblock the specified blocked client.
+NO-EVICT (ON|OFF)
+    Protect current client connection from eviction.
+NO-TOUCH (ON|OFF)
+    Will not touch LRU/LFU stats when this mode is on.
+HELP
+    Prints this help.
+"""
+
+
 def client_help(server: ServerState, client: Client, args: list[bytes]) -> None:
     """CLIENT HELP -> Redis's help text, for the subcommands we have."""
-    lines = [
-        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GETNAME", "    Return the name of the current connection.",
-        "ID", "    Return the ID of the current connection.",
-        "INFO", "    Return information about the current client connection.",
-        "KILL <ip:port>", "    Kill connection made from <ip:port>.",
-        "KILL <option> <value> [<option> <value> [...]]",
-        "    Kill connections. Options are:",
-        "    * ADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made from the specified address",
-        "    * LADDR (<ip:port>|<unixsocket>:0)", "      Kill connections made to specified local address",
-        "    * SKIPME (YES|NO)", "      Skip killing current connection (default: yes).",
-        "LIST [options ...]", "    Return information about client connections. Options:",
-        "    * TYPE (NORMAL|MASTER|REPLICA|PUBSUB)", "      Return clients of specified type.",
-        "UNPAUSE", "    Stop the current client pause, resuming traffic.",
-        "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
-        "REPLY (ON|OFF|SKIP)", "    Control the replies sent to the current connection.",
-        "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client meta attributes.",
-        "SETNAME <name>", "    Assign the name <name> to the current connection.",
-        "UNBLOCK <clientid> [TIMEOUT|ERROR]", "    Unblock the specified blocked client.",
-        "NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
-        "NO-TOUCH (ON|OFF)", "    Will not touch LRU/LFU stats when this mode is on.",
-        "HELP", "    Prints this help.",
-    ]
-    client.reply(encoder.array([encoder.simple(line) for line in lines]))
+    help_reply(client, _HELP)

@@ -43,7 +43,7 @@ from broker.config import RespConfig
 from broker.glob import glob_match
 from broker.subscribers import OutputLimits
 from modes.push.client import Client
-from modes.push.commands.base import ServerState, text_of
+from modes.push.commands.base import ServerState, help_reply, text_of
 from modes.push.commands.connection import DATABASES
 from wire.resp import encoder
 from wire.resp.redis_rules import redis_integer
@@ -316,15 +316,22 @@ def config_resetstat(server: ServerState, client: Client, args: list[bytes]) -> 
     client.reply(encoder.simple("OK"))
 
 
+_HELP = """\
+CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:
+GET <pattern>
+    Return parameters matching the glob-like <pattern> and their values.
+SET <directive> <value>
+    Set the configuration <directive> to <value>.
+RESETSTAT
+    Reset statistics reported by the INFO command.
+REWRITE
+    Rewrite the configuration file.
+HELP
+    Prints this help.
+"""
+
+
 def config_help(server: ServerState, client: Client, args: list[bytes]) -> None:
     """CONFIG HELP -> Redis's help text, for the subcommands we have."""
-    lines = [
-        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-        "SET <directive> <value>", "    Set the configuration <directive> to <value>.",
-        "RESETSTAT", "    Reset statistics reported by the INFO command.",
-        "REWRITE", "    Rewrite the configuration file.",
-        "HELP", "    Prints this help.",
-    ]
-    client.reply(encoder.array([encoder.simple(line) for line in lines]))
+    help_reply(client, _HELP)
 

@@ -4,7 +4,7 @@
 delivery guarantee in force and the counters that show what push mode dropped and why.
 
 ``COMMAND`` (INFO, DOCS, COUNT, LIST, GETKEYS, GETKEYSANDFLAGS, HELP) describes the commands
-of our table with Redis's own description of each (``reference``: arity, flags, ACL
+of our table with Redis's own description of each (``reference.json``: arity, flags, ACL
 categories, key specs, documentation), encoded as Redis encodes it — so redis-cli's hints
 and any client that introspects commands see what Redis would show, byte for byte. A
 container (CLIENT, CONFIG, ...) lists only the subcommands we implement.
@@ -15,14 +15,15 @@ CLIENT (``clients``), CONFIG (``config``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from importlib.resources import files
 
 from broker.glob import glob_match
 from broker.stats import ServerInfo
 from modes.common.clock import now_ms
 from modes.push.client import Client
-from modes.push.commands.base import COMMANDS, REDIS_COMPAT_VERSION, Command, ServerState, text_of
-from modes.push.commands.reference import LATER_THAN_7_0, REDIS_7_0
+from modes.push.commands.base import COMMANDS, REDIS_COMPAT_VERSION, Command, ServerState, help_reply, text_of
 from wire.resp import encoder
 
 __all__ = ["FACTS", "command_", "command_count", "command_docs", "command_getkeys", "command_help",
@@ -130,8 +131,15 @@ def info_(server: ServerState, client: Client, args: list[bytes]) -> None:
 
 # --- COMMAND ---------------------------------------------------------------------------------
 
+def _load_facts() -> dict[str, dict]:
+    # Data, not code: generated from redis-server 7.0.15 by
+    # tests/modes/push/derive_command_reference.py (the 7.2 additions kept by hand).
+    reference = json.loads(files("modes.push.commands").joinpath("reference.json").read_text("utf-8"))
+    return {**reference["redis_7_0"], **reference["later_than_7_0"]}
+
+
 # Redis's description of each command, by full name ("publish", "pubsub|numpat").
-FACTS: dict[str, dict] = {**REDIS_7_0, **LATER_THAN_7_0}
+FACTS: dict[str, dict] = _load_facts()
 
 # The facts whose strings Redis sends as simple strings (flags, categories), in a set.
 _STATUS_SETS = frozenset({"flags", "doc_flags"})
@@ -286,21 +294,31 @@ def command_getkeys(server: ServerState, client: Client, args: list[bytes]) -> N
         client.reply(encoder.error("ERR The command has no key arguments"))
 
 
+_HELP = """\
+COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:
+(no subcommand)
+    Return details about all Redis commands.
+COUNT
+    Return the total number of commands in this Redis server.
+LIST
+    Return a list of all commands in this Redis server.
+INFO [<command-name> ...]
+    Return details about multiple Redis commands.
+    If no command names are given, documentation details for all
+    commands are returned.
+DOCS [<command-name> ...]
+    Return documentation details about multiple Redis commands.
+    If no command names are given, documentation details for all
+    commands are returned.
+GETKEYS <full-command>
+    Return the keys from a full Redis command.
+GETKEYSANDFLAGS <full-command>
+    Return the keys and the access flags from a full Redis command.
+HELP
+    Prints this help.
+"""
+
+
 def command_help(server: ServerState, client: Client, args: list[bytes]) -> None:
     """COMMAND HELP -> Redis's help text."""
-    lines = [
-        "COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "(no subcommand)", "    Return details about all Redis commands.",
-        "COUNT", "    Return the total number of commands in this Redis server.",
-        "LIST", "    Return a list of all commands in this Redis server.",
-        "INFO [<command-name> ...]", "    Return details about multiple Redis commands.",
-        "    If no command names are given, documentation details for all",
-        "    commands are returned.",
-        "DOCS [<command-name> ...]", "    Return documentation details about multiple Redis commands.",
-        "    If no command names are given, documentation details for all",
-        "    commands are returned.",
-        "GETKEYS <full-command>", "    Return the keys from a full Redis command.",
-        "GETKEYSANDFLAGS <full-command>", "    Return the keys and the access flags from a full Redis command.",
-        "HELP", "    Prints this help.",
-    ]
-    client.reply(encoder.array([encoder.simple(line) for line in lines]))
+    help_reply(client, _HELP)

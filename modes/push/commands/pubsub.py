@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 from broker.subscribers import Subscriber
 from modes.push.client import Client
-from modes.push.commands.base import ServerState, subcommand_syntax_error
+from modes.push.commands.base import ServerState, help_reply, subcommand_syntax_error
 from wire.resp import encoder
 from wire.resp.pubsub import message_frame, pmessage_frame, smessage_frame, subscription_frame
 
@@ -252,22 +252,24 @@ def numpat(server: ServerState, client: Client, args: list[bytes]) -> None:
     client.reply(encoder.integer(server.pubsub.numpat()))
 
 
+_HELP = """\
+PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:
+CHANNELS [<pattern>]
+    Return the currently active channels matching a <pattern> (default: '*').
+NUMPAT
+    Return number of subscriptions to patterns.
+NUMSUB [<channel> ...]
+    Return the number of subscribers for the specified channels, excluding
+    pattern subscriptions(default: no channels).
+SHARDCHANNELS [<pattern>]
+    Return the currently active shard level channels matching a <pattern> (default: '*').
+SHARDNUMSUB [<shardchannel> ...]
+    Return the number of subscribers for the specified shard level channel(s)
+HELP
+    Prints this help.
+"""
+
+
 def help_(server: ServerState, client: Client, args: list[bytes]) -> None:
     """PUBSUB HELP -> Redis's help text."""
-    lines = [
-        "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "CHANNELS [<pattern>]",
-        "    Return the currently active channels matching a <pattern> (default: '*').",
-        "NUMPAT",
-        "    Return number of subscriptions to patterns.",
-        "NUMSUB [<channel> ...]",
-        "    Return the number of subscribers for the specified channels, excluding",
-        "    pattern subscriptions(default: no channels).",
-        "SHARDCHANNELS [<pattern>]",
-        "    Return the currently active shard level channels matching a <pattern> (default: '*').",
-        "SHARDNUMSUB [<shardchannel> ...]",
-        "    Return the number of subscribers for the specified shard level channel(s)",
-        "HELP",
-        "    Prints this help.",
-    ]
-    client.reply(encoder.array([encoder.simple(line) for line in lines]))
+    help_reply(client, _HELP)

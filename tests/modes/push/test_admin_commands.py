@@ -31,6 +31,21 @@ async def _connected(address, count: int) -> AsyncIterator[list[RespClient]]:
             await client.aclose()
 
 
+async def _subscribe(client: RespClient, channel: bytes) -> None:
+    await client.send(b"SUBSCRIBE %b\r\n" % channel)
+    await client.expect(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%b\r\n:1\r\n" % (len(channel), channel))
+
+
+async def _ok(client: RespClient, command: bytes) -> None:
+    await client.send(command + b"\r\n")
+    await client.expect(b"+OK\r\n")
+
+
+async def _still_serves(client: RespClient) -> None:
+    await client.send(b"PING\r\n")
+    await client.expect(b"+PONG\r\n")
+
+
 async def _nothing_arrives(client: RespClient, seconds: float = 0.2) -> None:
     with trio.move_on_after(seconds):
         chunk = await client.stream.receive_some(65536)
@@ -47,8 +62,7 @@ async def test_lowered_pubsub_hard_limit_cuts_the_next_publish() -> None:
     payload = b"x" * 2000
     async with push_broker() as address:
         async with _connected(address, 3) as (sub, pub, admin):
-            await sub.send(b"SUBSCRIBE big\r\n")
-            await sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$3\r\nbig\r\n:1\r\n")
+            await _subscribe(sub, b"big")
             await pub.send(encoder.command("PUBLISH", "big", payload))
             await pub.expect(b":1\r\n")
             await sub.expect(_message(b"big", payload))
@@ -69,10 +83,8 @@ async def test_lowered_pubsub_hard_limit_cuts_the_next_publish() -> None:
 async def test_timeout_set_at_run_time_closes_idle_clients_but_not_subscribers() -> None:
     async with push_broker() as address:
         async with _connected(address, 3) as (idle, sub, admin):
-            await sub.send(b"SUBSCRIBE quiet\r\n")
-            await sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$5\r\nquiet\r\n:1\r\n")
-            await admin.send(b"CONFIG SET timeout 1\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _subscribe(sub, b"quiet")
+            await _ok(admin, b"CONFIG SET timeout 1")
             with trio.fail_after(TIMEOUT):
                 assert await idle.read_until_closed() == b""
             # Redis never times subscribers out: they are expected to sit idle.
@@ -83,29 +95,24 @@ async def test_timeout_set_at_run_time_closes_idle_clients_but_not_subscribers()
 async def test_maxclients_set_at_run_time_refuses_the_next_connection() -> None:
     async with push_broker() as address:
         async with _connected(address, 2) as (admin, _other):
-            await admin.send(b"CONFIG SET maxclients 2\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _ok(admin, b"CONFIG SET maxclients 2")
             refused = await RespClient.connect(address)
             assert await refused.read_until_closed() == b"-ERR max number of clients reached\r\n"
             await refused.aclose()
-            await admin.send(b"CONFIG SET maxclients 10000\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _ok(admin, b"CONFIG SET maxclients 10000")
             welcome = await RespClient.connect(address)
-            await welcome.send(b"PING\r\n")
-            await welcome.expect(b"+PONG\r\n")
+            await _still_serves(welcome)
             await welcome.aclose()
 
 
 async def test_query_buffer_limit_set_at_run_time_closes_a_client_over_it() -> None:
     async with push_broker() as address:
         async with _connected(address, 2) as (admin, big):
-            await admin.send(b"CONFIG SET client-query-buffer-limit 1mb\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _ok(admin, b"CONFIG SET client-query-buffer-limit 1mb")
             # A bulk string announced at 2 MB whose bytes keep coming: over 1 MiB unparsed.
             await big.send(b"*2\r\n$4\r\nECHO\r\n$2000000\r\n" + b"y" * (MiB + 4096))
             assert await big.read_until_closed() == b""
-            await admin.send(b"PING\r\n")
-            await admin.expect(b"+PONG\r\n")
+            await _still_serves(admin)
 
 
 async def test_resetstat_zeroes_the_counters() -> None:
@@ -115,8 +122,7 @@ async def test_resetstat_zeroes_the_counters() -> None:
             await client.expect(b":0\r\n:0\r\n")
             before = await client.info()
             assert before["messages_published"] == "2" and int(before["total_commands_processed"]) >= 2
-            await client.send(b"CONFIG RESETSTAT\r\n")
-            await client.expect(b"+OK\r\n")
+            await _ok(client, b"CONFIG RESETSTAT")
             after = await client.info()
             # RESETSTAT itself counts once it has run, as in Redis.
             assert after["total_commands_processed"] == "1"
@@ -130,8 +136,7 @@ async def test_resetstat_zeroes_the_counters() -> None:
 async def test_no_evict_client_is_passed_over_when_the_budget_is_exceeded() -> None:
     async with push_broker(maxmemory_clients=1 * MiB) as address:
         async with _connected(address, 2) as (protected, other):
-            await protected.send(b"CLIENT NO-EVICT on\r\n")
-            await protected.expect(b"+OK\r\n")
+            await _ok(protected, b"CLIENT NO-EVICT on")
             size = 700 * 1024
             head = b"*2\r\n$4\r\nECHO\r\n$%d\r\n" % size
             await protected.send(head + b"p" * (size - 10))
@@ -149,10 +154,8 @@ async def test_no_evict_client_is_passed_over_when_the_budget_is_exceeded() -> N
 async def test_pause_write_holds_publish_in_order_until_unpause() -> None:
     async with push_broker() as address:
         async with _connected(address, 4) as (sub, first, second, admin):
-            await sub.send(b"SUBSCRIBE p\r\n")
-            await sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$1\r\np\r\n:1\r\n")
-            await admin.send(b"CLIENT PAUSE 10000 WRITE\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _subscribe(sub, b"p")
+            await _ok(admin, b"CLIENT PAUSE 10000 WRITE")
             await first.send(b"PUBLISH p 1\r\nECHO behind\r\n")
             await trio.sleep(0.05)
             await second.send(b"PUBLISH p 2\r\n")
@@ -162,8 +165,7 @@ async def test_pause_write_holds_publish_in_order_until_unpause() -> None:
             await admin.send(b"CLIENT LIST TYPE normal\r\n")
             listing = await admin.stream.receive_some(65536)
             assert listing.count(b"flags=b ") == 2
-            await admin.send(b"CLIENT UNPAUSE\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _ok(admin, b"CLIENT UNPAUSE")
             await sub.expect(_message(b"p", b"1") + _message(b"p", b"2"))
             await first.expect(b":1\r\n$6\r\nbehind\r\n")
             await second.expect(b":1\r\n")
@@ -172,10 +174,8 @@ async def test_pause_write_holds_publish_in_order_until_unpause() -> None:
 async def test_pause_ends_by_itself_at_its_end_time() -> None:
     async with push_broker() as address:
         async with _connected(address, 3) as (sub, pub, admin):
-            await sub.send(b"SUBSCRIBE t\r\n")
-            await sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$1\r\nt\r\n:1\r\n")
-            await admin.send(b"CLIENT PAUSE 300 WRITE\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _subscribe(sub, b"t")
+            await _ok(admin, b"CLIENT PAUSE 300 WRITE")
             started = trio.current_time()
             await pub.send(b"PUBLISH t late\r\n")
             # Nobody sends anything else: the server's own beat must resume the held client.
@@ -187,10 +187,8 @@ async def test_pause_ends_by_itself_at_its_end_time() -> None:
 async def test_held_client_that_leaves_disturbs_nobody() -> None:
     async with push_broker() as address:
         async with _connected(address, 3) as (sub, leaver, admin):
-            await sub.send(b"SUBSCRIBE gone\r\n")
-            await sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$4\r\ngone\r\n:1\r\n")
-            await admin.send(b"CLIENT PAUSE 10000 WRITE\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _subscribe(sub, b"gone")
+            await _ok(admin, b"CLIENT PAUSE 10000 WRITE")
             await leaver.send(b"PUBLISH gone never\r\n")
             await trio.sleep(0.05)
             await leaver.aclose()
@@ -203,8 +201,7 @@ async def test_held_client_that_leaves_disturbs_nobody() -> None:
 async def test_held_client_over_the_query_buffer_limit_is_closed() -> None:
     async with push_broker(client_query_buffer_limit=1 * MiB) as address:
         async with _connected(address, 2) as (hog, admin):
-            await admin.send(b"CLIENT PAUSE 10000 WRITE\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _ok(admin, b"CLIENT PAUSE 10000 WRITE")
             # Complete commands, each parsed at once and held: their bytes must stay bounded too.
             command = encoder.command("PUBLISH", "c", "z" * 60_000)
             with trio.move_on_after(TIMEOUT):
@@ -214,27 +211,23 @@ async def test_held_client_over_the_query_buffer_limit_is_closed() -> None:
                 except trio.BrokenResourceError:
                     pass
             assert await hog.read_until_closed() == b""
-            await admin.send(b"PING\r\n")
-            await admin.expect(b"+PONG\r\n")
+            await _still_serves(admin)
 
 
 async def test_protocol_error_after_held_commands_is_answered_after_them() -> None:
     async with push_broker() as address:
         async with _connected(address, 2) as (client, admin):
-            await admin.send(b"CLIENT PAUSE 10000 WRITE\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _ok(admin, b"CLIENT PAUSE 10000 WRITE")
             await client.send(b"PUBLISH c 1\r\n*1\r\n$x\r\n")
             await _nothing_arrives(client)
-            await admin.send(b"CLIENT UNPAUSE\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _ok(admin, b"CLIENT UNPAUSE")
             assert await client.read_until_closed() == b":0\r\n-ERR Protocol error: invalid bulk length\r\n"
 
 
 async def test_quit_held_by_pause_all_closes_after_its_reply() -> None:
     async with push_broker() as address:
         async with _connected(address, 2) as (client, admin):
-            await admin.send(b"CLIENT PAUSE 300 ALL\r\n")
-            await admin.expect(b"+OK\r\n")
+            await _ok(admin, b"CLIENT PAUSE 300 ALL")
             await client.send(b"PING\r\nQUIT\r\n")
             assert await client.read_until_closed() == b"+PONG\r\n+OK\r\n"
 

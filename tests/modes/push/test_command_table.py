@@ -1,4 +1,4 @@
-"""The command table agrees with Redis's own description of the same commands (``reference``).
+"""The command table agrees with Redis's own description of the same commands (``reference.json``).
 
 COMMAND INFO shows the table's arity next to Redis's flags; CLIENT PAUSE WRITE holds what
 the table marks ``writes``. Both must say what Redis says, or a client that introspects
@@ -35,7 +35,7 @@ def test_row_matches_redis(row) -> None:
 
 
 def test_every_fact_is_a_command_we_have() -> None:
-    # A fact without a row would be dead data; regenerate reference.py after removing a command.
+    # A fact without a row would be dead data; regenerate reference.json after removing a command.
     assert set(FACTS) == {row.fullname for row in ROWS}
 
 
