@@ -182,39 +182,57 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
         # Behind a held command: these wait too, in order.
         _hold(server, client, commands)
         return 0
+    # No pause in force and replies plain: the fast path may be taken. Only a command on the
+    # careful path can change that (CLIENT PAUSE, CLIENT REPLY), so it is looked at again
+    # after those only.
+    fast = pause.mode is None and not client.reply_flags
     executed = 0
-    for index, args in enumerate(commands):
+    for args in commands:
         try:
             entry = spellings[args[0]]
         except KeyError:
             entry = _look_up(args[0])
-        if (entry is not None and len(args) == entry.checked_word_count and not client.subscribed
-                and pause.mode is None):
+        if fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed:
             # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
             client.last_command = entry.name
+            if not entry.holds_output:
+                release_held_output(server, client)
+            entry.handler(server, client, args)
+        elif not _run_carefully(server, client, entry, args):
+            # Held by CLIENT PAUSE: this command and every later one wait (identity, not
+            # equality: a pipeline repeats equal commands).
+            position = next(i for i, command in enumerate(commands) if command is args)
+            _hold(server, client, commands[position:])
+            return executed
         else:
-            checked = _checked(entry, client, args)
-            if isinstance(checked, str):
-                release_held_output(server, client)
-                client.reply(encoder.error(checked))
-                executed += 1
-                if client.reply_flags:
-                    _next_reply_state(server, client)
-                continue
-            entry = checked
-            if pause.mode is not None and pause.holds(entry.writes, now_ms()):
-                release_held_output(server, client)
-                _hold(server, client, commands[index:])
-                return executed
-        if not entry.holds_output:
-            release_held_output(server, client)
-        entry.handler(server, client, args)
+            fast = pause.mode is None and not client.reply_flags
         executed += 1
-        if client.reply_flags:
-            _next_reply_state(server, client)
         if client.close_after_reply:
             break
     return executed
+
+
+def _run_carefully(server: ServerState, client: Client, entry: Command | None, args: list[bytes]) -> bool:
+    """Run one command after each of Redis's checks, or refuse it with the check's error.
+
+    Returns:
+        False when CLIENT PAUSE holds the command instead (nothing was done), else True.
+    """
+    checked = _checked(entry, client, args)
+    if isinstance(checked, str):
+        release_held_output(server, client)
+        client.reply(encoder.error(checked))
+    else:
+        pause = server.command_state.pause
+        if pause.mode is not None and pause.holds(checked.writes, now_ms()):
+            release_held_output(server, client)
+            return False
+        if not checked.holds_output:
+            release_held_output(server, client)
+        checked.handler(server, client, args)
+    if client.reply_flags:
+        _next_reply_state(server, client)
+    return True
 
 
 def _hold(server: ServerState, client: Client, commands: list[list[bytes]]) -> None:
