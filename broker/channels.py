@@ -1,8 +1,8 @@
 """The push-mode registry: who listens to which channel or pattern, and PUBLISH's fan-out.
 
 What lives here: ``PubSub``, the state behind SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE /
-PUBLISH / PUBSUB (RESP guide section 4), plus the periodic output-buffer sweep (section 6), and the
-``PublishResult`` / ``PubSubStatistics`` values it returns.
+PUBLISH / PUBSUB, the sharded SSUBSCRIBE / SUNSUBSCRIBE / SPUBLISH, plus the periodic
+output-buffer sweep, and the ``PublishResult`` / ``PubSubStatistics`` values it returns.
 
 What does not: RESP. A message frame is built by a callback the front-end passes to ``publish``;
 the core only decides who gets which frame, in which order, and counts. No clock either: time
@@ -16,6 +16,11 @@ Behaviour copied from Redis (``src/pubsub.c``), in our words:
   Its reply counts *frames*: a client on the channel and on k matching patterns counts k + 1.
 * Subscribing twice to the same channel changes nothing (the count stays); unsubscribing from
   something one is not subscribed to is harmless.
+* Shard channels (Redis 7's sharded pub/sub) are a namespace of their own: SPUBLISH reaches
+  the SSUBSCRIBErs of exactly that name and nobody else (no patterns, no plain subscribers),
+  PUBLISH never reaches them, and their subscription count is kept apart from the count of
+  channels plus patterns. In a Redis cluster a shard channel lives on the node owning its hash
+  slot; a single node owns every slot, so here it is simply a second dictionary.
 * A subscriber whose outbox breaks the output-buffer limit is cut off: marked closed, removed from
   every channel and pattern before ``publish`` returns, and reported so the front-end closes the
   socket and logs. It is not counted in the reply (Redis may count a client it is about to close;
@@ -68,6 +73,7 @@ class PubSubStatistics:
 
     channels: int  # channels with at least one subscriber
     patterns: int  # distinct patterns with at least one subscriber (PUBSUB NUMPAT)
+    shard_channels: int  # shard channels with at least one subscriber
     subscribers: int  # subscribers with at least one subscription
     messages_published: int
     frames_delivered: int  # frames queued into outboxes (the sum of PUBLISH replies)
@@ -92,6 +98,9 @@ class PubSub:
     # no argument).
     _channel_order: dict[Subscriber, dict[bytes, None]] = attrs.field(factory=dict, init=False)
     _pattern_order: dict[Subscriber, dict[bytes, None]] = attrs.field(factory=dict, init=False)
+    # Shard channels: shard channel -> {subscriber: None}, and each subscriber's in order.
+    _shard_channels: dict[bytes, dict[Subscriber, None]] = attrs.field(factory=dict, init=False)
+    _shard_order: dict[Subscriber, dict[bytes, None]] = attrs.field(factory=dict, init=False)
     # channel -> [(subscriber, its outbox's bound put)], in subscription order: what the
     # fan-out loop walks, built on the first publish after the channel's subscribers changed
     # (every change drops the entry), so a publish does no per-subscriber attribute lookups.
@@ -120,49 +129,55 @@ class PubSub:
             or if the subscriber was already cut off: a late SUBSCRIBE racing a disconnect must
             not bring it back).
         """
-        if self._deferred:
-            self._deliver_deferred()
-        if not sub.closed and channel not in sub.channels:
-            sub.channels.add(channel)
-            self._channels.setdefault(channel, {})[sub] = None
+        if self._join(sub, channel, sub.channels, self._channels, self._channel_order):
             self._targets.pop(channel, None)
-            self._channel_order.setdefault(sub, {})[channel] = None
-            self._subscribers[sub] = None
         return sub.subscription_count
 
     def psubscribe(self, sub: Subscriber, pattern: bytes) -> int:
         """PSUBSCRIBE one pattern. Returns the count afterwards (see ``subscribe``)."""
-        if self._deferred:
-            self._deliver_deferred()
-        if not sub.closed and pattern not in sub.patterns:
-            sub.patterns.add(pattern)
-            self._patterns.setdefault(pattern, {})[sub] = None
-            self._pattern_order.setdefault(sub, {})[pattern] = None
-            self._subscribers[sub] = None
+        self._join(sub, pattern, sub.patterns, self._patterns, self._pattern_order)
         return sub.subscription_count
 
     def unsubscribe(self, sub: Subscriber, channel: bytes) -> int:
         """UNSUBSCRIBE one channel (harmless if not subscribed). Returns the count afterwards."""
-        if self._deferred:
-            self._deliver_deferred()
-        if channel in sub.channels:
-            sub.channels.discard(channel)
-            _drop(self._channels, channel, sub)
+        if self._leave(sub, channel, sub.channels, self._channels, self._channel_order):
             self._targets.pop(channel, None)
-            _drop(self._channel_order, sub, channel)
-            self._forget_if_idle(sub)
         return sub.subscription_count
 
     def punsubscribe(self, sub: Subscriber, pattern: bytes) -> int:
         """PUNSUBSCRIBE one pattern (harmless if not subscribed). Returns the count afterwards."""
+        self._leave(sub, pattern, sub.patterns, self._patterns, self._pattern_order)
+        return sub.subscription_count
+
+    def _join(self, sub: Subscriber, name: bytes, names: set[bytes], index: dict[bytes, dict[Subscriber, None]],
+              order: dict[Subscriber, dict[bytes, None]]) -> bool:
+        """Add ``sub`` to ``name`` in one namespace (its set, the registry's index and order).
+
+        Returns:
+            Whether anything changed (not when already there, nor for a subscriber cut off).
+        """
         if self._deferred:
             self._deliver_deferred()
-        if pattern in sub.patterns:
-            sub.patterns.discard(pattern)
-            _drop(self._patterns, pattern, sub)
-            _drop(self._pattern_order, sub, pattern)
-            self._forget_if_idle(sub)
-        return sub.subscription_count
+        if sub.closed or name in names:
+            return False
+        names.add(name)
+        index.setdefault(name, {})[sub] = None
+        order.setdefault(sub, {})[name] = None
+        self._subscribers[sub] = None
+        return True
+
+    def _leave(self, sub: Subscriber, name: bytes, names: set[bytes], index: dict[bytes, dict[Subscriber, None]],
+               order: dict[Subscriber, dict[bytes, None]]) -> bool:
+        """Remove ``sub`` from ``name`` in one namespace. Returns whether it was there."""
+        if self._deferred:
+            self._deliver_deferred()
+        if name not in names:
+            return False
+        names.discard(name)
+        _drop(index, name, sub)
+        _drop(order, sub, name)
+        self._forget_if_idle(sub)
+        return True
 
     def unsubscribe_all(self, sub: Subscriber) -> list[bytes]:
         """UNSUBSCRIBE with no argument.
@@ -185,6 +200,28 @@ class PubSub:
             self.punsubscribe(sub, pattern)
         return patterns
 
+    def ssubscribe(self, sub: Subscriber, channel: bytes) -> int:
+        """SSUBSCRIBE one shard channel.
+
+        Returns:
+            The subscriber's shard channel count afterwards (Redis counts shard channels
+            apart from channels and patterns); unchanged if already subscribed or cut off.
+        """
+        self._join(sub, channel, sub.shard_channels, self._shard_channels, self._shard_order)
+        return len(sub.shard_channels)
+
+    def sunsubscribe(self, sub: Subscriber, channel: bytes) -> int:
+        """SUNSUBSCRIBE one shard channel (harmless if not subscribed). Returns the shard count."""
+        self._leave(sub, channel, sub.shard_channels, self._shard_channels, self._shard_order)
+        return len(sub.shard_channels)
+
+    def sunsubscribe_all(self, sub: Subscriber) -> list[bytes]:
+        """SUNSUBSCRIBE with no argument: the shard channels it was in, in subscription order."""
+        channels = list(self._shard_order.get(sub, ()))
+        for channel in channels:
+            self.sunsubscribe(sub, channel)
+        return channels
+
     def remove(self, sub: Subscriber) -> None:
         """Forget the subscriber entirely (its connection closed). Safe to call twice."""
         if self._deferred:
@@ -194,10 +231,14 @@ class PubSub:
             self._targets.pop(channel, None)
         for pattern in sub.patterns:
             _drop(self._patterns, pattern, sub)
+        for channel in sub.shard_channels:
+            _drop(self._shard_channels, channel, sub)
         sub.channels.clear()
         sub.patterns.clear()
+        sub.shard_channels.clear()
         self._channel_order.pop(sub, None)
         self._pattern_order.pop(sub, None)
+        self._shard_order.pop(sub, None)
         self._subscribers.pop(sub, None)
 
     # -- fan-out -------------------------------------------------------------------------------
@@ -252,28 +293,33 @@ class PubSub:
 
         # Redis walks every pattern: O(patterns) per publish.
         for pattern, subscribers in self._patterns.items():
-            if not glob_match(pattern, channel):
-                continue
-            frames = {}
-            for sub in subscribers:
-                if sub.closed:
-                    continue
-                fmt = sub.frame_format
-                frame = frames.get(fmt)
-                if frame is None:
-                    frame = frames[fmt] = make_frame(pattern, channel, payload, fmt)
-                if sub.outbox.put(frame, now_ms):
-                    receivers += 1
-                else:
-                    sub.closed = True
-                    if cut is None:
-                        cut = []
-                    cut.append(sub)
+            if glob_match(pattern, channel):
+                if cut is None:
+                    cut = []
+                receivers += _deliver_each(subscribers, pattern, channel, payload, now_ms, make_frame, cut)
+        return self._published(receivers, cut)
 
+    def spublish(self, channel: bytes, payload: bytes, now_ms: int, make_frame: MakeFrame) -> PublishResult:
+        """SPUBLISH: queue the message for every subscriber of the shard channel, and nobody else.
+
+        Args and Returns as ``publish``; ``make_frame`` is called with ``None`` for the pattern
+        and builds the shard frame (``smessage``).
+        """
+        self._messages_published += 1
+        subscribers = self._shard_channels.get(channel)
+        if not subscribers:
+            self._messages_dropped_no_subscriber += 1
+            return _NOBODY
+        cut: list[Subscriber] = []
+        receivers = _deliver_each(subscribers, None, channel, payload, now_ms, make_frame, cut)
+        return self._published(receivers, cut)
+
+    def _published(self, receivers: int, cut: list[Subscriber] | None) -> PublishResult:
+        """Count a publish that reached ``receivers`` and report the subscribers it cut off."""
         self._frames_delivered += receivers
         if receivers == 0:
             self._messages_dropped_no_subscriber += 1
-        if cut is None and receivers < _SHARED_RESULTS:
+        if not cut and receivers < _SHARED_RESULTS:
             return _RESULTS[receivers]
         return PublishResult(receivers, self._cut_off(cut) if cut else ())
 
@@ -338,7 +384,8 @@ class PubSub:
         frame_format = None
         headroom = float("inf")
         for sub, _ in targets:
-            if len(sub.channels) != 1 or sub.patterns:
+            # A shard subscription could put an smessage between two held frames.
+            if len(sub.channels) != 1 or sub.patterns or sub.shard_channels:
                 return None
             if sub.frame_format != frame_format:
                 if frame_format is not None:
@@ -416,18 +463,31 @@ class PubSub:
 
     def channels(self, pattern: bytes | None = None) -> list[bytes]:
         """PUBSUB CHANNELS: channels with at least one subscriber, optionally glob-filtered."""
-        if pattern is None:
-            return list(self._channels)
-        return [channel for channel in self._channels if glob_match(pattern, channel)]
+        return _names(self._channels, pattern)
 
     def numsub(self, channel: bytes) -> int:
         """PUBSUB NUMSUB for one channel: its exact subscribers (patterns do not count)."""
-        subscribers = self._channels.get(channel)
-        return len(subscribers) if subscribers else 0
+        return len(self._channels.get(channel, ()))
 
     def numpat(self) -> int:
         """PUBSUB NUMPAT: distinct patterns with at least one subscriber (Redis >= 6.2)."""
         return len(self._patterns)
+
+    def shard_channel_names(self, pattern: bytes | None = None) -> list[bytes]:
+        """PUBSUB SHARDCHANNELS: shard channels with at least one subscriber, optionally filtered."""
+        return _names(self._shard_channels, pattern)
+
+    def shard_numsub(self, channel: bytes) -> int:
+        """PUBSUB SHARDNUMSUB for one shard channel: its subscribers."""
+        return len(self._shard_channels.get(channel, ()))
+
+    def reset_statistics(self) -> None:
+        """Zero the counters (CONFIG RESETSTAT); sizes (channels, subscribers) are not counters."""
+        self._messages_published = 0
+        self._frames_delivered = 0
+        self._messages_dropped_no_subscriber = 0
+        self._disconnected_hard = 0
+        self._disconnected_soft = 0
 
     @property
     def subscriber_count(self) -> int:
@@ -439,6 +499,7 @@ class PubSub:
         return PubSubStatistics(
             channels=len(self._channels),
             patterns=len(self._patterns),
+            shard_channels=len(self._shard_channels),
             subscribers=len(self._subscribers),
             messages_published=self._messages_published,
             frames_delivered=self._frames_delivered,
@@ -450,7 +511,7 @@ class PubSub:
     def _forget_if_idle(self, sub: Subscriber) -> None:
         # Redis: with no subscription left the client leaves pub/sub mode (and the pubsub
         # output-buffer class); we stop sweeping it.
-        if not sub.channels and not sub.patterns:
+        if not sub.channels and not sub.patterns and not sub.shard_channels:
             self._subscribers.pop(sub, None)
 
 
@@ -463,6 +524,40 @@ class _DeferredBatch:
     headroom: float  # the frames held back must stay below this many bytes
     size: int = 0
     frames: list[bytes] = attrs.field(factory=list)
+
+
+def _deliver_each(subscribers: dict[Subscriber, None], pattern: bytes | None, channel: bytes, payload: bytes,
+                  now_ms: int, make_frame: MakeFrame, cut: list[Subscriber]) -> int:
+    """Queue the delivery for each subscriber still open, encoded once per frame format.
+
+    A subscriber whose outbox refuses it is marked closed and appended to ``cut`` (removed from
+    the registry by the caller, after the loops over the registry's dicts).
+
+    Returns:
+        How many subscribers it was queued for.
+    """
+    receivers = 0
+    frames: dict[int, bytes] = {}
+    for sub in subscribers:
+        if sub.closed:
+            continue
+        fmt = sub.frame_format
+        frame = frames.get(fmt)
+        if frame is None:
+            frame = frames[fmt] = make_frame(pattern, channel, payload, fmt)
+        if sub.outbox.put(frame, now_ms):
+            receivers += 1
+        else:
+            sub.closed = True
+            cut.append(sub)
+    return receivers
+
+
+def _names(index: dict[bytes, dict], pattern: bytes | None) -> list[bytes]:
+    """The names in ``index`` (each has a subscriber), those matching ``pattern`` if one is given."""
+    if pattern is None:
+        return list(index)
+    return [name for name in index if glob_match(pattern, name)]
 
 
 def _drop(index: dict, key: object, member: object) -> None:

@@ -66,6 +66,17 @@ def _int_range(low: int, high: int, *, allow: tuple[int, ...] = ()) -> Any:
     return check
 
 
+def _ranged(default: int, low: int, high: int, *, allow: tuple[int, ...] = ()) -> Any:
+    """An int field in [low, high] (or one of ``allow``), with that range in its metadata.
+
+    The range is readable as ``attrs.fields(cls).<name>.metadata["range"]`` = ``(low, high,
+    allow)``, so that a front-end changing the setting at run time (push mode's CONFIG SET)
+    states the same bounds in its error as the config file's check does.
+    """
+    return attrs.field(default=default, validator=_int_range(low, high, allow=allow),
+                       metadata={"range": (low, high, allow)})
+
+
 def _one_of(choices: tuple[str, ...]) -> Any:
     def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         if value not in choices:
@@ -197,25 +208,29 @@ class RespConfig:
     SECTION = "resp"
 
     listen: str = attrs.field(default="127.0.0.1:6379", validator=_listen_address)
-    maxclients: int = attrs.field(default=10000, validator=_int_range(1, 1_000_000))
+    # Redis's range (an unsigned int); the operating system's open-file limit bounds it anyway.
+    maxclients: int = _ranged(10000, 1, 2**32 - 1)
     # Open connections from one IP address. Redis has no such limit (this is Kafka's
     # max.connections.per.ip); the default equals the maxclients default, so nothing changes
     # unless set.
     maxclients_per_ip: int = attrs.field(default=10000, validator=_int_range(1, 1_000_000))
     # Unparsed request bytes one client may hold before it is closed (Redis
     # client-query-buffer-limit: same default, same 1 MiB minimum).
-    client_query_buffer_limit: int = attrs.field(default=1 * GiB, validator=_int_range(1 * MiB, INT64_MAX))
+    client_query_buffer_limit: int = _ranged(1 * GiB, 1 * MiB, INT64_MAX)
     # Unparsed request bytes over all clients; over it, the client holding the most is closed
     # (Redis maxmemory-clients, whose client eviction does the same but also counts output
     # buffers; Redis's default is 0 = no limit, ours a cap). 0 = no limit.
-    maxmemory_clients: int = attrs.field(
-        default=1 * GiB, validator=_int_range(1 * MiB, INT64_MAX, allow=(0,)))
+    maxmemory_clients: int = _ranged(1 * GiB, 1 * MiB, INT64_MAX, allow=(0,))
     # Idle seconds before a non-subscribed client is closed; 0 = never (Redis ``timeout``).
-    timeout: int = attrs.field(default=0, validator=_int_range(0, INT32_MAX))
-    proto_max_bulk_len: int = attrs.field(default=512 * MiB, validator=_int_range(1 * MiB, INT64_MAX))
-    pubsub_hard_limit: int = attrs.field(default=32 * MiB, validator=_int_range(0, INT64_MAX))
-    pubsub_soft_limit: int = attrs.field(default=8 * MiB, validator=_int_range(0, INT64_MAX))
-    pubsub_soft_seconds: int = attrs.field(default=60, validator=_int_range(0, INT32_MAX))
+    timeout: int = _ranged(0, 0, INT32_MAX)
+    proto_max_bulk_len: int = _ranged(512 * MiB, 1 * MiB, INT64_MAX)
+    pubsub_hard_limit: int = _ranged(32 * MiB, 0, INT64_MAX)
+    pubsub_soft_limit: int = _ranged(8 * MiB, 0, INT64_MAX)
+    pubsub_soft_seconds: int = _ranged(60, 0, INT32_MAX)
+    # Whether the SHUTDOWN command may stop the whole broker (both modes). Off by default:
+    # Redis lets any client stop the server; a broker shared by two protocols should not,
+    # unless its operator says so. Redis has no such switch (it has ACLs for that).
+    enable_shutdown: bool = attrs.field(default=False, validator=_bool)
 
 
 @attrs.frozen(kw_only=True)

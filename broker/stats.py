@@ -10,6 +10,7 @@ snapshots, so a report never reads half-updated state.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -40,6 +41,9 @@ class ServerInfo:
     # The log's shared file cache and I/O error counter (live: read it through
     # ``log_statistics``); None when no log is attached (tests of one front-end alone).
     log_storage: LogStorage | None = None
+    # Stops the whole broker, as SHUTDOWN asks (the daemon cancels its nursery); None when
+    # a front-end runs without a broker around it that it could stop.
+    request_shutdown: Callable[[], None] | None = None
 
     def log_statistics(self) -> LogStorageStatistics | None:
         """A snapshot of the log's open segment files and I/O error count, if a log is attached."""

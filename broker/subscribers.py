@@ -231,8 +231,9 @@ class Subscriber:
 
     ``frame_format`` is opaque to the core. The registry encodes each message once per distinct
     format among the receivers (push mode stores the RESP protocol version, 2 or 3, here).
-    ``channels`` and ``patterns`` are maintained by ``broker.channels.PubSub``; treat them as
-    read-only. ``closed`` is set when the registry cut the subscriber off.
+    ``channels``, ``patterns`` and ``shard_channels`` are maintained by
+    ``broker.channels.PubSub``; treat them as read-only. ``closed`` is set when the registry
+    cut the subscriber off.
     """
 
     client_id: int
@@ -240,6 +241,8 @@ class Subscriber:
     outbox: Outbox
     channels: set[bytes] = attrs.field(factory=set)
     patterns: set[bytes] = attrs.field(factory=set)
+    # Shard channels (SSUBSCRIBE): a namespace of their own, counted apart.
+    shard_channels: set[bytes] = attrs.field(factory=set)
     closed: bool = False
     name: bytes = b""
 
@@ -247,3 +250,8 @@ class Subscriber:
     def subscription_count(self) -> int:
         """Channels plus patterns: the count Redis puts in (un)subscribe replies."""
         return len(self.channels) + len(self.patterns)
+
+    @property
+    def has_subscriptions(self) -> bool:
+        """Subscribed to anything, shard channels included: Redis's "pub/sub mode"."""
+        return bool(self.channels or self.patterns or self.shard_channels)

@@ -24,7 +24,6 @@ and releases the lock. The whole sequence is bounded so the process exits well w
 from __future__ import annotations
 
 import errno
-import functools
 import json
 import os
 import resource
@@ -103,8 +102,10 @@ async def run_broker(
         async with trio.open_nursery() as nursery:
             kafka_address = await _start_listener(nursery, "Kafka", "--kafka", config.kafka.listen,
                                                   serve_kafka, state, info)
-            # Push mode's INFO names the Kafka listener too, so a learner finds both modes.
-            info = attrs.evolve(info, kafka_address=kafka_address)
+            # Push mode's INFO names the Kafka listener too, so a learner finds both modes;
+            # its SHUTDOWN command (when enabled) stops the broker as a signal does.
+            info = attrs.evolve(info, kafka_address=kafka_address,
+                                request_shutdown=nursery.cancel_scope.cancel)
             resp_address = await _start_listener(nursery, "RESP", "--resp", config.resp.listen,
                                                  serve_resp, config.resp, state.pubsub, info)
             addresses = Addresses(kafka=kafka_address, resp=resp_address)
@@ -202,7 +203,13 @@ async def serve_until_signalled(config: BrokerConfig, *, ready_file: Path | None
     received: list[int] = []
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
-            await nursery.start(functools.partial(run_broker, config, ready_file=ready_file))
+
+            async def run_then_stop(task_status: trio.TaskStatus[Addresses]) -> None:
+                # The broker also ends on its own (a SHUTDOWN command): stop waiting for signals.
+                await run_broker(config, ready_file=ready_file, task_status=task_status)
+                nursery.cancel_scope.cancel()
+
+            await nursery.start(run_then_stop)
 
             async def stop_on_signal() -> None:
                 async for signum in signals:

@@ -132,6 +132,8 @@ class Connection:
     cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
     close_reason: str = "client closed"
     buffered_bytes: int = 0
+    # False exempts it from eviction over the total buffer budget (Redis's CLIENT NO-EVICT).
+    evictable: bool = True
     summary: dict[str, Any] = attrs.field(factory=dict)
     on_close: Callable[[], None] | None = None
     _opened_monotonic: float = attrs.field(factory=time.monotonic)
@@ -393,9 +395,10 @@ class ConnectionTable:
     def _evict_largest(self) -> None:
         limits = self.limits
         while self.buffered_total > limits.total_buffer_bytes:
-            victim = max(self.connections.values(), key=_buffered, default=None)
+            candidates = (conn for conn in self.connections.values() if conn.evictable)
+            victim = max(candidates, key=_buffered, default=None)
             if victim is None or victim.buffered_bytes == 0:
-                return  # nothing left to free (cannot happen while the total is positive)
+                return  # nothing evictable left to free (the rest said CLIENT NO-EVICT)
             held, total = victim.buffered_bytes, self.buffered_total
             self.buffer_budget_evictions += 1
             log.warning("request_buffer_budget_exceeded", mode=self.mode, peer=victim.peer, conn_id=victim.id,
@@ -412,6 +415,15 @@ class ConnectionTable:
         conn.buffered_bytes = 0
 
     # -- reporting ------------------------------------------------------------------------------
+
+    def reset_statistics(self) -> None:
+        """Zero the counters (Redis's CONFIG RESETSTAT); open connections and buffers stay."""
+        self.connections_received = 0
+        self.rejected = {}
+        self.peers_gone_at_accept = 0
+        self.connection_failures = 0
+        self.buffer_limit_disconnections = 0
+        self.buffer_budget_evictions = 0
 
     def statistics(self) -> ListenerStatistics:
         """A frozen snapshot of the counters."""

@@ -13,6 +13,11 @@ A protocol error (malformed RESP) ends the batch: the replies to the commands be
 bytes are queued, then Redis's ``-ERR Protocol error: …`` line, and the connection must close.
 Only that connection: every other client carries on undisturbed. Other errors a client can
 cause (unknown command, wrong arity) are replies; the connection stays up.
+
+CLIENT PAUSE (see ``modes.push.commands.pause``): dispatch may hold a client's commands; the
+client's later reads are still fed here and queue behind them (a protocol error among them
+is answered after them). The connection loop's part is ``resume_postponed``: call it after a
+batch, and whenever ``pause.deadline_ms`` passes, to run what was held once the pause is over.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from wire.errors import RemoteProtocolError
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
 
-__all__ = ["run_batch"]
+__all__ = ["resume_postponed", "run_batch"]
 
 log = get_logger(__name__)
 
@@ -60,6 +65,14 @@ def run_batch(server: ServerState, client: Client, parser: RequestParser, data: 
         # Also when a command raised (a bug: the connection then closes): the deliveries
         # other publishes of the batch held back must still reach their subscribers.
         release_held_output(server, client)
+    if error is not None and server.command_state.pause.is_holding(client):
+        # Redis would not even have read these bytes yet: answer them after the held commands.
+        server.command_state.pause.hold_error(client, error)
+        error = None
+    return _finish(server, client, executed, error)
+
+
+def _finish(server: ServerState, client: Client, executed: int, error: RemoteProtocolError | None) -> bool:
     if error is not None:
         server.protocol_errors += 1
         client.reply(error.reply or encoder.error("ERR Protocol error"))
@@ -70,3 +83,37 @@ def run_batch(server: ServerState, client: Client, parser: RequestParser, data: 
     server.commands_processed += executed
     client.commands_processed += executed
     return error is not None or client.close_after_reply
+
+
+# --- CLIENT PAUSE: resuming the held clients ------------------------------------------------------
+
+def resume_postponed(server: ServerState, now_ms: int) -> list[tuple[Client, bool]]:
+    """Once CLIENT PAUSE is over, run what it held, client by client in the order they were held.
+
+    Each client's held commands go through ``dispatch`` again (a new pause may hold them
+    again), then a protocol error read after them is answered. Connections that closed
+    meanwhile are skipped. Like ``run_batch``, this only queues output: the caller writes it.
+
+    Args:
+        server: the push server.
+        now_ms: the current time (a pause whose end time has passed is over).
+
+    Returns:
+        Each client that ran commands, and whether its connection must now close (QUIT, a
+        protocol error, ...). Empty while the pause lasts.
+    """
+    results = []
+    for client, held in server.command_state.pause.take_resumable(now_ms):
+        if server.clients.get(client.id) is not client:
+            continue
+        executed = 0
+        try:
+            executed = dispatch(server, client, held.commands)
+        finally:
+            release_held_output(server, client)
+        error = held.error
+        if error is not None and server.command_state.pause.is_holding(client):
+            server.command_state.pause.hold_error(client, error)
+            error = None
+        results.append((client, _finish(server, client, executed, error)))
+    return results

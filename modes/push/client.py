@@ -21,7 +21,14 @@ from broker.subscribers import Outbox, Subscriber
 from modes.common.listener import Connection
 from wire.resp.requests import RequestParser
 
-__all__ = ["Client"]
+__all__ = ["REPLY_OFF", "REPLY_SKIP", "REPLY_SKIP_NEXT", "Client"]
+
+# CLIENT REPLY's state, as bits of ``Client.reply_flags`` (Redis's client flags of the same
+# names): OFF drops every reply until CLIENT REPLY ON; SKIP_NEXT, set by CLIENT REPLY SKIP,
+# becomes SKIP when that command ends, and SKIP drops the replies of the command that follows.
+REPLY_OFF = 1
+REPLY_SKIP = 2
+REPLY_SKIP_NEXT = 4
 
 
 @attrs.define(eq=False)
@@ -44,6 +51,14 @@ class Client:
     name: bytes = b""
     lib_name: bytes = b""
     lib_ver: bytes = b""
+    # The database SELECT chose (0-15): every one is empty, and CLIENT LIST shows it.
+    db: int = 0
+    # CLIENT NO-TOUCH (no keys here: shown by CLIENT LIST, nothing else).
+    no_touch: bool = False
+    # CLIENT REPLY's REPLY_* bits; 0 in the common case, so dispatch tests one int per command.
+    reply_flags: int = 0
+    # Replies are dropped while set (kept by dispatch from ``reply_flags``); pushes are not.
+    replies_muted: bool = False
     last_interaction_ms: int = 0
     last_command: bytes = b"NULL"
     commands_processed: int = 0
@@ -108,14 +123,25 @@ class Client:
         self.conn.close_reason = reason
 
     def reply(self, data: bytes) -> None:
-        """Queue an encoded reply (or push) for this client.
+        """Queue an encoded reply for this client (dropped while CLIENT REPLY turned replies off).
 
         Replies count against the output-buffer limit too (Redis measures all pending
         output of a pub/sub client), so a subscriber that pipelines commands without ever
         reading can be cut off here as well as by a publish.
 
         Args:
-            data: the encoded reply or push frame.
+            data: the encoded reply.
+        """
+        if not self.replies_muted:
+            self.push(data)
+
+    def push(self, data: bytes) -> None:
+        """Queue a pub/sub frame (a subscribe confirmation, a message) even while replies are off.
+
+        Redis sends pushes to a client that said CLIENT REPLY OFF: they are not replies to it.
+
+        Args:
+            data: the encoded frame.
         """
         if not self.outbox.put(data, self.last_interaction_ms) and self.on_overflow is not None:
             self.on_overflow(self)

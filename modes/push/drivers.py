@@ -68,6 +68,10 @@ class ServerSteps(Protocol):
         """Write every client in ``dirty`` once, never waiting."""
         ...
 
+    def resume_paused(self) -> None:
+        """Run what CLIENT PAUSE held if the pause is over (called after each ``flush_dirty``)."""
+        ...
+
     def try_send(self, client: Client) -> None:
         """Write what the socket of ``client`` takes now; the rest waits (``blocked``)."""
         ...
@@ -188,6 +192,7 @@ class TaskPerConnection:
             finally:
                 server.in_batch = False
                 server.flush_dirty()
+            server.resume_paused()
             if must_close:
                 return
 

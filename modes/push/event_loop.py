@@ -148,6 +148,7 @@ class EpollEventLoop:
         finally:
             server.in_batch = False
             server.flush_dirty()
+            server.resume_paused()
             for client in resumed:
                 if not client.blocked and client.watched:
                     # All sent: stop watching for space (the next refusal watches again).

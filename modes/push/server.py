@@ -57,7 +57,7 @@ from modes.common.listener import (
     ListenerStatistics,
     format_address,
 )
-from modes.push.batch import run_batch
+from modes.push.batch import resume_postponed, run_batch
 from modes.push.client import Client
 from modes.push.drivers import (
     CLOSE_DRAIN_SECONDS,
@@ -66,6 +66,7 @@ from modes.push.drivers import (
     ConnectionDriver,
     TaskPerConnection,
 )
+from modes.push.commands import CommandState
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
 
@@ -110,6 +111,8 @@ class PushServer:
     # the driver writes to all of them, each once, when its batches are done.
     dirty: list[Client] = attrs.field(factory=list)
     in_batch: bool = False
+    # What the commands keep per server: CLIENT PAUSE and its held clients, ...
+    command_state: CommandState = attrs.field(factory=CommandState)
     commands_processed: int = 0
     output_limit_disconnections: int = 0
     protocol_errors: int = 0
@@ -126,7 +129,7 @@ class PushServer:
     def set_subscribed_limits(self, client: Client) -> None:
         """Pub/sub class limits apply while a client has a subscription (Redis rule)."""
         was_subscribed = client.subscribed
-        client.subscribed = client.subscriber.subscription_count > 0
+        client.subscribed = client.subscriber.has_subscriptions
         if was_subscribed and not client.subscribed:
             self.note_subscriber_gone(client)
         client.outbox.set_limits(self.limits if client.subscribed else NO_LIMITS)
@@ -193,6 +196,7 @@ class PushServer:
             now = now_ms()
             for subscriber, pending, limit in self.pubsub.sweep(now):
                 self.cut_off(subscriber, pending, limit)
+            self.resume_paused()
             if self.config.timeout:
                 idle_limit_ms = self.config.timeout * 1000
                 for client in list(self.clients.values()):
@@ -255,6 +259,26 @@ class PushServer:
         if buffered != conn.buffered_bytes:
             self.connections.account(conn, buffered)
         return must_close
+
+    def resume_paused(self) -> None:
+        """Run the commands CLIENT PAUSE held, once the pause is over, and write their output.
+
+        Drivers call it after each pass's ``flush_dirty`` (and the cron every 100 ms): while
+        nobody is paused it costs one attribute test.
+        """
+        if not self.command_state.pause.held:
+            return
+        self.in_batch = True
+        try:
+            results = resume_postponed(self, now_ms())
+        finally:
+            self.in_batch = False
+            self.flush_dirty()
+        for client, must_close in results:
+            if must_close:
+                # Its last reply (QUIT's +OK, a protocol error) was just written, unless the
+                # socket was full: then it is lost with the connection.
+                client.conn.close(client.close_reason)
 
     def flush_dirty(self) -> None:
         """Write every client that got output since the last flush, each once, never waiting."""

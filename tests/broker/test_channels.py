@@ -213,6 +213,7 @@ def test_introspection(ps: PubSub) -> None:
     assert ps.statistics() == PubSubStatistics(
         channels=2,
         patterns=2,
+        shard_channels=0,
         subscribers=2,
         messages_published=0,
         frames_delivered=0,

@@ -1,8 +1,9 @@
 """A hypothesis state machine driving ``PubSub`` against a plain model.
 
 Four client slots (two frame formats; one with a tiny hard limit, one with a tiny soft limit) do
-random SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE (one or all), PUBLISH, drain their
-outbox, get swept, disconnect and reconnect, while time moves on. After every step the model's
+random SUBSCRIBE / PSUBSCRIBE / UNSUBSCRIBE / PUNSUBSCRIBE and the sharded SSUBSCRIBE /
+SUNSUBSCRIBE (one or all), PUBLISH and SPUBLISH, drain their outbox, get swept, disconnect and
+reconnect, while time moves on. After every step the model's
 view (counts, PUBSUB answers, queued bytes) must equal the registry's; every PUBLISH must return
 the modelled receiver count and cut-offs; every drain must return exactly the modelled frames in
 the modelled order.
@@ -33,7 +34,15 @@ slots = st.integers(0, len(SLOT_SETUP) - 1)
 
 def make_frame(pattern: bytes | None, channel: bytes, payload: bytes, fmt: int) -> bytes:
     kind = b"m" if pattern is None else b"p:" + pattern
-    frame = b"%d|%s|%s|%s|" % (fmt, kind, channel, payload)
+    return _padded(b"%d|%s|%s|%s|" % (fmt, kind, channel, payload))
+
+
+def make_shard_frame(pattern: bytes | None, channel: bytes, payload: bytes, fmt: int) -> bytes:
+    assert pattern is None
+    return _padded(b"%d|s|%s|%s|" % (fmt, channel, payload))
+
+
+def _padded(frame: bytes) -> bytes:
     # Pad to a multiple of 10 bytes so that queues hit the limits below *exactly* (>= vs >).
     return frame.ljust(-(-len(frame) // 10) * 10, b".")
 
@@ -46,9 +55,14 @@ class ModelClient:
     seconds: int
     channels: list[bytes] = field(default_factory=list)  # in subscription order
     patterns: list[bytes] = field(default_factory=list)
+    shards: list[bytes] = field(default_factory=list)  # shard channels, a namespace apart
     queue: list[bytes] = field(default_factory=list)
     soft_since: int | None = None
     closed: bool = False
+
+    def names(self, kind: str) -> list[bytes]:
+        """The channels, patterns or shard channels, by kind."""
+        return {"channel": self.channels, "pattern": self.patterns, "shard": self.shards}[kind]
 
     def verdict(self, used: int, now: int) -> str | None:
         """Redis's rule: which limit (if any) ``used`` queued bytes break at ``now``."""
@@ -81,7 +95,7 @@ class PubSubMachine(RuleBasedStateMachine):
         # Order bookkeeping (see _order_of): a sequence number per new subscription, and for
         # each pattern the number at which it last went from no subscriber to one.
         self._clock = 0
-        self._seq: dict[tuple[int, bool, bytes], int] = {}
+        self._seq: dict[tuple[int, str, bytes], int] = {}
         self._pattern_born: dict[bytes, int] = {}
 
     def _fresh_subscriber(self, slot: int) -> Subscriber:
@@ -92,10 +106,10 @@ class PubSubMachine(RuleBasedStateMachine):
     def _fresh_model(self, slot: int) -> ModelClient:
         return ModelClient(*SLOT_SETUP[slot])
 
-    def _note_new_subscription(self, slot: int, name: bytes, pattern: bool) -> None:
+    def _note_new_subscription(self, slot: int, name: bytes, kind: str) -> None:
         self._clock += 1
-        self._seq[(slot, pattern, name)] = self._clock
-        if pattern and not any(name in m.patterns for m in self.model if not m.closed):
+        self._seq[(slot, kind, name)] = self._clock
+        if kind == "pattern" and not any(name in m.patterns for m in self.model if not m.closed):
             self._pattern_born[name] = self._clock
 
     def _cut(self, slot: int, reason: str) -> None:
@@ -103,38 +117,42 @@ class PubSubMachine(RuleBasedStateMachine):
         m.closed = True
         m.channels.clear()
         m.patterns.clear()
+        m.shards.clear()
         self.cut[reason] += 1
 
     # -- subscriptions ---------------------------------------------------------------------
 
+    def _join(self, slot: int, name: bytes, kind: str) -> ModelClient:
+        m = self.model[slot]
+        if not m.closed and name not in m.names(kind):
+            self._note_new_subscription(slot, name, kind)
+            m.names(kind).append(name)
+        return m
+
+    def _leave(self, slot: int, name: bytes, kind: str) -> ModelClient:
+        m = self.model[slot]
+        if name in m.names(kind):
+            m.names(kind).remove(name)
+        return m
+
     @rule(slot=slots, channel=st.sampled_from(CHANNELS))
     def subscribe(self, slot: int, channel: bytes) -> None:
-        m = self.model[slot]
-        if not m.closed and channel not in m.channels:
-            self._note_new_subscription(slot, channel, False)
-            m.channels.append(channel)
+        m = self._join(slot, channel, "channel")
         assert self.ps.subscribe(self.subs[slot], channel) == len(m.channels) + len(m.patterns)
 
     @rule(slot=slots, pattern=st.sampled_from(PATTERNS))
     def psubscribe(self, slot: int, pattern: bytes) -> None:
-        m = self.model[slot]
-        if not m.closed and pattern not in m.patterns:
-            self._note_new_subscription(slot, pattern, True)
-            m.patterns.append(pattern)
+        m = self._join(slot, pattern, "pattern")
         assert self.ps.psubscribe(self.subs[slot], pattern) == len(m.channels) + len(m.patterns)
 
     @rule(slot=slots, channel=st.sampled_from(CHANNELS))
     def unsubscribe(self, slot: int, channel: bytes) -> None:
-        m = self.model[slot]
-        if channel in m.channels:
-            m.channels.remove(channel)
+        m = self._leave(slot, channel, "channel")
         assert self.ps.unsubscribe(self.subs[slot], channel) == len(m.channels) + len(m.patterns)
 
     @rule(slot=slots, pattern=st.sampled_from(PATTERNS))
     def punsubscribe(self, slot: int, pattern: bytes) -> None:
-        m = self.model[slot]
-        if pattern in m.patterns:
-            m.patterns.remove(pattern)
+        m = self._leave(slot, pattern, "pattern")
         assert self.ps.punsubscribe(self.subs[slot], pattern) == len(m.channels) + len(m.patterns)
 
     @rule(slot=slots)
@@ -148,6 +166,23 @@ class PubSubMachine(RuleBasedStateMachine):
         m = self.model[slot]
         expected, m.patterns = m.patterns, []
         assert self.ps.punsubscribe_all(self.subs[slot]) == expected
+
+    @rule(slot=slots, channel=st.sampled_from(CHANNELS))
+    def ssubscribe(self, slot: int, channel: bytes) -> None:
+        m = self._join(slot, channel, "shard")
+        # The shard count is its own: channels and patterns do not add to it.
+        assert self.ps.ssubscribe(self.subs[slot], channel) == len(m.shards)
+
+    @rule(slot=slots, channel=st.sampled_from(CHANNELS))
+    def sunsubscribe(self, slot: int, channel: bytes) -> None:
+        m = self._leave(slot, channel, "shard")
+        assert self.ps.sunsubscribe(self.subs[slot], channel) == len(m.shards)
+
+    @rule(slot=slots)
+    def sunsubscribe_all(self, slot: int) -> None:
+        m = self.model[slot]
+        expected, m.shards = m.shards, []
+        assert self.ps.sunsubscribe_all(self.subs[slot]) == expected
 
     @rule(slot=slots)
     def reconnect(self, slot: int) -> None:
@@ -186,7 +221,16 @@ class PubSubMachine(RuleBasedStateMachine):
             assert got_cut == expected_cut
         assert self.ps.flush_deferred(self.now) == ()
 
-    def _model_publish(self, channel: bytes, payload: bytes) -> tuple[int, list[tuple[int, int, str]]]:
+    @rule(channel=st.sampled_from(CHANNELS), payload=st.sampled_from(PAYLOADS))
+    def spublish(self, channel: bytes, payload: bytes) -> None:
+        expected_receivers, expected_cut = self._model_publish(channel, payload, shard=True)
+        result = self.ps.spublish(channel, payload, self.now, make_shard_frame)
+        got_cut = [(self.subs.index(sub), used, reason) for sub, used, reason in result.disconnected]
+        assert result.receivers == expected_receivers
+        assert got_cut == expected_cut
+
+    def _model_publish(self, channel: bytes, payload: bytes,
+                       shard: bool = False) -> tuple[int, list[tuple[int, int, str]]]:
         expected_receivers = 0
         expected_cut: list[tuple[int, int, str]] = []
 
@@ -202,11 +246,16 @@ class PubSubMachine(RuleBasedStateMachine):
                 m.closed = True
                 expected_cut.append((slot, used, reason))
 
-        for slot in self._order_of(channel, pattern=False):
-            deliver(slot, make_frame(None, channel, payload, self.model[slot].fmt))
-        for pattern in self._patterns_in_order():
+        if shard:
+            # Only the shard channel's own subscribers: no pattern, no plain subscriber.
+            for slot in self._order_of(channel, "shard"):
+                deliver(slot, make_shard_frame(None, channel, payload, self.model[slot].fmt))
+        else:
+            for slot in self._order_of(channel, "channel"):
+                deliver(slot, make_frame(None, channel, payload, self.model[slot].fmt))
+        for pattern in [] if shard else self._patterns_in_order():
             if glob_match(pattern, channel):
-                for slot in self._order_of(pattern, pattern=True):
+                for slot in self._order_of(pattern, "pattern"):
                     if not self.model[slot].closed:
                         deliver(slot, make_frame(pattern, channel, payload, self.model[slot].fmt))
         for slot, _, reason in expected_cut:
@@ -234,7 +283,7 @@ class PubSubMachine(RuleBasedStateMachine):
     def sweep(self) -> None:
         expected = []
         for slot, m in enumerate(self.model):
-            if m.closed or not (m.channels or m.patterns):
+            if m.closed or not (m.channels or m.patterns or m.shards):
                 continue  # only attached subscribers are swept
             reason = m.verdict(sum(map(len, m.queue)), self.now)
             if reason is not None:
@@ -250,13 +299,13 @@ class PubSubMachine(RuleBasedStateMachine):
     # patterns go in the order they last gained a first subscriber. Both come from the sequence
     # numbers noted at subscription time, not from peeking into the registry.
 
-    def _order_of(self, name: bytes, *, pattern: bool) -> list[int]:
+    def _order_of(self, name: bytes, kind: str) -> list[int]:
         members = [
             slot
             for slot, m in enumerate(self.model)
-            if not m.closed and name in (m.patterns if pattern else m.channels)
+            if not m.closed and name in m.names(kind)
         ]
-        return sorted(members, key=lambda slot: self._seq[(slot, pattern, name)])
+        return sorted(members, key=lambda slot: self._seq[(slot, kind, name)])
 
     def _patterns_in_order(self) -> list[bytes]:
         live = {p for m in self.model if not m.closed for p in m.patterns}
@@ -276,12 +325,19 @@ class PubSubMachine(RuleBasedStateMachine):
         for channel in CHANNELS:
             assert self.ps.numsub(channel) == sum(channel in m.channels for m in live)
         assert set(self.ps.channels(b"a*")) == {c for c in channels if glob_match(b"a*", c)}
-        assert self.ps.subscriber_count == sum(bool(m.channels or m.patterns) for m in live)
+        shards = {c for m in live for c in m.shards}
+        assert set(self.ps.shard_channel_names()) == shards
+        assert set(self.ps.shard_channel_names(b"a*")) == {c for c in shards if glob_match(b"a*", c)}
+        for channel in CHANNELS:
+            assert self.ps.shard_numsub(channel) == sum(channel in m.shards for m in live)
+        assert self.ps.subscriber_count == sum(bool(m.channels or m.patterns or m.shards) for m in live)
         for sub, m in zip(self.subs, self.model):
             assert sub.closed == m.closed
             assert sub.subscription_count == len(m.channels) + len(m.patterns)
+            assert sub.has_subscriptions == bool(m.channels or m.patterns or m.shards)
             assert sub.outbox.pending_bytes == sum(map(len, m.queue))
         stats = self.ps.statistics()
+        assert stats.shard_channels == len(shards)
         assert stats.messages_published == self.published
         assert stats.frames_delivered == self.delivered
         assert stats.messages_dropped_no_subscriber == self.dropped

@@ -6,6 +6,9 @@
 before it closes a connection; the request parser and the inline splitter (``inline``) raise it.
 
 Both are private to ``wire.resp``: its modules import them, nothing outside should.
+``redis_integer`` is the same rule for everyone else: push mode's commands read their integer
+arguments (SELECT's index, CLIENT PAUSE's timeout, ...) with it, as Redis does with
+``string2ll``.
 
 Not here: the parsers themselves.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 from wire.errors import RemoteProtocolError
 
-__all__: list[str] = []
+__all__ = ["redis_integer"]
 
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
@@ -40,6 +43,18 @@ def _strict_int(digits: bytes) -> int | None:
     if not _INT64_MIN <= value <= _INT64_MAX:
         return None
     return value
+
+
+def redis_integer(text: bytes) -> int | None:
+    """``text`` as a signed 64-bit integer if Redis's ``string2ll`` accepts it, else None.
+
+    Args:
+        text: a command argument (``b"15"``; never ``b"+1"``, ``b"01"``, ``b" 1"``, ``b"-0"``).
+
+    Returns:
+        The value, or None when Redis would answer "value is not an integer or out of range".
+    """
+    return _strict_int(text)
 
 
 def _protocol_error(text: str) -> RemoteProtocolError:

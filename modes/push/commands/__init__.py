@@ -4,8 +4,13 @@ One module per family of commands, as in tokio's mini-redis ``cmd/``; each comma
 function that reads its arguments, applies them and queues its encoded reply:
 
 * ``connection`` — PING, ECHO, QUIT, SELECT, RESET, HELLO;
-* ``pubsub`` — PUBLISH, SUBSCRIBE, UNSUBSCRIBE, PSUBSCRIBE, PUNSUBSCRIBE, PUBSUB ...;
-* ``introspection`` — CLIENT ..., INFO, CONFIG ..., COMMAND;
+* ``pubsub`` — PUBLISH, SPUBLISH, (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, PUBSUB ...;
+* ``keyspace`` — FLUSHALL, FLUSHDB, DBSIZE: the empty keyspace, answered as such;
+* ``clients`` — CLIENT ... (names, listing, REPLY, NO-EVICT, PAUSE, ...);
+* ``config`` — CONFIG GET / SET / RESETSTAT, live;
+* ``introspection`` — INFO, COMMAND (Redis's own descriptions: ``reference.json``);
+* ``shutdown`` — SHUTDOWN, where the operator allows it;
+* ``pause`` — CLIENT PAUSE's state, which dispatch consults;
 * ``base`` — the row type (``Command``), the server as commands see it (``ServerState``).
 
 ``dispatch`` is the only way a command runs. It applies Redis's order of checks to every
@@ -14,16 +19,23 @@ command, so real clients see the exact errors they would from redis-server:
 1. unknown command -> ``ERR unknown command 'X', with args beginning with: …``
    (keyspace commands such as GET and SET land here: dualmq is a broker, not a store);
 2. wrong arity -> ``ERR wrong number of arguments for 'x' command`` (then the same two
-   checks for the subcommand of CLIENT, CONFIG, PUBSUB);
-3. a RESP2 client in subscribed context running anything but (P)(UN)SUBSCRIBE, PING, QUIT,
-   RESET -> ``ERR Can't execute 'x': only (P|S)SUBSCRIBE / …``: a RESP2 connection reads
-   every frame as a pub/sub message once subscribed, so a normal reply would be misread;
-4. the handler.
+   checks for the subcommand of CLIENT, CONFIG, PUBSUB, COMMAND: ``'client|pause'``);
+3. a RESP2 client in subscribed context running anything but (P|S)(UN)SUBSCRIBE, PING,
+   QUIT, RESET -> ``ERR Can't execute 'x': only (P|S)SUBSCRIBE / …`` (naming a subcommand
+   ``pubsub|numpat``): a RESP2 connection reads every frame as a pub/sub message once
+   subscribed, so a normal reply would be misread;
+4. CLIENT PAUSE: a command the pause covers waits, with every later one of its client
+   (``pause``); it runs later from step 1 again, as in Redis;
+5. the handler.
+
+After every command that ran or was refused (not one held by the pause), CLIENT REPLY's
+state moves on: a SKIP asked for by this command covers the next one (``_next_reply_state``).
 
 A row can say that a command passes all of them at once: a command of fixed arity without
-subcommands, run by a client that is not subscribed, needs no check beyond its word count
-(``Command.checked_word_count``). That is what lets a pipelined PUBLISH through with one
-comparison; any other command, or any doubt, goes through the checks one by one.
+subcommands, run by a client that is not subscribed, while no pause is in force, needs no
+check beyond its word count (``Command.checked_word_count``). That is what lets a pipelined
+PUBLISH through with one comparison; any other command, or any doubt, goes through the
+checks one by one.
 
 It runs a whole batch of pipelined commands (what one read of the socket brought) in one
 call, because PUBLISH — the hot command — may hold its output back until the batch ends
@@ -33,20 +45,54 @@ error is queued, ``dispatch`` releases what was held, so no command and no clien
 
 from __future__ import annotations
 
-from modes.push.client import Client
-from modes.push.commands import connection, introspection, pubsub
-from modes.push.commands.base import COMMANDS, Command, ServerState, text_of
+import attrs
+import structlog
+
+from modes.common.clock import now_ms
+from modes.push.client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT, Client
+from modes.push.commands import clients, config, connection, introspection, keyspace, pubsub, shutdown
+from modes.push.commands.base import COMMANDS, Command, CommandState, ServerState, text_of
 from modes.push.commands.pubsub import release_held_output
 from wire.resp import encoder
 
-__all__ = ["COMMANDS", "Command", "ServerState", "dispatch", "release_held_output"]
+__all__ = ["COMMANDS", "Command", "CommandState", "ServerState", "dispatch", "release_held_output"]
+
+log = structlog.get_logger("dualmq.push")
 
 
 def _table(*rows: Command) -> dict[bytes, Command]:
     return {row.name: row for row in rows}
 
 
-_PUBSUB = ("pubsub",)
+def _container(name: bytes, arity: int, *subcommands: Command, handler=None) -> Command:
+    """A command that groups subcommands; each is named ``container|sub`` (``client|pause``)."""
+    prefix = name.decode().lower() + "|"
+    named = [attrs.evolve(sub, fullname=prefix + sub.fullname) for sub in subcommands]
+    return Command(name, arity, handler, subcommands=_table(*named))
+
+
+# CLIENT's subcommands, in the groups of ``clients``: who is connected; switches of the
+# caller's own connection; the whole server.
+_CLIENT_ABOUT_CONNECTIONS = (
+    Command(b"ID", 2, clients.client_id),
+    Command(b"SETNAME", 3, clients.client_setname),
+    Command(b"GETNAME", 2, clients.client_getname),
+    Command(b"SETINFO", 4, clients.client_setinfo),
+    Command(b"LIST", -2, clients.client_list),
+    Command(b"INFO", 2, clients.client_info),
+    Command(b"KILL", -3, clients.client_kill),
+)
+_CLIENT_SWITCHES = (
+    Command(b"REPLY", 3, clients.client_reply),
+    Command(b"NO-EVICT", 3, clients.client_no_evict),
+    Command(b"NO-TOUCH", 3, clients.client_no_touch),
+)
+_CLIENT_SERVER_WIDE = (
+    Command(b"PAUSE", -3, clients.client_pause),
+    Command(b"UNPAUSE", 2, clients.client_unpause),
+    Command(b"UNBLOCK", -3, clients.client_unblock),
+    Command(b"HELP", 2, clients.client_help),
+)
 
 COMMANDS.update(_table(
     # connection
@@ -57,34 +103,52 @@ COMMANDS.update(_table(
     Command(b"RESET", 1, connection.reset, allowed_while_subscribed=True),
     Command(b"HELLO", -1, connection.hello),
     # pub/sub
-    Command(b"PUBLISH", 3, pubsub.publish, holds_output=True, flags=_PUBSUB),
-    Command(b"SUBSCRIBE", -2, pubsub.subscribe, allowed_while_subscribed=True, flags=_PUBSUB),
-    Command(b"PSUBSCRIBE", -2, pubsub.psubscribe, allowed_while_subscribed=True, flags=_PUBSUB),
-    Command(b"UNSUBSCRIBE", -1, pubsub.unsubscribe, allowed_while_subscribed=True, flags=_PUBSUB),
-    Command(b"PUNSUBSCRIBE", -1, pubsub.punsubscribe, allowed_while_subscribed=True, flags=_PUBSUB),
-    Command(b"PUBSUB", -2, None, flags=_PUBSUB, subcommands=_table(
+    Command(b"PUBLISH", 3, pubsub.publish, holds_output=True, writes=True),
+    Command(b"SUBSCRIBE", -2, pubsub.subscribe, allowed_while_subscribed=True),
+    Command(b"PSUBSCRIBE", -2, pubsub.psubscribe, allowed_while_subscribed=True),
+    Command(b"UNSUBSCRIBE", -1, pubsub.unsubscribe, allowed_while_subscribed=True),
+    Command(b"PUNSUBSCRIBE", -1, pubsub.punsubscribe, allowed_while_subscribed=True),
+    Command(b"SPUBLISH", 3, pubsub.spublish, writes=True),
+    Command(b"SSUBSCRIBE", -2, pubsub.ssubscribe, allowed_while_subscribed=True),
+    Command(b"SUNSUBSCRIBE", -1, pubsub.sunsubscribe, allowed_while_subscribed=True),
+    _container(
+        b"PUBSUB", -2,
         Command(b"CHANNELS", -2, pubsub.channels),
         Command(b"NUMSUB", -2, pubsub.numsub),
         Command(b"NUMPAT", 2, pubsub.numpat),
+        Command(b"SHARDCHANNELS", -2, pubsub.shardchannels),
+        Command(b"SHARDNUMSUB", -2, pubsub.shardnumsub),
         Command(b"HELP", 2, pubsub.help_),
-    )),
-    # introspection
-    Command(b"CLIENT", -2, None, subcommands=_table(
-        Command(b"ID", 2, introspection.client_id),
-        Command(b"SETNAME", 3, introspection.client_setname),
-        Command(b"GETNAME", 2, introspection.client_getname),
-        Command(b"SETINFO", 4, introspection.client_setinfo),
-        Command(b"LIST", -2, introspection.client_list),
-        Command(b"INFO", 2, introspection.client_info),
-        Command(b"KILL", -3, introspection.client_kill),
-        Command(b"HELP", 2, introspection.client_help),
-    )),
-    Command(b"CONFIG", -2, None, subcommands=_table(
-        Command(b"GET", -3, introspection.config_get),
-        Command(b"HELP", 2, introspection.config_help),
-    )),
+    ),
+    # the (empty) keyspace
+    Command(b"FLUSHALL", -1, keyspace.flushall, writes=True),
+    Command(b"FLUSHDB", -1, keyspace.flushdb, writes=True),
+    Command(b"DBSIZE", 1, keyspace.dbsize),
+    # clients
+    _container(b"CLIENT", -2, *_CLIENT_ABOUT_CONNECTIONS, *_CLIENT_SWITCHES, *_CLIENT_SERVER_WIDE),
+    # server
+    _container(
+        b"CONFIG", -2,
+        Command(b"GET", -3, config.config_get),
+        Command(b"SET", -4, config.config_set),
+        Command(b"RESETSTAT", 2, config.config_resetstat),
+        Command(b"REWRITE", 2, config.config_rewrite),
+        Command(b"HELP", 2, config.config_help),
+    ),
     Command(b"INFO", -1, introspection.info_),
-    Command(b"COMMAND", -1, introspection.command_),
+    _container(
+        b"COMMAND", -1,
+        Command(b"COUNT", 2, introspection.command_count),
+        Command(b"INFO", -2, introspection.command_info),
+        Command(b"DOCS", -2, introspection.command_docs),
+        Command(b"LIST", -2, introspection.command_list),
+        Command(b"GETKEYS", -4, introspection.command_getkeys),
+        Command(b"GETKEYSANDFLAGS", -4, introspection.command_getkeys),
+        Command(b"HELP", 2, introspection.command_help),
+        # COMMAND alone lists every command.
+        handler=introspection.command_,
+    ),
+    Command(b"SHUTDOWN", -1, shutdown.shutdown),
 ))
 
 
@@ -99,8 +163,10 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
 
     Every command queues exactly one reply (or its push frames), or an error reply; the
     connection stays up either way. Stops early after a command that closes the connection
-    (QUIT, CLIENT KILL of itself). What PUBLISH held back may still be held on return: the
-    caller releases it (``release_held_output``) when the batch of commands ends.
+    (QUIT, CLIENT KILL of itself, SHUTDOWN), and at a command CLIENT PAUSE holds: that one and
+    the rest wait in the pause (``server.command_state.pause``), and so does every command of
+    this client until the pause is over. What PUBLISH held back may still be held on return:
+    the caller releases it (``release_held_output``) when the batch of commands ends.
 
     Args:
         server: the push server.
@@ -108,32 +174,93 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
         commands: the parsed commands, each a list of words, the name first.
 
     Returns:
-        How many commands ran or were refused.
+        How many commands ran or were refused (not those held).
     """
     spellings = _SPELLINGS
+    pause = server.command_state.pause
+    if pause.held and client in pause.held:
+        # Behind a held command: these wait too, in order.
+        _hold(server, client, commands)
+        return 0
+    # No pause in force and replies plain: the fast path may be taken. Only a command on the
+    # careful path can change that (CLIENT PAUSE, CLIENT REPLY), so it is looked at again
+    # after those only.
+    fast = pause.mode is None and not client.reply_flags
     executed = 0
     for args in commands:
-        executed += 1
         try:
             entry = spellings[args[0]]
         except KeyError:
             entry = _look_up(args[0])
-        if entry is not None and len(args) == entry.checked_word_count and not client.subscribed:
-            # Nothing to check: known, exact arity, no subcommand, no subscribed context.
+        if fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed:
+            # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
             client.last_command = entry.name
-        else:
-            checked = _checked(entry, client, args)
-            if isinstance(checked, str):
+            if not entry.holds_output:
                 release_held_output(server, client)
-                client.reply(encoder.error(checked))
-                continue
-            entry = checked
-        if not entry.holds_output:
-            release_held_output(server, client)
-        entry.handler(server, client, args)
+            entry.handler(server, client, args)
+        elif not _run_carefully(server, client, entry, args):
+            # Held by CLIENT PAUSE: this command and every later one wait (identity, not
+            # equality: a pipeline repeats equal commands).
+            position = next(i for i, command in enumerate(commands) if command is args)
+            _hold(server, client, commands[position:])
+            return executed
+        else:
+            fast = pause.mode is None and not client.reply_flags
+        executed += 1
         if client.close_after_reply:
             break
     return executed
+
+
+def _run_carefully(server: ServerState, client: Client, entry: Command | None, args: list[bytes]) -> bool:
+    """Run one command after each of Redis's checks, or refuse it with the check's error.
+
+    Returns:
+        False when CLIENT PAUSE holds the command instead (nothing was done), else True.
+    """
+    checked = _checked(entry, client, args)
+    if isinstance(checked, str):
+        release_held_output(server, client)
+        client.reply(encoder.error(checked))
+    else:
+        pause = server.command_state.pause
+        if pause.mode is not None and pause.holds(checked.writes, now_ms()):
+            release_held_output(server, client)
+            return False
+        if not checked.holds_output:
+            release_held_output(server, client)
+        checked.handler(server, client, args)
+    if client.reply_flags:
+        _next_reply_state(server, client)
+    return True
+
+
+def _hold(server: ServerState, client: Client, commands: list[list[bytes]]) -> None:
+    """Hold ``commands`` for the pause; a client holding too much is closed, as Redis closes
+    one whose unprocessed requests pass ``client-query-buffer-limit``."""
+    held_bytes = server.command_state.pause.hold(client, commands)
+    limit = server.config.client_query_buffer_limit
+    if held_bytes > limit:
+        del server.command_state.pause.held[client]
+        log.warning("paused_client_buffer_limit_exceeded", client_id=client.id, peer=client.addr,
+                    held_bytes=held_bytes, limit_bytes=limit)
+        client.close_after_reply = True
+        client.close_reason = f"{held_bytes} bytes of commands held by CLIENT PAUSE, over client-query-buffer-limit"
+
+
+def _next_reply_state(server: ServerState, client: Client) -> None:
+    """CLIENT REPLY's state after a command: SKIP ends; a SKIP asked for now covers the next.
+
+    What PUBLISH held back belongs to the command before the change, so it is released
+    (dropped if that command's replies were off) before replies are switched on or off.
+    """
+    flags = client.reply_flags
+    flags = (flags & REPLY_OFF) | (REPLY_SKIP if flags & REPLY_SKIP_NEXT else 0)
+    client.reply_flags = flags
+    muted = flags != 0
+    if muted != client.replies_muted:
+        release_held_output(server, client)
+        client.replies_muted = muted
 
 
 def _look_up(spelling: bytes) -> Command | None:
@@ -155,18 +282,19 @@ def _checked(entry: Command | None, client: Client, args: list[bytes]) -> Comman
         return _unknown_command_text(args)
     count = len(args)
     if not _arity_ok(entry.arity, count):
-        return f"ERR wrong number of arguments for '{entry.name.decode().lower()}' command"
+        return f"ERR wrong number of arguments for '{entry.fullname}' command"
     client.last_command = entry.name
-    name = entry.name.decode()
     run = entry
-    if entry.subcommands is not None:
+    # COMMAND alone runs the container's own handler; CLIENT, CONFIG, PUBSUB need a subcommand.
+    if entry.subcommands is not None and count > 1:
         run = entry.subcommands.get(args[1].upper())
         if run is None:
-            return f"ERR unknown subcommand '{text_of(args[1])[:128]}'. Try {name} HELP."
+            return f"ERR unknown subcommand '{text_of(args[1])[:128]}'. Try {entry.name.decode()} HELP."
         if not _arity_ok(run.arity, count):
-            return f"ERR wrong number of arguments for '{name.lower()}|{run.name.decode().lower()}' command"
+            return f"ERR wrong number of arguments for '{run.fullname}' command"
+        client.last_command = run.fullname.encode()
     if client.subscribed and client.protocol == 2 and not entry.allowed_while_subscribed:
-        return (f"ERR Can't execute '{name.lower()}': only (P|S)SUBSCRIBE / "
+        return (f"ERR Can't execute '{run.fullname}': only (P|S)SUBSCRIBE / "
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")
     return run
 

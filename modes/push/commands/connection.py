@@ -9,12 +9,17 @@ Not here: CLIENT and its subcommands (``introspection``), subscriptions (``pubsu
 
 from __future__ import annotations
 
-from modes.push.client import Client
+from modes.push.client import REPLY_OFF, REPLY_SKIP, Client
 from modes.push.commands.base import REDIS_COMPAT_VERSION, ServerState, text_of, valid_client_name
 from wire.resp import encoder
 from wire.resp.pubsub import pong_frame
+from wire.resp.redis_rules import redis_integer
 
-__all__ = ["echo", "hello", "ping", "quit_", "reset", "select"]
+__all__ = ["DATABASES", "echo", "hello", "ping", "quit_", "reset", "select"]
+
+# Redis's default ``databases``: SELECT accepts 0 to 15. Each is empty here (no keys at all).
+DATABASES = 16
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 
 def ping(server: ServerState, client: Client, args: list[bytes]) -> None:
@@ -44,23 +49,37 @@ def quit_(server: ServerState, client: Client, args: list[bytes]) -> None:
 
 
 def select(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """SELECT index -> OK for database 0, an error for any other."""
-    # Pub/sub has no databases (channels are global in Redis too); only db 0 exists here.
-    if args[1] == b"0":
-        client.reply(encoder.simple("OK"))
-    elif args[1].lstrip(b"-").isdigit():
+    """SELECT index -> OK for 0..15 (every database is empty), Redis's errors otherwise."""
+    # Channels are global in Redis too: the database changes nothing for pub/sub.
+    index = redis_integer(args[1])
+    if index is None:
+        client.reply(encoder.error("ERR value is not an integer or out of range"))
+    elif not _INT_MIN <= index <= _INT_MAX:
+        # Redis reads the index as a C int first; its message says "must between".
+        client.reply(encoder.error(
+            f"ERR value is out of range, value must between {_INT_MIN} and {_INT_MAX}"))
+    elif not 0 <= index < DATABASES:
         client.reply(encoder.error("ERR DB index is out of range"))
     else:
-        client.reply(encoder.error("ERR value is not an integer or out of range"))
+        client.db = index
+        client.reply(encoder.simple("OK"))
 
 
 def reset(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """RESET -> leave every subscription, back to RESP2 and no name."""
+    """RESET -> as a new connection: no subscription, RESP2, database 0, no name, replies on."""
     server.pubsub.unsubscribe_all(client.subscriber)
     server.pubsub.punsubscribe_all(client.subscriber)
+    server.pubsub.sunsubscribe_all(client.subscriber)
     client.protocol = 2
     client.subscriber.frame_format = 2
     client.name = b""
+    client.db = 0
+    client.conn.evictable = True
+    client.no_touch = False
+    # Redis clears CLIENT REPLY OFF and a pending SKIP, but not a SKIP of this very command.
+    if client.reply_flags & REPLY_OFF:
+        client.replies_muted = False
+    client.reply_flags &= REPLY_SKIP
     server.set_subscribed_limits(client)
     client.reply(encoder.simple("RESET"))
 
@@ -86,12 +105,14 @@ def hello(server: ServerState, client: Client, args: list[bytes]) -> None:
             new_name = rest[1]
             rest = rest[2:]
         elif option == b"AUTH" and len(rest) >= 3:
-            # No users or passwords exist here; Redis without a password configured
-            # answers AUTH that way too.
-            client.reply(encoder.error(
-                "WRONGPASS invalid username-password pair or user is disabled."
-            ))
-            return
+            # No password is configured: as in Redis then, the "default" user takes any
+            # password, and no other user exists.
+            if rest[1] != b"default":
+                client.reply(encoder.error(
+                    "WRONGPASS invalid username-password pair or user is disabled."
+                ))
+                return
+            rest = rest[3:]
         else:
             client.reply(encoder.error(f"ERR Syntax error in HELLO option '{text_of(rest[0])}'"))
             return

@@ -1,225 +1,33 @@
-"""Introspection commands: CLIENT, INFO, CONFIG and COMMAND — what clients and humans ask a
-server about itself.
+"""Introspection commands: INFO and COMMAND — what clients and humans ask a server about itself.
 
-These answer with what dualmq really has. ``CONFIG GET`` reports the pub/sub limits this
-broker enforces (Redis's ``client-output-buffer-limit`` spelling), ``INFO`` adds a
-``# dualmq`` section with the delivery guarantee in force and the counters that show what
-push mode dropped and why. ``COMMAND`` is minimal: enough for redis-cli's interactive help.
+``INFO`` answers with what dualmq really has, and adds a ``# dualmq`` section with the
+delivery guarantee in force and the counters that show what push mode dropped and why.
+
+``COMMAND`` (INFO, DOCS, COUNT, LIST, GETKEYS, GETKEYSANDFLAGS, HELP) describes the commands
+of our table with Redis's own description of each (``reference.json``: arity, flags, ACL
+categories, key specs, documentation), encoded as Redis encodes it — so redis-cli's hints
+and any client that introspects commands see what Redis would show, byte for byte. A
+container (CLIENT, CONFIG, ...) lists only the subcommands we implement.
 
 Not here: the table rows naming these handlers and their arities (``modes.push.commands``),
-the connection commands (``connection``: PING, HELLO, ...).
+CLIENT (``clients``), CONFIG (``config``).
 """
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from importlib.resources import files
 
 from broker.glob import glob_match
 from broker.stats import ServerInfo
 from modes.common.clock import now_ms
 from modes.push.client import Client
-from modes.push.commands.base import (
-    COMMANDS,
-    REDIS_COMPAT_VERSION,
-    Command,
-    ServerState,
-    text_of,
-    valid_client_name,
-)
+from modes.push.commands.base import COMMANDS, REDIS_COMPAT_VERSION, Command, ServerState, help_reply, text_of
 from wire.resp import encoder
 
-
-# --- CLIENT --------------------------------------------------------------------------------
-
-def client_id(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT ID -> this connection's id."""
-    client.reply(encoder.integer(client.id))
-
-
-def client_setname(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT SETNAME name -> OK (Redis's rule for names: printable, no spaces)."""
-    if not valid_client_name(args[2]):
-        client.reply(encoder.error("ERR Client names cannot contain spaces, newlines or special characters."))
-        return
-    client.name = args[2]
-    client.reply(encoder.simple("OK"))
-
-
-def client_getname(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT GETNAME -> the name, or null when none was set."""
-    client.reply(encoder.bulk(client.name) if client.name else encoder.null(client.protocol))
-
-
-def client_setinfo(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT SETINFO LIB-NAME|LIB-VER value -> OK (shown by CLIENT LIST)."""
-    attribute = args[2].upper()
-    if attribute == b"LIB-NAME":
-        client.lib_name = args[3]
-    elif attribute == b"LIB-VER":
-        client.lib_ver = args[3]
-    else:
-        client.reply(encoder.error(f"ERR Unrecognized option '{text_of(args[2])}'"))
-        return
-    client.reply(encoder.simple("OK"))
-
-
-def client_line(server: ServerState, client: Client, now: int) -> str:
-    """One ``CLIENT LIST`` line, with the fields Redis uses for what we track."""
-    flags = "P" if client.subscribed else "N"
-    sub = client.subscriber
-    return (
-        f"id={client.id} addr={client.addr} laddr={client.laddr} name={text_of(client.name)} "
-        f"age={(now - client.created_ms) // 1000} idle={(now - client.last_interaction_ms) // 1000} "
-        f"flags={flags} db=0 sub={len(sub.channels)} psub={len(sub.patterns)} ssub=0 multi=-1 "
-        f"omem={client.outbox.pending_bytes} cmd={text_of(client.last_command).lower()} "
-        f"user=default resp={client.protocol} lib-name={text_of(client.lib_name)} "
-        f"lib-ver={text_of(client.lib_ver)}"
-    )
-
-
-def client_list(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT LIST [TYPE normal|pubsub|...] [ID id ...] -> one line per connection."""
-    now = now_ms()
-    clients = list(server.clients.values())
-    if len(args) >= 4 and args[2].upper() == b"ID":
-        wanted = set()
-        for raw in args[3:]:
-            try:
-                wanted.add(int(raw))
-            except ValueError:
-                client.reply(encoder.error("ERR Invalid client ID"))
-                return
-        clients = [c for c in clients if c.id in wanted]
-    elif len(args) == 4 and args[2].upper() == b"TYPE":
-        kind = args[3].lower()
-        if kind == b"pubsub":
-            clients = [c for c in clients if c.subscribed]
-        elif kind == b"normal":
-            clients = [c for c in clients if not c.subscribed]
-        elif kind in (b"master", b"replica", b"slave"):
-            clients = []
-        else:
-            client.reply(encoder.error(f"ERR Unknown client type '{text_of(args[3])}'"))
-            return
-    elif len(args) != 2:
-        client.reply(encoder.error("ERR syntax error"))
-        return
-    text = "".join(client_line(server, c, now) + "\n" for c in clients)
-    client.reply(encoder.verbatim(text, client.protocol))
-
-
-def client_info(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT INFO -> this connection's CLIENT LIST line."""
-    client.reply(encoder.verbatim(client_line(server, client, now_ms()) + "\n", client.protocol))
-
-
-def client_kill(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT KILL addr | KILL [ID id] [ADDR addr] [LADDR addr] [SKIPME yes|no] -> OK or a count."""
-    if len(args) == 3:
-        # Old form: CLIENT KILL addr:port -> +OK or an error.
-        target = text_of(args[2])
-        victims = [c for c in server.clients.values() if c.addr == target]
-        if not victims:
-            client.reply(encoder.error("ERR No such client"))
-            return
-        _kill_all(server, client, victims)
-        client.reply(encoder.simple("OK"))
-        return
-    filters = args[2:]
-    if len(filters) % 2:
-        client.reply(encoder.error("ERR syntax error"))
-        return
-    victims = list(server.clients.values())
-    skipme = True
-    for key, value in zip(filters[::2], filters[1::2]):
-        key = key.upper()
-        if key == b"ID":
-            try:
-                wanted = int(value)
-            except ValueError:
-                client.reply(encoder.error("ERR client-id should be greater than 0"))
-                return
-            victims = [c for c in victims if c.id == wanted]
-        elif key == b"ADDR":
-            victims = [c for c in victims if c.addr == text_of(value)]
-        elif key == b"LADDR":
-            victims = [c for c in victims if c.laddr == text_of(value)]
-        elif key == b"SKIPME":
-            skipme = value.lower() != b"no"
-        else:
-            client.reply(encoder.error("ERR syntax error"))
-            return
-    if skipme:
-        victims = [c for c in victims if c is not client]
-    _kill_all(server, client, victims)
-    client.reply(encoder.integer(len(victims)))
-
-
-def _kill_all(server: ServerState, killer: Client, victims: list[Client]) -> None:
-    for victim in victims:
-        if victim is killer:
-            # Redis closes the caller after replying to it.
-            killer.close_after_reply = True
-            killer.close_reason = "CLIENT KILL"
-        else:
-            server.kill(victim, f"CLIENT KILL by client {killer.id}")
-
-
-def client_help(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT HELP -> Redis's help text, for the subcommands we have."""
-    lines = [
-        "CLIENT <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GETNAME", "    Return the name of the current connection.",
-        "ID", "    Return the ID of the current connection.",
-        "INFO", "    Return information about the current client connection.",
-        "KILL <ip:port> | KILL <option> <value> [<option> <value> [...]]",
-        "    Kill connections by address (or ID, ADDR, LADDR, SKIPME).",
-        "LIST [TYPE (NORMAL|PUBSUB)] | LIST ID <id> [<id> ...]", "    Return information about client connections.",
-        "SETINFO <LIB-NAME|LIB-VER> <value>", "    Set client meta attributes.",
-        "SETNAME <name>", "    Assign the name <name> to the current connection.",
-        "HELP", "    Print this help.",
-    ]
-    client.reply(encoder.array([encoder.simple(line) for line in lines]))
-
-
-# --- CONFIG --------------------------------------------------------------------------------
-
-def config_values(server: ServerState) -> dict[str, str]:
-    """The Redis-named settings this broker really has, as CONFIG GET reports them."""
-    config = server.config
-    limits = server.limits
-    return {
-        "maxclients": str(config.maxclients),
-        "timeout": str(config.timeout),
-        "proto-max-bulk-len": str(config.proto_max_bulk_len),
-        "client-output-buffer-limit": (
-            f"normal 0 0 0 replica 0 0 0 pubsub {limits.hard_bytes} {limits.soft_bytes} {limits.soft_seconds}"
-        ),
-        # Push mode keeps nothing: no snapshots, no append-only file.
-        "save": "",
-        "appendonly": "no",
-        "databases": "1",
-        "port": server.address.rpartition(":")[2],
-        "bind": server.address.rpartition(":")[0].strip("[]"),
-    }
-
-
-def config_get(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CONFIG GET pattern [pattern ...] -> the matching settings and their values."""
-    values = config_values(server)
-    pairs = []
-    for name, value in values.items():
-        if any(glob_match(pattern.lower(), name.encode()) for pattern in args[2:]):
-            pairs.append((encoder.bulk(name.encode()), encoder.bulk(value.encode())))
-    client.reply(encoder.map_(pairs, client.protocol))
-
-
-def config_help(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CONFIG HELP -> Redis's help text, for the subcommands we have."""
-    lines = [
-        "CONFIG <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "GET <pattern>", "    Return parameters matching the glob-like <pattern> and their values.",
-        "HELP", "    Print this help.",
-    ]
-    client.reply(encoder.array([encoder.simple(line) for line in lines]))
+__all__ = ["FACTS", "command_", "command_count", "command_docs", "command_getkeys", "command_help",
+           "command_info", "command_list", "info_", "info_sections"]
 
 
 # --- INFO ----------------------------------------------------------------------------------
@@ -260,6 +68,7 @@ def info_sections(server: ServerState) -> dict[str, list[tuple[str, object]]]:
             ("evicted_clients", listener.buffer_budget_evictions),
             ("pubsub_channels", stats.channels),
             ("pubsub_patterns", stats.patterns),
+            ("pubsubshard_channels", stats.shard_channels),
             ("client_query_buffer_limit_disconnections", listener.buffer_limit_disconnections),
             ("client_output_buffer_limit_disconnections", server.output_limit_disconnections),
         ],
@@ -325,34 +134,196 @@ def info_(server: ServerState, client: Client, args: list[bytes]) -> None:
     client.reply(encoder.verbatim("\r\n".join(parts), client.protocol))
 
 
-# --- COMMAND -------------------------------------------------------------------------------
+# --- COMMAND ---------------------------------------------------------------------------------
+
+def _load_facts() -> dict[str, dict]:
+    # Data, not code: generated from redis-server 7.0.15 by
+    # tests/modes/push/derive_command_reference.py (the 7.2 additions kept by hand).
+    reference = json.loads(files("modes.push.commands").joinpath("reference.json").read_text("utf-8"))
+    return {**reference["redis_7_0"], **reference["later_than_7_0"]}
+
+
+# Redis's description of each command, by full name ("publish", "pubsub|numpat").
+FACTS: dict[str, dict] = _load_facts()
+
+# The facts whose strings Redis sends as simple strings (flags, categories), in a set.
+_STATUS_SETS = frozenset({"flags", "doc_flags"})
+# The lists Redis sends as sets in RESP3 (their items in the order given).
+_SETS = frozenset({"history"})
+
+
+def _all_commands() -> Iterator[Command]:
+    """Every command of the table, each container followed by its subcommands."""
+    for command in COMMANDS.values():
+        yield command
+        if command.subcommands:
+            yield from command.subcommands.values()
+
+
+def _find(words: list[bytes], *, strict: bool) -> Command | None:
+    """The command ``words`` name, as Redis's ``lookupCommandLogic`` finds it.
+
+    ``[b"client", b"list"]`` names CLIENT LIST. Strict (a ``container|sub`` name, as COMMAND
+    INFO and DOCS take) means every word must be used: ``publish|x`` names nothing. Not
+    strict (a command line, as GETKEYS takes), later words are arguments.
+    """
+    command = COMMANDS.get(words[0].upper())
+    if len(words) == 1 or command is None or command.subcommands is None:
+        return None if strict and len(words) != 1 else command
+    if strict and len(words) != 2:
+        return None
+    return command.subcommands.get(words[1].upper())
+
+
+def _by_name(name: bytes) -> Command | None:
+    """The command a full name (``publish``, ``client|list``, any case) names, or None."""
+    return _find(name.split(b"|"), strict=True)
+
+
+def _fact(value: object, protocol: int, key: str = "") -> bytes:
+    """One fact as Redis encodes it: maps, arrays, bulk strings, integers; flag lists as sets."""
+    if isinstance(value, dict):
+        return encoder.map_([(encoder.bulk(k.encode()), _fact(v, protocol, k)) for k, v in value.items()],
+                            protocol)
+    if isinstance(value, list):
+        if key in _STATUS_SETS:
+            return encoder.set_([encoder.simple(item) for item in value], protocol)
+        items = [_fact(item, protocol) for item in value]
+        return encoder.set_(items, protocol) if key in _SETS else encoder.array(items)
+    if isinstance(value, int):
+        return encoder.integer(value)
+    return encoder.bulk(value.encode())
+
+
+def _info_entry(command: Command, protocol: int) -> bytes:
+    """One command's COMMAND INFO entry: Redis's ten fields, its subcommands nested in the last."""
+    facts = FACTS[command.fullname]
+    if command.subcommands:
+        subcommands = encoder.array([_info_entry(sub, protocol) for sub in command.subcommands.values()])
+    else:
+        subcommands = encoder.set_([], protocol)  # Redis: an empty set, but an array of entries
+    return encoder.array([
+        encoder.bulk(command.fullname.encode()),
+        encoder.integer(command.arity),
+        encoder.set_([encoder.simple(flag) for flag in facts["flags"]], protocol),
+        encoder.integer(facts["first_key"]),
+        encoder.integer(facts["last_key"]),
+        encoder.integer(facts["key_step"]),
+        encoder.set_([encoder.simple(category) for category in facts["acl_categories"]], protocol),
+        encoder.set_([encoder.bulk(tip.encode()) for tip in facts["tips"]], protocol),
+        encoder.set_([_fact(spec, protocol) for spec in facts["key_specs"]], protocol),
+        subcommands,
+    ])
+
+
+def _docs_entry(command: Command, protocol: int) -> bytes:
+    """One command's COMMAND DOCS map; a container's ends with its subcommands' docs."""
+    pairs = [(encoder.bulk(key.encode()), _fact(value, protocol, key))
+             for key, value in FACTS[command.fullname]["docs"].items()]
+    if command.subcommands:
+        subcommands = [(encoder.bulk(sub.fullname.encode()), _docs_entry(sub, protocol))
+                       for sub in command.subcommands.values()]
+        pairs.append((encoder.bulk(b"subcommands"), encoder.map_(subcommands, protocol)))
+    return encoder.map_(pairs, protocol)
+
 
 def command_(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """COMMAND [COUNT | DOCS | INFO name ...] -> the table, as redis-cli's help needs it."""
-    if len(args) == 1:
-        client.reply(encoder.array([_command_entry(entry) for entry in COMMANDS.values()]))
+    """COMMAND -> every command's COMMAND INFO entry."""
+    client.reply(encoder.array([_info_entry(command, client.protocol) for command in COMMANDS.values()]))
+
+
+def command_count(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """COMMAND COUNT -> how many commands there are (subcommands not counted)."""
+    client.reply(encoder.integer(len(COMMANDS)))
+
+
+def command_info(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """COMMAND INFO [name ...] -> an entry per name (null if unknown); every command if none."""
+    if len(args) == 2:
+        command_(server, client, args)
         return
-    sub = args[1].upper()
-    if sub == b"COUNT" and len(args) == 2:
-        client.reply(encoder.integer(len(COMMANDS)))
-    elif sub == b"DOCS":
-        # Minimal: no documentation entries. redis-cli only needs a well-formed reply.
-        client.reply(encoder.map_([], client.protocol))
-    elif sub == b"INFO":
-        entries = []
-        for name in args[2:]:
-            entry = COMMANDS.get(name.upper())
-            entries.append(_command_entry(entry) if entry else encoder.null_array(client.protocol))
-        client.reply(encoder.array(entries))
+    entries = []
+    for name in args[2:]:
+        command = _by_name(name)
+        entries.append(_info_entry(command, client.protocol) if command else encoder.null(client.protocol))
+    client.reply(encoder.array(entries))
+
+
+def command_docs(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """COMMAND DOCS [name ...] -> name -> documentation, for the known names (all if none)."""
+    if len(args) == 2:
+        found = list(COMMANDS.values())
     else:
-        client.reply(encoder.error(f"ERR unknown subcommand '{text_of(args[1])[:128]}'. Try COMMAND HELP."))
+        found = [command for command in map(_by_name, args[2:]) if command is not None]
+    pairs = [(encoder.bulk(command.fullname.encode()), _docs_entry(command, client.protocol)) for command in found]
+    client.reply(encoder.map_(pairs, client.protocol))
 
 
-def _command_entry(entry: Command) -> bytes:
-    return encoder.array([
-        encoder.bulk(entry.name.lower()),
-        encoder.integer(entry.arity),
-        encoder.array([encoder.simple(flag) for flag in entry.flags]),
-        encoder.integer(0), encoder.integer(0), encoder.integer(0),
-        encoder.array([]), encoder.array([]), encoder.array([]), encoder.array([]),
-    ])
+def command_list(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """COMMAND LIST [FILTERBY MODULE name | ACLCAT category | PATTERN pattern] -> full names."""
+    keep = _list_filter(args[2:])
+    if keep is None:
+        client.reply(encoder.error("ERR syntax error"))
+        return
+    names = [command.fullname.encode() for command in _all_commands() if keep(command)]
+    client.reply(encoder.array([encoder.bulk(name) for name in names]))
+
+
+def _list_filter(words: list[bytes]) -> object:
+    """COMMAND LIST's filter as a predicate, or None for a syntax error."""
+    if not words:
+        return lambda command: True
+    if len(words) != 3 or words[0].upper() != b"FILTERBY":
+        return None
+    kind, value = words[1].upper(), words[2]
+    if kind == b"MODULE":
+        return lambda command: False  # no command here comes from a module
+    if kind == b"ACLCAT":
+        category = "@" + text_of(value).lower()
+        return lambda command: category in FACTS[command.fullname]["acl_categories"]
+    if kind == b"PATTERN":
+        pattern = value.lower()
+        return lambda command: glob_match(pattern, command.fullname.encode())
+    return None
+
+
+def command_getkeys(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """COMMAND GETKEYS|GETKEYSANDFLAGS command [arg ...] -> an error: no command here has keys.
+
+    Shard channels are declared as key specs flagged ``not_key`` (Redis uses them to route
+    SPUBLISH in a cluster), so even SPUBLISH has "no key arguments", as in Redis.
+    """
+    if _find(args[2:], strict=False) is None:
+        client.reply(encoder.error("ERR Invalid command specified"))
+    else:
+        client.reply(encoder.error("ERR The command has no key arguments"))
+
+
+_HELP = """\
+COMMAND <subcommand> [<arg> [value] [opt] ...]. Subcommands are:
+(no subcommand)
+    Return details about all Redis commands.
+COUNT
+    Return the total number of commands in this Redis server.
+LIST
+    Return a list of all commands in this Redis server.
+INFO [<command-name> ...]
+    Return details about multiple Redis commands.
+    If no command names are given, documentation details for all
+    commands are returned.
+DOCS [<command-name> ...]
+    Return documentation details about multiple Redis commands.
+    If no command names are given, documentation details for all
+    commands are returned.
+GETKEYS <full-command>
+    Return the keys from a full Redis command.
+GETKEYSANDFLAGS <full-command>
+    Return the keys and the access flags from a full Redis command.
+HELP
+    Prints this help.
+"""
+
+
+def command_help(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """COMMAND HELP -> Redis's help text."""
+    help_reply(client, _HELP)

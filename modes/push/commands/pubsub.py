@@ -1,10 +1,20 @@
-"""Pub/sub commands: PUBLISH, (P)SUBSCRIBE, (P)UNSUBSCRIBE and PUBSUB's subcommands.
+"""Pub/sub commands: PUBLISH, (P|S)SUBSCRIBE, (P|S)UNSUBSCRIBE, SPUBLISH and PUBSUB's subcommands.
 
 The registry of who listens to what, and the output-buffer limits that cut a slow subscriber
 off, are the broker's (``broker.channels``, ``broker.subscribers``); these commands map RESP
 onto it and encode what Redis replies: one ``subscribe``/``unsubscribe`` frame per channel
 with the running count, PUBLISH's receiver count, ``message``/``pmessage`` deliveries in the
 connection's protocol version.
+
+Sharded pub/sub (Redis 7) as a single Redis node does it: SSUBSCRIBE / SUNSUBSCRIBE /
+SPUBLISH work on shard channels, a namespace apart from plain channels (PUBLISH never
+reaches an SSUBSCRIBEr), delivered as ``smessage`` frames; their confirmations carry the
+count of shard channels alone. Redis refuses channels of different hash slots in one
+SSUBSCRIBE only in cluster mode (CROSSSLOT); a single node owns every slot, so it accepts
+them, and so do we.
+
+Subscription confirmations are pushes (``client.push``): Redis sends them even to a client
+that turned its replies off with CLIENT REPLY OFF.
 
 PUBLISH is the hot command (``redis-benchmark -P 16 PUBLISH``, fan-out to many
 subscribers), so it is the one command allowed to hold its output back until the batch of
@@ -19,9 +29,9 @@ from collections.abc import Callable
 
 from broker.subscribers import Subscriber
 from modes.push.client import Client
-from modes.push.commands.base import ServerState
+from modes.push.commands.base import ServerState, help_reply, subcommand_syntax_error
 from wire.resp import encoder
-from wire.resp.pubsub import message_frame, pmessage_frame, subscription_frame
+from wire.resp.pubsub import message_frame, pmessage_frame, smessage_frame, subscription_frame
 
 __all__ = [
     "channels",
@@ -34,7 +44,12 @@ __all__ = [
     "publish_now",
     "punsubscribe",
     "release_held_output",
+    "shardchannels",
+    "shardnumsub",
+    "spublish",
+    "ssubscribe",
     "subscribe",
+    "sunsubscribe",
     "unsubscribe",
 ]
 
@@ -57,6 +72,15 @@ def make_frame(pattern: bytes | None, channel: bytes, payload: bytes, protocol: 
     if pattern is None:
         return message_frame(channel, payload, protocol)
     return pmessage_frame(pattern, channel, payload, protocol)
+
+
+def make_shard_frame(pattern: bytes | None, channel: bytes, payload: bytes, protocol: int) -> bytes:
+    """Encode one SPUBLISH delivery (``smessage``); ``pattern`` is always None (no shard patterns)."""
+    return smessage_frame(channel, payload, protocol)
+
+
+def _receiver_count(receivers: int) -> bytes:
+    return _RECEIVER_COUNT_REPLIES[receivers] if receivers < 1024 else encoder.integer(receivers)
 
 
 def publish_now(server: ServerState, channel: bytes, payload: bytes, now_ms: int) -> int:
@@ -86,14 +110,25 @@ def publish(server: ServerState, client: Client, args: list[bytes]) -> None:
         # context). It may be subscribed to this very channel, and its own message must then
         # precede the reply: nothing is held.
         receivers = publish_now(server, args[1], args[2], client.last_interaction_ms)
-        client.reply(_RECEIVER_COUNT_REPLIES[receivers] if receivers < 1024 else encoder.integer(receivers))
+        client.reply(_receiver_count(receivers))
         return
     receivers = server.pubsub.publish_deferred(args[1], args[2], make_frame)
     if receivers < 0:
         receivers = publish_now(server, args[1], args[2], client.last_interaction_ms)
+    # (Written out rather than _receiver_count: this is the one line every PUBLISH runs.)
     client.held_replies.append(
-        _RECEIVER_COUNT_REPLIES[receivers] if receivers < 1024 else encoder.integer(receivers)
-    )
+        _RECEIVER_COUNT_REPLIES[receivers] if receivers < 1024 else encoder.integer(receivers))
+
+
+def spublish(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """SPUBLISH shardchannel message -> the number of SSUBSCRIBErs of that shard channel reached.
+
+    Not on the hot path: nothing is held back, the deliveries are queued at once.
+    """
+    result = server.pubsub.spublish(args[1], args[2], client.last_interaction_ms, make_shard_frame)
+    for subscriber, pending, limit in result.disconnected:
+        server.cut_off(subscriber, pending, limit)
+    client.reply(_receiver_count(result.receivers))
 
 
 def release_held_output(server: ServerState, client: Client) -> None:
@@ -111,28 +146,37 @@ def _subscribe_many(server: ServerState, client: Client, names: list[bytes], kin
                     action: Callable[[Subscriber, bytes], int]) -> None:
     for name in names:
         count = action(client.subscriber, name)
-        client.reply(subscription_frame(kind, name, count, client.protocol))
+        client.push(subscription_frame(kind, name, count, client.protocol))
     server.set_subscribed_limits(client)
+
+
+def _plain_count(subscriber: Subscriber) -> int:
+    return subscriber.subscription_count
+
+
+def _shard_count(subscriber: Subscriber) -> int:
+    return len(subscriber.shard_channels)
 
 
 def _unsubscribe_many(server: ServerState, client: Client, names: list[bytes], kind: bytes,
                       action: Callable[[Subscriber, bytes], int],
-                      action_all: Callable[[Subscriber], list[bytes]]) -> None:
+                      action_all: Callable[[Subscriber], list[bytes]],
+                      count_of: Callable[[Subscriber], int] = _plain_count) -> None:
     if not names:
         names = action_all(client.subscriber)
         if not names:
             # Nothing to leave: Redis still answers with one frame naming no channel.
-            client.reply(subscription_frame(kind, None, client.subscriber.subscription_count, client.protocol))
+            client.push(subscription_frame(kind, None, count_of(client.subscriber), client.protocol))
             server.set_subscribed_limits(client)
             return
-        count = client.subscriber.subscription_count
+        count = count_of(client.subscriber)
         # action_all already removed them; report counts decreasing as Redis does one by one.
         for index, name in enumerate(names):
-            client.reply(subscription_frame(kind, name, count + len(names) - index - 1, client.protocol))
+            client.push(subscription_frame(kind, name, count + len(names) - index - 1, client.protocol))
     else:
         for name in names:
             count = action(client.subscriber, name)
-            client.reply(subscription_frame(kind, name, count, client.protocol))
+            client.push(subscription_frame(kind, name, count, client.protocol))
     server.set_subscribed_limits(client)
 
 
@@ -158,21 +202,51 @@ def punsubscribe(server: ServerState, client: Client, args: list[bytes]) -> None
                       server.pubsub.punsubscribe, server.pubsub.punsubscribe_all)
 
 
+def ssubscribe(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """SSUBSCRIBE shardchannel [shardchannel ...] -> one ``ssubscribe`` frame per shard channel."""
+    _subscribe_many(server, client, args[1:], b"ssubscribe", server.pubsub.ssubscribe)
+
+
+def sunsubscribe(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """SUNSUBSCRIBE [shardchannel ...] -> one ``sunsubscribe`` frame per shard channel left."""
+    _unsubscribe_many(server, client, args[1:], b"sunsubscribe", server.pubsub.sunsubscribe,
+                      server.pubsub.sunsubscribe_all, _shard_count)
+
+
+def _list_names(client: Client, args: list[bytes], list_names: Callable[[bytes | None], list[bytes]]) -> None:
+    if len(args) > 3:
+        # The table's arity (-2) lets any number through; Redis's handler then refuses it so.
+        client.reply(subcommand_syntax_error(args))
+        return
+    names = list_names(args[2] if len(args) == 3 else None)
+    client.reply(encoder.array([encoder.bulk(name) for name in names]))
+
+
+def _count_each(client: Client, names: list[bytes], count: Callable[[bytes], int]) -> None:
+    items = []
+    for name in names:
+        items += [encoder.bulk(name), encoder.integer(count(name))]
+    client.reply(encoder.array(items))
+
+
 def channels(server: ServerState, client: Client, args: list[bytes]) -> None:
     """PUBSUB CHANNELS [pattern] -> the channels with at least one subscriber."""
-    if len(args) > 3:
-        client.reply(encoder.error("ERR wrong number of arguments for 'pubsub|channels' command"))
-        return
-    names = server.pubsub.channels(args[2] if len(args) == 3 else None)
-    client.reply(encoder.array([encoder.bulk(name) for name in names]))
+    _list_names(client, args, server.pubsub.channels)
+
+
+def shardchannels(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """PUBSUB SHARDCHANNELS [pattern] -> the shard channels with at least one subscriber."""
+    _list_names(client, args, server.pubsub.shard_channel_names)
 
 
 def numsub(server: ServerState, client: Client, args: list[bytes]) -> None:
     """PUBSUB NUMSUB [channel ...] -> channel, subscriber count, ... (patterns not counted)."""
-    items = []
-    for channel in args[2:]:
-        items += [encoder.bulk(channel), encoder.integer(server.pubsub.numsub(channel))]
-    client.reply(encoder.array(items))
+    _count_each(client, args[2:], server.pubsub.numsub)
+
+
+def shardnumsub(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """PUBSUB SHARDNUMSUB [shardchannel ...] -> shard channel, subscriber count, ..."""
+    _count_each(client, args[2:], server.pubsub.shard_numsub)
 
 
 def numpat(server: ServerState, client: Client, args: list[bytes]) -> None:
@@ -180,18 +254,24 @@ def numpat(server: ServerState, client: Client, args: list[bytes]) -> None:
     client.reply(encoder.integer(server.pubsub.numpat()))
 
 
+_HELP = """\
+PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:
+CHANNELS [<pattern>]
+    Return the currently active channels matching a <pattern> (default: '*').
+NUMPAT
+    Return number of subscriptions to patterns.
+NUMSUB [<channel> ...]
+    Return the number of subscribers for the specified channels, excluding
+    pattern subscriptions(default: no channels).
+SHARDCHANNELS [<pattern>]
+    Return the currently active shard level channels matching a <pattern> (default: '*').
+SHARDNUMSUB [<shardchannel> ...]
+    Return the number of subscribers for the specified shard level channel(s)
+HELP
+    Prints this help.
+"""
+
+
 def help_(server: ServerState, client: Client, args: list[bytes]) -> None:
     """PUBSUB HELP -> Redis's help text."""
-    lines = [
-        "PUBSUB <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-        "CHANNELS [<pattern>]",
-        "    Return the currently active channels matching a <pattern> (default: '*').",
-        "NUMPAT",
-        "    Return number of subscriptions to patterns.",
-        "NUMSUB [<channel> ...]",
-        "    Return the number of subscribers for the specified channels, excluding",
-        "    pattern subscriptions(default: no channels).",
-        "HELP",
-        "    Print this help.",
-    ]
-    client.reply(encoder.array([encoder.simple(line) for line in lines]))
+    help_reply(client, _HELP)

@@ -18,6 +18,23 @@ from modes.push.drivers import DRIVER_ENVIRONMENT_VARIABLE
 HAS_EPOLL = hasattr(select, "epoll")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "epoll_only: a promise of the event loop alone (arrival order)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave ``epoll_only`` tests out of the task-per-connection runs (deselected, not skipped:
+    they do not apply there, and a skip would read as something missing)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        driver = callspec.params.get("push_driver") if callspec is not None else None
+        (drop if driver == "tasks" and item.get_closest_marker("epoll_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="module", autouse=True, params=["epoll", "tasks"])
 def push_driver(request: pytest.FixtureRequest):
     """The driver name in force for this module's tests (and every broker they start)."""

@@ -139,8 +139,8 @@ def test_quit_and_reset(broker) -> None:
 
 def test_select_and_config_probe_like_redis_benchmark(broker) -> None:
     with RawClient(broker.resp) as client:
-        client.send(b"SELECT 0\r\nSELECT 3\r\n")
-        client.expect(b"+OK\r\n-ERR DB index is out of range\r\n")
+        client.send(b"SELECT 0\r\nSELECT 3\r\nSELECT 16\r\n")
+        client.expect(b"+OK\r\n+OK\r\n-ERR DB index is out of range\r\n")
         client.send(b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$4\r\nsave\r\n*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$10\r\nappendonly\r\n")
         client.expect(b"*2\r\n$4\r\nsave\r\n$0\r\n\r\n*2\r\n$10\r\nappendonly\r\n$2\r\nno\r\n")
 
