@@ -17,11 +17,8 @@ Usage: ``python bench/many_segments.py [--segments 50000] [--runs 3]``. Needs kc
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,69 +29,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import median  # noqa: E402
-from tests.broker.datadirs import write_segments, write_topics_json  # noqa: E402
+from dualmq.datadir_writer import write_segments, write_topics_json  # noqa: E402
+from dualmq.process import BrokerProcess  # noqa: E402
 
 LIMIT = 1024
 START_TIMEOUT = 600.0
 
 
-def limit_open_files() -> None:
-    resource.setrlimit(resource.RLIMIT_NOFILE, (LIMIT, LIMIT))
+def descriptors(broker: BrokerProcess) -> int:
+    return len(os.listdir(f"/proc/{broker.pid}/fd"))
 
 
-class Broker:
-    """``dualmq serve`` under the low limit; ``start`` returns seconds until ready."""
-
-    def __init__(self, data_dir: Path, workdir: Path) -> None:
-        self.data_dir = data_dir
-        self.workdir = workdir
-        self.process: subprocess.Popen | None = None
-        self.kafka = ""
-
-    def start(self) -> float:
-        ready = self.workdir / "ready.json"
-        ready.unlink(missing_ok=True)
-        log = open(self.workdir / "broker.log", "ab")
-        started = time.perf_counter()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "dualmq", "serve", "--data-dir", str(self.data_dir), "--kafka", "127.0.0.1:0",
-             "--resp", "127.0.0.1:0", "--ready-file", str(ready), "--log-format", "json"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=limit_open_files)
-        log.close()
-        while not ready.exists():
-            if self.process.poll() is not None:
-                tail = (self.workdir / "broker.log").read_text()[-3000:]
-                raise SystemExit(f"broker exited with {self.process.returncode}:\n{tail}")
-            if time.perf_counter() - started > START_TIMEOUT:
-                raise SystemExit("broker not ready in time")
-            time.sleep(0.02)
-        elapsed = time.perf_counter() - started
-        self.kafka = json.loads(ready.read_text())["kafka"]
-        return elapsed
-
-    def descriptors(self) -> int:
-        assert self.process is not None
-        return len(os.listdir(f"/proc/{self.process.pid}/fd"))
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+def timed_start(broker: BrokerProcess) -> float:
+    """Start ``broker``; seconds from spawn until it reported ready (recovery included)."""
+    broker.start(START_TIMEOUT)
+    return broker.ready_seconds
 
 
-def read_all(broker: Broker, expected: int) -> tuple[float, bool, int]:
+def read_all(broker: BrokerProcess, expected: int) -> tuple[float, bool, int]:
     """kcat -C -e from the beginning: (seconds, got exactly 0..expected-1, max descriptors)."""
-    peak = [broker.descriptors()]
+    peak = [descriptors(broker)]
     done = threading.Event()
 
     def sample() -> None:
         while not done.wait(0.05):
             try:
-                peak[0] = max(peak[0], broker.descriptors())
+                peak[0] = max(peak[0], descriptors(broker))
             except OSError:
                 return
 
@@ -102,7 +62,7 @@ def read_all(broker: Broker, expected: int) -> tuple[float, bool, int]:
     sampler.start()
     started = time.perf_counter()
     try:
-        result = subprocess.run(["kcat", "-b", broker.kafka, "-C", "-t", "many", "-e", "-q", "-o", "beginning",
+        result = subprocess.run(["kcat", "-b", broker.kafka_address, "-C", "-t", "many", "-e", "-q", "-o", "beginning",
                                  "-f", "%o\n"], capture_output=True, timeout=600)
     finally:
         done.set()
@@ -126,26 +86,27 @@ def main() -> None:
         write_topics_json(data_dir, {"many": 1})
         write_segments(data_dir / "many-0", args.segments)
         print(f"wrote {args.segments} segments in {time.perf_counter() - started:.1f} s; open-file limit {LIMIT}")
-        broker = Broker(data_dir, workdir)
-        crash_start = broker.start()
+        broker = BrokerProcess(data_dir, log_path=workdir / "broker.log",
+                               open_file_limit=LIMIT)
+        crash_start = timed_start(broker)
         print(f"start-up after a crash (verify + fsync every segment): {crash_start:.1f} s, "
-              f"{broker.descriptors()} descriptors open")
+              f"{descriptors(broker)} descriptors open")
         seconds, exact, peak = read_all(broker, args.segments)
         print(f"kcat -C -e read {args.segments} records in {seconds:.1f} s: exact offsets 0..{args.segments - 1}: "
               f"{exact}; broker descriptors at most {peak}")
-        produced = subprocess.run(["kcat", "-b", broker.kafka, "-P", "-t", "many"], input=b"after\n",
+        produced = subprocess.run(["kcat", "-b", broker.kafka_address, "-P", "-t", "many"], input=b"after\n",
                                   capture_output=True, timeout=60)
-        tail = subprocess.run(["kcat", "-b", broker.kafka, "-C", "-t", "many", "-e", "-q", "-o", "-1",
+        tail = subprocess.run(["kcat", "-b", broker.kafka_address, "-C", "-t", "many", "-e", "-q", "-o", "-1",
                                "-f", "%o:%s\n"], capture_output=True, timeout=60)
         print(f"produce after: exit {produced.returncode}, last record {tail.stdout.decode().strip()!r}")
         broker.stop()
         restarts = []
         for _ in range(args.runs):
-            restarts.append(broker.start())
+            restarts.append(timed_start(broker))
             broker.stop()
         print(f"clean restart (verify, no fsync): median {median(restarts):.1f} s of {args.runs} "
               f"({', '.join(f'{t:.1f}' for t in restarts)})")
-        log_text = (workdir / "broker.log").read_text()
+        log_text = broker.log_text()
         print(f"'Too many open files' in the broker log: {'Too many open files' in log_text}")
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

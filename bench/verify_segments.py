@@ -35,7 +35,8 @@ import structlog  # noqa: E402
 from broker.config import LogConfig  # noqa: E402
 from broker.log.partition_log import CLEAN_SHUTDOWN_MARKER, PartitionLog  # noqa: E402
 from broker.log.verify import scan_partition  # noqa: E402
-from tests.broker.batches import build_batch, with_base_offset  # noqa: E402
+from wire.kafka.batch import patched_prefix  # noqa: E402
+from dualmq.datadir_writer import stored_batch  # noqa: E402
 
 GIB = 1 << 30
 SEGMENT_BYTES = 128 << 20
@@ -46,7 +47,7 @@ SHAPES = [(16, 1000), (1, 1000), (1, 100)]
 def write_partition(directory: Path, total: int, records: int, value_size: int) -> tuple[int, int]:
     """Write ``total`` bytes of batches as SEGMENT_BYTES segments; return (batches, bytes)."""
     directory.mkdir(parents=True)
-    proto = build_batch(records, value_size)
+    proto = stored_batch(records, value_size, 0)
     per_segment = max(1, SEGMENT_BYTES // len(proto))
     count = max(1, total // len(proto))
     offset = 0
@@ -56,7 +57,7 @@ def write_partition(directory: Path, total: int, records: int, value_size: int) 
         base = offset
         parts = []
         for _ in range(n):
-            parts.append(with_base_offset(proto, offset))
+            parts.append(patched_prefix(proto, offset, 0) + proto[16:])
             offset += records
         (directory / f"{base:020d}.log").write_bytes(b"".join(parts))
         written += n

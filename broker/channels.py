@@ -24,7 +24,7 @@ Behaviour copied from Redis (``src/pubsub.c``), in our words:
 * A subscriber whose outbox breaks the output-buffer limit is cut off: marked closed, removed from
   every channel and pattern before ``publish`` returns, and reported so the front-end closes the
   socket and logs. It is not counted in the reply (Redis may count a client it is about to close;
-  section 6.2 of the guide asks us to count attached subscribers only).
+  dualmq counts attached subscribers only: docs/resp.md#publishs-receiver-count).
 
 Iteration orders, where Redis leaves them unspecified (hash-table order), are made predictable:
 subscribers of a channel or pattern in the order they subscribed, patterns in the order they first

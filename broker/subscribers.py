@@ -3,7 +3,7 @@
 What lives here:
 
 * ``OutputLimits`` — the three numbers of Redis's ``client-output-buffer-limit pubsub <hard> <soft>
-  <soft-seconds>`` (RESP guide section 6); 0 disables a byte limit.
+  <soft-seconds>`` (docs/resp.md#output-buffer-limits); 0 disables a byte limit.
 * ``Outbox`` — one subscriber's queue of frames that are already encoded for its connection and not
   yet handed to its writer task, measured in bytes. It applies Redis's rule every time something
   is queued, and on demand for the periodic sweep.

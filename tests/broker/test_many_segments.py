@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.broker.datadirs import write_segments, write_topics_json
+from dualmq.datadir_writer import write_segments, write_topics_json
 from dualmq.process import BrokerProcess
 from tests.support import require_binary, require_module
 

@@ -21,7 +21,7 @@ import pytest
 from broker.config import LogConfig
 from broker.log.partition_log import PartitionLog
 from tests.broker.batches import build_batch
-from tests.broker.datadirs import write_topics_json
+from dualmq.datadir_writer import write_topics_json
 from tests.support import broker_process, require_binary
 
 pytestmark = pytest.mark.interop

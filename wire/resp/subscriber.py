@@ -158,6 +158,10 @@ class SubscriberReader:
         Raises:
             RemoteProtocolError: the server sent bytes that are not RESP.
         """
+        # The subscriber's hottest loop: a ``message`` frame's channel and payload bulks are
+        # read inline, each with the same "incomplete -> stop, malformed -> the general
+        # parser" steps, rather than through a helper per field — a call per field costs more
+        # than the rest of the frame's work (bench/sdk_push.py).
         buf = self._buf
         end = len(buf)
         pos = 0
