@@ -61,6 +61,8 @@ def run_batch(server: ServerState, client: Client, parser: RequestParser, data: 
             if not commands:
                 break
             executed += dispatch(server, client, commands)
+            if parser.drained:
+                break  # one call per read, unless a protocol error waits to be raised
     finally:
         # Also when a command raised (a bug: the connection then closes): the deliveries
         # other publishes of the batch held back must still reach their subscribers.

@@ -83,6 +83,7 @@ class RequestParser:
         "_fast_ok",
         "_hiredis_max",
         "_hiredis_min",
+        "_hiredis_reader",
         "_scan",
         "max_bulk_len",
         "max_inline_len",
@@ -135,11 +136,24 @@ class RequestParser:
         # Below this many bytes (a command or two) hiredis's fixed cost (a reader, the
         # checks) outweighs its speed: the pure fast path takes them. Tests set it to 0.
         self._hiredis_min = _HIREDIS_MIN_BYTES
+        # The hiredis reader of the last pass, kept while it ended clean (None: build one).
+        self._hiredis_reader: object | None = None
 
     def feed(self, data: bytes) -> None:
         """Add bytes received from the client. Parsing happens in ``next_command``/``commands``."""
         if self._error is None:
             self._buf += data
+
+    @property
+    def drained(self) -> bool:
+        """True when ``commands`` has nothing more to give until more bytes are fed.
+
+        A call of ``commands`` parses everything complete in the buffer, so after it only a
+        protocol error can be pending (raised by the next call) or commands ``next_command``
+        has not handed out yet. Lets a server stop after one call per read instead of making
+        a second one that finds nothing.
+        """
+        return self._error is None and self._ready_pos >= len(self._ready)
 
     @property
     def buffered(self) -> int:
@@ -353,7 +367,8 @@ class RequestParser:
                 if data.find(byte, start) >= 0:
                     break
             else:
-                return _parse_with_hiredis(data, start, out)
+                pos, self._hiredis_reader = _parse_with_hiredis(self._hiredis_reader, data, start, out)
+                return pos
         return _parse_plain_multibulks(data, start, out)
 
 

@@ -456,10 +456,10 @@ def test_hiredis_path_is_used_for_plain_commands(monkeypatch: pytest.MonkeyPatch
     calls = []
     real = requests_module._parse_with_hiredis
 
-    def spy(data, start, out):
-        pos = real(data, start, out)
+    def spy(reader, data, start, out):
+        pos, reader = real(reader, data, start, out)
         calls.append((start, pos, len(data)))
-        return pos
+        return pos, reader
 
     monkeypatch.setattr(requests_module, "_parse_with_hiredis", spy)
     parser = RequestParser()
