@@ -11,6 +11,8 @@ pieces apart, in one process, so that the remaining time can be attributed:
    run its batch, write every client (and subscriber) once. µs per pass, split into the
    batches (``execute``), the writes (``flush_dirty``) and the rest (reads, the loop's own
    bookkeeping), each also per client.
+   And one batch taken apart: µs per command of parsing, dispatch's column check, the
+   fan-out and the rest.
 3. **a trio wake-up** — ``trio.lowlevel.wait_readable`` on a descriptor that is already
    readable: what the loop pays to let the other tasks run once per pass.
 
@@ -43,6 +45,7 @@ from broker.channels import PubSub  # noqa: E402
 from broker.config import BrokerConfig, RespConfig  # noqa: E402
 from broker.stats import ServerInfo  # noqa: E402
 from broker.subscribers import Outbox, Subscriber  # noqa: E402
+from modes.push.commands.pubsub import make_frame  # noqa: E402
 from modes.common.listener import Connection, ConnectionTable  # noqa: E402
 from modes.push.client import Client  # noqa: E402
 from modes.push.event_loop import EpollEventLoop  # noqa: E402
@@ -216,6 +219,63 @@ def bench_loop_pass(clients: int, pipeline: int, subscribers: int, repeats: int,
     return {key: median([run[key] for run in runs]) / passes / 1000 for key in runs[0]}
 
 
+# -- 2b. one command's parts ---------------------------------------------------------------------
+
+
+def _per_call_us(function, calls: int, repeats: int) -> float:
+    results = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            function()
+        results.append((time.perf_counter_ns() - start) / calls / 1000)
+    return median(results)
+
+
+def bench_command_parts(pipeline: int, subscribers: int, repeats: int, calls: int) -> dict[str, float]:
+    """µs per command of each step a batch of ``pipeline`` PUBLISHes goes through."""
+    server = make_server()
+    publisher = make_client(server, 1)
+    subs = [make_client(server, 100 + i) for i in range(subscribers)]
+    for sub in subs:
+        subscribe(server, sub)
+    data = PUBLISH * pipeline
+    parser = RequestParser()
+    commands = [[b"PUBLISH", b"ch", b"payload"]] * pipeline
+    payloads = [b"payload"] * pipeline
+
+    def parse() -> None:
+        parser.feed(data)
+        parser.commands()
+
+    def check() -> None:
+        names, channels, _ = zip(*commands, strict=True)
+        names.count(names[0])
+        channels.count(channels[0])
+
+    def fan_out() -> None:
+        server.in_batch = True
+        server.pubsub.publish_many(b"ch", payloads, make_frame)
+        server.in_batch = False
+        server.dirty.clear()
+        for sub in subs:
+            sub.outbox.take_bytes()
+
+    def whole() -> None:
+        server.in_batch = True
+        server.execute(publisher, data, 0)
+        server.in_batch = False
+        server.dirty.clear()
+        publisher.outbox.take_bytes()
+        for sub in subs:
+            sub.outbox.take_bytes()
+
+    parts = {name: _per_call_us(step, calls, repeats) / pipeline
+             for name, step in (("parse", parse), ("check", check), ("fan-out", fan_out), ("batch", whole))}
+    parts["rest"] = parts["batch"] - parts["parse"] - parts["check"] - parts["fan-out"]
+    return parts
+
+
 # -- 3. a trio wake-up ----------------------------------------------------------------------------
 
 
@@ -270,6 +330,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{parts['batches'] / clients:9.2f} {parts['writes'] / clients:9.2f} {parts['rest'] / clients:8.2f} "
               f"{loop_only / clients / pipeline:9.2f}")
     print("   rest = reads and the loop's bookkeeping; loop/cmd = everything but the batches, per command")
+    print()
+    print("2b. one batch of P PUBLISHes to one channel, µs per command: parsing (hiredis), the column")
+    print("    check of dispatch's fast path, the fan-out (PubSub.publish_many), the rest (dispatch,")
+    print("    replies, counters)")
+    print(f"   {'P':>3} {'subs':>4} {'parse':>7} {'check':>7} {'fan-out':>8} {'rest':>7} {'batch':>7}")
+    for pipeline, subs in ((16, 0), (16, 1), (64, 0), (64, 10)):
+        parts = bench_command_parts(pipeline, subs, repeats, 20_000 // pipeline // scale + 50)
+        print(f"   {pipeline:>3} {subs:>4} {parts['parse']:7.3f} {parts['check']:7.3f} {parts['fan-out']:8.3f} "
+              f"{parts['rest']:7.3f} {parts['batch']:7.3f}")
     print()
     wake = bench_trio_wakeup(repeats, 20_000 // scale)
     print(f"3. trio wake-up (await wait_readable on a ready epoll fd): {wake:.2f} µs")

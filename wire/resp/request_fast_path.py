@@ -28,7 +28,6 @@ except ImportError:  # pragma: no cover
 
 __all__: list[str] = []  # private to wire.resp: RequestParser imports what it uses
 
-_HIREDIS_MIN_BYTES = 96
 _FAST_TABLE_SIZE = 10000
 _COUNT_LINES: dict[bytes, int] = {b"*%d" % i: i for i in range(1, _FAST_TABLE_SIZE)}
 _LENGTH_LINES: dict[bytes, int] = {b"$%d" % i: i for i in range(_FAST_TABLE_SIZE)}
