@@ -320,22 +320,28 @@ STYLE = (
 )
 
 
-def render_html(reports: list[ScenarioReport]) -> str:
-    """The whole page as a string."""
-    sections = []
-    for report in reports:
-        w = report.workload
-        sections.append(
-            f"<section><h2>{_esc(w.name)}</h2><p>{_esc(w.description)}</p>"
+def scenario_section(report: ScenarioReport) -> str:
+    """The ``<section>`` of one in-process scenario."""
+    w = report.workload
+    return (f"<section><h2>{_esc(w.name)}</h2><p>{_esc(w.description)}</p>"
             f"<p class=small>{_esc(workload_line(report))}</p>"
             f"{summary_html(report)}"
             f"<div class=charts>{_figure(latency_cdf_svg(report), LATENCY_CAPTION)}"
             f"{_figure(progress_svg(report), PROGRESS_CAPTION)}</div>"
             f"<h3>All the numbers</h3>{_table(report)}<p class=small>{_esc(THROUGHPUT_CAVEAT)}</p>"
             f"{_receipt(report)}</section>")
+
+
+def page(sections: list[str]) -> str:
+    """A complete page around ``sections`` (the measured scenarios' come from ``sweep_html``)."""
     return ("<!DOCTYPE html><html><head><meta charset=utf-8><title>dualmq compare</title>"
             f"<style>{STYLE}</style></head><body><h1>dualmq compare: pull mode vs push mode</h1>"
             + "".join(sections) + "</body></html>\n")
+
+
+def render_html(reports: list[ScenarioReport]) -> str:
+    """The whole page of in-process scenarios as a string."""
+    return page([scenario_section(report) for report in reports])
 
 
 def write_html(reports: list[ScenarioReport], path: str | Path) -> None:

@@ -112,6 +112,8 @@ class Workload:
     commit_every: int = 500           # pull: commit after this many processed records
     publish_batch: int = 100          # push: PUBLISHes per pipelined write (at full speed)
     drain_timeout_s: float = 15.0     # after the producers finish, wait at most this long
+    min_seconds: float = 0.0          # measured runs: send for at least this long (and ``messages``)
+    process_us: float = 0.0           # measured runs: each consumer spends this long per message
     broker: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     events: tuple[Event, ...] = ()
 
@@ -129,6 +131,8 @@ class Workload:
         _check(1 <= self.commit_every <= 1_000_000, f"commit_every = {self.commit_every!r}: allowed [1, 1000000]")
         _check(1 <= self.publish_batch <= 10_000, f"publish_batch = {self.publish_batch!r}: allowed [1, 10000]")
         _check(0.1 <= self.drain_timeout_s <= 600, f"drain_timeout_s = {self.drain_timeout_s!r}: allowed [0.1, 600]")
+        _check(0 <= self.min_seconds <= 300, f"min_seconds = {self.min_seconds!r}: allowed [0, 300]")
+        _check(0 <= self.process_us <= 1_000_000, f"process_us = {self.process_us!r}: allowed [0, 1000000]")
         for section, values in self.broker.items():
             _check(section in BROKER_SECTIONS,
                    f"broker.{section}: unknown section; allowed {', '.join(BROKER_SECTIONS)}")

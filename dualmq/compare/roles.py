@@ -1,0 +1,366 @@
+"""The role processes of a measured run: one producer, or one process of consumers, per process.
+
+    python -P -m dualmq.compare.roles '<spec as JSON>'
+
+``measured`` (the coordinator) starts one process per role so that producing, consuming and
+the broker do not share one interpreter, and the figures are the modes' rather than one
+Python process's. Each process:
+
+1. connects, and (consumers) subscribes or joins its group, then prints ``ready`` (group
+   members print ``assigned N`` after every rebalance, N = partitions they hold);
+2. runs: a producer sends at once; consumers receive until told ``stop`` on standard input,
+   printing ``progress RECEIVED LAST_NS`` every 100 ms so the coordinator can tell when the
+   drain is over;
+3. writes its record to ``spec["out"]`` (``write_record``) and prints ``done``.
+
+What is recorded is cheap on purpose (the accounting must cost far less than the mode): a
+producer keeps a checkpoint ``(time, sent)`` every ``CHECKPOINT_EVERY`` messages and the
+receiver counts PUBLISH returned (push); a consumer keeps the 32-byte headers of the messages
+it received as 64-bit words (``payload.words``: one join and one C-level copy per fetched
+batch) and one receive time per batch. Every time is ``time.monotonic_ns()``: on Linux it is
+one clock for all processes of the host, so the coordinator can merge the records.
+
+A ``process_us`` cost makes a consumer spend that long per message (a sleep: the time a real
+consumer waits on a database or a service, not CPU), which is what the ``parallelism`` sweep
+measures: pull mode splits the messages between a group's members, push mode gives each
+subscriber all of them.
+
+Not here: what the records mean (``measured``); the in-process scenarios (``runner``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from array import array
+from itertools import repeat
+from typing import Any
+
+import trio
+
+from dualmq.compare import payload
+
+CHECKPOINT_EVERY = 1024          # messages between a producer's (time, sent) checkpoints
+PROGRESS_EVERY_S = 0.1
+MAX_RUN_S = 600.0                # no role runs longer than this, whatever it is told
+FETCH_RECORDS = 10_000           # records per getmany: the SDK's batch-level read
+
+
+def write_record(path: str, meta: dict[str, Any], arrays: dict[str, array]) -> None:
+    """A record file: one JSON line (meta plus each array's typecode and length), then the arrays' bytes."""
+    layout = [[name, values.typecode, len(values)] for name, values in arrays.items()]
+    with open(path, "wb") as f:
+        f.write(json.dumps({"meta": meta, "arrays": layout}).encode() + b"\n")
+        for values in arrays.values():
+            values.tofile(f)
+
+
+def read_record(path: str) -> tuple[dict[str, Any], dict[str, array]]:
+    """Inverse of ``write_record``."""
+    with open(path, "rb") as f:
+        head = json.loads(f.readline())
+        arrays = {}
+        for name, typecode, length in head["arrays"]:
+            values = array(typecode)
+            values.fromfile(f, length)
+            arrays[name] = values
+    return head["meta"], arrays
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+# --- producers -----------------------------------------------------------------------------------
+
+
+class Pacer:
+    """Sends at ``rate`` messages/s (0: as fast as possible), checked every ``step`` messages."""
+
+    def __init__(self, rate: float, start_ns: int) -> None:
+        self.interval_ns = 1e9 / rate if rate > 0 else 0.0
+        self.start_ns = start_ns
+
+    async def wait(self, sent: int) -> None:
+        if self.interval_ns:
+            due = self.start_ns + sent * self.interval_ns
+            ahead = (due - time.monotonic_ns()) / 1e9
+            if ahead > 0:
+                await trio.sleep(ahead)
+
+
+def _next_count(spec: dict[str, Any], sent: int, start_ns: int, now_ns: int, step: int) -> int:
+    """How many messages a producer sends next (0: it is done). It sends ``messages`` *and*
+    for ``min_seconds``, checking every ``step`` messages; never more than ``max_messages``."""
+    elapsed = (now_ns - start_ns) / 1e9
+    if elapsed >= MAX_RUN_S or sent >= spec["max_messages"]:
+        return 0
+    if elapsed < spec["min_seconds"]:
+        return min(step, spec["max_messages"] - sent)
+    return max(0, min(step, spec["messages"] - sent))
+
+
+def _step(spec: dict[str, Any]) -> int:
+    """Messages sent between two checks of the clock (pacing, checkpoints, the end)."""
+    if spec["rate"] > 0:
+        return max(1, min(64, int(spec["rate"] / 1000)))
+    return 64
+
+
+async def pull_producer(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
+    from dualmq import pull
+
+    encode = payload.Encoder(bytes.fromhex(spec["run_id"]), spec["producer"], spec["size"])
+    topic = spec["target"]
+    checkpoints = array("q")
+    failures = 0
+    acks = spec.get("acks", "all")
+    async with pull.Producer(spec["address"], acks=acks if acks == "all" else int(acks),
+                             compression=spec.get("compression"), linger_ms=spec.get("linger_ms", 5),
+                             max_request_bytes=max(1024 * 1024, 2 * spec["size"] + 4096),
+                             batch_bytes=max(64 * 1024, spec["size"] + 1024),
+                             client_id=f"compare-p{spec['producer']}") as producer:
+        await producer.partitions_for(topic)
+        say("ready")
+        deliveries = []
+        keep = deliveries.append
+        enqueue = producer.enqueue
+        now = time.monotonic_ns
+        start = now()
+        pacer = Pacer(spec["rate"], start)
+        step = _step(spec)
+        sent = 0
+        checkpoints.extend((start, 0))
+        while count := _next_count(spec, sent, start, now(), step):
+            await pacer.wait(sent)
+            for _ in range(count):
+                # Only the last delivery of each step is kept: a batch fails or succeeds as
+                # one, so it stands for the messages of its batch (checked after flush).
+                delivery = await enqueue(topic, encode(sent, now()))
+                sent += 1
+            keep(delivery)
+            if sent % CHECKPOINT_EVERY < count:
+                checkpoints.extend((now(), sent))
+        checkpoints.extend((now(), sent))
+        await producer.flush()
+        acked_ns = now()
+        for delivery in deliveries:
+            try:
+                delivery.result()
+            except Exception:  # noqa: BLE001 - any delivery error counts as a failed send; its text is kept
+                failures += 1
+        idempotent = producer.idempotent
+    meta = dict(role="producer", sent=sent, failed_batches=failures, acked_ns=acked_ns,
+                idempotent=idempotent)
+    return meta, {"checkpoints": checkpoints}
+
+
+async def push_publisher(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
+    from dualmq import push
+
+    encode = payload.Encoder(bytes.fromhex(spec["run_id"]), spec["producer"], spec["size"])
+    channel = spec["target"].encode()
+    checkpoints = array("q")
+    receivers = array("i")
+    async with push.Publisher(spec["address"], timeout=30.0, name=f"compare-p{spec['producer']}") as publisher:
+        await publisher.execute("PING")
+        say("ready")
+        publish_many = publisher.publish_many
+        now = time.monotonic_ns
+        start = now()
+        pacer = Pacer(spec["rate"], start)
+        # At full speed a pipelined batch of PUBLISHes per write, as a real publisher would;
+        # paced, the batch shrinks with the rate so that messages are not held back.
+        step = spec.get("publish_batch", 100) if spec["rate"] <= 0 else _step(spec)
+        sent = 0
+        checkpoints.extend((start, 0))
+        while count := _next_count(spec, sent, start, now(), step):
+            await pacer.wait(sent)
+            t = now()
+            receivers.extend(await publish_many([(channel, encode(seq, t)) for seq in range(sent, sent + count)]))
+            sent += count
+            if sent % CHECKPOINT_EVERY < count:
+                checkpoints.extend((now(), sent))
+        checkpoints.extend((now(), sent))
+    meta = dict(role="producer", sent=sent, failed_batches=0, acked_ns=checkpoints[-2])
+    return meta, {"checkpoints": checkpoints, "receivers": receivers}
+
+
+# --- consumers -----------------------------------------------------------------------------------
+
+
+class Received:
+    """What one consumer received: header words and one receive time per message (cheap appends)."""
+
+    def __init__(self) -> None:
+        self.words = array("Q")
+        self.received_ns = array("q")
+        self.pending: list[bytes] = []   # push: headers not yet turned into words
+        self.debt_s = 0.0   # processing time owed (``process_us``), slept off in slices
+        self.error: str | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.received_ns)
+
+    @property
+    def last_ns(self) -> int:
+        return self.received_ns[-1] if self.received_ns else 0
+
+    def add(self, values: list[bytes], now_ns: int) -> None:
+        """A fetched batch of message values, all received at ``now_ns``."""
+        blob = b"".join([v[:32] for v in values])
+        if len(blob) != 32 * len(values):   # a foreign short message: keep only whole headers
+            blob = b"".join([v[:32] for v in values if len(v) >= 32])
+        self.words.extend(payload.words(blob))
+        self.received_ns.extend(repeat(now_ns, len(blob) // 32))
+
+    def flush(self) -> None:
+        """Turn the pending headers into words (one join and one copy for thousands)."""
+        if self.pending:
+            self.words.extend(payload.words(b"".join(self.pending)))
+            self.pending.clear()
+
+
+async def _owe(received: Received, cost_s: float, n: int) -> None:
+    """Spend the per-message processing time of ``n`` messages, in sleeps of at least 1 ms."""
+    if cost_s:
+        received.debt_s += cost_s * n
+        if received.debt_s >= 0.001:
+            debt, received.debt_s = received.debt_s, 0.0
+            await trio.sleep(debt)
+
+
+async def pull_consume(spec: dict[str, Any], name: str, received: Received, ready: trio.Event,
+                       assigned: list[int]) -> None:
+    from dualmq import pull
+
+    topic = spec["target"]
+    grouped = spec["group"] is not None
+    options: dict[str, Any] = dict(auto_offset_reset="earliest", max_wait_ms=100, client_id=f"compare-{name}")
+    if grouped:
+        index = len(assigned)
+        assigned.append(-1)
+
+        def on_assigned(partitions) -> None:
+            assigned[index] = len(partitions)
+            say(f"assigned {sum(assigned)} {min(assigned)}")
+
+        options.update(group_id=spec["group"], topics=[topic], enable_auto_commit=True, on_assigned=on_assigned,
+                       session_timeout_ms=10_000, heartbeat_interval_ms=500)
+    cost_s = spec.get("process_us", 0) / 1e6
+    now = time.monotonic_ns
+    async with pull.Consumer(spec["address"], **options) as consumer:
+        if not grouped:
+            consumer.assign([(topic, p) for p in range(spec["partitions"])])
+            with trio.fail_after(30):
+                await consumer.wait_ready()
+        ready.set()
+        getmany = consumer.getmany
+        add = received.add
+        while True:
+            records = await getmany(FETCH_RECORDS)
+            add([r.value for r in records], now())
+            await _owe(received, cost_s, len(records))
+
+
+async def push_consume(spec: dict[str, Any], name: str, received: Received, ready: trio.Event,
+                       assigned: list[int]) -> None:
+    from dualmq import push
+
+    cost_s = spec.get("process_us", 0) / 1e6
+    now = time.monotonic_ns
+    heads = received.pending
+    keep_head = heads.append
+    keep_time = received.received_ns.append
+    async with push.subscribe(spec["address"], spec["target"], timeout=30.0, name=f"compare-{name}",
+                              health_check_interval=None) as subscription:
+        ready.set()
+        try:
+            async for message in subscription:
+                data = message.data
+                if len(data) >= 32:
+                    keep_head(data[:32])
+                    keep_time(now())
+                    if len(heads) >= 4096:
+                        received.flush()
+                    if cost_s:
+                        await _owe(received, cost_s, 1)
+        except Exception as exc:  # noqa: BLE001 - a cut-off subscriber is a result, reported by the coordinator
+            received.error = f"{type(exc).__name__}: {exc}"
+            say(f"lost {received.error}")
+            await trio.sleep_forever()
+
+
+CONSUMERS = {"pull": pull_consume, "push": push_consume}
+
+
+async def consumers(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
+    """Run ``spec["names"]`` consumers of ``spec["mode"]`` in this process until ``stop``."""
+    names = spec["names"]
+    received = {name: Received() for name in names}
+    assigned: list[int] = []
+    consume = CONSUMERS[spec["mode"]]
+    async with trio.open_nursery() as nursery:
+        readies = []
+        for name in names:
+            ready = trio.Event()
+            readies.append(ready)
+            nursery.start_soon(consume, spec, name, received[name], ready, assigned)
+        with trio.fail_after(60):
+            for ready in readies:
+                await ready.wait()
+        say("ready")
+        nursery.start_soon(_progress, received)
+        await _wait_for_stop()
+        nursery.cancel_scope.cancel()
+    for r in received.values():
+        r.flush()
+    meta = dict(role="consumers", names=names, errors={name: r.error for name, r in received.items()})
+    arrays: dict[str, array] = {}
+    for name, r in received.items():
+        arrays[f"{name}.words"] = r.words
+        arrays[f"{name}.received_ns"] = r.received_ns
+    return meta, arrays
+
+
+async def _progress(received: dict[str, Received]) -> None:
+    while True:
+        count = sum(r.count for r in received.values())
+        last = max(r.last_ns for r in received.values())
+        say(f"progress {count} {last}")
+        await trio.sleep(PROGRESS_EVERY_S)
+
+
+async def _wait_for_stop() -> None:
+    """Until ``stop`` (or end of file) on standard input, or ``MAX_RUN_S``."""
+    stdin = trio.lowlevel.FdStream(sys.stdin.fileno())
+    buffer = b""
+    with trio.move_on_after(MAX_RUN_S):
+        while b"stop" not in buffer:
+            chunk = await stdin.receive_some(1024)
+            if not chunk:
+                return
+            buffer += chunk
+
+
+ROLES = {"pull-producer": pull_producer, "push-producer": push_publisher,
+         "pull-consumers": consumers, "push-consumers": consumers}
+
+
+def main(argv: list[str] | None = None) -> int:
+    spec = json.loads((argv if argv is not None else sys.argv[1:])[0])
+
+    async def run() -> None:
+        meta, arrays = await ROLES[spec["role"]](spec)
+        write_record(spec["out"], meta, arrays)
+
+    trio.run(run)
+    say("done")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
