@@ -183,32 +183,14 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
                                                        out=str(scratch / f"producer-{p}.rec")),
                           scratch / f"producer-{p}.log")
                      for p in range(workload.producers)]
-        async with trio.open_nursery() as nursery:
-            try:
-                for role in consumers:
-                    await nursery.start(_run_role, role)
-                for role in consumers:
-                    await _wait(role.ready, role, READY_TIMEOUT_S, "subscribe")
-                if grouped:
-                    await _settle_group(consumers, workload)
-                for role in producers:
-                    await nursery.start(_run_role, role)
-                limit = _send_limit_s(workload)
-                for role in producers:
-                    await _wait(role.exited, role, limit, "finish sending")
-                    if role.process.returncode != 0:
-                        raise role.failure(f"failed (status {role.process.returncode})")
-                producer_records = [read_record(role.spec["out"]) for role in producers]
-                sent = sum(meta["sent"] for meta, _ in producer_records)
-                await _drain(mode, workload, consumers, names, sent)
-                for role in consumers:
-                    await role.process.stdin.send_all(b"stop\n")
-                for role in consumers:
-                    await _wait(role.exited, role, STOP_TIMEOUT_S, "stop")
-                    if role.process.returncode != 0:
-                        raise role.failure(f"failed (status {role.process.returncode})")
-            finally:
-                nursery.cancel_scope.cancel()
+        try:
+            producer_records = await _run_roles(mode, workload, consumers, producers, names, grouped)
+        except BaseExceptionGroup as group:
+            # One role failing cancels the others: report the failure itself, not the group.
+            failures = group.subgroup(RoleError)
+            if failures is None:
+                raise
+            raise _first_leaf(failures) from None
         received: dict[str, tuple[array, array]] = {}
         errors: dict[str, str] = {}
         for role in consumers:
@@ -220,6 +202,44 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
     if grouped:
         received = {"group": _merge(list(received.values()))}
     return analyse(mode, workload, producer_records, received, run_id, errors=errors)
+
+
+def _first_leaf(group: BaseException) -> BaseException:
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
+
+
+async def _run_roles(mode: str, workload: Workload, consumers: list[Role], producers: list[Role],
+                     names: list[str], grouped: bool) -> list[tuple[dict, dict[str, array]]]:
+    """Consumers first (until each is ready), then the producers, the drain, and the stop."""
+    async with trio.open_nursery() as nursery:
+        try:
+            for role in consumers:
+                await nursery.start(_run_role, role)
+            for role in consumers:
+                await _wait(role.ready, role, READY_TIMEOUT_S, "subscribe")
+            if grouped:
+                await _settle_group(consumers, workload)
+            for role in producers:
+                await nursery.start(_run_role, role)
+            limit = _send_limit_s(workload)
+            for role in producers:
+                await _wait(role.exited, role, limit, "finish sending")
+                if role.process.returncode != 0:
+                    raise role.failure(f"failed (status {role.process.returncode})")
+            producer_records = [read_record(role.spec["out"]) for role in producers]
+            sent = sum(meta["sent"] for meta, _ in producer_records)
+            await _drain(mode, workload, consumers, names, sent)
+            for role in consumers:
+                await role.process.stdin.send_all(b"stop\n")
+            for role in consumers:
+                await _wait(role.exited, role, STOP_TIMEOUT_S, "stop")
+                if role.process.returncode != 0:
+                    raise role.failure(f"failed (status {role.process.returncode})")
+        finally:
+            nursery.cancel_scope.cancel()
+    return producer_records
 
 
 def _send_limit_s(workload: Workload) -> float:

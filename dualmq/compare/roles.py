@@ -248,8 +248,10 @@ async def pull_consume(spec: dict[str, Any], name: str, received: Received, read
             assigned[index] = len(partitions)
             say(f"assigned {sum(assigned)} {min(assigned)}")
 
-        options.update(group_id=spec["group"], topics=[topic], enable_auto_commit=True, on_assigned=on_assigned,
-                       session_timeout_ms=10_000, heartbeat_interval_ms=500)
+        # No commits: a measured run reads once from the beginning. A short request timeout
+        # bounds the LeaveGroup on the way out (the group may be rebalancing as members leave).
+        options.update(group_id=spec["group"], topics=[topic], enable_auto_commit=False, on_assigned=on_assigned,
+                       session_timeout_ms=10_000, heartbeat_interval_ms=500, request_timeout_ms=5_000)
     cost_s = spec.get("process_us", 0) / 1e6
     now = time.monotonic_ns
     async with pull.Consumer(spec["address"], **options) as consumer:

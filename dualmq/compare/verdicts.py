@@ -53,7 +53,10 @@ def baseline(result: SweepResult) -> str:
     sentence = "Over the steady window " + "; ".join(parts) + "."
     if set(result.modes()) == {"pull", "push"}:
         pull, push = point.median("pull", "delivered_per_s"), point.median("push", "delivered_per_s")
-        if pull > push * SAME_WITHIN:
+        if not (pull > 0 and push > 0):
+            sentence += (" Their throughputs cannot be compared: a mode received nothing inside the steady window "
+                         "(a run too short to have one: use the default length).")
+        elif pull > push * SAME_WITHIN:
             sentence += f" Pull had {pull / push:.1f}x push's throughput, as the article expects."
         elif push > pull * SAME_WITHIN:
             sentence += (f" Push had {push / pull:.1f}x pull's throughput: here that contradicts the article's "
@@ -195,4 +198,5 @@ def verdict(result: SweepResult) -> str:
         text = "Nothing was measured."
     else:
         text = VERDICTS[result.sweep.name](result)
+        text = text[:1].upper() + text[1:]
     return ("Interrupted before the end, so these figures are partial. " + text) if result.interrupted else text
