@@ -55,6 +55,17 @@ STOP_TIMEOUT_S = 30.0
 IDLE_S = {"pull": 3.0, "push": 0.5}   # no new receipt for this long after the producers: drained
 GROUP_SETTLE_S = 0.5         # a group's assignment unchanged this long counts as settled
 
+# The pull clients' settings in measured runs (``dualmq.pull.Producer`` / ``Consumer`` arguments),
+# printed with the results. Batches of up to 512 KiB (Kafka's producer default is 16 KiB) are a
+# throughput setting, as a Kafka user tuning for throughput would choose: at full speed they
+# cut the broker's work per message by half; at a paced rate batches close on ``linger_ms``
+# long before they are full, so latency is unchanged. The consumer keeps Kafka's defaults
+# (fetch.min.bytes 1) and a 100 ms long poll.
+PULL_PRODUCER_SETTINGS = {"linger_ms": 5, "batch_bytes": 512 * 1024}
+PULL_CONSUMER_SETTINGS = {"max_wait_ms": 100}
+CLIENT_NOTE = ("pull clients: producer linger 5 ms, batches up to 512 KiB, acks=all; consumer fetch.min.bytes 1, "
+               "100 ms long poll, no commits. push: PUBLISH pipelined 100 per write at full speed")
+
 ROLE_COMMAND = [sys.executable, "-P", "-m", "dualmq.compare.roles"]
 
 
@@ -151,8 +162,13 @@ def _pack(names: list[str]) -> list[list[str]]:
 
 
 async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: bytes, *,
-                       compression: str | None = None) -> Measurement:
+                       compression: str | None = None, account: bool = True) -> Measurement:
     """Run ``workload`` through ``mode`` with separate role processes and return what was measured.
+
+    Args:
+        compression: pull mode's codec (None: none).
+        account: False keeps only counts in the consumers (to measure what accounting costs:
+            the figures that need the records are then 0 / NaN).
 
     Raises:
         RoleError: a role failed or did not get ready in time (its log is quoted).
@@ -172,6 +188,8 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
         scratch = Path(scratch_dir)
         consumers = [Role(f"{mode}-consumers-{i}", dict(common, role=f"{mode}-consumers", mode=mode, names=group,
                                                         group=f"{target}-group" if grouped else None,
+                                                        account=account,
+                                                        client=PULL_CONSUMER_SETTINGS if mode == "pull" else {},
                                                         out=str(scratch / f"consumers-{i}.rec")),
                           scratch / f"consumers-{i}.log")
                      for i, group in enumerate(_pack(names))]
@@ -180,6 +198,7 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
                                                        max_messages=10_000_000, rate=workload.rate / workload.producers,
                                                        compression=compression, acks=workload.acks,
                                                        publish_batch=workload.publish_batch,
+                                                       client=PULL_PRODUCER_SETTINGS if mode == "pull" else {},
                                                        out=str(scratch / f"producer-{p}.rec")),
                           scratch / f"producer-{p}.log")
                      for p in range(workload.producers)]
@@ -193,15 +212,22 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
             raise _first_leaf(failures) from None
         received: dict[str, tuple[array, array]] = {}
         errors: dict[str, str] = {}
+        cpu = {"producers": sum(meta["cpu_s"] for meta, _ in producer_records), "consumers": 0.0}
+        counted = 0
         for role in consumers:
             meta, arrays = read_record(role.spec["out"])
+            cpu["consumers"] += meta["cpu_s"]
+            counted += meta["received"]
             for name in meta["names"]:
                 received[name] = (arrays[f"{name}.words"], arrays[f"{name}.received_ns"])
                 if meta["errors"].get(name):
                     errors[name] = meta["errors"][name]
     if grouped:
         received = {"group": _merge(list(received.values()))}
-    return analyse(mode, workload, producer_records, received, run_id, errors=errors)
+    measurement = analyse(mode, workload, producer_records, received, run_id, errors=errors)
+    sent = measurement.sent
+    return attrs.evolve(measurement, producer_cpu_us=cpu["producers"] / max(sent, 1) * 1e6,
+                        consumer_cpu_us=cpu["consumers"] / max(counted, 1) * 1e6, received=counted)
 
 
 def _first_leaf(group: BaseException) -> BaseException:
@@ -319,6 +345,10 @@ class Measurement:
     p999_ms: float
     max_ms: float
     cut_off: dict[str, str] = attrs.field(factory=dict)   # consumer -> why its connection ended
+    received: int = 0                # messages the consumer processes counted (copies included)
+    # CPU time of the role processes per message, from the moment each was ready:
+    producer_cpu_us: float = math.nan    # all producers' CPU / messages sent
+    consumer_cpu_us: float = math.nan    # all consumers' CPU / messages received
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from dualmq.compare.html import COLOURS, PLOT_HEIGHT, SOLID, Frame, _esc, _figure, _legend, _legend_rows, _svg, \
     compact, nice_ticks, page, scenario_section
+from dualmq.compare.measured import CLIENT_NOTE
 from dualmq.compare.report import TITLES
 from dualmq.compare.sweep_report import SHORT, _number
 from dualmq.compare.sweeps import METRIC_LABELS, STEADY_WINDOW_NOTE, Chart, SweepResult
@@ -120,7 +121,7 @@ def sweep_section(result: SweepResult) -> str:
             f"<div class=summary><p class=verdict>{_esc(result.verdict)}</p></div>"
             f"<div class=charts>{charts}</div><h3>All the numbers</h3>{_table(result)}"
             f"<p class=small>{_esc(STEADY_WINDOW_NOTE)}. Broker: {_esc(result.broker)}; {result.cpus} CPU core(s); "
-            f"every producer and consumer ran in its own process.</p>{notes}</section>")
+            f"every producer and consumer ran in its own process; {_esc(CLIENT_NOTE)}.</p>{notes}</section>")
 
 
 def render_page(reports: list, sweeps: list[SweepResult]) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dualmq.compare.measured import CLIENT_NOTE
 from dualmq.compare.sweeps import METRIC_LABELS, METRICS, STEADY_WINDOW_NOTE, SweepResult
 
 SHORT = {"send_per_s": "sent/s", "delivered_per_s": "delivered/s", "per_consumer_per_s": "per consumer/s",
@@ -66,6 +67,7 @@ def render_sweep(result: SweepResult) -> str:
                  f"{result.broker}; {result.cpus} CPU core(s); every producer and consumer in its own process")
     lines.append(f"{STEADY_WINDOW_NOTE}" + (f" (e.g. {sample.window_s:.2f} s of {sample.sending_s:.2f} s)"
                                              if sample is not None else ""))
+    lines.append(CLIENT_NOTE)
     lines.extend(f"note: {note}" for note in result.notes)
     return "\n".join(lines)
 
@@ -87,7 +89,7 @@ def sweep_document(result: SweepResult) -> dict[str, Any]:
         points.append({"label": point.point.label, "x": point.point.x, "modes": modes})
     return {"name": sweep.name, "description": sweep.description, "variable": sweep.variable,
             "verdict": result.verdict, "runs": result.runs, "broker": result.broker, "cpus": result.cpus,
-            "steady_window": STEADY_WINDOW_NOTE, "interrupted": result.interrupted, "notes": list(result.notes),
+            "steady_window": STEADY_WINDOW_NOTE, "clients": CLIENT_NOTE, "interrupted": result.interrupted, "notes": list(result.notes),
             "metrics": METRIC_LABELS, "points": points}
 
 
