@@ -97,6 +97,19 @@ class Frame:
         return "\n".join(parts)
 
 
+def curve(colour: str, points: str, *, width: float = 2.5, dash: str = SOLID) -> str:
+    """One data line (``points``: "x,y x,y ..." in pixels); class ``curve`` marks it for the tests."""
+    dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+    return (f'<polyline class="curve" fill="none" stroke="{colour}" stroke-width="{width:g}"{dash_attr} '
+            f'points="{points}"/>')
+
+
+def centred_note(frame: Frame, text: str) -> str:
+    """A note in the middle of an empty plot (nothing to draw)."""
+    return (f'<text x="{(frame.left + frame.right) / 2}" y="{(frame.top + frame.bottom) / 2}" '
+            f'text-anchor="middle" font-size="12">{_esc(text)}</text>')
+
+
 def _legend_rows(items: list[tuple[str, str, str]]) -> list[list[tuple[str, str, str]]]:
     """Lay ``(colour, dash, text)`` items out in rows that fit the chart's width."""
     rows: list[list[tuple[str, str, str]]] = [[]]
@@ -175,15 +188,13 @@ def latency_cdf_svg(report: ScenarioReport) -> str:
     for mode in modes:
         cdf = report.results[mode].cdf
         points = " ".join(f"{x_of(ms):.1f},{y_of(f):.1f}" for ms, f in cdf)
-        parts.append(f'<polyline class="curve" fill="none" stroke="{COLOURS[mode]}" stroke-width="2.5" '
-                     f'points="{points}"/>')
+        parts.append(curve(COLOURS[mode], points))
         # Where the line stops: nothing more was ever delivered.
         parts.append(f'<circle cx="{x_of(cdf[-1][0]):.1f}" cy="{y_of(cdf[-1][1]):.1f}" r="3.5" '
                      f'fill="{COLOURS[mode]}"/>')
     parts.append(_legend(rows))
     if not modes:
-        parts.append(f'<text x="{(frame.left + frame.right) / 2}" y="{(frame.top + frame.bottom) / 2}" '
-                     f'text-anchor="middle" font-size="12">no message was delivered</text>')
+        parts.append(centred_note(frame, "no message was delivered"))
     return _svg(frame, "\n".join(parts), f"{report.workload.name}: latency")
 
 
@@ -217,10 +228,8 @@ def progress_svg(report: ScenarioReport) -> str:
         consumers = summaries[mode].consumers
         sent = " ".join(f"{x_of(t):.1f},{y_of(s * consumers):.1f}" for t, s, _ in progress)
         delivered = " ".join(f"{x_of(t):.1f},{y_of(d):.1f}" for t, _, d in progress)
-        parts.append(f'<polyline class="curve" fill="none" stroke="{COLOURS[mode]}" stroke-width="1.5" '
-                     f'stroke-dasharray="{DASHED}" points="{sent}"/>')
-        parts.append(f'<polyline class="curve" fill="none" stroke="{COLOURS[mode]}" stroke-width="2.5" '
-                     f'points="{delivered}"/>')
+        parts.append(curve(COLOURS[mode], sent, width=1.5, dash=DASHED))
+        parts.append(curve(COLOURS[mode], delivered))
     parts.append(_legend(rows))
     return _svg(frame, "\n".join(parts), f"{report.workload.name}: messages sent and delivered over time")
 

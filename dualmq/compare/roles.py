@@ -129,6 +129,7 @@ async def pull_producer(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
         cpu_start = time.process_time()
         deliveries = []
         keep = deliveries.append
+        partitions = spec["partitions"]
         send_nowait = producer.send_nowait
         now = time.monotonic_ns
         start = now()
@@ -140,11 +141,15 @@ async def pull_producer(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
             await pacer.wait(sent)
             for _ in range(count):
                 # The SDK's synchronous path (no coroutine per message); ``enqueue`` only when
-                # the buffer is full and the producer must wait for its sender.
+                # the buffer is full and the producer must wait for its sender. Over several
+                # partitions, records go round-robin (Kafka's RoundRobinPartitioner): the
+                # sticky default would fill one partition per batch, and a group's members
+                # would take turns instead of working side by side.
+                partition = sent % partitions if partitions > 1 else None
                 try:
-                    delivery = send_nowait(topic, encode(sent, now()))
+                    delivery = send_nowait(topic, encode(sent, now()), partition=partition)
                 except trio.WouldBlock:
-                    delivery = await producer.enqueue(topic, encode(sent, now()))
+                    delivery = await producer.enqueue(topic, encode(sent, now()), partition=partition)
                 sent += 1
             # Only the last delivery of each step is kept: a batch fails or succeeds as one,
             # so it stands for the messages of its batch (checked after flush).

@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 
 from dualmq.compare.html import COLOURS, PLOT_HEIGHT, SOLID, Frame, _esc, _figure, _legend, _legend_rows, _svg, \
-    compact, nice_ticks, page, scenario_section
+    centred_note, compact, curve, nice_ticks, page, scenario_section
 from dualmq.compare.measured import CLIENT_NOTE
 from dualmq.compare.report import TITLES
 from dualmq.compare.sweep_report import SHORT, _number
@@ -81,12 +81,10 @@ def chart_svg(result: SweepResult, chart: Chart) -> str:
                          f'<line x1="{x - CAP:.1f}" y1="{y_of(high):.1f}" x2="{x + CAP:.1f}" y2="{y_of(high):.1f}"/>'
                          f'</g><circle cx="{x:.1f}" cy="{y_of(median):.1f}" r="3.5" fill="{colour}">'
                          f'<title>{_esc(f"{mode} {p.point.label}: {_number(chart.metric, median)}")}</title></circle>')
-        parts.append(f'<polyline class="curve" fill="none" stroke="{colour}" stroke-width="2.5" '
-                     f'points="{" ".join(line)}"/>')
+        parts.append(curve(colour, " ".join(line)))
     parts.append(_legend(rows))
     if not modes:
-        parts.append(f'<text x="{(frame.left + frame.right) / 2}" y="{(frame.top + frame.bottom) / 2}" '
-                     f'text-anchor="middle" font-size="12">nothing measured</text>')
+        parts.append(centred_note(frame, "nothing measured"))
     return _svg(frame, "\n".join(parts), f"{result.sweep.name}: {chart.title}")
 
 

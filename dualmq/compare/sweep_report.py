@@ -41,7 +41,7 @@ def render_sweep(result: SweepResult) -> str:
     """The terminal text of one measured scenario."""
     sweep = result.sweep
     lines = [f"== {sweep.name}: {sweep.description}", f"verdict: {result.verdict}", ""]
-    header = f"{sweep.variable[:24]:<24} {'mode':<5}" + "".join(f"{SHORT[c]:>22}" for c in sweep.columns)
+    header = f"{sweep.variable[:30]:<30} {'mode':<5}" + "".join(f"{SHORT[c]:>22}" for c in sweep.columns)
     lines.append(header)
     for point in result.points:
         for mode in result.modes():
@@ -56,11 +56,11 @@ def render_sweep(result: SweepResult) -> str:
                 else:
                     cells.append(_number(column, stat[0]))
                     spreads.append(f"{_number(column, stat[1])}-{_number(column, stat[2])}")
-            lines.append(f"{point.point.label[:24]:<24} {mode:<5}" + "".join(f"{c:>22}" for c in cells))
-            lines.append(f"{'':<24} {'':<5}" + "".join(f"{s:>22}" for s in spreads))
+            lines.append(f"{point.point.label[:30]:<30} {mode:<5}" + "".join(f"{c:>22}" for c in cells))
+            lines.append(f"{'':<30} {'':<5}" + "".join(f"{s:>22}" for s in spreads))
         cut = {name: why for mode in result.modes() for m in point.runs.get(mode, []) for name, why in m.cut_off.items()}
         if cut:
-            lines.append(f"{'':<30}cut off: " + "; ".join(f"{n}: {w}" for n, w in sorted(cut.items())))
+            lines.append(f"{'':<36}cut off: " + "; ".join(f"{n}: {w}" for n, w in sorted(cut.items())))
     lines.append("")
     sample = next((m for p in result.points for ms in p.runs.values() for m in ms), None)
     lines.append(f"medians of {result.runs} run(s) per point (spread under each: lowest-highest run); broker: "

@@ -57,4 +57,4 @@ def test_only_the_given_external_mode_runs(tmp_path, capsys) -> None:
         stop_process(redis)
     out = capsys.readouterr().out
     assert status == 0
-    assert "push " in out and "\n1 to 1, 100 B            pull" not in out
+    assert "push " in out and [line for line in out.splitlines() if line.startswith("1 to 1, 100 B") and " pull " in line] == []
