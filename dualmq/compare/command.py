@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -111,6 +112,11 @@ OPTIONS: list[tuple[tuple[str, ...], dict]] = [
 ]
 
 
+def _described(name: str, description: str) -> str:
+    """A scenario's line in ``--help``: its name, then its description wrapped beside it."""
+    return textwrap.fill(description, 100, initial_indent=f"  {name:<16}", subsequent_indent=" " * 18) + "\n"
+
+
 def add_parsers(subcommands) -> None:
     """Add the ``compare`` subcommand to an ``argparse`` subparsers object."""
     parser = subcommands.add_parser(
@@ -118,9 +124,9 @@ def add_parsers(subcommands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run the same workload through pull mode (Kafka protocol) and push mode (RESP) and compare.\n\n"
                     "measured scenarios (each role in its own process, medians of --runs runs):\n"
-                    + "".join(f"  {name:<14}{sweep.description}\n" for name, sweep in SWEEPS.items())
+                    + "".join(_described(name, sweep.description) for name, sweep in SWEEPS.items())
                     + "\nin-process scenarios (events at exact points, every message accounted for):\n"
-                    + "".join(f"  {name:<14}{SCENARIOS[name]['description']}\n" for name in IN_PROCESS),
+                    + "".join(_described(name, SCENARIOS[name]["description"]) for name in IN_PROCESS),
         epilog="examples:\n  dualmq compare fan-out --html fan-out.html\n"
                "  dualmq compare rate --kafka 127.0.0.1:9092 --resp 127.0.0.1:6379\n"
                "  dualmq compare baseline --seconds 0 --messages 20000 --runs 1")

@@ -61,7 +61,8 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
     if result.interrupted:
         result.notes.append("interrupted (Ctrl-C): the figures cover the runs that finished")
     for mode in modes:
-        if mode not in result.modes() and not result.interrupted:
+        wanted = any(mode in point.modes for point in sweep.points)   # compression is pull's alone
+        if wanted and mode not in result.modes() and not result.interrupted:
             result.notes.append(f"{mode} mode not run: no {'--kafka' if mode == 'pull' else '--resp'} address given"
                                 if kind == "external" else f"{mode} mode not run")
     result.verdict = verdict(result)

@@ -12,6 +12,10 @@ only the delivery model differs. It says:
 * the guarantees asked for: ``acks``, commit cadence (``commit_every`` records, after
   processing: at-least-once), and ``broker`` settings applied when compare starts the broker
   (``{"log": {"fsync": "always"}, "resp": {"pubsub_hard_limit": ...}}``);
+* for the measured scenarios (``sweeps``): ``min_seconds``, how long producers send at least
+  (besides ``messages``), and ``process_us``, the time each consumer spends per message (a
+  sleep, as a call to a database would be: the ``parallelism`` sweep's work). The in-process
+  runner ignores both;
 * a timeline of ``events``. An event fires when the producers have sent the fraction ``at``
   of their messages (progress, not seconds: a scenario then means the same thing on a fast and
   a slow machine). Producers pause at that point until the event is applied, so e.g. "messages
