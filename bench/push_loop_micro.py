@@ -98,7 +98,8 @@ def make_client(server: PushServer, conn_id: int, fd: int = -1) -> Client:
                       peer=f"127.0.0.1:{conn_id}", local="127.0.0.1:0", opened_ms=0)
     outbox = Outbox(limits=NO_LIMITS)
     client = Client(conn=conn, subscriber=Subscriber(client_id=conn_id, frame_format=2, outbox=outbox), fd=fd,
-                    parser=RequestParser(), on_overflow=server.overflowed)
+                    parser=RequestParser(), on_overflow=server.overflowed, user=server.acl.default_user,
+                    authenticated=True, unrestricted=True)
     outbox.wakeup = lambda: server.output_queued(client)
     server.clients[conn_id] = client
     return client

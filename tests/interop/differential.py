@@ -83,12 +83,16 @@ class Servers:
 
 
 @contextlib.contextmanager
-def servers_for(workdir: Path, dualmq_config: str = DUALMQ_CONFIG) -> Iterator[Servers]:
-    """A redis-server and a ``dualmq serve`` side by side, both stopped on exit."""
+def servers_for(workdir: Path, dualmq_config: str = DUALMQ_CONFIG,
+                redis_args: tuple[str, ...] = ()) -> Iterator[Servers]:
+    """A redis-server and a ``dualmq serve`` side by side, both stopped on exit.
+
+    ``redis_args`` are added to ``REDIS_ARGS`` (``dualmq_config`` says the same in TOML).
+    """
     require_binary("redis-server", "redis-server")
     (workdir / "redis").mkdir()
     try:
-        redis, port = start_redis(workdir / "redis", REDIS_ARGS)
+        redis, port = start_redis(workdir / "redis", [*REDIS_ARGS, *redis_args])
     except BenchError as exc:
         pytest.fail(str(exc))
     config = workdir / "dualmq.toml"
