@@ -74,6 +74,8 @@ COMMAND_DENIED = "command"
 CHANNEL_DENIED = "channel"
 
 DEFAULT_USER = "default"
+# Channel verdicts a user remembers (see ``RedisUser.may_use_channel``).
+_MAX_CHANNEL_VERDICTS = 4096
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 # The message of each way a modifier can be wrong, as Redis words it (ACLSetUserStringError).
@@ -144,9 +146,12 @@ class RedisUser:
     channel_patterns: list[bytes] = attrs.field(factory=list)
     # True when every command and every channel is allowed: the one test the hot path makes.
     unrestricted: bool = False
+    # Channels already judged (name -> allowed): a glob match per PUBLISH would cost more
+    # than the publish. Bounded; a changed user is a new object, so it never goes stale.
+    _channel_verdicts: dict[bytes, bool] = attrs.field(factory=dict, repr=False)
 
     def copy(self) -> RedisUser:
-        return attrs.evolve(self, passwords=list(self.passwords), commands=set(self.commands),
+        return attrs.evolve(self, passwords=list(self.passwords), commands=set(self.commands), channel_verdicts={},
                             first_args={k: list(v) for k, v in self.first_args.items()},
                             key_patterns=list(self.key_patterns),
                             channel_patterns=list(self.channel_patterns))
@@ -174,7 +179,14 @@ class RedisUser:
         if is_pattern:
             # A pattern subscription is allowed only to a pattern the user was given as such.
             return channel in self.channel_patterns
-        return any(glob_match(pattern, channel) for pattern in self.channel_patterns)
+        verdicts = self._channel_verdicts
+        verdict = verdicts.get(channel)
+        if verdict is None:
+            verdict = any(glob_match(pattern, channel) for pattern in self.channel_patterns)
+            if len(verdicts) >= _MAX_CHANNEL_VERDICTS:
+                verdicts.clear()
+            verdicts[channel] = verdict
+        return verdict
 
 
 def new_user(name: str, *, all_channels: bool) -> RedisUser:
@@ -195,6 +207,7 @@ def apply_rule(user: RedisUser, rule: str, catalog: CommandCatalog, *, all_chann
         RedisAclError: Redis's message for a modifier it refuses.
     """
     _apply(user, rule, catalog, all_channels_default)
+    user._channel_verdicts.clear()
     user.unrestricted = user.allchannels and user.commands >= catalog.every()
 
 

@@ -37,8 +37,9 @@ After every command that ran or was refused (not one held by the pause), CLIENT 
 state moves on: a SKIP asked for by this command covers the next one (``_next_reply_state``).
 
 A row can say that a command passes all of them at once: a command of fixed arity without
-subcommands, run by an unrestricted client that is not subscribed, while no pause is in force, needs no
-check beyond its word count (``Command.checked_word_count``). That is what lets a pipelined
+subcommands, run by a client that is not subscribed, while no pause is in force, needs no
+check beyond its word count (``Command.checked_word_count``) and, unless the client may do
+everything (``Client.unrestricted``), its permission. That is what lets a pipelined
 PUBLISH through with one comparison; any other command, or any doubt, goes through the
 checks one by one.
 
@@ -207,14 +208,18 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
     # No pause in force and replies plain: the fast path may be taken. Only a command on the
     # careful path can change that (CLIENT PAUSE, CLIENT REPLY), so it is looked at again
     # after those only.
-    fast = pause.mode is None and not client.reply_flags and client.unrestricted
+    fast = pause.mode is None and not client.reply_flags
+    # A client allowed everything (the default user) skips the ACL checks; any other is
+    # checked here too, and sent the careful way (which refuses and logs) when not allowed.
+    unrestricted = client.unrestricted
     executed = 0
     for args in commands:
         try:
             entry = spellings[args[0]]
         except KeyError:
             entry = _look_up(args[0])
-        if fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed:
+        if (fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed
+                and (unrestricted or acl.allowed(server, client, entry, args))):
             # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
             client.last_command = entry.name
             if not entry.holds_output:
@@ -227,7 +232,8 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
             _hold(server, client, commands[position:])
             return executed
         else:
-            fast = pause.mode is None and not client.reply_flags and client.unrestricted
+            fast = pause.mode is None and not client.reply_flags
+            unrestricted = client.unrestricted
         executed += 1
         if client.close_after_reply:
             break

@@ -57,7 +57,7 @@ from wire.resp.redis_rules import redis_integer
 
 __all__ = [
     "acl_cat", "acl_deluser", "acl_dryrun", "acl_genpass", "acl_getuser", "acl_help", "acl_list",
-    "acl_load", "acl_log", "acl_save", "acl_setuser", "acl_users", "acl_whoami", "auth", "authenticate",
+    "acl_load", "acl_log", "acl_save", "acl_setuser", "acl_users", "acl_whoami", "allowed", "auth", "authenticate",
     "build_acl", "permission_error", "refresh_client", "users_changed",
 ]
 
@@ -144,6 +144,13 @@ def refresh_client(server: ServerState, client: Client) -> None:
     """Recompute whether ``client`` may skip the checks (its user may do anything, and it
     needs no authentication)."""
     client.unrestricted = client.user.unrestricted and (client.authenticated or not server.acl.auth_required())
+
+
+def allowed(server: ServerState, client: Client, command: Command, args: list[bytes]) -> bool:
+    """Whether ``client`` may run ``command`` now (no refusal to log: dispatch's fast path)."""
+    if not client.authenticated and server.acl.auth_required():
+        return False
+    return _denial(client.user, command.fullname, args) is None
 
 
 def permission_error(server: ServerState, client: Client, command: Command, args: list[bytes]) -> str | None:
