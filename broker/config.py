@@ -25,8 +25,6 @@ default. ``attrs.evolve`` derives variants (CLI flags override the file that way
 
 from __future__ import annotations
 
-import hashlib
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from typing import Any
 import attrs
 
 from broker.errors import ConfigError
+from broker.security.redis_users import RespUser, parse_resp_users
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -199,62 +198,6 @@ class KafkaConfig:
             )
 
 
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
-
-
-@attrs.frozen(kw_only=True)
-class RespUser:
-    """One ``[[resp.users]]`` table: an ACL user of push mode.
-
-    ``password`` is hashed when the config is loaded (SHA-256, as Redis stores it) and only
-    the hash is kept; ``password_hash`` takes a stored hash directly. ``rules`` are Redis's
-    ACL SETUSER modifiers (``"on +@pubsub &news.*"``), applied after the password.
-    """
-
-    name: str
-    password_hash: str = attrs.field(default="", repr=False)
-    rules: str = ""
-
-    @classmethod
-    def from_table(cls, table: Any, index: int) -> RespUser:
-        where = f"resp.users[{index}]"
-        if isinstance(table, RespUser):
-            return table
-        if not isinstance(table, dict):
-            raise ConfigError(f"{where} must be a table with name, password (or password_hash), rules")
-        unknown = set(table) - {"name", "password", "password_hash", "rules"}
-        if unknown:
-            raise ConfigError(f"unknown config key {where}.{sorted(unknown)[0]!r}; known: name, password, "
-                              "password_hash, rules")
-        name = table.get("name")
-        if not isinstance(name, str) or not name or any(c in name for c in " \t\r\n\0"):
-            raise ConfigError(f"{where}.name: expected a user name without spaces")
-        rules = table.get("rules", "")
-        if not isinstance(rules, str):
-            raise ConfigError(f"{where}.rules: expected a string of ACL rules such as \"on +@pubsub &news.*\"")
-        if "password" in table and "password_hash" in table:
-            raise ConfigError(f"{where}: give password or password_hash, not both")
-        digest = table.get("password_hash", "")
-        if "password" in table:
-            password = table["password"]
-            if not isinstance(password, str) or not password:
-                raise ConfigError(f"{where}.password: expected a non-empty string")
-            digest = hashlib.sha256(password.encode()).hexdigest()
-        elif digest and not (isinstance(digest, str) and _SHA256_HEX.fullmatch(digest)):
-            raise ConfigError(f"{where}.password_hash: expected 64 lowercase hex digits (a SHA-256 digest)")
-        return cls(name=name, password_hash=digest, rules=rules)
-
-    def acl_rules(self) -> list[str]:
-        """This user as ACL SETUSER modifiers: the password hash first, then the rules."""
-        return (["#" + self.password_hash] if self.password_hash else []) + self.rules.split()
-
-
-def _resp_users(value: Any) -> tuple[RespUser, ...]:
-    if not isinstance(value, (list, tuple)):
-        raise ConfigError("resp.users must be an array of tables ([[resp.users]])")
-    return tuple(RespUser.from_table(table, index) for index, table in enumerate(value))
-
-
 @attrs.frozen(kw_only=True)
 class RespConfig:
     """Push mode's RESP listener and Redis-compatible limits.
@@ -305,7 +248,7 @@ class RespConfig:
     # Redis ``acllog-max-len``: refusals ACL LOG remembers.
     acllog_max_len: int = _ranged(128, 0, INT64_MAX)
     # ACL users defined here ([[resp.users]] tables); not together with ``aclfile``, as in Redis.
-    users: tuple[RespUser, ...] = attrs.field(factory=tuple, converter=lambda v: _resp_users(v))
+    users: tuple[RespUser, ...] = attrs.field(factory=tuple, converter=parse_resp_users)
 
     def __attrs_post_init__(self) -> None:
         if self.users and self.aclfile:

@@ -12,7 +12,8 @@ import pytest
 import trio
 from structlog.testing import capture_logs
 
-from broker.config import RespConfig, RespUser
+from broker.config import RespConfig
+from broker.security.redis_users import RespUser
 from broker.errors import ConfigError
 from broker.security.redis_acl import hash_password
 from modes.push.commands.acl import build_acl
