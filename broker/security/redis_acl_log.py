@@ -40,10 +40,14 @@ class AclLog:
 
     max_len: int = 128
     entries: list[AclLogEntry] = attrs.field(factory=list)
+    # Refusals by reason since start or CONFIG RESETSTAT (INFO's acl_access_denied_*); ACL
+    # LOG RESET leaves them, as in Redis.
+    denied: dict[str, int] = attrs.field(factory=dict)
 
     def add(self, reason: str, obj: str, username: str, client_info: str, now_ms: int,
             context: str = "toplevel") -> None:
         """Record one refusal (or count it on a like entry of the last minute)."""
+        self.denied[reason] = self.denied.get(reason, 0) + 1
         for index, entry in enumerate(self.entries[:_SCAN]):
             if (entry.reason == reason and entry.context == context and entry.object == obj
                     and entry.username == username and abs(now_ms - entry.created_ms) <= _GROUPING_MS):

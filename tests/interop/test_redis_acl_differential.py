@@ -14,7 +14,7 @@ Step syntax::
     "B!"                    B reads until the server closes it
     ("A", b"raw")           A sends raw bytes and reads one reply
 
-A connection whose name starts with ``R`` connects from 127.0.0.2: Redis's protected mode
+Connections ``R`` and ``S`` connect from 127.0.0.2: Redis's protected mode
 treats every address but 127.0.0.1 and ::1 as remote, so this is a remote client that never
 leaves the loopback interface.
 
@@ -38,11 +38,15 @@ from tests.interop.differential import TIMEOUT, _Conn, _parse_raw, encode_comman
 pytestmark = pytest.mark.interop
 
 DEFAULT_PASSWORD = "pw"
+# Connections made from 127.0.0.2: remote, for protected mode.
+REMOTE = "RS"
 # What a case's setup may give ``default``; reset restores it as Redis starts it.
 RESET = [
     ["AUTH", "default", DEFAULT_PASSWORD],
     ["ACL", "SETUSER", "default", "resetpass", "nopass", "on", "allkeys", "allchannels", "+@all"],
     ["ACL", "LOG", "RESET"],
+    ["CONFIG", "SET", "requirepass", "", "protected-mode", "yes", "acllog-max-len", "128",
+     "acl-pubsub-default", "resetchannels"],
 ]
 
 
@@ -64,6 +68,21 @@ def acl_log_fields(data: bytes) -> bytes:
     """ACL LOG: the age (a time) and the client description (ids, ports, buffer sizes differ)."""
     data = re.sub(rb"(\$11\r\nage-seconds\r\n)(\$\d+\r\n[^\r]*\r\n|,[^\r]*\r\n)", rb"\1<age>\r\n", data)
     return re.sub(rb"(\$11\r\nclient-info\r\n)\$\d+\r\n[^\r]*\r\n", rb"\1<client>\r\n", data)
+
+
+def single_command_rules(data: bytes) -> bytes:
+    """ACL GETUSER / LIST: the rules naming single commands, sorted.
+
+    Redis describes a user's commands as ``+@all`` / ``-@all``, then categories (in a fixed
+    order), then the commands still differing — in the order of its command table, a hash
+    table seeded at random when it starts. Only which single-command rules appear is defined.
+    """
+    def sort_rules(match: re.Match) -> bytes:
+        words = match.group(2).split(b" ")
+        first = next((i for i, w in enumerate(words) if w[:1] in b"+-" and not w[1:2] == b"@" and i > 0), len(words))
+        tail = sorted(words[first:], key=lambda w: w.lstrip(b"+-"))
+        return match.group(1) + b" ".join(words[:first] + tail) + b"\r\n"
+    return re.sub(rb"(\$\d+\r\n)((?:user |[+-]@all)[^\r]*)\r\n", sort_rules, data)
 
 
 def sorted_bulks(data: bytes) -> bytes:
@@ -131,16 +150,16 @@ CASES = [
         "A: ACL GETUSER alice", "A: ACL GETUSER default", "A: ACL GETUSER nosuch", "A: ACL LIST", "A: ACL USERS",
         "A: ACL GETUSER ops", "A: ACL DELUSER ops nosuch", "A: ACL DELUSER default", "A: ACL USERS",
     ), setup=ALICE + ("ACL SETUSER ops on #2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b "
-                      "+@all -client|kill ~k* %R~ro* &a &b",)),
+                      "+@all -client|kill ~k* %R~ro* &a &b",), normalize=single_command_rules),
     AclCase("getuser-resp3", ("A: HELLO 3", "A: ACL GETUSER alice", "A: ACL GETUSER nosuch"),
-            setup=ALICE, normalize=hello_id),
+            setup=ALICE, normalize=lambda data: single_command_rules(hello_id(data))),
     AclCase("setuser-rules-described", (
         "A: ACL SETUSER u1 &*", "A: ACL SETUSER u1 &x", "A: ACL SETUSER u2 ~* ~x",
         "A: ACL SETUSER u3 >p1 >p1 >p2 <p1", "A: ACL GETUSER u3", "A: ACL SETUSER u3 nopass",
         "A: ACL SETUSER u4 on +@all -@all +ping +client|kill -client +@pubsub -publish +publish",
         "A: ACL GETUSER u4", "A: ACL SETUSER u5 -@all +select|0 +select|1", "A: ACL SETUSER u6 reset",
         "A: ACL SETUSER u7 on skip-sanitize-payload +@all -client|kill", "A: ACL LIST",
-    )),
+    ), normalize=single_command_rules),
     AclCase("setuser-malformed-rules", (
         "A: ACL SETUSER u foo", "A: ACL SETUSER u +nosuch", "A: ACL SETUSER u +@nosuch", "A: ACL SETUSER u +client|",
         "A: ACL SETUSER u +client|id|x", "A: ACL SETUSER u +client|nosuch", "A: ACL SETUSER u -select|0",
@@ -180,7 +199,21 @@ CASES = [
     AclCase("client-list-shows-user", (
         "A: AUTH alice secret", "B: CLIENT LIST ID 0", "B: ACL WHOAMI",
     ), setup=("ACL SETUSER alice on >secret +@all",)),
+    AclCase("config-security-settings", (
+        "A: CONFIG GET protected-mode", "A: CONFIG SET protected-mode maybe", "A: CONFIG GET acllog-max-len",
+        "A: CONFIG SET acllog-max-len -1", "A: CONFIG SET acllog-max-len x", "A: CONFIG SET acllog-max-len 1",
+        "A: CONFIG GET acl-pubsub-default", "A: CONFIG SET acl-pubsub-default some",
+        "A: CONFIG SET acl-pubsub-default allchannels", "A: ACL SETUSER fresh", "A: ACL GETUSER fresh",
+        "A: CONFIG GET requirepass", "A: CONFIG SET requirepass pw", "A: CONFIG GET requirepass", "A: PING",
+        "B: PING", "B: AUTH pw", "A: CONFIG SET requirepass ''", "C: PING",
+    )),
+    AclCase("acl-log-max-len", (
+        "A: CONFIG SET acllog-max-len 2", "A: AUTH nobody a", "A: AUTH nobody b", "A: AUTH other c",
+        "A: AUTH third d", "A: ACL LOG",
+    ), normalize=acl_log_fields),
     AclCase("protected-mode-denied", ("R!",)),
+    AclCase("protected-mode-off", ("A: CONFIG SET protected-mode no", "R: PING", "A: CONFIG SET protected-mode yes",
+                                   "R: PING", "S!")),
     AclCase("protected-mode-password-lets-in", ("R: PING", "R: AUTH pw", "R: PING"), setup=PASSWORD),
 ]
 
@@ -196,7 +229,7 @@ class _Side:
 
     def conn(self, name: str) -> _Conn:
         if name not in self.conns:
-            if name.startswith("R"):
+            if name in REMOTE:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 sock.settimeout(TIMEOUT)
                 sock.bind(("127.0.0.2", 0))

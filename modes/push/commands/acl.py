@@ -227,7 +227,7 @@ def auth(server: ServerState, client: Client, args: list[bytes]) -> None:
 
 # --- ACL -----------------------------------------------------------------------------------------
 
-def users_changed(server: ServerState, actor: Client) -> None:
+def users_changed(server: ServerState, actor: Client | None) -> None:
     """Move every connection to its user's current rules; cut off those that lost their user
     or a channel they are subscribed to (``actor``, if among them, after its reply)."""
     acl = server.acl

@@ -123,3 +123,28 @@ async def test_requirepass_closes_the_door_until_auth() -> None:
                             b"user is disabled.\r\n+OK\r\n:0\r\n")
         with trio.fail_after(5):
             await client.aclose()
+
+
+async def test_info_counts_refusals_until_resetstat() -> None:
+    async with push_broker(users=(ALICE,)) as address:
+        alice = await RespClient.connect(address)
+        await alice.send(b"AUTH alice wrong\r\nAUTH alice a-pw\r\nPUBLISH sport x\r\nPUBLISH sport y\r\nCLIENT ID\r\n")
+        await alice.expect(b"-WRONGPASS invalid username-password pair or user is disabled.\r\n+OK\r\n")
+        admin = await RespClient.connect(address)
+
+        async def counters() -> list[str]:
+            info = await admin.info()
+            return [f"{key}:{value}" for key, value in info.items() if key.startswith("acl_access_denied")]
+
+        await alice.expect(b"-NOPERM this user has no permissions to access one of the channels used as "
+                           b"arguments\r\n")
+        await admin.send(b"ACL LOG RESET\r\n")
+        await admin.expect(b"+OK\r\n")
+        assert await counters() == ["acl_access_denied_auth:1", "acl_access_denied_cmd:1",
+                                    "acl_access_denied_key:0", "acl_access_denied_channel:2"]
+        await admin.send(b"CONFIG RESETSTAT\r\n")
+        await admin.expect(b"+OK\r\n")
+        assert await counters() == ["acl_access_denied_auth:0", "acl_access_denied_cmd:0",
+                                    "acl_access_denied_key:0", "acl_access_denied_channel:0"]
+        await alice.aclose()
+        await admin.aclose()
