@@ -175,7 +175,9 @@ CASES = [
     AclCase("acl-dryrun", (
         "A: ACL DRYRUN alice publish news1 x", "A: ACL DRYRUN alice publish other x", "A: ACL DRYRUN alice echo x",
         "A: ACL DRYRUN alice pubsub numpat", "A: ACL DRYRUN alice psubscribe n*", "A: ACL DRYRUN nosuch ping",
-        "A: ACL DRYRUN alice nosuch", "A: ACL DRYRUN alice publish x",
+        "A: ACL DRYRUN alice nosuch", "A: ACL DRYRUN alice publish x", "A: ACL DRYRUN alice client nosuch",
+        "A: ACL DRYRUN alice client", "A: ACL DRYRUN alice auth x", "A: ACL DRYRUN alice ssubscribe news1 x",
+        "A: ACL LOG -1", "A: ACL LOG 0", "A: ACL DELUSER",
     ), setup=ALICE),
     AclCase("acl-log", (
         "A: AUTH alice bad", "A: AUTH alice bad", "A: auth nobody x", "A: AUTH alice secret", "A: CLIENT ID",
@@ -194,6 +196,7 @@ CASES = [
     AclCase("deleted-user-disconnects", (
         "A: AUTH alice secret", "A: PING", "B: ACL DELUSER alice", "A!",
     ), setup=ALICE),
+    AclCase("auth-while-subscribed", ("A: SUBSCRIBE c", "A: AUTH x", "A: ACL WHOAMI", "A: UNSUBSCRIBE")),
     AclCase("reset-deauthenticates", ("A: AUTH pw", "A: PING", "A: RESET", "A: PING", "A: QUIT"),
             setup=PASSWORD),
     AclCase("client-list-shows-user", (

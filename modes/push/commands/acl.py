@@ -378,7 +378,8 @@ def acl_dryrun(server: ServerState, client: Client, args: list[bytes]) -> None:
     words = args[3:]
     command = COMMANDS.get(words[0].upper())
     if command is not None and command.subcommands is not None and len(words) > 1:
-        command = command.subcommands.get(words[1].upper()) or command
+        # As Redis's lookupCommand: a container's unknown subcommand names no command at all.
+        command = command.subcommands.get(words[1].upper())
     if command is None:
         client.reply(encoder.error(f"ERR Command '{text_of(words[0])}' not found"))
         return

@@ -148,3 +148,16 @@ async def test_info_counts_refusals_until_resetstat() -> None:
                                     "acl_access_denied_key:0", "acl_access_denied_channel:0"]
         await alice.aclose()
         await admin.aclose()
+
+
+async def test_revoking_ones_own_subscription_answers_then_closes() -> None:
+    """ACL SETUSER from a (RESP3) subscriber taking its own channel away: the reply, then the
+    close, as Redis 7.2 does it. redis-server 7.0.15 crashes here (a segfault in call()), so
+    this case cannot be in the differential test."""
+    async with push_broker(users=(RespUser(name="alice", password_hash=hash_password("a-pw"),
+                                           rules="on +@all &news*"),)) as address:
+        alice = await RespClient.connect(address)
+        await alice.send(b"HELLO 3 AUTH alice a-pw\r\nSUBSCRIBE news1\r\nACL SETUSER alice resetchannels\r\n")
+        data = await alice.read_until_closed()
+        assert data.endswith(b">3\r\n$9\r\nsubscribe\r\n$5\r\nnews1\r\n:1\r\n+OK\r\n")
+        await alice.aclose()
