@@ -22,51 +22,41 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import median  # noqa: E402
-from push_loop_micro import PUBLISH, make_client, make_server, subscribe  # noqa: E402
+from push_loop_micro import bench_run_batch  # noqa: E402
 
+from modes.push.client import Client  # noqa: E402
 from modes.push.commands.acl import refresh_client  # noqa: E402
+from modes.push.server import PushServer  # noqa: E402
 
 USERS = ("default", "password", "restricted")
 
 
+def _as(kind: str, servers: list[PushServer]) -> Callable[[PushServer, Client], None]:
+    """A ``prepare`` hook making the publisher a ``kind`` user (see the module docstring)."""
+    def prepare(server: PushServer, publisher: Client) -> None:
+        if kind == "password":
+            server.acl.set_user("default", ["resetpass", ">bench-password"])
+            publisher.authenticated = True
+        elif kind == "restricted":
+            publisher.user = server.acl.set_user("pub", ["on", "nopass", "-@all", "+publish", "&ch*"])
+            publisher.authenticated = True
+        refresh_client(server, publisher)
+        assert publisher.unrestricted == (kind != "restricted")
+        servers.append(server)
+    return prepare
+
+
 def bench(kind: str, pipeline: int, subscribers: int, repeats: int, calls: int) -> float:
-    """µs per PUBLISH for a publisher of ``kind`` (see the module docstring)."""
-    server = make_server()
-    publisher = make_client(server, 1)
-    if kind == "password":
-        server.acl.set_user("default", ["resetpass", ">bench-password"])
-        publisher.authenticated = True
-    elif kind == "restricted":
-        publisher.user = server.acl.set_user("pub", ["on", "nopass", "-@all", "+publish", "&ch*"])
-        publisher.authenticated = True
-    refresh_client(server, publisher)
-    assert publisher.unrestricted == (kind != "restricted")
-    subs = [make_client(server, 100 + i) for i in range(subscribers)]
-    for sub in subs:
-        subscribe(server, sub)
-    data = PUBLISH * pipeline
-    everyone = [publisher, *subs]
-    results = []
-    for _ in range(repeats):
-        elapsed = 0
-        for _ in range(calls):
-            start = time.perf_counter_ns()
-            server.in_batch = True
-            server.execute(publisher, data, 0)
-            server.in_batch = False
-            elapsed += time.perf_counter_ns() - start
-            server.dirty.clear()
-            for client in everyone:
-                reply = client.outbox.take_bytes()
-                assert not reply.startswith(b"-"), reply[:80]
-        results.append(elapsed / calls / pipeline / 1000)
-    return median(results)
+    """µs per PUBLISH for a publisher of ``kind``; fails if any PUBLISH was refused."""
+    servers: list[PushServer] = []
+    figure = bench_run_batch(pipeline, subscribers, repeats, calls, prepare=_as(kind, servers))
+    assert not servers[0].acl_log.denied, f"{kind}: PUBLISHes were refused, the figure is meaningless"
+    return figure
 
 
 def main(argv: list[str] | None = None) -> int:

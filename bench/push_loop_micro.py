@@ -31,6 +31,7 @@ import select
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
@@ -116,10 +117,17 @@ def subscribe(server: PushServer, client: Client) -> None:
 # -- 1. run_batch ---------------------------------------------------------------------------------
 
 
-def bench_run_batch(pipeline: int, subscribers: int, repeats: int, calls: int) -> float:
-    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes."""
+def bench_run_batch(pipeline: int, subscribers: int, repeats: int, calls: int,
+                    prepare: Callable[[PushServer, Client], None] | None = None) -> float:
+    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes.
+
+    ``prepare``, if given, is called with the server and the publisher before the runs (to
+    make the publisher another ACL user, say: ``push_acl_cost.py``).
+    """
     server = make_server()
     publisher = make_client(server, 1)
+    if prepare is not None:
+        prepare(server, publisher)
     subs = [make_client(server, 100 + i) for i in range(subscribers)]
     for sub in subs:
         subscribe(server, sub)

@@ -119,8 +119,9 @@ def encode_command(words: list[str]) -> bytes:
 class _Conn:
     """A blocking socket with a deadline on every read."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=TIMEOUT)
+    def __init__(self, address: tuple[str, int], source: str | None = None) -> None:
+        self.sock = socket.create_connection(address, timeout=TIMEOUT,
+                                             source_address=(source, 0) if source else None)
         self.buffer = b""
         self.closed = False
 

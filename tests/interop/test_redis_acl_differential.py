@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 import shlex
-import socket
 import time
 from collections.abc import Callable
 
@@ -232,15 +231,7 @@ class _Side:
 
     def conn(self, name: str) -> _Conn:
         if name not in self.conns:
-            if name in REMOTE:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.settimeout(TIMEOUT)
-                sock.bind(("127.0.0.2", 0))
-                sock.connect(self.address)
-                conn = _Conn.__new__(_Conn)
-                conn.sock, conn.buffer, conn.closed = sock, b"", False
-            else:
-                conn = _Conn(self.address)
+            conn = _Conn(self.address, source="127.0.0.2" if name in REMOTE else None)
             self.conns[name] = conn
         return self.conns[name]
 
