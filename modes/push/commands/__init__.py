@@ -249,7 +249,7 @@ def _publishes_only(server: ServerState, client: Client, commands: list[list[byt
     """Run the batch at once if it is nothing but PUBLISHes to one channel (the hot case).
 
     The caller checked what the fast path needs (no pause, replies plain, the client not
-    subscribed, nothing held back). A lone PUBLISH is published at once, without holding
+    subscribed and allowed everything by ACL, nothing held back). A lone PUBLISH is published at once, without holding
     anything back for a batch end that is already here. A run of them is checked column by
     column (every command three words, one name, one channel), then published as one
     fan-out (``pubsub.publish_run``) when the broker can prove that is the same as one by one.
