@@ -114,10 +114,17 @@ def subscribe(server: PushServer, client: Client) -> None:
     client.outbox.take_bytes()
 
 
-def publisher_and_subscribers(subscribers: int) -> tuple[TimedServer, Client, list[Client]]:
-    """A server with one publishing client and ``subscribers`` clients subscribed to "ch"."""
+def publisher_and_subscribers(subscribers: int, prepare: Callable[[PushServer, Client], None] | None = None
+                              ) -> tuple[TimedServer, Client, list[Client]]:
+    """A server with one publishing client and ``subscribers`` clients subscribed to "ch".
+
+    ``prepare``, if given, is called with the server and the publisher first (to make the
+    publisher another ACL user, say: ``push_acl_cost.py``).
+    """
     server = make_server()
     publisher = make_client(server, 1)
+    if prepare is not None:
+        prepare(server, publisher)
     subs = [make_client(server, 100 + i) for i in range(subscribers)]
     for sub in subs:
         subscribe(server, sub)
@@ -129,14 +136,9 @@ def publisher_and_subscribers(subscribers: int) -> tuple[TimedServer, Client, li
 
 def bench_run_batch(pipeline: int, subscribers: int, repeats: int, calls: int,
                     prepare: Callable[[PushServer, Client], None] | None = None) -> float:
-    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes.
-
-    ``prepare``, if given, is called with the server and the publisher before the runs (to
-    make the publisher another ACL user, say: ``push_acl_cost.py``).
-    """
-    server, publisher, subs = publisher_and_subscribers(subscribers)
-    if prepare is not None:
-        prepare(server, publisher)
+    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes
+    (``prepare``: as in ``publisher_and_subscribers``)."""
+    server, publisher, subs = publisher_and_subscribers(subscribers, prepare)
     data = PUBLISH * pipeline
     everyone = [publisher, *subs]
     results = []

@@ -44,6 +44,25 @@ async def test_config_users_authenticate_and_are_limited() -> None:
         await other.aclose()
 
 
+async def test_a_restricted_users_run_of_publishes_is_checked_one_by_one() -> None:
+    # A pipelined run of PUBLISHes to one channel is published as one fan-out for the default
+    # user; a restricted user's run must not take that shortcut past its channel rules.
+    async with push_broker(users=(ALICE,)) as address:
+        alice = await RespClient.connect(address)
+        listener = await RespClient.connect(address)
+        await listener.send(b"SUBSCRIBE sport\r\n")
+        await listener.expect(b"*3\r\n$9\r\nsubscribe\r\n$5\r\nsport\r\n:1\r\n")
+        await _auth(alice, b"alice", b"a-pw")
+        await alice.send(b"PUBLISH sport x\r\n" * 3)
+        noperm = b"-NOPERM this user has no permissions to access one of the channels used as arguments\r\n"
+        await alice.expect(noperm * 3)
+        await listener.send(b"PING\r\n")
+        # Nothing reached the subscriber before its PING's reply.
+        await listener.expect(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+        await alice.aclose()
+        await listener.aclose()
+
+
 async def test_acl_file_loaded_at_start_saved_and_reloaded(tmp_path) -> None:
     path = tmp_path / "users.acl"
     path.write_text("# users\nuser alice on #%s resetchannels &news.* -@all +@pubsub\n" % hash_password("a-pw"))
