@@ -214,8 +214,7 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
     # A client allowed everything (the default user) skips the ACL checks; any other is
     # checked here too, and sent the careful way (which refuses and logs) when not allowed.
     unrestricted = client.unrestricted
-    if (fast and unrestricted and not client.subscribed and not client.held_replies
-            and _publishes_only(server, client, commands)):
+    if fast and not client.subscribed and not client.held_replies and _publishes_only(server, client, commands):
         return len(commands)
     executed = 0
     for args in commands:
@@ -262,6 +261,8 @@ def _publishes_only(server: ServerState, client: Client, commands: list[list[byt
         args = commands[0]
         if len(args) != 3 or _SPELLINGS.get(args[0]) is not _PUBLISH:
             return False
+        if not client.unrestricted and not acl.allowed(server, client, _PUBLISH, args):
+            return False
         pubsub.publish_alone(server, client, args)
         return True
     try:
@@ -272,6 +273,8 @@ def _publishes_only(server: ServerState, client: Client, commands: list[list[byt
     if (_SPELLINGS.get(names[0]) is not _PUBLISH or names.count(names[0]) != count
             or channels.count(channels[0]) != count):
         return False
+    if not client.unrestricted and not acl.allowed(server, client, _PUBLISH, commands[0]):
+        return False  # one channel: one verdict for the whole run
     return pubsub.publish_run(server, client, channels[0], payloads)
 
 
