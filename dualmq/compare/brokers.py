@@ -50,8 +50,11 @@ class BrokerHandle:
     """The broker one scenario runs against; ``restartable`` tells whether events can kill it."""
 
     def __init__(self, kind: str, kafka: str | None, resp: str | None, settings: dict[str, dict[str, Any]],
-                 process: BrokerProcess | None = None) -> None:
+                 process: BrokerProcess | None = None, resp_credentials: dict[str, str | None] | None = None) -> None:
         self.kind = kind
+        # ``username`` / ``password`` for an external RESP server that asks for them (the push
+        # SDK's keywords); empty for a broker compare starts (it has no password).
+        self.resp_credentials = resp_credentials or {}
         self._kafka = kafka
         self._resp = resp
         self.settings = settings
@@ -83,7 +86,8 @@ class BrokerHandle:
 
 @asynccontextmanager
 async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: str | None = None,
-                      resp: str | None = None, verbose: bool = False):
+                      resp: str | None = None, verbose: bool = False,
+                      resp_credentials: dict[str, str | None] | None = None):
     """Yield a ``BrokerHandle`` of ``kind`` embedded | subprocess | external; clean up after.
 
     Args:
@@ -92,9 +96,10 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
         kafka, resp: the addresses for ``external`` (either may be None: that mode is skipped).
         verbose: a subprocess broker logs at info level, in console format (``--verbose`` shows
             its log file); otherwise warnings and errors only.
+        resp_credentials: ``username`` / ``password`` for the external RESP server.
     """
     if kind == "external":
-        yield BrokerHandle("external", kafka, resp, {})
+        yield BrokerHandle("external", kafka, resp, {}, resp_credentials=resp_credentials)
         return
     if kind == "embedded":
         import dualmq.embedded  # composition root; imported lazily (it pulls in the broker)
