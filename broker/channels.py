@@ -44,7 +44,8 @@ import attrs
 from broker.glob import glob_match
 from broker.subscribers import HARD, Subscriber
 
-__all__ = ["PubSub", "PublishResult", "PubSubStatistics", "MakeFrame", "Disconnected"]
+__all__ = ["CHANNEL_COUNTERS_LIMIT", "ChannelCounters", "PubSub", "PublishResult", "PubSubStatistics", "MakeFrame",
+           "Disconnected"]
 
 # make_frame(pattern or None, channel, payload, frame_format) -> encoded frame.
 MakeFrame = Callable[[bytes | None, bytes, bytes, int], bytes]
@@ -58,6 +59,37 @@ class PublishResult(NamedTuple):
 
     receivers: int
     disconnected: list[Disconnected] | tuple[()]
+
+
+# The most channels (and, apart, patterns and shard channels) counted one by one; publishes to
+# further names are counted together under the name None ("other"), so that a client
+# publishing to a million different channels cannot grow the counters (or the metrics
+# exposing them) without bound. docs/observability.md#bounded-labels
+CHANNEL_COUNTERS_LIMIT = 1000
+
+
+@attrs.define(slots=True, eq=False)
+class ChannelCounters:
+    """What happened to the messages of one channel (or pattern, or shard channel) so far.
+
+    Only ever grows: CONFIG RESETSTAT zeroes INFO's totals, not these (they feed Prometheus
+    counters, which must not go back).
+    """
+
+    published: int = 0  # PUBLISHes to the channel (not counted for a pattern)
+    delivered: int = 0  # frames queued for its subscribers (a pattern: pmessages queued)
+    dropped: int = 0  # publishes that reached nobody at all
+
+
+def _counters(index: dict[bytes | None, ChannelCounters], name: bytes) -> ChannelCounters:
+    """The counters of ``name`` in ``index``, created while under the limit, else "other"."""
+    counters = index.get(name)
+    if counters is None:
+        key = name if len(index) < CHANNEL_COUNTERS_LIMIT else None
+        counters = index.get(key)
+        if counters is None:
+            counters = index[key] = ChannelCounters()
+    return counters
 
 
 # The answer for a publish that reached nobody and cut nobody off: shared, since it is immutable.
@@ -118,6 +150,10 @@ class PubSub:
     # Subscribers cut off while delivering deferred frames outside flush_deferred (cannot
     # happen, see publish_deferred; kept for safety): reported by the next flush or sweep.
     _late_cuts: list[Subscriber] = attrs.field(factory=list, init=False)
+    # Per-name counters (see ``ChannelCounters``), bounded by CHANNEL_COUNTERS_LIMIT each.
+    _channel_counters: dict[bytes | None, ChannelCounters] = attrs.field(factory=dict, init=False)
+    _pattern_counters: dict[bytes | None, ChannelCounters] = attrs.field(factory=dict, init=False)
+    _shard_counters: dict[bytes | None, ChannelCounters] = attrs.field(factory=dict, init=False)
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -131,6 +167,7 @@ class PubSub:
         """
         if self._join(sub, channel, sub.channels, self._channels, self._channel_order):
             self._targets.pop(channel, None)
+            sub.joined_at[channel] = _counters(self._channel_counters, channel).published
         return sub.subscription_count
 
     def psubscribe(self, sub: Subscriber, pattern: bytes) -> int:
@@ -142,6 +179,7 @@ class PubSub:
         """UNSUBSCRIBE one channel (harmless if not subscribed). Returns the count afterwards."""
         if self._leave(sub, channel, sub.channels, self._channels, self._channel_order):
             self._targets.pop(channel, None)
+            sub.joined_at.pop(channel, None)
         return sub.subscription_count
 
     def punsubscribe(self, sub: Subscriber, pattern: bytes) -> int:
@@ -259,10 +297,13 @@ class PubSub:
             already closed and removed from the registry.
         """
         self._messages_published += 1
+        counters = self._channel_counters.get(channel) or _counters(self._channel_counters, channel)
+        counters.published += 1
         subscribers = self._channels.get(channel)
         if not subscribers and not self._patterns:
             # The common "nobody listens" case: no frame built, nothing allocated.
             self._messages_dropped_no_subscriber += 1
+            counters.dropped += 1
             return _NOBODY
         receivers = 0
         cut: list[Subscriber] | None = None  # allocated only if someone is cut off
@@ -296,8 +337,10 @@ class PubSub:
             if glob_match(pattern, channel):
                 if cut is None:
                     cut = []
-                receivers += _deliver_each(subscribers, pattern, channel, payload, now_ms, make_frame, cut)
-        return self._published(receivers, cut)
+                reached = _deliver_each(subscribers, pattern, channel, payload, now_ms, make_frame, cut)
+                _counters(self._pattern_counters, pattern).delivered += reached
+                receivers += reached
+        return self._published(receivers, cut, counters)
 
     def spublish(self, channel: bytes, payload: bytes, now_ms: int, make_frame: MakeFrame) -> PublishResult:
         """SPUBLISH: queue the message for every subscriber of the shard channel, and nobody else.
@@ -306,19 +349,24 @@ class PubSub:
         and builds the shard frame (``smessage``).
         """
         self._messages_published += 1
+        counters = _counters(self._shard_counters, channel)
+        counters.published += 1
         subscribers = self._shard_channels.get(channel)
         if not subscribers:
             self._messages_dropped_no_subscriber += 1
+            counters.dropped += 1
             return _NOBODY
         cut: list[Subscriber] = []
         receivers = _deliver_each(subscribers, None, channel, payload, now_ms, make_frame, cut)
-        return self._published(receivers, cut)
+        return self._published(receivers, cut, counters)
 
-    def _published(self, receivers: int, cut: list[Subscriber] | None) -> PublishResult:
+    def _published(self, receivers: int, cut: list[Subscriber] | None, counters: ChannelCounters) -> PublishResult:
         """Count a publish that reached ``receivers`` and report the subscribers it cut off."""
         self._frames_delivered += receivers
+        counters.delivered += receivers
         if receivers == 0:
             self._messages_dropped_no_subscriber += 1
+            counters.dropped += 1
         if not cut and receivers < _SHARED_RESULTS:
             return _RESULTS[receivers]
         return PublishResult(receivers, self._cut_off(cut) if cut else ())
@@ -355,6 +403,9 @@ class PubSub:
                 # Nobody listens: what publish does then, without its call.
                 self._messages_published += 1
                 self._messages_dropped_no_subscriber += 1
+                counters = self._channel_counters.get(channel) or _counters(self._channel_counters, channel)
+                counters.published += 1
+                counters.dropped += 1
                 return 0
             batch = self._start_deferral(channel)
             if batch is None:
@@ -372,6 +423,9 @@ class PubSub:
         self._messages_published += 1
         receivers = len(batch.targets)
         self._frames_delivered += receivers
+        counters = batch.counters
+        counters.published += 1
+        counters.delivered += receivers
         return receivers
 
     def _start_deferral(self, channel: bytes) -> _DeferredBatch | None:
@@ -396,7 +450,8 @@ class PubSub:
                 headroom = room
         if headroom <= 0:
             return None
-        batch = self._deferred[channel] = _DeferredBatch(targets, frame_format, headroom)
+        batch = self._deferred[channel] = _DeferredBatch(targets, frame_format, headroom,
+                                                         _counters(self._channel_counters, channel))
         return batch
 
     def flush_deferred(self, now_ms: int) -> list[Disconnected] | tuple[()]:
@@ -489,6 +544,19 @@ class PubSub:
         self._disconnected_hard = 0
         self._disconnected_soft = 0
 
+    def channel_counters(self) -> dict[str, dict[bytes | None, ChannelCounters]]:
+        """Copies of the per-name counters, by namespace (``channel``, ``pattern``, ``shard``);
+        the name None holds the names counted together past ``CHANNEL_COUNTERS_LIMIT``."""
+        return {kind: {name: attrs.evolve(c) for name, c in index.items()}
+                for kind, index in (("channel", self._channel_counters), ("pattern", self._pattern_counters),
+                                    ("shard", self._shard_counters))}
+
+    def subscriber_counts(self) -> dict[str, dict[bytes, int]]:
+        """Subscribers per channel, pattern and shard channel, as now (PUBSUB NUMSUB for all)."""
+        return {"channel": {name: len(subs) for name, subs in self._channels.items()},
+                "pattern": {name: len(subs) for name, subs in self._patterns.items()},
+                "shard": {name: len(subs) for name, subs in self._shard_channels.items()}}
+
     @property
     def subscriber_count(self) -> int:
         """Subscribers with at least one subscription."""
@@ -522,6 +590,7 @@ class _DeferredBatch:
     targets: list[tuple[Subscriber, Callable[[bytes, int], bool]]]
     frame_format: int
     headroom: float  # the frames held back must stay below this many bytes
+    counters: ChannelCounters  # the channel's, counted as each publish is held
     size: int = 0
     frames: list[bytes] = attrs.field(factory=list)
 

@@ -36,6 +36,7 @@ refusal lines and what runs on an admitted connection.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import select
@@ -50,6 +51,8 @@ from broker.loggers import get_logger
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.common.clock import now_ms
+from modes.common.request_stats import RequestStats
+from modes.common.running import RunningServers
 from modes.common.listener import (
     Connection,
     ConnectionLimits,
@@ -76,6 +79,8 @@ log = get_logger(__name__)
 # timeouts are checked on this beat.
 CRON_INTERVAL_SECONDS = 0.1
 NO_LIMITS = OutputLimits(hard_bytes=0, soft_bytes=0, soft_seconds=0)
+# How many recent cut-offs the server remembers for the dashboard.
+RECENT_CUTS = 20
 
 
 # What a connection over a cap is told before it is closed. The first is Redis's own line;
@@ -114,6 +119,9 @@ class PushServer:
     # What the commands keep per server: CLIENT PAUSE and its held clients, ...
     command_state: CommandState = attrs.field(factory=CommandState)
     commands_processed: int = 0
+    # Commands by name and error replies by code, for ``/metrics``; never reset (CONFIG
+    # RESETSTAT zeroes INFO's counters only: a Prometheus counter must not go back).
+    requests: RequestStats = attrs.field(factory=RequestStats)
     output_limit_disconnections: int = 0
     protocol_errors: int = 0
     # The largest output buffer of any subscriber that has since unsubscribed or gone (live
@@ -121,6 +129,9 @@ class PushServer:
     # limit: INFO's exact figures, for subscribers CLIENT LIST no longer shows.
     gone_subscribers_output_high_water: int = 0
     output_at_disconnect_max: int = 0
+    # The last subscribers cut off at their output-buffer limit, newest last, for the
+    # dashboard: (time ms, client id, name, pending bytes, "hard" or "soft").
+    recent_cuts: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=RECENT_CUTS))
 
     def __attrs_post_init__(self) -> None:
         if self.limits is None:
@@ -156,6 +167,7 @@ class PushServer:
         self.output_at_disconnect_max = max(self.output_at_disconnect_max, pending)
         if client is None:
             return
+        self.recent_cuts.append((now_ms(), client.id, client.name.decode(errors="replace"), pending, limit))
         limit_bytes = self.limits.hard_bytes if limit == "hard" else self.limits.soft_bytes
         log.warning(
             "subscriber_disconnected",
@@ -215,7 +227,8 @@ class PushServer:
         subscriber = Subscriber(client_id=conn.id, frame_format=2, outbox=outbox)
         client = Client(conn=conn, subscriber=subscriber, fd=conn.stream.socket.fileno(),
                         parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
-                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed)
+                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed,
+                        error_counts=self.requests.errors)
         outbox.wakeup = functools.partial(self.output_queued, client)
         self.clients[conn.id] = client
         try:
@@ -381,6 +394,7 @@ async def serve_resp(
     info: ServerInfo,
     *,
     driver: str | None = None,
+    running: RunningServers | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting.
@@ -389,6 +403,7 @@ async def serve_resp(
         config, pubsub, info: the ``[resp]`` settings, the channel registry, server info.
         driver: how connections are read (``"epoll"``, ``"tasks"``, ``"auto"``); None: from
             the ``DUALMQ_PUSH_DRIVER`` environment variable, else ``auto`` (see ``drivers``).
+        running: if given, ``running.push`` is set to the server once it accepts (metrics).
 
     Raises:
         ConfigError: an unknown driver, or one this platform lacks.
@@ -405,6 +420,8 @@ async def serve_resp(
             nursery.start_soon(server.cron)
             await nursery.start(server.driver.run)
             await nursery.start(server.connections.serve, listeners)
+            if running is not None:
+                running.push = server
             log.info("resp_listener_started", address=server.address, driver=server.driver.name)
             task_status.started(server.address)
     finally:

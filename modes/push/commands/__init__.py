@@ -187,6 +187,8 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
     # after those only.
     fast = pause.mode is None and not client.reply_flags
     executed = 0
+    # Commands by name, for /metrics: one dict update per command that runs.
+    calls = server.requests.requests
     for args in commands:
         try:
             entry = spellings[args[0]]
@@ -195,6 +197,8 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
         if fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed:
             # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
             client.last_command = entry.name
+            name = entry.fullname
+            calls[name] = calls.get(name, 0) + 1
             if not entry.holds_output:
                 release_held_output(server, client)
             entry.handler(server, client, args)
@@ -229,6 +233,8 @@ def _run_carefully(server: ServerState, client: Client, entry: Command | None, a
             return False
         if not checked.holds_output:
             release_held_output(server, client)
+        calls = server.requests.requests
+        calls[checked.fullname] = calls.get(checked.fullname, 0) + 1
         checked.handler(server, client, args)
     if client.reply_flags:
         _next_reply_state(server, client)
