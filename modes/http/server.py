@@ -73,9 +73,33 @@ async def serve_http(
         OSError: the address cannot be bound (the daemon turns it into a clear message).
     """
     app = MetricsApp(lambda: read_view(state, running, now_ms()), interval=interval)
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(functools.partial(serve, app, hypercorn_config(config.listen), mode="asgi"))
-        address = binds[0].split("://", 1)[1]
-        log.info("http_listening", address=address, metrics=f"http://{address}/metrics",
-                 dashboard=f"http://{address}/")
-        task_status.started(address)
+    started = False
+    try:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(functools.partial(serve, app, hypercorn_config(config.listen), mode="asgi"))
+            address = binds[0].split("://", 1)[1]
+            log.info("http_listening", address=address, metrics=f"http://{address}/metrics",
+                     dashboard=f"http://{address}/")
+            started = True
+            task_status.started(address)
+    except BaseExceptionGroup as group:
+        # Hypercorn binds inside its own nurseries: "cannot bind" arrives wrapped. Unwrap it
+        # so the daemon reports it as it reports the other listeners' (address in use, ...).
+        bind_error = None if started else _single_os_error(group)
+        if bind_error is None:
+            raise
+        raise bind_error from None
+
+def _single_os_error(group: BaseExceptionGroup) -> OSError | None:
+    """The OSError a (nested) exception group holds, if it holds exactly that and nothing else."""
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [group]
+    while stack:
+        exc = stack.pop()
+        if isinstance(exc, BaseExceptionGroup):
+            stack.extend(exc.exceptions)
+        else:
+            leaves.append(exc)
+    if len(leaves) == 1 and isinstance(leaves[0], OSError):
+        return leaves[0]
+    return None
