@@ -77,7 +77,9 @@ class ChannelCounters:
     """
 
     published: int = 0  # PUBLISHes to the channel (not counted for a pattern)
-    delivered: int = 0  # frames queued for its subscribers (a pattern: pmessages queued)
+    # A channel: frames its publishes queued, the sum of PUBLISH's replies (pattern
+    # subscribers' pmessages included). A pattern: the pmessages it queued.
+    delivered: int = 0
     dropped: int = 0  # publishes that reached nobody at all
 
 
@@ -138,9 +140,9 @@ class PubSub:
     # (every change drops the entry), so a publish does no per-subscriber attribute lookups.
     _targets: dict[bytes, list[tuple[Subscriber, Callable[[bytes, int], bool]]]] = attrs.field(
         factory=dict, init=False)
-    _messages_published: int = attrs.field(default=0, init=False)
-    _frames_delivered: int = attrs.field(default=0, init=False)
-    _messages_dropped_no_subscriber: int = attrs.field(default=0, init=False)
+    # The per-name counters' totals when CONFIG RESETSTAT last ran: INFO shows the counts since
+    # then (the totals are sums of the per-name counters, which themselves never go back).
+    _reset_at: tuple[int, int, int] = attrs.field(default=(0, 0, 0), init=False)
     _disconnected_hard: int = attrs.field(default=0, init=False)
     _disconnected_soft: int = attrs.field(default=0, init=False)
     # Deliveries held back by publish_deferred until flush_deferred: channel -> its batch.
@@ -296,13 +298,11 @@ class PubSub:
             The number of frames queued (PUBLISH's reply) and the subscribers cut off meanwhile,
             already closed and removed from the registry.
         """
-        self._messages_published += 1
         counters = self._channel_counters.get(channel) or _counters(self._channel_counters, channel)
         counters.published += 1
         subscribers = self._channels.get(channel)
         if not subscribers and not self._patterns:
             # The common "nobody listens" case: no frame built, nothing allocated.
-            self._messages_dropped_no_subscriber += 1
             counters.dropped += 1
             return _NOBODY
         receivers = 0
@@ -348,12 +348,10 @@ class PubSub:
         Args and Returns as ``publish``; ``make_frame`` is called with ``None`` for the pattern
         and builds the shard frame (``smessage``).
         """
-        self._messages_published += 1
         counters = _counters(self._shard_counters, channel)
         counters.published += 1
         subscribers = self._shard_channels.get(channel)
         if not subscribers:
-            self._messages_dropped_no_subscriber += 1
             counters.dropped += 1
             return _NOBODY
         cut: list[Subscriber] = []
@@ -362,10 +360,8 @@ class PubSub:
 
     def _published(self, receivers: int, cut: list[Subscriber] | None, counters: ChannelCounters) -> PublishResult:
         """Count a publish that reached ``receivers`` and report the subscribers it cut off."""
-        self._frames_delivered += receivers
         counters.delivered += receivers
         if receivers == 0:
-            self._messages_dropped_no_subscriber += 1
             counters.dropped += 1
         if not cut and receivers < _SHARED_RESULTS:
             return _RESULTS[receivers]
@@ -401,8 +397,6 @@ class PubSub:
                 return -1
             if channel not in self._channels:
                 # Nobody listens: what publish does then, without its call.
-                self._messages_published += 1
-                self._messages_dropped_no_subscriber += 1
                 counters = self._channel_counters.get(channel) or _counters(self._channel_counters, channel)
                 counters.published += 1
                 counters.dropped += 1
@@ -420,9 +414,7 @@ class PubSub:
             return -1
         batch.size = size
         batch.frames.append(frame)
-        self._messages_published += 1
         receivers = len(batch.targets)
-        self._frames_delivered += receivers
         counters = batch.counters
         counters.published += 1
         counters.delivered += receivers
@@ -537,10 +529,9 @@ class PubSub:
         return len(self._shard_channels.get(channel, ()))
 
     def reset_statistics(self) -> None:
-        """Zero the counters (CONFIG RESETSTAT); sizes (channels, subscribers) are not counters."""
-        self._messages_published = 0
-        self._frames_delivered = 0
-        self._messages_dropped_no_subscriber = 0
+        """Zero the counters INFO shows (CONFIG RESETSTAT); sizes (channels, subscribers) are not
+        counters, and the per-name counters (``channel_counters``, for Prometheus) never go back."""
+        self._reset_at = self._totals()
         self._disconnected_hard = 0
         self._disconnected_soft = 0
 
@@ -562,16 +553,29 @@ class PubSub:
         """Subscribers with at least one subscription."""
         return len(self._subscribers)
 
+    def _totals(self) -> tuple[int, int, int]:
+        """Messages published, frames delivered, messages dropped: sums of the channels' and
+        shard channels' counters (a channel's ``delivered`` is the sum of its PUBLISH replies,
+        pattern subscribers' pmessages included; the patterns' own counters split those out)."""
+        published = delivered = dropped = 0
+        for index in (self._channel_counters, self._shard_counters):
+            for counters in index.values():
+                published += counters.published
+                delivered += counters.delivered
+                dropped += counters.dropped
+        return published, delivered, dropped
+
     def statistics(self) -> PubSubStatistics:
-        """A frozen snapshot of sizes and counters."""
+        """A frozen snapshot of sizes and counters (counters since the last CONFIG RESETSTAT)."""
+        published, delivered, dropped = self._totals()
         return PubSubStatistics(
             channels=len(self._channels),
             patterns=len(self._patterns),
             shard_channels=len(self._shard_channels),
             subscribers=len(self._subscribers),
-            messages_published=self._messages_published,
-            frames_delivered=self._frames_delivered,
-            messages_dropped_no_subscriber=self._messages_dropped_no_subscriber,
+            messages_published=published - self._reset_at[0],
+            frames_delivered=delivered - self._reset_at[1],
+            messages_dropped_no_subscriber=dropped - self._reset_at[2],
             subscribers_disconnected_hard=self._disconnected_hard,
             subscribers_disconnected_soft=self._disconnected_soft,
         )

@@ -97,8 +97,8 @@ def _push(view: BrokerView) -> Iterator[Metric]:
     subscribers = _gauge("dualmq_channel_subscribers",
                          "Subscribers of the channel, pattern or shard channel now", labels)
     published = _counter("dualmq_channel_published", "Messages published to the channel", labels)
-    delivered = _counter("dualmq_channel_delivered", "Frames queued for the channel's (pattern's) subscribers",
-                         labels)
+    delivered = _counter("dualmq_channel_delivered",
+                         "Frames queued by publishes to the channel (PUBLISH replies), or by the pattern", labels)
     dropped = _counter("dualmq_channel_dropped_no_subscriber",
                        "Messages published to the channel that reached nobody", labels)
     for row in view.channels:

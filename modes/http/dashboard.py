@@ -62,7 +62,7 @@ def frame(view: BrokerView) -> dict[str, Any]:
             "disconnected": {"hard": push_closed.get("output_buffer_hard", 0),
                              "soft": push_closed.get("output_buffer_soft", 0)},
             "published": sum(c.published for c in channels),
-            "delivered": sum(c.delivered for c in view.channels),
+            "delivered": sum(c.delivered for c in channels),
             "dropped": sum(c.dropped for c in channels),
             "commands": sum(view.push.requests.values()),
             "connections": push_connections.connections_open if push_connections else 0,

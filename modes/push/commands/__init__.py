@@ -187,33 +187,49 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
     # after those only.
     fast = pause.mode is None and not client.reply_flags
     executed = 0
-    # Commands by name, for /metrics: one dict update per command that runs.
-    calls = server.requests.requests
-    for args in commands:
-        try:
-            entry = spellings[args[0]]
-        except KeyError:
-            entry = _look_up(args[0])
-        if fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed:
-            # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
-            client.last_command = entry.name
-            name = entry.fullname
-            calls[name] = calls.get(name, 0) + 1
-            if not entry.holds_output:
-                release_held_output(server, client)
-            entry.handler(server, client, args)
-        elif not _run_carefully(server, client, entry, args):
-            # Held by CLIENT PAUSE: this command and every later one wait (identity, not
-            # equality: a pipeline repeats equal commands).
-            position = next(i for i, command in enumerate(commands) if command is args)
-            _hold(server, client, commands[position:])
-            return executed
-        else:
-            fast = pause.mode is None and not client.reply_flags
-        executed += 1
-        if client.close_after_reply:
-            break
+    # Commands by name, for /metrics. A pipeline repeats one command (PUBLISH, PUBLISH, ...):
+    # the fast path counts the run in locals and adds it to the table once, when it ends.
+    counted: Command | None = None
+    run = 0
+    try:
+        for args in commands:
+            try:
+                entry = spellings[args[0]]
+            except KeyError:
+                entry = _look_up(args[0])
+            if fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed:
+                # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
+                client.last_command = entry.name
+                if entry is counted:
+                    run += 1
+                else:
+                    if run:
+                        _count(server, counted, run)
+                    counted, run = entry, 1
+                if not entry.holds_output:
+                    release_held_output(server, client)
+                entry.handler(server, client, args)
+            elif not _run_carefully(server, client, entry, args):
+                # Held by CLIENT PAUSE: this command and every later one wait (identity, not
+                # equality: a pipeline repeats equal commands).
+                position = next(i for i, command in enumerate(commands) if command is args)
+                _hold(server, client, commands[position:])
+                return executed
+            else:
+                fast = pause.mode is None and not client.reply_flags
+            executed += 1
+            if client.close_after_reply:
+                break
+    finally:
+        if run:
+            _count(server, counted, run)
     return executed
+
+
+def _count(server: ServerState, command: Command, times: int) -> None:
+    """Add ``times`` runs of ``command`` to the server's commands-by-name counters."""
+    calls = server.requests.requests
+    calls[command.fullname] = calls.get(command.fullname, 0) + times
 
 
 def _run_carefully(server: ServerState, client: Client, entry: Command | None, args: list[bytes]) -> bool:
@@ -233,8 +249,7 @@ def _run_carefully(server: ServerState, client: Client, entry: Command | None, a
             return False
         if not checked.holds_output:
             release_held_output(server, client)
-        calls = server.requests.requests
-        calls[checked.fullname] = calls.get(checked.fullname, 0) + 1
+        _count(server, checked, 1)
         checked.handler(server, client, args)
     if client.reply_flags:
         _next_reply_state(server, client)
