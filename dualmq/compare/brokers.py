@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -50,10 +51,11 @@ class BrokerHandle:
     """The broker one scenario runs against; ``restartable`` tells whether events can kill it."""
 
     def __init__(self, kind: str, kafka: str | None, resp: str | None, settings: dict[str, dict[str, Any]],
-                 process: BrokerProcess | None = None) -> None:
+                 process: BrokerProcess | None = None, http: str = "") -> None:
         self.kind = kind
         self._kafka = kafka
         self._resp = resp
+        self._http = http
         self.settings = settings
         self.process = process
 
@@ -64,6 +66,11 @@ class BrokerHandle:
     @property
     def resp(self) -> str | None:
         return self.process.resp_address if self.process is not None else self._resp
+
+    @property
+    def http(self) -> str:
+        """The broker's HTTP listener (metrics, dashboard); "" when it has none."""
+        return self.process.ready.get("http", "") if self.process is not None else self._http
 
     @property
     def restartable(self) -> bool:
@@ -99,13 +106,24 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
 
         with tempfile.TemporaryDirectory(prefix="dualmq-compare-") as scratch:
             async with dualmq.embedded.broker(Path(scratch) / "data", **settings) as running:
-                yield BrokerHandle("embedded", running.kafka, running.resp, settings)
+                handle = BrokerHandle("embedded", running.kafka, running.resp, settings, http=running.http)
+                _announce_dashboard(handle)
+                yield handle
         return
     with tempfile.TemporaryDirectory(prefix="dualmq-compare-") as scratch:
         config = Path(scratch) / "broker.toml"
         config.write_text(config_toml(settings))
         async with BrokerProcess(Path(scratch) / "data", "--config", str(config), log_level="warning") as process:
-            yield BrokerHandle("subprocess", None, None, settings, process)
+            handle = BrokerHandle("subprocess", None, None, settings, process)
+            _announce_dashboard(handle)
+            yield handle
+
+
+def _announce_dashboard(handle: BrokerHandle) -> None:
+    """Print where the live dashboard is, when the broker serves one (``compare --dashboard``)."""
+    if handle.http:
+        print(f"dashboard: http://{handle.http}/  (metrics: http://{handle.http}/metrics)", file=sys.stderr,
+              flush=True)
 
 
 def cpu_count() -> int:

@@ -81,6 +81,9 @@ def add_parsers(subcommands) -> None:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON (schema in report.py)")
     parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with charts")
     parser.add_argument("--verbose", action="store_true", help="show the embedded broker's log")
+    parser.add_argument("--dashboard", action="store_true",
+                        help="serve the live dashboard (and /metrics) from the broker compare starts; "
+                             "its URL is printed when the broker is up")
     parser.set_defaults(handler=run_command)
 
 
@@ -95,6 +98,9 @@ def _workloads(args: argparse.Namespace) -> list[Workload]:
         workloads.append(Workload.from_dict({**_fields(workload), **changes}) if changes else workload)
     if not workloads:
         workloads = [scenario(name, **overrides) for name in DEFAULT_SCENARIOS]
+    if args.dashboard:
+        workloads = [Workload.from_dict({**_fields(w), "broker": {**w.broker, "http": {"listen": "127.0.0.1:0"}}})
+                     for w in workloads]
     return workloads
 
 
@@ -117,6 +123,10 @@ def run_command(args: argparse.Namespace) -> int:
         # Its warnings (a slow subscriber cut off ...) are what the report counts and explains.
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     modes = args.modes
+    if args.dashboard and (args.kafka or args.resp):
+        print("dualmq compare: --dashboard is served by a broker compare starts; drop --kafka/--resp "
+              "(or start that broker with dualmq serve --http HOST:PORT)", file=sys.stderr)
+        return EXIT_USAGE
     if args.kafka or args.resp:
         modes = tuple(m for m in modes if (args.kafka if m == "pull" else args.resp))
     try:

@@ -59,7 +59,7 @@ import attrs
 
 EVENT_KINDS = ("join", "slow", "crash", "restart", "kill", "burst")
 PULL_CONSUMER_MODES = ("independent", "group")
-BROKER_SECTIONS = ("log", "kafka", "resp")
+BROKER_SECTIONS = ("log", "kafka", "resp", "http")
 
 
 class WorkloadError(ValueError):
