@@ -7,7 +7,8 @@ Routes (GET and HEAD only; anything else is 405, an unknown path 404):
   descriptors, resident memory, CPU seconds);
 * ``/`` — the dashboard page (``static/dashboard.html``), a static file;
 * ``/events`` — server-sent events: one ``dashboard.frame`` as JSON every ``interval``
-  seconds (1 by default) until the page goes away;
+  seconds (1 by default) until the page goes away; at most ``MAX_EVENT_STREAMS`` at once
+  (503 beyond);
 * ``/state.json`` — one such frame, for scripts and tests.
 
 An ASGI application is plain async code, so it runs on trio under hypercorn's trio worker
@@ -30,9 +31,12 @@ from modes.http.collector import BrokerCollector
 from modes.http.dashboard import frame
 from modes.http.view import BrokerView
 
-__all__ = ["MetricsApp", "FRAME_INTERVAL_SECONDS"]
+__all__ = ["FRAME_INTERVAL_SECONDS", "MAX_EVENT_STREAMS", "MetricsApp"]
 
 FRAME_INTERVAL_SECONDS = 1.0
+# Open event streams at once (each costs a frame a second); more are answered 503, so that
+# many forgotten browser tabs cannot make the broker spend its time drawing frames.
+MAX_EVENT_STREAMS = 32
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -50,6 +54,7 @@ class MetricsApp:
     def __init__(self, read_view: Callable[[], BrokerView], *, interval: float = FRAME_INTERVAL_SECONDS) -> None:
         self._read_view = read_view
         self._interval = interval
+        self._streams = 0
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(BrokerCollector(read_view))
         ProcessCollector(registry=self.registry)
@@ -74,7 +79,15 @@ class MetricsApp:
         elif path == "/state.json":
             await _respond(send, 200, self._frame_bytes(), b"application/json", head=head)
         elif path == "/events" and not head:
-            await self._events(receive, send)
+            if self._streams >= MAX_EVENT_STREAMS:
+                await _respond(send, 503, b"too many open dashboards\n", b"text/plain; charset=utf-8",
+                               extra=[(b"retry-after", b"10")], head=False)
+                return
+            self._streams += 1
+            try:
+                await self._events(receive, send)
+            finally:
+                self._streams -= 1
         else:
             await _respond(send, 404, b"not found\n", b"text/plain; charset=utf-8", head=head)
 

@@ -154,3 +154,45 @@ def test_series_past_the_limit_are_folded_into_other(state, monkeypatch):
     assert partitions == {"t1", "t2", OTHER}
     # Without front-ends running there is nothing to say about connections, and no error.
     assert not any(name == "dualmq_connections" for name, _ in samples)
+
+
+def test_event_streams_are_capped(state, monkeypatch):
+    """Past MAX_EVENT_STREAMS open streams, another is refused with 503 at once."""
+    import trio
+
+    import modes.http.app
+
+    monkeypatch.setattr(modes.http.app, "MAX_EVENT_STREAMS", 1)
+    app = MetricsApp(lambda: read_view(state, RunningServers(), 2_000), interval=0.01)
+    scope = {"type": "http", "method": "GET", "path": "/events"}
+
+    async def main() -> list[dict]:
+        sent: list[dict] = []
+        first_frames: list[dict] = []
+        gone = trio.Event()
+
+        async def disconnect_later() -> dict:
+            await gone.wait()
+            return {"type": "http.disconnect"}
+
+        async def first_send(message: dict) -> None:
+            first_frames.append(message)
+
+        async def second_send(message: dict) -> None:
+            sent.append(message)
+
+        async def never() -> dict:
+            await trio.sleep_forever()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(app, scope, disconnect_later, first_send)
+            await trio.sleep(0.05)
+            with trio.fail_after(5):
+                await app(scope, never, second_send)
+            gone.set()
+        assert first_frames[0]["status"] == 200 and len(first_frames) > 2
+        return sent
+
+    sent = trio.run(main)
+    assert sent[0]["status"] == 503
+    assert sent[1]["body"] == b"too many open dashboards\n"
