@@ -26,7 +26,7 @@ import attrs
 from broker.channels import ChannelCounters
 from broker.histogram import HistogramSnapshot
 from broker.state import BrokerState
-from modes.common.listener import ListenerStatistics
+from modes.common.listener import ConnectionTable, ListenerStatistics
 from modes.common.request_stats import RequestStats
 from modes.common.running import RunningServers
 
@@ -187,11 +187,10 @@ def read_view(state: BrokerState, running: RunningServers, now_ms: int) -> Broke
     )
 
 
-def _front_end(stats: RequestStats | None, table) -> FrontEndView:
-    if stats is None:
-        return FrontEndView(requests={}, errors={}, latency={}, connections=table.statistics() if table else None)
-    return FrontEndView(requests=dict(stats.requests), errors=dict(stats.errors),
-                        latency={name: h.snapshot() for name, h in stats.latency.items()},
+def _front_end(stats: RequestStats | None, table: ConnectionTable | None) -> FrontEndView:
+    """One front-end's counters (empty when it is not running)."""
+    return FrontEndView(requests=dict(stats.requests) if stats else {}, errors=dict(stats.errors) if stats else {},
+                        latency={name: h.snapshot() for name, h in stats.latency.items()} if stats else {},
                         connections=table.statistics() if table is not None else None)
 
 
@@ -275,6 +274,10 @@ def _channels(state: BrokerState, folded: dict[str, int]) -> tuple[ChannelRow, .
 
 
 def _subscribers(push, now_ms: int, published: dict[bytes, int]) -> tuple[tuple[SubscriberRow, ...], int, int]:
+    """The fullest subscribers' rows, how many subscribers there are, and their pending bytes.
+
+    ``push`` is the running ``modes.push.server.PushServer`` (None: push mode not running).
+    """
     if push is None:
         return (), 0, 0
     subscribed = [client for client in push.clients.values() if client.subscribed]
