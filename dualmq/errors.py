@@ -29,6 +29,14 @@ class Timeout(DualmqError):
     """An operation did not complete within its deadline."""
 
 
+class AuthenticationError(ServerError):
+    """The server refused the credentials given, or asks for credentials none were given for.
+
+    Trying again with the same settings cannot help: the username or password must change.
+    The message never contains the password.
+    """
+
+
 class ProtocolMismatch(DualmqError):
     """The server at that address speaks another protocol: a Kafka client at a RESP port, or the reverse.
 

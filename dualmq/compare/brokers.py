@@ -90,17 +90,23 @@ class BrokerHandle:
 
 @asynccontextmanager
 async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: str | None = None,
-                      resp: str | None = None):
+                      resp: str | None = None, verbose: bool = False, dashboard: bool = False):
     """Yield a ``BrokerHandle`` of ``kind`` embedded | subprocess | external; clean up after.
 
     Args:
         kind: see the module docstring.
         settings: broker config sections (ignored for ``external``).
         kafka, resp: the addresses for ``external`` (either may be None: that mode is skipped).
+        verbose: a subprocess broker logs at info level, in console format (``--verbose`` shows
+            its log file); otherwise warnings and errors only.
+        dashboard: the broker also serves the live dashboard and ``/metrics`` on a free port,
+            and its address is printed once it is up (``--dashboard``; not for ``external``).
     """
     if kind == "external":
         yield BrokerHandle("external", kafka, resp, {})
         return
+    if dashboard:
+        settings = {**settings, "http": {"listen": "127.0.0.1:0"}}
     if kind == "embedded":
         import dualmq.embedded  # composition root; imported lazily (it pulls in the broker)
 
@@ -113,7 +119,9 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
     with tempfile.TemporaryDirectory(prefix="dualmq-compare-") as scratch:
         config = Path(scratch) / "broker.toml"
         config.write_text(config_toml(settings))
-        async with BrokerProcess(Path(scratch) / "data", "--config", str(config), log_level="warning") as process:
+        console = ("--log-format", "console") if verbose else ()
+        async with BrokerProcess(Path(scratch) / "data", "--config", str(config), *console,
+                                 log_level="info" if verbose else "warning") as process:
             handle = BrokerHandle("subprocess", None, None, settings, process)
             _announce_dashboard(handle)
             yield handle

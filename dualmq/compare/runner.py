@@ -200,7 +200,8 @@ def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp:
 
 async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: str | None = None,
                        resp: str | None = None, modes: tuple[str, ...] = MODES,
-                       progress: Progress | None = None, stop: StopRequest | None = None) -> RunResult:
+                       progress: Progress | None = None, stop: StopRequest | None = None,
+                       dashboard: bool = False) -> RunResult:
     """Run ``workload`` through each of ``modes`` (pull first) and return the logs.
 
     Args:
@@ -223,7 +224,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
     run_id = payload.new_run_id()
     logs: dict[str, ModeLog] = {}
     skipped: dict[str, str] = {}
-    async with open_broker(kind, workload.broker, kafka=kafka, resp=resp) as handle:
+    async with open_broker(kind, workload.broker, kafka=kafka, resp=resp, dashboard=dashboard) as handle:
         addresses = {"kafka": handle.kafka, "resp": handle.resp}
         for mode in modes:
             if (handle.kafka if mode == "pull" else handle.resp) is None:

@@ -16,7 +16,15 @@ from collections.abc import Iterable
 import trio
 
 from dualmq.errors import ConnectionLost, ServerError, Timeout
-from dualmq.push.connection import DEFAULT_ADDRESS, Channel, RespConnection, name_bytes, parse_address, pick_timeout
+from dualmq.push.connection import (
+    DEFAULT_ADDRESS,
+    Channel,
+    RespConnection,
+    name_bytes,
+    parse_address,
+    pick_timeout,
+    reply_error,
+)
 from wire.resp import encoder
 from wire.resp.values import ErrorReply
 
@@ -31,6 +39,8 @@ class Publisher:
         protocol: 3 (RESP3, falls back to RESP2 if the server refuses ``HELLO 3``) or 2.
         timeout: default deadline in seconds for every call (connect included).
         name: connection name shown by ``CLIENT LIST``, or None.
+        username: the ACL user to authenticate as (None: ``default``), as in redis-py.
+        password: its password (Redis ``requirepass`` for ``default``); None: no AUTH.
 
     Calls from several tasks are safe; they are served one at a time (use ``publish_many``
     to pipeline). A call that fails with ``ConnectionLost`` or ``Timeout`` may or may not have
@@ -45,10 +55,16 @@ class Publisher:
         protocol: int = 3,
         timeout: float = 5.0,
         name: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         if protocol not in (2, 3):
             raise ValueError(f"protocol must be 2 or 3, got {protocol!r}")
+        if username is not None and password is None:
+            raise ValueError("a username needs a password (redis-py's rule too)")
         self.address = parse_address(address)
+        self._username = username
+        self._password = password
         self.timeout = timeout
         self._protocol = protocol
         self._name = name
@@ -82,7 +98,8 @@ class Publisher:
             raise ConnectionLost("publisher is closed")
         if self._conn is None:
             self._conn = await RespConnection.open(
-                self.address, protocol=self._protocol, name=self._name, timeout=timeout
+                self.address, protocol=self._protocol, name=self._name, timeout=timeout,
+                username=self._username, password=self._password,
             )
         return self._conn
 
@@ -167,7 +184,7 @@ class Publisher:
         """
         (reply,) = await self._round_trip(encoder.command(*args), 1, _command_name(args), timeout)
         if isinstance(reply, ErrorReply):
-            raise ServerError(str(reply))
+            raise reply_error(reply, self._username)
         return reply
 
     async def aclose(self) -> None:
@@ -185,7 +202,7 @@ def _command_name(args: tuple) -> str:
 
 def _receivers(reply: object) -> int:
     if isinstance(reply, ErrorReply):
-        raise ServerError(str(reply))
+        raise reply_error(reply)
     if type(reply) is not int:
         raise ServerError(f"unexpected reply to PUBLISH: {reply!r}")
     return reply

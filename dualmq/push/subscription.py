@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from dualmq.errors import ConnectionLost, DualmqError, ServerError, Timeout
+from dualmq.errors import AuthenticationError, ConnectionLost, DualmqError, ServerError, Timeout
 from dualmq.push.connection import (
     DEFAULT_ADDRESS,
     Channel,
@@ -31,6 +31,7 @@ from dualmq.push.connection import (
     name_bytes,
     parse_address,
     pick_timeout,
+    reply_error,
 )
 from wire.resp import encoder
 from wire.resp.values import ErrorReply, SimpleString
@@ -138,8 +139,12 @@ class Subscription:
         timeout: float,
         name: str | None,
         health_check_interval: float | None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.address = address
+        self._username = username
+        self._password = password
         self.timeout = timeout
         self._protocol = protocol
         self._reconnect = reconnect
@@ -318,7 +323,8 @@ class Subscription:
         try:
             with trio.fail_after(self.timeout):
                 conn = await RespConnection.open(
-                    self.address, protocol=self._protocol, name=self._name, timeout=self.timeout
+                    self.address, protocol=self._protocol, name=self._name, timeout=self.timeout,
+                    username=self._username, password=self._password,
                 )
                 try:
                     early = await self._subscribe_all(conn)
@@ -348,7 +354,7 @@ class Subscription:
             early += messages
             for value in others:
                 if isinstance(value, ErrorReply):
-                    raise ServerError(str(value))
+                    raise reply_error(value, self._username)
                 if isinstance(value, list) and value and value[0] in (b"subscribe", b"psubscribe"):
                     expected -= 1
         return early
@@ -375,7 +381,7 @@ class Subscription:
                 try:
                     await self._restore(str(lost))
                     continue
-                except ConnectionLost as exc:
+                except (ConnectionLost, AuthenticationError) as exc:
                     lost = exc
             self._failure = lost
             self._resolve_pending(lost)
@@ -411,7 +417,7 @@ class Subscription:
         if isinstance(value, ErrorReply):
             if pending:
                 op = pending.popleft()
-                op.error = ServerError(str(value))
+                op.error = reply_error(value, self._username)
                 op.done.set()
             return
         if isinstance(value, list) and value and isinstance(value[0], bytes):
@@ -439,6 +445,7 @@ class Subscription:
 
         Raises:
             ConnectionLost: ``Backoff.give_up_after`` elapsed.
+            AuthenticationError: the server no longer accepts the credentials.
         """
         started_at = time.time()
         started = trio.current_time()
@@ -449,6 +456,9 @@ class Subscription:
             try:
                 conn, early = await self._open()
                 break
+            except AuthenticationError:
+                # The credentials were changed or revoked: retrying cannot help.
+                raise
             except DualmqError as exc:
                 last = exc
             delay = next(delays)
@@ -484,6 +494,8 @@ async def subscribe(
     timeout: float = 5.0,
     name: str | None = None,
     health_check_interval: float | None = 30.0,
+    username: str | None = None,
+    password: str | None = None,
 ) -> AsyncIterator[Subscription]:
     """Subscribe to channels and/or patterns for the duration of an ``async with`` block.
 
@@ -504,6 +516,8 @@ async def subscribe(
         name: connection name for ``CLIENT LIST``, or None.
         health_check_interval: after this many idle seconds send PING; no answer within
             another interval counts as a lost connection. None disables it.
+        username: the ACL user to authenticate as (None: ``default``), as in redis-py.
+        password: its password (Redis ``requirepass`` for ``default``); None: no AUTH.
 
     Yields:
         The ``Subscription``: iterate it for ``Message`` / ``Gap`` events.
@@ -512,11 +526,15 @@ async def subscribe(
         ConnectionLost: cannot connect (on entry, even with ``reconnect``: a wrong address
             should fail fast, not retry forever).
         Timeout: the server did not confirm within ``timeout``.
+        AuthenticationError: wrong credentials, or the server wants some (never retried).
         ServerError: the server refused a subscription.
     """
+    if username is not None and password is None:
+        raise ValueError("a username needs a password (redis-py's rule too)")
     sub = Subscription(
         parse_address(address), channels, patterns, protocol=protocol, reconnect=reconnect,
         backoff=backoff, timeout=timeout, name=name, health_check_interval=health_check_interval,
+        username=username, password=password,
     )
     try:
         await sub._start()

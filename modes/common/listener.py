@@ -91,6 +91,8 @@ CLOSE_KINDS: tuple[tuple[str, str], ...] = (
     ("largest request buffer", "request_buffer_limit"),
     ("CLIENT KILL", "killed"),
     ("SHUTDOWN", "shutdown"),
+    ("protected mode", "protected_mode"),
+    ("ACL ", "acl"),
     ("broker stopping", "broker_stopping"),
     ("internal error", "internal_error"),
     ("client did not read", "send_timeout"),
