@@ -197,3 +197,21 @@ def test_event_streams_are_capped(state, monkeypatch):
     sent = trio.run(main)
     assert sent[0]["status"] == 503
     assert sent[1]["body"] == b"too many open dashboards\n"
+
+
+def test_a_run_of_publishes_is_counted_like_publishes_one_by_one():
+    one_by_one, run = PubSub(), PubSub()
+    for pubsub in (one_by_one, run):
+        pubsub.subscribe(subscriber(1), b"news")
+    payloads = [b"a", b"b", b"c"]
+    for payload in payloads:
+        one_by_one.publish(b"news", payload, 0, frame)
+        one_by_one.publish(b"void", payload, 0, frame)
+    assert run.publish_many(b"news", payloads, frame) == 1
+    assert run.publish_many(b"void", payloads, frame) == 0
+    for pubsub in (one_by_one, run):
+        counters = pubsub.channel_counters()["channel"]
+        assert [(c.published, c.delivered, c.dropped) for c in (counters[b"news"], counters[b"void"])] == [
+            (3, 3, 0), (3, 0, 3)]
+        stats = pubsub.statistics()
+        assert (stats.messages_published, stats.frames_delivered, stats.messages_dropped_no_subscriber) == (6, 3, 3)
