@@ -18,6 +18,9 @@ Every knob the daemon has lives here, grouped the way the TOML file is::
     listen = "127.0.0.1:6379"
     pubsub_hard_limit = 33554432
 
+    [http]                # metrics and the live dashboard; off unless given
+    listen = "127.0.0.1:9644"
+
 Unknown keys and bad values are refused when the config is built, with the key, the value and
 the allowed range in the message (``ConfigError``), so a typo never silently falls back to a
 default. ``attrs.evolve`` derives variants (CLI flags override the file that way).
@@ -99,6 +102,11 @@ def _listen_address(instance: Any, attribute: attrs.Attribute, value: Any) -> No
         parse_host_port(value)
     except ValueError as exc:
         raise ConfigError(f"{_qualified(instance, attribute)} = {value!r}: {exc}") from None
+
+
+def _optional_listen_address(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value != "":
+        _listen_address(instance, attribute, value)
 
 
 def _qualified(instance: Any, attribute: attrs.Attribute) -> str:
@@ -261,6 +269,20 @@ class RespConfig:
 
 
 @attrs.frozen(kw_only=True)
+class HttpConfig:
+    """The HTTP listener serving ``/metrics`` (Prometheus) and the live dashboard.
+
+    Off by default (``listen = ""``): neither Kafka nor Redis opens an HTTP port unasked, and
+    an operator should choose where one appears. Neither has this key (Kafka exposes JMX,
+    Redis INFO); docs/observability.md describes what is served.
+    """
+
+    SECTION = "http"
+
+    listen: str = attrs.field(default="", validator=_optional_listen_address)
+
+
+@attrs.frozen(kw_only=True)
 class BrokerConfig:
     """The whole broker. Build it with ``BrokerConfig.from_toml`` or keyword arguments."""
 
@@ -270,6 +292,7 @@ class BrokerConfig:
     log: LogConfig = attrs.field(factory=LogConfig)
     kafka: KafkaConfig = attrs.field(factory=KafkaConfig)
     resp: RespConfig = attrs.field(factory=RespConfig)
+    http: HttpConfig = attrs.field(factory=HttpConfig)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> BrokerConfig:
@@ -294,7 +317,7 @@ class BrokerConfig:
         Raises:
             ConfigError: unknown key or bad value, naming the key.
         """
-        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig}
+        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig, "http": HttpConfig}
         top_level = {a.name for a in attrs.fields(cls)} - set(sections)
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():

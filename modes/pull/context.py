@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from broker.config import BrokerConfig, parse_host_port
 from broker.stats import ServerInfo
 from broker.topics import Topic, TopicRegistry
+from modes.common.request_stats import RequestStats
 # The handlers take the wall clock from here; one definition serves both modes.
 from modes.common.clock import now_ms  # noqa: F401  (re-exported)
 from wire.kafka.framing import RequestHeader
@@ -46,6 +47,8 @@ class PullBroker:
     info: ServerInfo
     bound: tuple[str, int] = ("127.0.0.1", 0)
     coordination: Coordination | None = None
+    # Requests by API, error codes in responses, latency per API (for ``/metrics``).
+    requests: RequestStats = attrs.field(factory=RequestStats)
 
     @property
     def coord(self) -> Coordination:

@@ -40,6 +40,7 @@ requests held over all connections. Each connection logs one ``connection_closed
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable
 
 import attrs
@@ -51,6 +52,7 @@ from broker.state import BrokerState
 from broker.stats import ServerInfo
 from modes.common.listener import Connection as Admitted
 from modes.common.listener import ConnectionLimits, ConnectionTable, format_address
+from modes.common.running import RunningServers
 from modes.pull import api as _api  # noqa: F401  (importing registers every handler)
 from modes.pull.api.api_versions import API_VERSIONS_KEY, unsupported_version_response
 from modes.pull.context import PullBroker, RequestContext
@@ -59,6 +61,7 @@ from modes.pull.errors import CloseConnection
 from modes.pull.registry import HANDLERS
 from wire.errors import RemoteProtocolError
 from wire.kafka import codec
+from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import FrameParser, decode_request_header, encode_response, peek_api_key_version
 
 log = get_logger(__name__)
@@ -138,12 +141,15 @@ class Connection:
             RemoteProtocolError: a header or body that does not decode.
         """
         self.requests += 1
+        stats = self.broker.requests
         api_key, version, correlation_id = peek_api_key_version(frame)
         handler = HANDLERS.get(api_key)
         if handler is None:
+            stats.error(_UNKNOWN_API)
             log.warning("request_rejected", api_key=api_key, api_version=version, reason="unknown api key")
             raise CloseConnection(f"unknown api key {api_key}")
         if not handler.supports(version):
+            stats.error(_UNSUPPORTED_VERSION)
             if api_key == API_VERSIONS_KEY:
                 # KIP-511: never parse it, answer in a v0 body with response header v0.
                 return encode_response(correlation_id, unsupported_version_response(), flexible_header=False)
@@ -155,14 +161,48 @@ class Connection:
         request = codec.decode(handler.request, version, memoryview(frame)[body_at:])
         if handler.may_block and pending:
             await self.send(pending)
+        started = time.perf_counter()
         body = await handler.handler(RequestContext(self.broker, header, self.local, self.peer), request)
+        # The handler's time: a long-polling Fetch's wait included (that is its latency as the
+        # client sees it), decoding and encoding not (microseconds, and not the broker's work).
+        stats.timed(handler.name, time.perf_counter() - started)
         if body is None:
             return None
+        _count_error_codes(body, stats.errors)
         # ApiVersions responses always use header v0, whatever the version: a client that
         # does not yet know which versions we speak must be able to read the answer.
         flexible_header = api_key != API_VERSIONS_KEY and handler.response.is_flexible(version)
         return encode_response(correlation_id, codec.encode(handler.response, version, body),
                                flexible_header=flexible_header)
+
+
+# Error labels of requests refused before any handler ran (the connection is closed).
+_UNKNOWN_API = "UNKNOWN_API_KEY"
+_UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION.name
+
+
+def _count_error_codes(body: dict, errors: dict[str, int]) -> None:
+    """Add every non-zero ``error_code`` of a response (at any depth: per topic, per
+    partition) to ``errors``, by Kafka's name for it.
+
+    Walks dicts and lists only (never record bytes): a few dozen small dicts per response.
+    """
+    code = body.get("error_code")
+    if code:
+        name = _error_name(code)
+        errors[name] = errors.get(name, 0) + 1
+    for value in body.values():
+        if type(value) is list:
+            for item in value:
+                if type(item) is dict:
+                    _count_error_codes(item, errors)
+        elif type(value) is dict:
+            _count_error_codes(value, errors)
+
+
+def _error_name(code: int) -> str:
+    known = ErrorCode.lookup(code)
+    return known.name if isinstance(known, ErrorCode) else f"CODE_{int(code)}"
 
 
 @attrs.define(eq=False)
@@ -216,12 +256,14 @@ async def serve_kafka(
     state: BrokerState,
     info: ServerInfo,
     *,
+    running: RunningServers | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the Kafka protocol on ``state.config.kafka.listen`` until cancelled.
 
     The state (topics, offsets, groups, producers) is opened and closed by the caller
-    (``BrokerState``); this only serves it.
+    (``BrokerState``); this only serves it. ``running.pull`` is set to the server once it
+    accepts (for metrics), if ``running`` is given.
 
     Reports ``HOST:PORT`` (the bound address; port 0 resolved) once accepting connections.
     """
@@ -241,5 +283,7 @@ async def serve_kafka(
         nursery.start_soon(coordination.groups.run_timers)
         await nursery.start(server.table.serve, listeners)
         address = format_address(bound)
+        if running is not None:
+            running.pull = server
         log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None)
         task_status.started(address)
