@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # chromium renders compare's HTML report in a test (headless screenshot).
-DEBIAN_PACKAGES := redis-server redis-tools kcat chromium
+# openssl makes the throwaway certificates of the TLS tests.
+DEBIAN_PACKAGES := redis-server redis-tools kcat chromium openssl
 
 .PHONY: run test install install-test system-deps clean
 
