@@ -24,6 +24,7 @@ and releases the lock. The whole sequence is bounded so the process exits well w
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import resource
@@ -107,7 +108,8 @@ async def run_broker(
             info = attrs.evolve(info, kafka_address=kafka_address,
                                 request_shutdown=nursery.cancel_scope.cancel)
             resp_address = await _start_listener(nursery, "RESP", "--resp", config.resp.listen,
-                                                 serve_resp, config.resp, state.pubsub, info)
+                                                 functools.partial(serve_resp, tls=config.tls), config.resp,
+                                                 state.pubsub, info)
             addresses = Addresses(kafka=kafka_address, resp=resp_address)
             nursery.start_soon(_maintenance, config, topics)
             if config.log.fsync == "interval":

@@ -44,7 +44,7 @@ import attrs
 import trio
 
 from broker.channels import PubSub
-from broker.config import RespConfig, parse_host_port
+from broker.config import RespConfig, TlsConfig, parse_host_port
 from broker.errors import ConfigError
 from broker.loggers import get_logger
 from broker.stats import ServerInfo
@@ -64,8 +64,10 @@ from modes.push.drivers import (
     DRIVER_ENVIRONMENT_VARIABLE,
     DRIVER_NAMES,
     ConnectionDriver,
+    StreamPerConnection,
     TaskPerConnection,
 )
+from modes.common.tls import server_context
 from modes.push.commands import CommandState
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
@@ -216,7 +218,10 @@ class PushServer:
         client = Client(conn=conn, subscriber=subscriber, fd=conn.stream.socket.fileno(),
                         parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
                         last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed)
-        outbox.wakeup = functools.partial(self.output_queued, client)
+        if isinstance(self.driver, StreamPerConnection):
+            outbox.wakeup = self.driver.wakeup_for(client)  # TLS: bytes go through the stream
+        else:
+            outbox.wakeup = functools.partial(self.output_queued, client)
         self.clients[conn.id] = client
         try:
             await self.driver.serve(client)
@@ -381,6 +386,7 @@ async def serve_resp(
     info: ServerInfo,
     *,
     driver: str | None = None,
+    tls: TlsConfig | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting.
@@ -389,13 +395,20 @@ async def serve_resp(
         config, pubsub, info: the ``[resp]`` settings, the channel registry, server info.
         driver: how connections are read (``"epoll"``, ``"tasks"``, ``"auto"``); None: from
             the ``DUALMQ_PUSH_DRIVER`` environment variable, else ``auto`` (see ``drivers``).
+            Ignored when ``config.tls`` is set: TLS needs ``StreamPerConnection``.
+        tls: the certificate, for ``config.tls``.
 
     Raises:
         ConfigError: an unknown driver, or one this platform lacks.
     """
     host, port = parse_host_port(config.listen)
     server = PushServer(config=config, pubsub=pubsub, info=info)
-    server.driver = make_driver(server, driver)
+    if config.tls:
+        if tls is None or not tls.configured:
+            raise ConfigError("resp.tls = true needs a certificate: set tls.cert_file and tls.key_file")
+        server.driver = StreamPerConnection(server, server_context(tls))
+    else:
+        server.driver = make_driver(server, driver)
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
         server.address = format_address(listeners[0].socket.getsockname())
@@ -405,7 +418,8 @@ async def serve_resp(
             nursery.start_soon(server.cron)
             await nursery.start(server.driver.run)
             await nursery.start(server.connections.serve, listeners)
-            log.info("resp_listener_started", address=server.address, driver=server.driver.name)
+            log.info("resp_listener_started", address=server.address, driver=server.driver.name,
+                     tls=config.tls)
             task_status.started(server.address)
     finally:
         # Every connection has ended (the nursery waited for them): nothing uses it any more.
