@@ -36,6 +36,13 @@ class ProtocolMismatch(DualmqError):
     """
 
 
+class AuthenticationFailed(DualmqError):
+    """The server refused our credentials (Kafka SASL, Redis AUTH) or TLS identity.
+
+    Not a ``ConnectionLost``: trying again with the same credentials cannot help.
+    """
+
+
 # --- pull mode (Kafka protocol) ------------------------------------------------------------------
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from typing import Any
+
 import attrs
 
 from dualmq.errors import KafkaError, UnsupportedVersion
@@ -27,6 +29,7 @@ from dualmq.pull.client import KafkaClient
 from dualmq.pull.fetcher import EARLIEST, LATEST, list_offsets
 from dualmq.pull.group import fetch_committed
 from dualmq.pull.records import TopicPartition
+from dualmq.pull.security import ClientSecurity
 from wire.errors import RemoteProtocolError
 from wire.kafka.errors import ErrorCode
 
@@ -123,11 +126,16 @@ class Admin:
     Args:
         bootstrap: "host:port[,...]".
         request_timeout_ms: per-request deadline (topic creation waits up to this too).
+        security: TLS and SASL keyword arguments, named as kafka-python names them:
+            ``security_protocol``, ``sasl_mechanism``, ``sasl_plain_username``,
+            ``sasl_plain_password``, ``ssl_cafile``, ``ssl_certfile``, ``ssl_keyfile``,
+            ``ssl_check_hostname`` (``dualmq.pull.security.ClientSecurity``).
     """
 
     def __init__(self, bootstrap: str | Iterable[str], *, request_timeout_ms: float = 30_000,
-                 client_id: str = "dualmq-admin") -> None:
-        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=request_timeout_ms / 1000)
+                 client_id: str = "dualmq-admin", **security: Any) -> None:
+        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=request_timeout_ms / 1000,
+                                   security=ClientSecurity(**security))
 
     async def __aenter__(self) -> Admin:
         await self._client.__aenter__()

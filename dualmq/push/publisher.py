@@ -17,6 +17,7 @@ import trio
 
 from dualmq.errors import ConnectionLost, ServerError, Timeout
 from dualmq.push.connection import DEFAULT_ADDRESS, Channel, RespConnection, name_bytes, parse_address, pick_timeout
+from dualmq.tls import client_context
 from wire.resp import encoder
 from wire.resp.values import ErrorReply
 
@@ -31,6 +32,8 @@ class Publisher:
         protocol: 3 (RESP3, falls back to RESP2 if the server refuses ``HELLO 3``) or 2.
         timeout: default deadline in seconds for every call (connect included).
         name: connection name shown by ``CLIENT LIST``, or None.
+        ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile: speak TLS (redis-py's names): trust
+            ``ssl_ca_certs`` (else the system's CAs), present a client certificate if given.
 
     Calls from several tasks are safe; they are served one at a time (use ``publish_many``
     to pipeline). A call that fails with ``ConnectionLost`` or ``Timeout`` may or may not have
@@ -45,10 +48,15 @@ class Publisher:
         protocol: int = 3,
         timeout: float = 5.0,
         name: str | None = None,
+        ssl: bool = False,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         if protocol not in (2, 3):
             raise ValueError(f"protocol must be 2 or 3, got {protocol!r}")
         self.address = parse_address(address)
+        self._tls = client_context(ssl_ca_certs, ssl_certfile, ssl_keyfile) if ssl else None
         self.timeout = timeout
         self._protocol = protocol
         self._name = name
@@ -82,7 +90,7 @@ class Publisher:
             raise ConnectionLost("publisher is closed")
         if self._conn is None:
             self._conn = await RespConnection.open(
-                self.address, protocol=self._protocol, name=self._name, timeout=timeout
+                self.address, protocol=self._protocol, name=self._name, timeout=timeout, tls=self._tls
             )
         return self._conn
 

@@ -13,6 +13,7 @@ Not here: the publisher (``publisher``), sockets, decoding and the helpers both 
 from __future__ import annotations
 
 import collections
+import ssl as _ssl
 import math
 import random
 import time
@@ -32,6 +33,7 @@ from dualmq.push.connection import (
     parse_address,
     pick_timeout,
 )
+from dualmq.tls import client_context
 from wire.resp import encoder
 from wire.resp.values import ErrorReply, SimpleString
 
@@ -138,8 +140,10 @@ class Subscription:
         timeout: float,
         name: str | None,
         health_check_interval: float | None,
+        tls: _ssl.SSLContext | None = None,
     ) -> None:
         self.address = address
+        self._tls = tls
         self.timeout = timeout
         self._protocol = protocol
         self._reconnect = reconnect
@@ -318,7 +322,7 @@ class Subscription:
         try:
             with trio.fail_after(self.timeout):
                 conn = await RespConnection.open(
-                    self.address, protocol=self._protocol, name=self._name, timeout=self.timeout
+                    self.address, protocol=self._protocol, name=self._name, timeout=self.timeout, tls=self._tls
                 )
                 try:
                     early = await self._subscribe_all(conn)
@@ -484,6 +488,10 @@ async def subscribe(
     timeout: float = 5.0,
     name: str | None = None,
     health_check_interval: float | None = 30.0,
+    ssl: bool = False,
+    ssl_ca_certs: str | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> AsyncIterator[Subscription]:
     """Subscribe to channels and/or patterns for the duration of an ``async with`` block.
 
@@ -504,6 +512,8 @@ async def subscribe(
         name: connection name for ``CLIENT LIST``, or None.
         health_check_interval: after this many idle seconds send PING; no answer within
             another interval counts as a lost connection. None disables it.
+        ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile: speak TLS (redis-py's names): trust
+            ``ssl_ca_certs`` (else the system's CAs), present a client certificate if given.
 
     Yields:
         The ``Subscription``: iterate it for ``Message`` / ``Gap`` events.
@@ -517,6 +527,7 @@ async def subscribe(
     sub = Subscription(
         parse_address(address), channels, patterns, protocol=protocol, reconnect=reconnect,
         backoff=backoff, timeout=timeout, name=name, health_check_interval=health_check_interval,
+        tls=client_context(ssl_ca_certs, ssl_certfile, ssl_keyfile) if ssl else None,
     )
     try:
         await sub._start()

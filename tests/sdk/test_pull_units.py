@@ -148,8 +148,8 @@ def test_client_versions_are_what_the_sdk_has_always_spoken() -> None:
     # declaration would silently change what the SDK negotiates with real Kafka brokers too.
     assert CLIENT_VERSIONS == {
         0: (3, 9), 1: (4, 12), 2: (1, 7), 3: (1, 12), 8: (2, 8), 9: (1, 7), 10: (0, 3), 11: (0, 7),
-        12: (0, 4), 13: (0, 4), 14: (0, 4), 15: (0, 5), 16: (0, 4), 18: (0, 4), 19: (2, 7), 20: (1, 6),
-        22: (0, 4), 37: (0, 3), 42: (0, 2),
+        12: (0, 4), 13: (0, 4), 14: (0, 4), 15: (0, 5), 16: (0, 4), 17: (1, 1), 18: (0, 4), 19: (2, 7),
+        20: (1, 6), 22: (0, 4), 36: (0, 2), 37: (0, 3), 42: (0, 2),
     }
 
 
