@@ -11,7 +11,7 @@ import sys
 
 import trio
 
-from dualmq.cli.common import EXIT_USAGE, host_port
+from dualmq.cli.common import EXIT_USAGE, add_tls_options, host_port, resp_tls
 from dualmq.push import Gap, Publisher, subscribe
 
 DEFAULT_RESP = "127.0.0.1:6379"
@@ -24,6 +24,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     publish.add_argument("channel", help="the channel to publish to")
     publish.add_argument("message", help="the message (delivered only to those subscribed right now)")
     publish.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
+    add_tls_options(publish)
     publish.set_defaults(handler=_publish)
 
     subscriber = commands.add_parser("subscribe", help="push mode: print messages as they are pushed")
@@ -34,12 +35,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     subscriber.add_argument("--reconnect", action="store_true",
                             help="reconnect when the connection drops, reporting the gap")
     subscriber.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
+    add_tls_options(subscriber)
     subscriber.set_defaults(handler=_subscribe)
 
 
 def _publish(args: argparse.Namespace) -> int:
     async def run() -> int:
-        async with Publisher(args.resp) as publisher:
+        async with Publisher(args.resp, **resp_tls(args)) as publisher:
             return await publisher.publish(args.channel, args.message)
 
     receivers = trio.run(run)
@@ -56,7 +58,7 @@ def _subscribe(args: argparse.Namespace) -> int:
     async def run() -> None:
         seen = 0
         async with subscribe(args.resp, *args.channels, patterns=args.pattern,
-                             reconnect=args.reconnect) as subscription:
+                             reconnect=args.reconnect, **resp_tls(args)) as subscription:
             print(f"subscribed to {', '.join([*args.channels, *args.pattern])}; waiting for messages",
                   file=sys.stderr, flush=True)
             async for item in subscription:
