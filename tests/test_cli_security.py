@@ -60,3 +60,47 @@ def test_publish_over_tls_and_refused_in_plaintext(secured):
     assert published.returncode == 0 and "delivered to 0 subscribers" in published.stdout, published.stderr
     plaintext = dualmq("publish", "news", "hello", "--resp", resp)
     assert plaintext.returncode == 1 and "ssl=True" in plaintext.stderr
+
+
+def test_users_add_hashes_the_password_into_the_config_and_refuses_a_second_alice(tmp_path):
+    config = tmp_path / "users.toml"
+    config.write_text('[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\n')
+    added = dualmq("users", "add", "alice", "--config", str(config), env={"DUALMQ_PASSWORD": "hashed-pw-91"})
+    assert added.returncode == 0, added.stderr
+    text = config.read_text()
+    assert "hashed-pw-91" not in text and 'password_hash = ["SCRAM-SHA-256:4096:' in text
+    again = dualmq("users", "add", "alice", "--config", str(config), "--password", "x")
+    assert again.returncode == 1 and "exists already" in again.stderr and config.read_text() == text
+    assert dualmq("users", "list", "--config", str(config)).stdout == "alice\n"
+    printed = dualmq("users", "add", "bob", "--password", "bob-pw")
+    assert printed.stdout.startswith('[[kafka.users]]\nname = "bob"\n') and "bob-pw" not in printed.stdout
+
+
+def test_acl_add_list_remove_as_the_super_user_and_refused_to_others(tmp_path):
+    config = tmp_path / "acl.toml"
+    config.write_text('[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nauthorizer = true\n'
+                      'super_users = ["User:admin"]\n')
+    for name in ("admin", "alice"):
+        assert dualmq("users", "add", name, "--config", str(config), "--password", f"{name}-pw").returncode == 0
+    with broker_process(tmp_path, "--config", str(config)) as broker:
+        def as_user(name, *args, stdin=""):
+            return dualmq(*args, "--kafka", broker.kafka_address, "--user", name, "--password", f"{name}-pw",
+                          stdin=stdin)
+
+        refused = as_user("alice", "produce", "orders-eu", stdin="x\n")
+        assert refused.returncode == 1 and "AUTHORIZATION_FAILED" in refused.stderr
+        # Write on the topics (which also lets the idempotent producer start) and Create, since the
+        # first produce creates the topic.
+        added = as_user("admin", "acl", "add", "--allow-principal", "User:alice", "--operation", "write",
+                        "--operation", "create", "--topic", "orders-", "--resource-pattern-type", "prefixed")
+        assert added.returncode == 0, added.stderr
+        produced = as_user("alice", "produce", "orders-eu", stdin="x\n")
+        assert produced.returncode == 0, produced.stderr
+        listed = as_user("admin", "acl", "list", "--principal", "User:alice", "--topic", "orders-")
+        assert listed.stdout.splitlines() == ["User:alice allow write from * on topic prefixed 'orders-'",
+                                              "User:alice allow create from * on topic prefixed 'orders-'"]
+        denied = as_user("alice", "acl", "list")
+        assert denied.returncode == 1 and "CLUSTER_AUTHORIZATION_FAILED" in denied.stderr
+        removed = as_user("admin", "acl", "remove", "--topic", "orders-", "--resource-pattern-type", "prefixed")
+        assert len(removed.stdout.splitlines()) == 2
+        assert as_user("alice", "produce", "orders-eu", stdin="y\n").returncode == 1

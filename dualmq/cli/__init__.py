@@ -9,6 +9,7 @@ calls ``args.handler(args)`` and turns an expected failure into one line on stan
 ``push``        ``publish``, ``subscribe`` (RESP, through ``dualmq.push``)
 ``check``       ``check``: a read-only verdict on a data directory's segments
 ``pull``        ``produce``, ``consume``, ``topics``, ``groups`` (Kafka, ``dualmq.pull``)
+``security``    ``acl`` (Kafka ACLs on a running broker), ``users`` (hashed users in a config file)
 ``common``      exit codes, address options, Ctrl-C handling
 ``record_format`` kcat-style ``--format`` for ``consume``
 =============== ==================================================================
@@ -36,7 +37,7 @@ import sys
 from broker.errors import BrokerError
 from dualmq.logging import configure_logging
 from dualmq import __version__
-from dualmq.cli import check, pull, push, serve
+from dualmq.cli import check, pull, push, security, serve
 from dualmq.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from dualmq.compare import command as compare_command
 from dualmq.errors import DualmqError
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_parsers(commands)
     check.add_parsers(commands)
     pull.add_parsers(commands)
+    security.add_parsers(commands)
     compare_command.add_parsers(commands)
     return parser
 

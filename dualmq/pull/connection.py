@@ -85,6 +85,9 @@ _SDK_APIS: tuple[tuple[Api, int], ...] = (
     (groups.DELETE_GROUPS, 0),
     (security.SASL_HANDSHAKE, 1),
     (security.SASL_AUTHENTICATE, 0),
+    (security.DESCRIBE_ACLS, 1),
+    (security.CREATE_ACLS, 1),
+    (security.DELETE_ACLS, 1),
 )
 
 # The versions the SDK can speak, per API key: ``(min, max)``, built from ``_SDK_APIS``.
