@@ -11,6 +11,8 @@ pieces apart, in one process, so that the remaining time can be attributed:
    run its batch, write every client (and subscriber) once. µs per pass, split into the
    batches (``execute``), the writes (``flush_dirty``) and the rest (reads, the loop's own
    bookkeeping), each also per client.
+   And one batch taken apart: µs per command of parsing, dispatch's column check, the
+   fan-out and the rest.
 3. **a trio wake-up** — ``trio.lowlevel.wait_readable`` on a descriptor that is already
    readable: what the loop pays to let the other tasks run once per pass.
 
@@ -33,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+import hiredis
 import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -43,6 +46,8 @@ from broker.channels import PubSub  # noqa: E402
 from broker.config import BrokerConfig, RespConfig  # noqa: E402
 from broker.stats import ServerInfo  # noqa: E402
 from broker.subscribers import Outbox, Subscriber  # noqa: E402
+from modes.push.commands.pubsub import make_frame  # noqa: E402
+from push_floor import Forwarder  # noqa: E402
 from modes.common.listener import Connection, ConnectionTable  # noqa: E402
 from modes.push.client import Client  # noqa: E402
 from modes.push.event_loop import EpollEventLoop  # noqa: E402
@@ -112,16 +117,22 @@ def subscribe(server: PushServer, client: Client) -> None:
     client.outbox.take_bytes()
 
 
-# -- 1. run_batch ---------------------------------------------------------------------------------
-
-
-def bench_run_batch(pipeline: int, subscribers: int, repeats: int, calls: int) -> float:
-    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes."""
+def publisher_and_subscribers(subscribers: int) -> tuple[TimedServer, Client, list[Client]]:
+    """A server with one publishing client and ``subscribers`` clients subscribed to "ch"."""
     server = make_server()
     publisher = make_client(server, 1)
     subs = [make_client(server, 100 + i) for i in range(subscribers)]
     for sub in subs:
         subscribe(server, sub)
+    return server, publisher, subs
+
+
+# -- 1. run_batch ---------------------------------------------------------------------------------
+
+
+def bench_run_batch(pipeline: int, subscribers: int, repeats: int, calls: int) -> float:
+    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes."""
+    server, publisher, subs = publisher_and_subscribers(subscribers)
     data = PUBLISH * pipeline
     everyone = [publisher, *subs]
     results = []
@@ -216,6 +227,97 @@ def bench_loop_pass(clients: int, pipeline: int, subscribers: int, repeats: int,
     return {key: median([run[key] for run in runs]) / passes / 1000 for key in runs[0]}
 
 
+def bench_floor_pass(repeats: int, passes: int) -> float:
+    """µs per pass of ``bench/push_floor.py``'s forwarder: one PUBLISH ready, one subscriber.
+
+    The same work as row (1, 1, 1) of ``bench_loop_pass`` done by the least a Python
+    forwarder does: the difference is what push mode's own code costs per wake-up.
+    """
+    pairs = _tcp_pairs(2)
+    (pub_outer, pub_inner), (sub_outer, sub_inner) = pairs
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        forwarder = Forwarder(listener)
+        for _, inner in pairs:
+            forwarder.sockets[inner.fileno()] = (inner, hiredis.Reader())
+            forwarder.epoll.register(inner.fileno(), select.EPOLLIN)
+        try:
+            sub_outer.sendall(SUBSCRIBE)
+            forwarder.handle(forwarder.epoll.poll(1.0))
+            _drain(sub_outer, len(b"*3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n"))
+            frame = len(b"*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$7\r\npayload\r\n")
+            poll = forwarder.epoll.poll
+            results = []
+            for _ in range(repeats):
+                whole = 0
+                for _ in range(passes):
+                    pub_outer.sendall(PUBLISH)
+                    start = time.perf_counter_ns()
+                    forwarder.handle(poll(0))
+                    whole += time.perf_counter_ns() - start
+                    _drain(pub_outer, 4)
+                    _drain(sub_outer, frame)
+                results.append(whole / passes / 1000)
+        finally:
+            forwarder.epoll.close()
+            for outer, inner in pairs:
+                outer.close()
+                inner.close()
+    return median(results)
+
+
+# -- 2b. one command's parts ---------------------------------------------------------------------
+
+
+def _per_call_us(function, calls: int, repeats: int) -> float:
+    results = []
+    for _ in range(repeats):
+        start = time.perf_counter_ns()
+        for _ in range(calls):
+            function()
+        results.append((time.perf_counter_ns() - start) / calls / 1000)
+    return median(results)
+
+
+def bench_command_parts(pipeline: int, subscribers: int, repeats: int, calls: int) -> dict[str, float]:
+    """µs per command of each step a batch of ``pipeline`` PUBLISHes goes through."""
+    server, publisher, subs = publisher_and_subscribers(subscribers)
+    data = PUBLISH * pipeline
+    parser = RequestParser()
+    commands = [[b"PUBLISH", b"ch", b"payload"]] * pipeline
+    payloads = [b"payload"] * pipeline
+
+    def parse() -> None:
+        parser.feed(data)
+        parser.commands()
+
+    def check() -> None:
+        names, channels, _ = zip(*commands, strict=True)
+        names.count(names[0])
+        channels.count(channels[0])
+
+    def fan_out() -> None:
+        server.in_batch = True
+        server.pubsub.publish_many(b"ch", payloads, make_frame)
+        server.in_batch = False
+        server.dirty.clear()
+        for sub in subs:
+            sub.outbox.take_bytes()
+
+    def whole() -> None:
+        server.in_batch = True
+        server.execute(publisher, data, 0)
+        server.in_batch = False
+        server.dirty.clear()
+        publisher.outbox.take_bytes()
+        for sub in subs:
+            sub.outbox.take_bytes()
+
+    parts = {name: _per_call_us(step, calls, repeats) / pipeline
+             for name, step in (("parse", parse), ("check", check), ("fan-out", fan_out), ("batch", whole))}
+    parts["rest"] = parts["batch"] - parts["parse"] - parts["check"] - parts["fan-out"]
+    return parts
+
+
 # -- 3. a trio wake-up ----------------------------------------------------------------------------
 
 
@@ -270,6 +372,17 @@ def main(argv: list[str] | None = None) -> int:
               f"{parts['batches'] / clients:9.2f} {parts['writes'] / clients:9.2f} {parts['rest'] / clients:8.2f} "
               f"{loop_only / clients / pipeline:9.2f}")
     print("   rest = reads and the loop's bookkeeping; loop/cmd = everything but the batches, per command")
+    floor = bench_floor_pass(repeats, 400 // scale)
+    print(f"   the same 1/1/1 pass by the least a Python forwarder does (bench/push_floor.py): {floor:.1f} µs")
+    print()
+    print("2b. one batch of P PUBLISHes to one channel, µs per command: parsing (hiredis), the column")
+    print("    check of dispatch's fast path, the fan-out (PubSub.publish_many), the rest (dispatch,")
+    print("    replies, counters)")
+    print(f"   {'P':>3} {'subs':>4} {'parse':>7} {'check':>7} {'fan-out':>8} {'rest':>7} {'batch':>7}")
+    for pipeline, subs in ((16, 0), (16, 1), (64, 0), (64, 10)):
+        parts = bench_command_parts(pipeline, subs, repeats, 20_000 // pipeline // scale + 50)
+        print(f"   {pipeline:>3} {subs:>4} {parts['parse']:7.3f} {parts['check']:7.3f} {parts['fan-out']:8.3f} "
+              f"{parts['rest']:7.3f} {parts['batch']:7.3f}")
     print()
     wake = bench_trio_wakeup(repeats, 20_000 // scale)
     print(f"3. trio wake-up (await wait_readable on a ready epoll fd): {wake:.2f} µs")

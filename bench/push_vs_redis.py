@@ -31,6 +31,8 @@ Run::
     .venv/bin/python bench/push_vs_redis.py --rows 'P16-c50-*,P64-c50-s10' --no-latency
     .venv/bin/python bench/push_vs_redis.py --dualmq-port 6399   # attach to a broker you started
                                                                  # (e.g. under a profiler)
+    .venv/bin/python bench/push_vs_redis.py --latency-only --floor  # latency of redis, dualmq and
+                                                                 # the least a Python forwarder does
     .venv/bin/python bench/push_vs_redis.py --driver tasks       # push mode with one task per
                                                                  # connection instead of its event loop
     .venv/bin/python bench/push_vs_redis.py --rows 'P16-c50-s0' --py-spy /tmp/p16.folded
@@ -75,6 +77,7 @@ from _common import (  # noqa: E402
     stop_process,
     tool_version,
 )
+from push_floor import LOOPS, start_floor  # noqa: E402
 
 CHANNEL = b"ch"
 PAYLOAD = b"payload"
@@ -581,6 +584,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--driver", choices=("auto", "epoll", "tasks"),
                         help="push mode's connection driver for the dualmq this script starts "
                              "(sets DUALMQ_PUSH_DRIVER; default: the broker's choice)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also measure the latency of the least a Python forwarder does "
+                             "(bench/push_floor.py, blocking and trio loops): the floor under dualmq's")
     parser.add_argument("--py-spy", type=Path, metavar="FILE",
                         help="sample the dualmq this script starts with py-spy during the throughput "
                              "rows; write collapsed stacks to FILE and print the top functions")
@@ -612,6 +618,7 @@ def main(argv: list[str] | None = None) -> int:
     install_sigterm_as_exit()
     workdir = Path(tempfile.mkdtemp(prefix="dualmq-bench-push-"))
     redis_proc = dualmq_proc = profiler = None
+    floor_procs: list[subprocess.Popen] = []
     started = time.monotonic()
     failed = False
     try:
@@ -622,6 +629,12 @@ def main(argv: list[str] | None = None) -> int:
             dualmq_proc, dualmq_port = start_dualmq(workdir, DUALMQ_CONFIG)
         ports = {"redis-server": redis_port, "dualmq": dualmq_port}
         servers = list(ports)
+        latency_servers = list(servers)
+        if args.floor and latency_runs:
+            for loop in LOOPS:
+                proc, ports[f"py-floor-{loop}"] = start_floor(loop)
+                floor_procs.append(proc)
+                latency_servers.append(f"py-floor-{loop}")
 
         print("push mode vs redis-server — PUBLISH via redis-benchmark, raw counting subscribers")
         print(f"  {tool_version(['redis-server', '--version'])}")
@@ -660,7 +673,7 @@ def main(argv: list[str] | None = None) -> int:
 
         latency: dict[str, list[LatencyResult]] = {}
         for run in range(latency_runs):
-            order = servers if run % 2 == 0 else servers[::-1]
+            order = latency_servers if run % 2 == 0 else latency_servers[::-1]
             for server in order:
                 outcome = measure_latency(ports[server], LATENCY_RATE, latency_seconds)
                 latency.setdefault(server, []).append(outcome)
@@ -676,8 +689,8 @@ def main(argv: list[str] | None = None) -> int:
             print()
             print(f"publish -> deliver latency, {LATENCY_RATE:,} msg/s for {latency_seconds:g} s, one subscriber "
                   f"(median of {latency_runs} run(s); first {LATENCY_WARMUP_FRACTION:.0%} discarded)")
-            print(f"{'server':<13} {'p50 us':>8} {'p99 us':>8} {'sent':>7} {'lost':>6}  runs p50/p99 us")
-            for server in servers:
+            print(f"{'server':<17} {'p50 us':>8} {'p99 us':>8} {'sent':>7} {'lost':>6}  runs p50/p99 us")
+            for server in latency_servers:
                 outs = latency[server]
                 p50 = median([o.p50_us for o in outs])
                 p99 = median([o.p99_us for o in outs])
@@ -688,11 +701,11 @@ def main(argv: list[str] | None = None) -> int:
                 behind = [o.seconds for o in outs if o.seconds == o.seconds and o.seconds > latency_seconds * 1.05]
                 note = (f"  !! {errors}" if errors else "") + (
                     f"  (publisher fell behind: {max(behind):.2f} s)" if behind else "")
-                print(f"{server:<13} {p50:>8.0f} {p99:>8.0f} {sum(o.sent for o in outs):>7} {lost:>6}  {detail}{note}")
-                if server == "dualmq":
+                print(f"{server:<17} {p50:>8.0f} {p99:>8.0f} {sum(o.sent for o in outs):>7} {lost:>6}  {detail}{note}")
+                if server != "redis-server":
                     r50 = median([o.p50_us for o in latency['redis-server']])
                     r99 = median([o.p99_us for o in latency['redis-server']])
-                    print(f"{'ratio':<13} {_fmt_ratio(p50, r50):>8} {_fmt_ratio(p99, r99):>8}")
+                    print(f"{'  / redis-server':<17} {_fmt_ratio(p50, r50):>8} {_fmt_ratio(p99, r99):>8}")
 
         print()
         print("targets (dualmq / redis-server):")
@@ -721,6 +734,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if profiler is not None:
             stop_process(profiler)
+        for proc in floor_procs:
+            stop_process(proc)
         stop_process(dualmq_proc)
         stop_process(redis_proc)
         shutil.rmtree(workdir, ignore_errors=True)

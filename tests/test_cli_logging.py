@@ -52,6 +52,6 @@ def test_compare_output_carries_no_broker_log_lines() -> None:
 
 @pytest.mark.timeout(180)
 def test_compare_verbose_still_shows_the_embedded_brokers_log() -> None:
-    result = dualmq("compare", "baseline", "--messages", "200", "--verbose")
+    result = dualmq("compare", "baseline", "--messages", "200", "--seconds", "0", "--runs", "1", "--verbose")
     assert result.returncode == 0, result.stderr
     assert "broker_started" in result.stderr and json_lines(result.stderr) == []

@@ -83,13 +83,15 @@ class BrokerHandle:
 
 @asynccontextmanager
 async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: str | None = None,
-                      resp: str | None = None):
+                      resp: str | None = None, verbose: bool = False):
     """Yield a ``BrokerHandle`` of ``kind`` embedded | subprocess | external; clean up after.
 
     Args:
         kind: see the module docstring.
         settings: broker config sections (ignored for ``external``).
         kafka, resp: the addresses for ``external`` (either may be None: that mode is skipped).
+        verbose: a subprocess broker logs at info level, in console format (``--verbose`` shows
+            its log file); otherwise warnings and errors only.
     """
     if kind == "external":
         yield BrokerHandle("external", kafka, resp, {})
@@ -104,7 +106,9 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
     with tempfile.TemporaryDirectory(prefix="dualmq-compare-") as scratch:
         config = Path(scratch) / "broker.toml"
         config.write_text(config_toml(settings))
-        async with BrokerProcess(Path(scratch) / "data", "--config", str(config), log_level="warning") as process:
+        console = ("--log-format", "console") if verbose else ()
+        async with BrokerProcess(Path(scratch) / "data", "--config", str(config), *console,
+                                 log_level="info" if verbose else "warning") as process:
             yield BrokerHandle("subprocess", None, None, settings, process)
 
 

@@ -7,7 +7,22 @@ module of ``dualmq/cli/`` does::
     compare_command.add_parsers(commands)       # commands = parser.add_subparsers(...)
 
 ``add_parsers`` registers ``compare`` with ``set_defaults(handler=run_command)``; the CLI calls
-``args.handler(args)`` and exits with its return value.
+``args.handler(args)`` and exits with its return value. Its options are one table, ``OPTIONS``
+(flags, then ``argparse`` settings): add an option there.
+
+Two kinds of scenario run:
+
+* **measured** (``baseline`` and the sweeps ``fan-out``, ``parallelism``, ``message-size``,
+  ``compression``, ``rate``; ``sweeps``): every producer and consumer in its own process, the
+  broker in another (``--broker embedded`` puts it in this one), rates over a steady window,
+  each point the median of ``--runs`` runs;
+* **in-process** (``late-joiner``, ``slow-consumer``, ``consumer-crash``, ``broker-restart``,
+  ``broker-kill``, ``burst``, ``--workload FILE``; ``runner``): a timeline of events (joins,
+  crashes, broker kills) applied at exact points of the stream, every message accounted for
+  (delivered, lost and why, duplicated, reordered). Their rates are not a benchmark.
+
+Logging is the CLI's (errors only; ``--verbose``: info, and the broker's log): this package
+never configures it.
 
 Ctrl-C stops the run cleanly: the scenario running is cut short, its partial report is printed
 (and written to ``--json``/``--html``) after the ones that finished, and the exit status is 130
@@ -15,9 +30,10 @@ Ctrl-C stops the run cleanly: the scenario running is cut short, its partial rep
 
 Examples::
 
-    dualmq compare                                  # baseline, then late-joiner (embedded broker)
-    dualmq compare slow-consumer broker-kill --json out.json --html out.html
-    dualmq compare baseline --resp 127.0.0.1:6379 --modes push      # against a real redis-server
+    dualmq compare                                  # baseline, then late-joiner
+    dualmq compare fan-out parallelism --html out.html --json out.json
+    dualmq compare rate --kafka 127.0.0.1:9092 --resp 127.0.0.1:6379   # a real Kafka and a real Redis
+    dualmq compare baseline --seconds 0 --messages 20000 --runs 1      # a quick look
     dualmq compare --workload my.toml
     dualmq compare --list
 """
@@ -25,17 +41,20 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
+import textwrap
 import threading
+from pathlib import Path
 
-import structlog
 import trio
 
-from dualmq.compare.report import THROUGHPUT_CAVEAT, ScenarioReport, render_scenario, write_json
+from dualmq.compare.report import THROUGHPUT_CAVEAT, ScenarioReport, render_scenario
 from dualmq.compare.runner import MODES, StopRequest, clear_progress, run_workload, terminal_progress
-from dualmq.compare.workload import DEFAULT_SCENARIOS, SCENARIOS, Workload, WorkloadError, scenario
+from dualmq.compare.sweep_report import render_sweep, write_json
+from dualmq.compare.sweep_runner import run_sweep
+from dualmq.compare.sweeps import DEFAULT_RUNS, SWEEPS, SweepResult
+from dualmq.compare.workload import SCENARIOS, Workload, WorkloadError, scenario
 from dualmq.errors import DualmqError
 
 EXIT_FAILURE = 1
@@ -43,6 +62,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130   # 128 + SIGINT
 # Errors a user can cause (a bad address, a broker that does not start): one line, no traceback.
 USER_ERRORS = (DualmqError, OSError, ValueError, RuntimeError)
+DEFAULT_SCENARIOS = ("baseline", "late-joiner")
+# ``baseline`` is measured; the in-process scenario of that name stays for the Python API (lesson 09).
+IN_PROCESS = tuple(name for name in SCENARIOS if name not in SWEEPS)
 
 
 def _modes(text: str) -> tuple[str, ...]:
@@ -52,49 +74,81 @@ def _modes(text: str) -> tuple[str, ...]:
     return modes
 
 
+def _positive(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be >= 0")
+        return value
+    return parse
+
+
+# Every option of ``compare``: (flags, argparse settings). "measured" / "in-process" in a help
+# text says which kind of scenario it applies to (both when it says neither).
+OPTIONS: list[tuple[tuple[str, ...], dict]] = [
+    (("--list",), dict(action="store_true", help="list the built-in scenarios and exit")),
+    (("--workload",), dict(action="append", default=[], metavar="FILE",
+                           help="an in-process TOML workload file (repeatable; see dualmq/compare/workload.py)")),
+    (("--messages",), dict(type=int, metavar="N", help="messages per producer (measured: at least this many)")),
+    (("--seconds",), dict(type=_positive(float), metavar="S",
+                          help="measured: send for at least this long (default 3; 0 = --messages only)")),
+    (("--runs",), dict(type=int, default=DEFAULT_RUNS, metavar="N",
+                       help=f"measured: runs per point; the median and spread are reported (default {DEFAULT_RUNS})")),
+    (("--rate",), dict(type=_positive(float), metavar="MSG_PER_S", help="total send rate; 0 = full speed")),
+    (("--message-size",), dict(type=int, metavar="BYTES")),
+    (("--producers",), dict(type=int, metavar="N")),
+    (("--consumers",), dict(type=int, metavar="N")),
+    (("--partitions",), dict(type=int, metavar="N")),
+    (("--keys",), dict(type=int, metavar="N", help="in-process: distinct keys, round-robin (0 = no key)")),
+    (("--modes",), dict(type=_modes, default=MODES, metavar="pull,push")),
+    (("--broker",), dict(choices=("subprocess", "embedded"), default="subprocess",
+                         help="where the broker runs when no address is given: its own process (default), or "
+                              "inside compare's (restart/kill scenarios always use a process)")),
+    (("--kafka",), dict(metavar="HOST:PORT", help="use this Kafka-protocol broker (e.g. a real Kafka) for pull mode")),
+    (("--resp",), dict(metavar="HOST:PORT", help="use this RESP server (e.g. redis-server) for push mode")),
+    (("--json",), dict(metavar="FILE", help="also write every figure as JSON (schemas in report.py, sweep_report.py)")),
+    (("--html",), dict(metavar="FILE", help="also write a self-contained HTML page with a chart per claim")),
+    (("--verbose",), dict(action="store_true", help="log at info level and show the broker's log")),
+]
+
+
+def _described(name: str, description: str) -> str:
+    """A scenario's line in ``--help``: its name, then its description wrapped beside it."""
+    return textwrap.fill(description, 100, initial_indent=f"  {name:<16}", subsequent_indent=" " * 18) + "\n"
+
+
 def add_parsers(subcommands) -> None:
     """Add the ``compare`` subcommand to an ``argparse`` subparsers object."""
-    names = ", ".join(SCENARIOS)
     parser = subcommands.add_parser(
-        "compare", help="run one workload through pull and push mode and compare the outcome",
-        description="Run the same workload through pull mode (Kafka protocol) and push mode (RESP) and print "
-                    "delivered / lost / duplicated / reordered / throughput / latency side by side, with the "
-                    f"guarantee settings beside the numbers. Scenarios: {names}.")
+        "compare", help="run workloads through pull and push mode and compare what each delivered, how fast",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the same workload through pull mode (Kafka protocol) and push mode (RESP) and compare.\n\n"
+                    "measured scenarios (each role in its own process, medians of --runs runs):\n"
+                    + "".join(_described(name, sweep.description) for name, sweep in SWEEPS.items())
+                    + "\nin-process scenarios (events at exact points, every message accounted for):\n"
+                    + "".join(_described(name, SCENARIOS[name]["description"]) for name in IN_PROCESS),
+        epilog="examples:\n  dualmq compare fan-out --html fan-out.html\n"
+               "  dualmq compare rate --kafka 127.0.0.1:9092 --resp 127.0.0.1:6379\n"
+               "  dualmq compare baseline --seconds 0 --messages 20000 --runs 1")
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
-                        help=f"built-in scenarios to run (default: {' '.join(DEFAULT_SCENARIOS)})")
-    parser.add_argument("--workload", action="append", default=[], metavar="FILE",
-                        help="a TOML workload file (repeatable; see dualmq/compare/workload.py)")
-    parser.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
-    parser.add_argument("--messages", type=int, metavar="N", help="messages per producer (overrides the scenario)")
-    parser.add_argument("--rate", type=float, metavar="MSG_PER_S", help="total send rate; 0 = full speed")
-    parser.add_argument("--message-size", type=int, metavar="BYTES")
-    parser.add_argument("--producers", type=int, metavar="N")
-    parser.add_argument("--consumers", type=int, metavar="N")
-    parser.add_argument("--partitions", type=int, metavar="N")
-    parser.add_argument("--keys", type=int, metavar="N", help="distinct keys, round-robin (0 = no key)")
-    parser.add_argument("--modes", type=_modes, default=MODES, metavar="pull,push")
-    parser.add_argument("--broker", choices=("embedded", "subprocess"), default="embedded",
-                        help="how to start the broker when no address is given (restart/kill scenarios "
-                             "always use a subprocess)")
-    parser.add_argument("--kafka", metavar="HOST:PORT", help="use this Kafka-protocol broker for pull mode")
-    parser.add_argument("--resp", metavar="HOST:PORT", help="use this RESP server (e.g. redis-server) for push mode")
-    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON (schema in report.py)")
-    parser.add_argument("--html", metavar="FILE", help="also write a self-contained HTML page with charts")
-    parser.add_argument("--verbose", action="store_true", help="show the embedded broker's log")
+                        help=f"scenarios to run (default: {' '.join(DEFAULT_SCENARIOS)}; see --list)")
+    for flags, settings in OPTIONS:
+        parser.add_argument(*flags, **settings)
     parser.set_defaults(handler=run_command)
 
 
-def _workloads(args: argparse.Namespace) -> list[Workload]:
-    overrides = dict(messages=args.messages, rate=args.rate, message_size=args.message_size,
-                     producers=args.producers, consumers=args.consumers, partitions=args.partitions,
-                     keys=args.keys)
-    workloads = [scenario(name, **overrides) for name in args.scenarios]
+def _overrides(args: argparse.Namespace) -> dict:
+    return dict(messages=args.messages, rate=args.rate, message_size=args.message_size,
+                producers=args.producers, consumers=args.consumers, partitions=args.partitions)
+
+
+def _workloads(args: argparse.Namespace, names: list[str]) -> list[Workload]:
+    overrides = dict(_overrides(args), keys=args.keys)
+    workloads = [scenario(name, **overrides) for name in names]
     for path in args.workload:
         workload = Workload.from_toml(path)
         changes = {k: v for k, v in overrides.items() if v is not None}
         workloads.append(Workload.from_dict({**_fields(workload), **changes}) if changes else workload)
-    if not workloads:
-        workloads = [scenario(name, **overrides) for name in DEFAULT_SCENARIOS]
     return workloads
 
 
@@ -107,28 +161,51 @@ def _fields(workload: Workload) -> dict:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Run the requested scenarios, print the table; returns the exit status."""
+    """Run the requested scenarios, print their tables; returns the exit status."""
     if args.list:
-        for name, values in SCENARIOS.items():
-            print(f"{name:>15}  {values['description']}")
+        print("measured (every role in its own process; medians of --runs runs):")
+        for name, sweep in SWEEPS.items():
+            print(f"{name:>15}  {sweep.description}")
+        print("in-process (events at exact points; every message accounted for):")
+        for name in IN_PROCESS:
+            print(f"{name:>15}  {SCENARIOS[name]['description']}")
         return 0
-    if not args.verbose:
-        # The embedded broker logs through structlog in this process: keep the table readable.
-        # Its warnings (a slow subscriber cut off ...) are what the report counts and explains.
-        structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    names = list(args.scenarios) or ([] if args.workload else list(DEFAULT_SCENARIOS))
+    unknown = [n for n in names if n not in SWEEPS and n not in SCENARIOS]
+    if unknown:
+        print(f"dualmq compare: unknown scenario(s) {', '.join(unknown)}; see dualmq compare --list", file=sys.stderr)
+        return EXIT_USAGE
+    if args.runs < 1:
+        print("dualmq compare: --runs must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
     modes = args.modes
     if args.kafka or args.resp:
         modes = tuple(m for m in modes if (args.kafka if m == "pull" else args.resp))
     try:
-        workloads = _workloads(args)
+        workloads = _workloads(args, [n for n in names if n not in SWEEPS])
     except WorkloadError as exc:
         print(f"dualmq compare: {exc}", file=sys.stderr)
         return EXIT_USAGE
     progress = terminal_progress()
     reports: list[ScenarioReport] = []
+    sweeps: list[SweepResult] = []
     stop = StopRequest()
+    measured_overrides = dict(_overrides(args), min_seconds=args.seconds)
+
+    def show_broker_log(path: str) -> None:
+        print(Path(path).read_text(errors="replace"), file=sys.stderr, end="", flush=True)
 
     async def run_all() -> None:
+        for name in (n for n in names if n in SWEEPS):
+            if stop.requested:
+                break
+            print(f"running {name} ({', '.join(modes)}) ...", file=sys.stderr, flush=True)
+            result = await run_sweep(SWEEPS[name], runs=args.runs, broker=args.broker, kafka=args.kafka,
+                                     resp=args.resp, modes=modes, overrides=measured_overrides, progress=progress,
+                                     stop=stop, broker_log=show_broker_log if args.verbose else None)
+            clear_progress()
+            sweeps.append(result)
+            print(render_sweep(result) + "\n", flush=True)
         for workload in workloads:
             if stop.requested:
                 break
@@ -167,13 +244,13 @@ def run_command(args: argparse.Namespace) -> int:
         clear_progress()
         status = EXIT_INTERRUPTED
         print("dualmq compare: interrupted (Ctrl-C); the report above covers what ran", file=sys.stderr)
-    if reports and args.json:
-        write_json(reports, args.json)
+    if (reports or sweeps) and args.json:
+        write_json(args.json, sweeps, reports)
         print(f"wrote {args.json}", file=sys.stderr)
-    if reports and args.html:
-        from dualmq.compare.html import write_html
+    if (reports or sweeps) and args.html:
+        from dualmq.compare.sweep_html import write_page
 
-        write_html(reports, args.html)
+        write_page(args.html, reports, sweeps)
         print(f"wrote {args.html}", file=sys.stderr)
     return status
 

@@ -97,6 +97,19 @@ class Frame:
         return "\n".join(parts)
 
 
+def curve(colour: str, points: str, *, width: float = 2.5, dash: str = SOLID) -> str:
+    """One data line (``points``: "x,y x,y ..." in pixels); class ``curve`` marks it for the tests."""
+    dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
+    return (f'<polyline class="curve" fill="none" stroke="{colour}" stroke-width="{width:g}"{dash_attr} '
+            f'points="{points}"/>')
+
+
+def centred_note(frame: Frame, text: str) -> str:
+    """A note in the middle of an empty plot (nothing to draw)."""
+    return (f'<text x="{(frame.left + frame.right) / 2}" y="{(frame.top + frame.bottom) / 2}" '
+            f'text-anchor="middle" font-size="12">{_esc(text)}</text>')
+
+
 def _legend_rows(items: list[tuple[str, str, str]]) -> list[list[tuple[str, str, str]]]:
     """Lay ``(colour, dash, text)`` items out in rows that fit the chart's width."""
     rows: list[list[tuple[str, str, str]]] = [[]]
@@ -175,15 +188,13 @@ def latency_cdf_svg(report: ScenarioReport) -> str:
     for mode in modes:
         cdf = report.results[mode].cdf
         points = " ".join(f"{x_of(ms):.1f},{y_of(f):.1f}" for ms, f in cdf)
-        parts.append(f'<polyline class="curve" fill="none" stroke="{COLOURS[mode]}" stroke-width="2.5" '
-                     f'points="{points}"/>')
+        parts.append(curve(COLOURS[mode], points))
         # Where the line stops: nothing more was ever delivered.
         parts.append(f'<circle cx="{x_of(cdf[-1][0]):.1f}" cy="{y_of(cdf[-1][1]):.1f}" r="3.5" '
                      f'fill="{COLOURS[mode]}"/>')
     parts.append(_legend(rows))
     if not modes:
-        parts.append(f'<text x="{(frame.left + frame.right) / 2}" y="{(frame.top + frame.bottom) / 2}" '
-                     f'text-anchor="middle" font-size="12">no message was delivered</text>')
+        parts.append(centred_note(frame, "no message was delivered"))
     return _svg(frame, "\n".join(parts), f"{report.workload.name}: latency")
 
 
@@ -217,10 +228,8 @@ def progress_svg(report: ScenarioReport) -> str:
         consumers = summaries[mode].consumers
         sent = " ".join(f"{x_of(t):.1f},{y_of(s * consumers):.1f}" for t, s, _ in progress)
         delivered = " ".join(f"{x_of(t):.1f},{y_of(d):.1f}" for t, _, d in progress)
-        parts.append(f'<polyline class="curve" fill="none" stroke="{COLOURS[mode]}" stroke-width="1.5" '
-                     f'stroke-dasharray="{DASHED}" points="{sent}"/>')
-        parts.append(f'<polyline class="curve" fill="none" stroke="{COLOURS[mode]}" stroke-width="2.5" '
-                     f'points="{delivered}"/>')
+        parts.append(curve(COLOURS[mode], sent, width=1.5, dash=DASHED))
+        parts.append(curve(COLOURS[mode], delivered))
     parts.append(_legend(rows))
     return _svg(frame, "\n".join(parts), f"{report.workload.name}: messages sent and delivered over time")
 
@@ -320,22 +329,28 @@ STYLE = (
 )
 
 
-def render_html(reports: list[ScenarioReport]) -> str:
-    """The whole page as a string."""
-    sections = []
-    for report in reports:
-        w = report.workload
-        sections.append(
-            f"<section><h2>{_esc(w.name)}</h2><p>{_esc(w.description)}</p>"
+def scenario_section(report: ScenarioReport) -> str:
+    """The ``<section>`` of one in-process scenario."""
+    w = report.workload
+    return (f"<section><h2>{_esc(w.name)}</h2><p>{_esc(w.description)}</p>"
             f"<p class=small>{_esc(workload_line(report))}</p>"
             f"{summary_html(report)}"
             f"<div class=charts>{_figure(latency_cdf_svg(report), LATENCY_CAPTION)}"
             f"{_figure(progress_svg(report), PROGRESS_CAPTION)}</div>"
             f"<h3>All the numbers</h3>{_table(report)}<p class=small>{_esc(THROUGHPUT_CAVEAT)}</p>"
             f"{_receipt(report)}</section>")
+
+
+def page(sections: list[str]) -> str:
+    """A complete page around ``sections`` (the measured scenarios' come from ``sweep_html``)."""
     return ("<!DOCTYPE html><html><head><meta charset=utf-8><title>dualmq compare</title>"
             f"<style>{STYLE}</style></head><body><h1>dualmq compare: pull mode vs push mode</h1>"
             + "".join(sections) + "</body></html>\n")
+
+
+def render_html(reports: list[ScenarioReport]) -> str:
+    """The whole page of in-process scenarios as a string."""
+    return page([scenario_section(report) for report in reports])
 
 
 def write_html(reports: list[ScenarioReport], path: str | Path) -> None:

@@ -12,6 +12,10 @@ only the delivery model differs. It says:
 * the guarantees asked for: ``acks``, commit cadence (``commit_every`` records, after
   processing: at-least-once), and ``broker`` settings applied when compare starts the broker
   (``{"log": {"fsync": "always"}, "resp": {"pubsub_hard_limit": ...}}``);
+* for the measured scenarios (``sweeps``): ``min_seconds``, how long producers send at least
+  (besides ``messages``), and ``process_us``, the time each consumer spends per message (a
+  sleep, as a call to a database would be: the ``parallelism`` sweep's work). The in-process
+  runner ignores both;
 * a timeline of ``events``. An event fires when the producers have sent the fraction ``at``
   of their messages (progress, not seconds: a scenario then means the same thing on a fast and
   a slow machine). Producers pause at that point until the event is applied, so e.g. "messages
@@ -112,6 +116,8 @@ class Workload:
     commit_every: int = 500           # pull: commit after this many processed records
     publish_batch: int = 100          # push: PUBLISHes per pipelined write (at full speed)
     drain_timeout_s: float = 15.0     # after the producers finish, wait at most this long
+    min_seconds: float = 0.0          # measured runs: send for at least this long (and ``messages``)
+    process_us: float = 0.0           # measured runs: each consumer spends this long per message
     broker: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     events: tuple[Event, ...] = ()
 
@@ -129,6 +135,8 @@ class Workload:
         _check(1 <= self.commit_every <= 1_000_000, f"commit_every = {self.commit_every!r}: allowed [1, 1000000]")
         _check(1 <= self.publish_batch <= 10_000, f"publish_batch = {self.publish_batch!r}: allowed [1, 10000]")
         _check(0.1 <= self.drain_timeout_s <= 600, f"drain_timeout_s = {self.drain_timeout_s!r}: allowed [0.1, 600]")
+        _check(0 <= self.min_seconds <= 300, f"min_seconds = {self.min_seconds!r}: allowed [0, 300]")
+        _check(0 <= self.process_us <= 1_000_000, f"process_us = {self.process_us!r}: allowed [0, 1000000]")
         for section, values in self.broker.items():
             _check(section in BROKER_SECTIONS,
                    f"broker.{section}: unknown section; allowed {', '.join(BROKER_SECTIONS)}")

@@ -51,16 +51,23 @@ def run_batch(server: ServerState, client: Client, parser: RequestParser, data: 
     error: RemoteProtocolError | None = None
     executed = 0
     try:
-        parser.feed(data)
-        while not client.close_after_reply:
+        commands: list[list[bytes]] = []
+        try:
+            if client.close_after_reply:
+                parser.feed(data)  # (nothing more runs on a closing connection)
+            else:
+                commands = parser.commands_after(data)
+        except RemoteProtocolError as exc:
+            error = exc
+        while commands:
+            executed += dispatch(server, client, commands)
+            if parser.drained or client.close_after_reply:
+                break  # one parse per read, unless a protocol error waits to be raised
             try:
                 commands = parser.commands()
             except RemoteProtocolError as exc:
                 error = exc
                 break
-            if not commands:
-                break
-            executed += dispatch(server, client, commands)
     finally:
         # Also when a command raised (a bug: the connection then closes): the deliveries
         # other publishes of the batch held back must still reach their subscribers.

@@ -221,6 +221,34 @@ class PubSubMachine(RuleBasedStateMachine):
             assert got_cut == expected_cut
         assert self.ps.flush_deferred(self.now) == ()
 
+    @rule(channel=st.sampled_from(CHANNELS), payloads=st.lists(st.sampled_from(PAYLOADS), min_size=1, max_size=8),
+          deferred_first=st.sampled_from([None, *CHANNELS]))
+    def publish_many(self, channel: bytes, payloads: list[bytes], deferred_first: bytes | None) -> None:
+        """A run of PUBLISHes to one channel as push mode runs it: publish_many where it can
+        (the same receiver count for each, as one by one), else publish one by one. A
+        deferred publish of another channel may come first, as in a batch that mixes them."""
+        if deferred_first is not None:
+            expected_receivers, expected_cut = self._model_publish(deferred_first, b"x")
+            receivers = self.ps.publish_deferred(deferred_first, b"x", make_frame)
+            if receivers < 0:
+                result = self.ps.publish(deferred_first, b"x", self.now, make_frame)
+                receivers = result.receivers
+                assert [(self.subs.index(sub), used, reason) for sub, used, reason in result.disconnected] \
+                    == expected_cut
+            assert receivers == expected_receivers
+        before = self.ps.statistics()
+        receivers = self.ps.publish_many(channel, payloads, make_frame)
+        if receivers < 0:
+            assert self.ps.statistics() == before, "declined, yet something was done"
+            for payload in payloads:
+                self.publish(channel, payload)
+        else:
+            for payload in payloads:
+                expected_receivers, expected_cut = self._model_publish(channel, payload)
+                assert receivers == expected_receivers
+                assert expected_cut == []
+        assert self.ps.flush_deferred(self.now) == ()
+
     @rule(channel=st.sampled_from(CHANNELS), payload=st.sampled_from(PAYLOADS))
     def spublish(self, channel: bytes, payload: bytes) -> None:
         expected_receivers, expected_cut = self._model_publish(channel, payload, shard=True)

@@ -67,7 +67,7 @@ def _wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> str:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("scenario, extra", [
-    ("baseline", ["--messages", "400000", "--rate", "20000"]),          # embedded broker
+    ("burst", ["--messages", "40000", "--broker", "embedded"]),          # embedded broker
     ("broker-restart", ["--messages", "40000"]),                          # broker subprocess
 ])
 def test_ctrl_c_stops_cleanly_with_a_partial_report(tmp_path, scenario, extra):
@@ -89,3 +89,25 @@ def test_ctrl_c_stops_cleanly_with_a_partial_report(tmp_path, scenario, extra):
     # What was in flight when it stopped is put down to the interruption, not left unexplained.
     assert "unexplained" not in out
     assert json_path.exists() and '"interrupted": true' in json_path.read_text()
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_stops_a_measured_run_and_its_role_processes(tmp_path):
+    json_path = tmp_path / "partial.json"
+    process = _start(["baseline", "late-joiner", "--seconds", "60", "--runs", "1", "--json", str(json_path)],
+                     cwd=tmp_path)
+    before = _wait_for_line(process, "running baseline", timeout=30)
+    time.sleep(4.0)   # the role processes are running: pull mode's producer is sending
+    os.killpg(process.pid, signal.SIGINT)
+    status, out, err = _finish(process, timeout=60)
+    err = before + err
+    assert status == INTERRUPTED, (out, err)
+    assert "Traceback" not in err and "ExceptionGroup" not in err, err
+    assert "== baseline" in out and "verdict: Interrupted before the end, so these figures are partial." in out
+    assert "== late-joiner" not in out
+    assert json_path.exists() and '"interrupted": true' in json_path.read_text()
+    # No role process outlived compare (they run "python -P -m dualmq.compare.roles").
+    time.sleep(0.5)
+    ps = subprocess.run(["ps", "-eo", "pgid,args"], capture_output=True, text=True).stdout
+    assert not [line for line in ps.splitlines()
+                if line.split()[0] == str(process.pid) and "dualmq.compare.roles" in line], ps

@@ -34,7 +34,7 @@ def is_json_object(line: str) -> bool:
         return False
 
 
-def run_example(name: str) -> tuple[str, dict[str, str]]:
+def run_example(name: str, timeout: float = EXAMPLE_TIMEOUT_SECONDS) -> tuple[str, dict[str, str]]:
     """Run ``examples/<name>`` to completion and return (stdout, RESULT key -> value).
 
     Fails the test with the example's output if it exits non-zero or runs over the timeout.
@@ -42,7 +42,7 @@ def run_example(name: str) -> tuple[str, dict[str, str]]:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         cwd=REPO, env=example_env(), stdin=subprocess.DEVNULL, capture_output=True, text=True,
-        timeout=EXAMPLE_TIMEOUT_SECONDS,
+        timeout=timeout,
     )
     assert completed.returncode == 0, (
         f"{name} exited with {completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"

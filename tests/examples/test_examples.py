@@ -156,3 +156,18 @@ def test_11_message_size() -> None:
     assert int(r["pull_stored"]) == 1  # only the record under the limit reached the log
     # Push: the small message arrived; the big one disconnected its only subscriber.
     assert (int(r["push_small"]), int(r["push_big"]), int(r["push_cut_off"])) == (1, 0, 1)
+
+
+@pytest.mark.timeout(200)
+def test_12_fan_out_and_parallelism() -> None:
+    # Eight measurements, each starting its role processes (about 45 s on a quiet 2-core machine).
+    out, r = run_example("12_fan_out_and_parallelism.py", timeout=180)
+    n = ints(r)
+    # Fan-out: push's publisher pays for every subscriber.
+    assert n["push_send_10"] < n["push_send_1"], n
+    # Parallelism: a group of 4 processes well over twice what one member does; 4 subscribers
+    # process the same distinct messages as one, each of them all of them.
+    assert n["pull_distinct_4"] > 2 * n["pull_distinct_1"], n
+    assert n["push_distinct_4"] < 2 * n["push_distinct_1"], n
+    assert n["push_delivered_4"] > 2.5 * n["push_distinct_4"], n
+    assert "verdict: From 1 to 10 groups pull's producer rate" in " ".join(out.split())

@@ -39,9 +39,10 @@ from __future__ import annotations
 from wire.errors import RemoteProtocolError
 from wire.resp.inline import split_inline
 from wire.resp.redis_rules import _protocol_error, _strict_int
+import re
+
 from wire.resp.request_fast_path import (
     _FAST_TABLE_SIZE,
-    _HIREDIS_MIN_BYTES,
     _HIREDIS_UNSAFE,
     _HiredisReader,
     _parse_plain_multibulks,
@@ -49,6 +50,11 @@ from wire.resp.request_fast_path import (
 )
 
 __all__ = ["RequestParser"]
+
+# Whether a buffer holds any of _HIREDIS_UNSAFE: one regular-expression search is the cheaper
+# test up to a few hundred bytes (a command or a few), one bytes.find per byte beyond.
+_unsafe_search = re.compile(b"[" + re.escape(b"".join(_HIREDIS_UNSAFE)) + b"]").search
+_UNSAFE_SEARCH_MAX = 256
 
 _INT_MAX = 2**31 - 1
 
@@ -82,7 +88,7 @@ class RequestParser:
         "_remaining",
         "_fast_ok",
         "_hiredis_max",
-        "_hiredis_min",
+        "_hiredis_reader",
         "_scan",
         "max_bulk_len",
         "max_inline_len",
@@ -132,14 +138,26 @@ class RequestParser:
             if _HiredisReader is not None and max_inline_len >= 32
             else -1
         )
-        # Below this many bytes (a command or two) hiredis's fixed cost (a reader, the
-        # checks) outweighs its speed: the pure fast path takes them. Tests set it to 0.
-        self._hiredis_min = _HIREDIS_MIN_BYTES
+        # The hiredis reader of the last pass, kept while it ended clean (None: build one).
+        # Reused, and with one regular-expression search as its safety check on short
+        # buffers, hiredis beats the pure fast path from a single command up.
+        self._hiredis_reader: object | None = None
 
     def feed(self, data: bytes) -> None:
         """Add bytes received from the client. Parsing happens in ``next_command``/``commands``."""
         if self._error is None:
             self._buf += data
+
+    @property
+    def drained(self) -> bool:
+        """True when ``commands`` has nothing more to give until more bytes are fed.
+
+        A call of ``commands`` parses everything complete in the buffer, so after it only a
+        protocol error can be pending (raised by the next call) or commands ``next_command``
+        has not handed out yet. Lets a server stop after one call per read instead of making
+        a second one that finds nothing.
+        """
+        return self._error is None and self._ready_pos >= len(self._ready)
 
     @property
     def buffered(self) -> int:
@@ -167,6 +185,30 @@ class RequestParser:
         if self._error is not None:
             raise self._error
         return None
+
+    def commands_after(self, data: bytes) -> list[list[bytes]]:
+        """``feed(data)`` then ``commands()``, in one step; the same result, raising the same way.
+
+        The common case — nothing buffered from earlier reads, and ``data`` holding whole
+        plain multibulks — is parsed straight from ``data`` by the fast path, without copying
+        it into the buffer and out again or running the careful loop's bookkeeping: a read of
+        one PUBLISH is what a publisher that does not pipeline sends every time.
+        """
+        if (self._buf or self._args is not None or self._error is not None or not data
+                or self._ready_pos < len(self._ready)
+                or data[0] != 42 or not self._fast_ok):
+            self.feed(data)
+            return self.commands()
+        out: list[list[bytes]] = []
+        pos = self._parse_fast(data, 0, out)
+        if pos < len(data):
+            # The rest (a partial command, an inline one, an error...) goes the careful way.
+            self._buf += data[pos:] if pos else data
+            parsed = self._parse()
+            if not out and not parsed and self._error is not None:
+                raise self._error
+            out += parsed
+        return out
 
     def commands(self) -> list[list[bytes]]:
         """All complete commands available now, in order (empty list: need more data).
@@ -348,12 +390,20 @@ class RequestParser:
         ``_parse_plain_multibulks``. Both stop at the first thing they are not sure about and
         leave it to the careful loop.
         """
-        if self._hiredis_min <= len(data) - start and len(data) <= self._hiredis_max:
-            for byte in _HIREDIS_UNSAFE:
-                if data.find(byte, start) >= 0:
-                    break
+        size = len(data)
+        if size <= self._hiredis_max:
+            if size - start <= _UNSAFE_SEARCH_MAX:
+                safe = _unsafe_search(data, start) is None
             else:
-                return _parse_with_hiredis(data, start, out)
+                for byte in _HIREDIS_UNSAFE:
+                    if data.find(byte, start) >= 0:
+                        safe = False
+                        break
+                else:
+                    safe = True
+            if safe:
+                pos, self._hiredis_reader = _parse_with_hiredis(self._hiredis_reader, data, start, out)
+                return pos
         return _parse_plain_multibulks(data, start, out)
 
 

@@ -156,6 +156,8 @@ COMMANDS.update(_table(
 # hot path skips ``bytes.upper()``. Bounded: only names that exist get in, in few spellings.
 _SPELLINGS: dict[bytes, Command] = {}
 _MAX_SPELLINGS = 4096
+_PUBLISH = COMMANDS[b"PUBLISH"]
+_SPELLINGS[b"PUBLISH"] = _SPELLINGS[b"publish"] = _PUBLISH
 
 
 def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -> int:
@@ -186,6 +188,8 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
     # careful path can change that (CLIENT PAUSE, CLIENT REPLY), so it is looked at again
     # after those only.
     fast = pause.mode is None and not client.reply_flags
+    if fast and not client.subscribed and not client.held_replies and _publishes_only(server, client, commands):
+        return len(commands)
     executed = 0
     for args in commands:
         try:
@@ -210,6 +214,36 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
         if client.close_after_reply:
             break
     return executed
+
+
+def _publishes_only(server: ServerState, client: Client, commands: list[list[bytes]]) -> bool:
+    """Run the batch at once if it is nothing but PUBLISHes to one channel (the hot case).
+
+    The caller checked what the fast path needs (no pause, replies plain, the client not
+    subscribed, nothing held back). A lone PUBLISH is published at once, without holding
+    anything back for a batch end that is already here. A run of them is checked column by
+    column (every command three words, one name, one channel), then published as one
+    fan-out (``pubsub.publish_run``) when the broker can prove that is the same as one by one.
+
+    Returns:
+        True when the whole batch ran; False when nothing ran and the commands must go
+        through dispatch's loop one by one.
+    """
+    if len(commands) == 1:
+        args = commands[0]
+        if len(args) != 3 or _SPELLINGS.get(args[0]) is not _PUBLISH:
+            return False
+        pubsub.publish_alone(server, client, args)
+        return True
+    try:
+        names, channels, payloads = zip(*commands, strict=True)
+    except ValueError:  # not all of three words
+        return False
+    count = len(names)
+    if (_SPELLINGS.get(names[0]) is not _PUBLISH or names.count(names[0]) != count
+            or channels.count(channels[0]) != count):
+        return False
+    return pubsub.publish_run(server, client, channels[0], payloads)
 
 
 def _run_carefully(server: ServerState, client: Client, entry: Command | None, args: list[bytes]) -> bool:

@@ -25,7 +25,7 @@ Not here: the order of checks before a command runs (``dispatch``), writing to s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from broker.subscribers import Subscriber
 from modes.push.client import Client
@@ -41,7 +41,9 @@ __all__ = [
     "numsub",
     "psubscribe",
     "publish",
+    "publish_alone",
     "publish_now",
+    "publish_run",
     "punsubscribe",
     "release_held_output",
     "shardchannels",
@@ -118,6 +120,38 @@ def publish(server: ServerState, client: Client, args: list[bytes]) -> None:
     # (Written out rather than _receiver_count: this is the one line every PUBLISH runs.)
     client.held_replies.append(
         _RECEIVER_COUNT_REPLIES[receivers] if receivers < 1024 else encoder.integer(receivers))
+
+
+def publish_alone(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """PUBLISH as the only command of its batch, by a client that is not subscribed.
+
+    What ``publish`` does, minus holding back: the batch ends right after it, so its
+    deliveries and its reply are queued at once, in the same order ``release_held_output``
+    would queue them (deliveries first). One pipelined-less publisher (a latency probe, an
+    application publishing now and then) pays for no batch machinery.
+    """
+    client.last_command = b"PUBLISH"
+    receivers = publish_now(server, args[1], args[2], client.last_interaction_ms)
+    client.reply(_RECEIVER_COUNT_REPLIES[receivers] if receivers < 1024 else encoder.integer(receivers))
+
+
+def publish_run(server: ServerState, client: Client, channel: bytes, payloads: Sequence[bytes]) -> bool:
+    """A batch of PUBLISHes to ``channel`` by a client that is not subscribed, as one fan-out.
+
+    The broker delivers the whole run at once when it can prove that is observably the
+    same as publishing one by one (``PubSub.publish_many``); the replies, one per
+    PUBLISH and all equal, follow the deliveries as ``release_held_output`` would queue them.
+
+    Returns:
+        False when the broker declined (nothing was done): the caller runs the batch one
+        command at a time.
+    """
+    receivers = server.pubsub.publish_many(channel, payloads, make_frame)
+    if receivers < 0:
+        return False
+    client.last_command = b"PUBLISH"
+    client.reply(_receiver_count(receivers) * len(payloads))
+    return True
 
 
 def spublish(server: ServerState, client: Client, args: list[bytes]) -> None:

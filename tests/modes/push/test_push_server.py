@@ -316,3 +316,25 @@ def test_subscribing_mid_batch_changes_what_the_rest_of_the_batch_may_run(broker
                       b"*2\r\n$4\r\npong\r\n$0\r\n\r\n"
                       b"*3\r\n$11\r\nunsubscribe\r\n$3\r\nmid\r\n:0\r\n"
                       b":0\r\n")
+
+
+def test_runs_of_pipelined_publishes_keep_every_reply_and_order(broker) -> None:
+    """Reads of nothing but PUBLISHes to one channel run as one fan-out: the replies, the
+    frames and their order are those of one by one, also when a SUBSCRIBE of another client
+    comes between two runs, and when CLIENT REPLY SKIP sits inside one."""
+    with RawClient(broker.resp) as sub, RawClient(broker.resp) as late, RawClient(broker.resp) as pub:
+        sub.send(b"SUBSCRIBE run\r\n")
+        sub.expect(b"*3\r\n$9\r\nsubscribe\r\n$3\r\nrun\r\n:1\r\n")
+        pub.send(_cmd(b"PUBLISH", b"run", b"a") * 16)
+        pub.expect(b":1\r\n" * 16)
+        late.send(b"SUBSCRIBE run\r\n")
+        late.expect(b"*3\r\n$9\r\nsubscribe\r\n$3\r\nrun\r\n:1\r\n")
+        pub.send(_cmd(b"PUBLISH", b"run", b"b") + _cmd(b"PUBLISH", b"run", b"c") * 15)
+        pub.expect(b":2\r\n" * 16)
+        pub.send(_cmd(b"PUBLISH", b"run", b"d") + _cmd(b"CLIENT", b"REPLY", b"SKIP")
+                 + _cmd(b"PUBLISH", b"run", b"e") * 2 + _cmd(b"PING"))
+        pub.expect(b":2\r\n:2\r\n+PONG\r\n")
+        sub.expect(_message(b"run", b"a") * 16 + _message(b"run", b"b") + _message(b"run", b"c") * 15
+                   + _message(b"run", b"d") + _message(b"run", b"e") * 2)
+        late.expect(_message(b"run", b"b") + _message(b"run", b"c") * 15 + _message(b"run", b"d")
+                    + _message(b"run", b"e") * 2)

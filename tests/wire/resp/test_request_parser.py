@@ -383,18 +383,22 @@ from wire.resp import requests as requests_module  # noqa: E402
 CONFIGS = [(True, True), (True, False), (False, False)]
 
 
-def parse_config(data: bytes, chunk: int, fast: bool, use_hiredis: bool, **limits):
+def parse_config(data: bytes, chunk: int, fast: bool, use_hiredis: bool, after: bool = False, **limits):
+    """Commands and the error reply from ``data`` fed ``chunk`` bytes at a time (0: at once);
+    ``after``: through ``commands_after`` instead of ``feed`` then ``commands``."""
     parser = RequestParser(**limits)
     parser._fast_ok = fast
-    parser._hiredis_min = 0  # hiredis even for the shortest input
     if not use_hiredis:
         parser._hiredis_max = -1
     out: list[list[bytes]] = []
     step = chunk or len(data) or 1
     try:
         for i in range(0, len(data), step):
-            parser.feed(data[i : i + step])
-            out.extend(parser.commands())
+            if after:
+                out.extend(parser.commands_after(data[i : i + step]))
+            else:
+                parser.feed(data[i : i + step])
+                out.extend(parser.commands())
         out.extend(parser.commands())
     except RemoteProtocolError as exc:
         return out, exc.reply
@@ -437,17 +441,17 @@ HIREDIS_CORPUS = [
 @pytest.mark.parametrize("chunk", [0, 1, 2, 3, 7, 64])
 def test_hiredis_path_agrees_on_corpus(data: bytes, chunk: int) -> None:
     limits = {"max_bulk_len": 1000, "max_multibulk_len": 100000}
-    results = [parse_config(data, chunk, fast, hi, **limits) for fast, hi in CONFIGS]
-    assert results[0] == results[2]
-    assert results[1] == results[2]
+    results = [parse_config(data, chunk, fast, hi, after, **limits) for fast, hi in CONFIGS for after in (False, True)]
+    assert results == [results[-1]] * len(results)
 
 
 @pytest.mark.parametrize("limits", [{}, {"max_bulk_len": 1000}, {"max_inline_len": 24, "max_bulk_len": 50}])
 def test_hiredis_path_agrees_with_limits(limits: dict) -> None:
     for data in HIREDIS_CORPUS:
         for chunk in (0, 1, 5):
-            results = [parse_config(data, chunk, fast, hi, **limits) for fast, hi in CONFIGS]
-            assert results[0] == results[2] == results[1], (data, chunk)
+            results = [parse_config(data, chunk, fast, hi, after, **limits)
+                       for fast, hi in CONFIGS for after in (False, True)]
+            assert results == [results[-1]] * len(results), (data, chunk)
 
 
 def test_hiredis_path_is_used_for_plain_commands(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -456,10 +460,10 @@ def test_hiredis_path_is_used_for_plain_commands(monkeypatch: pytest.MonkeyPatch
     calls = []
     real = requests_module._parse_with_hiredis
 
-    def spy(data, start, out):
-        pos = real(data, start, out)
+    def spy(reader, data, start, out):
+        pos, reader = real(reader, data, start, out)
         calls.append((start, pos, len(data)))
-        return pos
+        return pos, reader
 
     monkeypatch.setattr(requests_module, "_parse_with_hiredis", spy)
     parser = RequestParser()
@@ -505,3 +509,29 @@ def test_hiredis_path_agrees_with_careful_loop(pieces: list[bytes], chunk: int) 
     reference = parse_config(data, chunk, False, False, **limits)
     assert parse_config(data, chunk, True, True, **limits) == reference
     assert parse_config(data, chunk, True, False, **limits) == reference
+    # A server's one step per read: the same commands, the same error, at the same place.
+    assert parse_config(data, chunk, True, True, after=True, **limits) == reference
+    assert parse_config(data, chunk, True, False, after=True, **limits) == reference
+    assert parse_config(data, chunk, False, False, after=True, **limits) == reference
+
+
+def test_hiredis_reader_is_kept_only_while_clean() -> None:
+    """The reader of a clean pass parses the next one; one left holding bytes (an incomplete
+    command) is dropped, and the careful loop and a new reader give the right commands."""
+    if requests_module._HiredisReader is None:  # pragma: no cover
+        pytest.skip("hiredis not installed")
+    parser = RequestParser()
+    publish = command(b"PUBLISH", b"ch", b"payload")
+    assert parser.commands_after(publish * 2) == [[b"PUBLISH", b"ch", b"payload"]] * 2
+    reader = parser._hiredis_reader
+    assert reader is not None
+    assert parser.commands_after(publish) == [[b"PUBLISH", b"ch", b"payload"]]
+    assert parser._hiredis_reader is reader
+    assert parser.drained
+    assert parser.commands_after(publish + publish[:9]) == [[b"PUBLISH", b"ch", b"payload"]]
+    assert parser._hiredis_reader is None
+    assert parser.commands_after(publish[9:] + publish) == [[b"PUBLISH", b"ch", b"payload"]] * 2
+    assert parser.commands_after(b"*1\r\n$4\r\nPING\r\n*1\r\n$x\r\n") == [[b"PING"]]
+    assert not parser.drained  # the protocol error waits for the next call
+    with pytest.raises(RemoteProtocolError):
+        parser.commands()
