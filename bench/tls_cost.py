@@ -23,17 +23,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._common import HOST, median  # noqa: E402
+from bench.pull_kcat import MESSAGE_SIZE, kcat_consume, kcat_produce  # noqa: E402
 from dualmq.devcerts import make_certificates  # noqa: E402
 from dualmq.process import BrokerProcess, BrokerStartError  # noqa: E402
 
-MESSAGE_SIZE = 100
-TIMEOUT = 300
+TIMEOUT = 300  # seconds for one redis-benchmark run
 
 
 def start(workdir: Path, name: str, config_text: str) -> BrokerProcess:
@@ -47,31 +46,9 @@ def start(workdir: Path, name: str, config_text: str) -> BrokerProcess:
         raise SystemExit(f"{name} broker did not start: {exc}") from None
 
 
-def kcat_args(broker: BrokerProcess, ca_file: Path | None) -> list[str]:
-    args = ["kcat", "-b", broker.kafka_address]
-    if ca_file is not None:
-        args += ["-X", "security.protocol=SSL", "-X", f"ssl.ca.location={ca_file}"]
-    return args
-
-
-def kcat_produce(base: list[str], topic: str, messages: Path) -> float:
-    with open(messages, "rb") as stdin:
-        start_time = time.perf_counter()
-        subprocess.run([*base, "-P", "-t", topic], stdin=stdin, check=True, timeout=TIMEOUT)
-        return time.perf_counter() - start_time
-
-
-def kcat_consume(base: list[str], topic: str, expected: int) -> float:
-    start_time = time.perf_counter()
-    process = subprocess.Popen([*base, "-C", "-t", topic, "-e", "-o", "beginning", "-q"], stdout=subprocess.PIPE)
-    lines = 0
-    while chunk := process.stdout.read(1 << 20):
-        lines += chunk.count(b"\n")
-    process.wait(TIMEOUT)
-    elapsed = time.perf_counter() - start_time
-    if process.returncode != 0 or lines != expected:
-        raise SystemExit(f"consume of {topic} got {lines} messages (exit {process.returncode}), expected {expected}")
-    return elapsed
+def kcat_tls(ca_file: Path | None) -> tuple[str, ...]:
+    """kcat's options for the TLS broker (none for the plaintext one)."""
+    return () if ca_file is None else ("-X", "security.protocol=SSL", "-X", f"ssl.ca.location={ca_file}")
 
 
 def publish_rate(broker: BrokerProcess, ca_file: Path | None, requests: int) -> float:
@@ -113,10 +90,10 @@ def main() -> None:
         try:
             for run in range(args.runs):
                 for side, (broker, ca_file) in sides.items():
-                    base = kcat_args(broker, ca_file)
+                    extra = kcat_tls(ca_file)
                     topic = f"bench-{run}"
-                    produce = args.messages / kcat_produce(base, topic, messages)
-                    consume = args.messages / kcat_consume(base, topic, args.messages)
+                    produce = args.messages / kcat_produce(broker.kafka_address, topic, messages, extra)
+                    consume = args.messages / kcat_consume(broker.kafka_address, topic, args.messages, extra)
                     publish = publish_rate(broker, ca_file, args.publishes)
                     for name, value in (("produce", produce), ("consume", consume), ("publish", publish)):
                         results[side][name].append(value)

@@ -225,18 +225,21 @@ class TaskPerConnection:
 class StreamPerConnection:
     """One reader and one writer task per connection, both through its trio stream (TLS).
 
-    The reader receives, runs the batch and flushes the *other* clients the batch reached (those
-    of a raw-socket driver have none here: a listener has one driver). This connection's own
-    output, and any output queued for it by another connection's PUBLISH, wakes its writer
-    (``wakeup_for``), which sends what the outbox holds with ``send_all``. While a send is in
-    flight the bytes it carries have left the outbox, so the output-buffer limit counts what
-    waits behind it — at most one write's worth less than Redis counts.
+    The reader receives, runs the batch, flushes the other clients the batch reached (a
+    listener has one driver, so they are stream clients too: their writers are woken), and then
+    sends its own client's replies itself — no task switch for a request's answer. The writer
+    task sends what is queued for the client from elsewhere (another connection's PUBLISH, a
+    timer). A per-connection lock keeps the two from writing the stream at once. While a send is
+    in flight its bytes have left the outbox, so the output-buffer limit counts what waits
+    behind it: at most one write's worth less than Redis counts.
     """
 
     server: ServerSteps
     context: ssl.SSLContext
     name: str = "tls-streams"
     handshakes_failed: int = 0
+    # The client whose batch is running: its output is sent by its reader right after.
+    _reading: Client | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -248,8 +251,14 @@ class StreamPerConnection:
         pass
 
     def wakeup_for(self, client: Client) -> Callable[[], None]:
-        """What the client's outbox calls when output is queued: wake its writer."""
-        return lambda: self.flush_soon(client)
+        """What the client's outbox calls when output is queued."""
+
+        def wake() -> None:
+            client.flush_requested = True
+            if client is not self._reading:
+                client.writer_lot.unpark_all()
+
+        return wake
 
     def write_refused(self, client: Client) -> None:  # never called: no raw writes here
         client.writer_lot.unpark_all()
@@ -265,35 +274,44 @@ class StreamPerConnection:
             self.handshakes_failed += 1
             client.conn.close_reason = str(exc)
             return
+        sending = trio.StrictFIFOLock()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._writer, client, stream)
-            await self._reader(client, stream)
+            nursery.start_soon(self._writer, client, stream, sending)
+            await self._reader(client, stream, sending)
             with trio.move_on_after(CLOSE_DRAIN_SECONDS):
-                await self._send_queued(client, stream)
+                async with sending:
+                    await self._send_queued(client, stream)
             nursery.cancel_scope.cancel()
 
-    async def _reader(self, client: Client, stream: trio.SSLStream) -> None:
+    async def _reader(self, client: Client, stream: trio.SSLStream, sending: trio.StrictFIFOLock) -> None:
         server = self.server
         while True:
             data = await stream.receive_some(RECEIVE_CHUNK)
             if not data:
                 return
             server.in_batch = True
+            self._reading = client
             try:
                 must_close = server.execute(client, data, now_ms())
             finally:
+                self._reading = None
                 server.in_batch = False
                 server.flush_dirty()
             server.resume_paused()
+            if client.flush_requested:
+                client.flush_requested = False
+                async with sending:
+                    await self._send_queued(client, stream)
             if must_close:
                 return
 
-    async def _writer(self, client: Client, stream: trio.SSLStream) -> None:
+    async def _writer(self, client: Client, stream: trio.SSLStream, sending: trio.StrictFIFOLock) -> None:
         while True:
             while not client.flush_requested:
                 await client.writer_lot.park()
             client.flush_requested = False
-            await self._send_queued(client, stream)
+            async with sending:
+                await self._send_queued(client, stream)
 
     @staticmethod
     async def _send_queued(client: Client, stream: trio.SSLStream) -> None:
