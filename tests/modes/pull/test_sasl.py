@@ -6,9 +6,15 @@ each rule is driven with our raw client, so malformed input can be sent on purpo
 
 from __future__ import annotations
 
+import base64
 import struct
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from structlog.testing import capture_logs
+
+from broker.security.kafka_users import KafkaUsers, parse_users
+from modes.pull.sasl import AuthenticationFailed, ConnectionSecurity
 
 from tests.broker.test_scram import client_final
 from tests.modes.pull.raw import pull_broker
@@ -58,7 +64,7 @@ async def test_scram_sha_512_exchange_over_the_wire(tmp_path):
         final, signature = client_final(bytes(first["auth_bytes"]).decode(), first_bare, "alice-pw", "sha512")
         done = await client.call(AUTHENTICATE, 1, {"auth_bytes": final.encode()})
         assert done["error_code"] == ErrorCode.NONE
-        assert bytes(done["auth_bytes"]) == b"v=" + __import__("base64").b64encode(signature)
+        assert bytes(done["auth_bytes"]) == b"v=" + base64.b64encode(signature)
 
 
 async def test_requests_before_authentication_close_only_that_connection(tmp_path):
@@ -125,3 +131,25 @@ async def test_handshake_on_a_plaintext_listener_is_illegal_state(tmp_path):
         assert (await client.call(HANDSHAKE, 1, {"mechanism": "PLAIN"}))["error_code"] == ErrorCode.ILLEGAL_SASL_STATE
         # ... and the connection stays usable, as on Kafka's PLAINTEXT listener.
         assert (await client.call(METADATA, 9, {"topics": None, "allow_auto_topic_creation": False}))["brokers"]
+
+
+# --- arbitrary tokens: an answer or AuthenticationFailed, never anything else -------------------
+
+_USERS = KafkaUsers.of(parse_users([{"name": "alice", "password": "alice-pw"}]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(mechanism=st.sampled_from(["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]),
+       tokens=st.lists(st.one_of(st.binary(max_size=120),
+                                 st.sampled_from([b"n,,n=alice,r=x", b"\x00alice\x00", b"c=biws,r=x,p=AAAA"])),
+                       min_size=1, max_size=3))
+def test_arbitrary_tokens_fail_cleanly(mechanism, tokens):
+    security = ConnectionSecurity(sasl_required=True, mechanisms=("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
+                                  users=_USERS)
+    assert security.handshake(mechanism, 1)
+    try:
+        for token in tokens:
+            assert isinstance(security.authenticate(token), bytes)
+    except AuthenticationFailed as exc:
+        assert "alice-pw" not in str(exc)
+    assert not security.authenticated  # no token sequence here carries a valid password or proof
