@@ -225,6 +225,9 @@ class KafkaConfig:
     super_users: tuple[str, ...] = attrs.field(factory=tuple, converter=_to_tuple, validator=_string_list())
     # Kafka's allow.everyone.if.no.acl.found: a resource no ACL mentions is open to all.
     allow_everyone_if_no_acl_found: bool = attrs.field(default=False, validator=_bool)
+    # Kafka's connections.max.reauth.ms (KIP-368): a SASL session lasts this long, then the client
+    # must re-authenticate on the same connection or have it closed; 0 = sessions never expire.
+    connections_max_reauth_ms: int = attrs.field(default=0, validator=_int_range(0, INT64_MAX))
 
     @property
     def uses_sasl(self) -> bool:

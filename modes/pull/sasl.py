@@ -22,8 +22,14 @@ The mechanisms:
   side in ``broker.security.scram``.
 
 A bad token (not UTF-8, wrong shape, unknown user, wrong password or proof) fails only this
-connection; its error message names the mechanism, never a password. Sessions do not expire:
-``session_lifetime_ms`` is 0, so clients never re-authenticate (KIP-368 is not implemented).
+connection; its error message names the mechanism, never a password.
+
+Re-authentication (KIP-368): with ``kafka.connections_max_reauth_ms`` above 0, SaslAuthenticate
+v1+ tells the client how long its session lasts (``session_lifetime_ms``). Before it ends the
+client sends SaslHandshake and SaslAuthenticate again on the same connection, with the same
+mechanism and as the same user (Kafka refuses a change of principal); a request arriving after
+the session ended closes the connection instead. Clients that authenticated with v0 (no
+lifetime in the answer) are never asked to. With 0, the default as in Kafka, sessions never end.
 
 Not here: the handlers (``api/sasl_handshake.py``, ``api/sasl_authenticate.py``), the TLS
 layer underneath (``modes.common.tls``).
@@ -79,7 +85,14 @@ class ConnectionSecurity:
     mechanism: str | None = None
     # Set when authentication failed: the connection is closed once its answer is sent.
     failure: str | None = None
+    # KIP-368: how long a session lasts (0: forever), and when the current one ends.
+    reauth_ms: int = 0
+    session_expires_ms: int | None = None
+    # The principal and mechanism of the first authentication (a re-authentication must match).
+    _first: tuple[str, str] | None = None
     _scram: ScramServer | None = None
+    _now_ms: int = 0
+    _lifetime_sent: bool = False
 
     def __attrs_post_init__(self) -> None:
         if self.step is None:
@@ -89,24 +102,43 @@ class ConnectionSecurity:
     def authenticated(self) -> bool:
         return self.step == SaslStep.DONE
 
+    def may_handshake(self) -> bool:
+        """Whether a SaslHandshake is expected now: first, or to re-authenticate (KIP-368)."""
+        return self.sasl_required and (self.step == SaslStep.HANDSHAKE
+                                       or (self.step == SaslStep.DONE and self.session_expires_ms is not None))
+
+    def session_expired(self, now_ms: int) -> bool:
+        """Whether the session ended without a re-authentication (the connection must close)."""
+        return self.session_expires_ms is not None and now_ms >= self.session_expires_ms
+
     def handshake(self, mechanism: str, version: int) -> bool:
         """Record the client's choice; False when ``mechanism`` is not enabled here."""
         if mechanism not in self.mechanisms or self.users is None:
             return False
+        if self._first is not None and mechanism != self._first[1]:
+            return False  # KIP-368: a re-authentication uses the first mechanism
         self.mechanism = mechanism
         self.step = SaslStep.TOKENS if version >= 1 else SaslStep.RAW_TOKENS
         if mechanism in SCRAM_MECHANISMS:
             self._scram = ScramServer(mechanism, lambda user: self.users.scram_credential(user, mechanism))
         return True
 
-    def authenticate(self, token: bytes) -> bytes:
+    def authenticate(self, token: bytes, now_ms: int = 0, *, lifetime_sent: bool = False) -> bytes:
         """Take one client token; return the server's token (empty when there is none).
 
         Once the exchange succeeds, ``principal`` is ``User:<name>`` and ``authenticated``.
 
+        Args:
+            token: the client's token.
+            now_ms: the time (for the session's end).
+            lifetime_sent: the answer carries ``session_lifetime_ms`` (SaslAuthenticate v1+),
+                so the client knows to re-authenticate; otherwise the session never ends.
+
         Raises:
-            AuthenticationFailed: malformed token or bad credentials.
+            AuthenticationFailed: malformed token, bad credentials, or a re-authentication as
+                someone else.
         """
+        self._now_ms, self._lifetime_sent = now_ms, lifetime_sent
         if self.mechanism == "PLAIN":
             self._plain(token)
             return b""
@@ -141,6 +173,13 @@ class ConnectionSecurity:
         self._authenticated(user)
 
     def _authenticated(self, user: str) -> None:
-        self.principal = f"User:{user}"
+        principal = f"User:{user}"
+        if self._first is not None and principal != self._first[0]:
+            raise AuthenticationFailed(f"Cannot change principals during re-authentication from "
+                                       f"{self._first[0]}: {principal}")
+        self._first = (principal, self.mechanism)
+        self.principal = principal
         self.step = SaslStep.DONE
         self._scram = None
+        if self.reauth_ms and self._lifetime_sent:
+            self.session_expires_ms = self._now_ms + self.reauth_ms

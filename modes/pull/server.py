@@ -57,7 +57,7 @@ from modes.common.listener import ConnectionLimits, ConnectionTable, format_addr
 from modes.common.tls import TlsHandshakeFailed, accept_tls, peer_subject, server_context
 from modes.pull import api as _api  # noqa: F401  (importing registers every handler)
 from modes.pull.api.api_versions import API_VERSIONS_KEY, unsupported_version_response
-from modes.pull.context import PullBroker, RequestContext, open_authorizer
+from modes.pull.context import PullBroker, RequestContext, now_ms, open_authorizer
 from modes.pull.coordination import Coordination
 from modes.pull.errors import CloseConnection
 from modes.pull.registry import HANDLERS
@@ -165,6 +165,11 @@ class Connection:
             log.warning("request_rejected", api=handler.name, api_version=version,
                         reason="not authenticated (SASL listener)")
             raise CloseConnection(f"{handler.name} request before SASL authentication")
+        if security.session_expires_ms is not None and api_key not in BEFORE_AUTHENTICATION \
+                and security.session_expired(now_ms()):
+            # KIP-368: the client did not re-authenticate in time; Kafka closes the connection.
+            log.info("sasl_session_expired", principal=security.principal, api=handler.name)
+            raise CloseConnection("SASL session expired (kafka.connections_max_reauth_ms)")
         if not handler.supports(version):
             if api_key == API_VERSIONS_KEY:
                 # KIP-511: never parse it, answer in a v0 body with response header v0.
@@ -195,7 +200,7 @@ class Connection:
         """
         security = self.security
         try:
-            answer = security.authenticate(token)
+            answer = security.authenticate(token)  # v0: no lifetime in the answer, never expires
         except AuthenticationFailed as exc:
             log.warning("sasl_authentication_failed", mechanism=security.mechanism, reason=str(exc))
             raise CloseConnection(f"SASL authentication failed: {exc}") from None
@@ -221,7 +226,8 @@ class KafkaServer:
         """
         kafka = self.broker.config.kafka
         security = ConnectionSecurity(sasl_required=kafka.uses_sasl, mechanisms=kafka.sasl_mechanisms,
-                                      users=self.broker.users, tls=self.tls is not None)
+                                      users=self.broker.users, tls=self.tls is not None,
+                                      reauth_ms=kafka.connections_max_reauth_ms)
         stream: trio.abc.Stream = admitted.stream
         if self.tls is not None:
             try:

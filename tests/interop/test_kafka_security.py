@@ -235,3 +235,29 @@ def test_mtls_principal_is_the_certificate_subject(mtls, certs):
     time.sleep(0.2)
     principals = {line.get("principal") for line in mtls.log_lines() if line.get("event") == "connection_closed"}
     assert {"User:CN=operator,O=dualmq", "User:CN=carol,O=dualmq"} <= principals
+
+
+def test_kafka_python_reauthenticates_before_its_session_ends(tmp_path, certs):
+    kafka = require_module("kafka", "kafka-python")
+    config = tmp_path / "reauth.toml"
+    config.write_text('[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nconnections_max_reauth_ms = 2000\n'
+                      f'[[kafka.users]]\nname = "alice"\npassword = "{PASSWORDS["alice"]}"\n')
+    with broker_process(tmp_path, "--config", str(config)) as broker:
+        producer = kafka.KafkaProducer(bootstrap_servers=broker.kafka_address, security_protocol="SASL_PLAINTEXT",
+                                       sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
+                                       sasl_plain_password=PASSWORDS["alice"])
+        try:
+            offsets = []
+            for _ in range(15):  # 4.5 s: more than two session lifetimes
+                offsets.append(producer.send("renewed", b"x").get(timeout=TIMEOUT).offset)
+                time.sleep(0.3)
+        finally:
+            producer.close()
+        lines = broker.log_lines()
+    assert offsets == list(range(15))  # no request was refused or lost
+    logins: dict[int, int] = {}
+    for line in lines:
+        if line.get("event") == "sasl_authenticated":
+            logins[line["conn_id"]] = logins.get(line["conn_id"], 0) + 1
+    assert max(logins.values()) >= 3, logins  # one login, then re-authentications on that connection
+    assert not [line for line in lines if line.get("event") == "sasl_session_expired"]

@@ -9,13 +9,13 @@ from __future__ import annotations
 import base64
 import struct
 
+import trio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from broker.security.kafka_users import KafkaUsers, parse_users
 from modes.pull.sasl import AuthenticationFailed, ConnectionSecurity
-
 from tests.broker.test_scram import client_final
 from tests.modes.pull.raw import pull_broker
 from wire.kafka.errors import ErrorCode
@@ -153,3 +153,45 @@ def test_arbitrary_tokens_fail_cleanly(mechanism, tokens):
     except AuthenticationFailed as exc:
         assert "alice-pw" not in str(exc)
     assert not security.authenticated  # no token sequence here carries a valid password or proof
+
+
+# --- KIP-368 re-authentication ---------------------------------------------------------------
+
+
+async def test_reauthentication_renews_the_session_and_keeps_the_principal(tmp_path):
+    users = USERS + ({"name": "bob", "password": "bob-pw"},)
+    async with pull_broker(tmp_path, security_protocol="SASL_PLAINTEXT", users=users,
+                           connections_max_reauth_ms=60_000) as broker:
+        client = await broker.connect()
+        first = await authenticate_plain(client)
+        assert first["session_lifetime_ms"] == 60_000
+        again = await authenticate_plain(client)  # a second handshake: a re-authentication
+        assert (again["error_code"], again["session_lifetime_ms"]) == (ErrorCode.NONE, 60_000)
+        assert (await client.call(METADATA, 9, {"topics": None, "allow_auto_topic_creation": False}))["brokers"]
+        await client.call(HANDSHAKE, 1, {"mechanism": "PLAIN"})
+        as_bob = await client.call(AUTHENTICATE, 2, {"auth_bytes": b"\x00bob\x00bob-pw"})
+        assert as_bob["error_code"] == ErrorCode.SASL_AUTHENTICATION_FAILED
+        assert "Cannot change principals" in as_bob["error_message"]
+        await client.expect_closed()
+
+
+async def test_a_session_not_renewed_in_time_closes_the_connection(tmp_path):
+    async with pull_broker(tmp_path, security_protocol="SASL_PLAINTEXT", users=USERS,
+                           connections_max_reauth_ms=100) as broker:
+        client = await broker.connect()
+        await authenticate_plain(client)
+        await trio.sleep(0.15)  # the wall clock decides, as in Kafka
+        _, frame = client.encode(METADATA, 9, {"topics": None, "allow_auto_topic_creation": False})
+        await client.send(frame)
+        await client.expect_closed()
+
+
+def test_session_ends_only_when_the_answer_could_say_so():
+    security = ConnectionSecurity(sasl_required=True, mechanisms=("PLAIN",), users=_USERS, reauth_ms=1000)
+    security.handshake("PLAIN", 1)
+    security.authenticate(b"\x00alice\x00alice-pw", 5_000, lifetime_sent=True)
+    assert not security.session_expired(5_999) and security.session_expired(6_000)
+    legacy = ConnectionSecurity(sasl_required=True, mechanisms=("PLAIN",), users=_USERS, reauth_ms=1000)
+    legacy.handshake("PLAIN", 0)
+    legacy.authenticate(b"\x00alice\x00alice-pw", 5_000)  # v0: no lifetime was sent
+    assert not legacy.session_expired(10**12) and not legacy.may_handshake()
