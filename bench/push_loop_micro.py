@@ -33,6 +33,7 @@ import select
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import hiredis
@@ -103,7 +104,8 @@ def make_client(server: PushServer, conn_id: int, fd: int = -1) -> Client:
                       peer=f"127.0.0.1:{conn_id}", local="127.0.0.1:0", opened_ms=0)
     outbox = Outbox(limits=NO_LIMITS)
     client = Client(conn=conn, subscriber=Subscriber(client_id=conn_id, frame_format=2, outbox=outbox), fd=fd,
-                    parser=RequestParser(), on_overflow=server.overflowed)
+                    parser=RequestParser(), on_overflow=server.overflowed, user=server.acl.default_user,
+                    authenticated=True, unrestricted=True)
     outbox.wakeup = lambda: server.output_queued(client)
     server.clients[conn_id] = client
     return client
@@ -117,10 +119,17 @@ def subscribe(server: PushServer, client: Client) -> None:
     client.outbox.take_bytes()
 
 
-def publisher_and_subscribers(subscribers: int) -> tuple[TimedServer, Client, list[Client]]:
-    """A server with one publishing client and ``subscribers`` clients subscribed to "ch"."""
+def publisher_and_subscribers(subscribers: int, prepare: Callable[[PushServer, Client], None] | None = None
+                              ) -> tuple[TimedServer, Client, list[Client]]:
+    """A server with one publishing client and ``subscribers`` clients subscribed to "ch".
+
+    ``prepare``, if given, is called with the server and the publisher first (to make the
+    publisher another ACL user, say: ``push_acl_cost.py``).
+    """
     server = make_server()
     publisher = make_client(server, 1)
+    if prepare is not None:
+        prepare(server, publisher)
     subs = [make_client(server, 100 + i) for i in range(subscribers)]
     for sub in subs:
         subscribe(server, sub)
@@ -130,9 +139,11 @@ def publisher_and_subscribers(subscribers: int) -> tuple[TimedServer, Client, li
 # -- 1. run_batch ---------------------------------------------------------------------------------
 
 
-def bench_run_batch(pipeline: int, subscribers: int, repeats: int, calls: int) -> float:
-    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes."""
-    server, publisher, subs = publisher_and_subscribers(subscribers)
+def bench_run_batch(pipeline: int, subscribers: int, repeats: int, calls: int,
+                    prepare: Callable[[PushServer, Client], None] | None = None) -> float:
+    """µs per command of ``PushServer.execute`` on a batch of ``pipeline`` PUBLISHes
+    (``prepare``: as in ``publisher_and_subscribers``)."""
+    server, publisher, subs = publisher_and_subscribers(subscribers, prepare)
     data = PUBLISH * pipeline
     everyone = [publisher, *subs]
     results = []

@@ -33,6 +33,7 @@ import attrs
 
 from broker.errors import ConfigError
 from broker.security.kafka_users import KafkaUser, parse_users
+from broker.security.redis_users import RespUser, parse_resp_users
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -286,8 +287,34 @@ class RespConfig:
     # Redis lets any client stop the server; a broker shared by two protocols should not,
     # unless its operator says so. Redis has no such switch (it has ACLs for that).
     enable_shutdown: bool = attrs.field(default=False, validator=_bool)
+    # --- security (docs/resp.md#acl) ---
+    # The ``default`` user's password (Redis ``requirepass``); empty: none, anyone may connect
+    # as ``default``. Kept out of reprs so that it never reaches a log line.
+    requirepass: str = attrs.field(default="", validator=attrs.validators.instance_of(str), repr=False)
+    # A Redis ACL file (Redis ``aclfile``): one ``user <name> <rules>`` line per user, read
+    # at start and by ACL LOAD, written by ACL SAVE. Empty: none.
+    aclfile: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    # Redis ``protected-mode``: while ``default`` has no password, clients from anywhere but
+    # 127.0.0.1 / ::1 are refused with Redis's -DENIED message.
+    protected_mode: bool = attrs.field(default=True, validator=_bool)
+    # Redis ``acl-pubsub-default``: the channels a new ACL user starts with.
+    acl_pubsub_default: str = attrs.field(default="resetchannels",
+                                          validator=_one_of(("resetchannels", "allchannels")))
+    # Redis ``acllog-max-len``: refusals ACL LOG remembers.
+    acllog_max_len: int = _ranged(128, 0, INT64_MAX)
+    # ACL users defined here ([[resp.users]] tables); not together with ``aclfile``, as in Redis.
+    users: tuple[RespUser, ...] = attrs.field(factory=tuple, converter=parse_resp_users)
     # Serve RESP over TLS with the [tls] certificate (Redis's tls-port, on this listener).
     tls: bool = attrs.field(default=False, validator=_bool)
+
+    def __attrs_post_init__(self) -> None:
+        if self.users and self.aclfile:
+            raise ConfigError("resp.users and resp.aclfile cannot both be set: define the users in one "
+                              "place (Redis refuses users in redis.conf together with an aclfile)")
+        names = [user.name for user in self.users]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ConfigError(f"resp.users: user {duplicates[0]!r} is defined more than once")
 
 
 @attrs.frozen(kw_only=True)

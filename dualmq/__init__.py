@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from dualmq import pull, push
 from dualmq.errors import (
-    AuthenticationFailed,
+    AuthenticationError,
     CommitFailed,
     ConnectionLost,
     DualmqError,
@@ -39,7 +39,7 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 __all__ = [
-    "Admin", "AuthenticationFailed", "Backoff", "CommitFailed", "ConnectionLost", "Consumer", "ConsumerRecord", "DualmqError",
+    "Admin", "AuthenticationError", "Backoff", "CommitFailed", "ConnectionLost", "Consumer", "ConsumerRecord", "DualmqError",
     "Gap", "KafkaError", "Message", "OffsetOutOfRange", "Producer", "ProtocolMismatch", "Publisher", "ServerError",
     "Subscription", "Timeout", "UnsupportedVersion", "__version__", "consume", "pull", "push",
     "subscribe",

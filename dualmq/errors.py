@@ -29,17 +29,19 @@ class Timeout(DualmqError):
     """An operation did not complete within its deadline."""
 
 
+class AuthenticationError(ServerError):
+    """The server refused the credentials given, or asks for credentials none were given for
+    (Redis AUTH / HELLO AUTH, Kafka SASL).
+
+    Trying again with the same settings cannot help: the username or password must change.
+    The message never contains the password.
+    """
+
+
 class ProtocolMismatch(DualmqError):
     """The server at that address speaks another protocol: a Kafka client at a RESP port, or the reverse.
 
     Not a ``ConnectionLost``: trying again cannot help, the address is wrong.
-    """
-
-
-class AuthenticationFailed(DualmqError):
-    """The server refused our credentials (Kafka SASL, Redis AUTH) or TLS identity.
-
-    Not a ``ConnectionLost``: trying again with the same credentials cannot help.
     """
 
 

@@ -62,18 +62,16 @@ def test_publish_over_tls_and_refused_in_plaintext(secured):
     assert plaintext.returncode == 1 and "ssl=True" in plaintext.stderr
 
 
-def test_users_add_hashes_the_password_into_the_config_and_refuses_a_second_alice(tmp_path):
+def test_users_add_pull_hashes_the_password_into_the_config_and_refuses_a_second_alice(tmp_path):
     config = tmp_path / "users.toml"
     config.write_text('[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\n')
-    added = dualmq("users", "add", "alice", "--config", str(config), env={"DUALMQ_PASSWORD": "hashed-pw-91"})
+    added = dualmq("users", "add", "alice", "--mode", "pull", "--config", str(config), stdin="hashed-pw-91\n")
     assert added.returncode == 0, added.stderr
     text = config.read_text()
     assert "hashed-pw-91" not in text and 'password_hash = ["SCRAM-SHA-256:4096:' in text
-    again = dualmq("users", "add", "alice", "--config", str(config), "--password", "x")
-    assert again.returncode == 1 and "exists already" in again.stderr and config.read_text() == text
-    assert dualmq("users", "list", "--config", str(config)).stdout == "alice\n"
-    printed = dualmq("users", "add", "bob", "--password", "bob-pw")
-    assert printed.stdout.startswith('[[kafka.users]]\nname = "bob"\n') and "bob-pw" not in printed.stdout
+    again = dualmq("users", "add", "alice", "--mode", "pull", "--config", str(config), stdin="x\n")
+    assert again.returncode == 1 and "already exists" in again.stderr and config.read_text() == text
+    assert dualmq("users", "list", "--mode", "pull", "--config", str(config)).stdout == "alice\n"
 
 
 def test_acl_add_list_remove_as_the_super_user_and_refused_to_others(tmp_path):
@@ -81,7 +79,8 @@ def test_acl_add_list_remove_as_the_super_user_and_refused_to_others(tmp_path):
     config.write_text('[kafka]\nsecurity_protocol = "SASL_PLAINTEXT"\nauthorizer = true\n'
                       'super_users = ["User:admin"]\n')
     for name in ("admin", "alice"):
-        assert dualmq("users", "add", name, "--config", str(config), "--password", f"{name}-pw").returncode == 0
+        added = dualmq("users", "add", name, "--mode", "pull", "--config", str(config), stdin=f"{name}-pw\n")
+        assert added.returncode == 0, added.stderr
     with broker_process(tmp_path, "--config", str(config)) as broker:
         def as_user(name, *args, stdin=""):
             return dualmq(*args, "--kafka", broker.kafka_address, "--user", name, "--password", f"{name}-pw",

@@ -7,6 +7,7 @@ a real Redis server alike.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import trio
@@ -15,6 +16,8 @@ from dualmq.cli.common import EXIT_USAGE, add_tls_options, host_port, resp_tls
 from dualmq.push import Gap, Publisher, subscribe
 
 DEFAULT_RESP = "127.0.0.1:6379"
+# Where --password is read from when not given, redis-cli's variable.
+PASSWORD_VARIABLE = "REDISCLI_AUTH"
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
@@ -24,6 +27,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     publish.add_argument("channel", help="the channel to publish to")
     publish.add_argument("message", help="the message (delivered only to those subscribed right now)")
     publish.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
+    _add_credentials(publish)
     add_tls_options(publish)
     publish.set_defaults(handler=_publish)
 
@@ -35,13 +39,30 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     subscriber.add_argument("--reconnect", action="store_true",
                             help="reconnect when the connection drops, reporting the gap")
     subscriber.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
+    _add_credentials(subscriber)
     add_tls_options(subscriber)
     subscriber.set_defaults(handler=_subscribe)
 
 
+def _add_credentials(parser: argparse.ArgumentParser) -> None:
+    """``--user`` / ``--password``, as redis-cli's ``--user`` / ``--pass`` (and its REDISCLI_AUTH)."""
+    parser.add_argument("--user", default=None, metavar="NAME",
+                        help="ACL user to authenticate as (default: Redis's 'default' user)")
+    parser.add_argument("--password", default=None, metavar="PASSWORD",
+                        help=f"password of --user, or the broker's requirepass; default: ${PASSWORD_VARIABLE} "
+                             "if set (safer: a command line is visible to other users of the machine)")
+
+
+def _credentials(args: argparse.Namespace) -> dict[str, str | None]:
+    password = args.password if args.password is not None else os.environ.get(PASSWORD_VARIABLE) or None
+    if args.user is not None and password is None:
+        raise SystemExit(f"dualmq: error: --user {args.user} needs --password (or ${PASSWORD_VARIABLE})")
+    return {"username": args.user, "password": password}
+
+
 def _publish(args: argparse.Namespace) -> int:
     async def run() -> int:
-        async with Publisher(args.resp, **resp_tls(args)) as publisher:
+        async with Publisher(args.resp, **_credentials(args), **resp_tls(args)) as publisher:
             return await publisher.publish(args.channel, args.message)
 
     receivers = trio.run(run)
@@ -58,7 +79,7 @@ def _subscribe(args: argparse.Namespace) -> int:
     async def run() -> None:
         seen = 0
         async with subscribe(args.resp, *args.channels, patterns=args.pattern,
-                             reconnect=args.reconnect, **resp_tls(args)) as subscription:
+                             reconnect=args.reconnect, **_credentials(args), **resp_tls(args)) as subscription:
             print(f"subscribed to {', '.join([*args.channels, *args.pattern])}; waiting for messages",
                   file=sys.stderr, flush=True)
             async for item in subscription:

@@ -40,7 +40,7 @@ import itertools
 
 import trio
 
-from dualmq.errors import AuthenticationFailed, ConnectionLost, KafkaError, ProtocolMismatch, Timeout, UnsupportedVersion
+from dualmq.errors import AuthenticationError, ConnectionLost, KafkaError, ProtocolMismatch, Timeout, UnsupportedVersion
 from dualmq.pull.security import ClientSecurity, ScramClient
 from dualmq.sdk_logging import get_logger
 from wire.errors import ProtocolError, RemoteProtocolError
@@ -201,7 +201,7 @@ class BrokerConnection:
             security: TLS and SASL settings (``dualmq.pull.security``); None: plaintext.
 
         Raises:
-            AuthenticationFailed: the broker refused our SASL credentials.
+            AuthenticationError: the broker refused our SASL credentials.
             ConnectionLost: cannot connect, the TLS handshake failed, or the broker broke the
                 connection.
             Timeout: no answer within ``timeout``.
@@ -281,13 +281,13 @@ class BrokerConnection:
         """SaslHandshake v1, then the mechanism's tokens in SaslAuthenticate requests.
 
         Raises:
-            AuthenticationFailed: the broker refused the mechanism or the credentials.
+            AuthenticationError: the broker refused the mechanism or the credentials.
             ConnectionLost, Timeout: as any request.
         """
         mechanism = security.sasl_mechanism
         handshake = await self.request(SASL_HANDSHAKE.key, {"mechanism": mechanism}, timeout=timeout, version=1)
         if handshake["error_code"] != ErrorCode.NONE:
-            raise AuthenticationFailed(
+            raise AuthenticationError(
                 f"{self.address} does not accept SASL mechanism {mechanism} "
                 f"({ErrorCode.lookup(handshake['error_code'])!s}; enabled: {', '.join(handshake['mechanisms'])})")
         user, password = security.sasl_plain_username, security.sasl_plain_password
@@ -301,7 +301,7 @@ class BrokerConnection:
     async def _sasl_token(self, token: bytes, timeout: float) -> bytes:
         answer = await self.request(SASL_AUTHENTICATE.key, {"auth_bytes": token}, timeout=timeout)
         if answer["error_code"] != ErrorCode.NONE:
-            raise AuthenticationFailed(f"{self.address}: {answer['error_message'] or 'SASL authentication failed'}")
+            raise AuthenticationError(f"{self.address}: {answer['error_message'] or 'SASL authentication failed'}")
         return bytes(answer["auth_bytes"])
 
     def version(self, api_key: int) -> int:

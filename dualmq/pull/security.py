@@ -9,7 +9,7 @@ The settings are kafka-python's names, so code moves between the two unchanged:
 After ApiVersions, a SASL connection sends SaslHandshake (v1) and then the mechanism's tokens in
 SaslAuthenticate requests: PLAIN's one (RFC 4616), or SCRAM's two (RFC 5802; the client proves
 it knows the password without sending it, and checks the broker's signature in return, so a
-broker that does not hold the credential is caught too). A refusal raises ``AuthenticationFailed``
+broker that does not hold the credential is caught too). A refusal raises ``AuthenticationError``
 with the broker's message; it is never retried, since the same password would fail again.
 
 Not here: the requests that carry the tokens (``BrokerConnection._authenticate`` in
@@ -26,7 +26,7 @@ import ssl
 
 import attrs
 
-from dualmq.errors import AuthenticationFailed
+from dualmq.errors import AuthenticationError
 from dualmq.tls import client_context
 
 __all__ = ["ClientSecurity", "ScramClient"]
@@ -101,7 +101,7 @@ class ScramClient:
         """The client-final message (with the proof) for the broker's server-first message.
 
         Raises:
-            AuthenticationFailed: a server-first message that is malformed or does not extend
+            AuthenticationError: a server-first message that is malformed or does not extend
                 our nonce (not the broker we think, or a broken one).
         """
         algorithm = _SCRAM_HASHES[self.mechanism]
@@ -110,9 +110,9 @@ class ScramClient:
             fields = dict(part.split("=", 1) for part in text.split(","))
             nonce, salt, iterations = fields["r"], base64.b64decode(fields["s"]), int(fields["i"])
         except (UnicodeDecodeError, ValueError, KeyError):
-            raise AuthenticationFailed(f"malformed SCRAM server-first message {server_first[:60]!r}") from None
+            raise AuthenticationError(f"malformed SCRAM server-first message {server_first[:60]!r}") from None
         if not nonce.startswith(self.nonce) or nonce == self.nonce:
-            raise AuthenticationFailed("the broker's SCRAM nonce does not extend ours")
+            raise AuthenticationError("the broker's SCRAM nonce does not extend ours")
         salted = hashlib.pbkdf2_hmac(algorithm, self.password.encode(), salt, iterations)
         client_key = hmac.digest(salted, b"Client Key", algorithm)
         stored_key = hashlib.new(algorithm, client_key).digest()
@@ -127,8 +127,8 @@ class ScramClient:
         """Check the broker's signature: it must hold our credential, not just say yes.
 
         Raises:
-            AuthenticationFailed: a missing or wrong signature.
+            AuthenticationError: a missing or wrong signature.
         """
         expected = b"v=" + base64.b64encode(self._server_signature)
         if not hmac.compare_digest(server_final, expected):
-            raise AuthenticationFailed("the broker's SCRAM signature is wrong: it does not hold our credential")
+            raise AuthenticationError("the broker's SCRAM signature is wrong: it does not hold our credential")

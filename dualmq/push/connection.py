@@ -25,7 +25,7 @@ import ssl
 
 import trio
 
-from dualmq.errors import ConnectionLost, ProtocolMismatch, ServerError, Timeout
+from dualmq.errors import AuthenticationError, ConnectionLost, ProtocolMismatch, ServerError, Timeout
 from wire.errors import RemoteProtocolError
 from wire.resp import encoder
 from wire.resp.subscriber import PubSubMessage as Message
@@ -101,6 +101,19 @@ async def _start_tls(stream: trio.SocketStream, context: ssl.SSLContext, address
     return tls
 
 
+def reply_error(reply: ErrorReply, username: str | None = None) -> ServerError:
+    """The SDK error for an error reply: ``AuthenticationError`` for refused or missing
+    credentials (WRONGPASS, NOAUTH), ``ServerError`` for anything else."""
+    text = str(reply)
+    code = text.split(" ", 1)[0]
+    if code == "WRONGPASS":
+        return AuthenticationError(f"the server refused user {username or 'default'!r} with that password: {text}")
+    if code == "NOAUTH":
+        return AuthenticationError(f"the server requires a password: pass username=/password= "
+                                   f"(--user/--password on the command line); it said: {text}")
+    return ServerError(text)
+
+
 class RespConnection:
     """A TCP connection to a RESP server with the protocol negotiated.
 
@@ -128,6 +141,8 @@ class RespConnection:
         protocol: int = 3,
         name: str | None = None,
         timeout: float = 5.0,
+        username: str | None = None,
+        password: str | None = None,
         tls: ssl.SSLContext | None = None,
     ) -> RespConnection:
         """Connect and negotiate the protocol.
@@ -141,6 +156,8 @@ class RespConnection:
             protocol: 3 (preferred, falls back to 2) or 2.
             name: a connection name for ``CLIENT LIST`` (no spaces), or None.
             timeout: seconds for the connect and the handshake together.
+            username: the ACL user to authenticate as (None: ``default``), as redis-py's.
+            password: its password; None sends no AUTH at all (a server without ``requirepass``).
             tls: speak TLS with this context (``dualmq.tls.client_context``); None: plaintext.
 
         Returns:
@@ -149,12 +166,15 @@ class RespConnection:
         Raises:
             ConnectionLost: the connection could not be opened or broke during the handshake.
             Timeout: the server did not answer within ``timeout``.
+            AuthenticationError: wrong credentials, or the server wants some and none were given.
             ServerError: the server refused the connection name.
             ProtocolMismatch: the server does not speak RESP (e.g. a Kafka port).
-            ValueError: ``protocol`` is not 2 or 3.
+            ValueError: ``protocol`` is not 2 or 3, or a username came without a password.
         """
         if protocol not in (2, 3):
             raise ValueError(f"protocol must be 2 or 3, got {protocol!r}")
+        if username is not None and password is None:
+            raise ValueError("a username needs a password (redis-py's rule too)")
         where = _describe(address)
         try:
             with trio.fail_after(timeout):
@@ -167,7 +187,7 @@ class RespConnection:
                     stream = await _start_tls(stream, tls, address)
                 conn = cls(stream, address, 2)
                 try:
-                    await conn._handshake(protocol, name)
+                    await conn._handshake(protocol, name, username, password)
                 except ConnectionLost as exc:
                     await conn.aclose()
                     raise conn._mismatch() or exc from None
@@ -189,15 +209,28 @@ class RespConnection:
                                     f"frame, as a Kafka broker does; {WRONG_PORT_HINT}")
         return None
 
-    async def _handshake(self, protocol: int, name: str | None) -> None:
+    async def _handshake(self, protocol: int, name: str | None, username: str | None,
+                         password: str | None) -> None:
+        # Credentials go with HELLO (one round trip), else in an AUTH of their own, as
+        # redis-py sends them; AUTH with one argument is the "default" user's.
+        credentials = [] if password is None else [username or "default", password]
         if protocol == 3:
-            args: list[str] = ["HELLO", "3"] + (["SETNAME", name] if name else [])
+            args: list[str] = ["HELLO", "3"] + (["AUTH", *credentials] if credentials else [])
+            args += ["SETNAME", name] if name else []
             await self.send(encoder.command(*args))
             reply = await self.read_reply()
             if not isinstance(reply, ErrorReply):
                 self.reader.set_protocol(3)
                 return
+            error = reply_error(reply, username)
+            if isinstance(error, AuthenticationError):
+                raise error
             # Old server or no HELLO: stay in RESP2 and name the connection the RESP2 way.
+        if credentials:
+            await self.send(encoder.command("AUTH", *(credentials if username else credentials[1:])))
+            reply = await self.read_reply()
+            if isinstance(reply, ErrorReply):
+                raise reply_error(reply, username)
         if name:
             await self.send(encoder.command("CLIENT", "SETNAME", name))
             reply = await self.read_reply()

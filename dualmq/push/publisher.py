@@ -16,7 +16,15 @@ from collections.abc import Iterable
 import trio
 
 from dualmq.errors import ConnectionLost, ServerError, Timeout
-from dualmq.push.connection import DEFAULT_ADDRESS, Channel, RespConnection, name_bytes, parse_address, pick_timeout
+from dualmq.push.connection import (
+    DEFAULT_ADDRESS,
+    Channel,
+    RespConnection,
+    name_bytes,
+    parse_address,
+    pick_timeout,
+    reply_error,
+)
 from dualmq.tls import client_context
 from wire.resp import encoder
 from wire.resp.values import ErrorReply
@@ -32,6 +40,8 @@ class Publisher:
         protocol: 3 (RESP3, falls back to RESP2 if the server refuses ``HELLO 3``) or 2.
         timeout: default deadline in seconds for every call (connect included).
         name: connection name shown by ``CLIENT LIST``, or None.
+        username: the ACL user to authenticate as (None: ``default``), as in redis-py.
+        password: its password (Redis ``requirepass`` for ``default``); None: no AUTH.
         ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile: speak TLS (redis-py's names): trust
             ``ssl_ca_certs`` (else the system's CAs), present a client certificate if given.
 
@@ -48,6 +58,8 @@ class Publisher:
         protocol: int = 3,
         timeout: float = 5.0,
         name: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
         ssl: bool = False,
         ssl_ca_certs: str | None = None,
         ssl_certfile: str | None = None,
@@ -55,7 +67,11 @@ class Publisher:
     ) -> None:
         if protocol not in (2, 3):
             raise ValueError(f"protocol must be 2 or 3, got {protocol!r}")
+        if username is not None and password is None:
+            raise ValueError("a username needs a password (redis-py's rule too)")
         self.address = parse_address(address)
+        self._username = username
+        self._password = password
         self._tls = client_context(ssl_ca_certs, ssl_certfile, ssl_keyfile) if ssl else None
         self.timeout = timeout
         self._protocol = protocol
@@ -90,7 +106,8 @@ class Publisher:
             raise ConnectionLost("publisher is closed")
         if self._conn is None:
             self._conn = await RespConnection.open(
-                self.address, protocol=self._protocol, name=self._name, timeout=timeout, tls=self._tls
+                self.address, protocol=self._protocol, name=self._name, timeout=timeout,
+                username=self._username, password=self._password, tls=self._tls,
             )
         return self._conn
 
@@ -175,7 +192,7 @@ class Publisher:
         """
         (reply,) = await self._round_trip(encoder.command(*args), 1, _command_name(args), timeout)
         if isinstance(reply, ErrorReply):
-            raise ServerError(str(reply))
+            raise reply_error(reply, self._username)
         return reply
 
     async def aclose(self) -> None:
@@ -193,7 +210,7 @@ def _command_name(args: tuple) -> str:
 
 def _receivers(reply: object) -> int:
     if isinstance(reply, ErrorReply):
-        raise ServerError(str(reply))
+        raise reply_error(reply)
     if type(reply) is not int:
         raise ServerError(f"unexpected reply to PUBLISH: {reply!r}")
     return reply

@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from dualmq.errors import ConnectionLost, DualmqError, ServerError, Timeout
+from dualmq.errors import AuthenticationError, ConnectionLost, DualmqError, ServerError, Timeout
 from dualmq.push.connection import (
     DEFAULT_ADDRESS,
     Channel,
@@ -32,6 +32,7 @@ from dualmq.push.connection import (
     name_bytes,
     parse_address,
     pick_timeout,
+    reply_error,
 )
 from dualmq.tls import client_context
 from wire.resp import encoder
@@ -140,9 +141,13 @@ class Subscription:
         timeout: float,
         name: str | None,
         health_check_interval: float | None,
+        username: str | None = None,
+        password: str | None = None,
         tls: _ssl.SSLContext | None = None,
     ) -> None:
         self.address = address
+        self._username = username
+        self._password = password
         self._tls = tls
         self.timeout = timeout
         self._protocol = protocol
@@ -322,7 +327,8 @@ class Subscription:
         try:
             with trio.fail_after(self.timeout):
                 conn = await RespConnection.open(
-                    self.address, protocol=self._protocol, name=self._name, timeout=self.timeout, tls=self._tls
+                    self.address, protocol=self._protocol, name=self._name, timeout=self.timeout,
+                    username=self._username, password=self._password, tls=self._tls,
                 )
                 try:
                     early = await self._subscribe_all(conn)
@@ -352,7 +358,7 @@ class Subscription:
             early += messages
             for value in others:
                 if isinstance(value, ErrorReply):
-                    raise ServerError(str(value))
+                    raise reply_error(value, self._username)
                 if isinstance(value, list) and value and value[0] in (b"subscribe", b"psubscribe"):
                     expected -= 1
         return early
@@ -379,7 +385,7 @@ class Subscription:
                 try:
                     await self._restore(str(lost))
                     continue
-                except ConnectionLost as exc:
+                except (ConnectionLost, AuthenticationError) as exc:
                     lost = exc
             self._failure = lost
             self._resolve_pending(lost)
@@ -415,7 +421,7 @@ class Subscription:
         if isinstance(value, ErrorReply):
             if pending:
                 op = pending.popleft()
-                op.error = ServerError(str(value))
+                op.error = reply_error(value, self._username)
                 op.done.set()
             return
         if isinstance(value, list) and value and isinstance(value[0], bytes):
@@ -443,6 +449,7 @@ class Subscription:
 
         Raises:
             ConnectionLost: ``Backoff.give_up_after`` elapsed.
+            AuthenticationError: the server no longer accepts the credentials.
         """
         started_at = time.time()
         started = trio.current_time()
@@ -453,6 +460,9 @@ class Subscription:
             try:
                 conn, early = await self._open()
                 break
+            except AuthenticationError:
+                # The credentials were changed or revoked: retrying cannot help.
+                raise
             except DualmqError as exc:
                 last = exc
             delay = next(delays)
@@ -488,6 +498,8 @@ async def subscribe(
     timeout: float = 5.0,
     name: str | None = None,
     health_check_interval: float | None = 30.0,
+    username: str | None = None,
+    password: str | None = None,
     ssl: bool = False,
     ssl_ca_certs: str | None = None,
     ssl_certfile: str | None = None,
@@ -512,6 +524,8 @@ async def subscribe(
         name: connection name for ``CLIENT LIST``, or None.
         health_check_interval: after this many idle seconds send PING; no answer within
             another interval counts as a lost connection. None disables it.
+        username: the ACL user to authenticate as (None: ``default``), as in redis-py.
+        password: its password (Redis ``requirepass`` for ``default``); None: no AUTH.
         ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile: speak TLS (redis-py's names): trust
             ``ssl_ca_certs`` (else the system's CAs), present a client certificate if given.
 
@@ -522,11 +536,15 @@ async def subscribe(
         ConnectionLost: cannot connect (on entry, even with ``reconnect``: a wrong address
             should fail fast, not retry forever).
         Timeout: the server did not confirm within ``timeout``.
+        AuthenticationError: wrong credentials, or the server wants some (never retried).
         ServerError: the server refused a subscription.
     """
+    if username is not None and password is None:
+        raise ValueError("a username needs a password (redis-py's rule too)")
     sub = Subscription(
         parse_address(address), channels, patterns, protocol=protocol, reconnect=reconnect,
         backoff=backoff, timeout=timeout, name=name, health_check_interval=health_check_interval,
+        username=username, password=password,
         tls=client_context(ssl_ca_certs, ssl_certfile, ssl_keyfile) if ssl else None,
     )
     try:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import attrs
 import trio
 
+from broker.security.redis_acl import RedisUser
 from broker.subscribers import Outbox, Subscriber
 from modes.common.listener import Connection
 from wire.resp.requests import RequestParser
@@ -41,6 +42,14 @@ class Client:
 
     conn: Connection
     subscriber: Subscriber
+    # The ACL user the connection runs as (``default`` until AUTH), and whether it has
+    # authenticated: a client that has not may still run as ``default`` while that user
+    # needs no password (Redis's ``authRequired``).
+    user: RedisUser
+    authenticated: bool = False
+    # True while the user may run everything on every channel and no authentication is due:
+    # dispatch then skips the ACL checks (kept by ``commands.acl.refresh_client``).
+    unrestricted: bool = False
     fd: int = -1
     # The connection's query buffer: bytes read but not yet a complete command stay here.
     parser: RequestParser = attrs.field(factory=RequestParser)

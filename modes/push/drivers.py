@@ -37,7 +37,6 @@ from typing import Protocol
 import attrs
 import trio
 
-from broker.loggers import get_logger
 from modes.common.clock import now_ms
 from modes.common.tls import TlsHandshakeFailed, accept_tls
 from modes.push.client import Client
@@ -52,8 +51,6 @@ __all__ = [
     "StreamPerConnection",
     "TaskPerConnection",
 ]
-
-log = get_logger(__name__)
 
 # Bytes asked for per read. A pipeline of 64 small commands is ~2 KiB; a bigger chunk only
 # matters for huge arguments, which then take fewer reads.

@@ -47,6 +47,9 @@ from broker.channels import PubSub
 from broker.config import RespConfig, TlsConfig, parse_host_port
 from broker.errors import ConfigError
 from broker.loggers import get_logger
+from broker.security.exposure import exposure_warning
+from broker.security.redis_acl import RedisAcl
+from broker.security.redis_acl_log import AclLog
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.common.clock import now_ms
@@ -69,6 +72,8 @@ from modes.push.drivers import (
 )
 from modes.common.tls import server_context
 from modes.push.commands import CommandState
+from modes.push.commands.acl import build_acl, refresh_client
+from modes.push.protected_mode import PROTECTED_MODE_DENIED, is_loopback_peer
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
 
@@ -123,10 +128,17 @@ class PushServer:
     # limit: INFO's exact figures, for subscribers CLIENT LIST no longer shows.
     gone_subscribers_output_high_water: int = 0
     output_at_disconnect_max: int = 0
+    # The ACL users and ACL LOG (built from the config when not given).
+    acl: RedisAcl = attrs.field(default=None)
+    acl_log: AclLog = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
         if self.limits is None:
             self.limits = OutputLimits.from_config(self.config)
+        if self.acl is None:
+            self.acl = build_acl(self.config)
+        if self.acl_log is None:
+            self.acl_log = AclLog(max_len=self.config.acllog_max_len)
 
     def set_subscribed_limits(self, client: Client) -> None:
         """Pub/sub class limits apply while a client has a subscription (Redis rule)."""
@@ -215,13 +227,25 @@ class PushServer:
         """
         outbox = Outbox(limits=NO_LIMITS)
         subscriber = Subscriber(client_id=conn.id, frame_format=2, outbox=outbox)
+        acl = self.acl
         client = Client(conn=conn, subscriber=subscriber, fd=conn.stream.socket.fileno(),
                         parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
-                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed)
+                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed,
+                        user=acl.default_user, authenticated=not acl.auth_required())
+        refresh_client(self, client)
         if isinstance(self.driver, StreamPerConnection):
             outbox.wakeup = self.driver.wakeup_for(client)  # TLS: bytes go through the stream
         else:
             outbox.wakeup = functools.partial(self.output_queued, client)
+        if self.config.protected_mode and acl.default_user.nopass and not is_loopback_peer(conn.peer_host):
+            # Redis's protected mode: answered before the client says anything, then closed. On a
+            # TLS listener the line would land in the middle of the client's handshake: we only
+            # close (the connection_closed line says why).
+            conn.close_reason = "protected mode"
+            if not isinstance(self.driver, StreamPerConnection):
+                with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+                    await conn.stream.send_all(PROTECTED_MODE_DENIED)
+            return
         self.clients[conn.id] = client
         try:
             await self.driver.serve(client)
@@ -331,6 +355,20 @@ class PushServer:
             self.try_send(client)
 
 
+def _warn_if_exposed(server: PushServer, host: str) -> None:
+    """One warning at start for a listener other machines can reach with no password."""
+    if server.config.protected_mode:
+        mitigation = ("protected mode refuses every client but 127.0.0.1 and ::1 until the default user has "
+                      "a password (set resp.requirepass or define [[resp.users]])")
+    else:
+        mitigation = ("protected mode is off: anyone who can connect may publish, subscribe and kill "
+                      "clients; set resp.requirepass or define [[resp.users]]")
+    warning = exposure_warning(f"RESP listener {server.address}", host,
+                               authentication_required=server.acl.auth_required(), mitigation=mitigation)
+    if warning is not None:
+        log.warning("listener_exposed", mode="push", address=server.address, warning=warning)
+
+
 def make_driver(server: PushServer, name: str | None = None) -> ConnectionDriver:
     """The connection driver called ``name``, or the best one this platform has.
 
@@ -420,6 +458,7 @@ async def serve_resp(
             await nursery.start(server.connections.serve, listeners)
             log.info("resp_listener_started", address=server.address, driver=server.driver.name,
                      tls=config.tls)
+            _warn_if_exposed(server, host)
             task_status.started(server.address)
     finally:
         # Every connection has ended (the nursery waited for them): nothing uses it any more.

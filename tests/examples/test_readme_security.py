@@ -22,7 +22,9 @@ from tests.support import require_binary
 pytestmark = pytest.mark.interop
 
 SECTION = REPO.joinpath("README.md").read_text().split("## Securing the broker")[1].split("\n## ")[0]
-BLOCKS = re.findall(r"```sh\n(.*?)```", SECTION, re.S)
+KAFKA = SECTION.split("### Kafka: SASL users and ACLs")[1].split("\n### ")[0]
+TLS = SECTION.split("### TLS on both listeners")[1].split("\n### ")[0]
+BLOCKS = [re.findall(r"```sh\n(.*?)```", part, re.S)[0] for part in (KAFKA, TLS)]
 
 
 def adapted(block: str, kafka: int, resp: int) -> str:
@@ -51,7 +53,8 @@ def _tools():
 
 def test_kafka_walkthrough(tmp_path):
     done = run_block(adapted(BLOCKS[0], free_port(), free_port()), tmp_path)
-    assert "added user admin" in done.stdout and "added User:alice allow write" in done.stdout, done.stderr
+    assert "added pull-mode user 'admin'" in done.stdout, done.stderr
+    assert "added User:alice allow write" in done.stdout, done.stderr
     # The last command is the announced failure: alice may write orders-* but not read it.
     assert done.returncode != 0 and "Topic authorization failed" in done.stderr, done.stderr
     assert "admin-secret" not in (tmp_path / "secure.toml").read_text()

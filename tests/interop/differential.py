@@ -83,12 +83,16 @@ class Servers:
 
 
 @contextlib.contextmanager
-def servers_for(workdir: Path, dualmq_config: str = DUALMQ_CONFIG) -> Iterator[Servers]:
-    """A redis-server and a ``dualmq serve`` side by side, both stopped on exit."""
+def servers_for(workdir: Path, dualmq_config: str = DUALMQ_CONFIG,
+                redis_args: tuple[str, ...] = ()) -> Iterator[Servers]:
+    """A redis-server and a ``dualmq serve`` side by side, both stopped on exit.
+
+    ``redis_args`` are added to ``REDIS_ARGS`` (``dualmq_config`` says the same in TOML).
+    """
     require_binary("redis-server", "redis-server")
     (workdir / "redis").mkdir()
     try:
-        redis, port = start_redis(workdir / "redis", REDIS_ARGS)
+        redis, port = start_redis(workdir / "redis", [*REDIS_ARGS, *redis_args])
     except BenchError as exc:
         pytest.fail(str(exc))
     config = workdir / "dualmq.toml"
@@ -115,8 +119,9 @@ def encode_command(words: list[str]) -> bytes:
 class _Conn:
     """A blocking socket with a deadline on every read."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = socket.create_connection(address, timeout=TIMEOUT)
+    def __init__(self, address: tuple[str, int], source: str | None = None) -> None:
+        self.sock = socket.create_connection(address, timeout=TIMEOUT,
+                                             source_address=(source, 0) if source else None)
         self.buffer = b""
         self.closed = False
 

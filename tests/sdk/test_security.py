@@ -45,7 +45,7 @@ async def test_producer_and_consumer_authenticate_over_tls(tmp_path, certs, mech
 
 async def test_wrong_password_raises_authentication_failed_and_plaintext_is_told_about_tls(tmp_path, certs):
     async with secured(tmp_path, certs) as broker:
-        with pytest.raises(dualmq.AuthenticationFailed, match="invalid credentials"):
+        with pytest.raises(dualmq.AuthenticationError, match="invalid credentials"):
             async with dualmq.Producer(broker.kafka, security_protocol="SASL_SSL", ssl_cafile=str(certs.ca_file),
                                        sasl_mechanism="SCRAM-SHA-256", sasl_plain_username="alice",
                                        sasl_plain_password="wrong-pw"):
@@ -74,9 +74,9 @@ def test_scram_client_refuses_a_broker_without_our_credential():
     client = ScramClient("SCRAM-SHA-256", "alice", "pw", nonce="abc")
     client.first()
     client.final(b"r=abcXYZ,s=c2FsdA==,i=4096")
-    with pytest.raises(dualmq.AuthenticationFailed, match="signature"):
+    with pytest.raises(dualmq.AuthenticationError, match="signature"):
         client.verify(b"v=AAAA")
-    with pytest.raises(dualmq.AuthenticationFailed, match="nonce"):
+    with pytest.raises(dualmq.AuthenticationError, match="nonce"):
         ScramClient("SCRAM-SHA-256", "alice", "pw", nonce="abc").final(b"r=zzz,s=c2FsdA==,i=4096")
 
 

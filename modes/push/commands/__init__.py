@@ -8,6 +8,7 @@ function that reads its arguments, applies them and queues its encoded reply:
 * ``keyspace`` — FLUSHALL, FLUSHDB, DBSIZE: the empty keyspace, answered as such;
 * ``clients`` — CLIENT ... (names, listing, REPLY, NO-EVICT, PAUSE, ...);
 * ``config`` — CONFIG GET / SET / RESETSTAT, live;
+* ``acl`` — AUTH, ACL ..., and the NOAUTH / NOPERM checks below;
 * ``introspection`` — INFO, COMMAND (Redis's own descriptions: ``reference.json``);
 * ``shutdown`` — SHUTDOWN, where the operator allows it;
 * ``pause`` — CLIENT PAUSE's state, which dispatch consults;
@@ -20,20 +21,25 @@ command, so real clients see the exact errors they would from redis-server:
    (keyspace commands such as GET and SET land here: dualmq is a broker, not a store);
 2. wrong arity -> ``ERR wrong number of arguments for 'x' command`` (then the same two
    checks for the subcommand of CLIENT, CONFIG, PUBSUB, COMMAND: ``'client|pause'``);
-3. a RESP2 client in subscribed context running anything but (P|S)(UN)SUBSCRIBE, PING,
+3. a client that has not authenticated while the ``default`` user needs a password ->
+   ``NOAUTH Authentication required.`` (AUTH, HELLO, QUIT, RESET excepted); a user not
+   allowed the command or one of its channels -> ``NOPERM …`` (``acl.permission_error``;
+   skipped for a client allowed everything: ``Client.unrestricted``);
+4. a RESP2 client in subscribed context running anything but (P|S)(UN)SUBSCRIBE, PING,
    QUIT, RESET -> ``ERR Can't execute 'x': only (P|S)SUBSCRIBE / …`` (naming a subcommand
    ``pubsub|numpat``): a RESP2 connection reads every frame as a pub/sub message once
    subscribed, so a normal reply would be misread;
-4. CLIENT PAUSE: a command the pause covers waits, with every later one of its client
+5. CLIENT PAUSE: a command the pause covers waits, with every later one of its client
    (``pause``); it runs later from step 1 again, as in Redis;
-5. the handler.
+6. the handler.
 
 After every command that ran or was refused (not one held by the pause), CLIENT REPLY's
 state moves on: a SKIP asked for by this command covers the next one (``_next_reply_state``).
 
 A row can say that a command passes all of them at once: a command of fixed arity without
 subcommands, run by a client that is not subscribed, while no pause is in force, needs no
-check beyond its word count (``Command.checked_word_count``). That is what lets a pipelined
+check beyond its word count (``Command.checked_word_count``) and, unless the client may do
+everything (``Client.unrestricted``), its permission. That is what lets a pipelined
 PUBLISH through with one comparison; any other command, or any doubt, goes through the
 checks one by one.
 
@@ -50,7 +56,7 @@ import structlog
 
 from modes.common.clock import now_ms
 from modes.push.client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT, Client
-from modes.push.commands import clients, config, connection, introspection, keyspace, pubsub, shutdown
+from modes.push.commands import acl, clients, config, connection, introspection, keyspace, pubsub, shutdown
 from modes.push.commands.base import COMMANDS, Command, CommandState, ServerState, text_of
 from modes.push.commands.pubsub import release_held_output
 from wire.resp import encoder
@@ -102,6 +108,7 @@ COMMANDS.update(_table(
     Command(b"SELECT", 2, connection.select),
     Command(b"RESET", 1, connection.reset, allowed_while_subscribed=True),
     Command(b"HELLO", -1, connection.hello),
+    Command(b"AUTH", -2, acl.auth),
     # pub/sub
     Command(b"PUBLISH", 3, pubsub.publish, holds_output=True, writes=True),
     Command(b"SUBSCRIBE", -2, pubsub.subscribe, allowed_while_subscribed=True),
@@ -149,6 +156,22 @@ COMMANDS.update(_table(
         handler=introspection.command_,
     ),
     Command(b"SHUTDOWN", -1, shutdown.shutdown),
+    _container(
+        b"ACL", -2,
+        Command(b"CAT", -2, acl.acl_cat),
+        Command(b"DELUSER", -3, acl.acl_deluser),
+        Command(b"DRYRUN", -4, acl.acl_dryrun),
+        Command(b"GENPASS", -2, acl.acl_genpass),
+        Command(b"GETUSER", 3, acl.acl_getuser),
+        Command(b"LIST", 2, acl.acl_list),
+        Command(b"LOAD", 2, acl.acl_load),
+        Command(b"LOG", -2, acl.acl_log),
+        Command(b"SAVE", 2, acl.acl_save),
+        Command(b"SETUSER", -3, acl.acl_setuser),
+        Command(b"USERS", 2, acl.acl_users),
+        Command(b"WHOAMI", 2, acl.acl_whoami),
+        Command(b"HELP", 2, acl.acl_help),
+    ),
 ))
 
 
@@ -188,7 +211,11 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
     # careful path can change that (CLIENT PAUSE, CLIENT REPLY), so it is looked at again
     # after those only.
     fast = pause.mode is None and not client.reply_flags
-    if fast and not client.subscribed and not client.held_replies and _publishes_only(server, client, commands):
+    # A client allowed everything (the default user) skips the ACL checks; any other is
+    # checked here too, and sent the careful way (which refuses and logs) when not allowed.
+    unrestricted = client.unrestricted
+    if (fast and unrestricted and not client.subscribed and not client.held_replies
+            and _publishes_only(server, client, commands)):
         return len(commands)
     executed = 0
     for args in commands:
@@ -196,7 +223,8 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
             entry = spellings[args[0]]
         except KeyError:
             entry = _look_up(args[0])
-        if fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed:
+        if (fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed
+                and (unrestricted or acl.allowed(server, client, entry, args))):
             # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
             client.last_command = entry.name
             if not entry.holds_output:
@@ -210,6 +238,7 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
             return executed
         else:
             fast = pause.mode is None and not client.reply_flags
+            unrestricted = client.unrestricted
         executed += 1
         if client.close_after_reply:
             break
@@ -252,7 +281,7 @@ def _run_carefully(server: ServerState, client: Client, entry: Command | None, a
     Returns:
         False when CLIENT PAUSE holds the command instead (nothing was done), else True.
     """
-    checked = _checked(entry, client, args)
+    checked = _checked(server, entry, client, args)
     if isinstance(checked, str):
         release_held_output(server, client)
         client.reply(encoder.error(checked))
@@ -305,7 +334,7 @@ def _look_up(spelling: bytes) -> Command | None:
     return entry
 
 
-def _checked(entry: Command | None, client: Client, args: list[bytes]) -> Command | str:
+def _checked(server: ServerState, entry: Command | None, client: Client, args: list[bytes]) -> Command | str:
     """Redis's checks, in Redis's order, for the command ``args`` (``entry`` if it is known).
 
     Returns:
@@ -327,6 +356,10 @@ def _checked(entry: Command | None, client: Client, args: list[bytes]) -> Comman
         if not _arity_ok(run.arity, count):
             return f"ERR wrong number of arguments for '{run.fullname}' command"
         client.last_command = run.fullname.encode()
+    if not client.unrestricted:
+        refusal = acl.permission_error(server, client, run, args)
+        if refusal is not None:
+            return refusal
     if client.subscribed and client.protocol == 2 and not entry.allowed_while_subscribed:
         return (f"ERR Can't execute '{run.fullname}': only (P|S)SUBSCRIBE / "
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context")

@@ -26,6 +26,8 @@ import attrs
 
 from broker.channels import PubSub
 from broker.config import RespConfig
+from broker.security.redis_acl import RedisAcl
+from broker.security.redis_acl_log import AclLog
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Subscriber
 from modes.common.listener import ConnectionTable, ListenerStatistics
@@ -84,6 +86,9 @@ class ServerState(Protocol):
     # The listener's caps and counters (CONFIG SET maxclients, CONFIG RESETSTAT).
     connections: ConnectionTable
     command_state: CommandState
+    # The ACL users (AUTH, ACL SETUSER ...) and the refusals ACL LOG shows.
+    acl: RedisAcl
+    acl_log: AclLog
     commands_processed: int
     output_limit_disconnections: int
     protocol_errors: int

@@ -93,7 +93,7 @@ def client_line(server: ServerState, client: Client, now: int) -> str:
         f"flags={_flags(server, client)} db={client.db} sub={len(sub.channels)} psub={len(sub.patterns)} "
         f"ssub={len(sub.shard_channels)} multi=-1 "
         f"omem={client.outbox.pending_bytes} cmd={text_of(client.last_command).lower()} "
-        f"user=default resp={client.protocol} lib-name={text_of(client.lib_name)} "
+        f"user={client.user.name} resp={client.protocol} lib-name={text_of(client.lib_name)} "
         f"lib-ver={text_of(client.lib_ver)}"
     )
 

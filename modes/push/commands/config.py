@@ -13,6 +13,12 @@ settable, under Redis's name and in Redis's format:
     client-query-buffer-limit   unparsed request bytes per client
     maxmemory-clients           unparsed request bytes over all clients (no percentages:
                                 there is no maxmemory to take one of)
+    protected-mode              yes / no: refuse clients from other hosts while the default
+                                user has no password
+    requirepass                 the default user's password ("" for none); existing
+                                connections stay authenticated, as in Redis
+    acllog-max-len, acl-pubsub-default
+                                ACL LOG's length; the channels a new ACL user starts with
     save, appendonly, databases, port, bind
                                 what Redis clients and tools probe for: "" / no (nothing is
                                 ever written to disk), 16 (SELECT 0-15, all empty), the listener
@@ -43,6 +49,7 @@ from broker.config import RespConfig
 from broker.glob import glob_match
 from broker.subscribers import OutputLimits
 from modes.push.client import Client
+from modes.push.commands.acl import users_changed
 from modes.push.commands.base import ServerState, help_reply, text_of
 from modes.push.commands.connection import DATABASES
 from wire.resp import encoder
@@ -182,6 +189,22 @@ def _only(name: str, allowed: bytes, redis_rule: Callable[[bytes], bool], redis_
     return parse
 
 
+def _yes_no(field: str) -> Callable[[bytes], dict[str, object]]:
+    def parse(text: bytes) -> dict[str, object]:
+        value = text.lower()
+        if value not in (b"yes", b"no"):
+            raise _SetError("argument must be 'yes' or 'no'")
+        return {field: value == b"yes"}
+    return parse
+
+
+def _acl_pubsub_default(text: bytes) -> dict[str, object]:
+    value = text.lower()
+    if value not in (b"allchannels", b"resetchannels"):
+        raise _SetError("argument(s) must be one of the following: allchannels, resetchannels")
+    return {"acl_pubsub_default": value.decode()}
+
+
 def _output_limit_text(server: ServerState) -> str:
     limits = server.limits
     hard, soft, seconds = server.command_state.replica_output_limit
@@ -202,6 +225,10 @@ KNOBS: dict[str, Knob] = {knob.name: knob for knob in (
     Knob("save", lambda s: "", _only("save", b"", lambda text: True, "Invalid save parameters")),
     Knob("appendonly", lambda s: "no",
          _only("appendonly", b"no", lambda text: text.lower() in (b"yes", b"no"), "argument must be 'yes' or 'no'")),
+    Knob("protected-mode", lambda s: "yes" if s.config.protected_mode else "no", _yes_no("protected_mode")),
+    Knob("requirepass", lambda s: s.config.requirepass, lambda text: {"requirepass": text.decode("utf-8", "surrogateescape")}),
+    Knob("acllog-max-len", lambda s: str(s.config.acllog_max_len), _integer("acllog_max_len")),
+    Knob("acl-pubsub-default", lambda s: s.config.acl_pubsub_default, _acl_pubsub_default),
     Knob("databases", lambda s: str(DATABASES)),
     Knob("port", lambda s: s.address.rpartition(":")[2]),
     Knob("bind", lambda s: s.address.rpartition(":")[0].strip("[]")),
@@ -289,6 +316,13 @@ def apply_config(server: ServerState, changes: dict[str, object]) -> None:
         return
     server.config = attrs.evolve(server.config, **changes)
     server.limits = OutputLimits.from_config(server.config)
+    server.acl_log.max_len = server.config.acllog_max_len
+    server.acl.all_channels_default = server.config.acl_pubsub_default == "allchannels"
+    if "requirepass" in changes:
+        # Redis's requirepass: the default user's only password; "" leaves it without one.
+        password = server.config.requirepass
+        server.acl.set_user("default", ["resetpass", ">" + password] if password else ["nopass"])
+        users_changed(server, None)
     for client in server.clients.values():
         server.set_subscribed_limits(client)
     server.connections.limits = attrs.evolve(
@@ -311,6 +345,7 @@ def config_resetstat(server: ServerState, client: Client, args: list[bytes]) -> 
     server.commands_processed = 0
     server.output_limit_disconnections = 0
     server.protocol_errors = 0
+    server.acl_log.denied.clear()
     server.pubsub.reset_statistics()
     server.connections.reset_statistics()
     client.reply(encoder.simple("OK"))

@@ -10,6 +10,7 @@ Not here: CLIENT and its subcommands (``introspection``), subscriptions (``pubsu
 from __future__ import annotations
 
 from modes.push.client import REPLY_OFF, REPLY_SKIP, Client
+from modes.push.commands.acl import authenticate, refresh_client
 from modes.push.commands.base import REDIS_COMPAT_VERSION, ServerState, text_of, valid_client_name
 from wire.resp import encoder
 from wire.resp.pubsub import pong_frame
@@ -81,6 +82,10 @@ def reset(server: ServerState, client: Client, args: list[bytes]) -> None:
         client.replies_muted = False
     client.reply_flags &= REPLY_SKIP
     server.set_subscribed_limits(client)
+    # Back to the default user, authenticated only if that user needs no password.
+    client.user = server.acl.default_user
+    client.authenticated = not server.acl.auth_required()
+    refresh_client(server, client)
     client.reply(encoder.simple("RESET"))
 
 
@@ -98,24 +103,27 @@ def hello(server: ServerState, client: Client, args: list[bytes]) -> None:
             client.reply(encoder.error("NOPROTO unsupported protocol version"))
             return
         rest = rest[1:]
-    new_name = None
+    new_name = credentials = None
     while rest:
         option = rest[0].upper()
         if option == b"SETNAME" and len(rest) >= 2:
             new_name = rest[1]
             rest = rest[2:]
         elif option == b"AUTH" and len(rest) >= 3:
-            # No password is configured: as in Redis then, the "default" user takes any
-            # password, and no other user exists.
-            if rest[1] != b"default":
-                client.reply(encoder.error(
-                    "WRONGPASS invalid username-password pair or user is disabled."
-                ))
-                return
+            credentials = rest[1], rest[2]
             rest = rest[3:]
         else:
             client.reply(encoder.error(f"ERR Syntax error in HELLO option '{text_of(rest[0])}'"))
             return
+    if credentials is not None and not authenticate(server, client, *credentials, args[0]):
+        return  # WRONGPASS was replied
+    if not client.authenticated:
+        # Redis asks for the AUTH option rather than a separate AUTH first.
+        client.reply(encoder.error(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO "
+            "AUTH <user> <pass> option can be used to authenticate the client and select the RESP "
+            "protocol version at the same time"))
+        return
     if new_name is not None:
         if not valid_client_name(new_name):
             client.reply(encoder.error("ERR Client names cannot contain spaces, newlines or special characters."))

@@ -71,6 +71,12 @@ def info_sections(server: ServerState) -> dict[str, list[tuple[str, object]]]:
             ("pubsubshard_channels", stats.shard_channels),
             ("client_query_buffer_limit_disconnections", listener.buffer_limit_disconnections),
             ("client_output_buffer_limit_disconnections", server.output_limit_disconnections),
+            # Refused logins, commands, keys (never: no keys here), channels, as ACL LOG counts
+            # them: Redis 7.2's fields (7.0.15 has none), reset by CONFIG RESETSTAT only.
+            ("acl_access_denied_auth", server.acl_log.denied.get("auth", 0)),
+            ("acl_access_denied_cmd", server.acl_log.denied.get("command", 0)),
+            ("acl_access_denied_key", 0),
+            ("acl_access_denied_channel", server.acl_log.denied.get("channel", 0)),
         ],
         "dualmq": [
             ("dualmq_version", info.version),

@@ -45,6 +45,9 @@ NAMES = [
     "client|id", "client|setname", "client|getname", "client|list", "client|info", "client|kill",
     "client|reply", "client|no-evict", "client|pause", "client|unpause", "client|unblock", "client|help",
     "client",
+    "auth",
+    "acl|cat", "acl|deluser", "acl|dryrun", "acl|genpass", "acl|getuser", "acl|list", "acl|load",
+    "acl|log", "acl|save", "acl|setuser", "acl|users", "acl|whoami", "acl|help", "acl",
 ]
 
 ABOUT = ("Redis 7.0.15's description of each command push mode implements (COMMAND INFO and "

@@ -74,7 +74,8 @@ class _Harness:
                           opened_ms=0)
         outbox = Outbox(limits=NO_LIMITS)
         client = Client(conn=conn, subscriber=Subscriber(client_id=conn_id, frame_format=2, outbox=outbox),
-                        parser=RequestParser(), on_overflow=self.server.overflowed)
+                        parser=RequestParser(), on_overflow=self.server.overflowed,
+                        user=self.server.acl.default_user, authenticated=True, unrestricted=True)
         outbox.wakeup = lambda: self.server.output_queued(client)
         self.server.clients[conn_id] = client
         return client

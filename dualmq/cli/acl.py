@@ -1,4 +1,4 @@
-"""``dualmq acl`` and ``dualmq users``: grant access and add users without hand-editing.
+"""``dualmq acl``: add, list and remove Kafka ACLs on a running broker.
 
 ``acl add | list | remove`` speak CreateAcls / DescribeAcls / DeleteAcls to a running broker
 (through ``Admin``, so they work against real Kafka too) with the options Kafka's
@@ -7,25 +7,17 @@
 the usual ``--kafka --user --password --tls --ca-file`` (the user must be a super user, or be
 allowed Alter on the cluster).
 
-``users add NAME --config FILE`` salts and hashes the password (SCRAM-SHA-256 and -512, as the
-broker would) and appends a ``[[kafka.users]]`` table holding only the hashes to the config file,
-which it then loads as the broker would, so a broken file is caught before a restart. Without
-``--config`` it prints the table instead. ``users list --config FILE`` names the users.
+The users themselves are added with ``dualmq users add NAME --mode pull`` (``users.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from pathlib import Path
 
 import trio
 
-from broker.config import BrokerConfig
-from broker.errors import ConfigError
-from broker.security.kafka_users import KafkaUser
-from dualmq.cli.common import PASSWORD_ENVIRONMENT_VARIABLE, add_kafka_option, kafka_security
+from dualmq.cli.common import add_kafka_option, kafka_security
 from dualmq.errors import DualmqError
 from dualmq.pull import Acl, AclFilter, Admin
 
@@ -36,7 +28,7 @@ OPERATIONS = ("all", "read", "write", "create", "delete", "alter", "describe", "
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    """Register ``acl`` and ``users`` on the CLI's subcommand parser."""
+    """Register ``acl`` on the CLI's subcommand parser."""
     acl = commands.add_parser("acl", help="pull mode: add, list and remove Kafka ACLs on a running broker")
     actions = acl.add_subparsers(dest="acl_command", metavar="ACTION", required=True)
     add = actions.add_parser("add", help="grant (or deny) operations on a resource")
@@ -60,17 +52,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                             default="any", help="match: every ACL that applies to the named resource")
         add_kafka_option(action)
     acl.set_defaults(handler=_acl)
-
-    users = commands.add_parser("users", help="add Kafka SASL users to a config file, passwords hashed")
-    user_actions = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
-    user_add = user_actions.add_parser("add", help="hash a password into a [[kafka.users]] table")
-    user_add.add_argument("name", help="the user name (its principal is User:NAME)")
-    user_add.add_argument("--password", help=f"the password (default: ${PASSWORD_ENVIRONMENT_VARIABLE})")
-    user_add.add_argument("--config", type=Path, metavar="FILE",
-                          help="append the table to this config file (default: print it)")
-    user_list = user_actions.add_parser("list", help="the [[kafka.users]] of a config file")
-    user_list.add_argument("--config", type=Path, metavar="FILE", required=True, help="the config file")
-    users.set_defaults(handler=_users)
 
 
 def _resource_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
@@ -118,34 +99,3 @@ def _acl(args: argparse.Namespace) -> int:
     if not bindings and args.acl_command != "add":
         print("no ACL matches", file=sys.stderr)
     return 0
-
-
-def _users(args: argparse.Namespace) -> int:
-    if args.users_command == "list":
-        for user in BrokerConfig.from_toml(args.config).kafka.users:
-            print(user.name)
-        return 0
-    password = args.password if args.password is not None else os.environ.get(PASSWORD_ENVIRONMENT_VARIABLE)
-    if not password:
-        raise DualmqError(f"users add needs --password or ${PASSWORD_ENVIRONMENT_VARIABLE}")
-    user = KafkaUser.with_password(args.name, password)
-    hashes = ", ".join(f'"{text}"' for text in user.to_table()["password_hash"])
-    table = f'\n[[kafka.users]]\nname = "{_toml_string(args.name)}"\npassword_hash = [{hashes}]\n'
-    if args.config is None:
-        print(table.lstrip("\n"), end="")
-        return 0
-    before = args.config.read_text() if args.config.exists() else ""
-    if args.name in {u.name for u in BrokerConfig.from_toml(args.config).kafka.users} if before else False:
-        raise ConfigError(f"{args.config}: user {args.name!r} exists already")
-    args.config.write_text(before + table)
-    try:
-        BrokerConfig.from_toml(args.config)  # the broker must still load it
-    except ConfigError:
-        args.config.write_text(before)
-        raise
-    print(f"added user {args.name} to {args.config} (password stored as SCRAM-SHA-256/512 hashes)")
-    return 0
-
-
-def _toml_string(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
