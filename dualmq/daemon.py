@@ -117,7 +117,7 @@ async def run_broker(
             info = attrs.evolve(info, kafka_address=kafka_address,
                                 request_shutdown=nursery.cancel_scope.cancel)
             resp_address = await _start_listener(nursery, "RESP", "--resp", config.resp.listen,
-                                                 functools.partial(serve_resp, running=running),
+                                                 functools.partial(serve_resp, running=running, tls=config.tls),
                                                  config.resp, state.pubsub, info)
             http_address = ""
             if config.http.listen:

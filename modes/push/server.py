@@ -45,7 +45,7 @@ import attrs
 import trio
 
 from broker.channels import PubSub
-from broker.config import RespConfig, parse_host_port
+from broker.config import RespConfig, TlsConfig, parse_host_port
 from broker.errors import ConfigError
 from broker.loggers import get_logger
 from broker.security.exposure import exposure_warning
@@ -70,8 +70,10 @@ from modes.push.drivers import (
     DRIVER_ENVIRONMENT_VARIABLE,
     DRIVER_NAMES,
     ConnectionDriver,
+    StreamPerConnection,
     TaskPerConnection,
 )
+from modes.common.tls import server_context
 from modes.push.commands import CommandState
 from modes.push.commands.acl import build_acl, refresh_client
 from modes.push.protected_mode import PROTECTED_MODE_DENIED, is_loopback_peer
@@ -257,11 +259,16 @@ class PushServer:
         """
         client = self.new_client(conn, conn.stream.socket.fileno())
         subscriber = client.subscriber
+        if isinstance(self.driver, StreamPerConnection):
+            subscriber.outbox.wakeup = self.driver.wakeup_for(client)  # TLS: bytes go through the stream
         if self.config.protected_mode and self.acl.default_user.nopass and not is_loopback_peer(conn.peer_host):
-            # Redis's protected mode: answered before the client says anything, then closed.
+            # Redis's protected mode: answered before the client says anything, then closed. On a
+            # TLS listener the line would land in the middle of the client's handshake: we only
+            # close (the connection_closed line says why).
             conn.close_reason = "protected mode"
-            with trio.move_on_after(CLOSE_DRAIN_SECONDS):
-                await conn.stream.send_all(PROTECTED_MODE_DENIED)
+            if not isinstance(self.driver, StreamPerConnection):
+                with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+                    await conn.stream.send_all(PROTECTED_MODE_DENIED)
             return
         self.clients[conn.id] = client
         try:
@@ -442,6 +449,7 @@ async def serve_resp(
     *,
     driver: str | None = None,
     running: RunningServers | None = None,
+    tls: TlsConfig | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting.
@@ -451,13 +459,20 @@ async def serve_resp(
         driver: how connections are read (``"epoll"``, ``"tasks"``, ``"auto"``); None: from
             the ``DUALMQ_PUSH_DRIVER`` environment variable, else ``auto`` (see ``drivers``).
         running: if given, ``running.push`` is set to the server once it accepts (metrics).
+        tls: the certificate, for ``config.tls`` (which then ignores ``driver``: TLS needs
+            ``StreamPerConnection``).
 
     Raises:
         ConfigError: an unknown driver, or one this platform lacks.
     """
     host, port = parse_host_port(config.listen)
     server = PushServer(config=config, pubsub=pubsub, info=info)
-    server.driver = make_driver(server, driver)
+    if config.tls:
+        if tls is None or not tls.configured:
+            raise ConfigError("resp.tls = true needs a certificate: set tls.cert_file and tls.key_file")
+        server.driver = StreamPerConnection(server, server_context(tls))
+    else:
+        server.driver = make_driver(server, driver)
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
         server.address = format_address(listeners[0].socket.getsockname())
@@ -469,7 +484,8 @@ async def serve_resp(
             await nursery.start(server.connections.serve, listeners)
             if running is not None:
                 running.push = server
-            log.info("resp_listener_started", address=server.address, driver=server.driver.name)
+            log.info("resp_listener_started", address=server.address, driver=server.driver.name,
+                     tls=config.tls)
             _warn_if_exposed(server, host)
             task_status.started(server.address)
     finally:
