@@ -110,6 +110,8 @@ class PushSide(Side):
             "output-buffer limit (pubsub)": guarantee,
             "publisher pipelining": f"{run.workload.publish_batch} PUBLISH per write at full speed",
             "broker": f"{run.broker.kind} at {run.broker.resp}",
+            "security": ("unknown (external server)" if run.broker.kind == "external" else
+                         "TLS" if run.broker.setting("resp", "tls", False) else "plaintext, no TLS"),
         })
 
     async def apply_event(self, run: ModeRun, event: Event, nursery: trio.Nursery) -> None:
