@@ -51,8 +51,12 @@ class BrokerHandle:
     """The broker one scenario runs against; ``restartable`` tells whether events can kill it."""
 
     def __init__(self, kind: str, kafka: str | None, resp: str | None, settings: dict[str, dict[str, Any]],
-                 process: BrokerProcess | None = None, http: str = "") -> None:
+                 process: BrokerProcess | None = None, resp_credentials: dict[str, str | None] | None = None,
+                 http: str = "") -> None:
         self.kind = kind
+        # ``username`` / ``password`` for an external RESP server that asks for them (the push
+        # SDK's keywords); empty for a broker compare starts (it has no password).
+        self.resp_credentials = resp_credentials or {}
         self._kafka = kafka
         self._resp = resp
         self._http = http
@@ -90,7 +94,8 @@ class BrokerHandle:
 
 @asynccontextmanager
 async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: str | None = None,
-                      resp: str | None = None, verbose: bool = False, dashboard: bool = False):
+                      resp: str | None = None, verbose: bool = False,
+                      resp_credentials: dict[str, str | None] | None = None, dashboard: bool = False):
     """Yield a ``BrokerHandle`` of ``kind`` embedded | subprocess | external; clean up after.
 
     Args:
@@ -99,11 +104,12 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
         kafka, resp: the addresses for ``external`` (either may be None: that mode is skipped).
         verbose: a subprocess broker logs at info level, in console format (``--verbose`` shows
             its log file); otherwise warnings and errors only.
+        resp_credentials: ``username`` / ``password`` for the external RESP server.
         dashboard: the broker also serves the live dashboard and ``/metrics`` on a free port,
             and its address is printed once it is up (``--dashboard``; not for ``external``).
     """
     if kind == "external":
-        yield BrokerHandle("external", kafka, resp, {})
+        yield BrokerHandle("external", kafka, resp, {}, resp_credentials=resp_credentials)
         return
     if dashboard:
         settings = {**settings, "http": {"listen": "127.0.0.1:0"}}

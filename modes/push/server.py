@@ -228,6 +228,26 @@ class PushServer:
                     if not client.subscribed and now - client.last_interaction_ms > idle_limit_ms:
                         self.kill(client, "idle timeout")
 
+    def new_client(self, conn: Connection, fd: int = -1) -> Client:
+        """The state of a connection as it starts: RESP2, no output limits, the ``default`` user
+        (authenticated if that user needs no password), its outbox wired to this server.
+
+        Args:
+            conn: the listener's record of the connection.
+            fd: its socket's descriptor (-1 for a connection without one, in tests).
+        """
+        outbox = Outbox(limits=NO_LIMITS)
+        subscriber = Subscriber(client_id=conn.id, frame_format=2, outbox=outbox)
+        acl = self.acl
+        client = Client(conn=conn, subscriber=subscriber, fd=fd,
+                        parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
+                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed,
+                        error_counts=self.requests.errors,
+                        user=acl.default_user, authenticated=not acl.auth_required())
+        refresh_client(self, client)
+        outbox.wakeup = functools.partial(self.output_queued, client)
+        return client
+
     async def serve_connection(self, conn: Connection) -> None:
         """Serve one admitted connection until it closes, errs, or is cut off.
 
@@ -235,17 +255,9 @@ class PushServer:
         connection's cancel scope, and closes the socket and logs ``connection_closed`` after.
         The driver does the reading and writing (``drivers.ConnectionDriver.serve``).
         """
-        outbox = Outbox(limits=NO_LIMITS)
-        subscriber = Subscriber(client_id=conn.id, frame_format=2, outbox=outbox)
-        acl = self.acl
-        client = Client(conn=conn, subscriber=subscriber, fd=conn.stream.socket.fileno(),
-                        parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
-                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed,
-                        error_counts=self.requests.errors,
-                        user=acl.default_user, authenticated=not acl.auth_required())
-        refresh_client(self, client)
-        outbox.wakeup = functools.partial(self.output_queued, client)
-        if self.config.protected_mode and acl.default_user.nopass and not is_loopback_peer(conn.peer_host):
+        client = self.new_client(conn, conn.stream.socket.fileno())
+        subscriber = client.subscriber
+        if self.config.protected_mode and self.acl.default_user.nopass and not is_loopback_peer(conn.peer_host):
             # Redis's protected mode: answered before the client says anything, then closed.
             conn.close_reason = "protected mode"
             with trio.move_on_after(CLOSE_DRAIN_SECONDS):
@@ -263,7 +275,7 @@ class PushServer:
                 commands=client.commands_processed,
                 bytes_in=client.bytes_received,
                 bytes_out=client.bytes_sent,
-                output_high_water=outbox.high_water_bytes,
+                output_high_water=client.outbox.high_water_bytes,
             )
 
     def execute(self, client: Client, data: bytes, now: int) -> bool:

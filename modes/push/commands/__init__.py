@@ -214,8 +214,7 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
     # A client allowed everything (the default user) skips the ACL checks; any other is
     # checked here too, and sent the careful way (which refuses and logs) when not allowed.
     unrestricted = client.unrestricted
-    if (fast and unrestricted and not client.subscribed and not client.held_replies
-            and _publishes_only(server, client, commands)):
+    if fast and not client.subscribed and not client.held_replies and _publishes_only(server, client, commands):
         _count(server, _PUBLISH, len(commands))
         return len(commands)
     executed = 0
@@ -270,8 +269,9 @@ def _publishes_only(server: ServerState, client: Client, commands: list[list[byt
     """Run the batch at once if it is nothing but PUBLISHes to one channel (the hot case).
 
     The caller checked what the fast path needs (no pause, replies plain, the client not
-    subscribed, nothing held back). A lone PUBLISH is published at once, without holding
-    anything back for a batch end that is already here. A run of them is checked column by
+    subscribed, nothing held back); a restricted user's PUBLISH is checked against its ACL
+    here (one channel: one verdict for the run). A lone PUBLISH is published at once, without
+    holding anything back for a batch end that is already here. A run of them is checked column by
     column (every command three words, one name, one channel), then published as one
     fan-out (``pubsub.publish_run``) when the broker can prove that is the same as one by one.
 
@@ -283,6 +283,8 @@ def _publishes_only(server: ServerState, client: Client, commands: list[list[byt
         args = commands[0]
         if len(args) != 3 or _SPELLINGS.get(args[0]) is not _PUBLISH:
             return False
+        if not client.unrestricted and not acl.allowed(server, client, _PUBLISH, args):
+            return False
         pubsub.publish_alone(server, client, args)
         return True
     try:
@@ -293,6 +295,8 @@ def _publishes_only(server: ServerState, client: Client, commands: list[list[byt
     if (_SPELLINGS.get(names[0]) is not _PUBLISH or names.count(names[0]) != count
             or channels.count(channels[0]) != count):
         return False
+    if not client.unrestricted and not acl.allowed(server, client, _PUBLISH, commands[0]):
+        return False  # one channel: one verdict for the whole run
     return pubsub.publish_run(server, client, channels[0], payloads)
 
 
