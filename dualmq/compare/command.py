@@ -113,6 +113,9 @@ OPTIONS: list[tuple[tuple[str, ...], dict]] = [
     (("--json",), dict(metavar="FILE", help="also write every figure as JSON (schemas in report.py, sweep_report.py)")),
     (("--html",), dict(metavar="FILE", help="also write a self-contained HTML page with a chart per claim")),
     (("--verbose",), dict(action="store_true", help="log at info level and show the broker's log")),
+    (("--dashboard",), dict(action="store_true",
+                            help="the broker compare starts also serves the live dashboard (and /metrics); "
+                                 "its URL is printed once the broker is up")),
 ]
 
 
@@ -194,6 +197,10 @@ def run_command(args: argparse.Namespace) -> int:
         print("dualmq compare: --runs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     modes = args.modes
+    if args.dashboard and (args.kafka or args.resp):
+        print("dualmq compare: --dashboard is served by a broker compare starts; drop --kafka/--resp "
+              "(or start that broker with dualmq serve --http HOST:PORT)", file=sys.stderr)
+        return EXIT_USAGE
     if args.kafka or args.resp:
         modes = tuple(m for m in modes if (args.kafka if m == "pull" else args.resp))
     try:
@@ -222,7 +229,7 @@ def run_command(args: argparse.Namespace) -> int:
             result = await run_sweep(SWEEPS[name], runs=args.runs, broker=args.broker, kafka=args.kafka,
                                      resp=args.resp, modes=modes, overrides=measured_overrides, progress=progress,
                                      stop=stop, broker_log=show_broker_log if args.verbose else None,
-                                     resp_credentials=credentials)
+                                     resp_credentials=credentials, dashboard=args.dashboard)
             clear_progress()
             sweeps.append(result)
             print(render_sweep(result) + "\n", flush=True)
@@ -231,7 +238,8 @@ def run_command(args: argparse.Namespace) -> int:
                 break
             print(f"running {workload.name} ({', '.join(modes)}) ...", file=sys.stderr, flush=True)
             result = await run_workload(workload, broker=args.broker, kafka=args.kafka, resp=args.resp,
-                                        modes=modes, progress=progress, stop=stop, resp_credentials=credentials)
+                                        modes=modes, progress=progress, stop=stop, resp_credentials=credentials,
+                                        dashboard=args.dashboard)
             clear_progress()
             report = ScenarioReport.from_run(result)
             reports.append(report)

@@ -209,8 +209,9 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
             producer_records = await _run_roles(mode, workload, consumers, producers, names, grouped)
         except BaseExceptionGroup as group:
             # One role failing cancels the others: report the failure itself, not the group.
-            failures = group.subgroup(RoleError)
-            if failures is None:
+            # Anything else in the group (a cancellation: Ctrl-C) goes on as it came.
+            failures, rest = group.split(RoleError)
+            if failures is None or rest is not None:
                 raise
             raise _first_leaf(failures) from None
         received: dict[str, tuple[array, array]] = {}

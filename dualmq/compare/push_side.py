@@ -110,6 +110,8 @@ class PushSide(Side):
             "output-buffer limit (pubsub)": guarantee,
             "publisher pipelining": f"{run.workload.publish_batch} PUBLISH per write at full speed",
             "broker": f"{run.broker.kind} at {run.broker.resp}",
+            "security": ("unknown (external server)" if run.broker.kind == "external" else
+                         "TLS" if run.broker.setting("resp", "tls", False) else "plaintext, no TLS"),
             "authentication": _authentication(run.broker.resp_credentials),
         })
 
@@ -341,4 +343,4 @@ def _authentication(credentials: dict) -> str:
     """The receipt's line on security: who compare's clients authenticated as (never the password)."""
     if credentials.get("password") is None:
         return "none (the default user, no password)"
-    return f"AUTH as ACL user {credentials.get('username') or 'default'} (RESP, no TLS)"
+    return f"AUTH as ACL user {credentials.get('username') or 'default'}"
