@@ -48,8 +48,9 @@ from collections.abc import Callable
 import attrs
 import trio
 
-from broker.config import KafkaConfig, parse_host_port
+from broker.config import BrokerConfig, KafkaConfig, parse_host_port
 from broker.loggers import get_logger
+from broker.security.exposure import exposure_warning
 from broker.security.kafka_users import KafkaUsers
 from broker.state import BrokerState
 from broker.stats import ServerInfo
@@ -315,6 +316,19 @@ def connection_limits(config: KafkaConfig) -> ConnectionLimits:
     )
 
 
+def _warn_if_exposed(config: BrokerConfig, address: str, host: str) -> None:
+    """One warning at start for a Kafka listener other machines can reach with no authentication
+    (neither SASL nor a required client certificate)."""
+    kafka = config.kafka
+    authenticated = kafka.uses_sasl or (kafka.uses_tls and config.tls.client_auth == "required")
+    warning = exposure_warning(
+        f"Kafka listener {address}", host, authentication_required=authenticated,
+        mitigation=f"security_protocol = {kafka.security_protocol}: anyone who can connect may produce, consume "
+                   "and delete topics; set kafka.security_protocol = \"SASL_SSL\" with [[kafka.users]]")
+    if warning is not None:
+        log.warning("listener_exposed", mode="pull", address=address, warning=warning)
+
+
 async def serve_kafka(
     state: BrokerState,
     info: ServerInfo,
@@ -352,4 +366,5 @@ async def serve_kafka(
         log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None,
                  security_protocol=config.kafka.security_protocol,
                  authorizer="acls" if broker.authorizer is not None else "off")
+        _warn_if_exposed(config, address, host)
         task_status.started(address)
