@@ -46,13 +46,12 @@ from _common import median  # noqa: E402
 from broker.channels import PubSub  # noqa: E402
 from broker.config import BrokerConfig, RespConfig  # noqa: E402
 from broker.stats import ServerInfo  # noqa: E402
-from broker.subscribers import Outbox, Subscriber  # noqa: E402
 from modes.push.commands.pubsub import make_frame  # noqa: E402
 from push_floor import Forwarder  # noqa: E402
 from modes.common.listener import Connection, ConnectionTable  # noqa: E402
 from modes.push.client import Client  # noqa: E402
 from modes.push.event_loop import EpollEventLoop  # noqa: E402
-from modes.push.server import NO_LIMITS, PushServer, connection_limits  # noqa: E402
+from modes.push.server import PushServer, connection_limits  # noqa: E402
 from wire.resp.requests import RequestParser  # noqa: E402
 
 PUBLISH = b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$7\r\npayload\r\n"
@@ -102,11 +101,7 @@ def make_client(server: PushServer, conn_id: int, fd: int = -1) -> Client:
     """A client as ``serve_connection`` builds one, without a trio stream behind it."""
     conn = Connection(id=conn_id, stream=None, peer_address=("127.0.0.1", conn_id), local_address=("127.0.0.1", 0),
                       peer=f"127.0.0.1:{conn_id}", local="127.0.0.1:0", opened_ms=0)
-    outbox = Outbox(limits=NO_LIMITS)
-    client = Client(conn=conn, subscriber=Subscriber(client_id=conn_id, frame_format=2, outbox=outbox), fd=fd,
-                    parser=RequestParser(), on_overflow=server.overflowed, user=server.acl.default_user,
-                    authenticated=True, unrestricted=True)
-    outbox.wakeup = lambda: server.output_queued(client)
+    client = server.new_client(conn, fd)
     server.clients[conn_id] = client
     return client
 

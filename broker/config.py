@@ -18,6 +18,9 @@ Every knob the daemon has lives here, grouped the way the TOML file is::
     listen = "127.0.0.1:6379"
     pubsub_hard_limit = 33554432
 
+    [http]                # metrics and the live dashboard; off unless given
+    listen = "127.0.0.1:9644"
+
 Unknown keys and bad values are refused when the config is built, with the key, the value and
 the allowed range in the message (``ConfigError``), so a typo never silently falls back to a
 default. ``attrs.evolve`` derives variants (CLI flags override the file that way).
@@ -123,6 +126,11 @@ def _listen_address(instance: Any, attribute: attrs.Attribute, value: Any) -> No
         parse_host_port(value)
     except ValueError as exc:
         raise ConfigError(f"{_qualified(instance, attribute)} = {value!r}: {exc}") from None
+
+
+def _optional_listen_address(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value != "":
+        _listen_address(instance, attribute, value)
 
 
 def _qualified(instance: Any, attribute: attrs.Attribute) -> str:
@@ -346,6 +354,20 @@ class TlsConfig:
 
 
 @attrs.frozen(kw_only=True)
+class HttpConfig:
+    """The HTTP listener serving ``/metrics`` (Prometheus) and the live dashboard.
+
+    Off by default (``listen = ""``): neither Kafka nor Redis opens an HTTP port unasked, and
+    an operator should choose where one appears. Neither has this key (Kafka exposes JMX,
+    Redis INFO); docs/observability.md describes what is served.
+    """
+
+    SECTION = "http"
+
+    listen: str = attrs.field(default="", validator=_optional_listen_address)
+
+
+@attrs.frozen(kw_only=True)
 class BrokerConfig:
     """The whole broker. Build it with ``BrokerConfig.from_toml`` or keyword arguments."""
 
@@ -356,6 +378,7 @@ class BrokerConfig:
     kafka: KafkaConfig = attrs.field(factory=KafkaConfig)
     resp: RespConfig = attrs.field(factory=RespConfig)
     tls: TlsConfig = attrs.field(factory=TlsConfig)
+    http: HttpConfig = attrs.field(factory=HttpConfig)
 
     def __attrs_post_init__(self) -> None:
         needs = [name for name, wanted in (("kafka.security_protocol = " + repr(self.kafka.security_protocol),
@@ -386,7 +409,8 @@ class BrokerConfig:
         Raises:
             ConfigError: unknown key or bad value, naming the key.
         """
-        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig, "tls": TlsConfig}
+        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig, "tls": TlsConfig,
+                    "http": HttpConfig}
         top_level = {a.name for a in attrs.fields(cls)} - set(sections)
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():

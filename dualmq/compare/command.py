@@ -41,6 +41,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import textwrap
@@ -106,10 +107,27 @@ OPTIONS: list[tuple[tuple[str, ...], dict]] = [
                               "inside compare's (restart/kill scenarios always use a process)")),
     (("--kafka",), dict(metavar="HOST:PORT", help="use this Kafka-protocol broker (e.g. a real Kafka) for pull mode")),
     (("--resp",), dict(metavar="HOST:PORT", help="use this RESP server (e.g. redis-server) for push mode")),
+    (("--resp-user",), dict(metavar="NAME", help="ACL user for the --resp server (redis-cli's --user)")),
+    (("--resp-password",), dict(metavar="PASSWORD",
+                                help="password for the --resp server (default: $REDISCLI_AUTH, as redis-cli)")),
     (("--json",), dict(metavar="FILE", help="also write every figure as JSON (schemas in report.py, sweep_report.py)")),
     (("--html",), dict(metavar="FILE", help="also write a self-contained HTML page with a chart per claim")),
     (("--verbose",), dict(action="store_true", help="log at info level and show the broker's log")),
+    (("--dashboard",), dict(action="store_true",
+                            help="the broker compare starts also serves the live dashboard (and /metrics); "
+                                 "its URL is printed once the broker is up")),
 ]
+
+
+def _resp_credentials(args: argparse.Namespace) -> dict[str, str | None] | str:
+    """``username`` / ``password`` for the push SDK from --resp-user / --resp-password (or
+    $REDISCLI_AUTH), or the usage error to print."""
+    password = args.resp_password if args.resp_password is not None else os.environ.get("REDISCLI_AUTH") or None
+    if (args.resp_user is not None or args.resp_password is not None) and not args.resp:
+        return "--resp-user / --resp-password go with --resp (a broker compare starts has no password)"
+    if args.resp_user is not None and password is None:
+        return f"--resp-user {args.resp_user} needs --resp-password (or $REDISCLI_AUTH)"
+    return {"username": args.resp_user, "password": password} if args.resp else {}
 
 
 def _described(name: str, description: str) -> str:
@@ -179,12 +197,20 @@ def run_command(args: argparse.Namespace) -> int:
         print("dualmq compare: --runs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     modes = args.modes
+    if args.dashboard and (args.kafka or args.resp):
+        print("dualmq compare: --dashboard is served by a broker compare starts; drop --kafka/--resp "
+              "(or start that broker with dualmq serve --http HOST:PORT)", file=sys.stderr)
+        return EXIT_USAGE
     if args.kafka or args.resp:
         modes = tuple(m for m in modes if (args.kafka if m == "pull" else args.resp))
     try:
         workloads = _workloads(args, [n for n in names if n not in SWEEPS])
     except WorkloadError as exc:
         print(f"dualmq compare: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    credentials = _resp_credentials(args)
+    if isinstance(credentials, str):
+        print(f"dualmq compare: {credentials}", file=sys.stderr)
         return EXIT_USAGE
     progress = terminal_progress()
     reports: list[ScenarioReport] = []
@@ -202,7 +228,8 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"running {name} ({', '.join(modes)}) ...", file=sys.stderr, flush=True)
             result = await run_sweep(SWEEPS[name], runs=args.runs, broker=args.broker, kafka=args.kafka,
                                      resp=args.resp, modes=modes, overrides=measured_overrides, progress=progress,
-                                     stop=stop, broker_log=show_broker_log if args.verbose else None)
+                                     stop=stop, broker_log=show_broker_log if args.verbose else None,
+                                     resp_credentials=credentials, dashboard=args.dashboard)
             clear_progress()
             sweeps.append(result)
             print(render_sweep(result) + "\n", flush=True)
@@ -211,7 +238,8 @@ def run_command(args: argparse.Namespace) -> int:
                 break
             print(f"running {workload.name} ({', '.join(modes)}) ...", file=sys.stderr, flush=True)
             result = await run_workload(workload, broker=args.broker, kafka=args.kafka, resp=args.resp,
-                                        modes=modes, progress=progress, stop=stop)
+                                        modes=modes, progress=progress, stop=stop, resp_credentials=credentials,
+                                        dashboard=args.dashboard)
             clear_progress()
             report = ScenarioReport.from_run(result)
             reports.append(report)

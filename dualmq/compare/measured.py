@@ -44,7 +44,7 @@ import trio
 from dualmq.compare import payload
 from dualmq.compare.accounting import percentile
 from dualmq.compare.brokers import BrokerHandle
-from dualmq.compare.roles import read_record
+from dualmq.compare.roles import credentials_environment, read_record
 from dualmq.compare.workload import Workload
 
 WARM_UP_SHARE = 0.1          # of the sending period, left out at each end of the steady window
@@ -80,6 +80,8 @@ class Role:
     name: str
     spec: dict[str, Any]
     log_path: Path
+    # Added to the process's environment (credentials: never on a command line, which ps shows).
+    env: dict[str, str] = attrs.field(factory=dict)
     process: Any = None
     ready: trio.Event = attrs.field(factory=trio.Event)
     exited: trio.Event = attrs.field(factory=trio.Event)
@@ -121,7 +123,7 @@ async def _run_role(role: Role, task_status=trio.TASK_STATUS_IGNORED) -> None:
     with open(role.log_path, "ab") as log:
         process = await trio.lowlevel.open_process(
             [*ROLE_COMMAND, json.dumps(role.spec)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1", **role.env})
     role.process = process
     task_status.started()
     try:
@@ -183,6 +185,7 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
             await admin.create_topics(target, partitions=workload.partitions, exist_ok=True)
     common = dict(address=address, target=target, run_id=run_id.hex(), size=workload.message_size,
                   partitions=workload.partitions, process_us=workload.process_us)
+    env = credentials_environment(broker.resp_credentials) if mode == "push" else {}
     names = consumer_names(workload, mode)
     with tempfile.TemporaryDirectory(prefix="dualmq-compare-roles-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -191,7 +194,7 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
                                                         account=account,
                                                         client=PULL_CONSUMER_SETTINGS if mode == "pull" else {},
                                                         out=str(scratch / f"consumers-{i}.rec")),
-                          scratch / f"consumers-{i}.log")
+                          scratch / f"consumers-{i}.log", env)
                      for i, group in enumerate(_pack(names))]
         producers = [Role(f"{mode}-producer-{p}", dict(common, role=f"{mode}-producer", producer=p,
                                                        messages=workload.messages, min_seconds=workload.min_seconds,
@@ -200,14 +203,15 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
                                                        publish_batch=workload.publish_batch,
                                                        client=PULL_PRODUCER_SETTINGS if mode == "pull" else {},
                                                        out=str(scratch / f"producer-{p}.rec")),
-                          scratch / f"producer-{p}.log")
+                          scratch / f"producer-{p}.log", env)
                      for p in range(workload.producers)]
         try:
             producer_records = await _run_roles(mode, workload, consumers, producers, names, grouped)
         except BaseExceptionGroup as group:
             # One role failing cancels the others: report the failure itself, not the group.
-            failures = group.subgroup(RoleError)
-            if failures is None:
+            # Anything else in the group (a cancellation: Ctrl-C) goes on as it came.
+            failures, rest = group.split(RoleError)
+            if failures is None or rest is not None:
                 raise
             raise _first_leaf(failures) from None
         received: dict[str, tuple[array, array]] = {}

@@ -76,7 +76,8 @@ class PushSide(Side):
         """One command on the side's admin connection (None if the server is unreachable;
         the next call reconnects)."""
         if self.admin is None:
-            self.admin = Publisher(run.broker.resp, protocol=2, timeout=CALL_TIMEOUT_S, name="compare-admin")
+            self.admin = Publisher(run.broker.resp, protocol=2, timeout=CALL_TIMEOUT_S, name="compare-admin",
+                                   **run.broker.resp_credentials)
         try:
             return await self.admin.execute(*args)
         except (DualmqError, OSError):
@@ -126,7 +127,8 @@ class PushSide(Side):
         pending: list[tuple[int, int, bytes]] = []   # (seq, sent_ns, payload)
         failing = False   # the last flush failed: send one message per due time, no catch-up bursts
 
-        async with Publisher(run.broker.resp, timeout=CALL_TIMEOUT_S, name=f"compare-p{producer}") as publisher:
+        async with Publisher(run.broker.resp, timeout=CALL_TIMEOUT_S, name=f"compare-p{producer}",
+                             **run.broker.resp_credentials) as publisher:
 
             async def flush() -> None:
                 nonlocal failing
@@ -205,7 +207,7 @@ class PushSide(Side):
             subscribed = False
             try:
                 async with subscribe(run.broker.resp, run.target, timeout=CALL_TIMEOUT_S, health_check_interval=2.0,
-                                     name=f"compare-{consumer.name}") as sub:
+                                     name=f"compare-{consumer.name}", **run.broker.resp_credentials) as sub:
                     subscribed = True
                     gaps.append(("open", time.time_ns(), ""))
                     consumer.down = False

@@ -32,6 +32,7 @@ Not here: what the records mean (``measured``); the in-process scenarios (``runn
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from array import array
@@ -67,6 +68,27 @@ def read_record(path: str) -> tuple[dict[str, Any], dict[str, array]]:
             values.fromfile(f, length)
             arrays[name] = values
     return head["meta"], arrays
+
+
+# How a push role learns the RESP server's credentials (``compare --resp-user/--resp-password``):
+# from its environment, set by the coordinator, never from its command line (which ps shows).
+_RESP_USER_VARIABLE = "DUALMQ_COMPARE_RESP_USER"
+_RESP_PASSWORD_VARIABLE = "DUALMQ_COMPARE_RESP_PASSWORD"
+
+
+def credentials_environment(credentials: dict[str, str | None]) -> dict[str, str]:
+    """The environment variables that hand ``username`` / ``password`` to a role process."""
+    env = {}
+    if credentials.get("username") is not None:
+        env[_RESP_USER_VARIABLE] = credentials["username"]
+    if credentials.get("password") is not None:
+        env[_RESP_PASSWORD_VARIABLE] = credentials["password"]
+    return env
+
+
+def _resp_credentials() -> dict[str, str | None]:
+    """``username`` / ``password`` for the push SDK, as ``credentials_environment`` set them."""
+    return {"username": os.environ.get(_RESP_USER_VARIABLE), "password": os.environ.get(_RESP_PASSWORD_VARIABLE)}
 
 
 def say(line: str) -> None:
@@ -178,7 +200,8 @@ async def push_publisher(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
     channel = spec["target"].encode()
     checkpoints = array("q")
     receivers = array("i")
-    async with push.Publisher(spec["address"], timeout=30.0, name=f"compare-p{spec['producer']}") as publisher:
+    async with push.Publisher(spec["address"], timeout=30.0, name=f"compare-p{spec['producer']}",
+                              **_resp_credentials()) as publisher:
         await publisher.execute("PING")
         say("ready")
         cpu_start = time.process_time()
@@ -300,7 +323,7 @@ async def push_consume(spec: dict[str, Any], name: str, received: Received, read
     keep_head = heads.append
     keep_time = received.received_ns.append
     async with push.subscribe(spec["address"], spec["target"], timeout=30.0, name=f"compare-{name}",
-                              health_check_interval=None) as subscription:
+                              health_check_interval=None, **_resp_credentials()) as subscription:
         ready.set()
         try:
             if not received.account:

@@ -200,7 +200,9 @@ def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp:
 
 async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: str | None = None,
                        resp: str | None = None, modes: tuple[str, ...] = MODES,
-                       progress: Progress | None = None, stop: StopRequest | None = None) -> RunResult:
+                       progress: Progress | None = None, stop: StopRequest | None = None,
+                       resp_credentials: dict[str, str | None] | None = None,
+                       dashboard: bool = False) -> RunResult:
     """Run ``workload`` through each of ``modes`` (pull first) and return the logs.
 
     Args:
@@ -211,6 +213,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
         progress: called with a one-line status a few times a second (None: silent).
         stop: when requested, the mode running stops and later ones are skipped; the result
             then has ``interrupted`` set and holds what was recorded.
+        resp_credentials: ``username`` / ``password`` for an external RESP server.
 
     Raises:
         ValueError: the workload restarts the broker but it is external.
@@ -223,7 +226,8 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
     run_id = payload.new_run_id()
     logs: dict[str, ModeLog] = {}
     skipped: dict[str, str] = {}
-    async with open_broker(kind, workload.broker, kafka=kafka, resp=resp) as handle:
+    async with open_broker(kind, workload.broker, kafka=kafka, resp=resp,
+                           resp_credentials=resp_credentials, dashboard=dashboard) as handle:
         addresses = {"kafka": handle.kafka, "resp": handle.resp}
         for mode in modes:
             if (handle.kafka if mode == "pull" else handle.resp) is None:

@@ -25,7 +25,9 @@ Progress = Callable[[str], None]
 async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "subprocess",
                     kafka: str | None = None, resp: str | None = None, modes: tuple[str, ...] = MODES,
                     overrides: dict[str, Any] | None = None, progress: Progress | None = None,
-                    stop=None, broker_log: Callable[[str], None] | None = None) -> SweepResult:
+                    stop=None, broker_log: Callable[[str], None] | None = None,
+                    resp_credentials: dict[str, str | None] | None = None,
+                    dashboard: bool = False) -> SweepResult:
     """Measure every point of ``sweep`` ``runs`` times in each mode and return the results.
 
     Args:
@@ -35,6 +37,8 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
         progress: a one-line status callback.
         stop: a ``runner.StopRequest``; when requested, the results so far are returned.
         broker_log: given a started broker's log path (``--verbose``).
+        resp_credentials: ``username`` / ``password`` for an external RESP server.
+        dashboard: the broker serves the live dashboard, its address printed (``--dashboard``).
     """
     overrides = overrides or {}
     kind = "external" if kafka or resp else broker
@@ -42,7 +46,8 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
     result = SweepResult(sweep=sweep, points=[PointResult(point) for point in sweep.points], runs=runs,
                          broker=kind, cpus=os.cpu_count() or 1)
     settings = _broker_settings(workloads)
-    async with open_broker(kind, settings, kafka=kafka, resp=resp, verbose=broker_log is not None) as handle:
+    async with open_broker(kind, settings, kafka=kafka, resp=resp, verbose=broker_log is not None,
+                           resp_credentials=resp_credentials, dashboard=dashboard) as handle:
         available = tuple(m for m in modes if (handle.kafka if m == "pull" else handle.resp))
         run_id = payload.new_run_id()
         scope = stop.cancel_scope() if stop is not None else _null_scope()

@@ -21,6 +21,7 @@ from broker.security.authorizer import CLUSTER_NAME, Authorizer, Operation, Reso
 from broker.security.kafka_users import KafkaUsers
 from broker.stats import ServerInfo
 from broker.topics import Topic, TopicRegistry
+from modes.common.request_stats import RequestStats
 # The handlers take the wall clock from here; one definition serves both modes.
 from modes.common.clock import now_ms  # noqa: F401  (re-exported)
 from wire.kafka.framing import RequestHeader
@@ -56,6 +57,8 @@ class PullBroker:
     # The ACLs (None: kafka.authorizer is off and everyone may do everything, as in Kafka
     # without an authorizer.class.name).
     authorizer: Authorizer | None = None
+    # Requests by API, error codes in responses, latency per API (for ``/metrics``).
+    requests: RequestStats = attrs.field(factory=RequestStats)
 
     @property
     def coord(self) -> Coordination:

@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import ssl
 import struct
+import time
 from collections.abc import Callable
 
 import attrs
@@ -54,6 +55,7 @@ from broker.state import BrokerState
 from broker.stats import ServerInfo
 from modes.common.listener import Connection as Admitted
 from modes.common.listener import ConnectionLimits, ConnectionTable, format_address
+from modes.common.running import RunningServers
 from modes.common.tls import TlsHandshakeFailed, accept_tls, peer_subject, server_context
 from modes.pull import api as _api  # noqa: F401  (importing registers every handler)
 from modes.pull.api.api_versions import API_VERSIONS_KEY, unsupported_version_response
@@ -64,6 +66,7 @@ from modes.pull.registry import HANDLERS
 from modes.pull.sasl import AuthenticationFailed, ConnectionSecurity, SaslStep
 from wire.errors import RemoteProtocolError
 from wire.kafka import codec
+from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import FrameParser, decode_request_header, encode_response, peek_api_key_version
 from wire.kafka.messages.security import SASL_AUTHENTICATE, SASL_HANDSHAKE
 
@@ -153,12 +156,14 @@ class Connection:
             RemoteProtocolError: a header or body that does not decode.
         """
         self.requests += 1
+        stats = self.broker.requests
         security = self.security
         if security.step == SaslStep.RAW_TOKENS:
             return self.raw_token(frame)
         api_key, version, correlation_id = peek_api_key_version(frame)
         handler = HANDLERS.get(api_key)
         if handler is None:
+            stats.error(_UNKNOWN_API)
             log.warning("request_rejected", api_key=api_key, api_version=version, reason="unknown api key")
             raise CloseConnection(f"unknown api key {api_key}")
         if not security.authenticated and api_key not in BEFORE_AUTHENTICATION:
@@ -171,6 +176,7 @@ class Connection:
             log.info("sasl_session_expired", principal=security.principal, api=handler.name)
             raise CloseConnection("SASL session expired (kafka.connections_max_reauth_ms)")
         if not handler.supports(version):
+            stats.error(_UNSUPPORTED_VERSION)
             if api_key == API_VERSIONS_KEY:
                 # KIP-511: never parse it, answer in a v0 body with response header v0.
                 return encode_response(correlation_id, unsupported_version_response(), flexible_header=False)
@@ -182,10 +188,15 @@ class Connection:
         request = codec.decode(handler.request, version, memoryview(frame)[body_at:])
         if handler.may_block and pending:
             await self.send(pending)
+        started = time.perf_counter()
         body = await handler.handler(RequestContext(self.broker, header, self.local, self.peer, security),
                                      request)
+        # The handler's time: a long-polling Fetch's wait included (that is its latency as the
+        # client sees it), decoding and encoding not (microseconds, and not the broker's work).
+        stats.timed(handler.name, time.perf_counter() - started)
         if body is None:
             return None
+        _count_error_codes(body, stats.errors)
         # ApiVersions responses always use header v0, whatever the version: a client that
         # does not yet know which versions we speak must be able to read the answer.
         flexible_header = api_key != API_VERSIONS_KEY and handler.response.is_flexible(version)
@@ -207,6 +218,35 @@ class Connection:
         if security.authenticated:
             log.info("sasl_authenticated", mechanism=security.mechanism, principal=security.principal)
         return struct.pack(">i", len(answer)) + answer
+
+
+# Error labels of requests refused before any handler ran (the connection is closed).
+_UNKNOWN_API = "UNKNOWN_API_KEY"
+_UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION.name
+
+
+def _count_error_codes(body: dict, errors: dict[str, int]) -> None:
+    """Add every non-zero ``error_code`` of a response (at any depth: per topic, per
+    partition) to ``errors``, by Kafka's name for it.
+
+    Walks dicts and lists only (never record bytes): a few dozen small dicts per response.
+    """
+    code = body.get("error_code")
+    if code:
+        name = _error_name(code)
+        errors[name] = errors.get(name, 0) + 1
+    for value in body.values():
+        if type(value) is list:
+            for item in value:
+                if type(item) is dict:
+                    _count_error_codes(item, errors)
+        elif type(value) is dict:
+            _count_error_codes(value, errors)
+
+
+def _error_name(code: int) -> str:
+    known = ErrorCode.lookup(code)
+    return known.name if isinstance(known, ErrorCode) else f"CODE_{int(code)}"
 
 
 @attrs.define(eq=False)
@@ -279,12 +319,14 @@ async def serve_kafka(
     state: BrokerState,
     info: ServerInfo,
     *,
+    running: RunningServers | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the Kafka protocol on ``state.config.kafka.listen`` until cancelled.
 
     The state (topics, offsets, groups, producers) is opened and closed by the caller
-    (``BrokerState``); this only serves it.
+    (``BrokerState``); this only serves it. ``running.pull`` is set to the server once it
+    accepts (for metrics), if ``running`` is given.
 
     Reports ``HOST:PORT`` (the bound address; port 0 resolved) once accepting connections.
     """
@@ -305,6 +347,8 @@ async def serve_kafka(
         nursery.start_soon(coordination.groups.run_timers)
         await nursery.start(server.table.serve, listeners)
         address = format_address(bound)
+        if running is not None:
+            running.pull = server
         log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None,
                  security_protocol=config.kafka.security_protocol,
                  authorizer="acls" if broker.authorizer is not None else "off")

@@ -36,6 +36,7 @@ refusal lines and what runs on an admitted connection.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import select
@@ -53,6 +54,8 @@ from broker.security.redis_acl_log import AclLog
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.common.clock import now_ms
+from modes.common.request_stats import RequestStats
+from modes.common.running import RunningServers
 from modes.common.listener import (
     Connection,
     ConnectionLimits,
@@ -83,6 +86,8 @@ log = get_logger(__name__)
 # timeouts are checked on this beat.
 CRON_INTERVAL_SECONDS = 0.1
 NO_LIMITS = OutputLimits(hard_bytes=0, soft_bytes=0, soft_seconds=0)
+# How many recent cut-offs the server remembers for the dashboard.
+RECENT_CUTS = 20
 
 
 # What a connection over a cap is told before it is closed. The first is Redis's own line;
@@ -121,6 +126,9 @@ class PushServer:
     # What the commands keep per server: CLIENT PAUSE and its held clients, ...
     command_state: CommandState = attrs.field(factory=CommandState)
     commands_processed: int = 0
+    # Commands by name and error replies by code, for ``/metrics``; never reset (CONFIG
+    # RESETSTAT zeroes INFO's counters only: a Prometheus counter must not go back).
+    requests: RequestStats = attrs.field(factory=RequestStats)
     output_limit_disconnections: int = 0
     protocol_errors: int = 0
     # The largest output buffer of any subscriber that has since unsubscribed or gone (live
@@ -128,6 +136,9 @@ class PushServer:
     # limit: INFO's exact figures, for subscribers CLIENT LIST no longer shows.
     gone_subscribers_output_high_water: int = 0
     output_at_disconnect_max: int = 0
+    # The last subscribers cut off at their output-buffer limit, newest last, for the
+    # dashboard: (time ms, client id, name, pending bytes, "hard" or "soft").
+    recent_cuts: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=RECENT_CUTS))
     # The ACL users and ACL LOG (built from the config when not given).
     acl: RedisAcl = attrs.field(default=None)
     acl_log: AclLog = attrs.field(default=None)
@@ -170,6 +181,7 @@ class PushServer:
         self.output_at_disconnect_max = max(self.output_at_disconnect_max, pending)
         if client is None:
             return
+        self.recent_cuts.append((now_ms(), client.id, client.name.decode(errors="replace"), pending, limit))
         limit_bytes = self.limits.hard_bytes if limit == "hard" else self.limits.soft_bytes
         log.warning(
             "subscriber_disconnected",
@@ -218,6 +230,29 @@ class PushServer:
                     if not client.subscribed and now - client.last_interaction_ms > idle_limit_ms:
                         self.kill(client, "idle timeout")
 
+    def new_client(self, conn: Connection, fd: int = -1) -> Client:
+        """The state of a connection as it starts: RESP2, no output limits, the ``default`` user
+        (authenticated if that user needs no password), its outbox wired to this server.
+
+        Args:
+            conn: the listener's record of the connection.
+            fd: its socket's descriptor (-1 for a connection without one, in tests).
+        """
+        outbox = Outbox(limits=NO_LIMITS)
+        subscriber = Subscriber(client_id=conn.id, frame_format=2, outbox=outbox)
+        acl = self.acl
+        client = Client(conn=conn, subscriber=subscriber, fd=fd,
+                        parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
+                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed,
+                        error_counts=self.requests.errors,
+                        user=acl.default_user, authenticated=not acl.auth_required())
+        refresh_client(self, client)
+        if isinstance(self.driver, StreamPerConnection):
+            outbox.wakeup = self.driver.wakeup_for(client)  # TLS: bytes go through the stream
+        else:
+            outbox.wakeup = functools.partial(self.output_queued, client)
+        return client
+
     async def serve_connection(self, conn: Connection) -> None:
         """Serve one admitted connection until it closes, errs, or is cut off.
 
@@ -225,19 +260,9 @@ class PushServer:
         connection's cancel scope, and closes the socket and logs ``connection_closed`` after.
         The driver does the reading and writing (``drivers.ConnectionDriver.serve``).
         """
-        outbox = Outbox(limits=NO_LIMITS)
-        subscriber = Subscriber(client_id=conn.id, frame_format=2, outbox=outbox)
-        acl = self.acl
-        client = Client(conn=conn, subscriber=subscriber, fd=conn.stream.socket.fileno(),
-                        parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
-                        last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed,
-                        user=acl.default_user, authenticated=not acl.auth_required())
-        refresh_client(self, client)
-        if isinstance(self.driver, StreamPerConnection):
-            outbox.wakeup = self.driver.wakeup_for(client)  # TLS: bytes go through the stream
-        else:
-            outbox.wakeup = functools.partial(self.output_queued, client)
-        if self.config.protected_mode and acl.default_user.nopass and not is_loopback_peer(conn.peer_host):
+        client = self.new_client(conn, conn.stream.socket.fileno())
+        subscriber = client.subscriber
+        if self.config.protected_mode and self.acl.default_user.nopass and not is_loopback_peer(conn.peer_host):
             # Redis's protected mode: answered before the client says anything, then closed. On a
             # TLS listener the line would land in the middle of the client's handshake: we only
             # close (the connection_closed line says why).
@@ -258,7 +283,7 @@ class PushServer:
                 commands=client.commands_processed,
                 bytes_in=client.bytes_received,
                 bytes_out=client.bytes_sent,
-                output_high_water=outbox.high_water_bytes,
+                output_high_water=client.outbox.high_water_bytes,
             )
 
     def execute(self, client: Client, data: bytes, now: int) -> bool:
@@ -424,6 +449,7 @@ async def serve_resp(
     info: ServerInfo,
     *,
     driver: str | None = None,
+    running: RunningServers | None = None,
     tls: TlsConfig | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -433,6 +459,7 @@ async def serve_resp(
         config, pubsub, info: the ``[resp]`` settings, the channel registry, server info.
         driver: how connections are read (``"epoll"``, ``"tasks"``, ``"auto"``); None: from
             the ``DUALMQ_PUSH_DRIVER`` environment variable, else ``auto`` (see ``drivers``).
+        running: if given, ``running.push`` is set to the server once it accepts (metrics).
             Ignored when ``config.tls`` is set: TLS needs ``StreamPerConnection``.
         tls: the certificate, for ``config.tls``.
 
@@ -456,6 +483,8 @@ async def serve_resp(
             nursery.start_soon(server.cron)
             await nursery.start(server.driver.run)
             await nursery.start(server.connections.serve, listeners)
+            if running is not None:
+                running.push = server
             log.info("resp_listener_started", address=server.address, driver=server.driver.name,
                      tls=config.tls)
             _warn_if_exposed(server, host)

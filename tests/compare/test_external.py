@@ -58,3 +58,29 @@ def test_only_the_given_external_mode_runs(tmp_path, capsys) -> None:
     out = capsys.readouterr().out
     assert status == 0
     assert "push " in out and [line for line in out.splitlines() if line.startswith("1 to 1, 100 B") and " pull " in line] == []
+
+
+@pytest.mark.timeout(120)
+def test_push_mode_against_a_server_that_wants_a_password(tmp_path, capsys) -> None:
+    """--resp-user / --resp-password reach every push client: the in-process ones and the role
+    processes (through their environment, never their command line)."""
+    config = tmp_path / "locked.toml"
+    config.write_text('[resp]\nrequirepass = "default-pw"\n\n[[resp.users]]\nname = "bench"\n'
+                      'password = "bench-pw"\nrules = "on +@all allchannels"\n')
+    with broker_process(tmp_path, "--config", str(config)) as locked:
+        address = f"{locked.resp[0]}:{locked.resp[1]}"
+        status = _run("baseline", "--resp", address, "--resp-user", "bench", "--resp-password", "bench-pw",
+                      "--seconds", "0", "--messages", "500", "--runs", "1", "--json", str(tmp_path / "out.json"))
+        assert status == 0, capsys.readouterr().err
+        (baseline,) = json.loads((tmp_path / "out.json").read_text())["sweeps"]
+        (run,) = baseline["points"][0]["modes"]["push"]["runs"]
+        assert run["sent"] == 500 and run["delivered"] == 500
+        status = _run("late-joiner", "--resp", address, "--resp-user", "bench", "--resp-password", "bench-pw",
+                      "--messages", "200")
+        assert status == 0, capsys.readouterr().err
+        capsys.readouterr()
+        refused = _run("baseline", "--resp", address, "--seconds", "0", "--messages", "100", "--runs", "1")
+        assert refused != 0
+        assert "requires a password" in capsys.readouterr().err
+        assert "bench-pw" not in locked.log_text()
+    assert _run("baseline", "--resp-user", "x", "--resp-password", "y") == 2

@@ -196,6 +196,10 @@ CASES = [
         "A: AUTH alice secret", "A: PING", "B: ACL DELUSER alice", "A!",
     ), setup=ALICE),
     AclCase("auth-while-subscribed", ("A: SUBSCRIBE c", "A: AUTH x", "A: ACL WHOAMI", "A: UNSUBSCRIBE")),
+    AclCase("client-kill-user", (
+        "A: AUTH alice secret", "C: AUTH alice secret", "B: CLIENT KILL USER nosuch", "B: CLIENT KILL USER default",
+        "B: CLIENT KILL USER alice", "A!", "C!",
+    ), setup=("ACL SETUSER alice on >secret +@all",)),
     AclCase("reset-deauthenticates", ("A: AUTH pw", "A: PING", "A: RESET", "A: PING", "A: QUIT"),
             setup=PASSWORD),
     AclCase("client-list-shows-user", (

@@ -135,7 +135,7 @@ def client_info(server: ServerState, client: Client, args: list[bytes]) -> None:
 
 
 def client_kill(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """CLIENT KILL addr | KILL [ID id] [ADDR addr] [LADDR addr] [SKIPME yes|no] -> OK or a count."""
+    """CLIENT KILL addr | KILL [ID id] [ADDR addr] [LADDR addr] [USER name] [SKIPME yes|no] -> OK or a count."""
     if len(args) == 3:
         # Old form: CLIENT KILL addr:port -> +OK or an error.
         target = text_of(args[2])
@@ -165,6 +165,12 @@ def client_kill(server: ServerState, client: Client, args: list[bytes]) -> None:
             victims = [c for c in victims if c.addr == text_of(value)]
         elif key == b"LADDR":
             victims = [c for c in victims if c.laddr == text_of(value)]
+        elif key == b"USER":
+            user = server.acl.users.get(text_of(value))
+            if user is None:
+                client.reply(encoder.error(f"ERR No such user '{text_of(value)}'"))
+                return
+            victims = [c for c in victims if c.user is user]
         elif key == b"SKIPME":
             skipme = value.lower() != b"no"
         else:

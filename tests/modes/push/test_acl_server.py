@@ -180,3 +180,19 @@ async def test_revoking_ones_own_subscription_answers_then_closes() -> None:
         data = await alice.read_until_closed()
         assert data.endswith(b">3\r\n$9\r\nsubscribe\r\n$5\r\nnews1\r\n:1\r\n+OK\r\n")
         await alice.aclose()
+
+
+async def test_pipelined_publishes_to_one_channel_are_checked_as_a_run() -> None:
+    """A run of PUBLISHes to one channel is published in one go: one verdict covers the run."""
+    async with push_broker(users=(ALICE,)) as address:
+        alice = await RespClient.connect(address)
+        await _auth(alice, b"alice", b"a-pw")
+        denied = (b"-NOPERM this user has no permissions to access one of the channels used as "
+                  b"arguments\r\n")
+        await alice.send(b"PUBLISH sport 1\r\nPUBLISH sport 2\r\nPUBLISH sport 3\r\n")
+        await alice.expect(denied * 3)
+        await alice.send(b"PUBLISH news.a 1\r\nPUBLISH news.a 2\r\nPUBLISH news.a 3\r\n")
+        await alice.expect(b":0\r\n" * 3)
+        await alice.send(b"PUBLISH sport 1\r\n")
+        await alice.expect(denied)
+        await alice.aclose()

@@ -24,12 +24,10 @@ from hypothesis import strategies as st
 from broker.channels import PubSub
 from broker.config import BrokerConfig, RespConfig
 from broker.stats import ServerInfo
-from broker.subscribers import Outbox, Subscriber
 from modes.common.listener import Connection, ConnectionTable
 from modes.push import commands as commands_module
 from modes.push.client import Client
-from modes.push.server import NO_LIMITS, PushServer, connection_limits
-from wire.resp.requests import RequestParser
+from modes.push.server import PushServer, connection_limits
 
 
 def _cmd(*args: bytes) -> bytes:
@@ -72,11 +70,7 @@ class _Harness:
         conn = Connection(id=conn_id, stream=None, peer_address=("127.0.0.1", conn_id),
                           local_address=("127.0.0.1", 0), peer=f"127.0.0.1:{conn_id}", local="127.0.0.1:0",
                           opened_ms=0)
-        outbox = Outbox(limits=NO_LIMITS)
-        client = Client(conn=conn, subscriber=Subscriber(client_id=conn_id, frame_format=2, outbox=outbox),
-                        parser=RequestParser(), on_overflow=self.server.overflowed,
-                        user=self.server.acl.default_user, authenticated=True, unrestricted=True)
-        outbox.wakeup = lambda: self.server.output_queued(client)
+        client = self.server.new_client(conn)
         self.server.clients[conn_id] = client
         return client
 
