@@ -247,7 +247,10 @@ class PushServer:
                         error_counts=self.requests.errors,
                         user=acl.default_user, authenticated=not acl.auth_required())
         refresh_client(self, client)
-        outbox.wakeup = functools.partial(self.output_queued, client)
+        if isinstance(self.driver, StreamPerConnection):
+            outbox.wakeup = self.driver.wakeup_for(client)  # TLS: bytes go through the stream
+        else:
+            outbox.wakeup = functools.partial(self.output_queued, client)
         return client
 
     async def serve_connection(self, conn: Connection) -> None:
@@ -259,8 +262,6 @@ class PushServer:
         """
         client = self.new_client(conn, conn.stream.socket.fileno())
         subscriber = client.subscriber
-        if isinstance(self.driver, StreamPerConnection):
-            subscriber.outbox.wakeup = self.driver.wakeup_for(client)  # TLS: bytes go through the stream
         if self.config.protected_mode and self.acl.default_user.nopass and not is_loopback_peer(conn.peer_host):
             # Redis's protected mode: answered before the client says anything, then closed. On a
             # TLS listener the line would land in the middle of the client's handshake: we only
