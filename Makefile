@@ -1,12 +1,13 @@
 # The two quick-start commands:
 #   make run    install dualmq into .venv and start the broker (Kafka on :9092, RESP on :6379)
 #   make test   install everything the tests need (pip packages, and the Debian packages
-#               redis-server, redis-tools, kcat and chromium when run as root with apt) and run them all
+#               redis-server, redis-tools, kcat, chromium and openssl when run as root with apt) and run them all
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # chromium renders compare's HTML report in a test (headless screenshot).
-DEBIAN_PACKAGES := redis-server redis-tools kcat chromium
+# openssl makes the throwaway certificates of the TLS tests.
+DEBIAN_PACKAGES := redis-server redis-tools kcat chromium openssl
 
 .PHONY: run test install install-test system-deps clean
 

@@ -58,16 +58,18 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def kcat_produce(address: str, topic: str, messages: Path) -> float:
+def kcat_produce(address: str, topic: str, messages: Path, extra: tuple[str, ...] = ()) -> float:
+    """Seconds ``kcat -P`` takes to send the lines of ``messages`` (``extra``: more kcat options)."""
     with open(messages, "rb") as stdin:
         start = time.perf_counter()
-        subprocess.run(["kcat", "-P", "-b", address, "-t", topic], stdin=stdin, check=True, timeout=TIMEOUT)
+        subprocess.run(["kcat", "-P", "-b", address, "-t", topic, *extra], stdin=stdin, check=True, timeout=TIMEOUT)
         return time.perf_counter() - start
 
 
-def kcat_consume(address: str, topic: str, expected: int) -> float:
+def kcat_consume(address: str, topic: str, expected: int, extra: tuple[str, ...] = ()) -> float:
+    """Seconds ``kcat -C -e`` takes to read ``expected`` messages back (exits if it got another count)."""
     start = time.perf_counter()
-    process = subprocess.Popen(["kcat", "-C", "-b", address, "-t", topic, "-e", "-o", "beginning", "-q"],
+    process = subprocess.Popen(["kcat", "-C", "-b", address, "-t", topic, "-e", "-o", "beginning", "-q", *extra],
                                stdout=subprocess.PIPE)
     lines = 0
     while chunk := process.stdout.read(1 << 20):

@@ -45,7 +45,8 @@ import attrs
 from broker.glob import glob_match
 from broker.subscribers import HARD, Subscriber
 
-__all__ = ["PubSub", "PublishResult", "PubSubStatistics", "MakeFrame", "Disconnected"]
+__all__ = ["CHANNEL_COUNTERS_LIMIT", "ChannelCounters", "PubSub", "PublishResult", "PubSubStatistics", "MakeFrame",
+           "Disconnected"]
 
 # make_frame(pattern or None, channel, payload, frame_format) -> encoded frame.
 MakeFrame = Callable[[bytes | None, bytes, bytes, int], bytes]
@@ -59,6 +60,39 @@ class PublishResult(NamedTuple):
 
     receivers: int
     disconnected: list[Disconnected] | tuple[()]
+
+
+# The most channels (and, apart, patterns and shard channels) counted one by one; publishes to
+# further names are counted together under the name None ("other"), so that a client
+# publishing to a million different channels cannot grow the counters (or the metrics
+# exposing them) without bound. docs/observability.md#bounded-labels
+CHANNEL_COUNTERS_LIMIT = 1000
+
+
+@attrs.define(slots=True, eq=False)
+class ChannelCounters:
+    """What happened to the messages of one channel (or pattern, or shard channel) so far.
+
+    Only ever grows: CONFIG RESETSTAT zeroes INFO's totals, not these (they feed Prometheus
+    counters, which must not go back).
+    """
+
+    published: int = 0  # PUBLISHes to the channel (not counted for a pattern)
+    # A channel: frames its publishes queued, the sum of PUBLISH's replies (pattern
+    # subscribers' pmessages included). A pattern: the pmessages it queued.
+    delivered: int = 0
+    dropped: int = 0  # publishes that reached nobody at all
+
+
+def _counters(index: dict[bytes | None, ChannelCounters], name: bytes) -> ChannelCounters:
+    """The counters of ``name`` in ``index``, created while under the limit, else "other"."""
+    counters = index.get(name)
+    if counters is None:
+        key = name if len(index) < CHANNEL_COUNTERS_LIMIT else None
+        counters = index.get(key)
+        if counters is None:
+            counters = index[key] = ChannelCounters()
+    return counters
 
 
 # The answer for a publish that reached nobody and cut nobody off: shared, since it is immutable.
@@ -107,9 +141,9 @@ class PubSub:
     # (every change drops the entry), so a publish does no per-subscriber attribute lookups.
     _targets: dict[bytes, list[tuple[Subscriber, Callable[[bytes, int], bool]]]] = attrs.field(
         factory=dict, init=False)
-    _messages_published: int = attrs.field(default=0, init=False)
-    _frames_delivered: int = attrs.field(default=0, init=False)
-    _messages_dropped_no_subscriber: int = attrs.field(default=0, init=False)
+    # The per-name counters' totals when CONFIG RESETSTAT last ran: INFO shows the counts since
+    # then (the totals are sums of the per-name counters, which themselves never go back).
+    _reset_at: tuple[int, int, int] = attrs.field(default=(0, 0, 0), init=False)
     _disconnected_hard: int = attrs.field(default=0, init=False)
     _disconnected_soft: int = attrs.field(default=0, init=False)
     # Deliveries held back by publish_deferred until flush_deferred: channel -> its batch.
@@ -119,6 +153,10 @@ class PubSub:
     # Subscribers cut off while delivering deferred frames outside flush_deferred (cannot
     # happen, see publish_deferred; kept for safety): reported by the next flush or sweep.
     _late_cuts: list[Subscriber] = attrs.field(factory=list, init=False)
+    # Per-name counters (see ``ChannelCounters``), bounded by CHANNEL_COUNTERS_LIMIT each.
+    _channel_counters: dict[bytes | None, ChannelCounters] = attrs.field(factory=dict, init=False)
+    _pattern_counters: dict[bytes | None, ChannelCounters] = attrs.field(factory=dict, init=False)
+    _shard_counters: dict[bytes | None, ChannelCounters] = attrs.field(factory=dict, init=False)
 
     # -- subscriptions -------------------------------------------------------------------------
 
@@ -132,6 +170,7 @@ class PubSub:
         """
         if self._join(sub, channel, sub.channels, self._channels, self._channel_order):
             self._targets.pop(channel, None)
+            sub.joined_at[channel] = _counters(self._channel_counters, channel).published
         return sub.subscription_count
 
     def psubscribe(self, sub: Subscriber, pattern: bytes) -> int:
@@ -143,6 +182,7 @@ class PubSub:
         """UNSUBSCRIBE one channel (harmless if not subscribed). Returns the count afterwards."""
         if self._leave(sub, channel, sub.channels, self._channels, self._channel_order):
             self._targets.pop(channel, None)
+            sub.joined_at.pop(channel, None)
         return sub.subscription_count
 
     def punsubscribe(self, sub: Subscriber, pattern: bytes) -> int:
@@ -259,11 +299,12 @@ class PubSub:
             The number of frames queued (PUBLISH's reply) and the subscribers cut off meanwhile,
             already closed and removed from the registry.
         """
-        self._messages_published += 1
+        counters = self._channel_counters.get(channel) or _counters(self._channel_counters, channel)
+        counters.published += 1
         subscribers = self._channels.get(channel)
         if not subscribers and not self._patterns:
             # The common "nobody listens" case: no frame built, nothing allocated.
-            self._messages_dropped_no_subscriber += 1
+            counters.dropped += 1
             return _NOBODY
         receivers = 0
         cut: list[Subscriber] | None = None  # allocated only if someone is cut off
@@ -297,8 +338,10 @@ class PubSub:
             if glob_match(pattern, channel):
                 if cut is None:
                     cut = []
-                receivers += _deliver_each(subscribers, pattern, channel, payload, now_ms, make_frame, cut)
-        return self._published(receivers, cut)
+                reached = _deliver_each(subscribers, pattern, channel, payload, now_ms, make_frame, cut)
+                _counters(self._pattern_counters, pattern).delivered += reached
+                receivers += reached
+        return self._published(receivers, cut, counters)
 
     def spublish(self, channel: bytes, payload: bytes, now_ms: int, make_frame: MakeFrame) -> PublishResult:
         """SPUBLISH: queue the message for every subscriber of the shard channel, and nobody else.
@@ -306,20 +349,21 @@ class PubSub:
         Args and Returns as ``publish``; ``make_frame`` is called with ``None`` for the pattern
         and builds the shard frame (``smessage``).
         """
-        self._messages_published += 1
+        counters = _counters(self._shard_counters, channel)
+        counters.published += 1
         subscribers = self._shard_channels.get(channel)
         if not subscribers:
-            self._messages_dropped_no_subscriber += 1
+            counters.dropped += 1
             return _NOBODY
         cut: list[Subscriber] = []
         receivers = _deliver_each(subscribers, None, channel, payload, now_ms, make_frame, cut)
-        return self._published(receivers, cut)
+        return self._published(receivers, cut, counters)
 
-    def _published(self, receivers: int, cut: list[Subscriber] | None) -> PublishResult:
+    def _published(self, receivers: int, cut: list[Subscriber] | None, counters: ChannelCounters) -> PublishResult:
         """Count a publish that reached ``receivers`` and report the subscribers it cut off."""
-        self._frames_delivered += receivers
+        counters.delivered += receivers
         if receivers == 0:
-            self._messages_dropped_no_subscriber += 1
+            counters.dropped += 1
         if not cut and receivers < _SHARED_RESULTS:
             return _RESULTS[receivers]
         return PublishResult(receivers, self._cut_off(cut) if cut else ())
@@ -354,8 +398,9 @@ class PubSub:
                 return -1
             if channel not in self._channels:
                 # Nobody listens: what publish does then, without its call.
-                self._messages_published += 1
-                self._messages_dropped_no_subscriber += 1
+                counters = self._channel_counters.get(channel) or _counters(self._channel_counters, channel)
+                counters.published += 1
+                counters.dropped += 1
                 return 0
             batch = self._start_deferral(channel)
             if batch is None:
@@ -370,9 +415,10 @@ class PubSub:
             return -1
         batch.size = size
         batch.frames.append(frame)
-        self._messages_published += 1
         receivers = len(batch.targets)
-        self._frames_delivered += receivers
+        counters = batch.counters
+        counters.published += 1
+        counters.delivered += receivers
         return receivers
 
     def publish_many(self, channel: bytes, payloads: Sequence[bytes], make_frame: MakeFrame) -> int:
@@ -409,8 +455,9 @@ class PubSub:
         count = len(payloads)
         subscribers = self._channels.get(channel)
         if not subscribers:
-            self._messages_published += count
-            self._messages_dropped_no_subscriber += count
+            counters = self._channel_counters.get(channel) or _counters(self._channel_counters, channel)
+            counters.published += count
+            counters.dropped += count
             return 0
         targets = self._targets.get(channel)
         if targets is None:
@@ -434,8 +481,9 @@ class PubSub:
         for sub, put in targets:
             put(runs[sub.frame_format], 0)  # within the headroom: cannot fail, no timer starts
         receivers = len(targets)
-        self._messages_published += count
-        self._frames_delivered += receivers * count
+        counters = self._channel_counters.get(channel) or _counters(self._channel_counters, channel)
+        counters.published += count
+        counters.delivered += receivers * count
         return receivers
 
     def _start_deferral(self, channel: bytes) -> _DeferredBatch | None:
@@ -460,7 +508,8 @@ class PubSub:
                 headroom = room
         if headroom <= 0:
             return None
-        batch = self._deferred[channel] = _DeferredBatch(targets, frame_format, headroom)
+        batch = self._deferred[channel] = _DeferredBatch(targets, frame_format, headroom,
+                                                         _counters(self._channel_counters, channel))
         return batch
 
     def flush_deferred(self, now_ms: int) -> list[Disconnected] | tuple[()]:
@@ -546,28 +595,53 @@ class PubSub:
         return len(self._shard_channels.get(channel, ()))
 
     def reset_statistics(self) -> None:
-        """Zero the counters (CONFIG RESETSTAT); sizes (channels, subscribers) are not counters."""
-        self._messages_published = 0
-        self._frames_delivered = 0
-        self._messages_dropped_no_subscriber = 0
+        """Zero the counters INFO shows (CONFIG RESETSTAT); sizes (channels, subscribers) are not
+        counters, and the per-name counters (``channel_counters``, for Prometheus) never go back."""
+        self._reset_at = self._totals()
         self._disconnected_hard = 0
         self._disconnected_soft = 0
+
+    def channel_counters(self) -> dict[str, dict[bytes | None, ChannelCounters]]:
+        """Copies of the per-name counters, by namespace (``channel``, ``pattern``, ``shard``);
+        the name None holds the names counted together past ``CHANNEL_COUNTERS_LIMIT``."""
+        return {kind: {name: attrs.evolve(c) for name, c in index.items()}
+                for kind, index in (("channel", self._channel_counters), ("pattern", self._pattern_counters),
+                                    ("shard", self._shard_counters))}
+
+    def subscriber_counts(self) -> dict[str, dict[bytes, int]]:
+        """Subscribers per channel, pattern and shard channel, as now (PUBSUB NUMSUB for all)."""
+        return {"channel": {name: len(subs) for name, subs in self._channels.items()},
+                "pattern": {name: len(subs) for name, subs in self._patterns.items()},
+                "shard": {name: len(subs) for name, subs in self._shard_channels.items()}}
 
     @property
     def subscriber_count(self) -> int:
         """Subscribers with at least one subscription."""
         return len(self._subscribers)
 
+    def _totals(self) -> tuple[int, int, int]:
+        """Messages published, frames delivered, messages dropped: sums of the channels' and
+        shard channels' counters (a channel's ``delivered`` is the sum of its PUBLISH replies,
+        pattern subscribers' pmessages included; the patterns' own counters split those out)."""
+        published = delivered = dropped = 0
+        for index in (self._channel_counters, self._shard_counters):
+            for counters in index.values():
+                published += counters.published
+                delivered += counters.delivered
+                dropped += counters.dropped
+        return published, delivered, dropped
+
     def statistics(self) -> PubSubStatistics:
-        """A frozen snapshot of sizes and counters."""
+        """A frozen snapshot of sizes and counters (counters since the last CONFIG RESETSTAT)."""
+        published, delivered, dropped = self._totals()
         return PubSubStatistics(
             channels=len(self._channels),
             patterns=len(self._patterns),
             shard_channels=len(self._shard_channels),
             subscribers=len(self._subscribers),
-            messages_published=self._messages_published,
-            frames_delivered=self._frames_delivered,
-            messages_dropped_no_subscriber=self._messages_dropped_no_subscriber,
+            messages_published=published - self._reset_at[0],
+            frames_delivered=delivered - self._reset_at[1],
+            messages_dropped_no_subscriber=dropped - self._reset_at[2],
             subscribers_disconnected_hard=self._disconnected_hard,
             subscribers_disconnected_soft=self._disconnected_soft,
         )
@@ -586,6 +660,7 @@ class _DeferredBatch:
     targets: list[tuple[Subscriber, Callable[[bytes, int], bool]]]
     frame_format: int
     headroom: float  # the frames held back must stay below this many bytes
+    counters: ChannelCounters  # the channel's, counted as each publish is held
     size: int = 0
     frames: list[bytes] = attrs.field(factory=list)
 

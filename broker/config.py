@@ -18,6 +18,9 @@ Every knob the daemon has lives here, grouped the way the TOML file is::
     listen = "127.0.0.1:6379"
     pubsub_hard_limit = 33554432
 
+    [http]                # metrics and the live dashboard; off unless given
+    listen = "127.0.0.1:9644"
+
 Unknown keys and bad values are refused when the config is built, with the key, the value and
 the allowed range in the message (``ConfigError``), so a typo never silently falls back to a
 default. ``attrs.evolve`` derives variants (CLI flags override the file that way).
@@ -32,6 +35,7 @@ from typing import Any
 import attrs
 
 from broker.errors import ConfigError
+from broker.security.kafka_users import KafkaUser, parse_users
 from broker.security.redis_users import RespUser, parse_resp_users
 
 KiB = 1024
@@ -41,6 +45,11 @@ HOUR_MS = 3600 * 1000
 DAY_MS = 24 * HOUR_MS
 
 FSYNC_POLICIES = ("always", "interval", "never")
+# Kafka's listener security protocols: TLS or not, SASL or not.
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+# Kafka's ssl.client.auth values: whether a client certificate is asked for, and required.
+CLIENT_AUTH = ("none", "requested", "required")
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
@@ -94,11 +103,34 @@ def _bool(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
         raise ConfigError(f"{_qualified(instance, attribute)} = {value!r}: expected true or false")
 
 
+def _string_list(choices: tuple[str, ...] | None = None) -> Any:
+    """An attrs validator: a tuple of strings, each one of ``choices`` when given."""
+
+    def check(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+        if not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"{_qualified(instance, attribute)} = {list(value)!r}: expected a list of strings")
+        bad = [item for item in value if choices is not None and item not in choices]
+        if bad:
+            raise ConfigError(f"{_qualified(instance, attribute)}: {', '.join(bad)} not allowed; "
+                              f"allowed values are {', '.join(choices)}")
+
+    return check
+
+
+def _to_tuple(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 def _listen_address(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
     try:
         parse_host_port(value)
     except ValueError as exc:
         raise ConfigError(f"{_qualified(instance, attribute)} = {value!r}: {exc}") from None
+
+
+def _optional_listen_address(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value != "":
+        _listen_address(instance, attribute, value)
 
 
 def _qualified(instance: Any, attribute: attrs.Attribute) -> str:
@@ -188,8 +220,39 @@ class KafkaConfig:
     group_initial_rebalance_delay_ms: int = attrs.field(default=3000, validator=_int_range(0, 300_000))
     group_min_session_timeout_ms: int = attrs.field(default=6000, validator=_int_range(1, INT32_MAX))
     group_max_session_timeout_ms: int = attrs.field(default=1_800_000, validator=_int_range(1, INT32_MAX))
+    # Security (docs in README "Securing the broker"). The listener's protocol, as Kafka's
+    # listener.security.protocol.map names it: TLS (the [tls] table) and/or SASL.
+    security_protocol: str = attrs.field(default="PLAINTEXT", validator=_one_of(SECURITY_PROTOCOLS))
+    # Kafka's sasl.enabled.mechanisms.
+    sasl_mechanisms: tuple[str, ...] = attrs.field(default=SASL_MECHANISMS, converter=_to_tuple,
+                                                   validator=_string_list(SASL_MECHANISMS))
+    # [[kafka.users]] tables: name and password (salted and hashed here, at load) or password_hash.
+    users: tuple[KafkaUser, ...] = attrs.field(factory=tuple, converter=parse_users)
+    # Kafka's authorizer.class.name set (true) or not; ACLs are kept in <data_dir>/acls.json.
+    authorizer: bool = attrs.field(default=False, validator=_bool)
+    # Kafka's super.users: principals ("User:admin") the authorizer allows everything.
+    super_users: tuple[str, ...] = attrs.field(factory=tuple, converter=_to_tuple, validator=_string_list())
+    # Kafka's allow.everyone.if.no.acl.found: a resource no ACL mentions is open to all.
+    allow_everyone_if_no_acl_found: bool = attrs.field(default=False, validator=_bool)
+    # Kafka's connections.max.reauth.ms (KIP-368): a SASL session lasts this long, then the client
+    # must re-authenticate on the same connection or have it closed; 0 = sessions never expire.
+    connections_max_reauth_ms: int = attrs.field(default=0, validator=_int_range(0, INT64_MAX))
+
+    @property
+    def uses_sasl(self) -> bool:
+        return self.security_protocol.startswith("SASL_")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.security_protocol in ("SSL", "SASL_SSL")
 
     def __attrs_post_init__(self) -> None:
+        bad_principals = [p for p in self.super_users if not p.startswith("User:")]
+        if bad_principals:
+            raise ConfigError(f"kafka.super_users: {', '.join(bad_principals)}: a principal is User:<name>")
+        if self.uses_sasl and not self.sasl_mechanisms:
+            raise ConfigError(f"kafka.sasl_mechanisms is empty but kafka.security_protocol = "
+                              f"{self.security_protocol!r} needs at least one")
         # Kafka's own rule: a total smaller than one request would refuse every large one.
         if self.queued_max_request_bytes != -1 and self.queued_max_request_bytes < self.max_request_bytes:
             raise ConfigError(
@@ -249,6 +312,8 @@ class RespConfig:
     acllog_max_len: int = _ranged(128, 0, INT64_MAX)
     # ACL users defined here ([[resp.users]] tables); not together with ``aclfile``, as in Redis.
     users: tuple[RespUser, ...] = attrs.field(factory=tuple, converter=parse_resp_users)
+    # Serve RESP over TLS with the [tls] certificate (Redis's tls-port, on this listener).
+    tls: bool = attrs.field(default=False, validator=_bool)
 
     def __attrs_post_init__(self) -> None:
         if self.users and self.aclfile:
@@ -261,6 +326,48 @@ class RespConfig:
 
 
 @attrs.frozen(kw_only=True)
+class HttpConfig:
+    """The HTTP listener serving ``/metrics`` (Prometheus) and the live dashboard.
+
+    Off by default (``listen = ""``): neither Kafka nor Redis opens an HTTP port unasked, and
+    an operator should choose where one appears. Neither has this key (Kafka exposes JMX,
+    Redis INFO); docs/observability.md describes what is served.
+    """
+
+    SECTION = "http"
+
+    listen: str = attrs.field(default="", validator=_optional_listen_address)
+
+
+@attrs.frozen(kw_only=True)
+class TlsConfig:
+    """The certificate both listeners use when they speak TLS (Kafka's ssl.*, Redis's tls-*).
+
+    ``ca_file`` holds the certificates client certificates are checked against
+    (Kafka ``ssl.truststore.location``, Redis ``tls-ca-cert-file``); ``client_auth`` is
+    Kafka's ``ssl.client.auth`` (Redis ``tls-auth-clients``: no / optional / yes).
+    """
+
+    SECTION = "tls"
+
+    cert_file: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    key_file: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    ca_file: str = attrs.field(default="", validator=attrs.validators.instance_of(str))
+    client_auth: str = attrs.field(default="none", validator=_one_of(CLIENT_AUTH))
+
+    def __attrs_post_init__(self) -> None:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError("tls.cert_file and tls.key_file go together: give both or neither")
+        if self.client_auth != "none" and not self.ca_file:
+            raise ConfigError(f"tls.client_auth = {self.client_auth!r} needs tls.ca_file (the CA that "
+                              f"signs client certificates)")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.cert_file)
+
+
+@attrs.frozen(kw_only=True)
 class BrokerConfig:
     """The whole broker. Build it with ``BrokerConfig.from_toml`` or keyword arguments."""
 
@@ -270,6 +377,14 @@ class BrokerConfig:
     log: LogConfig = attrs.field(factory=LogConfig)
     kafka: KafkaConfig = attrs.field(factory=KafkaConfig)
     resp: RespConfig = attrs.field(factory=RespConfig)
+    http: HttpConfig = attrs.field(factory=HttpConfig)
+    tls: TlsConfig = attrs.field(factory=TlsConfig)
+
+    def __attrs_post_init__(self) -> None:
+        needs = [name for name, wanted in (("kafka.security_protocol = " + repr(self.kafka.security_protocol),
+                                            self.kafka.uses_tls), ("resp.tls = true", self.resp.tls)) if wanted]
+        if needs and not self.tls.configured:
+            raise ConfigError(f"{' and '.join(needs)} needs a certificate: set tls.cert_file and tls.key_file")
 
     @classmethod
     def from_toml(cls, path: str | Path) -> BrokerConfig:
@@ -294,7 +409,7 @@ class BrokerConfig:
         Raises:
             ConfigError: unknown key or bad value, naming the key.
         """
-        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig}
+        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig, "http": HttpConfig, "tls": TlsConfig}
         top_level = {a.name for a in attrs.fields(cls)} - set(sections)
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():

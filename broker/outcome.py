@@ -54,6 +54,8 @@ class ErrorKind(enum.Enum):
     # DeleteGroups: no such group / the group still has members.
     GROUP_ID_NOT_FOUND = "GROUP_ID_NOT_FOUND"
     NON_EMPTY_GROUP = "NON_EMPTY_GROUP"
+    # The principal may not use this group (the authorizer said no; pull mode decides it).
+    GROUP_AUTHORIZATION_FAILED = "GROUP_AUTHORIZATION_FAILED"
 
     # --- committed offsets (OffsetCommit) ---
     # The metadata string a consumer stores with its offset is longer than the broker keeps.

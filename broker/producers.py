@@ -368,6 +368,10 @@ class ProducerRegistry:
                 self.ids.observe(producer_id, epoch)
         return table
 
+    def producer_ids(self) -> set[int]:
+        """Idempotent producers with state in at least one partition (metrics, INFO)."""
+        return {pid for table in self._tables.values() for pid in table.producers()}
+
     def rebuild_all(self, topics: TopicRegistry) -> int:
         """Rebuild every partition's table now (start-up); returns how many producers."""
         for topic in topics.topics():

@@ -245,6 +245,9 @@ class Subscriber:
     shard_channels: set[bytes] = attrs.field(factory=set)
     closed: bool = False
     name: bytes = b""
+    # channel -> how many messages had been published to it when this subscriber joined
+    # (kept by ``PubSub``): what a late subscriber never sees, shown by the dashboard.
+    joined_at: dict[bytes, int] = attrs.field(factory=dict)
 
     @property
     def subscription_count(self) -> int:

@@ -11,7 +11,8 @@ Start-up order matters for scripts and tests that wait on ``--ready-file``:
    offsets, the producer state and the group coordinator;
 2. start the Kafka and RESP listeners with ``nursery.start``, handing each the state it
    serves — each reports its bound address only once it accepts connections, which is what
-   makes port 0 usable;
+   makes port 0 usable — then, if ``[http] listen`` is set, the HTTP listener serving
+   ``/metrics`` and the dashboard, which reads the state and both front-ends;
 3. start maintenance (retention, aged segment rolls) and, for ``fsync = "interval"``, the
    periodic flush;
 4. write the ready file atomically and log ``broker_started``.
@@ -24,6 +25,7 @@ and releases the lock. The whole sequence is bounded so the process exits well w
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import resource
@@ -41,6 +43,8 @@ from broker.loggers import get_logger
 from broker.state import BrokerState
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
+from modes.common.running import RunningServers
+from modes.http.server import serve_http
 from modes.pull.log_runtime import flush_logs
 from modes.pull.server import serve_kafka
 from modes.push.server import serve_resp
@@ -67,12 +71,17 @@ class Addresses:
 
     kafka: str
     resp: str
+    # The HTTP listener (metrics, dashboard); "" when it is off.
+    http: str = ""
 
 
 def write_ready_file(path: Path, addresses: Addresses) -> None:
-    """Write ``{"kafka": …, "resp": …, "pid": …}`` atomically: a script polling for the file
-    never reads half of it."""
-    payload = json.dumps({"kafka": addresses.kafka, "resp": addresses.resp, "pid": os.getpid()})
+    """Write ``{"kafka": …, "resp": …, "pid": …}`` (plus ``"http"`` when that listener is on)
+    atomically: a script polling for the file never reads half of it."""
+    fields = {"kafka": addresses.kafka, "resp": addresses.resp}
+    if addresses.http:
+        fields["http"] = addresses.http
+    payload = json.dumps({**fields, "pid": os.getpid()})
     write_atomically(path, (payload + "\n").encode())
 
 
@@ -99,16 +108,22 @@ async def run_broker(
     topics = state.topics
     try:
         info = ServerInfo(config=config, started_at_ms=wall_ms(), log_storage=topics.storage)
+        running = RunningServers()
         async with trio.open_nursery() as nursery:
             kafka_address = await _start_listener(nursery, "Kafka", "--kafka", config.kafka.listen,
-                                                  serve_kafka, state, info)
+                                                  functools.partial(serve_kafka, running=running), state, info)
             # Push mode's INFO names the Kafka listener too, so a learner finds both modes;
             # its SHUTDOWN command (when enabled) stops the broker as a signal does.
             info = attrs.evolve(info, kafka_address=kafka_address,
                                 request_shutdown=nursery.cancel_scope.cancel)
             resp_address = await _start_listener(nursery, "RESP", "--resp", config.resp.listen,
-                                                 serve_resp, config.resp, state.pubsub, info)
-            addresses = Addresses(kafka=kafka_address, resp=resp_address)
+                                                 functools.partial(serve_resp, running=running, tls=config.tls),
+                                                 config.resp, state.pubsub, info)
+            http_address = ""
+            if config.http.listen:
+                http_address = await _start_listener(nursery, "HTTP", "--http", config.http.listen,
+                                                     serve_http, config.http, state, running)
+            addresses = Addresses(kafka=kafka_address, resp=resp_address, http=http_address)
             nursery.start_soon(_maintenance, config, topics)
             if config.log.fsync == "interval":
                 nursery.start_soon(_periodic_flush, config, topics)
@@ -119,6 +134,7 @@ async def run_broker(
                 data_dir=str(data_dir),
                 kafka=addresses.kafka,
                 resp=addresses.resp,
+                http=addresses.http or None,
                 fsync=config.log.fsync,
                 topics=len(topics.topics()),
                 version=info.version,

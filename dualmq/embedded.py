@@ -39,6 +39,8 @@ class EmbeddedBroker:
     kafka: str
     resp: str
     config: BrokerConfig
+    # The HTTP listener (/metrics, the dashboard) when ``http={"listen": ...}`` asked for one.
+    http: str = ""
 
     @property
     def data_dir(self) -> Path:
@@ -57,6 +59,7 @@ async def broker(
     log: dict[str, Any] | None = None,
     kafka: dict[str, Any] | None = None,
     resp: dict[str, Any] | None = None,
+    http: dict[str, Any] | None = None,
     **top_level: Any,
 ) -> AsyncIterator[EmbeddedBroker]:
     """Run a broker for the duration of the ``async with`` block.
@@ -66,6 +69,8 @@ async def broker(
         config: a full config to start from (its listen addresses are replaced by port 0).
         log, kafka, resp: overrides for those config sections, e.g. ``log={"fsync": "always"}``,
             ``resp={"pubsub_hard_limit": 1 << 20}``.
+        http: the HTTP listener's section, e.g. ``http={"listen": "127.0.0.1:0"}`` for
+            ``/metrics`` and the dashboard (off by default).
         **top_level: overrides of top-level keys, e.g. ``maintenance_interval_ms=100``.
 
     Yields:
@@ -83,11 +88,13 @@ async def broker(
             log=_section(base.log, log or {}),
             kafka=attrs.evolve(_section(base.kafka, kafka or {}), listen="127.0.0.1:0"),
             resp=attrs.evolve(_section(base.resp, resp or {}), listen="127.0.0.1:0"),
+            http=_section(base.http, http or {}),
             **top_level,
         )
         async with trio.open_nursery() as nursery:
             addresses = await nursery.start(functools.partial(run_broker, effective))
             try:
-                yield EmbeddedBroker(kafka=addresses.kafka, resp=addresses.resp, config=effective)
+                yield EmbeddedBroker(kafka=addresses.kafka, resp=addresses.resp, config=effective,
+                                     http=addresses.http)
             finally:
                 nursery.cancel_scope.cancel()

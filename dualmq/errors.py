@@ -30,7 +30,8 @@ class Timeout(DualmqError):
 
 
 class AuthenticationError(ServerError):
-    """The server refused the credentials given, or asks for credentials none were given for.
+    """The server refused the credentials given, or asks for credentials none were given for
+    (Redis AUTH / HELLO AUTH, Kafka SASL).
 
     Trying again with the same settings cannot help: the username or password must change.
     The message never contains the password.

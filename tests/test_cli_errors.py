@@ -29,17 +29,17 @@ def broker(tmp_path_factory):
         yield running
 
 
-@pytest.mark.parametrize("taken", ["kafka", "resp"])
+@pytest.mark.parametrize("taken", ["kafka", "resp", "http"])
 def test_a_port_in_use_names_the_listener_and_says_what_to_do(tmp_path, taken: str) -> None:
     with socket.socket() as occupant:
         occupant.bind(("127.0.0.1", 0))
         occupant.listen()
         port = occupant.getsockname()[1]
-        addresses = {"kafka": "127.0.0.1:0", "resp": "127.0.0.1:0", taken: f"127.0.0.1:{port}"}
+        addresses = {"kafka": "127.0.0.1:0", "resp": "127.0.0.1:0", "http": "127.0.0.1:0", taken: f"127.0.0.1:{port}"}
         result = dualmq("serve", "--data-dir", str(tmp_path / "data"), "--kafka", addresses["kafka"],
-                        "--resp", addresses["resp"], "--log-level", "warning")
+                        "--resp", addresses["resp"], "--http", addresses["http"], "--log-level", "warning")
     line = one_error_line(result)
-    name = {"kafka": "Kafka", "resp": "RESP"}[taken]
+    name = {"kafka": "Kafka", "resp": "RESP", "http": "HTTP"}[taken]
     assert f"the {name} listener cannot listen on 127.0.0.1:{port}: Address already in use" in line
     assert f"--{taken} HOST:PORT" in line and "port 0" in line
 

@@ -93,12 +93,7 @@ def _commands() -> list[str]:
     return list(subcommands.choices)
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(name, marks=pytest.mark.xfail(reason="compare's options belong to the compare package (another "
-                                                      "branch adds their help)", strict=False))
-    if name == "compare" else name
-    for name in _commands()
-])
+@pytest.mark.parametrize("command", _commands())
 def test_every_option_and_argument_has_help(command: str) -> None:
     [subcommands] = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
     missing = [f"{path}: {'/'.join(action.option_strings) or action.dest}"

@@ -81,6 +81,9 @@ class LogStatistics:
     fsync: str
     # I/O errors this partition's log has met (disk full, read errors…) since it was opened.
     io_errors: int
+    # Batches appended and reads served (fetches, one per partition read) since it was opened.
+    appends: int = 0
+    reads: int = 0
 
 
 # Left in a partition directory by a close that flushed everything (Kafka has one such file per
@@ -121,6 +124,10 @@ class PartitionLog:
     # The broker's shared file cache and I/O error reporter.
     storage: LogStorage
     _io_errors: int = 0
+    # Batches appended and reads served since this log was opened (metrics: the append and
+    # fetch rates). Plain integers, incremented on the append and read paths.
+    _appends: int = 0
+    _reads: int = 0
     # Tickets of long-polling fetches (see ``watch``): an append with nobody waiting costs one
     # truth test of this list.
     _watchers: list[DataTicket] = attrs.field(factory=list)
@@ -225,6 +232,8 @@ class PartitionLog:
             active_segment_base_offset=self._segments[-1].base_offset,
             fsync=self.config.fsync,
             io_errors=self._io_errors,
+            appends=self._appends,
+            reads=self._reads,
         )
 
     @property
@@ -303,6 +312,7 @@ class PartitionLog:
             # the next start). Worth knowing — the disk is failing or full — not worth failing.
             self.record_io_error("index write", index_error, now_ms)
         self._size_bytes += size
+        self._appends += 1
         if self._watchers:
             self._complete_watchers()
         return offset
@@ -408,6 +418,7 @@ class PartitionLog:
             OSError: a read failed (``filename`` names the file); see ``record_io_error``.
         """
         self._check_range(offset)
+        self._reads += 1
         if offset == self.high_watermark:
             return b""
         index = bisect.bisect_right(self._bases, offset) - 1

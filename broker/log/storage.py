@@ -5,7 +5,9 @@ Two things are broker-wide rather than per partition:
 * the bounded cache of open segment files (``file_cache.py``): the open-file limit is the
   process's, so the bound must be one number for all partitions together;
 * the I/O error reporter (``io_errors.py``): one rate limit and one count for the broker,
-  so a full disk produces one log line, not one per partition.
+  so a full disk produces one log line, not one per partition;
+* the fsync latency histogram: the front-end that runs an fsync times it and records it
+  here (the core has no clock), for ``/metrics``.
 
 The topic registry builds one ``LogStorage`` and hands it to every ``PartitionLog`` it opens;
 a ``PartitionLog`` opened on its own (tests, benchmarks) gets a private one.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import attrs
 
+from broker.histogram import Histogram, HistogramSnapshot
 from broker.log.file_cache import FileCacheStatistics, OpenFileCache, default_capacity, open_file_limit
 from broker.log.io_errors import IoErrorReporter
 from broker.loggers import get_logger
@@ -28,6 +31,7 @@ class LogStorageStatistics:
 
     files: FileCacheStatistics
     io_errors: int
+    fsync_seconds: HistogramSnapshot
 
 
 @attrs.define(eq=False)
@@ -36,6 +40,8 @@ class LogStorage:
 
     files: OpenFileCache
     io_errors: IoErrorReporter = attrs.field(factory=IoErrorReporter)
+    # How long each fsync of a partition log took (seconds), as measured by whoever ran it.
+    fsync_seconds: Histogram = attrs.field(factory=Histogram)
 
     @classmethod
     def from_config(cls, max_open_segment_files: int) -> LogStorage:
@@ -52,4 +58,5 @@ class LogStorage:
         return cls(files=OpenFileCache(capacity))
 
     def statistics(self) -> LogStorageStatistics:
-        return LogStorageStatistics(files=self.files.statistics(), io_errors=self.io_errors.total)
+        return LogStorageStatistics(files=self.files.statistics(), io_errors=self.io_errors.total,
+                                    fsync_seconds=self.fsync_seconds.snapshot())

@@ -9,7 +9,8 @@ calls ``args.handler(args)`` and turns an expected failure into one line on stan
 ``push``        ``publish``, ``subscribe`` (RESP, through ``dualmq.push``)
 ``check``       ``check``: a read-only verdict on a data directory's segments
 ``pull``        ``produce``, ``consume``, ``topics``, ``groups`` (Kafka, ``dualmq.pull``)
-``users``       ``users add`` / ``users list``: ACL users in the config, passwords hashed
+``acl``         ``acl add`` / ``list`` / ``remove``: Kafka ACLs on a running broker
+``users``       ``users add`` / ``users list``: users in the config (Redis ACL or Kafka SCRAM), passwords hashed
 ``common``      exit codes, address options, Ctrl-C handling
 ``record_format`` kcat-style ``--format`` for ``consume``
 =============== ==================================================================
@@ -37,7 +38,7 @@ import sys
 from broker.errors import BrokerError
 from dualmq.logging import configure_logging
 from dualmq import __version__
-from dualmq.cli import check, pull, push, serve, users
+from dualmq.cli import acl, check, pull, push, serve, users
 from dualmq.cli.common import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE
 from dualmq.compare import command as compare_command
 from dualmq.errors import DualmqError
@@ -61,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_parsers(commands)
     check.add_parsers(commands)
     pull.add_parsers(commands)
+    acl.add_parsers(commands)
     users.add_parsers(commands)
     compare_command.add_parsers(commands)
     return parser

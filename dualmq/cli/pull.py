@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 
 import trio
 
-from dualmq.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, add_kafka_option, until_interrupted
+from dualmq.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, add_kafka_option, kafka_security, until_interrupted
 from dualmq.cli.record_format import TERMINAL_FORMAT, VALUES_FORMAT, FormatError, RecordFormat
 from dualmq.pull import Admin, Consumer, Producer
 
@@ -145,10 +145,10 @@ def _produce(args: argparse.Namespace) -> int:
 
     async def run() -> tuple[int, bool]:
         if args.partitions:
-            async with Admin(args.kafka) as admin:
+            async with Admin(args.kafka, **kafka_security(args)) as admin:
                 await admin.create_topics(args.topic, partitions=args.partitions, exist_ok=True)
         deliveries = []
-        async with Producer(args.kafka, acks=acks) as producer:
+        async with Producer(args.kafka, acks=acks, **kafka_security(args)) as producer:
 
             async def read_and_enqueue() -> None:
                 async for line in _stdin_lines(prompt=interactive):
@@ -183,12 +183,13 @@ def _consume(args: argparse.Namespace) -> int:
 
     async def run() -> bool:
         if args.group:
-            consumer = Consumer(args.kafka, group_id=args.group, topics=[args.topic], auto_offset_reset=reset)
+            consumer = Consumer(args.kafka, group_id=args.group, topics=[args.topic], auto_offset_reset=reset,
+                                **kafka_security(args))
         else:
-            consumer = Consumer(args.kafka, auto_offset_reset=reset)
+            consumer = Consumer(args.kafka, auto_offset_reset=reset, **kafka_security(args))
         async with consumer:
             if not args.group:
-                async with Admin(args.kafka) as admin:
+                async with Admin(args.kafka, **kafka_security(args)) as admin:
                     [topic] = await admin.describe_topics(args.topic)
                 consumer.assign([(args.topic, p.partition) for p in topic.partitions])
             # Leaving the ``async with`` normally (also after Ctrl-C) commits what was printed.
@@ -226,7 +227,7 @@ async def _print_records(consumer: Consumer, args: argparse.Namespace, record_fo
 
 def _topics(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with Admin(args.kafka) as admin:
+        async with Admin(args.kafka, **kafka_security(args)) as admin:
             if args.topic_command == "create":
                 config = dict(_key_value(item) for item in args.config)
                 await admin.create_topics(args.name, partitions=args.partitions, config=config)
@@ -274,7 +275,7 @@ def _key_value(item: str) -> tuple[str, str]:
 
 def _groups(args: argparse.Namespace) -> int:
     async def run() -> None:
-        async with Admin(args.kafka) as admin:
+        async with Admin(args.kafka, **kafka_security(args)) as admin:
             if args.group_command == "list":
                 for group in sorted(await admin.list_groups(), key=lambda g: g.group_id):
                     print(f"{group.group_id}\t{group.state or '-'}\t{group.protocol_type or '-'}")

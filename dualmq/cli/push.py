@@ -12,7 +12,7 @@ import sys
 
 import trio
 
-from dualmq.cli.common import EXIT_USAGE, host_port
+from dualmq.cli.common import EXIT_USAGE, add_tls_options, host_port, resp_tls
 from dualmq.push import Gap, Publisher, subscribe
 
 DEFAULT_RESP = "127.0.0.1:6379"
@@ -28,6 +28,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     publish.add_argument("message", help="the message (delivered only to those subscribed right now)")
     publish.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
     _add_credentials(publish)
+    add_tls_options(publish)
     publish.set_defaults(handler=_publish)
 
     subscriber = commands.add_parser("subscribe", help="push mode: print messages as they are pushed")
@@ -39,6 +40,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                             help="reconnect when the connection drops, reporting the gap")
     subscriber.add_argument("--resp", type=host_port, default=DEFAULT_RESP, metavar="HOST:PORT", help=resp_help)
     _add_credentials(subscriber)
+    add_tls_options(subscriber)
     subscriber.set_defaults(handler=_subscribe)
 
 
@@ -60,7 +62,7 @@ def _credentials(args: argparse.Namespace) -> dict[str, str | None]:
 
 def _publish(args: argparse.Namespace) -> int:
     async def run() -> int:
-        async with Publisher(args.resp, **_credentials(args)) as publisher:
+        async with Publisher(args.resp, **_credentials(args), **resp_tls(args)) as publisher:
             return await publisher.publish(args.channel, args.message)
 
     receivers = trio.run(run)
@@ -77,7 +79,7 @@ def _subscribe(args: argparse.Namespace) -> int:
     async def run() -> None:
         seen = 0
         async with subscribe(args.resp, *args.channels, patterns=args.pattern,
-                             reconnect=args.reconnect, **_credentials(args)) as subscription:
+                             reconnect=args.reconnect, **_credentials(args), **resp_tls(args)) as subscription:
             print(f"subscribed to {', '.join([*args.channels, *args.pattern])}; waiting for messages",
                   file=sys.stderr, flush=True)
             async for item in subscription:

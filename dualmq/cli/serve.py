@@ -30,10 +30,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
                        help="Kafka listener, pull mode (default 127.0.0.1:9092; port 0 = any free port)")
     serve.add_argument("--resp", type=host_port, metavar="HOST:PORT",
                        help="RESP listener, push mode (default 127.0.0.1:6379; port 0 = any free port)")
+    serve.add_argument("--http", type=host_port, metavar="HOST:PORT",
+                       help="serve /metrics (Prometheus) and the live dashboard here (default: off; "
+                            "port 0 = any free port)")
     serve.add_argument("--fsync", choices=("always", "interval", "never"),
                        help="when appended data is fsynced (default interval)")
     serve.add_argument("--ready-file", type=Path,
-                       help='write {"kafka": ..., "resp": ..., "pid": ...} here once listening')
+                       help='write {"kafka": ..., "resp": ..., "pid": ...} here once listening '
+                            '(and "http" with --http)')
     serve.add_argument("--log-format", choices=LOG_FORMATS, default="auto",
                        help="console on a terminal, JSON otherwise (auto)")
     serve.add_argument("--log-level", choices=LOG_LEVELS, default="info",
@@ -50,6 +54,8 @@ def load_config(args: argparse.Namespace) -> BrokerConfig:
         config = attrs.evolve(config, kafka=attrs.evolve(config.kafka, listen=args.kafka))
     if args.resp is not None:
         config = attrs.evolve(config, resp=attrs.evolve(config.resp, listen=args.resp))
+    if args.http is not None:
+        config = attrs.evolve(config, http=attrs.evolve(config.http, listen=args.http))
     if args.fsync is not None:
         config = attrs.evolve(config, log=attrs.evolve(config.log, fsync=args.fsync))
     return config

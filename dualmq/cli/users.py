@@ -1,7 +1,8 @@
-"""``dualmq users``: add and list push mode's ACL users without hand-editing (passwords hashed).
+"""``dualmq users``: add and list users without hand-editing (passwords hashed).
 
     dualmq users add NAME --mode push --config FILE [--rules "on +@pubsub &news.*"]
-    dualmq users list --mode push --config FILE
+    dualmq users add NAME --mode pull --config FILE
+    dualmq users list --mode push|pull --config FILE
 
 ``add`` reads the password from standard input (one line; asked for twice on a terminal), so
 it never appears on a command line, and stores only its SHA-256 digest: in the config file as
@@ -10,7 +11,10 @@ a ``user`` line of that ACL file, Redis's format. The file is written only if th
 loads and every rule is one Redis accepts, and it is replaced atomically. A running broker
 reads the change at its next start (an ACL file also at ``ACL LOAD``).
 
-Only push mode (``--mode push``) is handled here; pull mode's SCRAM users are another format.
+With ``--mode pull`` the user is a Kafka SASL user: a ``[[kafka.users]]`` table whose
+``password_hash`` holds the SCRAM-SHA-256 and SCRAM-SHA-512 credentials (salt, iterations, stored
+and server keys: ``broker.security.scram``), the same the broker derives from a ``password`` key.
+What the user may do is a matter of ACLs: ``dualmq acl``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from broker.config import BrokerConfig
 from broker.errors import ConfigError
 from broker.files import write_atomically
+from broker.security.kafka_users import KafkaUser
 from broker.security.redis_acl import RedisAcl, RedisAclError, describe_user, hash_password, parse_acl_file
 from broker.security.redis_users import RespUser
 from modes.push.commands.acl import build_acl
@@ -43,8 +48,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--nopass", action="store_true", help="no password: any password lets the user in (Redis nopass)")
     listing = actions.add_parser("list", help="list the users the config file (or its aclfile) defines")
     for sub in (add, listing):
-        sub.add_argument("--mode", required=True, choices=("push",),
-                         help="push: Redis ACL users ([[resp.users]] or resp.aclfile)")
+        sub.add_argument("--mode", required=True, choices=("push", "pull"),
+                         help="push: Redis ACL users ([[resp.users]] or resp.aclfile); "
+                              "pull: Kafka SASL users ([[kafka.users]], SCRAM hashes)")
         sub.add_argument("--config", required=True, type=Path, metavar="FILE", help="the broker's TOML config file")
     add.set_defaults(handler=_add)
     listing.set_defaults(handler=_list)
@@ -63,6 +69,8 @@ def _read_password(name: str) -> str:
 
 
 def _add(args: argparse.Namespace) -> int:
+    if args.mode == "pull":
+        return _add_pull(args)
     config = BrokerConfig.from_toml(args.config).resp
     acl = build_acl(config)
     if args.name in acl.users:
@@ -108,7 +116,29 @@ def _toml_string(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _add_pull(args: argparse.Namespace) -> int:
+    if args.nopass:
+        raise ConfigError("--nopass is for push mode; a Kafka SASL user always has a password")
+    if args.name in {user.name for user in BrokerConfig.from_toml(args.config).kafka.users}:
+        raise ConfigError(f"user {args.name!r} already exists in {args.config}; nothing was written")
+    user = KafkaUser.with_password(args.name, _read_password(args.name))
+    hashes = ", ".join(_toml_string(text) for text in user.to_table()["password_hash"])
+    path = args.config
+    text = path.read_text("utf-8")
+    new_text = (text + ("\n" if text and not text.endswith("\n") else "")
+                + f"\n[[kafka.users]]\nname = {_toml_string(args.name)}\npassword_hash = [{hashes}]\n")
+    _check_loads(path, new_text)
+    write_atomically(path, new_text.encode("utf-8"))
+    print(f"added pull-mode user {args.name!r} to {path} (password stored as SCRAM-SHA-256/512 credentials); "
+          f"restart the broker to use it")
+    return 0
+
+
 def _list(args: argparse.Namespace) -> int:
+    if args.mode == "pull":
+        for kafka_user in BrokerConfig.from_toml(args.config).kafka.users:
+            print(kafka_user.name)
+        return 0
     acl: RedisAcl = build_acl(BrokerConfig.from_toml(args.config).resp)
     for user in acl.sorted_users():
         print(describe_user(user, acl.catalog))

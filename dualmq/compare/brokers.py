@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -50,13 +51,15 @@ class BrokerHandle:
     """The broker one scenario runs against; ``restartable`` tells whether events can kill it."""
 
     def __init__(self, kind: str, kafka: str | None, resp: str | None, settings: dict[str, dict[str, Any]],
-                 process: BrokerProcess | None = None, resp_credentials: dict[str, str | None] | None = None) -> None:
+                 process: BrokerProcess | None = None, resp_credentials: dict[str, str | None] | None = None,
+                 http: str = "") -> None:
         self.kind = kind
         # ``username`` / ``password`` for an external RESP server that asks for them (the push
         # SDK's keywords); empty for a broker compare starts (it has no password).
         self.resp_credentials = resp_credentials or {}
         self._kafka = kafka
         self._resp = resp
+        self._http = http
         self.settings = settings
         self.process = process
 
@@ -67,6 +70,11 @@ class BrokerHandle:
     @property
     def resp(self) -> str | None:
         return self.process.resp_address if self.process is not None else self._resp
+
+    @property
+    def http(self) -> str:
+        """The broker's HTTP listener (metrics, dashboard); "" when it has none."""
+        return self.process.ready.get("http", "") if self.process is not None else self._http
 
     @property
     def restartable(self) -> bool:
@@ -87,7 +95,7 @@ class BrokerHandle:
 @asynccontextmanager
 async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: str | None = None,
                       resp: str | None = None, verbose: bool = False,
-                      resp_credentials: dict[str, str | None] | None = None):
+                      resp_credentials: dict[str, str | None] | None = None, dashboard: bool = False):
     """Yield a ``BrokerHandle`` of ``kind`` embedded | subprocess | external; clean up after.
 
     Args:
@@ -97,16 +105,22 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
         verbose: a subprocess broker logs at info level, in console format (``--verbose`` shows
             its log file); otherwise warnings and errors only.
         resp_credentials: ``username`` / ``password`` for the external RESP server.
+        dashboard: the broker also serves the live dashboard and ``/metrics`` on a free port,
+            and its address is printed once it is up (``--dashboard``; not for ``external``).
     """
     if kind == "external":
         yield BrokerHandle("external", kafka, resp, {}, resp_credentials=resp_credentials)
         return
+    if dashboard:
+        settings = {**settings, "http": {"listen": "127.0.0.1:0"}}
     if kind == "embedded":
         import dualmq.embedded  # composition root; imported lazily (it pulls in the broker)
 
         with tempfile.TemporaryDirectory(prefix="dualmq-compare-") as scratch:
             async with dualmq.embedded.broker(Path(scratch) / "data", **settings) as running:
-                yield BrokerHandle("embedded", running.kafka, running.resp, settings)
+                handle = BrokerHandle("embedded", running.kafka, running.resp, settings, http=running.http)
+                _announce_dashboard(handle)
+                yield handle
         return
     with tempfile.TemporaryDirectory(prefix="dualmq-compare-") as scratch:
         config = Path(scratch) / "broker.toml"
@@ -114,7 +128,16 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
         console = ("--log-format", "console") if verbose else ()
         async with BrokerProcess(Path(scratch) / "data", "--config", str(config), *console,
                                  log_level="info" if verbose else "warning") as process:
-            yield BrokerHandle("subprocess", None, None, settings, process)
+            handle = BrokerHandle("subprocess", None, None, settings, process)
+            _announce_dashboard(handle)
+            yield handle
+
+
+def _announce_dashboard(handle: BrokerHandle) -> None:
+    """Print where the live dashboard is, when the broker serves one (``compare --dashboard``)."""
+    if handle.http:
+        print(f"dashboard: http://{handle.http}/  (metrics: http://{handle.http}/metrics)", file=sys.stderr,
+              flush=True)
 
 
 def cpu_count() -> int:

@@ -96,12 +96,12 @@ OPTIONS: list[tuple[tuple[str, ...], dict]] = [
     (("--runs",), dict(type=int, default=DEFAULT_RUNS, metavar="N",
                        help=f"measured: runs per point; the median and spread are reported (default {DEFAULT_RUNS})")),
     (("--rate",), dict(type=_positive(float), metavar="MSG_PER_S", help="total send rate; 0 = full speed")),
-    (("--message-size",), dict(type=int, metavar="BYTES")),
-    (("--producers",), dict(type=int, metavar="N")),
-    (("--consumers",), dict(type=int, metavar="N")),
-    (("--partitions",), dict(type=int, metavar="N")),
+    (("--message-size",), dict(type=int, metavar="BYTES", help="bytes per message, the 32-byte header included")),
+    (("--producers",), dict(type=int, metavar="N", help="producers (publishers), each in its own process when measured")),
+    (("--consumers",), dict(type=int, metavar="N", help="consumers (subscribers); a sweep's own variable wins")),
+    (("--partitions",), dict(type=int, metavar="N", help="partitions of pull mode's topic")),
     (("--keys",), dict(type=int, metavar="N", help="in-process: distinct keys, round-robin (0 = no key)")),
-    (("--modes",), dict(type=_modes, default=MODES, metavar="pull,push")),
+    (("--modes",), dict(type=_modes, default=MODES, metavar="pull,push", help="which modes to run (default: both)")),
     (("--broker",), dict(choices=("subprocess", "embedded"), default="subprocess",
                          help="where the broker runs when no address is given: its own process (default), or "
                               "inside compare's (restart/kill scenarios always use a process)")),
@@ -113,6 +113,9 @@ OPTIONS: list[tuple[tuple[str, ...], dict]] = [
     (("--json",), dict(metavar="FILE", help="also write every figure as JSON (schemas in report.py, sweep_report.py)")),
     (("--html",), dict(metavar="FILE", help="also write a self-contained HTML page with a chart per claim")),
     (("--verbose",), dict(action="store_true", help="log at info level and show the broker's log")),
+    (("--dashboard",), dict(action="store_true",
+                            help="the broker compare starts also serves the live dashboard (and /metrics); "
+                                 "its URL is printed once the broker is up")),
 ]
 
 
@@ -194,6 +197,10 @@ def run_command(args: argparse.Namespace) -> int:
         print("dualmq compare: --runs must be at least 1", file=sys.stderr)
         return EXIT_USAGE
     modes = args.modes
+    if args.dashboard and (args.kafka or args.resp):
+        print("dualmq compare: --dashboard is served by a broker compare starts; drop --kafka/--resp "
+              "(or start that broker with dualmq serve --http HOST:PORT)", file=sys.stderr)
+        return EXIT_USAGE
     if args.kafka or args.resp:
         modes = tuple(m for m in modes if (args.kafka if m == "pull" else args.resp))
     try:
@@ -222,7 +229,7 @@ def run_command(args: argparse.Namespace) -> int:
             result = await run_sweep(SWEEPS[name], runs=args.runs, broker=args.broker, kafka=args.kafka,
                                      resp=args.resp, modes=modes, overrides=measured_overrides, progress=progress,
                                      stop=stop, broker_log=show_broker_log if args.verbose else None,
-                                     resp_credentials=credentials)
+                                     resp_credentials=credentials, dashboard=args.dashboard)
             clear_progress()
             sweeps.append(result)
             print(render_sweep(result) + "\n", flush=True)
@@ -231,7 +238,8 @@ def run_command(args: argparse.Namespace) -> int:
                 break
             print(f"running {workload.name} ({', '.join(modes)}) ...", file=sys.stderr, flush=True)
             result = await run_workload(workload, broker=args.broker, kafka=args.kafka, resp=args.resp,
-                                        modes=modes, progress=progress, stop=stop, resp_credentials=credentials)
+                                        modes=modes, progress=progress, stop=stop, resp_credentials=credentials,
+                                        dashboard=args.dashboard)
             clear_progress()
             report = ScenarioReport.from_run(result)
             reports.append(report)

@@ -89,6 +89,9 @@ class PullSide(Side):
                           else f"{retention_ms / 3600000:g} h" if retention_ms >= 0 else "forever"),
             "topic": f"{run.target}, {workload.partitions} partition(s)",
             "broker": f"{run.broker.kind} at {run.broker.kafka}",
+            "security": ("unknown (external broker)" if run.broker.kind == "external" else
+                         f"{run.broker.setting('kafka', 'security_protocol', 'PLAINTEXT')}, authorizer "
+                         f"{'on' if run.broker.setting('kafka', 'authorizer', False) else 'off'}"),
         })
         if not self.commits:
             run.log.notes.append("broker lacks OffsetCommit/OffsetFetch: pull consumers did not commit")

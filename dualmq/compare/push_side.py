@@ -110,6 +110,9 @@ class PushSide(Side):
             "output-buffer limit (pubsub)": guarantee,
             "publisher pipelining": f"{run.workload.publish_batch} PUBLISH per write at full speed",
             "broker": f"{run.broker.kind} at {run.broker.resp}",
+            "security": ("unknown (external server)" if run.broker.kind == "external" else
+                         "TLS" if run.broker.setting("resp", "tls", False) else "plaintext, no TLS"),
+            "authentication": _authentication(run.broker.resp_credentials),
         })
 
     async def apply_event(self, run: ModeRun, event: Event, nursery: trio.Nursery) -> None:
@@ -334,3 +337,10 @@ def _disconnect_cause(run: ModeRun, opened_ns: int, noticed_ns: int, message: st
     if slow_disconnects:
         return noticed_ns, SLOW_DISCONNECT
     return noticed_ns, f"connection lost: {message}"
+
+
+def _authentication(credentials: dict) -> str:
+    """The receipt's line on security: who compare's clients authenticated as (never the password)."""
+    if credentials.get("password") is None:
+        return "none (the default user, no password)"
+    return f"AUTH as ACL user {credentials.get('username') or 'default'}"

@@ -201,7 +201,8 @@ def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp:
 async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: str | None = None,
                        resp: str | None = None, modes: tuple[str, ...] = MODES,
                        progress: Progress | None = None, stop: StopRequest | None = None,
-                       resp_credentials: dict[str, str | None] | None = None) -> RunResult:
+                       resp_credentials: dict[str, str | None] | None = None,
+                       dashboard: bool = False) -> RunResult:
     """Run ``workload`` through each of ``modes`` (pull first) and return the logs.
 
     Args:
@@ -226,7 +227,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
     logs: dict[str, ModeLog] = {}
     skipped: dict[str, str] = {}
     async with open_broker(kind, workload.broker, kafka=kafka, resp=resp,
-                           resp_credentials=resp_credentials) as handle:
+                           resp_credentials=resp_credentials, dashboard=dashboard) as handle:
         addresses = {"kafka": handle.kafka, "resp": handle.resp}
         for mode in modes:
             if (handle.kafka if mode == "pull" else handle.resp) is None:

@@ -26,7 +26,8 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
                     kafka: str | None = None, resp: str | None = None, modes: tuple[str, ...] = MODES,
                     overrides: dict[str, Any] | None = None, progress: Progress | None = None,
                     stop=None, broker_log: Callable[[str], None] | None = None,
-                    resp_credentials: dict[str, str | None] | None = None) -> SweepResult:
+                    resp_credentials: dict[str, str | None] | None = None,
+                    dashboard: bool = False) -> SweepResult:
     """Measure every point of ``sweep`` ``runs`` times in each mode and return the results.
 
     Args:
@@ -37,6 +38,7 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
         stop: a ``runner.StopRequest``; when requested, the results so far are returned.
         broker_log: given a started broker's log path (``--verbose``).
         resp_credentials: ``username`` / ``password`` for an external RESP server.
+        dashboard: the broker serves the live dashboard, its address printed (``--dashboard``).
     """
     overrides = overrides or {}
     kind = "external" if kafka or resp else broker
@@ -45,7 +47,7 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
                          broker=kind, cpus=os.cpu_count() or 1)
     settings = _broker_settings(workloads)
     async with open_broker(kind, settings, kafka=kafka, resp=resp, verbose=broker_log is not None,
-                           resp_credentials=resp_credentials) as handle:
+                           resp_credentials=resp_credentials, dashboard=dashboard) as handle:
         available = tuple(m for m in modes if (handle.kafka if m == "pull" else handle.resp))
         run_id = payload.new_run_id()
         scope = stop.cancel_scope() if stop is not None else _null_scope()

@@ -40,6 +40,7 @@ The arrows run one way: ``connection`` <- ``client`` <- (``producer``, ``fetcher
 from __future__ import annotations
 
 from dualmq.pull.accumulator import Delivery
+from dualmq.pull.acls import Acl, AclFilter
 from dualmq.pull.admin import (
     Admin,
     ConfigEntry,
@@ -57,6 +58,8 @@ from dualmq.pull.producer import Producer
 from dualmq.pull.records import ConsumerRecord
 
 __all__ = [
+    "Acl",
+    "AclFilter",
     "Admin",
     "ConfigEntry",
     "ConsumeStats",

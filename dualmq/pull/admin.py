@@ -6,8 +6,8 @@
             print(await admin.describe_group(group.group_id))
 
 What lives here: thin, typed wrappers over CreateTopics, CreatePartitions, DeleteTopics, Metadata,
-ListOffsets, DescribeConfigs, ListGroups, DescribeGroups, DeleteGroups and OffsetFetch. Results are
-frozen attrs values.
+ListOffsets, DescribeConfigs, ListGroups, DescribeGroups, DeleteGroups and OffsetFetch, and (through
+``acls.py``) CreateAcls, DescribeAcls and DeleteAcls. Results are frozen attrs values.
 
 Lag has one definition everywhere in dualmq: log-end offset minus committed offset,
 per partition, never negative; a partition without a commit counts its whole retained log
@@ -19,14 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from typing import Any
+
 import attrs
 
 from dualmq.errors import KafkaError, UnsupportedVersion
+from dualmq.pull.acls import Acl, AclFilter, create_acls, delete_acls, describe_acls
 from dualmq.pull.assignors import decode_assignment
 from dualmq.pull.client import KafkaClient
 from dualmq.pull.fetcher import EARLIEST, LATEST, list_offsets
 from dualmq.pull.group import fetch_committed
 from dualmq.pull.records import TopicPartition
+from dualmq.pull.security import ClientSecurity
 from wire.errors import RemoteProtocolError
 from wire.kafka.errors import ErrorCode
 
@@ -123,11 +127,16 @@ class Admin:
     Args:
         bootstrap: "host:port[,...]".
         request_timeout_ms: per-request deadline (topic creation waits up to this too).
+        security: TLS and SASL keyword arguments, named as kafka-python names them:
+            ``security_protocol``, ``sasl_mechanism``, ``sasl_plain_username``,
+            ``sasl_plain_password``, ``ssl_cafile``, ``ssl_certfile``, ``ssl_keyfile``,
+            ``ssl_check_hostname`` (``dualmq.pull.security.ClientSecurity``).
     """
 
     def __init__(self, bootstrap: str | Iterable[str], *, request_timeout_ms: float = 30_000,
-                 client_id: str = "dualmq-admin") -> None:
-        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=request_timeout_ms / 1000)
+                 client_id: str = "dualmq-admin", **security: Any) -> None:
+        self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=request_timeout_ms / 1000,
+                                   security=ClientSecurity(**security))
 
     async def __aenter__(self) -> Admin:
         await self._client.__aenter__()
@@ -164,6 +173,34 @@ class Admin:
         """
         connection = await self._client.connection(self._client.any_node() if node is None else node)
         return dict(connection.broker_ranges)
+
+    # --- access control lists -----------------------------------------------------------------
+
+    async def create_acls(self, bindings: Iterable[Acl]) -> None:
+        """Add ACL bindings (needs Alter on the cluster; see ``dualmq.pull.acls``).
+
+        Raises:
+            KafkaError: SECURITY_DISABLED (no authorizer), CLUSTER_AUTHORIZATION_FAILED,
+                INVALID_REQUEST, ... for the first binding refused.
+            ValueError: an unknown operation, resource type, pattern or permission name.
+        """
+        await create_acls(self._client, list(bindings))
+
+    async def describe_acls(self, selection: AclFilter | None = None, **fields: str) -> list[Acl]:
+        """The bindings matching ``selection`` (or an ``AclFilter(**fields)``; all by default).
+
+        Raises:
+            KafkaError: SECURITY_DISABLED, CLUSTER_AUTHORIZATION_FAILED (needs Describe on the cluster).
+        """
+        return await describe_acls(self._client, selection or AclFilter(**fields))
+
+    async def delete_acls(self, selection: AclFilter | None = None, **fields: str) -> list[Acl]:
+        """Remove the bindings matching ``selection`` (or ``AclFilter(**fields)``); what was removed.
+
+        Raises:
+            KafkaError: SECURITY_DISABLED, CLUSTER_AUTHORIZATION_FAILED (needs Alter on the cluster).
+        """
+        return await delete_acls(self._client, selection or AclFilter(**fields))
 
     # --- topics --------------------------------------------------------------------------------
 

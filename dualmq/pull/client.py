@@ -39,6 +39,7 @@ import trio
 
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
 from dualmq.pull.connection import BrokerConnection
+from dualmq.pull.security import ClientSecurity
 from dualmq.sdk_logging import get_logger
 from wire.kafka.errors import ErrorCode
 
@@ -123,8 +124,10 @@ class KafkaClient:
 
     def __init__(self, bootstrap: str | Iterable[str], *, client_id: str = "dualmq",
                  request_timeout: float = 30.0, connect_timeout: float = 10.0,
-                 reconnect_backoff: float = 0.05, reconnect_backoff_max: float = 1.0) -> None:
+                 reconnect_backoff: float = 0.05, reconnect_backoff_max: float = 1.0,
+                 security: ClientSecurity | None = None) -> None:
         self.bootstrap = parse_bootstrap(bootstrap)
+        self.security = security
         self.client_id = client_id
         self.request_timeout = request_timeout
         self.connect_timeout = connect_timeout
@@ -176,7 +179,7 @@ class KafkaClient:
             try:
                 connection = await BrokerConnection.open(
                     self._nursery, host, port, client_id=self.client_id, node_id=BOOTSTRAP_NODE,
-                    timeout=self.connect_timeout)
+                    timeout=self.connect_timeout, security=self.security)
             except (ConnectionLost, Timeout) as exc:
                 errors.append(str(exc))
                 continue
@@ -217,7 +220,8 @@ class KafkaClient:
                 await trio.sleep(wait)
             try:
                 connection = await BrokerConnection.open(self._nursery, host, port, client_id=self.client_id,
-                                                         node_id=node_id, timeout=self.connect_timeout)
+                                                         node_id=node_id, timeout=self.connect_timeout,
+                                                         security=self.security)
             except (ConnectionLost, Timeout) as exc:
                 self._connect_failed(address, exc)
                 raise

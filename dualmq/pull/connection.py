@@ -40,12 +40,14 @@ import itertools
 
 import trio
 
-from dualmq.errors import ConnectionLost, KafkaError, ProtocolMismatch, Timeout, UnsupportedVersion
+from dualmq.errors import AuthenticationError, ConnectionLost, KafkaError, ProtocolMismatch, Timeout, UnsupportedVersion
+from dualmq.pull.security import ClientSecurity, ScramClient
 from dualmq.sdk_logging import get_logger
 from wire.errors import ProtocolError, RemoteProtocolError
 from wire.kafka import codec, framing
 from wire.kafka.errors import ErrorCode
-from wire.kafka.messages import REQUESTS, RESPONSES, admin, groups, metadata, produce_fetch
+from wire.kafka.messages import REQUESTS, RESPONSES, admin, groups, metadata, produce_fetch, security
+from wire.kafka.messages.security import SASL_AUTHENTICATE, SASL_HANDSHAKE
 from wire.kafka.schema import Api
 
 __all__ = ["CLIENT_VERSIONS", "BrokerConnection", "choose_versions"]
@@ -81,6 +83,11 @@ _SDK_APIS: tuple[tuple[Api, int], ...] = (
     (produce_fetch.INIT_PRODUCER_ID, 0),
     (admin.CREATE_PARTITIONS, 0),
     (groups.DELETE_GROUPS, 0),
+    (security.SASL_HANDSHAKE, 1),
+    (security.SASL_AUTHENTICATE, 0),
+    (security.DESCRIBE_ACLS, 1),
+    (security.CREATE_ACLS, 1),
+    (security.DELETE_ACLS, 1),
 )
 
 # The versions the SDK can speak, per API key: ``(min, max)``, built from ``_SDK_APIS``.
@@ -122,6 +129,26 @@ def choose_versions(broker_ranges: dict[int, tuple[int, int]]) -> dict[int, int]
     return chosen
 
 
+async def _start_tls(stream: trio.SocketStream, security: ClientSecurity, host: str, address: str,
+                     timeout: float) -> trio.SSLStream:
+    """The client side of the TLS handshake over ``stream``.
+
+    Raises:
+        ConnectionLost: the handshake failed (untrusted certificate, not a TLS port) or timed out.
+    """
+    tls = trio.SSLStream(stream, security.ssl_context(), server_hostname=host, https_compatible=True)
+    with trio.move_on_after(timeout) as scope:
+        try:
+            await tls.do_handshake()
+        except trio.BrokenResourceError as exc:
+            await trio.aclose_forcefully(stream)
+            raise ConnectionLost(f"TLS handshake with {address} failed: {exc.__cause__ or exc}") from None
+    if scope.cancelled_caught:
+        await trio.aclose_forcefully(stream)
+        raise Timeout(f"TLS handshake with {address} took more than {timeout} s")
+    return tls
+
+
 class _Pending:
     """One request waiting for its response (a slot filled by the reader task)."""
 
@@ -161,18 +188,22 @@ class BrokerConnection:
 
     @classmethod
     async def open(cls, nursery: trio.Nursery, host: str, port: int, *, client_id: str, node_id: int,
-                   timeout: float) -> BrokerConnection:
-        """Connect, start the reader in ``nursery``, negotiate API versions.
+                   timeout: float, security: ClientSecurity | None = None) -> BrokerConnection:
+        """Connect (with TLS if ``security`` says so), start the reader in ``nursery``, negotiate
+        API versions, authenticate (SASL, if ``security`` says so).
 
         Args:
             nursery: owns the reader task.
             host, port: the broker's address.
             client_id: sent in every request header (shows up in broker logs and quotas).
             node_id: the broker's node id (-1 for a bootstrap address).
-            timeout: seconds for connect plus ApiVersions.
+            timeout: seconds for connect plus ApiVersions (and for each step of TLS and SASL).
+            security: TLS and SASL settings (``dualmq.pull.security``); None: plaintext.
 
         Raises:
-            ConnectionLost: cannot connect, or the broker broke the connection.
+            AuthenticationError: the broker refused our SASL credentials.
+            ConnectionLost: cannot connect, the TLS handshake failed, or the broker broke the
+                connection.
             Timeout: no answer within ``timeout``.
             ProtocolMismatch: the port speaks RESP (or something else), not Kafka.
         """
@@ -187,12 +218,16 @@ class BrokerConnection:
         if isinstance(stream, trio.SocketStream):
             # Small requests (heartbeats, acks=1 produces) must not wait for Nagle's timer.
             stream.setsockopt(trio.socket.IPPROTO_TCP, trio.socket.TCP_NODELAY, True)
+        if security is not None and security.uses_tls:
+            stream = await _start_tls(stream, security, host, address, timeout)
         connection = cls(stream, address, client_id, node_id)
         nursery.start_soon(connection._reader)
         probe = trio.CancelScope()
         nursery.start_soon(connection._probe_for_resp, host, port, probe)
         try:
             await connection._negotiate(timeout)
+            if security is not None and security.uses_sasl:
+                await connection._authenticate(security, timeout)
         except BaseException:
             await connection.aclose()
             raise
@@ -241,6 +276,33 @@ class BrokerConnection:
             self.versions = choose_versions(ranges)
             return
         raise UnsupportedVersion(f"{self.address} does not accept any ApiVersions version we speak")
+
+    async def _authenticate(self, security: ClientSecurity, timeout: float) -> None:
+        """SaslHandshake v1, then the mechanism's tokens in SaslAuthenticate requests.
+
+        Raises:
+            AuthenticationError: the broker refused the mechanism or the credentials.
+            ConnectionLost, Timeout: as any request.
+        """
+        mechanism = security.sasl_mechanism
+        handshake = await self.request(SASL_HANDSHAKE.key, {"mechanism": mechanism}, timeout=timeout, version=1)
+        if handshake["error_code"] != ErrorCode.NONE:
+            raise AuthenticationError(
+                f"{self.address} does not accept SASL mechanism {mechanism} "
+                f"({ErrorCode.lookup(handshake['error_code'])!s}; enabled: {', '.join(handshake['mechanisms'])})")
+        user, password = security.sasl_plain_username, security.sasl_plain_password
+        if mechanism == "PLAIN":
+            await self._sasl_token(b"\x00" + user.encode() + b"\x00" + password.encode(), timeout)
+            return
+        scram = ScramClient(mechanism, user, password)
+        server_first = await self._sasl_token(scram.first(), timeout)
+        scram.verify(await self._sasl_token(scram.final(server_first), timeout))
+
+    async def _sasl_token(self, token: bytes, timeout: float) -> bytes:
+        answer = await self.request(SASL_AUTHENTICATE.key, {"auth_bytes": token}, timeout=timeout)
+        if answer["error_code"] != ErrorCode.NONE:
+            raise AuthenticationError(f"{self.address}: {answer['error_message'] or 'SASL authentication failed'}")
+        return bytes(answer["auth_bytes"])
 
     def version(self, api_key: int) -> int:
         """The negotiated version for ``api_key``.
@@ -366,7 +428,8 @@ class BrokerConnection:
                 if not data:
                     if not received and self._pending and self._pending[0].api_key == API_VERSIONS:
                         raise ConnectionLost(f"{self.address} closed the connection without answering ApiVersions: "
-                                             f"is it a Kafka port? ({WRONG_PORT_HINT})")
+                                             f"is it a Kafka port, and does it expect TLS or SASL "
+                                             f"(security_protocol)? ({WRONG_PORT_HINT})")
                     raise ConnectionLost(f"{self.address} closed the connection")
                 if not received and data[0] in _RESP_FIRST_BYTES:
                     raise ProtocolMismatch(f"{self.address} speaks RESP (the Redis protocol), not Kafka: it "
@@ -401,8 +464,11 @@ class BrokerConnection:
         # Closing the socket wakes the reader task (ClosedResourceError) so it ends. This is
         # a synchronous close of the underlying socket because _fail runs in synchronous
         # contexts (the reader, a timed-out waiter) where we cannot ``await aclose()``.
-        if isinstance(self._stream, trio.SocketStream):
-            self._stream.socket.close()
+        stream = self._stream
+        if isinstance(stream, trio.SSLStream):
+            stream = stream.transport_stream
+        if isinstance(stream, trio.SocketStream):
+            stream.socket.close()
 
     async def aclose(self) -> None:
         """Close the connection; pending requests fail with ConnectionLost."""

@@ -36,6 +36,8 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable, Iterable
 
+from typing import Any
+
 import trio
 
 from dualmq.errors import CommitFailed, ConnectionLost, DualmqError, KafkaError, OffsetOutOfRange, Timeout
@@ -44,6 +46,7 @@ from dualmq.pull.client import KafkaClient, deadline
 from dualmq.pull.fetcher import EARLIEST, LATEST, CompletedFetch, Fetcher, PartitionState, list_offsets
 from dualmq.pull.group import GroupMember, commit_offsets, fetch_committed
 from dualmq.pull.records import ConsumerRecord, TopicPartition
+from dualmq.pull.security import ClientSecurity
 from dualmq.sdk_logging import get_logger
 from wire.kafka.batch import parse_header
 from wire.kafka.records import decode_records
@@ -80,6 +83,10 @@ class Consumer:
             attempts to reconnect to a broker (doubling in between, with jitter; Kafka's
             reconnect.backoff.ms and reconnect.backoff.max.ms).
         client_id: shown in broker logs and group descriptions.
+        security: TLS and SASL keyword arguments, named as kafka-python names them:
+            ``security_protocol``, ``sasl_mechanism``, ``sasl_plain_username``,
+            ``sasl_plain_password``, ``ssl_cafile``, ``ssl_certfile``, ``ssl_keyfile``,
+            ``ssl_check_hostname`` (``dualmq.pull.security.ClientSecurity``).
     """
 
     def __init__(self, bootstrap: str | Iterable[str], *, group_id: str | None = None,
@@ -92,7 +99,8 @@ class Consumer:
                  max_bytes: int = 50 * 1024 * 1024, max_partition_bytes: int = 1024 * 1024,
                  check_crcs: bool = True, request_timeout_ms: float = 30_000,
                  metadata_max_age_ms: float = 300_000, client_id: str = "dualmq-consumer",
-                 reconnect_backoff_ms: float = 50, reconnect_backoff_max_ms: float = 1000) -> None:
+                 reconnect_backoff_ms: float = 50, reconnect_backoff_max_ms: float = 1000,
+                 **security: Any) -> None:
         topics = list(topics) if topics is not None else None
         if topics is not None and group_id is None:
             raise ValueError("subscribing to topics needs a group_id (or use assign())")
@@ -107,7 +115,8 @@ class Consumer:
         self.on_revoked = on_revoked
         self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=request_timeout_ms / 1000,
                                    reconnect_backoff=reconnect_backoff_ms / 1000,
-                                   reconnect_backoff_max=reconnect_backoff_max_ms / 1000)
+                                   reconnect_backoff_max=reconnect_backoff_max_ms / 1000,
+                                   security=ClientSecurity(**security))
         self._data_ready = trio.Event()
         # Woken on every change that may make the consumer ready (see ``wait_ready``).
         self._progress = trio.lowlevel.ParkingLot()

@@ -53,12 +53,15 @@ import math
 from time import time_ns as _time_ns
 from collections.abc import Iterable, Sequence
 
+from typing import Any
+
 import trio
 
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
 from dualmq.pull.accumulator import Delivery, ProducerBatch, RecordAccumulator
 from dualmq.pull.client import KafkaClient, deadline
 from dualmq.pull.partitioner import StickyPartitioner
+from dualmq.pull.security import ClientSecurity
 from dualmq.sdk_logging import get_logger
 from wire.kafka import compression as codecs
 from wire.kafka.errors import ErrorCode
@@ -124,6 +127,10 @@ class Producer:
         reconnect_backoff_ms, reconnect_backoff_max_ms: the first and the longest pause between
             attempts to connect to a broker that refused or dropped the connection (doubling
             in between, with jitter).
+        security: TLS and SASL keyword arguments, named as kafka-python names them:
+            ``security_protocol``, ``sasl_mechanism``, ``sasl_plain_username``,
+            ``sasl_plain_password``, ``ssl_cafile``, ``ssl_certfile``, ``ssl_keyfile``,
+            ``ssl_check_hostname`` (``dualmq.pull.security.ClientSecurity``).
 
     Attributes:
         retries: how many times a batch was sent again after a failure (all batches, since
@@ -135,7 +142,8 @@ class Producer:
                  max_in_flight: int = 5, idempotence: bool | None = None, delivery_timeout_ms: float = 120_000,
                  retry_backoff_ms: float = 100, request_timeout_ms: float = 30_000,
                  max_request_bytes: int = 1024 * 1024, client_id: str = "dualmq-producer",
-                 reconnect_backoff_ms: float = 50, reconnect_backoff_max_ms: float = 1000) -> None:
+                 reconnect_backoff_ms: float = 50, reconnect_backoff_max_ms: float = 1000,
+                 **security: Any) -> None:
         if acks not in _ACKS:
             raise ValueError(f"acks must be 'all', -1, 0 or 1, not {acks!r}")
         self.acks = _ACKS[acks]
@@ -153,7 +161,8 @@ class Producer:
         self.request_timeout = request_timeout_ms / 1000
         self._client = KafkaClient(bootstrap, client_id=client_id, request_timeout=self.request_timeout,
                                    reconnect_backoff=reconnect_backoff_ms / 1000,
-                                   reconnect_backoff_max=reconnect_backoff_max_ms / 1000)
+                                   reconnect_backoff_max=reconnect_backoff_max_ms / 1000,
+                                   security=ClientSecurity(**security))
         self._accumulator = RecordAccumulator(batch_bytes=batch_bytes, linger=linger_ms / 1000,
                                               delivery_timeout=delivery_timeout_ms / 1000,
                                               clock=trio.current_time, on_batch=self._batch_news)

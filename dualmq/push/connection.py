@@ -21,6 +21,8 @@ Not here: subscription state, reconnection, the public API (``dualmq.push``).
 
 from __future__ import annotations
 
+import ssl
+
 import trio
 
 from dualmq.errors import AuthenticationError, ConnectionLost, ProtocolMismatch, ServerError, Timeout
@@ -84,6 +86,21 @@ def _describe(address: tuple[str, int]) -> str:
     return f"{address[0]}:{address[1]}"
 
 
+async def _start_tls(stream: trio.SocketStream, context: ssl.SSLContext, address: tuple[str, int]) -> trio.SSLStream:
+    """The client side of the TLS handshake (the caller bounds the time).
+
+    Raises:
+        ConnectionLost: the handshake failed: an untrusted certificate, or not a TLS port.
+    """
+    tls = trio.SSLStream(stream, context, server_hostname=address[0], https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except trio.BrokenResourceError as exc:
+        await trio.aclose_forcefully(stream)
+        raise ConnectionLost(f"TLS handshake with {_describe(address)} failed: {exc.__cause__ or exc}") from None
+    return tls
+
+
 def reply_error(reply: ErrorReply, username: str | None = None) -> ServerError:
     """The SDK error for an error reply: ``AuthenticationError`` for refused or missing
     credentials (WRONGPASS, NOAUTH), ``ServerError`` for anything else."""
@@ -104,7 +121,7 @@ class RespConnection:
     once, nor to ``receive`` at once: the owner serialises them.
     """
 
-    def __init__(self, stream: trio.SocketStream, address: tuple[str, int], protocol: int) -> None:
+    def __init__(self, stream: trio.abc.Stream, address: tuple[str, int], protocol: int) -> None:
         self.stream = stream
         self.address = address
         self.reader = FrameReader(protocol)
@@ -126,6 +143,7 @@ class RespConnection:
         timeout: float = 5.0,
         username: str | None = None,
         password: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> RespConnection:
         """Connect and negotiate the protocol.
 
@@ -140,6 +158,7 @@ class RespConnection:
             timeout: seconds for the connect and the handshake together.
             username: the ACL user to authenticate as (None: ``default``), as redis-py's.
             password: its password; None sends no AUTH at all (a server without ``requirepass``).
+            tls: speak TLS with this context (``dualmq.tls.client_context``); None: plaintext.
 
         Returns:
             An open connection; ``protocol`` tells which version was agreed.
@@ -164,6 +183,8 @@ class RespConnection:
                 except OSError as exc:
                     raise ConnectionLost(f"cannot connect to {where}: {exc}; is a broker running there? "
                                          "`dualmq serve` starts one") from exc
+                if tls is not None:
+                    stream = await _start_tls(stream, tls, address)
                 conn = cls(stream, address, 2)
                 try:
                     await conn._handshake(protocol, name, username, password)
@@ -182,7 +203,7 @@ class RespConnection:
         where = _describe(self.address)
         if not self.received_bytes:
             return ProtocolMismatch(f"{where} does not speak RESP: it closed the connection without answering "
-                                    f"HELLO, as a Kafka port does; {WRONG_PORT_HINT}")
+                                    f"HELLO, as a Kafka port (or a TLS listener: ssl=True) does; {WRONG_PORT_HINT}")
         if self.first_bytes[:1] == b"\x00":
             return ProtocolMismatch(f"{where} does not speak RESP: it answered with a binary size-prefixed "
                                     f"frame, as a Kafka broker does; {WRONG_PORT_HINT}")

@@ -25,6 +25,7 @@ from dualmq.push.connection import (
     pick_timeout,
     reply_error,
 )
+from dualmq.tls import client_context
 from wire.resp import encoder
 from wire.resp.values import ErrorReply
 
@@ -41,6 +42,8 @@ class Publisher:
         name: connection name shown by ``CLIENT LIST``, or None.
         username: the ACL user to authenticate as (None: ``default``), as in redis-py.
         password: its password (Redis ``requirepass`` for ``default``); None: no AUTH.
+        ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile: speak TLS (redis-py's names): trust
+            ``ssl_ca_certs`` (else the system's CAs), present a client certificate if given.
 
     Calls from several tasks are safe; they are served one at a time (use ``publish_many``
     to pipeline). A call that fails with ``ConnectionLost`` or ``Timeout`` may or may not have
@@ -57,6 +60,10 @@ class Publisher:
         name: str | None = None,
         username: str | None = None,
         password: str | None = None,
+        ssl: bool = False,
+        ssl_ca_certs: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
     ) -> None:
         if protocol not in (2, 3):
             raise ValueError(f"protocol must be 2 or 3, got {protocol!r}")
@@ -65,6 +72,7 @@ class Publisher:
         self.address = parse_address(address)
         self._username = username
         self._password = password
+        self._tls = client_context(ssl_ca_certs, ssl_certfile, ssl_keyfile) if ssl else None
         self.timeout = timeout
         self._protocol = protocol
         self._name = name
@@ -99,7 +107,7 @@ class Publisher:
         if self._conn is None:
             self._conn = await RespConnection.open(
                 self.address, protocol=self._protocol, name=self._name, timeout=timeout,
-                username=self._username, password=self._password,
+                username=self._username, password=self._password, tls=self._tls,
             )
         return self._conn
 

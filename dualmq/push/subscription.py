@@ -13,6 +13,7 @@ Not here: the publisher (``publisher``), sockets, decoding and the helpers both 
 from __future__ import annotations
 
 import collections
+import ssl as _ssl
 import math
 import random
 import time
@@ -33,6 +34,7 @@ from dualmq.push.connection import (
     pick_timeout,
     reply_error,
 )
+from dualmq.tls import client_context
 from wire.resp import encoder
 from wire.resp.values import ErrorReply, SimpleString
 
@@ -141,10 +143,12 @@ class Subscription:
         health_check_interval: float | None,
         username: str | None = None,
         password: str | None = None,
+        tls: _ssl.SSLContext | None = None,
     ) -> None:
         self.address = address
         self._username = username
         self._password = password
+        self._tls = tls
         self.timeout = timeout
         self._protocol = protocol
         self._reconnect = reconnect
@@ -324,7 +328,7 @@ class Subscription:
             with trio.fail_after(self.timeout):
                 conn = await RespConnection.open(
                     self.address, protocol=self._protocol, name=self._name, timeout=self.timeout,
-                    username=self._username, password=self._password,
+                    username=self._username, password=self._password, tls=self._tls,
                 )
                 try:
                     early = await self._subscribe_all(conn)
@@ -496,6 +500,10 @@ async def subscribe(
     health_check_interval: float | None = 30.0,
     username: str | None = None,
     password: str | None = None,
+    ssl: bool = False,
+    ssl_ca_certs: str | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
 ) -> AsyncIterator[Subscription]:
     """Subscribe to channels and/or patterns for the duration of an ``async with`` block.
 
@@ -518,6 +526,8 @@ async def subscribe(
             another interval counts as a lost connection. None disables it.
         username: the ACL user to authenticate as (None: ``default``), as in redis-py.
         password: its password (Redis ``requirepass`` for ``default``); None: no AUTH.
+        ssl, ssl_ca_certs, ssl_certfile, ssl_keyfile: speak TLS (redis-py's names): trust
+            ``ssl_ca_certs`` (else the system's CAs), present a client certificate if given.
 
     Yields:
         The ``Subscription``: iterate it for ``Message`` / ``Gap`` events.
@@ -535,6 +545,7 @@ async def subscribe(
         parse_address(address), channels, patterns, protocol=protocol, reconnect=reconnect,
         backoff=backoff, timeout=timeout, name=name, health_check_interval=health_check_interval,
         username=username, password=password,
+        tls=client_context(ssl_ca_certs, ssl_certfile, ssl_keyfile) if ssl else None,
     )
     try:
         await sub._start()

@@ -49,10 +49,12 @@ from broker.loggers import get_logger
 from modes.common.clock import now_ms
 
 __all__ = [
+    "CLOSE_KINDS",
     "Connection",
     "ConnectionLimits",
     "ConnectionTable",
     "ListenerStatistics",
+    "close_kind",
     "format_address",
 ]
 
@@ -71,6 +73,41 @@ PEER_GONE_ERRNOS = frozenset({
     errno.ECONNRESET, errno.ENOTCONN, errno.EPIPE, errno.ECONNABORTED, errno.ETIMEDOUT,
     errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.ESHUTDOWN,
 })
+
+
+# Why connections end, in a few fixed words (a metrics label must not carry free text):
+# the first prefix of the close reason that matches names its kind, else "other".
+CLOSE_KINDS: tuple[tuple[str, str], ...] = (
+    ("client closed", "client_closed"),
+    ("QUIT", "client_closed"),
+    ("connection reset", "reset"),
+    ("connection closed", "reset"),
+    ("protocol error", "protocol_error"),
+    ("unknown api key", "protocol_error"),
+    ("output buffer over hard", "output_buffer_hard"),
+    ("output buffer over soft", "output_buffer_soft"),
+    ("idle timeout", "idle_timeout"),
+    ("request buffer", "request_buffer_limit"),
+    ("largest request buffer", "request_buffer_limit"),
+    ("CLIENT KILL", "killed"),
+    ("SHUTDOWN", "shutdown"),
+    ("protected mode", "protected_mode"),
+    ("ACL ", "acl"),
+    ("broker stopping", "broker_stopping"),
+    ("internal error", "internal_error"),
+    ("client did not read", "send_timeout"),
+)
+
+
+def close_kind(reason: str) -> str:
+    """The kind of a close reason (see ``CLOSE_KINDS``); "unsupported_version" for a Kafka
+    request of a version we do not serve, "other" for anything not listed."""
+    for prefix, kind in CLOSE_KINDS:
+        if reason.startswith(prefix):
+            return kind
+    if reason.endswith("is not supported"):
+        return "unsupported_version"
+    return "other"
 
 
 def format_address(sockaddr: tuple) -> str:
@@ -169,6 +206,9 @@ class ListenerStatistics:
     largest_buffered_bytes: int
     buffer_limit_disconnections: int
     buffer_budget_evictions: int
+    # Connections that ended, by kind of reason (``close_kind``). Never reset by CONFIG
+    # RESETSTAT: it feeds a Prometheus counter.
+    closed: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def rejected_total(self) -> int:
@@ -206,6 +246,7 @@ class ConnectionTable:
     connection_failures: int = 0
     buffer_limit_disconnections: int = 0
     buffer_budget_evictions: int = 0
+    closed: dict[str, int] = attrs.field(factory=dict)
 
     # -- accepting ------------------------------------------------------------------------------
 
@@ -357,6 +398,8 @@ class ConnectionTable:
             conn.close_reason = "broker stopping"
             raise
         finally:
+            kind = close_kind(conn.close_reason)
+            self.closed[kind] = self.closed.get(kind, 0) + 1
             log.info("connection_closed", reason=conn.close_reason,
                      duration_ms=int((time.monotonic() - conn._opened_monotonic) * 1000), **conn.summary)
 
@@ -437,6 +480,7 @@ class ConnectionTable:
             largest_buffered_bytes=max(map(_buffered, self.connections.values()), default=0),
             buffer_limit_disconnections=self.buffer_limit_disconnections,
             buffer_budget_evictions=self.buffer_budget_evictions,
+            closed=dict(self.closed),
         )
 
 

@@ -17,11 +17,17 @@ import attrs
 from typing import TYPE_CHECKING
 
 from broker.config import BrokerConfig, parse_host_port
+from broker.security.authorizer import CLUSTER_NAME, Authorizer, Operation, ResourceType
+from broker.security.kafka_users import KafkaUsers
 from broker.stats import ServerInfo
 from broker.topics import Topic, TopicRegistry
+from modes.common.request_stats import RequestStats
 # The handlers take the wall clock from here; one definition serves both modes.
 from modes.common.clock import now_ms  # noqa: F401  (re-exported)
 from wire.kafka.framing import RequestHeader
+
+if TYPE_CHECKING:
+    from modes.pull.sasl import ConnectionSecurity
 
 if TYPE_CHECKING:
     from modes.pull.coordination import Coordination
@@ -46,6 +52,13 @@ class PullBroker:
     info: ServerInfo
     bound: tuple[str, int] = ("127.0.0.1", 0)
     coordination: Coordination | None = None
+    # Requests by API, error codes in responses, latency per API (for ``/metrics``).
+    requests: RequestStats = attrs.field(factory=RequestStats)
+    # The [[kafka.users]] credentials SASL checks against.
+    users: KafkaUsers = attrs.field(factory=lambda: KafkaUsers({}))
+    # The ACLs (None: kafka.authorizer is off and everyone may do everything, as in Kafka
+    # without an authorizer.class.name).
+    authorizer: Authorizer | None = None
 
     @property
     def coord(self) -> Coordination:
@@ -79,6 +92,19 @@ class PullBroker:
         return self.topics.create(name, self.config.kafka.num_partitions, now_ms=now_ms())
 
 
+def open_authorizer(config: BrokerConfig) -> Authorizer | None:
+    """The authorizer ``kafka.authorizer`` asks for, with the ACLs kept in the data directory.
+
+    Raises:
+        DamagedFile: ``acls.json`` exists but cannot be read as ACLs.
+    """
+    kafka = config.kafka
+    if not kafka.authorizer:
+        return None
+    return Authorizer.open(config.data_dir, super_users=kafka.super_users,
+                           allow_everyone_if_no_acl_found=kafka.allow_everyone_if_no_acl_found)
+
+
 @attrs.frozen
 class RequestContext:
     """One decoded request's surroundings."""
@@ -87,6 +113,23 @@ class RequestContext:
     header: RequestHeader
     local: tuple[str, int]
     peer: tuple[str, int] | None = None
+    # The connection's SASL state and principal (None in unit tests of a handler alone).
+    security: ConnectionSecurity | None = None
+
+    @property
+    def principal(self) -> str:
+        return self.security.principal if self.security is not None else "User:ANONYMOUS"
+
+    def allowed(self, operation: Operation, resource_type: ResourceType, name: str) -> bool:
+        """Whether this request's principal may do ``operation`` on the resource (always True
+        when the authorizer is off)."""
+        authorizer = self.broker.authorizer
+        if authorizer is None:
+            return True
+        return authorizer.authorize(self.principal, self.client_host, operation, resource_type, name)
+
+    def allowed_on_cluster(self, operation: Operation) -> bool:
+        return self.allowed(operation, ResourceType.CLUSTER, CLUSTER_NAME)
 
     @property
     def version(self) -> int:

@@ -40,26 +40,36 @@ requests held over all connections. Each connection logs one ``connection_closed
 from __future__ import annotations
 
 import functools
+import ssl
+import struct
+import time
 from collections.abc import Callable
 
 import attrs
 import trio
 
-from broker.config import KafkaConfig, parse_host_port
+from broker.config import BrokerConfig, KafkaConfig, parse_host_port
 from broker.loggers import get_logger
+from broker.security.exposure import exposure_warning
+from broker.security.kafka_users import KafkaUsers
 from broker.state import BrokerState
 from broker.stats import ServerInfo
 from modes.common.listener import Connection as Admitted
 from modes.common.listener import ConnectionLimits, ConnectionTable, format_address
+from modes.common.running import RunningServers
+from modes.common.tls import TlsHandshakeFailed, accept_tls, peer_subject, server_context
 from modes.pull import api as _api  # noqa: F401  (importing registers every handler)
 from modes.pull.api.api_versions import API_VERSIONS_KEY, unsupported_version_response
-from modes.pull.context import PullBroker, RequestContext
+from modes.pull.context import PullBroker, RequestContext, now_ms, open_authorizer
 from modes.pull.coordination import Coordination
 from modes.pull.errors import CloseConnection
 from modes.pull.registry import HANDLERS
+from modes.pull.sasl import AuthenticationFailed, ConnectionSecurity, SaslStep
 from wire.errors import RemoteProtocolError
 from wire.kafka import codec
+from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import FrameParser, decode_request_header, encode_response, peek_api_key_version
+from wire.kafka.messages.security import SASL_AUTHENTICATE, SASL_HANDSHAKE
 
 log = get_logger(__name__)
 
@@ -69,6 +79,8 @@ IDLE_TIMEOUT_SECONDS = 600.0
 # A client that does not read its responses for this long is treated as gone (Kafka's
 # request.timeout.ms default is 30 s: the client itself would have given up by then).
 SEND_TIMEOUT_SECONDS = 30.0
+# What a SASL listener answers before the client has authenticated (Kafka's rule).
+BEFORE_AUTHENTICATION = frozenset({API_VERSIONS_KEY, SASL_HANDSHAKE.key, SASL_AUTHENTICATE.key})
 
 
 @attrs.define(eq=False)
@@ -84,6 +96,9 @@ class Connection:
     local: tuple[str, int]
     parser: FrameParser
     peer: tuple[str, int] | None = None
+    # Who the client is (SASL state, principal); a plain listener's default is User:ANONYMOUS.
+    security: ConnectionSecurity = attrs.field(
+        factory=lambda: ConnectionSecurity(sasl_required=False, mechanisms=(), users=None))
     # Told, after a read that changed it, how many bytes of unfinished requests we hold.
     report_buffered: Callable[[int], None] | None = None
     reported_buffered: int = 0
@@ -95,7 +110,7 @@ class Connection:
 
     async def run(self) -> None:
         """Serve requests until the client leaves or breaks the protocol."""
-        stream, parser = self.stream, self.parser
+        stream, parser, security = self.stream, self.parser, self.security
         pending: list[bytes] = []
         while True:
             with trio.move_on_after(IDLE_TIMEOUT_SECONDS) as idle:
@@ -112,6 +127,10 @@ class Connection:
                 response = await self.process(frame, pending)
                 if response is not None:
                     pending.append(response)
+                if security.failure is not None:
+                    # Kafka sends the failed SaslAuthenticate's answer, then closes.
+                    await self.send(pending)
+                    raise CloseConnection(security.failure)
             # What stays buffered once the complete frames are cut out is the start of a
             # request not finished yet: what the receive-buffer budget counts, once per read.
             held = parser.buffered
@@ -138,12 +157,27 @@ class Connection:
             RemoteProtocolError: a header or body that does not decode.
         """
         self.requests += 1
+        stats = self.broker.requests
+        security = self.security
+        if security.step == SaslStep.RAW_TOKENS:
+            return self.raw_token(frame)
         api_key, version, correlation_id = peek_api_key_version(frame)
         handler = HANDLERS.get(api_key)
         if handler is None:
+            stats.error(_UNKNOWN_API)
             log.warning("request_rejected", api_key=api_key, api_version=version, reason="unknown api key")
             raise CloseConnection(f"unknown api key {api_key}")
+        if not security.authenticated and api_key not in BEFORE_AUTHENTICATION:
+            log.warning("request_rejected", api=handler.name, api_version=version,
+                        reason="not authenticated (SASL listener)")
+            raise CloseConnection(f"{handler.name} request before SASL authentication")
+        if security.session_expires_ms is not None and api_key not in BEFORE_AUTHENTICATION \
+                and security.session_expired(now_ms()):
+            # KIP-368: the client did not re-authenticate in time; Kafka closes the connection.
+            log.info("sasl_session_expired", principal=security.principal, api=handler.name)
+            raise CloseConnection("SASL session expired (kafka.connections_max_reauth_ms)")
         if not handler.supports(version):
+            stats.error(_UNSUPPORTED_VERSION)
             if api_key == API_VERSIONS_KEY:
                 # KIP-511: never parse it, answer in a v0 body with response header v0.
                 return encode_response(correlation_id, unsupported_version_response(), flexible_header=False)
@@ -155,14 +189,65 @@ class Connection:
         request = codec.decode(handler.request, version, memoryview(frame)[body_at:])
         if handler.may_block and pending:
             await self.send(pending)
-        body = await handler.handler(RequestContext(self.broker, header, self.local, self.peer), request)
+        started = time.perf_counter()
+        body = await handler.handler(RequestContext(self.broker, header, self.local, self.peer, security),
+                                     request)
+        # The handler's time: a long-polling Fetch's wait included (that is its latency as the
+        # client sees it), decoding and encoding not (microseconds, and not the broker's work).
+        stats.timed(handler.name, time.perf_counter() - started)
         if body is None:
             return None
+        _count_error_codes(body, stats.errors)
         # ApiVersions responses always use header v0, whatever the version: a client that
         # does not yet know which versions we speak must be able to read the answer.
         flexible_header = api_key != API_VERSIONS_KEY and handler.response.is_flexible(version)
         return encode_response(correlation_id, codec.encode(handler.response, version, body),
                                flexible_header=flexible_header)
+
+    def raw_token(self, token: bytes) -> bytes:
+        """One SASL token sent as a bare frame (after SaslHandshake v0); the answer, framed alike.
+
+        Raises:
+            CloseConnection: the token failed authentication (Kafka closes without a word).
+        """
+        security = self.security
+        try:
+            answer = security.authenticate(token)  # v0: no lifetime in the answer, never expires
+        except AuthenticationFailed as exc:
+            log.warning("sasl_authentication_failed", mechanism=security.mechanism, reason=str(exc))
+            raise CloseConnection(f"SASL authentication failed: {exc}") from None
+        if security.authenticated:
+            log.info("sasl_authenticated", mechanism=security.mechanism, principal=security.principal)
+        return struct.pack(">i", len(answer)) + answer
+
+
+# Error labels of requests refused before any handler ran (the connection is closed).
+_UNKNOWN_API = "UNKNOWN_API_KEY"
+_UNSUPPORTED_VERSION = ErrorCode.UNSUPPORTED_VERSION.name
+
+
+def _count_error_codes(body: dict, errors: dict[str, int]) -> None:
+    """Add every non-zero ``error_code`` of a response (at any depth: per topic, per
+    partition) to ``errors``, by Kafka's name for it.
+
+    Walks dicts and lists only (never record bytes): a few dozen small dicts per response.
+    """
+    code = body.get("error_code")
+    if code:
+        name = _error_name(code)
+        errors[name] = errors.get(name, 0) + 1
+    for value in body.values():
+        if type(value) is list:
+            for item in value:
+                if type(item) is dict:
+                    _count_error_codes(item, errors)
+        elif type(value) is dict:
+            _count_error_codes(value, errors)
+
+
+def _error_name(code: int) -> str:
+    known = ErrorCode.lookup(code)
+    return known.name if isinstance(known, ErrorCode) else f"CODE_{int(code)}"
 
 
 @attrs.define(eq=False)
@@ -171,6 +256,8 @@ class KafkaServer:
 
     broker: PullBroker
     table: ConnectionTable | None = None
+    # The server side of TLS, when kafka.security_protocol is SSL or SASL_SSL.
+    tls: ssl.SSLContext | None = None
 
     async def serve_connection(self, admitted: Admitted) -> None:
         """Run one connection; protocol errors end it with a reason, as Kafka does.
@@ -178,11 +265,26 @@ class KafkaServer:
         Anything else it raises (a bug, a reset peer) is the listener's business: it ends
         this connection only and logs it.
         """
+        kafka = self.broker.config.kafka
+        security = ConnectionSecurity(sasl_required=kafka.uses_sasl, mechanisms=kafka.sasl_mechanisms,
+                                      users=self.broker.users, tls=self.tls is not None,
+                                      reauth_ms=kafka.connections_max_reauth_ms)
+        stream: trio.abc.Stream = admitted.stream
+        if self.tls is not None:
+            try:
+                stream = await accept_tls(stream, self.tls)
+            except TlsHandshakeFailed as exc:
+                admitted.close_reason = str(exc)
+                return
+            subject = peer_subject(stream)
+            if subject is not None:
+                security.principal = f"User:{subject}"
         connection = Connection(
-            self.broker, admitted.stream, tuple(admitted.local_address[:2]),
-            FrameParser(self.broker.config.kafka.max_request_bytes),
+            self.broker, stream, tuple(admitted.local_address[:2]),
+            FrameParser(kafka.max_request_bytes),
             peer=tuple(admitted.peer_address[:2]),
             report_buffered=functools.partial(self.table.account, admitted),
+            security=security,
         )
         try:
             await connection.run()
@@ -194,6 +296,8 @@ class KafkaServer:
         finally:
             admitted.summary.update(client_id=connection.client_id, requests=connection.requests,
                                     bytes_in=connection.bytes_in, bytes_out=connection.bytes_out)
+            if kafka.security_protocol != "PLAINTEXT":
+                admitted.summary.update(principal=security.principal, security=kafka.security_protocol)
 
 
 def connection_limits(config: KafkaConfig) -> ConnectionLimits:
@@ -212,16 +316,31 @@ def connection_limits(config: KafkaConfig) -> ConnectionLimits:
     )
 
 
+def _warn_if_exposed(config: BrokerConfig, address: str, host: str) -> None:
+    """One warning at start for a Kafka listener other machines can reach with no authentication
+    (neither SASL nor a required client certificate)."""
+    kafka = config.kafka
+    authenticated = kafka.uses_sasl or (kafka.uses_tls and config.tls.client_auth == "required")
+    warning = exposure_warning(
+        f"Kafka listener {address}", host, authentication_required=authenticated,
+        mitigation=f"security_protocol = {kafka.security_protocol}: anyone who can connect may produce, consume "
+                   "and delete topics; set kafka.security_protocol = \"SASL_SSL\" with [[kafka.users]]")
+    if warning is not None:
+        log.warning("listener_exposed", mode="pull", address=address, warning=warning)
+
+
 async def serve_kafka(
     state: BrokerState,
     info: ServerInfo,
     *,
+    running: RunningServers | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the Kafka protocol on ``state.config.kafka.listen`` until cancelled.
 
     The state (topics, offsets, groups, producers) is opened and closed by the caller
-    (``BrokerState``); this only serves it.
+    (``BrokerState``); this only serves it. ``running.pull`` is set to the server once it
+    accepts (for metrics), if ``running`` is given.
 
     Reports ``HOST:PORT`` (the bound address; port 0 resolved) once accepting connections.
     """
@@ -231,8 +350,9 @@ async def serve_kafka(
     listeners = await trio.open_tcp_listeners(port, host=host)
     bound = listeners[0].socket.getsockname()[:2]
     broker = PullBroker(config=config, topics=state.topics, info=info, bound=(bound[0], bound[1]),
-                        coordination=coordination)
-    server = KafkaServer(broker)
+                        coordination=coordination, users=KafkaUsers.of(config.kafka.users),
+                        authorizer=open_authorizer(config))
+    server = KafkaServer(broker, tls=server_context(config.tls) if config.kafka.uses_tls else None)
     # Kafka closes a connection over a cap without a word: no refusal to send.
     server.table = ConnectionTable(mode="pull", limits=connection_limits(config.kafka),
                                    handler=server.serve_connection)
@@ -241,5 +361,10 @@ async def serve_kafka(
         nursery.start_soon(coordination.groups.run_timers)
         await nursery.start(server.table.serve, listeners)
         address = format_address(bound)
-        log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None)
+        if running is not None:
+            running.pull = server
+        log.info("kafka_listening", address=address, advertised=config.kafka.advertised or None,
+                 security_protocol=config.kafka.security_protocol,
+                 authorizer="acls" if broker.authorizer is not None else "off")
+        _warn_if_exposed(config, address, host)
         task_status.started(address)

@@ -20,6 +20,7 @@ import trio
 from broker.security.redis_acl import RedisUser
 from broker.subscribers import Outbox, Subscriber
 from modes.common.listener import Connection
+from modes.common.request_stats import resp_error_code
 from wire.resp.requests import RequestParser
 
 __all__ = ["REPLY_OFF", "REPLY_SKIP", "REPLY_SKIP_NEXT", "Client"]
@@ -98,6 +99,8 @@ class Client:
     failure: Exception | None = None
     # Called when a reply pushes the client over its output-buffer limit (the server cuts it off).
     on_overflow: Callable[[Client], None] | None = None
+    # The server's error-reply counts by code (``RequestStats.errors``), for ``/metrics``.
+    error_counts: dict[str, int] | None = None
 
     @property
     def outbox(self) -> Outbox:
@@ -141,6 +144,9 @@ class Client:
         Args:
             data: the encoded reply.
         """
+        if data and data[0] == 45 and self.error_counts is not None:  # b"-": an error reply
+            code = resp_error_code(data)
+            self.error_counts[code] = self.error_counts.get(code, 0) + 1
         if not self.replies_muted:
             self.push(data)
 

@@ -12,6 +12,11 @@ that got output (``PushServer.flush_dirty``). What differs is *who waits for the
   waiting on its own socket through trio. Portable (trio runs it on every platform), but each
   batch costs a task wake-up, and when several clients are ready at once the scheduler picks
   the order in which their commands run — not necessarily the order their bytes arrived.
+* ``StreamPerConnection`` (here): like ``TaskPerConnection``, but every byte goes through the
+  connection's trio stream instead of the raw socket. A TLS listener (``resp.tls``) needs it:
+  the bytes on the socket are encrypted records, only ``trio.SSLStream`` turns them into RESP.
+  It runs the TLS handshake first; its output reaches the writer task through the outbox's
+  wake-up (``wakeup_for``), never through ``PushServer.try_send``'s raw ``os.write``.
 
 ``ConnectionDriver`` is the contract both keep; ``ServerSteps`` is what they call on the
 server (``modes.push.server.PushServer``, which picks the driver in ``make_driver``). The
@@ -25,12 +30,15 @@ Not here: accepting and admitting connections (``modes.common.listener``), the c
 from __future__ import annotations
 
 import os
+import ssl
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
 import trio
 
 from modes.common.clock import now_ms
+from modes.common.tls import TlsHandshakeFailed, accept_tls
 from modes.push.client import Client
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "ConnectionDriver",
     "RECEIVE_CHUNK",
     "ServerSteps",
+    "StreamPerConnection",
     "TaskPerConnection",
 ]
 
@@ -207,3 +216,102 @@ class TaskPerConnection:
                 client.blocked = False
             client.flush_requested = False
             self.server.try_send(client)
+
+
+@attrs.define(eq=False)
+class StreamPerConnection:
+    """One reader and one writer task per connection, both through its trio stream (TLS).
+
+    The reader receives, runs the batch, flushes the other clients the batch reached (a
+    listener has one driver, so they are stream clients too: their writers are woken), and then
+    sends its own client's replies itself — no task switch for a request's answer. The writer
+    task sends what is queued for the client from elsewhere (another connection's PUBLISH, a
+    timer). A per-connection lock keeps the two from writing the stream at once. While a send is
+    in flight its bytes have left the outbox, so the output-buffer limit counts what waits
+    behind it: at most one write's worth less than Redis counts.
+    """
+
+    server: ServerSteps
+    context: ssl.SSLContext
+    name: str = "tls-streams"
+    handshakes_failed: int = 0
+    # The client whose batch is running: its output is sent by its reader right after.
+    _reading: Client | None = None
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+
+    def statistics(self) -> dict[str, float]:
+        return {"tls_handshakes_failed": self.handshakes_failed}
+
+    def close(self) -> None:
+        pass
+
+    def wakeup_for(self, client: Client) -> Callable[[], None]:
+        """What the client's outbox calls when output is queued."""
+
+        def wake() -> None:
+            client.flush_requested = True
+            if client is not self._reading:
+                client.writer_lot.unpark_all()
+
+        return wake
+
+    def write_refused(self, client: Client) -> None:  # never called: no raw writes here
+        client.writer_lot.unpark_all()
+
+    def flush_soon(self, client: Client) -> None:
+        client.flush_requested = True
+        client.writer_lot.unpark_all()
+
+    async def serve(self, client: Client) -> None:
+        try:
+            stream = await accept_tls(client.stream, self.context)
+        except TlsHandshakeFailed as exc:
+            self.handshakes_failed += 1
+            client.conn.close_reason = str(exc)
+            return
+        sending = trio.StrictFIFOLock()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._writer, client, stream, sending)
+            await self._reader(client, stream, sending)
+            with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+                async with sending:
+                    await self._send_queued(client, stream)
+            nursery.cancel_scope.cancel()
+
+    async def _reader(self, client: Client, stream: trio.SSLStream, sending: trio.StrictFIFOLock) -> None:
+        server = self.server
+        while True:
+            data = await stream.receive_some(RECEIVE_CHUNK)
+            if not data:
+                return
+            server.in_batch = True
+            self._reading = client
+            try:
+                must_close = server.execute(client, data, now_ms())
+            finally:
+                self._reading = None
+                server.in_batch = False
+                server.flush_dirty()
+            server.resume_paused()
+            if client.flush_requested:
+                client.flush_requested = False
+                async with sending:
+                    await self._send_queued(client, stream)
+            if must_close:
+                return
+
+    async def _writer(self, client: Client, stream: trio.SSLStream, sending: trio.StrictFIFOLock) -> None:
+        while True:
+            while not client.flush_requested:
+                await client.writer_lot.park()
+            client.flush_requested = False
+            async with sending:
+                await self._send_queued(client, stream)
+
+    @staticmethod
+    async def _send_queued(client: Client, stream: trio.SSLStream) -> None:
+        while data := client.outbox.take_bytes():
+            await stream.send_all(data)
+            client.bytes_sent += len(data)

@@ -36,6 +36,7 @@ refusal lines and what runs on an admitted connection.
 
 from __future__ import annotations
 
+import collections
 import functools
 import os
 import select
@@ -44,7 +45,7 @@ import attrs
 import trio
 
 from broker.channels import PubSub
-from broker.config import RespConfig, parse_host_port
+from broker.config import RespConfig, TlsConfig, parse_host_port
 from broker.errors import ConfigError
 from broker.loggers import get_logger
 from broker.security.exposure import exposure_warning
@@ -53,6 +54,8 @@ from broker.security.redis_acl_log import AclLog
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Outbox, Subscriber
 from modes.common.clock import now_ms
+from modes.common.request_stats import RequestStats
+from modes.common.running import RunningServers
 from modes.common.listener import (
     Connection,
     ConnectionLimits,
@@ -67,8 +70,10 @@ from modes.push.drivers import (
     DRIVER_ENVIRONMENT_VARIABLE,
     DRIVER_NAMES,
     ConnectionDriver,
+    StreamPerConnection,
     TaskPerConnection,
 )
+from modes.common.tls import server_context
 from modes.push.commands import CommandState
 from modes.push.commands.acl import build_acl, refresh_client
 from modes.push.protected_mode import PROTECTED_MODE_DENIED, is_loopback_peer
@@ -81,6 +86,8 @@ log = get_logger(__name__)
 # timeouts are checked on this beat.
 CRON_INTERVAL_SECONDS = 0.1
 NO_LIMITS = OutputLimits(hard_bytes=0, soft_bytes=0, soft_seconds=0)
+# How many recent cut-offs the server remembers for the dashboard.
+RECENT_CUTS = 20
 
 
 # What a connection over a cap is told before it is closed. The first is Redis's own line;
@@ -119,6 +126,9 @@ class PushServer:
     # What the commands keep per server: CLIENT PAUSE and its held clients, ...
     command_state: CommandState = attrs.field(factory=CommandState)
     commands_processed: int = 0
+    # Commands by name and error replies by code, for ``/metrics``; never reset (CONFIG
+    # RESETSTAT zeroes INFO's counters only: a Prometheus counter must not go back).
+    requests: RequestStats = attrs.field(factory=RequestStats)
     output_limit_disconnections: int = 0
     protocol_errors: int = 0
     # The largest output buffer of any subscriber that has since unsubscribed or gone (live
@@ -126,6 +136,9 @@ class PushServer:
     # limit: INFO's exact figures, for subscribers CLIENT LIST no longer shows.
     gone_subscribers_output_high_water: int = 0
     output_at_disconnect_max: int = 0
+    # The last subscribers cut off at their output-buffer limit, newest last, for the
+    # dashboard: (time ms, client id, name, pending bytes, "hard" or "soft").
+    recent_cuts: collections.deque = attrs.field(factory=lambda: collections.deque(maxlen=RECENT_CUTS))
     # The ACL users and ACL LOG (built from the config when not given).
     acl: RedisAcl = attrs.field(default=None)
     acl_log: AclLog = attrs.field(default=None)
@@ -168,6 +181,7 @@ class PushServer:
         self.output_at_disconnect_max = max(self.output_at_disconnect_max, pending)
         if client is None:
             return
+        self.recent_cuts.append((now_ms(), client.id, client.name.decode(errors="replace"), pending, limit))
         limit_bytes = self.limits.hard_bytes if limit == "hard" else self.limits.soft_bytes
         log.warning(
             "subscriber_disconnected",
@@ -230,9 +244,13 @@ class PushServer:
         client = Client(conn=conn, subscriber=subscriber, fd=fd,
                         parser=RequestParser(max_bulk_len=self.config.proto_max_bulk_len),
                         last_interaction_ms=conn.opened_ms, on_overflow=self.overflowed,
+                        error_counts=self.requests.errors,
                         user=acl.default_user, authenticated=not acl.auth_required())
         refresh_client(self, client)
-        outbox.wakeup = functools.partial(self.output_queued, client)
+        if isinstance(self.driver, StreamPerConnection):
+            outbox.wakeup = self.driver.wakeup_for(client)  # TLS: bytes go through the stream
+        else:
+            outbox.wakeup = functools.partial(self.output_queued, client)
         return client
 
     async def serve_connection(self, conn: Connection) -> None:
@@ -245,10 +263,13 @@ class PushServer:
         client = self.new_client(conn, conn.stream.socket.fileno())
         subscriber = client.subscriber
         if self.config.protected_mode and self.acl.default_user.nopass and not is_loopback_peer(conn.peer_host):
-            # Redis's protected mode: answered before the client says anything, then closed.
+            # Redis's protected mode: answered before the client says anything, then closed. On a
+            # TLS listener the line would land in the middle of the client's handshake: we only
+            # close (the connection_closed line says why).
             conn.close_reason = "protected mode"
-            with trio.move_on_after(CLOSE_DRAIN_SECONDS):
-                await conn.stream.send_all(PROTECTED_MODE_DENIED)
+            if not isinstance(self.driver, StreamPerConnection):
+                with trio.move_on_after(CLOSE_DRAIN_SECONDS):
+                    await conn.stream.send_all(PROTECTED_MODE_DENIED)
             return
         self.clients[conn.id] = client
         try:
@@ -428,6 +449,8 @@ async def serve_resp(
     info: ServerInfo,
     *,
     driver: str | None = None,
+    running: RunningServers | None = None,
+    tls: TlsConfig | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting.
@@ -436,13 +459,21 @@ async def serve_resp(
         config, pubsub, info: the ``[resp]`` settings, the channel registry, server info.
         driver: how connections are read (``"epoll"``, ``"tasks"``, ``"auto"``); None: from
             the ``DUALMQ_PUSH_DRIVER`` environment variable, else ``auto`` (see ``drivers``).
+        running: if given, ``running.push`` is set to the server once it accepts (metrics).
+        tls: the certificate, for ``config.tls`` (which then ignores ``driver``: TLS needs
+            ``StreamPerConnection``).
 
     Raises:
         ConfigError: an unknown driver, or one this platform lacks.
     """
     host, port = parse_host_port(config.listen)
     server = PushServer(config=config, pubsub=pubsub, info=info)
-    server.driver = make_driver(server, driver)
+    if config.tls:
+        if tls is None or not tls.configured:
+            raise ConfigError("resp.tls = true needs a certificate: set tls.cert_file and tls.key_file")
+        server.driver = StreamPerConnection(server, server_context(tls))
+    else:
+        server.driver = make_driver(server, driver)
     try:
         listeners = await trio.open_tcp_listeners(port, host=host)
         server.address = format_address(listeners[0].socket.getsockname())
@@ -452,7 +483,10 @@ async def serve_resp(
             nursery.start_soon(server.cron)
             await nursery.start(server.driver.run)
             await nursery.start(server.connections.serve, listeners)
-            log.info("resp_listener_started", address=server.address, driver=server.driver.name)
+            if running is not None:
+                running.push = server
+            log.info("resp_listener_started", address=server.address, driver=server.driver.name,
+                     tls=config.tls)
             _warn_if_exposed(server, host)
             task_status.started(server.address)
     finally:

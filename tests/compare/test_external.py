@@ -77,8 +77,9 @@ def test_push_mode_against_a_server_that_wants_a_password(tmp_path, capsys) -> N
         assert run["sent"] == 500 and run["delivered"] == 500
         status = _run("late-joiner", "--resp", address, "--resp-user", "bench", "--resp-password", "bench-pw",
                       "--messages", "200")
-        assert status == 0, capsys.readouterr().err
-        capsys.readouterr()
+        printed = capsys.readouterr()
+        assert status == 0, printed.err
+        assert "AUTH as ACL user bench" in printed.out  # the guarantee receipt names the security used
         refused = _run("baseline", "--resp", address, "--seconds", "0", "--messages", "100", "--runs", "1")
         assert refused != 0
         assert "requires a password" in capsys.readouterr().err

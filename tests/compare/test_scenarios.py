@@ -114,6 +114,9 @@ async def test_consumer_crash_pull_redelivers_from_last_commit():
 def test_broker_kill_pull_keeps_every_acknowledged_message(broker_kill):
     pull = broker_kill["pull"]
     assert pull.guarantees["fsync"] == "always" and pull.guarantees["acks"].startswith("all")
+    # The receipt says what security was in force (the default: none).
+    assert pull.guarantees["security"] == "PLAINTEXT, authorizer off"
+    assert broker_kill["push"].guarantees["security"] == "plaintext, no TLS"
     assert pull.lost == 0, pull.lost_reasons
     assert pull.delivered >= pull.acknowledged > 0
 

@@ -18,6 +18,7 @@ throttling error code we never send.
 from __future__ import annotations
 
 from broker.errors import BrokerError
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
@@ -35,6 +36,10 @@ async def handle_create_partitions(ctx: RequestContext, request: dict) -> dict:
         if names.count(wanted["name"]) > 1:
             result["error_code"] = ErrorCode.INVALID_REQUEST
             result["error_message"] = f"topic {wanted['name']!r} appears more than once in the request"
+            continue
+        if not ctx.allowed(Operation.ALTER, ResourceType.TOPIC, wanted["name"]):
+            result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            result["error_message"] = "The topic authorization failed."
             continue
         _grow(ctx, wanted, request["validate_only"], result)
     return {"throttle_time_ms": 0, "results": results}

@@ -21,6 +21,7 @@ import uuid
 from broker.config import topic_log_config
 from broker.errors import BrokerError, ConfigError
 from broker.topics import MAX_PARTITIONS, validate_topic_name
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.api.describe_configs import topic_configs
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import error_code_for
@@ -35,6 +36,7 @@ FIRST_CONFIGS_IN_RESPONSE_VERSION = 5
 async def handle_create_topics(ctx: RequestContext, request: dict) -> dict:
     names = [t["name"] for t in request["topics"]]
     results = []
+    on_cluster = ctx.allowed_on_cluster(Operation.CREATE)
     for wanted in request["topics"]:
         result = {"name": wanted["name"], "error_code": ErrorCode.NONE, "error_message": None,
                   "num_partitions": -1, "replication_factor": -1, "configs": None}
@@ -42,6 +44,10 @@ async def handle_create_topics(ctx: RequestContext, request: dict) -> dict:
         if names.count(wanted["name"]) > 1:
             result["error_code"] = ErrorCode.INVALID_REQUEST
             result["error_message"] = f"topic {wanted['name']!r} appears more than once in the request"
+            continue
+        # Create on the cluster, or on the topic (a literal or prefixed ACL), as in Kafka.
+        if not (on_cluster or ctx.allowed(Operation.CREATE, ResourceType.TOPIC, wanted["name"])):
+            _fail(result, ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
             continue
         _create(ctx, wanted, request["validate_only"], result)
     return {"throttle_time_ms": 0, "topics": results}

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 
 from broker.outcome import ErrorKind
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
@@ -30,6 +31,8 @@ async def handle_delete_groups(ctx: RequestContext, request: dict) -> dict:
     for group_id in request["groups_names"]:
         if not group_id:
             error = ErrorKind.INVALID_GROUP_ID
+        elif not ctx.allowed(Operation.DELETE, ResourceType.GROUP, group_id):
+            error = ErrorKind.GROUP_AUTHORIZATION_FAILED
         else:
             error = runtime.coordinator.delete_group(group_id, now_ms=monotonic_ms())
         if error is ErrorKind.NONE:

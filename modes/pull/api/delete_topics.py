@@ -16,6 +16,7 @@ import uuid
 
 
 from broker.errors import BrokerError
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
@@ -38,12 +39,20 @@ async def handle_delete_topics(ctx: RequestContext, request: dict) -> dict:
     for name, topic_id in wanted:
         result = {"name": name, "topic_id": topic_id, "error_code": ErrorCode.NONE, "error_message": None}
         responses.append(result)
+        if name is not None and not ctx.allowed(Operation.DELETE, ResourceType.TOPIC, name):
+            result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            continue
         if name is None:
             topic = registry.by_id(topic_id.bytes) if topic_id != ZERO_UUID else None
             if topic is None:
                 result["error_code"] = ErrorCode.UNKNOWN_TOPIC_ID
                 continue
             name = result["name"] = topic.name
+            if not ctx.allowed(Operation.DELETE, ResourceType.TOPIC, name):
+                # By id: a principal that may not delete it does not learn its name either.
+                result["name"] = None
+                result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
         else:
             topic = registry.get(name)
         if topic is not None:

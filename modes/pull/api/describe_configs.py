@@ -16,6 +16,7 @@ Version notes: served from v1 (config_source and synonyms; v0's is_default is go
 from __future__ import annotations
 
 from broker.config import LogConfig
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
@@ -87,6 +88,14 @@ async def handle_describe_configs(ctx: RequestContext, request: dict) -> dict:
         result = {"error_code": ErrorCode.NONE, "error_message": None, "resource_type": kind,
                   "resource_name": name, "configs": []}
         results.append(result)
+        if kind == TOPIC and not ctx.allowed(Operation.DESCRIBE_CONFIGS, ResourceType.TOPIC, name):
+            result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            result["error_message"] = "Authorization failed."
+            continue
+        if kind == BROKER and not ctx.allowed_on_cluster(Operation.DESCRIBE_CONFIGS):
+            result["error_code"] = ErrorCode.CLUSTER_AUTHORIZATION_FAILED
+            result["error_message"] = "Authorization failed."
+            continue
         if kind == TOPIC:
             topic = ctx.broker.topics.get(name)
             if topic is None:

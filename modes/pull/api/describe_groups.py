@@ -12,6 +12,7 @@ v4 group_instance_id per member; v5 flexible.
 
 from __future__ import annotations
 
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
@@ -25,6 +26,11 @@ async def handle_describe_groups(ctx: RequestContext, request: dict) -> dict:
     coordinator = ctx.broker.coord.groups.coordinator
     groups = []
     for group_id in request["groups"]:
+        if not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, group_id):
+            groups.append({"error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "group_id": group_id,
+                           "group_state": "", "protocol_type": "", "protocol_data": "", "members": [],
+                           "authorized_operations": NOT_REQUESTED})
+            continue
         d = coordinator.describe(group_id)
         groups.append({
             "error_code": ErrorCode.NONE if group_id else ErrorCode.INVALID_GROUP_ID,

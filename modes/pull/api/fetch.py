@@ -40,6 +40,7 @@ import trio
 
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.log_runtime import wait_for_data
@@ -105,6 +106,7 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
     for fetch_topic in request["topics"]:
         name = fetch_topic["topic"]
         topic = registry.get(name)
+        readable = ctx.allowed(Operation.READ, ResourceType.TOPIC, name)
         partitions = []
         for wanted in fetch_topic["partitions"]:
             index = wanted["partition"]
@@ -112,6 +114,10 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
                    "last_stable_offset": -1, "log_start_offset": -1, "aborted_transactions": [],
                    "preferred_read_replica": -1, "records": b""}
             partitions.append(out)
+            if not readable:
+                out["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                errors = True
+                continue
             if topic is None or not 0 <= index < len(topic.partitions):
                 out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 errors = True

@@ -20,6 +20,7 @@ not served.
 
 from __future__ import annotations
 
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
@@ -35,6 +36,8 @@ async def handle_find_coordinator(ctx: RequestContext, request: dict) -> dict:
         error, message = ErrorCode.INVALID_REQUEST, f"key_type {request['key_type']} is not supported"
     elif not request["key"]:
         error, message = ErrorCode.INVALID_GROUP_ID, "group id is empty"
+    elif not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, request["key"]):
+        error, message = ErrorCode.GROUP_AUTHORIZATION_FAILED, "Group authorization failed."
     if error != ErrorCode.NONE:
         return {"throttle_time_ms": 0, "error_code": error, "error_message": message,
                 "node_id": -1, "host": "", "port": -1}

@@ -12,6 +12,8 @@ Version notes: v1 throttle time; v3 group_instance_id; v4 flexible.
 
 from __future__ import annotations
 
+from broker.outcome import ErrorKind
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
@@ -21,6 +23,8 @@ from wire.kafka.messages.groups import HEARTBEAT
 
 @api(HEARTBEAT)
 async def handle_heartbeat(ctx: RequestContext, request: dict) -> dict:
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request["group_id"]):
+        return {"throttle_time_ms": 0, "error_code": code_for_kind(ErrorKind.GROUP_AUTHORIZATION_FAILED)}
     runtime = ctx.broker.coord.groups
     error = runtime.coordinator.heartbeat(
         request["group_id"], member_id=request["member_id"], generation_id=request["generation_id"],

@@ -19,15 +19,29 @@ adds an error code (PRODUCER_FENCED) we never send.
 
 from __future__ import annotations
 
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
+from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.produce_fetch import INIT_PRODUCER_ID
 
 
 @api(INIT_PRODUCER_ID)
 async def handle_init_producer_id(ctx: RequestContext, request: dict) -> dict:
+    # An idempotent producer needs IdempotentWrite on the cluster, or Write on some topic
+    # (Kafka 2.8+, KIP-679); otherwise CLUSTER_AUTHORIZATION_FAILED.
+    if request["transactional_id"] is None and not _may_write_idempotently(ctx):
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+                "producer_id": -1, "producer_epoch": -1}
     result = ctx.broker.coord.producers.ids.init_producer_id(
         request["transactional_id"], request["producer_id"], request["producer_epoch"])
     return {"throttle_time_ms": 0, "error_code": code_for_kind(result.error),
             "producer_id": result.producer_id, "producer_epoch": result.producer_epoch}
+
+
+def _may_write_idempotently(ctx: RequestContext) -> bool:
+    authorizer = ctx.broker.authorizer
+    if authorizer is None or ctx.allowed_on_cluster(Operation.IDEMPOTENT_WRITE):
+        return True
+    return authorizer.authorize_any(ctx.principal, ctx.client_host, Operation.WRITE, ResourceType.TOPIC)

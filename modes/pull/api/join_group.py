@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from broker.groups import JoinResponse
 from broker.outcome import ErrorKind
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
@@ -42,6 +43,9 @@ FIRST_NULLABLE_PROTOCOL_VERSION = 7
 @api(JOIN_GROUP, may_block=True)
 async def handle_join_group(ctx: RequestContext, request: dict) -> dict:
     runtime = ctx.broker.coord.groups
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request["group_id"]):
+        return encode_join(JoinResponse.failed(ErrorKind.GROUP_AUTHORIZATION_FAILED, request["member_id"]),
+                           ctx.version)
     session_timeout = request["session_timeout_ms"]
     rebalance_timeout = request["rebalance_timeout_ms"] if ctx.version >= 1 else session_timeout
     ticket = runtime.coordinator.join(

@@ -12,6 +12,7 @@ throttle time; v3 ``members[]`` with per-member results; v4 flexible.
 from __future__ import annotations
 
 from broker.outcome import ErrorKind
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
@@ -24,6 +25,9 @@ FIRST_BATCH_VERSION = 3
 @api(LEAVE_GROUP)
 async def handle_leave_group(ctx: RequestContext, request: dict) -> dict:
     runtime = ctx.broker.coord.groups
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request["group_id"]):
+        return {"throttle_time_ms": 0, "error_code": code_for_kind(ErrorKind.GROUP_AUTHORIZATION_FAILED),
+                "members": []}
     if ctx.version >= FIRST_BATCH_VERSION:
         members = [(m["member_id"], m["group_instance_id"]) for m in request["members"]]
     else:

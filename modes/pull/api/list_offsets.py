@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.api.fetch import leader_epoch_error
 from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
 from modes.pull.errors import error_code_for
@@ -45,12 +46,16 @@ async def handle_list_offsets(ctx: RequestContext, request: dict) -> dict:
     topics = []
     for wanted_topic in request["topics"]:
         topic = registry.get(wanted_topic["name"])
+        describable = ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, wanted_topic["name"])
         partitions = []
         for wanted in wanted_topic["partitions"]:
             index = wanted["partition_index"]
             out = {"partition_index": index, "error_code": ErrorCode.NONE, "timestamp": -1,
                    "offset": -1, "leader_epoch": LEADER_EPOCH}
             partitions.append(out)
+            if not describable:
+                out["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             if topic is None or not 0 <= index < len(topic.partitions):
                 out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue

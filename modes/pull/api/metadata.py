@@ -27,6 +27,7 @@ import uuid
 from broker.errors import BrokerError
 from broker.loggers import get_logger
 from broker.topics import Topic, validate_topic_name
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import LEADER_EPOCH, RequestContext
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
@@ -49,7 +50,9 @@ async def handle_metadata(ctx: RequestContext, request: dict) -> dict:
     host, port = broker.advertised_address(ctx.local)
     requested = request["topics"]
     if requested is None or (version == 0 and not requested):
-        topics = [_describe(t, node_id) for t in broker.topics.topics()]
+        # "All topics" means all the principal may describe: the others are not even named.
+        topics = [_describe(t, node_id) for t in broker.topics.topics()
+                  if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, t.name)]
     else:
         allow = broker.config.kafka.auto_create_topics and (version < 4 or request["allow_auto_topic_creation"])
         topics = [_lookup(ctx, entry, allow, node_id) for entry in requested]
@@ -70,6 +73,8 @@ def _lookup(ctx: RequestContext, entry: dict, allow_create: bool, node_id: int) 
         if topic is None:
             return {"error_code": ErrorCode.UNKNOWN_TOPIC_ID, "name": None, "topic_id": topic_id}
         return _describe(topic, node_id)
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):
+        return {"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": name}
     topic = registry.get(name)
     if topic is not None:
         return _describe(topic, node_id)
@@ -77,6 +82,10 @@ def _lookup(ctx: RequestContext, entry: dict, allow_create: bool, node_id: int) 
         validate_topic_name(name)
         if not allow_create:
             return {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name}
+        # Auto-creation needs Create on the cluster or on the topic, as in Kafka.
+        if not (ctx.allowed_on_cluster(Operation.CREATE)
+                or ctx.allowed(Operation.CREATE, ResourceType.TOPIC, name)):
+            return {"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": name}
         topic = ctx.broker.auto_create(name)
     except BrokerError as exc:
         return {"error_code": error_code_for(exc), "name": name}

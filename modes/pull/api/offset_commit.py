@@ -27,6 +27,7 @@ v7 group_instance_id; v8 flexible.
 from __future__ import annotations
 
 from broker.outcome import ErrorKind
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.coordination import monotonic_ms
 from modes.pull.errors import code_for_kind
@@ -39,6 +40,11 @@ from wire.kafka.messages.groups import OFFSET_COMMIT
 async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
     coord = ctx.broker.coord
     group_id = request["group_id"]
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, group_id):
+        return {"throttle_time_ms": 0, "topics": [
+            {"name": t["name"], "partitions": [
+                {"partition_index": p["partition_index"], "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
+                for p in t["partitions"]]} for t in request["topics"]]}
     verdict = coord.groups.coordinator.validate_commit(
         group_id, member_id=request["member_id"],
         generation_id=request["generation_id_or_member_epoch"],
@@ -49,10 +55,13 @@ async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
     wall = now_ms()
     for wanted in request["topics"]:
         topic = ctx.broker.topics.get(wanted["name"])
+        readable = ctx.allowed(Operation.READ, ResourceType.TOPIC, wanted["name"])
         partitions = []
         for p in wanted["partitions"]:
             index = p["partition_index"]
-            if verdict is not ErrorKind.NONE:
+            if not readable:
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif verdict is not ErrorKind.NONE:
                 code = code_for_kind(verdict)
             elif topic is None or not 0 <= index < len(topic.partitions):
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

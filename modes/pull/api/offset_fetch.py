@@ -17,16 +17,17 @@ not served.
 
 from __future__ import annotations
 
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.groups import OFFSET_FETCH
 
 
-def _partition(index: int, committed) -> dict:
+def _partition(index: int, committed, error: ErrorCode = ErrorCode.NONE) -> dict:
     if committed is None:
         return {"partition_index": index, "committed_offset": -1, "committed_leader_epoch": -1,
-                "metadata": "", "error_code": ErrorCode.NONE}
+                "metadata": "", "error_code": error}
     return {"partition_index": index, "committed_offset": committed.offset,
             "committed_leader_epoch": committed.leader_epoch,
             "metadata": committed.metadata if committed.metadata is not None else "",
@@ -38,13 +39,27 @@ async def handle_offset_fetch(ctx: RequestContext, request: dict) -> dict:
     store = ctx.broker.coord.offsets
     group_id = request["group_id"]
     topics = []
+    if not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, group_id):
+        # v2+ reads the top-level code; v0-1 only have the partitions' codes.
+        denied = ErrorCode.GROUP_AUTHORIZATION_FAILED
+        for wanted in request["topics"] or []:
+            topics.append({"name": wanted["name"], "partitions": [
+                _partition(index, None, denied) for index in wanted["partition_indexes"]]})
+        return {"throttle_time_ms": 0, "topics": topics, "error_code": denied}
     if request["topics"] is None:
         by_topic: dict[str, list[dict]] = {}
         for (topic, index), committed in sorted(store.fetch_all(group_id).items()):
-            by_topic.setdefault(topic, []).append(_partition(index, committed))
+            # Offsets of topics the principal may not describe are left out, as Kafka does.
+            if ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic):
+                by_topic.setdefault(topic, []).append(_partition(index, committed))
         topics = [{"name": name, "partitions": parts} for name, parts in by_topic.items()]
     else:
         for wanted in request["topics"]:
+            if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, wanted["name"]):
+                topics.append({"name": wanted["name"], "partitions": [
+                    _partition(index, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                    for index in wanted["partition_indexes"]]})
+                continue
             topics.append({"name": wanted["name"], "partitions": [
                 _partition(index, store.fetch(group_id, wanted["name"], index))
                 for index in wanted["partition_indexes"]]})

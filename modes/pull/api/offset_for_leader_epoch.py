@@ -16,6 +16,7 @@ Version notes: v2 current_leader_epoch, throttle time; v3 replica_id; v4 flexibl
 
 from __future__ import annotations
 
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.api.fetch import leader_epoch_error
 from modes.pull.context import LEADER_EPOCH, RequestContext
 from modes.pull.registry import api
@@ -28,11 +29,15 @@ async def handle_offset_for_leader_epoch(ctx: RequestContext, request: dict) -> 
     topics = []
     for wanted in request["topics"]:
         topic = ctx.broker.topics.get(wanted["topic"])
+        describable = ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, wanted["topic"])
         partitions = []
         for p in wanted["partitions"]:
             index = p["partition"]
             out = {"error_code": ErrorCode.NONE, "partition": index, "leader_epoch": -1, "end_offset": -1}
             partitions.append(out)
+            if not describable:
+                out["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             if topic is None or not 0 <= index < len(topic.partitions):
                 out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue

@@ -49,6 +49,7 @@ from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
 from broker.producers import CheckResult, Decision, ProducerStateTable, last_sequence
 from broker.topics import Topic
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import CloseConnection, code_for_kind, error_code_for
 from modes.pull.log_runtime import flush_log
@@ -93,6 +94,8 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     for topic_data in request["topic_data"]:
         name = topic_data["name"]
         topic = registry.get(name)
+        # Kafka checks Write before existence: an unauthorized client learns nothing of the topic.
+        writable = ctx.allowed(Operation.WRITE, ResourceType.TOPIC, name)
         results = []
         for partition_data in topic_data["partition_data"]:
             index = partition_data["index"]
@@ -103,6 +106,8 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 result["error_code"] = ErrorCode.UNSUPPORTED_VERSION
             elif acks not in VALID_ACKS:
                 result["error_code"] = ErrorCode.INVALID_REQUIRED_ACKS
+            elif not writable:
+                result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             elif topic is None or not 0 <= index < len(topic.partitions):
                 result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from broker.groups import SyncResponse
 from broker.outcome import ErrorKind
+from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
 from modes.pull.coordination import MAX_GROUP_WAIT_SECONDS, monotonic_ms
 from modes.pull.errors import code_for_kind
@@ -34,6 +35,9 @@ from wire.kafka.messages.groups import SYNC_GROUP
 @api(SYNC_GROUP, may_block=True)
 async def handle_sync_group(ctx: RequestContext, request: dict) -> dict:
     runtime = ctx.broker.coord.groups
+    if not ctx.allowed(Operation.READ, ResourceType.GROUP, request["group_id"]):
+        return {"throttle_time_ms": 0, "error_code": code_for_kind(ErrorKind.GROUP_AUTHORIZATION_FAILED),
+                "assignment": b""}
     ticket = runtime.coordinator.sync(
         request["group_id"],
         member_id=request["member_id"],

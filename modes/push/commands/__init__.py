@@ -215,41 +215,63 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
     # checked here too, and sent the careful way (which refuses and logs) when not allowed.
     unrestricted = client.unrestricted
     if fast and not client.subscribed and not client.held_replies and _publishes_only(server, client, commands):
+        _count(server, _PUBLISH, len(commands))
         return len(commands)
     executed = 0
-    for args in commands:
-        try:
-            entry = spellings[args[0]]
-        except KeyError:
-            entry = _look_up(args[0])
-        if (fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed
-                and (unrestricted or acl.allowed(server, client, entry, args))):
-            # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
-            client.last_command = entry.name
-            if not entry.holds_output:
-                release_held_output(server, client)
-            entry.handler(server, client, args)
-        elif not _run_carefully(server, client, entry, args):
-            # Held by CLIENT PAUSE: this command and every later one wait (identity, not
-            # equality: a pipeline repeats equal commands).
-            position = next(i for i, command in enumerate(commands) if command is args)
-            _hold(server, client, commands[position:])
-            return executed
-        else:
-            fast = pause.mode is None and not client.reply_flags
-            unrestricted = client.unrestricted
-        executed += 1
-        if client.close_after_reply:
-            break
+    # Commands by name, for /metrics. A pipeline repeats one command (PUBLISH, PUBLISH, ...):
+    # the fast path counts the run in locals and adds it to the table once, when it ends.
+    counted: Command | None = None
+    run = 0
+    try:
+        for args in commands:
+            try:
+                entry = spellings[args[0]]
+            except KeyError:
+                entry = _look_up(args[0])
+            if (fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed
+                    and (unrestricted or acl.allowed(server, client, entry, args))):
+                # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
+                client.last_command = entry.name
+                if entry is counted:
+                    run += 1
+                else:
+                    if run:
+                        _count(server, counted, run)
+                    counted, run = entry, 1
+                if not entry.holds_output:
+                    release_held_output(server, client)
+                entry.handler(server, client, args)
+            elif not _run_carefully(server, client, entry, args):
+                # Held by CLIENT PAUSE: this command and every later one wait (identity, not
+                # equality: a pipeline repeats equal commands).
+                position = next(i for i, command in enumerate(commands) if command is args)
+                _hold(server, client, commands[position:])
+                return executed
+            else:
+                fast = pause.mode is None and not client.reply_flags
+                unrestricted = client.unrestricted
+            executed += 1
+            if client.close_after_reply:
+                break
+    finally:
+        if run:
+            _count(server, counted, run)
     return executed
+
+
+def _count(server: ServerState, command: Command, times: int) -> None:
+    """Add ``times`` runs of ``command`` to the server's commands-by-name counters."""
+    calls = server.requests.requests
+    calls[command.fullname] = calls.get(command.fullname, 0) + times
 
 
 def _publishes_only(server: ServerState, client: Client, commands: list[list[bytes]]) -> bool:
     """Run the batch at once if it is nothing but PUBLISHes to one channel (the hot case).
 
     The caller checked what the fast path needs (no pause, replies plain, the client not
-    subscribed and allowed everything by ACL, nothing held back). A lone PUBLISH is published at once, without holding
-    anything back for a batch end that is already here. A run of them is checked column by
+    subscribed, nothing held back); a restricted user's PUBLISH is checked against its ACL
+    here (one channel: one verdict for the run). A lone PUBLISH is published at once, without
+    holding anything back for a batch end that is already here. A run of them is checked column by
     column (every command three words, one name, one channel), then published as one
     fan-out (``pubsub.publish_run``) when the broker can prove that is the same as one by one.
 
@@ -295,6 +317,7 @@ def _run_carefully(server: ServerState, client: Client, entry: Command | None, a
             return False
         if not checked.holds_output:
             release_held_output(server, client)
+        _count(server, checked, 1)
         checked.handler(server, client, args)
     if client.reply_flags:
         _next_reply_state(server, client)

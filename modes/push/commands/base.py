@@ -31,6 +31,7 @@ from broker.security.redis_acl_log import AclLog
 from broker.stats import ServerInfo
 from broker.subscribers import OutputLimits, Subscriber
 from modes.common.listener import ConnectionTable, ListenerStatistics
+from modes.common.request_stats import RequestStats
 from modes.push.client import Client
 from modes.push.commands.pause import ClientPause
 from wire.resp import encoder
@@ -90,6 +91,8 @@ class ServerState(Protocol):
     acl: RedisAcl
     acl_log: AclLog
     commands_processed: int
+    # Commands by name and error replies by code (``/metrics``; never reset).
+    requests: RequestStats
     output_limit_disconnections: int
     protocol_errors: int
     # The largest output buffer judged over its limit when a subscriber was cut off (INFO).

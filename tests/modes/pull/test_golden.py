@@ -13,8 +13,9 @@ from tests.modes.pull.raw import pull_broker
 # ApiVersions answer from the declarations in wire.kafka.messages; this table is the independent
 # record of what real clients have been seeing, so any change to it is a visible decision.
 ADVERTISED = [(0, 0, 9), (1, 4, 12), (2, 1, 7), (3, 0, 12), (8, 2, 8), (9, 1, 7), (10, 0, 3), (11, 0, 7),
-              (12, 0, 4), (13, 0, 4), (14, 0, 4), (15, 0, 5), (16, 0, 4), (18, 0, 4), (19, 2, 7), (20, 1, 6),
-              (22, 0, 4), (23, 2, 4), (32, 1, 4), (37, 0, 3), (42, 0, 2)]
+              (12, 0, 4), (13, 0, 4), (14, 0, 4), (15, 0, 5), (16, 0, 4), (17, 0, 1), (18, 0, 4), (19, 2, 7),
+              (20, 1, 6), (22, 0, 4), (23, 2, 4), (29, 1, 3), (30, 1, 3), (31, 1, 3), (32, 1, 4), (36, 0, 2),
+              (37, 0, 3), (42, 0, 2)]
 
 # A minimal RecordBatch v2: one record, null key, value "hi", CreateTime 1700000000000.
 ONE_RECORD_BATCH = bytes.fromhex(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import pytest
 import trio
-from structlog.testing import capture_logs
 
 from broker.config import RespConfig
 from broker.security.redis_users import RespUser
@@ -18,7 +17,6 @@ from broker.errors import ConfigError
 from broker.security.redis_acl import hash_password
 from modes.push.commands.acl import build_acl
 from modes.push.protected_mode import PROTECTED_MODE_DENIED
-from modes.push.server import PushServer, _warn_if_exposed
 from tests.modes.common.servers import RespClient, push_broker
 
 ALICE = RespUser(name="alice", password_hash=hash_password("a-pw"), rules="on +@pubsub &news.*")
@@ -114,24 +112,6 @@ async def test_protected_mode_refuses_remote_clients_until_off_or_a_password() -
         await remote.send(b"PING\r\n")
         await remote.expect(b"+PONG\r\n")
         await remote.aclose()
-
-
-@pytest.mark.parametrize(("settings", "expected"), [
-    ({}, "protected mode refuses"),
-    ({"protected_mode": False}, "protected mode is off"),
-    ({"requirepass": "pw"}, None),
-])
-def test_an_exposed_listener_is_warned_about(settings: dict, expected: str | None) -> None:
-    server = PushServer(config=RespConfig(**settings), pubsub=None, info=None, address="0.0.0.0:6379")
-    with capture_logs() as logs:
-        _warn_if_exposed(server, "0.0.0.0")
-        _warn_if_exposed(server, "127.0.0.1")
-    warnings = [entry for entry in logs if entry["event"] == "listener_exposed"]
-    if expected is None:
-        assert warnings == []
-    else:
-        assert len(warnings) == 1 and expected in warnings[0]["warning"]
-        assert "pw" not in str(warnings[0])
 
 
 async def test_requirepass_closes_the_door_until_auth() -> None:

@@ -32,6 +32,8 @@ Layout: one module per API family, each holding whole sections (note, declaratio
 * ``admin``: CreateTopics, DeleteTopics, DescribeConfigs, CreatePartitions (topic administration);
 * ``groups``: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup, OffsetCommit,
   OffsetFetch, DescribeGroups, ListGroups, DeleteGroups (the classic consumer-group coordinator);
+* ``security``: SaslHandshake, SaslAuthenticate, DescribeAcls, CreateAcls, DeleteAcls (who a
+  client is, and what it may do);
 * ``consumer_protocol``: the consumer protocol bytes carried inside JoinGroup / SyncGroup (not an
   API: plain messages, in none of the tables).
 
@@ -54,7 +56,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from wire.kafka.messages import admin, groups, metadata, produce_fetch
+from wire.kafka.messages import admin, groups, metadata, produce_fetch, security
 from wire.kafka.messages.consumer_protocol import (
     ConsumerProtocolAssignment,
     ConsumerProtocolSubscription,
@@ -71,7 +73,7 @@ __all__ = [
 ]
 
 # The modules whose ``Api`` declarations make up the tables. A new family module goes here.
-FAMILIES: tuple[ModuleType, ...] = (produce_fetch, metadata, admin, groups)
+FAMILIES: tuple[ModuleType, ...] = (produce_fetch, metadata, admin, groups, security)
 
 
 def collect_apis(families: tuple[ModuleType, ...]) -> dict[int, Api]:
