@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import gc
 import inspect
+import warnings
 
 import pytest
 import trio
@@ -25,3 +27,21 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
     trio.run(functools.partial(pyfuncitem.obj, **kwargs))
     return True
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _finalize_leaked_sockets_where_they_were_leaked(request: pytest.FixtureRequest):
+    """Collect garbage when a module that tolerates unclosed sockets ends.
+
+    kafka-python leaves its wake-up socketpairs (and, refused, its sockets) to the garbage
+    collector. The modules using it ignore that ResourceWarning, but the collector may run
+    only during a later module's test, where ``filterwarnings = error`` turns the warning into
+    that innocent test's failure. Collecting here finalizes them under the module's own
+    tolerance; modules that do not declare it are left alone, so our own leaks still fail.
+    """
+    yield
+    marks = [mark for mark in request.node.iter_markers("filterwarnings")]
+    if any("unclosed <socket.socket" in str(arg) for mark in marks for arg in mark.args):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
