@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from dualmq.etcd_process import EtcdProcess
 from dualmq.process import BrokerProcess, serve_command
 
-__all__ = ["BrokerProcess", "RawClient", "broker_process", "fast_groups_broker", "fast_groups_config", "require_binary", "require_module",
+__all__ = ["BrokerProcess", "RawClient", "etcd_process", "broker_process", "fast_groups_broker", "fast_groups_config", "require_binary", "require_module",
            "serve_command"]
 
 REQUIRE_INTEROP = os.environ.get("DUALMQ_REQUIRE_INTEROP") == "1"
@@ -49,6 +50,18 @@ def require_module(name: str, package: str):
         if REQUIRE_INTEROP:
             pytest.fail(message)
         pytest.skip(message)
+
+
+@contextlib.contextmanager
+def etcd_process(workdir: Path) -> Iterator[EtcdProcess]:
+    """A one-member etcd on free loopback ports, healthy when yielded, stopped on exit.
+
+    Skips the test when etcd is not installed (Debian ``etcd-server``), fails it under
+    ``DUALMQ_REQUIRE_INTEROP=1``.
+    """
+    require_binary("etcd", "etcd-server")
+    with EtcdProcess(workdir / "etcd", log_path=workdir / "etcd.log") as etcd:
+        yield etcd
 
 
 # --- a real broker process -------------------------------------------------------------------
