@@ -41,7 +41,7 @@ import attrs
 import httpx
 import trio
 
-from broker.errors import BrokerError
+from broker.cluster.model import CoordinationError
 
 __all__ = [
     "Compare", "EtcdClient", "EtcdError", "EtcdProtocolError", "EtcdRequestFailed", "EtcdUnavailable",
@@ -59,7 +59,7 @@ MAX_WATCH_LINE_BYTES = 16 * 1024 * 1024
 WATCH_CHUNKS_BUFFERED = 16
 
 
-class EtcdError(BrokerError):
+class EtcdError(CoordinationError):
     """Something went wrong talking to etcd."""
 
 
