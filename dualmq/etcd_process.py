@@ -31,15 +31,14 @@ import urllib.request
 from pathlib import Path
 
 from dualmq.errors import DualmqError
+from dualmq.process import STOP_TIMEOUT_S, ChildProcess
 
 __all__ = ["EtcdProcess", "EtcdStartError", "find_etcd"]
 
 START_TIMEOUT_S = 15.0
-STOP_TIMEOUT_S = 5.0
 BIND_RETRIES = 5
 POLL_INTERVAL_S = 0.05
 HEALTH_TIMEOUT_S = 1.0
-LOG_TAIL_CHARS = 2000
 # etcd is on loopback: an HTTP proxy named in the environment must not be asked to reach it.
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -59,7 +58,7 @@ def _free_port(host: str) -> int:
         return sock.getsockname()[1]
 
 
-class EtcdProcess:
+class EtcdProcess(ChildProcess):
     """One single-member etcd, on loopback, with its data in ``data_dir``.
 
     Args:
@@ -159,17 +158,6 @@ class EtcdProcess:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self._kill_and_reap()
-
-    def _kill_and_reap(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_S)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
-        return self.log_text()[-chars:]
 
     def __enter__(self) -> EtcdProcess:
         if not self.running:

@@ -80,7 +80,26 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class BrokerProcess:
+class ChildProcess:
+    """What every child server process here shares: its ``process`` and its log file."""
+
+    process: subprocess.Popen | None
+    log_path: Path
+
+    def _kill_and_reap(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT_S)
+
+    def log_text(self) -> str:
+        """Everything the process wrote so far, every start included ('' if nothing yet)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        return self.log_text()[-chars:]
+
+
+class BrokerProcess(ChildProcess):
     """One ``dualmq serve`` child process, which can be stopped, killed and started again.
 
     Nothing runs until ``start`` (or ``with`` / ``async with``). After the first start the
@@ -276,19 +295,7 @@ class BrokerProcess:
                 self._kill_and_reap()
         return process.returncode
 
-    def _kill_and_reap(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_S)
-
     # --- its log ------------------------------------------------------------------------------
-
-    def log_text(self) -> str:
-        """Everything the broker wrote so far, every start included ('' if nothing yet)."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
-        return self.log_text()[-chars:]
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The broker's log as one dict per JSON line (other lines, e.g. a traceback, skipped)."""

@@ -42,6 +42,7 @@ import httpx
 import trio
 
 from broker.cluster.model import CoordinationError
+from modes.common.exception_groups import leaves
 
 __all__ = [
     "Compare", "EtcdClient", "EtcdError", "EtcdProtocolError", "EtcdRequestFailed", "EtcdUnavailable",
@@ -453,15 +454,8 @@ def _reply_json(response: httpx.Response, path: str) -> dict:
 
 def _only_error(group: BaseExceptionGroup) -> BaseException:
     """The one exception a nursery wrapped in ``group`` (the group itself if there are several)."""
-    leaves = []
-    pending: list[BaseException] = [group]
-    while pending:
-        exc = pending.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            pending.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    return leaves[0] if len(leaves) == 1 else group
+    found = leaves(group)
+    return found[0] if len(found) == 1 else group
 
 
 async def _pump(response: httpx.Response, send: trio.MemorySendChannel[bytes | EtcdError]) -> None:

@@ -231,3 +231,23 @@ def test_when_the_controller_stops_another_broker_takes_over_within_the_lease_tt
     # The stopped broker's partitions have no live leader now (failover is a later slice).
     offline = [p for t in meta["topics"] for p in t["partitions"] if p["leader_id"] == -1]
     assert offline and all(p["error_code"] == ErrorCode.LEADER_NOT_AVAILABLE for p in offline)
+
+
+def test_when_the_controller_crashes_the_last_broker_takes_over_once_its_lease_expires(cluster):
+    alive = [n for n in (1, 2, 3) if cluster.node(n).running]
+    assert len(alive) == 2  # the previous test stopped one
+    before = trio.run(metadata, cluster.node(alive[0]).kafka, None)["controller_id"]
+    assert before in alive
+    survivor = next(n for n in alive if n != before)
+    last = cluster.node(survivor)
+    killed_at = time.monotonic()
+    cluster.node(before).kill()  # SIGKILL: no revoke, etcd must expire the lease
+    after = before
+    while time.monotonic() - killed_at < LEASE_TTL_S + 3:
+        after = trio.run(metadata, last.kafka, None)["controller_id"]
+        if after not in (before, -1):
+            break
+        time.sleep(0.1)
+    took = time.monotonic() - killed_at
+    assert after == survivor, (after, took)
+    assert took >= LEASE_TTL_S - 1  # not before the lease could have expired
