@@ -22,7 +22,7 @@ import trio
 
 from dualmq.process import BrokerCluster, BrokerProcess, BrokerStartError
 from tests.modes.pull.raw import RawKafka
-from tests.support import etcd_process, require_binary, require_module
+from tests.support import KAFKA_PYTHON_NOISE, etcd_process, require_binary, require_module
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
 from wire.kafka.messages.produce_fetch import FETCH, LIST_OFFSETS, PRODUCE
@@ -31,10 +31,7 @@ from wire.kafka.records import build_batch
 pytestmark = [
     pytest.mark.interop,
     pytest.mark.timeout(120),
-    # kafka-python's own warnings and socket leaks (see tests/interop/test_kafka_python.py).
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    *KAFKA_PYTHON_NOISE,
 ]
 
 LEASE_TTL_S = 2

@@ -46,7 +46,6 @@ from broker.security.redis_acl import (
     parse_acl_file,
     user_flags,
 )
-from broker.security.redis_acl_log import AclLog
 from modes.common.clock import now_ms
 from modes.push.client import Client
 from modes.push.commands.base import COMMANDS, Command, ServerState, help_reply, subcommand_syntax_error, text_of
