@@ -193,6 +193,9 @@ class LogConfig:
     # 0 = derive it from the open-file limit: an eighth of it, within [16, 4096]. Kafka has no
     # such setting: it keeps every segment open and needs a high ``ulimit -n`` instead.
     max_open_segment_files: int = attrs.field(default=0, validator=_int_range(1, 1_000_000, allow=(0,)))
+    # Cluster mode: the fewest in-sync replicas an ``acks=all`` write needs, else
+    # NOT_ENOUGH_REPLICAS (Kafka's min.insync.replicas, a topic config; docs/cluster.md).
+    min_insync_replicas: int = attrs.field(default=1, validator=_int_range(1, INT32_MAX))
 
 
 @attrs.frozen(kw_only=True)
@@ -411,6 +414,9 @@ class ClusterConfig:
     etcd: str = attrs.field(default="", validator=_etcd_url)
     node_id: int = attrs.field(default=-1, validator=_int_range(0, INT32_MAX, allow=(-1,)))
     lease_ttl_seconds: int = attrs.field(default=10, validator=_int_range(1, 300))
+    # A follower that has not caught up with the leader's log end for this long leaves the ISR
+    # (Kafka's replica.lag.time.max.ms, same default).
+    replica_lag_time_max_ms: int = attrs.field(default=30_000, validator=_int_range(100, HOUR_MS))
 
     @property
     def enabled(self) -> bool:
@@ -505,6 +511,7 @@ TOPIC_CONFIG_KEYS: dict[str, str] = {
     "segment.bytes": "segment_bytes",
     "segment.ms": "segment_ms",
     "max.message.bytes": "max_message_bytes",
+    "min.insync.replicas": "min_insync_replicas",
 }
 
 

@@ -23,6 +23,10 @@ class OffsetOutOfRange(BrokerError):
     """An offset below the log start offset or beyond the high watermark was requested."""
 
 
+class ReplicaOffsetMismatch(BrokerError):
+    """A batch copied from a partition's leader does not start at the follower's log end."""
+
+
 class UnknownTopic(BrokerError):
     """The topic (or partition) does not exist."""
 

@@ -162,6 +162,18 @@ class TopicAssignment:
                    partitions=tuple(PartitionState(leader=r[0], replicas=tuple(r), isr=tuple(r), leader_epoch=0)
                                     for r in replica_lists))
 
+    def with_isr(self, index: int, isr: tuple[int, ...], *, leader: int, leader_epoch: int) -> TopicAssignment | None:
+        """This topic with partition ``index``'s ISR replaced - or None when that partition is
+        no longer led by ``leader`` in ``leader_epoch`` (a stale leader must not write)."""
+        if not 0 <= index < len(self.partitions):
+            return None
+        current = self.partitions[index]
+        if current.leader != leader or current.leader_epoch != leader_epoch or not set(isr) <= set(current.replicas):
+            return None
+        partitions = list(self.partitions)
+        partitions[index] = attrs.evolve(current, isr=tuple(isr))
+        return attrs.evolve(self, partitions=tuple(partitions))
+
     def to_json(self) -> bytes:
         return _dump({"name": self.name, "topic_id": self.topic_id.hex(), "overrides": self.overrides,
                       "partitions": [p.to_dict() for p in self.partitions]})

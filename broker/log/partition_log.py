@@ -8,9 +8,13 @@ This is the storage behind Kafka's Produce and Fetch, in our own terms:
 * **read** serves whole batches from the one that *contains* the wanted offset (consumers skip
   the records before it themselves) and always returns at least one batch, however large —
   otherwise a consumer whose limit is smaller than a batch would stall forever (KIP-74).
-* The **high watermark** equals the log end offset: with a single broker and no replication,
-  a batch is "committed" as soon as it is appended. Durability is a separate axis, chosen by
-  the ``fsync`` policy (``always`` / ``interval`` / ``never``) and tracked as ``flushed_offset``.
+* The **high watermark** equals the log end offset on a single broker: with no replication,
+  a batch is "committed" as soon as it is appended. In a cluster the replication runtime takes
+  it over (:meth:`PartitionLog.track_high_watermark`) and moves it as the in-sync replicas
+  catch up (docs/cluster.md); consumers then read only below it, followers up to the log end,
+  and a follower's log takes the leader's batches verbatim at their offsets
+  (:meth:`PartitionLog.append_replica`). Durability is a separate axis, chosen by the
+  ``fsync`` policy (``always`` / ``interval`` / ``never``) and tracked as ``flushed_offset``.
 * **Segments** roll by size (``segment_bytes``) and age (``segment_ms``); **retention** deletes
   whole closed segments by age (``retention_ms``, judged by the newest timestamp inside) and by
   total size (``retention_bytes``). The log start offset is the first remaining segment's base.
@@ -46,13 +50,14 @@ the way the group coordinator offers its answers, as tickets it awaits on its ow
 from __future__ import annotations
 
 import bisect
+import struct
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
 
 from broker.config import LogConfig
-from broker.errors import OffsetOutOfRange
+from broker.errors import OffsetOutOfRange, ReplicaOffsetMismatch
 from broker.log.recovery import recover_partition
 from broker.log.segment import LEADER_EPOCH, Segment
 from broker.log.storage import LogStorage
@@ -65,6 +70,8 @@ log = get_logger(__name__)
 
 # Relative offsets in the index are int32: a segment may not span more offsets than that.
 _MAX_RELATIVE_OFFSET = 2**31 - 1
+# A batch's first two fields: baseOffset (int64) and batchLength (int32).
+_OFFSET_AND_LENGTH = struct.Struct(">qi")
 
 
 @attrs.frozen(kw_only=True)
@@ -132,6 +139,9 @@ class PartitionLog:
     # truth test of this list.
     _watchers: list[DataTicket] = attrs.field(factory=list)
     _closed: bool = False
+    # None: the high watermark is the log end (a single broker). Otherwise the offset below
+    # which the in-sync replicas all hold the data, moved by the cluster's replication runtime.
+    _high_watermark: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -200,9 +210,46 @@ class PartitionLog:
         return self._segments[0].base_offset
 
     @property
-    def high_watermark(self) -> int:
-        """The log end offset: the offset the next appended record will get."""
+    def log_end_offset(self) -> int:
+        """The offset the next appended record will get."""
         return self._segments[-1].next_offset
+
+    @property
+    def high_watermark(self) -> int:
+        """The offset below which records are committed and served to consumers: the log end
+        offset, unless :meth:`track_high_watermark` handed it to the replication runtime."""
+        if self._high_watermark is None:
+            return self._segments[-1].next_offset
+        return self._high_watermark
+
+    @property
+    def tracks_high_watermark(self) -> bool:
+        return self._high_watermark is not None
+
+    def track_high_watermark(self) -> None:
+        """Stop equating the high watermark with the log end: from now on it moves only by
+        :meth:`advance_high_watermark` (replication). It starts at the log end now: what the
+        log held when it was opened is taken as committed (docs/cluster.md says why)."""
+        if self._high_watermark is None:
+            self._high_watermark = self.log_end_offset
+
+    def advance_high_watermark(self, offset: int) -> bool:
+        """Move a tracked high watermark forward to ``offset`` (capped at the log end; an
+        offset at or below the current one changes nothing) and wake the waits it satisfies.
+
+        Returns:
+            Whether it moved.
+        """
+        current = self._high_watermark
+        if current is None:
+            return False
+        offset = min(offset, self.log_end_offset)
+        if offset <= current:
+            return False
+        self._high_watermark = offset
+        if self._watchers:
+            self._complete_watchers()
+        return True
 
     @property
     def size_bytes(self) -> int:
@@ -219,7 +266,7 @@ class PartitionLog:
 
     @property
     def has_unflushed(self) -> bool:
-        return self._flushed_offset < self.high_watermark
+        return self._flushed_offset < self.log_end_offset
 
     def statistics(self) -> LogStatistics:
         return LogStatistics(
@@ -291,9 +338,36 @@ class PartitionLog:
             OSError: the write failed (the partial write is cut off; the log is unchanged).
         """
         header = validated if validated is not None else validate_batch(batch, self.config.max_message_bytes)
+        view = memoryview(batch)
+        offset = self.log_end_offset
+        self._write([patched_prefix(view, offset, LEADER_EPOCH), view[16:]], header, offset, now_ms)
+        return offset
+
+    def append_replica(self, batch: bytes | bytearray | memoryview, now_ms: int) -> BatchHeader:
+        """Append one batch copied from the partition's leader, byte for byte, at the offsets
+        the leader gave it (a follower's log is the leader's, offset for offset).
+
+        Returns:
+            The batch's header.
+
+        Raises:
+            ReplicaOffsetMismatch: the batch does not start at this log's end (a gap, or data
+                this log holds already): the log is unchanged.
+            CorruptBatch, UnsupportedBatchFormat, BatchTooLarge: as :meth:`append`.
+            OSError: as :meth:`append`.
+        """
+        header = validate_batch(batch, self.config.max_message_bytes)
+        offset = self.log_end_offset
+        if header.base_offset != offset:
+            raise ReplicaOffsetMismatch(
+                f"replicated batch at offset {header.base_offset}, but this log ends at {offset}")
+        self._write([batch], header, offset, now_ms)
+        return header
+
+    def _write(self, parts: list, header: BatchHeader, offset: int, now_ms: int) -> None:
+        """Write one batch (``parts`` joined) at ``offset``, the log end, rolling first if due."""
         size = header.batch_length + LOG_OVERHEAD
         active = self._segments[-1]
-        offset = active.next_offset
         try:
             if not active.is_empty and (
                 active.size + size > self.config.segment_bytes
@@ -301,9 +375,7 @@ class PartitionLog:
                 or offset + header.last_offset_delta - active.base_offset > _MAX_RELATIVE_OFFSET
             ):
                 active = self._roll(now_ms, reason="size" if active.size + size > self.config.segment_bytes else "age")
-            view = memoryview(batch)
-            index_error = active.append([patched_prefix(view, offset, LEADER_EPOCH), view[16:]], header, offset,
-                                        self.config.index_interval_bytes, now_ms)
+            index_error = active.append(parts, header, offset, self.config.index_interval_bytes, now_ms)
         except OSError as exc:
             self.record_io_error("append", exc, now_ms)
             raise
@@ -315,7 +387,6 @@ class PartitionLog:
         self._appends += 1
         if self._watchers:
             self._complete_watchers()
-        return offset
 
     def _aged(self, segment: Segment, now_ms: int) -> bool:
         return segment.rolling_timestamp is not None and now_ms - segment.rolling_timestamp >= self.config.segment_ms
@@ -398,29 +469,38 @@ class PartitionLog:
     # -- reads -------------------------------------------------------------------------------
 
     def _check_range(self, offset: int) -> None:
-        start, end = self.log_start_offset, self.high_watermark
+        start, end = self.log_start_offset, self.log_end_offset
         if offset < start or offset > end:
             raise OffsetOutOfRange(
-                f"offset {offset} is out of range: log_start_offset is {start}, high_watermark is {end}"
+                f"offset {offset} is out of range: log_start_offset is {start}, log_end_offset is {end}"
             )
 
-    def read(self, offset: int, max_bytes: int) -> bytes:
-        """Whole batches starting with the one that contains ``offset``.
+    def read(self, offset: int, max_bytes: int, *, to_log_end: bool = False) -> bytes:
+        """Whole batches starting with the one that contains ``offset``, below the high
+        watermark (a consumer's read) or, with ``to_log_end``, below the log end (a follower's).
 
         Further batches are added while the total stays within ``max_bytes``; the first batch
         is returned even if it alone is larger. Reads continue across segment boundaries.
 
         Returns:
-            The batches' bytes; ``b""`` when ``offset`` equals the high watermark.
+            The batches' bytes; ``b""`` when ``offset`` is at or past the limit.
 
         Raises:
-            OffsetOutOfRange: ``offset`` below ``log_start_offset`` or above ``high_watermark``.
+            OffsetOutOfRange: ``offset`` below ``log_start_offset`` or above the log end offset.
             OSError: a read failed (``filename`` names the file); see ``record_io_error``.
         """
         self._check_range(offset)
         self._reads += 1
-        if offset == self.high_watermark:
+        end = self.log_end_offset
+        limit = end if to_log_end else self.high_watermark
+        if offset >= limit:
             return b""
+        data = self._read(offset, max_bytes)
+        # Replication keeps the high watermark on a batch boundary (every replica holds whole
+        # batches), so cutting at the first batch that starts at or past it is exact.
+        return data if limit == end else _cut_at(data, limit)
+
+    def _read(self, offset: int, max_bytes: int) -> bytes:
         index = bisect.bisect_right(self._bases, offset) - 1
         segment = self._segments[index]
         position, _ = segment.locate(offset, self.config.index_interval_bytes)
@@ -468,7 +548,7 @@ class PartitionLog:
         """
         offset = self.log_start_offset if from_offset is None else from_offset
         self._check_range(offset)
-        if offset == self.high_watermark:
+        if offset == self.log_end_offset:
             return
         index = bisect.bisect_right(self._bases, offset) - 1
         position, _ = self._segments[index].locate(offset, self.config.index_interval_bytes)
@@ -481,11 +561,13 @@ class PartitionLog:
 
     # -- waiting for data --------------------------------------------------------------------
 
-    def watch(self, offset: int, wake: Callable[[], None]) -> DataTicket:
-        """Register a wait for data past ``offset`` (a long-polling fetch).
+    def watch(self, offset: int, wake: Callable[[], None], *, log_end: bool = False) -> DataTicket:
+        """Register a wait for data past ``offset`` (a long-polling fetch, or a produce with
+        ``acks=all`` waiting for its batch to be committed).
 
         Args:
-            offset: the ticket completes once ``high_watermark > offset``.
+            offset: the ticket completes once ``high_watermark > offset`` (with ``log_end``:
+                once the log end offset is, which is what a follower waits for).
             wake: called (once, with no arguments) by the append that completes the ticket,
                 or by :meth:`close`. It must be quick and must not raise.
 
@@ -494,8 +576,8 @@ class PartitionLog:
             exists now or the log is closed. The caller must :meth:`unwatch` it when it
             stops waiting, done or not.
         """
-        ticket = DataTicket(offset, wake)
-        if self.high_watermark > offset or self._closed:
+        ticket = DataTicket(offset, wake, log_end=log_end)
+        if self._reached(ticket) or self._closed:
             ticket.done = True
         else:
             self._watchers.append(ticket)
@@ -510,15 +592,17 @@ class PartitionLog:
 
     def _complete_watchers(self) -> None:
         """Complete and wake every ticket the log's state now satisfies."""
-        high_watermark = self.high_watermark
         waiting = []
         for ticket in self._watchers:
-            if high_watermark > ticket.offset or self._closed:
+            if self._reached(ticket) or self._closed:
                 ticket.done = True
                 ticket.wake()
             else:
                 waiting.append(ticket)
         self._watchers = waiting
+
+    def _reached(self, ticket: DataTicket) -> bool:
+        return (self.log_end_offset if ticket.log_end else self.high_watermark) > ticket.offset
 
     # -- durability --------------------------------------------------------------------------
 
@@ -551,7 +635,7 @@ class PartitionLog:
             OSError: an fsync failed (``filename`` names the file); nothing is marked flushed.
         """
         targets = self._unflushed()
-        offset = self.high_watermark
+        offset = self.log_end_offset
         for segment, _ in targets:
             segment.fsync()
         self._mark_flushed(targets, offset)
@@ -573,7 +657,7 @@ class PartitionLog:
         targets = self._unflushed()
         if not targets:
             return None
-        job = FlushJob(targets, self.high_watermark, [])
+        job = FlushJob(targets, self.log_end_offset, [])
         try:
             for segment, _ in targets:
                 job.descriptors.extend((fd, segment.log_path) for fd in segment.duplicate_descriptors())
@@ -585,3 +669,15 @@ class PartitionLog:
     def finish_flush(self, job: FlushJob) -> None:
         """Record that ``job`` fsynced successfully: its data counts as flushed now."""
         self._mark_flushed(job.targets, job.offset)
+
+
+def _cut_at(data: bytes, offset: int) -> bytes:
+    """The leading whole batches of ``data`` that start below ``offset``."""
+    position = 0
+    total = len(data)
+    while position + LOG_OVERHEAD <= total:
+        base, length = _OFFSET_AND_LENGTH.unpack_from(data, position)
+        if base >= offset:
+            break
+        position += LOG_OVERHEAD + length
+    return data if position >= total else data[:position]

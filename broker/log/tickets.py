@@ -38,6 +38,8 @@ class DataTicket:
     offset: int
     wake: Callable[[], None]
     done: bool = False
+    # Wait on the log end offset rather than the high watermark (a follower's fetch).
+    log_end: bool = False
 
 
 @attrs.define(eq=False)

@@ -72,6 +72,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     create = topic_commands.add_parser("create", help="create a topic")
     create.add_argument("name", help="the new topic's name")
     create.add_argument("--partitions", type=int, default=1, help="how many partitions (default 1)")
+    create.add_argument("--replication-factor", type=int, default=-1, metavar="N",
+                        help="copies of each partition, on N brokers of a cluster (default: the broker's, 1)")
     create.add_argument("--config", action="append", default=[], metavar="KEY=VALUE",
                         help="topic config, e.g. retention.ms=60000 (repeatable)")
     add_kafka_option(create)
@@ -230,7 +232,8 @@ def _topics(args: argparse.Namespace) -> int:
         async with Admin(args.kafka, **kafka_security(args)) as admin:
             if args.topic_command == "create":
                 config = dict(_key_value(item) for item in args.config)
-                await admin.create_topics(args.name, partitions=args.partitions, config=config)
+                await admin.create_topics(args.name, partitions=args.partitions, config=config,
+                                          replication_factor=args.replication_factor)
                 print(f"created topic {args.name} with {args.partitions} partition(s)")
             elif args.topic_command == "list":
                 for name in sorted(await admin.list_topics()):

@@ -33,7 +33,7 @@ import trio
 
 from broker.cluster import assign_replicas
 from broker.cluster.model import (
-    CONTROLLER, PREFIX, BrokerInfo, Change, ClusterDataInvalid, ClusterView, CreateRequest, InvalidReplicationFactor,
+    CONTROLLER, PREFIX, BrokerInfo, Change, ClusterDataInvalid, ClusterView, CreateRequest,
     NotController, TopicAssignment, broker_key, controller_value, create_request_key, topic_key,
 )
 from broker.config import ClusterConfig
@@ -43,12 +43,10 @@ from broker.topics import TopicRegistry
 from modes.cluster.etcd import (
     Compare, EtcdClient, EtcdError, EtcdRequestFailed, EtcdUnavailable, LeaseExpired, get_op, put_op,
 )
+from modes.cluster.replication import Replication
 
 log = get_logger(__name__)
 
-# Replication is a later slice (docs/cluster.md#what-comes-next): until followers fetch, a
-# topic with more than one replica would claim copies that do not exist.
-MAX_REPLICATION_FACTOR = 1
 # How long CreateTopics waits for the controller's own watch to open the new topic's logs.
 APPLY_TIMEOUT_S = 5.0
 RETRY_PAUSE_S = 0.5
@@ -71,6 +69,11 @@ class ClusterNode:
     revision: int = 0
     me: BrokerInfo | None = None
     _changed: trio.Event = attrs.field(factory=trio.Event)
+    # Followers' fetchers, leaders' high watermarks and ISR (modes/cluster/replication.py).
+    replication: Replication = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.replication = Replication(self)
 
     @property
     def node_id(self) -> int:
@@ -102,6 +105,7 @@ class ClusterNode:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._keep_alive)
                 nursery.start_soon(self._follow)
+                nursery.start_soon(self.replication.run)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
@@ -201,11 +205,20 @@ class ClusterNode:
             return Change()
         self._changed.set()
         self._changed = trio.Event()
+        self.replication.view_changed()
         return change
+
+    def applied_write(self, key: bytes, value: bytes, create_revision: int) -> None:
+        """Apply a value this broker has just written to etcd, without waiting for the watch
+        to bring it back (the watch applies it again later, which changes nothing)."""
+        change = self._apply(key, value, create_revision)
+        if change.topic is not None:
+            self.replication.adopt(change.topic)
 
     async def _act(self, change: Change) -> None:
         if change.topic is not None:
             self._open_locally(change.topic)
+            self.replication.adopt(change.topic)
         if change.controller_gone:
             await self._elect()
         if change.create_request is not None and self.is_controller:
@@ -275,8 +288,7 @@ class ClusterNode:
 
         Raises:
             NotController: this broker is not (or no longer) the controller.
-            InvalidReplicationFactor: more replicas than live brokers, or more than one (not
-                served until replication lands).
+            InvalidReplicationFactor: more replicas than live brokers.
             TopicExists: the cluster has the topic already.
             EtcdError: etcd unreachable or refusing.
         """
@@ -288,10 +300,6 @@ class ClusterNode:
         count = len(live)
         replicas = assign_replicas(live, partitions, replication_factor,
                                    start=random.randrange(count), shift=random.randrange(count))
-        if replication_factor > MAX_REPLICATION_FACTOR:
-            raise InvalidReplicationFactor(
-                f"replication factor {replication_factor}: this cluster does not replicate yet, use 1 "
-                f"(docs/cluster.md#what-this-slice-does)")
         topic = TopicAssignment.new(name, os.urandom(16), replicas, overrides)
         if validate_only:
             return topic

@@ -25,12 +25,14 @@ from broker.log.tickets import FlushJob
 from broker.topics import TopicRegistry
 
 
-async def wait_for_data(waiting: list[tuple[PartitionLog, int]], deadline: float) -> bool:
+async def wait_for_data(waiting: list[tuple[PartitionLog, int]], deadline: float, *, log_end: bool = False) -> bool:
     """Wait until one of the logs has data past its offset, or ``trio.current_time()`` reaches
     ``deadline``.
 
     Args:
-        waiting: ``(log, offset)`` pairs; each log is watched for ``high_watermark > offset``.
+        waiting: ``(log, offset)`` pairs; each log is watched for ``high_watermark > offset``
+            (a consumer's fetch; a produce with ``acks=all`` waiting for its batch to be
+            committed) or, with ``log_end``, for ``log_end_offset > offset`` (a follower's fetch).
         deadline: in ``trio.current_time()`` seconds.
 
     Returns:
@@ -39,7 +41,7 @@ async def wait_for_data(waiting: list[tuple[PartitionLog, int]], deadline: float
     """
     await trio.lowlevel.checkpoint()
     arrived = trio.Event()
-    tickets = [(log, log.watch(offset, arrived.set)) for log, offset in waiting]
+    tickets = [(log, log.watch(offset, arrived.set, log_end=log_end)) for log, offset in waiting]
     try:
         if not any(ticket.done for _, ticket in tickets):
             with trio.move_on_at(deadline):
@@ -47,7 +49,7 @@ async def wait_for_data(waiting: list[tuple[PartitionLog, int]], deadline: float
     finally:
         for log, ticket in tickets:
             log.unwatch(ticket)
-    return any(log.high_watermark > offset for log, offset in waiting)
+    return any((log.log_end_offset if log_end else log.high_watermark) > offset for log, offset in waiting)
 
 
 async def flush_log(log: PartitionLog) -> None:

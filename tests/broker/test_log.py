@@ -82,7 +82,7 @@ def test_out_of_range(tmp_path: Path) -> None:
     log = open_log(tmp_path)
     log.append(build_batch(3), T0)
     assert log.read(3, 100) == b""
-    with pytest.raises(OffsetOutOfRange, match="offset 4 is out of range: log_start_offset is 0, high_watermark is 3"):
+    with pytest.raises(OffsetOutOfRange, match="offset 4 is out of range: log_start_offset is 0, log_end_offset is 3"):
         log.read(4, 100)
     with pytest.raises(OffsetOutOfRange, match="offset -1"):
         log.read(-1, 100)

@@ -3,7 +3,7 @@
 Exactly as written except for the ports: the README uses etcd's and the brokers' default ports,
 which something else on this machine may hold, so every port is replaced by a free one (etcd's
 peer port, left to its default in the README, is named explicitly), and the fixed ``sleep``
-becomes a wait for the three brokers' ready files.
+becomes a wait for the three brokers' ready files (and a second for the controller to see them all).
 """
 
 from __future__ import annotations
@@ -36,7 +36,10 @@ def adapted(block: str) -> str:
         block = block.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
     block = re.sub(r"(dualmq serve --node-id (\d)[^&\n]*)&", r"\1 --ready-file ready-\2.json &", block)
     block = block.replace("sleep 3", "for i in $(seq 200); do [ -s ready-1.json ] && [ -s ready-2.json ] && "
-                                     "[ -s ready-3.json ] && break; sleep 0.1; done")
+                                     "[ -s ready-3.json ] && break; sleep 0.1; done; "
+                                     # ready = joined; the controller may see the last broker's
+                                     # registration a moment later, and RF=3 needs all three
+                                     "sleep 1")
     return block.replace(".venv/bin/", f"{REPO}/.venv/bin/")
 
 
@@ -48,7 +51,9 @@ def test_the_three_broker_cluster_walkthrough_runs_as_written(tmp_path):
                           start_new_session=True, env=os.environ.copy())
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
-    assert out.splitlines()[:3] == ["one", "two", "three"], out  # consumed from broker 3
+    assert out.splitlines()[:4] == ["created topic orders with 1 partition(s)", "one", "two", "three"], out
     assert " 3 brokers:" in out and out.count("(controller)") == 1, out
-    assert re.search(r'topic "orders" with 1 partitions:\n\s+partition 0, leader [123], replicas: [123], isrs: [123]',
-                     out), out
+    found = re.search(r'topic "orders" with 1 partitions:\n\s+partition 0, leader [123], replicas: ([123,]+), '
+                      r'isrs: ([123,]+)', out)
+    assert found and sorted(found[1].split(",")) == sorted(found[2].split(",")) == ["1", "2", "3"], out
+    assert out.splitlines()[-1] == "same bytes", out

@@ -5,16 +5,17 @@ named once in the request (INVALID_REQUEST for duplicates, as Kafka), a partitio
 (-1 = the broker default ``kafka.num_partitions``; else INVALID_PARTITIONS), a replication
 factor of 1 or -1 (we are one broker; else INVALID_REPLICATION_FACTOR) or explicit
 assignments that name only us (else INVALID_REPLICA_ASSIGNMENT). Configs: ``retention.ms``,
-``retention.bytes``, ``segment.bytes``, ``segment.ms``, ``max.message.bytes`` and
-``cleanup.policy=delete``; anything else, or a bad value, is INVALID_CONFIG with the reason in
+``retention.bytes``, ``segment.bytes``, ``segment.ms``, ``max.message.bytes``,
+``min.insync.replicas`` and ``cleanup.policy=delete``; anything else, or a bad value, is INVALID_CONFIG with the reason in
 ``error_message``. ``validate_only`` checks everything and creates nothing.
 
-In a cluster (docs/cluster.md#what-this-slice-does) only the controller creates topics, as in
+In a cluster (docs/cluster.md#membership-the-controller-and-leadership) only the controller creates topics, as in
 Kafka: another broker answers NOT_CONTROLLER and the client (kafka-python's admin client does)
 asks the controller named in Metadata. The controller assigns the partitions over the live
 brokers (``broker.cluster.assign_replicas``) and writes the topic to etcd; a replication
-factor above the live brokers' count is INVALID_REPLICATION_FACTOR, and so, until replication
-lands, is any factor above 1. Explicit assignments are not served in a cluster yet.
+factor above the live brokers' count is INVALID_REPLICATION_FACTOR; the followers replicate by
+fetching from the leader (docs/cluster.md#replication). Explicit assignments are not served in
+a cluster yet.
 
 Version notes: v2 throttle time (served from here); v4 -1 defaults for partitions and
 replication factor; v5 flexible, and the response returns partitions, replication factor and
@@ -122,7 +123,8 @@ async def _create(ctx: RequestContext, wanted: dict, validate_only: bool, result
         return _fail(result, ErrorCode.INVALID_CONFIG, str(exc))
     except (BrokerError, OSError) as exc:
         return _fail(result, error_code_for(exc), str(exc))
-    result.update(num_partitions=partitions, replication_factor=1, topic_id=topic_id)
+    result.update(num_partitions=partitions, topic_id=topic_id,
+                  replication_factor=1 if cluster is None or replication_factor == -1 else replication_factor)
     if ctx.version >= FIRST_CONFIGS_IN_RESPONSE_VERSION:
         result["configs"] = [
             {"name": c["name"], "value": c["value"], "read_only": False,

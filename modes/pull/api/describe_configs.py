@@ -39,6 +39,8 @@ TOPIC_SETTINGS: dict[str, tuple[str | None, int, str]] = {
     "segment.bytes": ("segment_bytes", TYPE_INT, "Roll a new segment file at this size."),
     "segment.ms": ("segment_ms", TYPE_LONG, "Roll a new segment file after this age."),
     "max.message.bytes": ("max_message_bytes", TYPE_INT, "Largest record batch a producer may append."),
+    "min.insync.replicas": ("min_insync_replicas", TYPE_INT,
+                            "Fewest in-sync replicas an acks=all write needs (cluster mode)."),
 }
 
 

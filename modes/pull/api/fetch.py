@@ -8,15 +8,24 @@ request:
 * ``current_leader_epoch`` (v9+): -1 means "don't check"; above our epoch (0) is
   UNKNOWN_LEADER_EPOCH (the client has seen a newer leader than us), below is
   FENCED_LEADER_EPOCH;
-* ``fetch_offset`` below ``log_start_offset`` or above ``high_watermark``: OFFSET_OUT_OF_RANGE
+* ``fetch_offset`` below ``log_start_offset`` or above the log end offset: OFFSET_OUT_OF_RANGE
   (the consumer then applies its reset policy);
 * otherwise whole stored batches, starting with the one that *contains* ``fetch_offset``
   (clients skip the records before it), within ``partition_max_bytes`` and the request's
   ``max_bytes`` — except that the first batch of the first partition with data is returned
   even if larger than both (KIP-74), or a consumer whose limit is below one batch would stall.
 
-``high_watermark = last_stable_offset`` = log end (no transactions), ``aborted_transactions``
+``high_watermark = last_stable_offset`` (no transactions): the log end on a single broker; in a
+cluster, the offset below which every in-sync replica holds the data. ``aborted_transactions``
 empty, ``preferred_read_replica`` -1.
+
+Consumers (``replica_id`` -1) are served only below the high watermark: an offset between it
+and the log end gets no records (and a long poll waits for the high watermark to move). In a
+cluster, a fetch with ``replica_id`` >= 0 is a follower's (docs/cluster.md#replication): it must
+come from one of the partition's followers to its leader (else NOT_LEADER_OR_FOLLOWER), it
+reads up to the log end, its ``fetch_offset`` tells the leader what the follower holds (which
+may move the high watermark), and its long poll waits for the log end to move. On a single
+broker ``replica_id`` is ignored.
 
 Long poll: if the response would hold fewer than ``min_bytes`` and no partition had an error,
 we wait for an append to any of the requested partitions (``log_runtime.wait_for_data``: one
@@ -72,11 +81,12 @@ async def handle_fetch(ctx: RequestContext, request: dict) -> dict:
         return {"error_code": ErrorCode.FETCH_SESSION_ID_NOT_FOUND, "session_id": 0, "responses": []}
     deadline = trio.current_time() + min(max(request["max_wait_ms"], 0) / 1000, MAX_WAIT_CAP_SECONDS)
     min_bytes = request["min_bytes"]
+    follower = request["replica_id"] >= 0 and ctx.broker.cluster is not None
     while True:
         responses, total, errors, waiting = _read_all(ctx, request, zstd_allowed=ctx.version >= FIRST_ZSTD_VERSION)
         if errors or total >= min_bytes or not waiting or trio.current_time() >= deadline:
             return {"error_code": ErrorCode.NONE, "session_id": 0, "responses": responses}
-        if not await wait_for_data(waiting, deadline):
+        if not await wait_for_data(waiting, deadline, log_end=follower):
             # The deadline passed, or a log closed under us (its topic was deleted): read once
             # more so the answer reflects the present, then stop waiting.
             responses, *_ = _read_all(ctx, request, zstd_allowed=ctx.version >= FIRST_ZSTD_VERSION)
@@ -98,6 +108,9 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
         ``(log, high_watermark)`` pairs a long poll would wait on.
     """
     registry = ctx.broker.topics
+    cluster = ctx.broker.cluster
+    replica_id = request["replica_id"]
+    follower = replica_id >= 0 and cluster is not None
     remaining = request["max_bytes"]
     total = 0
     errors = False
@@ -129,19 +142,27 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
                 errors = True
                 continue
             log = topic.partitions[index]
+            offset = wanted["fetch_offset"]
+            if follower:
+                assert cluster is not None
+                if not cluster.replication.follower_fetched(name, index, replica_id, offset, log):
+                    out["error_code"] = ErrorCode.NOT_LEADER_OR_FOLLOWER
+                    errors = True
+                    continue
             high_watermark = log.high_watermark
             out["high_watermark"] = out["last_stable_offset"] = high_watermark
             out["log_start_offset"] = log.log_start_offset
-            offset = wanted["fetch_offset"]
             limit = min(wanted["partition_max_bytes"], remaining)
-            # A long poll waits for the log to grow past what we have seen now.
-            waiting.append((log, high_watermark))
-            if offset == high_watermark:
+            # A long poll waits for what this reader may see to grow past what it sees now:
+            # the high watermark for a consumer, the log end for a follower.
+            served_up_to = log.log_end_offset if follower else high_watermark
+            waiting.append((log, served_up_to))
+            if offset == served_up_to:
                 continue
             if total and limit <= 0:
                 continue  # the response is full; the client asks again for the rest
             try:
-                data = log.read(offset, max(limit, 1))
+                data = log.read(offset, max(limit, 1), to_log_end=follower)
             except (BrokerError, OSError) as exc:
                 if isinstance(exc, OSError):
                     # A failing disk (or no descriptor left): counted and logged, rate-limited.

@@ -44,7 +44,7 @@ async def handle_find_coordinator(ctx: RequestContext, request: dict) -> dict:
     cluster = ctx.broker.cluster
     if cluster is not None:
         # In a cluster every group is coordinated by the controller's broker, so all members
-        # of a group meet in one place (docs/cluster.md#what-this-slice-does).
+        # of a group meet in one place (docs/cluster.md#membership-the-controller-and-leadership).
         coordinator = cluster.view.brokers.get(cluster.view.controller)
         if coordinator is None:
             return {"throttle_time_ms": 0, "error_code": ErrorCode.COORDINATOR_NOT_AVAILABLE,

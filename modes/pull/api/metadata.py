@@ -18,7 +18,7 @@ allow_auto_topic_creation; v5 offline_replicas; v7 leader_epoch; v8 authorized o
 leave them at "not requested"); v9 flexible; v10 topic ids (stable: created once, persisted by
 the topic registry); v12 lookup by id.
 
-In a cluster (docs/cluster.md#what-this-slice-does) the answer is this broker's view of etcd:
+In a cluster (docs/cluster.md#membership-the-controller-and-leadership) the answer is this broker's view of etcd:
 every live broker, the elected controller, and per partition the leader, replicas, ISR and
 leader epoch the controller wrote. A partition whose leader is not alive has leader -1 and
 LEADER_NOT_AVAILABLE (its replicas that are not alive are ``offline_replicas``). Auto-creation

@@ -14,7 +14,12 @@ partition's ``log_start_offset``. Timestamps are the producer's (CreateTime topi
 ``acks``: 0 = no response at all (the server sends nothing) — and if any partition failed, the
 connection is closed, Kafka's only way to tell such a producer (it refreshes metadata and
 reconnects); 1 and -1 are the same thing on a
-single broker with no replicas — except for durability, which the ``fsync`` policy decides:
+single broker with no replicas. In a cluster (docs/cluster.md#replication) -1 ("all") first
+refuses the partition with NOT_ENOUGH_REPLICAS when its ISR is smaller than the topic's
+``min.insync.replicas`` (nothing is appended), and after the append waits until the high
+watermark passes the batch - every in-sync replica holds it - or the request's ``timeout_ms``
+ends (REQUEST_TIMED_OUT; the batch stays in the log, as in Kafka). 1 answers after the
+leader's append. Durability on the leader's own disk is what the ``fsync`` policy decides:
 with ``fsync = "always"`` we wait for the partition's fsync (in a worker thread,
 ``log_runtime.flush_log``) before answering. Any other value
 is INVALID_REQUIRED_ACKS for every partition.
@@ -45,6 +50,8 @@ v7 zstd allowed; v8 record_errors / error_message (we send empty / null); v9 fle
 
 from __future__ import annotations
 
+import trio
+
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
 from broker.producers import CheckResult, Decision, ProducerStateTable, last_sequence
@@ -52,7 +59,7 @@ from broker.topics import Topic
 from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import CloseConnection, code_for_kind, error_code_for
-from modes.pull.log_runtime import flush_log
+from modes.pull.log_runtime import flush_log, wait_for_data
 from modes.pull.registry import api
 from wire.kafka import compression
 from wire.kafka.batch import BatchHeader, InvalidBatch, split_batches
@@ -90,6 +97,9 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     fsync_always = ctx.broker.config.log.fsync == "always"
     # Logs to fsync before answering, with the results that wait on each.
     to_flush: dict[PartitionLog, list[dict]] = {}
+    replication = ctx.broker.cluster.replication if ctx.broker.cluster is not None else None
+    # acks=all in a cluster: (log, last offset of the batch, result) to wait for.
+    to_commit: list[tuple[PartitionLog, int, dict]] = []
     responses = []
     for topic_data in request["topic_data"]:
         name = topic_data["name"]
@@ -112,10 +122,17 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 result["error_code"] = not_leader
             elif topic is None or not 0 <= index < len(topic.partitions):
                 result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            elif acks == -1 and replication is not None and replication.too_few_in_sync(
+                    name, index, topic.config.min_insync_replicas):
+                result["error_code"] = ErrorCode.NOT_ENOUGH_REPLICAS
             else:
                 log = topic.partitions[index]
-                code = _append(ctx, topic, index, log, partition_data["records"], version, result)
+                code, last_offset = _append(ctx, topic, index, log, partition_data["records"], version, result)
                 result["error_code"] = code
+                if code == ErrorCode.NONE and replication is not None:
+                    replication.appended(name, index, log)
+                    if acks == -1:
+                        to_commit.append((log, last_offset, result))
                 if code == ErrorCode.NONE and fsync_always and acks != 0:
                     to_flush.setdefault(log, []).append(result)
         responses.append({"name": name, "partition_responses": results})
@@ -129,6 +146,8 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
             for result in waiting:
                 result["error_code"] = error_code_for(exc)
                 result["base_offset"] = -1
+    if to_commit:
+        await _wait_for_commit(to_commit, trio.current_time() + max(request["timeout_ms"], 0) / 1000)
     if acks == 0:
         failed = [(r["name"], p["index"], ErrorCode(p["error_code"]).name)
                   for r in responses for p in r["partition_responses"] if p["error_code"] != ErrorCode.NONE]
@@ -138,22 +157,36 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     return {"responses": responses, "throttle_time_ms": 0}
 
 
+async def _wait_for_commit(to_commit: list[tuple[PartitionLog, int, dict]], deadline: float) -> None:
+    """acks=all: wait until each batch is below its partition's high watermark (all in-sync
+    replicas hold it); one whose wait ends at ``deadline`` first is REQUEST_TIMED_OUT."""
+    for log, last_offset, result in to_commit:
+        if result["error_code"] != ErrorCode.NONE:
+            continue  # its fsync failed
+        if log.high_watermark <= last_offset and not await wait_for_data([(log, last_offset)], deadline):
+            result["error_code"] = ErrorCode.REQUEST_TIMED_OUT
+
+
 def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, records, version: int,
-            result: dict) -> ErrorCode:
-    """Validate and append one partition's records; fills ``result`` on success."""
+            result: dict) -> tuple[ErrorCode, int]:
+    """Validate and append one partition's records; fills ``result`` on success.
+
+    Returns:
+        The error code, and the last offset of the batch (-1 unless the code is NONE).
+    """
     if not records:
-        return ErrorCode.INVALID_RECORD
+        return ErrorCode.INVALID_RECORD, -1
     try:
         batches = split_batches(records, strict=True)  # reads only the length fields
         if len(batches) != 1:
             # Produce v3+ carries exactly one batch per partition (Kafka's validateRecords).
-            return ErrorCode.INVALID_RECORD
+            return ErrorCode.INVALID_RECORD, -1
         # Magic, length, the topic's size limit, CRC-32C: the one parse of this batch.
         header = log.validate(batches[0])
     except InvalidBatch as exc:
-        return error_code_for(exc)
+        return error_code_for(exc), -1
     if header.compression == compression.ZSTD and version < FIRST_ZSTD_VERSION:
-        return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+        return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, -1
     table = None
     if header.producer_id >= 0:
         table = ctx.broker.coord.producers.table(topic, index)
@@ -161,16 +194,16 @@ def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, re
         if decision.kind is Decision.DUPLICATE:
             result["base_offset"] = decision.base_offset
             result["log_start_offset"] = log.log_start_offset
-            return ErrorCode.NONE
+            return ErrorCode.NONE, decision.base_offset + header.last_offset_delta
         if decision.kind is not Decision.ACCEPT:
-            return code_for_kind(decision.error)
+            return code_for_kind(decision.error), -1
     try:
         # The log stamps the offset and writes. A write error (disk full…) leaves the log
         # unchanged; the log has counted and logged it.
         result["base_offset"] = log.append(batches[0], now_ms(), validated=header)
     except (BrokerError, OSError) as exc:
-        return error_code_for(exc)
+        return error_code_for(exc), -1
     if table is not None:
         record_producer(table, header, result["base_offset"])
     result["log_start_offset"] = log.log_start_offset
-    return ErrorCode.NONE
+    return ErrorCode.NONE, result["base_offset"] + header.last_offset_delta
