@@ -26,6 +26,8 @@ def test_flags_set_the_cluster_keys() -> None:
     ({"cluster": {"etcd": "etcd://127.0.0.1:0", "node_id": 1}}, "port cannot be 0"),
     ({"cluster": {"etcd": "etcd://127.0.0.1:2379", "node_id": 1}, "kafka": {"node_id": 2}}, "one id"),
     ({"cluster": {"lease_ttl_seconds": 0}}, r"allowed range is \[1, 300\]"),
+    ({"cluster": {"replica_lag_time_max_ms": 99}}, r"allowed range is \[100, 3600000\]"),
+    ({"log": {"min_insync_replicas": 0}}, r"allowed range is \[1, "),
     ({"cluster": {"nodeid": 1}}, "unknown config key"),
 ])
 def test_bad_cluster_settings_are_refused_naming_the_key(raw, message) -> None:

@@ -90,6 +90,8 @@ class Replication:
     _isr_wake: trio.Event = attrs.field(factory=trio.Event)
     _view_changed: trio.Event = attrs.field(factory=trio.Event)
     _fetchers: dict[int, trio.CancelScope] = attrs.field(factory=dict)
+    # The last error each followed partition's fetch got: logged when it changes, not per fetch.
+    _fetch_errors: dict[Key, int] = attrs.field(factory=dict)
 
     @property
     def node_id(self) -> int:
@@ -257,11 +259,14 @@ class Replication:
                 if log_ is None:
                     continue
                 code = part["error_code"]
+                key = (topic["topic"], part["partition_index"])
+                if self._fetch_errors.get(key, ErrorCode.NONE) != code:
+                    self._fetch_errors[key] = code
+                    log.warning("replica_fetch_refused" if code else "replica_fetch_resumed", leader=leader,
+                                topic=key[0], partition=key[1], error=_code_name(code),
+                                log_end_offset=log_.log_end_offset)
                 if code != ErrorCode.NONE:
                     clean = False
-                    log.warning("replica_fetch_refused", leader=leader, topic=topic["topic"],
-                                partition=part["partition_index"], error=_code_name(code),
-                                log_end_offset=log_.log_end_offset)
                     continue
                 if part["records"] and not self._append(leader, topic["topic"], part["partition_index"], log_,
                                                         part["records"], now):
