@@ -145,6 +145,11 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
             offset = wanted["fetch_offset"]
             if follower:
                 assert cluster is not None
+                if not log.log_start_offset <= offset <= log.log_end_offset:
+                    # A follower ahead of its leader (a divergent log) acknowledges nothing.
+                    out["error_code"] = ErrorCode.OFFSET_OUT_OF_RANGE
+                    errors = True
+                    continue
                 if not cluster.replication.follower_fetched(name, index, replica_id, offset, log):
                     out["error_code"] = ErrorCode.NOT_LEADER_OR_FOLLOWER
                     errors = True

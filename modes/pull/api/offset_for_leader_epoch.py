@@ -46,6 +46,6 @@ async def handle_offset_for_leader_epoch(ctx: RequestContext, request: dict) -> 
                 out["error_code"] = fenced
             elif p["leader_epoch"] == LEADER_EPOCH:
                 out["leader_epoch"] = LEADER_EPOCH
-                out["end_offset"] = topic.partitions[index].high_watermark
+                out["end_offset"] = topic.partitions[index].log_end_offset
         topics.append({"topic": wanted["topic"], "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}
