@@ -33,7 +33,7 @@ import trio
 
 from broker.cluster import assign_replicas
 from broker.cluster.model import (
-    CONTROLLER, PREFIX, BrokerInfo, Change, ClusterDataInvalid, ClusterView, CreateRequest,
+    BROKERS, CONTROLLER, PREFIX, BrokerInfo, Change, ClusterDataInvalid, ClusterView, CreateRequest,
     NotController, TopicAssignment, broker_key, controller_value, create_request_key, topic_key,
 )
 from broker.config import ClusterConfig
@@ -296,7 +296,7 @@ class ClusterNode:
             raise NotController(f"broker {self.node_id} is not the controller (it is {self.view.controller})")
         if name in self.view.topics:
             raise TopicExists(f"topic {name!r} already exists")
-        live = self.view.live_broker_ids()
+        live = await self._live_brokers()
         count = len(live)
         replicas = assign_replicas(live, partitions, replication_factor,
                                    start=random.randrange(count), shift=random.randrange(count))
@@ -314,6 +314,13 @@ class ClusterNode:
         self._apply(key, topic.to_json(), done.revision)
         await self._act(Change(topic=topic))
         return topic
+
+    async def _live_brokers(self) -> list[int]:
+        """The brokers registered in etcd now: read, not taken from the watched view, which may
+        not yet have seen a broker that registered a moment ago (a topic created right after
+        the brokers started would otherwise leave that broker out of its assignment)."""
+        kvs, _ = await self.etcd.range(BROKERS, prefix=True)
+        return sorted(BrokerInfo.from_json(kv.value, kv.key.decode(errors="replace")).node_id for kv in kvs)
 
     async def request_topic(self, name: str, partitions: int) -> None:
         """Ask the controller to create ``name`` (Metadata's auto-creation on another broker);

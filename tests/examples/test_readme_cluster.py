@@ -3,7 +3,7 @@
 Exactly as written except for the ports: the README uses etcd's and the brokers' default ports,
 which something else on this machine may hold, so every port is replaced by a free one (etcd's
 peer port, left to its default in the README, is named explicitly), and the fixed ``sleep``
-becomes a wait for the three brokers' ready files (and a second for the controller to see them all).
+becomes a wait for the three brokers' ready files.
 """
 
 from __future__ import annotations
@@ -36,10 +36,7 @@ def adapted(block: str) -> str:
         block = block.replace(f"127.0.0.1:{port}", f"127.0.0.1:{free_port()}")
     block = re.sub(r"(dualmq serve --node-id (\d)[^&\n]*)&", r"\1 --ready-file ready-\2.json &", block)
     block = block.replace("sleep 3", "for i in $(seq 200); do [ -s ready-1.json ] && [ -s ready-2.json ] && "
-                                     "[ -s ready-3.json ] && break; sleep 0.1; done; "
-                                     # ready = joined; the controller may see the last broker's
-                                     # registration a moment later, and RF=3 needs all three
-                                     "sleep 1")
+                                     "[ -s ready-3.json ] && break; sleep 0.1; done")
     return block.replace(".venv/bin/", f"{REPO}/.venv/bin/")
 
 

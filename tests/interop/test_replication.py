@@ -64,8 +64,7 @@ def cluster(workdir):
     config.write_text(f"[cluster]\nlease_ttl_seconds = 10\nreplica_lag_time_max_ms = {LAG_MS}\n")
     with etcd_process(workdir) as etcd, BrokerCluster(workdir, etcd.endpoint, 3, "--config", str(config)) as running:
         try:
-            # Each broker is ready once it joined; the controller may not have seen the last
-            # one register yet, and would place replicas on fewer brokers.
+            # Each broker is ready once it joined; wait until every one's view lists all three.
             wait_until(lambda: all(len(broker_ids(running, n)) == 3 for n in (1, 2, 3)), 10, "all brokers seen")
             yield running
         finally:

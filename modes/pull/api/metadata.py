@@ -76,6 +76,12 @@ async def handle_metadata(ctx: RequestContext, request: dict) -> dict:
     }
 
 
+def _denied_by_id(topic_id: uuid.UUID) -> dict:
+    """A topic named by id that the principal may not describe: Kafka answers with the id (ids
+    are not secret) and neither the name nor the partitions."""
+    return {"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": None, "topic_id": topic_id}
+
+
 def _lookup(ctx: RequestContext, entry: dict, allow_create: bool, node_id: int) -> dict:
     registry = ctx.broker.topics
     name = entry["name"]
@@ -84,6 +90,8 @@ def _lookup(ctx: RequestContext, entry: dict, allow_create: bool, node_id: int) 
         topic = registry.by_id(topic_id.bytes) if topic_id != ZERO_UUID else None
         if topic is None:
             return {"error_code": ErrorCode.UNKNOWN_TOPIC_ID, "name": None, "topic_id": topic_id}
+        if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, topic.name):
+            return _denied_by_id(topic_id)
         return _describe(topic, node_id)
     if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):
         return {"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": name}
@@ -151,6 +159,8 @@ async def _cluster_lookup(ctx: RequestContext, entry: dict, allow_create: bool) 
         found = next((t for t in view.topics.values() if t.topic_id == wanted), None)
         if found is None:
             return {"error_code": ErrorCode.UNKNOWN_TOPIC_ID, "name": None, "topic_id": entry["topic_id"]}
+        if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, found.name):
+            return _denied_by_id(entry["topic_id"])
         return _describe_assigned(found, view)
     if not ctx.allowed(Operation.DESCRIBE, ResourceType.TOPIC, name):
         return {"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": name}
