@@ -22,7 +22,8 @@ import trio
 
 from dualmq.process import BrokerCluster, BrokerProcess, BrokerStartError
 from tests.modes.pull.raw import RawKafka
-from tests.support import KAFKA_PYTHON_NOISE, etcd_process, require_binary, require_module
+from tests.interop.cluster_support import kafka, kafka_call, kcat, read_from_beginning  # noqa: F401  (fixtures)
+from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
 from wire.kafka.messages.produce_fetch import FETCH, LIST_OFFSETS, PRODUCE
@@ -38,16 +39,6 @@ LEASE_TTL_S = 2
 TOPIC = "orders"
 PARTITIONS = 6
 RECORDS = 3000
-
-
-@pytest.fixture(scope="module")
-def kafka():
-    return require_module("kafka", "kafka-python")
-
-
-@pytest.fixture(scope="module")
-def kcat():
-    return require_binary("kcat", "kcat")
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +61,9 @@ def cluster(workdir, etcd):
 
 
 async def metadata(address: tuple[str, int], topics: list[str] | None, version: int = 9) -> dict:
-    with trio.fail_after(10):
-        stream = await trio.open_tcp_stream(*address)
-    client = RawKafka(stream)
-    try:
-        request = {"topics": None if topics is None else [{"name": t} for t in topics],
-                   "allow_auto_topic_creation": False, "include_topic_authorized_operations": False}
-        return await client.call(METADATA.key, version, request)
-    finally:
-        await stream.aclose()
+    request = {"topics": None if topics is None else [{"name": t} for t in topics],
+               "allow_auto_topic_creation": False, "include_topic_authorized_operations": False}
+    return await kafka_call(address, METADATA.key, version, request)
 
 
 def leaders(meta: dict, topic: str) -> dict[int, int]:
@@ -113,19 +98,7 @@ def test_kafka_python_creates_produces_acks_all_and_reads_back_from_every_leader
         by_key.setdefault(b"key-%d" % (i % 97), set()).add(m.partition)
     assert all(len(parts) == 1 for parts in by_key.values())
 
-    consumer = kafka.KafkaConsumer(bootstrap_servers=third.kafka_address, group_id=None, enable_auto_commit=False,
-                                   request_timeout_ms=10000)
-    try:
-        parts = [kafka.TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        got = []
-        deadline = time.monotonic() + 30
-        while len(got) < RECORDS and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500).values():
-                got.extend(batch)
-    finally:
-        consumer.close()
+    got = read_from_beginning(kafka, third.kafka_address, TOPIC, PARTITIONS, RECORDS)
     assert len(got) == RECORDS and {(r.key, r.value) for r in got} == expected
 
     done = subprocess.run([kcat, "-C", "-b", third.kafka_address, "-t", TOPIC, "-o", "beginning", "-e", "-q",

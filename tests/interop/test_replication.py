@@ -27,8 +27,8 @@ import pytest
 import trio
 
 from dualmq.process import BrokerCluster
-from tests.modes.pull.raw import RawKafka
-from tests.support import KAFKA_PYTHON_NOISE, etcd_process, require_binary, require_module
+from tests.interop.cluster_support import kafka, kafka_call, kcat, read_from_beginning  # noqa: F401  (fixtures)
+from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.batch import split_batches
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
@@ -41,16 +41,6 @@ TOPIC = "replicated"
 PARTITIONS = 3
 RECORDS = 300
 SOLO = "solo"  # one partition: its leader and two followers are paused in turn
-
-
-@pytest.fixture(scope="module")
-def kafka():
-    return require_module("kafka", "kafka-python")
-
-
-@pytest.fixture(scope="module")
-def kcat():
-    return require_binary("kcat", "kcat")
 
 
 @pytest.fixture(scope="module")
@@ -73,23 +63,14 @@ def cluster(workdir):
                     os.kill(broker.pid, signal.SIGCONT)
 
 
-async def _call(address: tuple[str, int], api_key: int, version: int, request: dict) -> dict:
-    with trio.fail_after(10):
-        stream = await trio.open_tcp_stream(*address)
-    try:
-        return await RawKafka(stream).call(api_key, version, request)
-    finally:
-        await stream.aclose()
-
-
 def broker_ids(cluster: BrokerCluster, via: int) -> list[int]:
-    meta = trio.run(_call, cluster.node(via).kafka, METADATA.key, 9, {
+    meta = trio.run(kafka_call, cluster.node(via).kafka, METADATA.key, 9, {
         "topics": [], "allow_auto_topic_creation": False, "include_topic_authorized_operations": False})
     return sorted(b["node_id"] for b in meta["brokers"])
 
 
 def partition_state(cluster: BrokerCluster, topic: str, partition: int, via: int = 1) -> dict:
-    meta = trio.run(_call, cluster.node(via).kafka, METADATA.key, 9, {
+    meta = trio.run(kafka_call, cluster.node(via).kafka, METADATA.key, 9, {
         "topics": [{"name": topic}], "allow_auto_topic_creation": False,
         "include_topic_authorized_operations": False})
     [entry] = meta["topics"]
@@ -97,7 +78,7 @@ def partition_state(cluster: BrokerCluster, topic: str, partition: int, via: int
 
 
 def fetch(address: tuple[str, int], topic: str, partition: int, offset: int, *, replica_id: int = -1) -> dict:
-    response = trio.run(_call, address, FETCH.key, 12, {
+    response = trio.run(kafka_call, address, FETCH.key, 12, {
         "replica_id": replica_id, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
         "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [], "rack_id": "",
         "topics": [{"topic": topic, "partitions": [{
@@ -107,7 +88,7 @@ def fetch(address: tuple[str, int], topic: str, partition: int, offset: int, *, 
 
 
 def latest_offset(address: tuple[str, int], topic: str, partition: int) -> int:
-    listed = trio.run(_call, address, LIST_OFFSETS.key, 7, {
+    listed = trio.run(kafka_call, address, LIST_OFFSETS.key, 7, {
         "replica_id": -1, "isolation_level": 0,
         "topics": [{"name": topic, "partitions": [{"partition_index": partition, "current_leader_epoch": -1,
                                                    "timestamp": -1}]}]})
@@ -179,19 +160,7 @@ def test_acks_all_writes_reach_every_brokers_log_byte_for_byte_and_consumers_rea
         assert latest_offset(cluster.node(leader).kafka, TOPIC, partition) == end
 
     expected = {(b"k%d" % (i % 7), b"value-%d" % i) for i in range(RECORDS)}
-    consumer = kafka.KafkaConsumer(bootstrap_servers=cluster.node(2).kafka_address, group_id=None,
-                                   enable_auto_commit=False, request_timeout_ms=10000)
-    try:
-        parts = [kafka.TopicPartition(TOPIC, p) for p in range(PARTITIONS)]
-        consumer.assign(parts)
-        consumer.seek_to_beginning(*parts)
-        got = []
-        deadline = time.monotonic() + 20
-        while len(got) < RECORDS and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=300).values():
-                got.extend(batch)
-    finally:
-        consumer.close()
+    got = read_from_beginning(kafka, cluster.node(2).kafka_address, TOPIC, PARTITIONS, RECORDS)
     assert len(got) == RECORDS and {(r.key, r.value) for r in got} == expected
     done = subprocess.run([kcat, "-C", "-b", cluster.node(3).kafka_address, "-t", TOPIC, "-o", "beginning", "-e",
                            "-q", "-f", "%k %s\\n"], capture_output=True, text=True, timeout=30)

@@ -1,0 +1,55 @@
+"""What the cluster interop tests share: the real clients they need, and one raw Kafka call.
+
+Import the fixtures into a test module (``from tests.interop.cluster_support import kafka, kcat``)
+to use them there.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import trio
+
+from tests.modes.pull.raw import RawKafka
+from tests.support import require_binary, require_module
+
+
+@pytest.fixture(scope="module")
+def kafka():
+    return require_module("kafka", "kafka-python")
+
+
+@pytest.fixture(scope="module")
+def kcat():
+    return require_binary("kcat", "kcat")
+
+
+async def kafka_call(address: tuple[str, int], api_key: int, version: int, request: dict) -> dict:
+    """One request on a new connection to ``address`` (connect within 10 s, answer within
+    ``RawKafka``'s read deadline)."""
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(*address)
+    try:
+        return await RawKafka(stream).call(api_key, version, request)
+    finally:
+        await stream.aclose()
+
+
+def read_from_beginning(kafka, address: str, topic: str, partitions: int, count: int, timeout: float = 30) -> list:
+    """kafka-python's consumer (no group) reading every partition of ``topic`` from the start
+    until ``count`` records arrived or ``timeout`` seconds passed; the records it got."""
+    consumer = kafka.KafkaConsumer(bootstrap_servers=address, group_id=None, enable_auto_commit=False,
+                                   request_timeout_ms=10000)
+    got: list = []
+    try:
+        parts = [kafka.TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        deadline = time.monotonic() + timeout
+        while len(got) < count and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=300).values():
+                got.extend(batch)
+    finally:
+        consumer.close()
+    return got
