@@ -35,6 +35,7 @@ from dualmq.compare.accounting import ModeLog
 from dualmq.compare.brokers import BrokerHandle, open_broker
 from dualmq.compare.pull_side import PullSide
 from dualmq.compare.push_side import PushSide
+from dualmq.compare.security import ClientSecurity, refusals_named
 from dualmq.compare.side import Side
 from dualmq.compare.state import ConsumerState, ModeRun, Progress
 from dualmq.compare.timeline import EVENT_TIMEOUT_S, Timeline
@@ -106,10 +107,14 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
             consumer.joined.set()
     run = ModeRun(mode=mode, workload=workload, broker=broker, run_id=run_id, target=target, log=log,
                   consumers=consumers, progress=progress)
-    await side.prepare(run)
+    # A broker refusing the clients (login, permission on the topic or channel) stops the run
+    # with one line naming the mode, wherever it surfaces.
+    address = broker.kafka if mode == "pull" else broker.resp
+    with refusals_named(mode, address):
+        await side.prepare(run)
     deadline = expected_send_seconds(workload) * 3 + workload.drain_timeout_s + 30
     log.started_ns = time.time_ns()
-    with trio.move_on_after(deadline) as scope, stop.cancel_scope() as stopped:
+    with trio.move_on_after(deadline) as scope, stop.cancel_scope() as stopped, refusals_named(mode, address):
         async with trio.open_nursery() as nursery:
             timeline = Timeline(run, nursery, side.apply_event)
             nursery.start_soon(side.run_consumers, run)
@@ -201,7 +206,7 @@ def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp:
 async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: str | None = None,
                        resp: str | None = None, modes: tuple[str, ...] = MODES,
                        progress: Progress | None = None, stop: StopRequest | None = None,
-                       resp_credentials: dict[str, str | None] | None = None,
+                       security: ClientSecurity | None = None,
                        dashboard: bool = False) -> RunResult:
     """Run ``workload`` through each of ``modes`` (pull first) and return the logs.
 
@@ -213,7 +218,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
         progress: called with a one-line status a few times a second (None: silent).
         stop: when requested, the mode running stops and later ones are skipped; the result
             then has ``interrupted`` set and holds what was recorded.
-        resp_credentials: ``username`` / ``password`` for an external RESP server.
+        security: how the clients log in to an external broker (``security.ClientSecurity``).
 
     Raises:
         ValueError: the workload restarts the broker but it is external.
@@ -227,7 +232,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
     logs: dict[str, ModeLog] = {}
     skipped: dict[str, str] = {}
     async with open_broker(kind, workload.broker, kafka=kafka, resp=resp,
-                           resp_credentials=resp_credentials, dashboard=dashboard) as handle:
+                           security=security, dashboard=dashboard) as handle:
         addresses = {"kafka": handle.kafka, "resp": handle.resp}
         for mode in modes:
             if (handle.kafka if mode == "pull" else handle.resp) is None:
