@@ -274,8 +274,6 @@ class PushSide(Side):
     async def finish(self, run: ModeRun) -> None:
         before = self.info_before
         after = await self._info(run)
-        if self.admin is not None:
-            await self.admin.aclose()
         restarted = bool(run.log.metrics.get("broker_restarts"))
         # dualmq's own counters when it has them, else Redis's (dualmq also mirrors Redis's name).
         names = COUNTERS[:2] if COUNTERS[0] in after else COUNTERS[2:]
@@ -287,6 +285,11 @@ class PushSide(Side):
         self._buffer_metrics(run, after, slow)
         for consumer in run.consumers:
             run.log.windows[consumer.name] = self._windows(run, self.gaps[consumer.name], slow)
+
+    async def aclose(self) -> None:
+        if self.admin is not None:
+            await self.admin.aclose()
+            self.admin = None
 
     def _buffer_metrics(self, run: ModeRun, after: dict[str, int], slow_disconnects: int) -> None:
         """The subscribers' output-buffer peak, and the buffer that got one cut off, with where

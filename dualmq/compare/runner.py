@@ -44,6 +44,7 @@ from dualmq.compare.workload import Workload
 MODES = ("pull", "push")
 SIDES: dict[str, Callable[[], Side]] = {"pull": PullSide, "push": PushSide}
 FINISH_TIMEOUT_S = 15.0   # reading the final counters (a few INFO calls) after a mode's run
+CLOSE_TIMEOUT_S = 5.0     # closing a side's own connections at the very end
 INTERRUPTED = "the run was interrupted (Ctrl-C)"
 DEADLINE = "the run reached its deadline"
 
@@ -107,9 +108,21 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
             consumer.joined.set()
     run = ModeRun(mode=mode, workload=workload, broker=broker, run_id=run_id, target=target, log=log,
                   consumers=consumers, progress=progress)
+    try:
+        await _drive(side, run, stop)
+    finally:
+        # Also after a failure (a refusal, a bug): what the side opened is closed, not leaked.
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            await side.aclose()
+    return log
+
+
+async def _drive(side: Side, run: ModeRun, stop: StopRequest) -> None:
+    """Prepare, run the consumers and producers until drained (or stopped), finish: into ``run.log``."""
+    mode, workload, consumers, log = run.mode, run.workload, run.consumers, run.log
+    address = run.broker.kafka if mode == "pull" else run.broker.resp
     # A broker refusing the clients (login, permission on the topic or channel) stops the run
     # with one line naming the mode, wherever it surfaces.
-    address = broker.kafka if mode == "pull" else broker.resp
     with refusals_named(mode, address):
         await side.prepare(run)
     deadline = expected_send_seconds(workload) * 3 + workload.drain_timeout_s + 30
@@ -123,8 +136,8 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
                     with trio.fail_after(EVENT_TIMEOUT_S):
                         await consumer.ready.wait()
             nursery.start_soon(_sampler, run, side)
-            if progress is not None:
-                nursery.start_soon(_progress, run, progress)
+            if run.progress is not None:
+                nursery.start_soon(_progress, run, run.progress)
             async with trio.open_nursery() as producers:
                 for producer in range(workload.producers):
                     producers.start_soon(side.run_producer, run, producer, timeline)
@@ -142,7 +155,6 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
     log.finished_ns = time.time_ns()
     with trio.move_on_after(FINISH_TIMEOUT_S):
         await side.finish(run)
-    return log
 
 
 async def _drain(run: ModeRun) -> None:
