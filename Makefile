@@ -1,13 +1,15 @@
 # The two quick-start commands:
 #   make run    install dualmq into .venv and start the broker (Kafka on :9092, RESP on :6379)
 #   make test   install everything the tests need (pip packages, and the Debian packages
-#               redis-server, redis-tools, kcat, chromium and openssl when run as root with apt) and run them all
+#               redis-server, redis-tools, kcat, chromium, openssl and etcd-server when run as root with apt)
+#               and run them all
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 # chromium renders compare's HTML report in a test (headless screenshot).
 # openssl makes the throwaway certificates of the TLS tests.
-DEBIAN_PACKAGES := redis-server redis-tools kcat chromium openssl
+# etcd-server (the etcd program) coordinates the brokers of a cluster (docs/cluster.md).
+DEBIAN_PACKAGES := redis-server redis-tools kcat chromium openssl etcd-server
 
 .PHONY: run test install install-test system-deps clean
 
@@ -38,6 +40,7 @@ system-deps:
 	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v etcd >/dev/null || missing="$$missing etcd-server"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \

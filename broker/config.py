@@ -21,6 +21,11 @@ Every knob the daemon has lives here, grouped the way the TOML file is::
     [http]                # metrics and the live dashboard; off unless given
     listen = "127.0.0.1:9644"
 
+    [cluster]             # cluster mode (docs/cluster.md); off unless etcd is given
+    etcd = "etcd://127.0.0.1:2379"
+    node_id = 1
+    lease_ttl_seconds = 10
+
 Unknown keys and bad values are refused when the config is built, with the key, the value and
 the allowed range in the message (``ConfigError``), so a typo never silently falls back to a
 default. ``attrs.evolve`` derives variants (CLI flags override the file that way).
@@ -367,6 +372,55 @@ class TlsConfig:
         return bool(self.cert_file)
 
 
+def parse_etcd_url(text: str) -> list[str]:
+    """``etcd://HOST:PORT[,HOST:PORT...]`` -> ``["HOST:PORT", ...]``.
+
+    Raises:
+        ValueError: with a message naming what is wrong.
+    """
+    if not isinstance(text, str) or not text.startswith("etcd://"):
+        raise ValueError("expected etcd://HOST:PORT[,HOST:PORT...]")
+    endpoints = text.removeprefix("etcd://").split(",")
+    for endpoint in endpoints:
+        host, port = parse_host_port(endpoint)
+        if port == 0:
+            raise ValueError(f"{endpoint}: etcd's port cannot be 0")
+    return endpoints
+
+
+def _etcd_url(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
+    if value == "":
+        return
+    try:
+        parse_etcd_url(value)
+    except ValueError as exc:
+        raise ConfigError(f"{_qualified(instance, attribute)} = {value!r}: {exc}") from None
+
+
+@attrs.frozen(kw_only=True)
+class ClusterConfig:
+    """Cluster mode (docs/cluster.md): off unless ``etcd`` is set.
+
+    ``node_id`` is the broker's id in the cluster (Kafka's ``broker.id`` / ``node.id``);
+    ``lease_ttl_seconds`` how long a broker that stopped renewing its etcd lease still counts
+    as alive (Kafka's ``zookeeper.session.timeout.ms``, in seconds as etcd leases are).
+    """
+
+    SECTION = "cluster"
+
+    etcd: str = attrs.field(default="", validator=_etcd_url)
+    node_id: int = attrs.field(default=-1, validator=_int_range(0, INT32_MAX, allow=(-1,)))
+    lease_ttl_seconds: int = attrs.field(default=10, validator=_int_range(1, 300))
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.etcd)
+
+    @property
+    def endpoints(self) -> list[str]:
+        return parse_etcd_url(self.etcd) if self.etcd else []
+
+
 @attrs.frozen(kw_only=True)
 class BrokerConfig:
     """The whole broker. Build it with ``BrokerConfig.from_toml`` or keyword arguments."""
@@ -379,8 +433,16 @@ class BrokerConfig:
     resp: RespConfig = attrs.field(factory=RespConfig)
     http: HttpConfig = attrs.field(factory=HttpConfig)
     tls: TlsConfig = attrs.field(factory=TlsConfig)
+    cluster: ClusterConfig = attrs.field(factory=ClusterConfig)
 
     def __attrs_post_init__(self) -> None:
+        cluster = self.cluster
+        if cluster.enabled and cluster.node_id < 0:
+            raise ConfigError("cluster.etcd is set but cluster.node_id is not: every broker of a cluster needs "
+                              "its own id (dualmq serve --node-id N)")
+        if cluster.enabled and self.kafka.node_id not in (0, cluster.node_id):
+            raise ConfigError(f"kafka.node_id = {self.kafka.node_id} and cluster.node_id = {cluster.node_id}: "
+                              "in cluster mode the broker has one id; set cluster.node_id only")
         needs = [name for name, wanted in (("kafka.security_protocol = " + repr(self.kafka.security_protocol),
                                             self.kafka.uses_tls), ("resp.tls = true", self.resp.tls)) if wanted]
         if needs and not self.tls.configured:
@@ -409,7 +471,8 @@ class BrokerConfig:
         Raises:
             ConfigError: unknown key or bad value, naming the key.
         """
-        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig, "http": HttpConfig, "tls": TlsConfig}
+        sections = {"log": LogConfig, "kafka": KafkaConfig, "resp": RespConfig, "http": HttpConfig, "tls": TlsConfig,
+                    "cluster": ClusterConfig}
         top_level = {a.name for a in attrs.fields(cls)} - set(sections)
         kwargs: dict[str, Any] = {}
         for key, value in raw.items():

@@ -324,8 +324,11 @@ class TopicRegistry:
     # -- topics ------------------------------------------------------------------------------
 
     def create(self, name: str, partitions: int, overrides: dict[str, str] | None = None, *,
-               now_ms: int) -> Topic:
+               now_ms: int, topic_id: bytes | None = None) -> Topic:
         """Create a topic with ``partitions`` empty partition logs.
+
+        ``topic_id`` is new and random unless given (a cluster's brokers all use the id the
+        controller chose, docs/cluster.md).
 
         Raises:
             InvalidTopic: illegal name.
@@ -342,7 +345,7 @@ class TopicRegistry:
         overrides = dict(overrides or {})
         config = topic_log_config(self.config, overrides)
         self._check_budget(partitions)
-        topic = Topic(name=name, topic_id=_new_topic_id(), overrides=overrides, config=config,
+        topic = Topic(name=name, topic_id=topic_id or _new_topic_id(), overrides=overrides, config=config,
                       partitions=self._fresh_partitions(name, range(partitions), config, now_ms))
         self._topics[name] = topic
         self._by_id[topic.topic_id] = topic

@@ -13,9 +13,12 @@ Start-up order matters for scripts and tests that wait on ``--ready-file``:
    serves — each reports its bound address only once it accepts connections, which is what
    makes port 0 usable — then, if ``[http] listen`` is set, the HTTP listener serving
    ``/metrics`` and the dashboard, which reads the state and both front-ends;
-3. start maintenance (retention, aged segment rolls) and, for ``fsync = "interval"``, the
+3. in cluster mode (``[cluster] etcd``), join the cluster (``modes.cluster.node``): register
+   under a lease with the advertised addresses, read the cluster's topics, run for
+   controller - a node id already taken, or etcd unreachable, stops the start here;
+4. start maintenance (retention, aged segment rolls) and, for ``fsync = "interval"``, the
    periodic flush;
-4. write the ready file atomically and log ``broker_started``.
+5. write the ready file atomically and log ``broker_started``.
 
 Shutdown is cancellation: SIGINT/SIGTERM cancel the nursery, listeners stop accepting,
 connection tasks unwind, and a shielded cleanup flushes and closes every log and the offsets
@@ -36,8 +39,8 @@ from pathlib import Path
 import attrs
 import trio
 
-from broker.config import BrokerConfig
-from broker.errors import BrokerError
+from broker.config import BrokerConfig, parse_host_port
+from broker.errors import BrokerError, ConfigError
 from broker.files import write_atomically
 from broker.loggers import get_logger
 from broker.state import BrokerState
@@ -109,9 +112,11 @@ async def run_broker(
     try:
         info = ServerInfo(config=config, started_at_ms=wall_ms(), log_storage=topics.storage)
         running = RunningServers()
+        cluster = _cluster_node(config, topics)
         async with trio.open_nursery() as nursery:
             kafka_address = await _start_listener(nursery, "Kafka", "--kafka", config.kafka.listen,
-                                                  functools.partial(serve_kafka, running=running), state, info)
+                                                  functools.partial(serve_kafka, running=running, cluster=cluster),
+                                                  state, info)
             # Push mode's INFO names the Kafka listener too, so a learner finds both modes;
             # its SHUTDOWN command (when enabled) stops the broker as a signal does.
             info = attrs.evolve(info, kafka_address=kafka_address,
@@ -124,6 +129,8 @@ async def run_broker(
                 http_address = await _start_listener(nursery, "HTTP", "--http", config.http.listen,
                                                      serve_http, config.http, state, running)
             addresses = Addresses(kafka=kafka_address, resp=resp_address, http=http_address)
+            if cluster is not None:
+                await nursery.start(cluster.run, _broker_info(config, addresses))
             nursery.start_soon(_maintenance, config, topics)
             if config.log.fsync == "interval":
                 nursery.start_soon(_periodic_flush, config, topics)
@@ -136,6 +143,7 @@ async def run_broker(
                 resp=addresses.resp,
                 http=addresses.http or None,
                 fsync=config.log.fsync,
+                node_id=config.cluster.node_id if cluster is not None else None,
                 topics=len(topics.topics()),
                 version=info.version,
                 pid=info.pid,
@@ -153,6 +161,42 @@ async def run_broker(
                 if ready_file is not None:
                     ready_file.unlink(missing_ok=True)
                 log.info("broker_stopped", data_dir=str(data_dir))
+
+
+def _cluster_node(config: BrokerConfig, topics: TopicRegistry):
+    """The cluster membership ``[cluster] etcd`` asks for, or None for a single broker.
+
+    Imported here only: cluster mode needs the ``dualmq[cluster]`` extra (httpx), which a
+    single broker never loads.
+    """
+    if not config.cluster.enabled:
+        return None
+    try:
+        from modes.cluster.etcd import EtcdClient
+        from modes.cluster.node import ClusterNode
+    except ImportError as exc:
+        raise ConfigError(f"cluster mode needs the cluster extra: pip install 'dualmq[cluster]' ({exc})") from None
+    return ClusterNode(config=config.cluster, etcd=EtcdClient(config.cluster.endpoints), topics=topics,
+                       now_ms=wall_ms)
+
+
+def _broker_info(config: BrokerConfig, addresses: Addresses):
+    """What this broker registers in etcd: where clients reach its listeners.
+
+    Raises:
+        ConfigError: a wildcard listen address with no ``kafka.advertised``: other brokers
+            would hand clients an address nobody can connect to.
+    """
+    from broker.cluster import BrokerInfo
+
+    advertised = config.kafka.advertised or addresses.kafka
+    host, port = parse_host_port(advertised)
+    if host in ("0.0.0.0", "::", ""):
+        raise ConfigError(f"cluster mode: the Kafka listener {addresses.kafka} is a wildcard address; set "
+                          "kafka.advertised to the HOST:PORT clients should use")
+    resp_host, resp_port = parse_host_port(addresses.resp)
+    return BrokerInfo(node_id=config.cluster.node_id, host=host, kafka_port=port, resp_host=resp_host,
+                      resp_port=resp_port)
 
 
 async def _start_listener(nursery: trio.Nursery, name: str, flag: str, listen: str, serve, *args) -> str:

@@ -95,3 +95,7 @@ def configure_logging(log_format: str = "auto", level: str = "info", *, stream: 
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric_level)
+    # Cluster mode's etcd client (httpx) logs every HTTP request at info: a line per lease
+    # keepalive would drown the broker's own. Its warnings and errors still show.
+    for chatty in ("httpx", "httpcore"):
+        logging.getLogger(chatty).setLevel(max(numeric_level, logging.WARNING))

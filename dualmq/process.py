@@ -43,7 +43,7 @@ import trio
 
 from dualmq.errors import DualmqError
 
-__all__ = ["BrokerProcess", "BrokerStartError", "serve_command"]
+__all__ = ["BrokerCluster", "BrokerProcess", "BrokerStartError", "serve_command"]
 
 START_TIMEOUT_S = 20.0   # recovery of a large log included; a healthy start takes well under 1 s
 STOP_TIMEOUT_S = 10.0    # a graceful stop flushes and closes every log; after this, SIGKILL
@@ -80,7 +80,26 @@ def split_address(address: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-class BrokerProcess:
+class ChildProcess:
+    """What every child server process here shares: its ``process`` and its log file."""
+
+    process: subprocess.Popen | None
+    log_path: Path
+
+    def _kill_and_reap(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(STOP_TIMEOUT_S)
+
+    def log_text(self) -> str:
+        """Everything the process wrote so far, every start included ('' if nothing yet)."""
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        return self.log_text()[-chars:]
+
+
+class BrokerProcess(ChildProcess):
     """One ``dualmq serve`` child process, which can be stopped, killed and started again.
 
     Nothing runs until ``start`` (or ``with`` / ``async with``). After the first start the
@@ -276,19 +295,7 @@ class BrokerProcess:
                 self._kill_and_reap()
         return process.returncode
 
-    def _kill_and_reap(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT_S)
-
     # --- its log ------------------------------------------------------------------------------
-
-    def log_text(self) -> str:
-        """Everything the broker wrote so far, every start included ('' if nothing yet)."""
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
-        return self.log_text()[-chars:]
 
     def log_lines(self) -> list[dict[str, Any]]:
         """The broker's log as one dict per JSON line (other lines, e.g. a traceback, skipped)."""
@@ -326,3 +333,66 @@ class BrokerProcess:
     def __repr__(self) -> str:
         state = f"pid {self.process.pid}" if self.running else "not running"
         return f"<BrokerProcess {self.data_dir} kafka={self.kafka_address} resp={self.resp_address} {state}>"
+
+
+class BrokerCluster:
+    """N ``dualmq serve --cluster`` processes on one etcd, started together (docs/cluster.md).
+
+    Broker ``i`` (1..N) has node id ``i``, data dir ``<workdir>/broker-<i>``, and its log and
+    ready file beside it; all ports are chosen by the OS.
+
+    Args:
+        workdir: where the brokers' directories go.
+        etcd: the etcd client endpoint, ``HOST:PORT``.
+        count: how many brokers.
+        serve_args: more ``dualmq serve`` options for every broker (``--config F`` ...).
+
+    Attributes:
+        brokers: the ``BrokerProcess`` of node ``i`` at index ``i - 1``.
+    """
+
+    def __init__(self, workdir: Path | str, etcd: str, count: int = 3, *serve_args: str) -> None:
+        workdir = Path(workdir)
+        self.etcd = etcd
+        self.brokers = [BrokerProcess(workdir / f"broker-{node}", *serve_args, "--node-id", str(node),
+                                      "--cluster", f"etcd://{etcd}") for node in range(1, count + 1)]
+
+    def node(self, node_id: int) -> BrokerProcess:
+        return self.brokers[node_id - 1]
+
+    def start(self, timeout: float = START_TIMEOUT_S) -> BrokerCluster:
+        """Spawn every broker at once, then wait until each is ready.
+
+        Raises:
+            BrokerStartError: one of them failed (all are stopped then).
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            for broker in self.brokers:
+                broker._spawn(timeout)
+            for broker in self.brokers:
+                while not broker._is_ready(deadline):
+                    time.sleep(POLL_INTERVAL_S)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop every broker that runs (SIGTERM, then SIGKILL after the timeout)."""
+        for broker in self.brokers:
+            if broker.running:
+                broker.process.terminate()
+        for broker in self.brokers:
+            broker.stop()
+
+    @property
+    def bootstrap(self) -> str:
+        """Every running broker's Kafka address, comma-separated (a client's bootstrap list)."""
+        return ",".join(b.kafka_address for b in self.brokers if b.running)
+
+    def __enter__(self) -> BrokerCluster:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

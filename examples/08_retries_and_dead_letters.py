@@ -61,7 +61,7 @@ async def main() -> None:
         print(f"\ndead letter in 'orders.dlq': value={letter.value.decode()!r} key={letter.key.decode()!r}")
         for name, value in letter.headers:
             print(f"  header {name:22} = {value.decode()}")
-        error, tries = letter.header("dlq.error").decode(), letter.header("dlq.attempts").decode()
+        tries = letter.header("dlq.attempts").decode()
         origin = letter.header("dlq.origin.offset").decode()
         print(f"RESULT processed={stats.processed} retries={stats.retries} dead_lettered={stats.dead_lettered} "
               f"dlq_attempts={tries} dlq_origin_offset={origin}")

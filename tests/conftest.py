@@ -45,3 +45,13 @@ def _finalize_leaked_sockets_where_they_were_leaked(request: pytest.FixtureReque
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             gc.collect()
+
+
+@pytest.fixture
+def etcd(tmp_path):
+    """A real etcd (``tests.support.etcd_process``) for this test: started on free loopback
+    ports, healthy, killed at teardown; skipped where etcd is missing (fails under CI)."""
+    from tests.support import etcd_process
+
+    with etcd_process(tmp_path) as server:
+        yield server

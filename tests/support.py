@@ -21,10 +21,43 @@ from pathlib import Path
 
 import pytest
 
+from dualmq.etcd_process import EtcdProcess
 from dualmq.process import BrokerProcess, serve_command
 
-__all__ = ["BrokerProcess", "RawClient", "broker_process", "fast_groups_broker", "fast_groups_config", "require_binary", "require_module",
-           "serve_command"]
+__all__ = [
+    "KAFKA_PYTHON_IMPORT_WARNING",
+    "KAFKA_PYTHON_NOISE",
+    "BrokerProcess",
+    "RawClient",
+    "broker_process",
+    "etcd_process",
+    "fast_groups_broker",
+    "fast_groups_config",
+    "kafka_python_noise",
+    "require_binary",
+    "require_module",
+    "serve_command",
+]
+
+# kafka-python 3.0's own noise, not the broker's: it loads its schemas with an
+# importlib.resources call deprecated since Python 3.11, and leaves some closed clients'
+# sockets to the garbage collector ("Exception ignored in: <socket.socket ...>"). A module
+# that drives kafka-python carries these marks; tests/conftest.py collects the leaked sockets
+# when such a module ends, so the warning cannot fall on a later module's test.
+KAFKA_PYTHON_IMPORT_WARNING = "ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"
+KAFKA_PYTHON_NOISE = (
+    pytest.mark.filterwarnings(KAFKA_PYTHON_IMPORT_WARNING),
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+)
+
+
+def kafka_python_noise(test):
+    """Put the ``KAFKA_PYTHON_NOISE`` marks on one test (a whole module lists them in ``pytestmark``)."""
+    for mark in KAFKA_PYTHON_NOISE:
+        test = mark(test)
+    return test
+
 
 REQUIRE_INTEROP = os.environ.get("DUALMQ_REQUIRE_INTEROP") == "1"
 
@@ -49,6 +82,18 @@ def require_module(name: str, package: str):
         if REQUIRE_INTEROP:
             pytest.fail(message)
         pytest.skip(message)
+
+
+@contextlib.contextmanager
+def etcd_process(workdir: Path) -> Iterator[EtcdProcess]:
+    """A one-member etcd on free loopback ports, healthy when yielded, stopped on exit.
+
+    Skips the test when etcd is not installed (Debian ``etcd-server``), fails it under
+    ``DUALMQ_REQUIRE_INTEROP=1``.
+    """
+    require_binary("etcd", "etcd-server")
+    with EtcdProcess(workdir / "etcd", log_path=workdir / "etcd.log") as etcd:
+        yield etcd
 
 
 # --- a real broker process -------------------------------------------------------------------

@@ -17,13 +17,10 @@ from pathlib import Path
 import pytest
 
 from bench.chaos import SEQ, AckTracker, TrialResult, compare
-from tests.support import require_module
+from tests.support import KAFKA_PYTHON_IMPORT_WARNING, require_module
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT_TIMEOUT_SECONDS = 60
-# Importing kafka-python (only to skip cleanly where it is missing) warns about its own use of
-# a deprecated importlib API; the script itself runs in a child process.
-KAFKA_IMPORT_WARNING = "ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"
 
 
 def value(seq: int) -> bytes:
@@ -86,7 +83,7 @@ def table_row(output: str, policy: str) -> dict[str, str]:
 
 
 @pytest.mark.interop
-@pytest.mark.filterwarnings(KAFKA_IMPORT_WARNING)
+@pytest.mark.filterwarnings(KAFKA_PYTHON_IMPORT_WARNING)
 def test_one_sigkill_trial_at_fsync_always_loses_nothing(tmp_path: Path) -> None:
     require_module("kafka", "kafka-python")
     done = run_chaos(tmp_path / "work", "--trials", "1", "--policies", "always", "--seed", "12")
@@ -99,7 +96,7 @@ def test_one_sigkill_trial_at_fsync_always_loses_nothing(tmp_path: Path) -> None
 
 
 @pytest.mark.interop
-@pytest.mark.filterwarnings(KAFKA_IMPORT_WARNING)
+@pytest.mark.filterwarnings(KAFKA_PYTHON_IMPORT_WARNING)
 def test_sabotaged_segment_is_reported_as_lost(tmp_path: Path) -> None:
     # The same trial, but the script halves the newest segment after the kill: acknowledged
     # records are gone, and the run must say so and fail.

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import broker_process, require_module, serve_command
+from tests.support import broker_process, kafka_python_noise, require_module, serve_command
 
 RUN_TIMEOUT_SECONDS = 60
 
@@ -96,10 +96,7 @@ def test_a_damaged_offsets_snapshot_stops_the_start_with_one_line(tmp_path: Path
 
 
 @pytest.mark.interop
-@pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning")
-# kafka-python sometimes leaves a closed client's socket to the garbage collector: its leak.
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+@kafka_python_noise
 def test_a_flipped_byte_in_the_offsets_journal_keeps_the_commits_around_it(tmp_path: Path) -> None:
     kafka = require_module("kafka", "kafka-python")
     from kafka.admin import NewTopic

@@ -33,6 +33,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--http", type=host_port, metavar="HOST:PORT",
                        help="serve /metrics (Prometheus) and the live dashboard here (default: off; "
                             "port 0 = any free port)")
+    serve.add_argument("--node-id", type=int, metavar="N",
+                       help="this broker's id in a cluster (with --cluster; docs/cluster.md)")
+    serve.add_argument("--cluster", metavar="etcd://HOST:PORT[,HOST:PORT]",
+                       help="join the cluster coordinated by this etcd (default: a single broker)")
     serve.add_argument("--fsync", choices=("always", "interval", "never"),
                        help="when appended data is fsynced (default interval)")
     serve.add_argument("--ready-file", type=Path,
@@ -56,6 +60,11 @@ def load_config(args: argparse.Namespace) -> BrokerConfig:
         config = attrs.evolve(config, resp=attrs.evolve(config.resp, listen=args.resp))
     if args.http is not None:
         config = attrs.evolve(config, http=attrs.evolve(config.http, listen=args.http))
+    if args.node_id is not None or args.cluster is not None:
+        changes = {"node_id": args.node_id} if args.node_id is not None else {}
+        if args.cluster is not None:
+            changes["etcd"] = args.cluster
+        config = attrs.evolve(config, cluster=attrs.evolve(config.cluster, **changes))
     if args.fsync is not None:
         config = attrs.evolve(config, log=attrs.evolve(config.log, fsync=args.fsync))
     return config

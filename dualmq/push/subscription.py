@@ -23,7 +23,7 @@ from contextlib import asynccontextmanager
 import attrs
 import trio
 
-from dualmq.errors import AuthenticationError, ConnectionLost, DualmqError, ServerError, Timeout
+from dualmq.errors import AuthenticationError, ConnectionLost, DualmqError, Timeout
 from dualmq.push.connection import (
     DEFAULT_ADDRESS,
     Channel,

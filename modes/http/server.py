@@ -22,6 +22,7 @@ from broker.config import HttpConfig
 from broker.loggers import get_logger
 from broker.state import BrokerState
 from modes.common.clock import now_ms
+from modes.common.exception_groups import leaves
 from modes.common.running import RunningServers
 from modes.http.app import FRAME_INTERVAL_SECONDS, MetricsApp
 from modes.http.view import read_view
@@ -92,14 +93,7 @@ async def serve_http(
 
 def _single_os_error(group: BaseExceptionGroup) -> OSError | None:
     """The OSError a (nested) exception group holds, if it holds exactly that and nothing else."""
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(exc.exceptions)
-        else:
-            leaves.append(exc)
-    if len(leaves) == 1 and isinstance(leaves[0], OSError):
-        return leaves[0]
+    found = leaves(group)
+    if len(found) == 1 and isinstance(found[0], OSError):
+        return found[0]
     return None

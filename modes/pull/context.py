@@ -24,12 +24,14 @@ from broker.topics import Topic, TopicRegistry
 from modes.common.request_stats import RequestStats
 # The handlers take the wall clock from here; one definition serves both modes.
 from modes.common.clock import now_ms  # noqa: F401  (re-exported)
+from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import RequestHeader
 
 if TYPE_CHECKING:
     from modes.pull.sasl import ConnectionSecurity
 
 if TYPE_CHECKING:
+    from modes.cluster.node import ClusterNode
     from modes.pull.coordination import Coordination
 
 # The leader epoch of every partition. We are one broker that never changes leadership, so the
@@ -59,6 +61,8 @@ class PullBroker:
     # The ACLs (None: kafka.authorizer is off and everyone may do everything, as in Kafka
     # without an authorizer.class.name).
     authorizer: Authorizer | None = None
+    # This broker's membership of a cluster (None: a single broker, the default).
+    cluster: ClusterNode | None = None
 
     @property
     def coord(self) -> Coordination:
@@ -68,7 +72,25 @@ class PullBroker:
 
     @property
     def node_id(self) -> int:
+        if self.config.cluster.enabled:
+            return self.config.cluster.node_id
         return self.config.kafka.node_id
+
+    def leadership_error(self, topic: str, partition: int) -> ErrorCode | None:
+        """In a cluster, why this broker may not serve the partition's data (None: it may).
+
+        UNKNOWN_TOPIC_OR_PARTITION when the cluster has no such partition,
+        NOT_LEADER_OR_FOLLOWER when another broker leads it: Kafka's answers, on which clients
+        refresh their metadata and go to the leader. A single broker leads everything.
+        """
+        if self.cluster is None:
+            return None
+        leader = self.cluster.view.leader(topic, partition)
+        if leader is None:
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if leader != self.node_id:
+            return ErrorCode.NOT_LEADER_OR_FOLLOWER
+        return None
 
     def advertised_address(self, local: tuple[str, int]) -> tuple[str, int]:
         """The ``(host, port)`` clients should connect to (Metadata's only broker).

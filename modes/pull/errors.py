@@ -20,6 +20,7 @@ from broker.errors import (
     TopicExists,
     UnknownTopic,
 )
+from broker.cluster.model import CoordinationError, InvalidReplicationFactor, NotController
 from broker.outcome import ErrorKind
 from wire.kafka.batch import BatchTooLarge, CorruptBatch, InvalidBatch, UnsupportedBatchFormat
 from wire.kafka.errors import ErrorCode
@@ -48,6 +49,11 @@ _CODES: tuple[tuple[type[BrokerError] | type[InvalidBatch], ErrorCode], ...] = (
     (UnsupportedBatchFormat, ErrorCode.INVALID_RECORD),
     (BatchTooLarge, ErrorCode.MESSAGE_TOO_LARGE),
     (ConfigError, ErrorCode.INVALID_CONFIG),
+    # Cluster mode (docs/cluster.md): only the controller creates topics; etcd unreachable is
+    # retriable, as a request that timed out.
+    (NotController, ErrorCode.NOT_CONTROLLER),
+    (InvalidReplicationFactor, ErrorCode.INVALID_REPLICATION_FACTOR),
+    (CoordinationError, ErrorCode.REQUEST_TIMED_OUT),
 )
 
 

@@ -44,6 +44,7 @@ import ssl
 import struct
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -70,6 +71,9 @@ from wire.kafka import codec
 from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import FrameParser, decode_request_header, encode_response, peek_api_key_version
 from wire.kafka.messages.security import SASL_AUTHENTICATE, SASL_HANDSHAKE
+
+if TYPE_CHECKING:  # cluster mode's module imports httpx: only a cluster broker loads it
+    from modes.cluster.node import ClusterNode
 
 log = get_logger(__name__)
 
@@ -334,6 +338,7 @@ async def serve_kafka(
     info: ServerInfo,
     *,
     running: RunningServers | None = None,
+    cluster: ClusterNode | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the Kafka protocol on ``state.config.kafka.listen`` until cancelled.
@@ -351,7 +356,7 @@ async def serve_kafka(
     bound = listeners[0].socket.getsockname()[:2]
     broker = PullBroker(config=config, topics=state.topics, info=info, bound=(bound[0], bound[1]),
                         coordination=coordination, users=KafkaUsers.of(config.kafka.users),
-                        authorizer=open_authorizer(config))
+                        authorizer=open_authorizer(config), cluster=cluster)
     server = KafkaServer(broker, tls=server_context(config.tls) if config.kafka.uses_tls else None)
     # Kafka closes a connection over a cap without a word: no refusal to send.
     server.table = ConnectionTable(mode="pull", limits=connection_limits(config.kafka),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 import itertools
 
-import pytest
 
 from broker.groups import TRANSITIONS, Event, GroupCoordinator
 from broker.groups import GroupState as S

@@ -19,7 +19,7 @@ from broker.log.partition_log import PartitionLog
 from broker.topics import TopicRegistry
 from modes.pull.log_runtime import flush_log, flush_logs
 from tests.broker.batches import build_batch, with_base_offset
-from tests.support import require_module
+from tests.support import kafka_python_noise, require_module
 
 CONFIG = LogConfig(fsync="never", index_interval_bytes=100)
 T0 = 1_700_000_000_000
@@ -175,10 +175,7 @@ def test_failed_fsync_is_not_marked_flushed_and_periodic_flush_carries_on(tmp_pa
 
 
 @pytest.mark.interop
-# kafka-python's own warnings and socket leaks, not ours (see tests/interop/test_kafka_python.py).
-@pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+@kafka_python_noise
 async def test_disk_full_through_real_clients_is_reported_in_info_and_loses_nothing_acked(
         tmp_path: Path, monkeypatch) -> None:
     kafka = require_module("kafka", "kafka-python")

@@ -21,13 +21,11 @@ import pytest
 
 from dualmq.datadir_writer import write_segments, write_topics_json
 from dualmq.process import BrokerProcess
-from tests.support import require_binary, require_module
+from tests.support import KAFKA_PYTHON_NOISE, require_binary, require_module
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    *KAFKA_PYTHON_NOISE,
 ]
 
 OPEN_FILE_LIMIT = 1024

@@ -25,7 +25,7 @@ from tests.examples.helpers import REPO
 
 PAGES = [REPO / "README.md", REPO / "examples" / "10_real_tools.md"]
 # Tools a reader installs from their system's packages (the pages say which), and shell builtins.
-SYSTEM_TOOLS = {"redis-cli", "redis-benchmark", "kcat", "printf", "echo", "sleep", "kill", "cat", "export"}
+SYSTEM_TOOLS = {"redis-cli", "redis-benchmark", "kcat", "etcd", "printf", "echo", "sleep", "kill", "cat", "export"}
 # What ``make install`` puts in .venv/bin: the interpreter, pip, and the project's console scripts.
 VENV_PROGRAMS = {"python", "pip"} | set(tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"])
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import broker_process, require_module
+from tests.support import KAFKA_PYTHON_NOISE, broker_process, require_module
 from wire.kafka import codec
 from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import decode_response_header, encode_request
@@ -26,11 +26,7 @@ from wire.kafka.messages.produce_fetch import PRODUCE
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
-    # kafka-python sometimes leaves a socket to the garbage collector when a client closes
-    # (seen in CI as "Exception ignored in: <socket.socket ...>"): its leak, not the broker's.
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    *KAFKA_PYTHON_NOISE,
 ]
 
 FAST_GROUPS = "[kafka]\ngroup_initial_rebalance_delay_ms = 100\n"

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.support import broker_process, require_module
+from tests.support import KAFKA_PYTHON_NOISE, broker_process, require_module
 from wire.kafka import codec
 from wire.kafka.errors import ErrorCode
 from wire.kafka.framing import decode_response_header, encode_request
@@ -21,13 +21,7 @@ from wire.kafka.messages.produce_fetch import FETCH
 
 pytestmark = [
     pytest.mark.interop,
-    # kafka-python 3.0 loads its JSON schemas with importlib.resources.read_text, deprecated
-    # since Python 3.11; that is its business, not a failure of ours.
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
-    # kafka-python sometimes leaves a socket to the garbage collector when a client closes
-    # (seen in CI as "Exception ignored in: <socket.socket ...>"): its leak, not the broker's.
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    *KAFKA_PYTHON_NOISE,
 ]
 
 # Recent: records older than retention.ms (7 days) may be rolled away by the broker's next

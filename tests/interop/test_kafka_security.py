@@ -15,15 +15,11 @@ import time
 import pytest
 
 from tests.certificates import make_certificates
-from tests.support import broker_process, require_binary, require_module
+from tests.support import KAFKA_PYTHON_NOISE, broker_process, require_binary, require_module
 
 pytestmark = [
     pytest.mark.interop,
-    # kafka-python 3.0 loads its schemas with a deprecated importlib.resources call, and leaves
-    # sockets of failed connections to the garbage collector (the same marks as test_kafka_python).
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    *KAFKA_PYTHON_NOISE,
     pytest.mark.filterwarnings("ignore:unclosed <ssl.SSLSocket:ResourceWarning"),
 ]
 

@@ -16,17 +16,14 @@ import subprocess
 
 import pytest
 
-from tests.support import RawClient, broker_process, require_binary, require_module
+from tests.support import KAFKA_PYTHON_NOISE, RawClient, broker_process, require_binary, require_module
 from wire.kafka import codec
 from wire.kafka.framing import decode_response_header, encode_request
 from wire.kafka.messages.metadata import METADATA
 
 pytestmark = [
     pytest.mark.interop,
-    # kafka-python's own warnings (see test_kafka_python.py): its business, not ours.
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    *KAFKA_PYTHON_NOISE,
 ]
 
 STORM_CONNECTIONS = 2000

@@ -15,13 +15,13 @@ import trio
 
 from dualmq.errors import DualmqError, KafkaError, OffsetOutOfRange
 from dualmq.pull import Admin, Consumer, Producer, partition_for_key
-from tests.support import broker_process, require_binary, require_module
+from tests.support import KAFKA_PYTHON_IMPORT_WARNING, broker_process, require_binary, require_module
 from wire.errors import LocalProtocolError
 
 pytestmark = [
     pytest.mark.timeout(120),
     # kafka-python 3.0 loads its schemas with a deprecated importlib.resources call.
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
+    pytest.mark.filterwarnings(KAFKA_PYTHON_IMPORT_WARNING),
 ]
 
 

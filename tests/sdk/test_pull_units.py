@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dualmq.pull import ConsumerRecord
-from dualmq.pull.accumulator import Delivery, RecordAccumulator, record_size
+from dualmq.pull.accumulator import RecordAccumulator, record_size
 from dualmq.pull.assignors import (
     assign_range,
     assign_roundrobin,

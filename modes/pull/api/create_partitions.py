@@ -41,6 +41,11 @@ async def handle_create_partitions(ctx: RequestContext, request: dict) -> dict:
             result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             result["error_message"] = "The topic authorization failed."
             continue
+        if ctx.broker.cluster is not None:
+            # Growing here alone would leave etcd and the other brokers with the old count.
+            result["error_code"] = ErrorCode.INVALID_REQUEST
+            result["error_message"] = "adding partitions is not served in cluster mode yet (docs/cluster.md)"
+            continue
         _grow(ctx, wanted, request["validate_only"], result)
     return {"throttle_time_ms": 0, "results": results}
 

@@ -9,6 +9,13 @@ assignments that name only us (else INVALID_REPLICA_ASSIGNMENT). Configs: ``rete
 ``cleanup.policy=delete``; anything else, or a bad value, is INVALID_CONFIG with the reason in
 ``error_message``. ``validate_only`` checks everything and creates nothing.
 
+In a cluster (docs/cluster.md#what-this-slice-does) only the controller creates topics, as in
+Kafka: another broker answers NOT_CONTROLLER and the client (kafka-python's admin client does)
+asks the controller named in Metadata. The controller assigns the partitions over the live
+brokers (``broker.cluster.assign_replicas``) and writes the topic to etcd; a replication
+factor above the live brokers' count is INVALID_REPLICATION_FACTOR, and so, until replication
+lands, is any factor above 1. Explicit assignments are not served in a cluster yet.
+
 Version notes: v2 throttle time (served from here); v4 -1 defaults for partitions and
 replication factor; v5 flexible, and the response returns partitions, replication factor and
 the effective configs; v7 returns the topic id.
@@ -49,7 +56,7 @@ async def handle_create_topics(ctx: RequestContext, request: dict) -> dict:
         if not (on_cluster or ctx.allowed(Operation.CREATE, ResourceType.TOPIC, wanted["name"])):
             _fail(result, ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.")
             continue
-        _create(ctx, wanted, request["validate_only"], result)
+        await _create(ctx, wanted, request["validate_only"], result)
     return {"throttle_time_ms": 0, "topics": results}
 
 
@@ -58,12 +65,20 @@ def _fail(result: dict, code: ErrorCode, message: str) -> None:
     result["error_message"] = message
 
 
-def _create(ctx: RequestContext, wanted: dict, validate_only: bool, result: dict) -> None:
+async def _create(ctx: RequestContext, wanted: dict, validate_only: bool, result: dict) -> None:
     broker = ctx.broker
     name = wanted["name"]
     node_id = broker.node_id
     partitions = wanted["num_partitions"]
     assignments = wanted["assignments"]
+    cluster = broker.cluster
+    replication_factor = wanted["replication_factor"]
+    if cluster is not None and not cluster.is_controller:
+        return _fail(result, ErrorCode.NOT_CONTROLLER,
+                     f"broker {node_id} is not the controller; the controller is {cluster.view.controller}")
+    if cluster is not None and assignments:
+        return _fail(result, ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                     "explicit replica assignments are not served in cluster mode yet (docs/cluster.md)")
     if assignments:
         if partitions != -1 or wanted["replication_factor"] != -1:
             return _fail(result, ErrorCode.INVALID_REQUEST,
@@ -75,7 +90,7 @@ def _create(ctx: RequestContext, wanted: dict, validate_only: bool, result: dict
                          f"each partition 0..n-1 must be assigned to exactly broker {node_id}")
         partitions = len(assignments)
     else:
-        if wanted["replication_factor"] not in (1, -1):
+        if cluster is None and replication_factor not in (1, -1):
             return _fail(result, ErrorCode.INVALID_REPLICATION_FACTOR,
                          f"replication factor {wanted['replication_factor']}: this is a single broker, use 1")
         if partitions == -1:
@@ -90,10 +105,15 @@ def _create(ctx: RequestContext, wanted: dict, validate_only: bool, result: dict
         overrides[config["name"]] = config["value"]
     try:
         validate_topic_name(name)
-        if broker.topics.get(name) is not None:
+        exists = name in cluster.view.topics if cluster is not None else broker.topics.get(name) is not None
+        if exists:
             return _fail(result, ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
         log_config = topic_log_config(broker.topics.config, overrides)
-        if validate_only:
+        if cluster is not None:
+            factor = 1 if replication_factor == -1 else replication_factor
+            assigned = await cluster.create_topic(name, partitions, factor, overrides, validate_only=validate_only)
+            topic_id = uuid.UUID(int=0) if validate_only else uuid.UUID(bytes=assigned.topic_id)
+        elif validate_only:
             topic_id = uuid.UUID(int=0)
         else:
             topic = broker.topics.create(name, partitions, overrides, now_ms=now_ms())

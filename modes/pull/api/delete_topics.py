@@ -39,6 +39,11 @@ async def handle_delete_topics(ctx: RequestContext, request: dict) -> dict:
     for name, topic_id in wanted:
         result = {"name": name, "topic_id": topic_id, "error_code": ErrorCode.NONE, "error_message": None}
         responses.append(result)
+        if ctx.broker.cluster is not None:
+            # Deleting here alone would leave the topic in etcd and on the other brokers.
+            result["error_code"] = ErrorCode.INVALID_REQUEST
+            result["error_message"] = "deleting topics is not served in cluster mode yet (docs/cluster.md)"
+            continue
         if name is not None and not ctx.allowed(Operation.DELETE, ResourceType.TOPIC, name):
             result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
             continue

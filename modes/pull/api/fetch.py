@@ -118,8 +118,9 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
                 out["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
                 errors = True
                 continue
-            if topic is None or not 0 <= index < len(topic.partitions):
-                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            not_leader = ctx.broker.leadership_error(name, index)
+            if not_leader is not None or topic is None or not 0 <= index < len(topic.partitions):
+                out["error_code"] = not_leader or ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 errors = True
                 continue
             epoch_error = leader_epoch_error(wanted["current_leader_epoch"])

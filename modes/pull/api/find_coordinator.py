@@ -41,6 +41,16 @@ async def handle_find_coordinator(ctx: RequestContext, request: dict) -> dict:
     if error != ErrorCode.NONE:
         return {"throttle_time_ms": 0, "error_code": error, "error_message": message,
                 "node_id": -1, "host": "", "port": -1}
+    cluster = ctx.broker.cluster
+    if cluster is not None:
+        # In a cluster every group is coordinated by the controller's broker, so all members
+        # of a group meet in one place (docs/cluster.md#what-this-slice-does).
+        coordinator = cluster.view.brokers.get(cluster.view.controller)
+        if coordinator is None:
+            return {"throttle_time_ms": 0, "error_code": ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                    "error_message": "no controller elected yet", "node_id": -1, "host": "", "port": -1}
+        return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
+                "node_id": coordinator.node_id, "host": coordinator.host, "port": coordinator.kafka_port}
     host, port = ctx.broker.advertised_address(ctx.local)
     return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
             "node_id": ctx.broker.node_id, "host": host, "port": port}

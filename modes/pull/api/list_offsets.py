@@ -56,8 +56,9 @@ async def handle_list_offsets(ctx: RequestContext, request: dict) -> dict:
             if not describable:
                 out["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
                 continue
-            if topic is None or not 0 <= index < len(topic.partitions):
-                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            not_leader = ctx.broker.leadership_error(wanted_topic["name"], index)
+            if not_leader is not None or topic is None or not 0 <= index < len(topic.partitions):
+                out["error_code"] = not_leader or ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue
             epoch_error = leader_epoch_error(wanted["current_leader_epoch"])
             if epoch_error is not None:

@@ -108,6 +108,8 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 result["error_code"] = ErrorCode.INVALID_REQUIRED_ACKS
             elif not writable:
                 result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif (not_leader := ctx.broker.leadership_error(name, index)) is not None:
+                result["error_code"] = not_leader
             elif topic is None or not 0 <= index < len(topic.partitions):
                 result["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:

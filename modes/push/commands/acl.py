@@ -46,7 +46,6 @@ from broker.security.redis_acl import (
     parse_acl_file,
     user_flags,
 )
-from broker.security.redis_acl_log import AclLog
 from modes.common.clock import now_ms
 from modes.push.client import Client
 from modes.push.commands.base import COMMANDS, Command, ServerState, help_reply, subcommand_syntax_error, text_of
@@ -106,7 +105,7 @@ def build_acl(config: RespConfig) -> RedisAcl:
         # Redis's requirepass: the default user's only password.
         acl.set_user("default", ["resetpass", ">" + config.requirepass])
     definitions = [(user.name, user.acl_rules()) for user in config.users]
-    if config.aclfile and Path(config.aclfile).exists():
+    if config.aclfile:  # Redis refuses to start when its aclfile cannot be read; so do we
         definitions = _read_acl_file(config.aclfile)
     for name, rules in definitions:
         try:

@@ -26,13 +26,11 @@ from pathlib import Path
 import pytest
 
 from tests.modes.http.scraping import state
-from tests.support import broker_process, require_binary, require_module
+from tests.support import KAFKA_PYTHON_NOISE, broker_process, require_binary, require_module
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    *KAFKA_PYTHON_NOISE,
 ]
 
 FRAMES = 16

@@ -16,14 +16,11 @@ import time
 import pytest
 
 from tests.modes.http.scraping import scrape, series, value, wait_until
-from tests.support import broker_process, fast_groups_config, require_binary, require_module
+from tests.support import KAFKA_PYTHON_NOISE, broker_process, fast_groups_config, require_binary, require_module
 
 pytestmark = [
     pytest.mark.interop,
-    pytest.mark.filterwarnings("ignore:.*is deprecated. Use files\\(\\) instead:DeprecationWarning"),
-    # kafka-python may leave a socket to the garbage collector when it closes: its leak.
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-    pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning"),
+    *KAFKA_PYTHON_NOISE,
 ]
 
 TIMEOUT = 10.0

@@ -8,6 +8,8 @@ rules in ``tests/interop/test_kafka_security.py``.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from broker.security.authorizer import Operation, PatternType, Permission, ResourceType
@@ -181,3 +183,23 @@ async def test_acl_apis_say_security_disabled_without_an_authorizer(tmp_path):
         answer = await client.call(29, 2, {"resource_type_filter": 1, "pattern_type_filter": 1, "operation": 1,
                                            "permission_type": 1})
         assert answer["error_code"] == ErrorCode.SECURITY_DISABLED
+
+
+async def test_metadata_by_topic_id_checks_describe_on_the_topic_it_names(tmp_path):
+    # Metadata v12 may name a topic by its id alone: the DESCRIBE check applies to the topic
+    # the id resolves to, and a denied client gets Kafka's answer (the id back, no name, no
+    # partitions), never the topic's name or layout.
+    async with secured(tmp_path) as broker:
+        admin = await login(broker, "admin")
+        await admin.call(19, 5, {"topics": [{"name": "secret", "num_partitions": 3, "replication_factor": 1}]})
+        listed = await admin.call(3, 12, {"topics": [{"name": "secret", "topic_id": uuid.UUID(int=0)}],
+                                          "allow_auto_topic_creation": False})
+        topic_id = listed["topics"][0]["topic_id"]
+        by_id = {"topics": [{"name": None, "topic_id": topic_id}], "allow_auto_topic_creation": False}
+        alice = await login(broker, "alice")
+        [denied] = (await alice.call(3, 12, by_id))["topics"]
+        assert denied["error_code"] == ErrorCode.TOPIC_AUTHORIZATION_FAILED
+        assert denied["name"] is None and denied["topic_id"] == topic_id and not denied["partitions"]
+        await grant(admin, TOPIC, "secret", Operation.DESCRIBE)
+        [allowed] = (await alice.call(3, 12, by_id))["topics"]
+        assert (allowed["error_code"], allowed["name"], len(allowed["partitions"])) == (ErrorCode.NONE, "secret", 3)

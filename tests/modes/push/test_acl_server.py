@@ -94,6 +94,14 @@ def test_bad_users_are_refused_at_start(tmp_path) -> None:
     assert "visible-secret" not in str(caught.value)
 
 
+
+def test_a_missing_aclfile_is_refused_at_start_not_read_as_no_users(tmp_path) -> None:
+    # Redis will not start when its aclfile cannot be opened; starting with no users instead
+    # would leave 'default' open to everyone because of a typo in a path.
+    missing = tmp_path / "no-such-users.acl"
+    with pytest.raises(ConfigError, match=f"resp.aclfile {missing}: cannot read it: No such file or directory"):
+        build_acl(RespConfig(aclfile=str(missing)))
+
 async def test_protected_mode_refuses_remote_clients_until_off_or_a_password() -> None:
     async with push_broker() as address:
         remote = await RespClient.connect(address, source="127.0.0.2")
