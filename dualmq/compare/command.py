@@ -61,7 +61,7 @@ import trio
 from dualmq.client_options import add_login_options, kafka_security, resp_login
 from dualmq.compare.report import THROUGHPUT_CAVEAT, ScenarioReport, render_scenario
 from dualmq.compare.runner import MODES, StopRequest, clear_progress, run_workload, terminal_progress
-from dualmq.compare.security import ClientSecurity
+from dualmq.compare.security import ClientSecurity, leaves
 from dualmq.compare.sweep_report import render_sweep, write_json
 from dualmq.compare.sweep_runner import run_sweep
 from dualmq.compare.sweeps import DEFAULT_RUNS, SWEEPS, SweepResult
@@ -290,11 +290,11 @@ def run_command(args: argparse.Namespace) -> int:
         trio.run(main)
     except BaseException as exc:  # sorted below: Ctrl-C, a user's error, or a bug (re-raised)
         clear_progress()
-        leaves = _leaf_exceptions(exc)
-        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        found = list(leaves(exc))
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in found):
             stop.request()  # Ctrl-C before the handler was installed (or the second one)
-        elif all(isinstance(leaf, USER_ERRORS) for leaf in leaves):
-            for line in dict.fromkeys(str(leaf) for leaf in leaves):   # two consumers refused alike: once
+        elif all(isinstance(leaf, USER_ERRORS) for leaf in found):
+            for line in dict.fromkeys(str(leaf) for leaf in found):   # two consumers refused alike: once
                 print(f"dualmq compare: {line}", file=sys.stderr)
             status = EXIT_FAILURE
         else:
@@ -328,13 +328,6 @@ async def _stop_on_ctrl_c(stop: StopRequest, everything: trio.CancelScope,
             clear_progress()
             print("\nstopping (Ctrl-C again to stop at once) ...", file=sys.stderr, flush=True)
             stop.request()
-
-
-def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside (nested) exception groups, as trio's nurseries wrap them."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _leaf_exceptions(inner)]
-    return [exc]
 
 
 def main(argv: list[str] | None = None) -> int:
