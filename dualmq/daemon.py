@@ -47,7 +47,6 @@ from broker.state import BrokerState
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
 from modes.common.running import RunningServers
-from modes.http.server import serve_http
 from modes.pull.log_runtime import flush_logs
 from modes.pull.server import serve_kafka
 from modes.push.server import serve_resp
@@ -126,6 +125,9 @@ async def run_broker(
                                                  config.resp, state.pubsub, info)
             http_address = ""
             if config.http.listen:
+                # Imported only when asked for: hypercorn and prometheus-client cost ~90 ms of
+                # start-up that a broker without --http has no use for.
+                from modes.http.server import serve_http
                 http_address = await _start_listener(nursery, "HTTP", "--http", config.http.listen,
                                                      serve_http, config.http, state, running)
             addresses = Addresses(kafka=kafka_address, resp=resp_address, http=http_address)

@@ -17,7 +17,8 @@ import sys
 
 import trio
 
-from dualmq.cli.common import add_kafka_option, kafka_security
+from dualmq.cli.common import add_kafka_option
+from dualmq.client_options import kafka_security
 from dualmq.errors import DualmqError
 from dualmq.pull import Acl, AclFilter, Admin
 

@@ -21,7 +21,8 @@ from collections.abc import AsyncIterator
 
 import trio
 
-from dualmq.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, add_kafka_option, kafka_security, until_interrupted
+from dualmq.cli.common import EXIT_INTERRUPTED, EXIT_USAGE, add_kafka_option, until_interrupted
+from dualmq.client_options import kafka_security
 from dualmq.cli.record_format import TERMINAL_FORMAT, VALUES_FORMAT, FormatError, RecordFormat
 from dualmq.pull import Admin, Consumer, Producer
 

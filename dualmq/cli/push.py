@@ -12,7 +12,8 @@ import sys
 
 import trio
 
-from dualmq.cli.common import EXIT_USAGE, add_tls_options, host_port, resp_tls
+from dualmq.cli.common import EXIT_USAGE, host_port
+from dualmq.client_options import add_tls_options, resp_tls
 from dualmq.push import Gap, Publisher, subscribe
 
 DEFAULT_RESP = "127.0.0.1:6379"

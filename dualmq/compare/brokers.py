@@ -8,7 +8,8 @@
   goodbye), then brings it back on the same ports and data dir, as an operator restarting a
   service would.
 * ``external``: ``--kafka`` / ``--resp`` addresses (real Kafka and Redis allowed). We do not
-  know its settings beyond what it tells us, and cannot restart it.
+  know its settings beyond what it tells us, and cannot restart it. It may ask compare's
+  clients to log in (``security``); ``open_broker`` checks that they can before yielding.
 
 The subprocess runs the broker rather than importing it: the SDK side never imports the
 broker package (only the embedded broker, a composition root, does).
@@ -27,6 +28,7 @@ from typing import Any
 
 import trio
 
+from dualmq.compare.security import ClientSecurity, check_login
 from dualmq.process import BrokerProcess
 
 
@@ -51,12 +53,12 @@ class BrokerHandle:
     """The broker one scenario runs against; ``restartable`` tells whether events can kill it."""
 
     def __init__(self, kind: str, kafka: str | None, resp: str | None, settings: dict[str, dict[str, Any]],
-                 process: BrokerProcess | None = None, resp_credentials: dict[str, str | None] | None = None,
+                 process: BrokerProcess | None = None, security: ClientSecurity | None = None,
                  http: str = "") -> None:
         self.kind = kind
-        # ``username`` / ``password`` for an external RESP server that asks for them (the push
-        # SDK's keywords); empty for a broker compare starts (it has no password).
-        self.resp_credentials = resp_credentials or {}
+        # How the clients log in to an external broker that asks them to; plaintext and no
+        # login for a broker compare starts.
+        self.security = security or ClientSecurity()
         self._kafka = kafka
         self._resp = resp
         self._http = http
@@ -95,7 +97,7 @@ class BrokerHandle:
 @asynccontextmanager
 async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: str | None = None,
                       resp: str | None = None, verbose: bool = False,
-                      resp_credentials: dict[str, str | None] | None = None, dashboard: bool = False):
+                      security: ClientSecurity | None = None, dashboard: bool = False):
     """Yield a ``BrokerHandle`` of ``kind`` embedded | subprocess | external; clean up after.
 
     Args:
@@ -104,12 +106,18 @@ async def open_broker(kind: str, settings: dict[str, dict[str, Any]], *, kafka: 
         kafka, resp: the addresses for ``external`` (either may be None: that mode is skipped).
         verbose: a subprocess broker logs at info level, in console format (``--verbose`` shows
             its log file); otherwise warnings and errors only.
-        resp_credentials: ``username`` / ``password`` for the external RESP server.
+        security: how the clients log in to the external broker (TLS, SASL, AUTH).
         dashboard: the broker also serves the live dashboard and ``/metrics`` on a free port,
             and its address is printed once it is up (``--dashboard``; not for ``external``).
+
+    Raises:
+        AccessDenied: an external broker refused the clients' login, or could not be spoken to
+            with these settings (``security.check_login``).
     """
     if kind == "external":
-        yield BrokerHandle("external", kafka, resp, {}, resp_credentials=resp_credentials)
+        security = security or ClientSecurity()
+        await check_login(security, kafka, resp)
+        yield BrokerHandle("external", kafka, resp, {}, security=security)
         return
     if dashboard:
         settings = {**settings, "http": {"listen": "127.0.0.1:0"}}

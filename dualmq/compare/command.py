@@ -24,6 +24,13 @@ Two kinds of scenario run:
 Logging is the CLI's (errors only; ``--verbose``: info, and the broker's log): this package
 never configures it.
 
+Against brokers given with ``--kafka`` / ``--resp``, every client compare opens (here and in
+the role processes) logs in with ``--user``/``--password``/``--sasl-mechanism`` and connects
+with ``--tls``/``--ca-file``/``--cert-file``/``--key-file``: the client commands' own options
+(``dualmq.client_options``), applied to both modes (``security``); ``--resp-user`` /
+``--resp-password`` override push mode's login. A broker compare starts has neither TLS nor
+users, so these options without ``--kafka``/``--resp`` are a usage error.
+
 Ctrl-C stops the run cleanly: the scenario running is cut short, its partial report is printed
 (and written to ``--json``/``--html``) after the ones that finished, and the exit status is 130
 (128 + SIGINT), like any Unix tool interrupted from the keyboard. A second Ctrl-C stops at once.
@@ -33,6 +40,7 @@ Examples::
     dualmq compare                                  # baseline, then late-joiner
     dualmq compare fan-out parallelism --html out.html --json out.json
     dualmq compare rate --kafka 127.0.0.1:9092 --resp 127.0.0.1:6379   # a real Kafka and a real Redis
+    dualmq compare --kafka 127.0.0.1:9092 --resp 127.0.0.1:6379 --user alice --ca-file ca.crt   # secured
     dualmq compare baseline --seconds 0 --messages 20000 --runs 1      # a quick look
     dualmq compare --workload my.toml
     dualmq compare --list
@@ -50,8 +58,10 @@ from pathlib import Path
 
 import trio
 
+from dualmq.client_options import add_login_options, kafka_security, resp_login
 from dualmq.compare.report import THROUGHPUT_CAVEAT, ScenarioReport, render_scenario
 from dualmq.compare.runner import MODES, StopRequest, clear_progress, run_workload, terminal_progress
+from dualmq.compare.security import ClientSecurity, leaves
 from dualmq.compare.sweep_report import render_sweep, write_json
 from dualmq.compare.sweep_runner import run_sweep
 from dualmq.compare.sweeps import DEFAULT_RUNS, SWEEPS, SweepResult
@@ -107,9 +117,11 @@ OPTIONS: list[tuple[tuple[str, ...], dict]] = [
                               "inside compare's (restart/kill scenarios always use a process)")),
     (("--kafka",), dict(metavar="HOST:PORT", help="use this Kafka-protocol broker (e.g. a real Kafka) for pull mode")),
     (("--resp",), dict(metavar="HOST:PORT", help="use this RESP server (e.g. redis-server) for push mode")),
-    (("--resp-user",), dict(metavar="NAME", help="ACL user for the --resp server (redis-cli's --user)")),
+    (("--resp-user",), dict(metavar="NAME", help="ACL user for the --resp server only, instead of --user "
+                                                 "(redis-cli's --user)")),
     (("--resp-password",), dict(metavar="PASSWORD",
-                                help="password for the --resp server (default: $REDISCLI_AUTH, as redis-cli)")),
+                                help="password for the --resp server only, instead of --password (default: "
+                                     "$REDISCLI_AUTH, as redis-cli)")),
     (("--json",), dict(metavar="FILE", help="also write every figure as JSON (schemas in report.py, sweep_report.py)")),
     (("--html",), dict(metavar="FILE", help="also write a self-contained HTML page with a chart per claim")),
     (("--verbose",), dict(action="store_true", help="log at info level and show the broker's log")),
@@ -119,15 +131,35 @@ OPTIONS: list[tuple[tuple[str, ...], dict]] = [
 ]
 
 
-def _resp_credentials(args: argparse.Namespace) -> dict[str, str | None] | str:
-    """``username`` / ``password`` for the push SDK from --resp-user / --resp-password (or
-    $REDISCLI_AUTH), or the usage error to print."""
-    password = args.resp_password if args.resp_password is not None else os.environ.get("REDISCLI_AUTH") or None
+# The login and TLS options (``dualmq.client_options``), for the usage error that names them.
+SECURITY_FLAGS = (("--user", "user"), ("--password", "password"), ("--tls", "tls"), ("--ca-file", "ca_file"),
+                  ("--cert-file", "cert_file"), ("--key-file", "key_file"))
+USER_HELP = "log in as this user: SASL (--sasl-mechanism) on the --kafka broker, AUTH on the --resp server"
+
+
+def _client_security(args: argparse.Namespace) -> ClientSecurity | str:
+    """How the clients log in to the brokers given with --kafka / --resp, or the usage error to print.
+
+    Push mode: --resp-user / --resp-password when given, else --user / --password, else
+    $REDISCLI_AUTH as the ``default`` user's password (as redis-cli reads it).
+    """
+    given = [flag for flag, name in SECURITY_FLAGS if getattr(args, name)]
+    if given and not (args.kafka or args.resp):
+        return (f"{' / '.join(given)}: only for brokers given with --kafka / --resp (a broker compare starts "
+                f"itself has neither TLS nor users)")
     if (args.resp_user is not None or args.resp_password is not None) and not args.resp:
         return "--resp-user / --resp-password go with --resp (a broker compare starts has no password)"
-    if args.resp_user is not None and password is None:
-        return f"--resp-user {args.resp_user} needs --resp-password (or $REDISCLI_AUTH)"
-    return {"username": args.resp_user, "password": password} if args.resp else {}
+    try:
+        kafka, resp = kafka_security(args), resp_login(args)
+    except DualmqError as exc:
+        return str(exc)
+    if args.resp_user is not None or args.resp_password is not None or resp["password"] is None:
+        password = args.resp_password if args.resp_password is not None else os.environ.get("REDISCLI_AUTH") or None
+        if args.resp_user is not None and password is None:
+            return f"--resp-user {args.resp_user} needs --resp-password (or $REDISCLI_AUTH)"
+        if args.resp_user is not None or password is not None:
+            resp.update(username=args.resp_user, password=password)
+    return ClientSecurity(kafka=kafka if args.kafka else {}, resp=resp if args.resp else {})
 
 
 def _described(name: str, description: str) -> str:
@@ -152,6 +184,7 @@ def add_parsers(subcommands) -> None:
                         help=f"scenarios to run (default: {' '.join(DEFAULT_SCENARIOS)}; see --list)")
     for flags, settings in OPTIONS:
         parser.add_argument(*flags, **settings)
+    add_login_options(parser, user_help=USER_HELP)
     parser.set_defaults(handler=run_command)
 
 
@@ -208,9 +241,9 @@ def run_command(args: argparse.Namespace) -> int:
     except WorkloadError as exc:
         print(f"dualmq compare: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    credentials = _resp_credentials(args)
-    if isinstance(credentials, str):
-        print(f"dualmq compare: {credentials}", file=sys.stderr)
+    security = _client_security(args)
+    if isinstance(security, str):
+        print(f"dualmq compare: {security}", file=sys.stderr)
         return EXIT_USAGE
     progress = terminal_progress()
     reports: list[ScenarioReport] = []
@@ -229,7 +262,7 @@ def run_command(args: argparse.Namespace) -> int:
             result = await run_sweep(SWEEPS[name], runs=args.runs, broker=args.broker, kafka=args.kafka,
                                      resp=args.resp, modes=modes, overrides=measured_overrides, progress=progress,
                                      stop=stop, broker_log=show_broker_log if args.verbose else None,
-                                     resp_credentials=credentials, dashboard=args.dashboard)
+                                     security=security, dashboard=args.dashboard)
             clear_progress()
             sweeps.append(result)
             print(render_sweep(result) + "\n", flush=True)
@@ -238,7 +271,7 @@ def run_command(args: argparse.Namespace) -> int:
                 break
             print(f"running {workload.name} ({', '.join(modes)}) ...", file=sys.stderr, flush=True)
             result = await run_workload(workload, broker=args.broker, kafka=args.kafka, resp=args.resp,
-                                        modes=modes, progress=progress, stop=stop, resp_credentials=credentials,
+                                        modes=modes, progress=progress, stop=stop, security=security,
                                         dashboard=args.dashboard)
             clear_progress()
             report = ScenarioReport.from_run(result)
@@ -257,12 +290,12 @@ def run_command(args: argparse.Namespace) -> int:
         trio.run(main)
     except BaseException as exc:  # sorted below: Ctrl-C, a user's error, or a bug (re-raised)
         clear_progress()
-        leaves = _leaf_exceptions(exc)
-        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+        found = list(leaves(exc))
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in found):
             stop.request()  # Ctrl-C before the handler was installed (or the second one)
-        elif all(isinstance(leaf, USER_ERRORS) for leaf in leaves):
-            for leaf in leaves:
-                print(f"dualmq compare: {leaf}", file=sys.stderr)
+        elif all(isinstance(leaf, USER_ERRORS) for leaf in found):
+            for line in dict.fromkeys(str(leaf) for leaf in found):   # two consumers refused alike: once
+                print(f"dualmq compare: {line}", file=sys.stderr)
             status = EXIT_FAILURE
         else:
             raise
@@ -295,13 +328,6 @@ async def _stop_on_ctrl_c(stop: StopRequest, everything: trio.CancelScope,
             clear_progress()
             print("\nstopping (Ctrl-C again to stop at once) ...", file=sys.stderr, flush=True)
             stop.request()
-
-
-def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside (nested) exception groups, as trio's nurseries wrap them."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _leaf_exceptions(inner)]
-    return [exc]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import html
 import math
-from pathlib import Path
 
 from dualmq.compare.report import DUPLICATES_WHY, THROUGHPUT_CAVEAT, TITLES, ScenarioReport, _rows, workload_line
 from dualmq.compare.summary import ModeSummary, percent
@@ -346,12 +345,3 @@ def page(sections: list[str]) -> str:
     return ("<!DOCTYPE html><html><head><meta charset=utf-8><title>dualmq compare</title>"
             f"<style>{STYLE}</style></head><body><h1>dualmq compare: pull mode vs push mode</h1>"
             + "".join(sections) + "</body></html>\n")
-
-
-def render_html(reports: list[ScenarioReport]) -> str:
-    """The whole page of in-process scenarios as a string."""
-    return page([scenario_section(report) for report in reports])
-
-
-def write_html(reports: list[ScenarioReport], path: str | Path) -> None:
-    Path(path).write_text(render_html(reports), encoding="utf-8")

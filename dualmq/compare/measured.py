@@ -21,7 +21,9 @@ stop, and reads every role's record. ``analyse`` then merges the records - all t
 * **delivered / duplicated / not delivered**: from the sequence numbers in the headers (per
   consumer; a group's members count as one consumer).
 
-A role that fails (a broker refusing a connection ...) fails the measurement with its log quoted.
+A role that fails fails the measurement: with the one line it printed when the SDK raised (a
+broker refusing its login or its permission on the topic or channel: ``AccessDenied``, naming
+the mode), else with its log quoted.
 """
 
 from __future__ import annotations
@@ -44,7 +46,8 @@ import trio
 from dualmq.compare import payload
 from dualmq.compare.accounting import percentile
 from dualmq.compare.brokers import BrokerHandle
-from dualmq.compare.roles import credentials_environment, read_record
+from dualmq.compare.roles import read_record
+from dualmq.compare.security import AccessDenied, refusal, refusals_named
 from dualmq.compare.workload import Workload
 
 WARM_UP_SHARE = 0.1          # of the sending period, left out at each end of the steady window
@@ -90,8 +93,14 @@ class Role:
     assigned: tuple[int, int] = (0, 0)
     assigned_at: float = 0.0
     lost: list[str] = attrs.field(factory=list)
+    error: str = ""          # the SDK error the role ended with ("error ..." / "denied ..." line)
+    refused: bool = False    # ... and it was the broker refusing it (``security.denied``)
 
-    def failure(self, what: str) -> RoleError:
+    def failure(self, what: str) -> RoleError | AccessDenied:
+        if self.refused:
+            return refusal(self.spec["role"].split("-")[0], self.spec["address"], self.error)
+        if self.error:
+            return RoleError(f"compare role {self.name} {what}: {self.error}")
         try:
             tail = self.log_path.read_text(errors="replace")[-2000:]
         except OSError:
@@ -117,6 +126,8 @@ async def _read_lines(role: Role) -> None:
                 role.assigned_at = trio.current_time()
             elif word == "lost":
                 role.lost.append(rest)
+            elif word in ("error", "denied"):
+                role.error, role.refused = rest, word == "denied"
 
 
 async def _run_role(role: Role, task_status=trio.TASK_STATUS_IGNORED) -> None:
@@ -173,7 +184,8 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
             the figures that need the records are then 0 / NaN).
 
     Raises:
-        RoleError: a role failed or did not get ready in time (its log is quoted).
+        RoleError: a role failed or did not get ready in time (its error or its log is quoted).
+        AccessDenied: the broker refused a role's login, or its permission on the topic or channel.
     """
     address = broker.kafka if mode == "pull" else broker.resp
     target = f"compare-{workload.name}-{run_id.hex()[:8]}-{os.urandom(2).hex()}"
@@ -181,11 +193,12 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
     if mode == "pull":
         from dualmq import pull
 
-        async with pull.Admin(address) as admin:
-            await admin.create_topics(target, partitions=workload.partitions, exist_ok=True)
+        async with pull.Admin(address, **broker.security.options(mode)) as admin:
+            with refusals_named(mode, address):
+                await admin.create_topics(target, partitions=workload.partitions, exist_ok=True)
     common = dict(address=address, target=target, run_id=run_id.hex(), size=workload.message_size,
                   partitions=workload.partitions, process_us=workload.process_us)
-    env = credentials_environment(broker.resp_credentials) if mode == "push" else {}
+    env = broker.security.environment(mode)
     names = consumer_names(workload, mode)
     with tempfile.TemporaryDirectory(prefix="dualmq-compare-roles-") as scratch_dir:
         scratch = Path(scratch_dir)
@@ -210,7 +223,7 @@ async def measure_mode(mode: str, workload: Workload, broker: BrokerHandle, run_
         except BaseExceptionGroup as group:
             # One role failing cancels the others: report the failure itself, not the group.
             # Anything else in the group (a cancellation: Ctrl-C) goes on as it came.
-            failures, rest = group.split(RoleError)
+            failures, rest = group.split((RoleError, AccessDenied))
             if failures is None or rest is not None:
                 raise
             raise _first_leaf(failures) from None
@@ -262,7 +275,13 @@ async def _run_roles(mode: str, workload: Workload, consumers: list[Role], produ
             sent = sum(meta["sent"] for meta, _ in producer_records)
             await _drain(mode, workload, consumers, names, sent)
             for role in consumers:
-                await role.process.stdin.send_all(b"stop\n")
+                try:
+                    await role.process.stdin.send_all(b"stop\n")
+                except trio.BrokenResourceError:   # it ended on its own (refused by the broker ...): say why
+                    with trio.move_on_after(STOP_TIMEOUT_S):
+                        await role.exited.wait()
+                    what = f"exited (status {role.process.returncode}) before it was told to stop"
+                    raise role.failure(what) from None
             for role in consumers:
                 await _wait(role.exited, role, STOP_TIMEOUT_S, "stop")
                 if role.process.returncode != 0:

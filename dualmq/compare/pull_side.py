@@ -65,7 +65,7 @@ class PullSide(Side):
 
     async def prepare(self, run: ModeRun) -> None:
         workload = run.workload
-        async with pull.Admin(run.broker.kafka) as admin:
+        async with pull.Admin(run.broker.kafka, **run.client_options) as admin:
             keys = frozenset(await admin.api_versions())
             self.commits = COMMIT_APIS <= keys
             if workload.pull_consumers == "group" and not GROUP_APIS <= keys:
@@ -92,6 +92,7 @@ class PullSide(Side):
             "security": ("unknown (external broker)" if run.broker.kind == "external" else
                          f"{run.broker.setting('kafka', 'security_protocol', 'PLAINTEXT')}, authorizer "
                          f"{'on' if run.broker.setting('kafka', 'authorizer', False) else 'off'}"),
+            "authentication": run.broker.security.describe("pull"),
         })
         if not self.commits:
             run.log.notes.append("broker lacks OffsetCommit/OffsetFetch: pull consumers did not commit")
@@ -106,9 +107,10 @@ class PullSide(Side):
         pacer = Pacer(workload.rate / workload.producers)
         send_channel, receive_channel = trio.open_memory_channel(ACK_QUEUE)
         seq = 0
-        async with pull.Producer(run.broker.kafka, acks=_acks(workload.acks), delivery_timeout_ms=30_000,
-                                 request_timeout_ms=5_000, retry_backoff_ms=100,
-                                 client_id=f"compare-p{producer}") as kafka_producer, trio.open_nursery() as nursery:
+        async with (pull.Producer(run.broker.kafka, acks=_acks(workload.acks), delivery_timeout_ms=30_000,
+                                  request_timeout_ms=5_000, retry_backoff_ms=100, client_id=f"compare-p{producer}",
+                                  **run.client_options) as kafka_producer,
+                    trio.open_nursery() as nursery):
             run.log.guarantees["idempotent producer"] = "yes" if kafka_producer.idempotent else "no"
             nursery.start_soon(_collect_acks, run, producer, receive_channel)
 
@@ -161,7 +163,7 @@ class PullSide(Side):
                                session_timeout_ms=6000, heartbeat_interval_ms=500)
             positions: dict[tuple[str, int], int] = {}
             try:
-                async with pull.Consumer(run.broker.kafka, **options) as kafka_consumer:
+                async with pull.Consumer(run.broker.kafka, **options, **run.client_options) as kafka_consumer:
                     if not grouped:
                         kafka_consumer.assign(partitions)
                     self.live[(consumer.name, member)] = kafka_consumer
@@ -200,6 +202,7 @@ class PullSide(Side):
                 run.bump("consumer_restarts")
                 continue
             except (ConnectionLost, Timeout, KafkaError) as exc:
+                run.check_access(exc)   # no permission to read: stop, do not reconnect forever
                 # The broker went away under the consumer (restart/kill scenarios): start a fresh
                 # consumer, which resumes from the last commit - once the scenario lets it.
                 self.live.pop((consumer.name, member), None)
@@ -248,6 +251,7 @@ async def _collect_acks(run: ModeRun, producer: int, receive_channel) -> None:
                     send = Send(producer, seq, run.key_of(seq), sent_ns, time.time_ns())
                     run.acked += 1
                 except (KafkaError, Timeout, ConnectionLost, DualmqError) as exc:
+                    run.check_access(exc)   # no permission to write: stop, not "lost"
                     send = Send(producer, seq, run.key_of(seq), sent_ns, None, None, f"{type(exc).__name__}: {exc}")
                     run.bump("produce_failures")
                 run.log.sends.append(send)

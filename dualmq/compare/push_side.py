@@ -77,7 +77,7 @@ class PushSide(Side):
         the next call reconnects)."""
         if self.admin is None:
             self.admin = Publisher(run.broker.resp, protocol=2, timeout=CALL_TIMEOUT_S, name="compare-admin",
-                                   **run.broker.resp_credentials)
+                                   **run.client_options)
         try:
             return await self.admin.execute(*args)
         except (DualmqError, OSError):
@@ -112,7 +112,7 @@ class PushSide(Side):
             "broker": f"{run.broker.kind} at {run.broker.resp}",
             "security": ("unknown (external server)" if run.broker.kind == "external" else
                          "TLS" if run.broker.setting("resp", "tls", False) else "plaintext, no TLS"),
-            "authentication": _authentication(run.broker.resp_credentials),
+            "authentication": run.broker.security.describe("push"),
         })
 
     async def apply_event(self, run: ModeRun, event: Event, nursery: trio.Nursery) -> None:
@@ -129,7 +129,7 @@ class PushSide(Side):
         failing = False   # the last flush failed: send one message per due time, no catch-up bursts
 
         async with Publisher(run.broker.resp, timeout=CALL_TIMEOUT_S, name=f"compare-p{producer}",
-                             **run.broker.resp_credentials) as publisher:
+                             **run.client_options) as publisher:
 
             async def flush() -> None:
                 nonlocal failing
@@ -141,6 +141,7 @@ class PushSide(Side):
                 try:
                     counts = await publisher.publish_many([(run.target, body) for _, _, body in batch])
                 except (ConnectionLost, Timeout, ServerError) as exc:
+                    run.check_access(exc)   # NOPERM on the channel: stop, not "send failed"
                     pending.clear()
                     error = f"{type(exc).__name__}: {exc}"
                     for s, sent_ns, _ in batch:
@@ -208,7 +209,7 @@ class PushSide(Side):
             subscribed = False
             try:
                 async with subscribe(run.broker.resp, run.target, timeout=CALL_TIMEOUT_S, health_check_interval=2.0,
-                                     name=f"compare-{consumer.name}", **run.broker.resp_credentials) as sub:
+                                     name=f"compare-{consumer.name}", **run.client_options) as sub:
                     subscribed = True
                     gaps.append(("open", time.time_ns(), ""))
                     consumer.down = False
@@ -273,8 +274,6 @@ class PushSide(Side):
     async def finish(self, run: ModeRun) -> None:
         before = self.info_before
         after = await self._info(run)
-        if self.admin is not None:
-            await self.admin.aclose()
         restarted = bool(run.log.metrics.get("broker_restarts"))
         # dualmq's own counters when it has them, else Redis's (dualmq also mirrors Redis's name).
         names = COUNTERS[:2] if COUNTERS[0] in after else COUNTERS[2:]
@@ -286,6 +285,11 @@ class PushSide(Side):
         self._buffer_metrics(run, after, slow)
         for consumer in run.consumers:
             run.log.windows[consumer.name] = self._windows(run, self.gaps[consumer.name], slow)
+
+    async def aclose(self) -> None:
+        if self.admin is not None:
+            await self.admin.aclose()
+            self.admin = None
 
     def _buffer_metrics(self, run: ModeRun, after: dict[str, int], slow_disconnects: int) -> None:
         """The subscribers' output-buffer peak, and the buffer that got one cut off, with where
@@ -337,10 +341,3 @@ def _disconnect_cause(run: ModeRun, opened_ns: int, noticed_ns: int, message: st
     if slow_disconnects:
         return noticed_ns, SLOW_DISCONNECT
     return noticed_ns, f"connection lost: {message}"
-
-
-def _authentication(credentials: dict) -> str:
-    """The receipt's line on security: who compare's clients authenticated as (never the password)."""
-    if credentials.get("password") is None:
-        return "none (the default user, no password)"
-    return f"AUTH as ACL user {credentials.get('username') or 'default'}"

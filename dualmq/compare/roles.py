@@ -14,6 +14,12 @@ Python process's. Each process:
 3. writes its record to ``spec["out"]`` (``write_record``) and prints ``done``. The record
    includes the CPU time the process used from ``ready`` on (start-up and connecting left out).
 
+A role that the broker refuses (a wrong password, no permission on the topic or channel:
+``security.denied``) prints ``denied MESSAGE``, any other SDK error ``error MESSAGE``, and exits
+with status 1, so that the coordinator can report one line instead of a traceback. How the role
+logs in (TLS, SASL, AUTH) comes from its environment (``security.role_options``), never its
+command line, which ``ps`` shows.
+
 What is recorded is cheap on purpose (the accounting must cost far less than the mode): a
 producer keeps a checkpoint ``(time, sent)`` every ``CHECKPOINT_EVERY`` messages and the
 receiver counts PUBLISH returned (push); a consumer keeps the 32-byte headers of the messages
@@ -32,7 +38,6 @@ Not here: what the records mean (``measured``); the in-process scenarios (``runn
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from array import array
@@ -42,6 +47,8 @@ from typing import Any
 import trio
 
 from dualmq.compare import payload
+from dualmq.compare.security import denied, leaves, role_options
+from dualmq.errors import DualmqError
 
 CHECKPOINT_EVERY = 1024          # messages between a producer's (time, sent) checkpoints
 PROGRESS_EVERY_S = 0.1
@@ -68,27 +75,6 @@ def read_record(path: str) -> tuple[dict[str, Any], dict[str, array]]:
             values.fromfile(f, length)
             arrays[name] = values
     return head["meta"], arrays
-
-
-# How a push role learns the RESP server's credentials (``compare --resp-user/--resp-password``):
-# from its environment, set by the coordinator, never from its command line (which ps shows).
-_RESP_USER_VARIABLE = "DUALMQ_COMPARE_RESP_USER"
-_RESP_PASSWORD_VARIABLE = "DUALMQ_COMPARE_RESP_PASSWORD"
-
-
-def credentials_environment(credentials: dict[str, str | None]) -> dict[str, str]:
-    """The environment variables that hand ``username`` / ``password`` to a role process."""
-    env = {}
-    if credentials.get("username") is not None:
-        env[_RESP_USER_VARIABLE] = credentials["username"]
-    if credentials.get("password") is not None:
-        env[_RESP_PASSWORD_VARIABLE] = credentials["password"]
-    return env
-
-
-def _resp_credentials() -> dict[str, str | None]:
-    """``username`` / ``password`` for the push SDK, as ``credentials_environment`` set them."""
-    return {"username": os.environ.get(_RESP_USER_VARIABLE), "password": os.environ.get(_RESP_PASSWORD_VARIABLE)}
 
 
 def say(line: str) -> None:
@@ -140,7 +126,7 @@ async def pull_producer(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
     checkpoints = array("q")
     failures = 0
     acks = spec.get("acks", "all")
-    settings = dict(spec.get("client", {}))
+    settings = dict(spec.get("client", {}), **role_options())
     settings["batch_bytes"] = max(settings.get("batch_bytes", 64 * 1024), spec["size"] + 1024)
     settings["max_request_bytes"] = max(settings.get("max_request_bytes", 1024 * 1024), 2 * spec["size"] + 4096)
     async with pull.Producer(spec["address"], acks=acks if acks == "all" else int(acks),
@@ -185,7 +171,9 @@ async def pull_producer(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
         for delivery in deliveries:
             try:
                 delivery.result()
-            except Exception:  # noqa: BLE001 - any delivery error counts as a failed send; its text is kept
+            except Exception as exc:  # noqa: BLE001 - any delivery error counts as a failed send
+                if denied(exc):   # ... but no permission to write is a setup error, not a result
+                    raise
                 failures += 1
         idempotent = producer.idempotent
     meta = dict(role="producer", sent=sent, failed_batches=failures, acked_ns=acked_ns,
@@ -201,7 +189,7 @@ async def push_publisher(spec: dict[str, Any]) -> tuple[dict, dict[str, array]]:
     checkpoints = array("q")
     receivers = array("i")
     async with push.Publisher(spec["address"], timeout=30.0, name=f"compare-p{spec['producer']}",
-                              **_resp_credentials()) as publisher:
+                              **role_options()) as publisher:
         await publisher.execute("PING")
         say("ready")
         cpu_start = time.process_time()
@@ -283,7 +271,8 @@ async def pull_consume(spec: dict[str, Any], name: str, received: Received, read
 
     topic = spec["target"]
     grouped = spec["group"] is not None
-    options: dict[str, Any] = dict(auto_offset_reset="earliest", client_id=f"compare-{name}", **spec.get("client", {}))
+    options: dict[str, Any] = dict(auto_offset_reset="earliest", client_id=f"compare-{name}", **spec.get("client", {}),
+                                   **role_options())
     if grouped:
         index = len(assigned)
         assigned.append(-1)
@@ -323,7 +312,7 @@ async def push_consume(spec: dict[str, Any], name: str, received: Received, read
     keep_head = heads.append
     keep_time = received.received_ns.append
     async with push.subscribe(spec["address"], spec["target"], timeout=30.0, name=f"compare-{name}",
-                              health_check_interval=None, **_resp_credentials()) as subscription:
+                              health_check_interval=None, **role_options()) as subscription:
         ready.set()
         try:
             if not received.account:
@@ -415,9 +404,26 @@ def main(argv: list[str] | None = None) -> int:
         meta, arrays = await ROLES[spec["role"]](spec)
         write_record(spec["out"], meta, arrays)
 
-    trio.run(run)
+    try:
+        trio.run(run)
+    except BaseException as exc:  # sorted here: a refusal or an SDK error is one line; anything else a bug
+        expected = _expected(exc)
+        if expected is None:
+            raise
+        say(f"denied {expected}" if denied(expected) else f"error {type(expected).__name__}: {expected}")
+        return 1
     say("done")
     return 0
+
+
+def _expected(exc: BaseException) -> DualmqError | None:
+    """The ``DualmqError`` that ended the role, a refusal first (trio's nurseries wrap errors in
+    groups: one consumer refused may end its siblings), else None."""
+    found = list(leaves(exc))
+    if any(not isinstance(leaf, (DualmqError, trio.Cancelled)) for leaf in found):
+        return None   # a bug among them: let its traceback out
+    errors = [leaf for leaf in found if isinstance(leaf, DualmqError)]
+    return next((e for e in errors if denied(e)), errors[0] if errors else None)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ from dualmq.compare.accounting import ModeLog
 from dualmq.compare.brokers import BrokerHandle, open_broker
 from dualmq.compare.pull_side import PullSide
 from dualmq.compare.push_side import PushSide
+from dualmq.compare.security import ClientSecurity, refusals_named
 from dualmq.compare.side import Side
 from dualmq.compare.state import ConsumerState, ModeRun, Progress
 from dualmq.compare.timeline import EVENT_TIMEOUT_S, Timeline
@@ -43,6 +44,7 @@ from dualmq.compare.workload import Workload
 MODES = ("pull", "push")
 SIDES: dict[str, Callable[[], Side]] = {"pull": PullSide, "push": PushSide}
 FINISH_TIMEOUT_S = 15.0   # reading the final counters (a few INFO calls) after a mode's run
+CLOSE_TIMEOUT_S = 5.0     # closing a side's own connections at the very end
 INTERRUPTED = "the run was interrupted (Ctrl-C)"
 DEADLINE = "the run reached its deadline"
 
@@ -106,10 +108,26 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
             consumer.joined.set()
     run = ModeRun(mode=mode, workload=workload, broker=broker, run_id=run_id, target=target, log=log,
                   consumers=consumers, progress=progress)
-    await side.prepare(run)
+    try:
+        await _drive(side, run, stop)
+    finally:
+        # Also after a failure (a refusal, a bug): what the side opened is closed, not leaked.
+        with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_TIMEOUT_S):
+            await side.aclose()
+    return log
+
+
+async def _drive(side: Side, run: ModeRun, stop: StopRequest) -> None:
+    """Prepare, run the consumers and producers until drained (or stopped), finish: into ``run.log``."""
+    mode, workload, consumers, log = run.mode, run.workload, run.consumers, run.log
+    address = run.broker.kafka if mode == "pull" else run.broker.resp
+    # A broker refusing the clients (login, permission on the topic or channel) stops the run
+    # with one line naming the mode, wherever it surfaces.
+    with refusals_named(mode, address):
+        await side.prepare(run)
     deadline = expected_send_seconds(workload) * 3 + workload.drain_timeout_s + 30
     log.started_ns = time.time_ns()
-    with trio.move_on_after(deadline) as scope, stop.cancel_scope() as stopped:
+    with trio.move_on_after(deadline) as scope, stop.cancel_scope() as stopped, refusals_named(mode, address):
         async with trio.open_nursery() as nursery:
             timeline = Timeline(run, nursery, side.apply_event)
             nursery.start_soon(side.run_consumers, run)
@@ -118,8 +136,8 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
                     with trio.fail_after(EVENT_TIMEOUT_S):
                         await consumer.ready.wait()
             nursery.start_soon(_sampler, run, side)
-            if progress is not None:
-                nursery.start_soon(_progress, run, progress)
+            if run.progress is not None:
+                nursery.start_soon(_progress, run, run.progress)
             async with trio.open_nursery() as producers:
                 for producer in range(workload.producers):
                     producers.start_soon(side.run_producer, run, producer, timeline)
@@ -137,7 +155,6 @@ async def run_mode(mode: str, workload: Workload, broker: BrokerHandle, run_id: 
     log.finished_ns = time.time_ns()
     with trio.move_on_after(FINISH_TIMEOUT_S):
         await side.finish(run)
-    return log
 
 
 async def _drain(run: ModeRun) -> None:
@@ -201,7 +218,7 @@ def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp:
 async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: str | None = None,
                        resp: str | None = None, modes: tuple[str, ...] = MODES,
                        progress: Progress | None = None, stop: StopRequest | None = None,
-                       resp_credentials: dict[str, str | None] | None = None,
+                       security: ClientSecurity | None = None,
                        dashboard: bool = False) -> RunResult:
     """Run ``workload`` through each of ``modes`` (pull first) and return the logs.
 
@@ -213,7 +230,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
         progress: called with a one-line status a few times a second (None: silent).
         stop: when requested, the mode running stops and later ones are skipped; the result
             then has ``interrupted`` set and holds what was recorded.
-        resp_credentials: ``username`` / ``password`` for an external RESP server.
+        security: how the clients log in to an external broker (``security.ClientSecurity``).
 
     Raises:
         ValueError: the workload restarts the broker but it is external.
@@ -227,7 +244,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
     logs: dict[str, ModeLog] = {}
     skipped: dict[str, str] = {}
     async with open_broker(kind, workload.broker, kafka=kafka, resp=resp,
-                           resp_credentials=resp_credentials, dashboard=dashboard) as handle:
+                           security=security, dashboard=dashboard) as handle:
         addresses = {"kafka": handle.kafka, "resp": handle.resp}
         for mode in modes:
             if (handle.kafka if mode == "pull" else handle.resp) is None:

@@ -55,3 +55,6 @@ class Side(abc.ABC):
     @abc.abstractmethod
     async def finish(self, run: ModeRun) -> None:
         """After the run: read final counters, turn what was observed into ``run.log``."""
+
+    async def aclose(self) -> None:
+        """Close what the side holds open (an admin connection); called last, also after a run that failed."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import attrs
 import trio
@@ -19,6 +20,7 @@ import trio
 from dualmq.compare import payload
 from dualmq.compare.accounting import ModeLog, Receipt
 from dualmq.compare.brokers import BrokerHandle
+from dualmq.compare.security import stop_if_denied
 from dualmq.compare.workload import Workload
 
 __all__ = ["ConsumerCrash", "ConsumerState", "ModeRun", "Progress", "stamp"]
@@ -79,6 +81,17 @@ class ModeRun:
 
     def __attrs_post_init__(self) -> None:
         self.reconnect_allowed.set()
+
+    @property
+    def client_options(self) -> dict[str, Any]:
+        """The SDK's security keyword arguments for this mode's clients (``security.ClientSecurity``)."""
+        return self.broker.security.options(self.mode)
+
+    def check_access(self, exc: BaseException) -> None:
+        """Raise ``AccessDenied`` (one line, naming the mode) if ``exc`` is the broker refusing
+        the clients' login or their permission on the run's topic or channel: a setup error to
+        stop on, not a result to count."""
+        stop_if_denied(self.mode, self.broker.kafka if self.mode == "pull" else self.broker.resp, exc)
 
     def key_of(self, seq: int) -> int:
         return seq % self.workload.keys if self.workload.keys else -1

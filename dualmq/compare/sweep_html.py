@@ -119,7 +119,8 @@ def sweep_section(result: SweepResult) -> str:
             f"<div class=summary><p class=verdict>{_esc(result.verdict)}</p></div>"
             f"<div class=charts>{charts}</div><h3>All the numbers</h3>{_table(result)}"
             f"<p class=small>{_esc(STEADY_WINDOW_NOTE)}. Broker: {_esc(result.broker)}; {result.cpus} CPU core(s); "
-            f"every producer and consumer ran in its own process; {_esc(CLIENT_NOTE)}.</p>{notes}</section>")
+            f"every producer and consumer ran in its own process; {_esc(CLIENT_NOTE)}. "
+            f"{_esc(result.authentication_line())}</p>{notes}</section>")
 
 
 def render_page(reports: list, sweeps: list[SweepResult]) -> str:

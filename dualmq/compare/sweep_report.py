@@ -8,7 +8,9 @@ JSON (``--json``; the in-process scenarios' documents sit beside these under ``s
     {"sweeps": [{
         "name": "fan-out", "description": "...", "variable": "subscribers / consumer groups",
         "verdict": "...", "runs": 3, "broker": "subprocess", "cpus": 2,
-        "steady_window": "rates are counted over ...", "interrupted": false, "notes": [...],
+        "steady_window": "rates are counted over ...", "clients": "pull clients: ...",
+        "authentication": {"pull": "SASL SCRAM-SHA-256 as user alice; over TLS", "push": "..."},
+        "interrupted": false, "notes": [...],
         "points": [{"label": "1", "x": 1,
                     "modes": {"pull": {"median": {"send_per_s": ..., ...},
                                        "low": {...}, "high": {...},
@@ -68,6 +70,8 @@ def render_sweep(result: SweepResult) -> str:
     lines.append(f"{STEADY_WINDOW_NOTE}" + (f" (e.g. {sample.window_s:.2f} s of {sample.sending_s:.2f} s)"
                                              if sample is not None else ""))
     lines.append(CLIENT_NOTE)
+    if result.authentication:
+        lines.append(result.authentication_line())
     lines.extend(f"note: {note}" for note in result.notes)
     return "\n".join(lines)
 
@@ -89,7 +93,8 @@ def sweep_document(result: SweepResult) -> dict[str, Any]:
         points.append({"label": point.point.label, "x": point.point.x, "modes": modes})
     return {"name": sweep.name, "description": sweep.description, "variable": sweep.variable,
             "verdict": result.verdict, "runs": result.runs, "broker": result.broker, "cpus": result.cpus,
-            "steady_window": STEADY_WINDOW_NOTE, "clients": CLIENT_NOTE, "interrupted": result.interrupted, "notes": list(result.notes),
+            "steady_window": STEADY_WINDOW_NOTE, "clients": CLIENT_NOTE, "authentication": dict(result.authentication),
+            "interrupted": result.interrupted, "notes": list(result.notes),
             "metrics": METRIC_LABELS, "points": points}
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from dualmq.compare import payload
 from dualmq.compare.brokers import open_broker
 from dualmq.compare.measured import measure_mode
+from dualmq.compare.security import ClientSecurity
 from dualmq.compare.sweeps import DEFAULT_RUNS, MODES, PointResult, Sweep, SweepResult, workload_for
 from dualmq.compare.verdicts import verdict
 from dualmq.compare.workload import Workload
@@ -26,7 +27,7 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
                     kafka: str | None = None, resp: str | None = None, modes: tuple[str, ...] = MODES,
                     overrides: dict[str, Any] | None = None, progress: Progress | None = None,
                     stop=None, broker_log: Callable[[str], None] | None = None,
-                    resp_credentials: dict[str, str | None] | None = None,
+                    security: ClientSecurity | None = None,
                     dashboard: bool = False) -> SweepResult:
     """Measure every point of ``sweep`` ``runs`` times in each mode and return the results.
 
@@ -37,7 +38,7 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
         progress: a one-line status callback.
         stop: a ``runner.StopRequest``; when requested, the results so far are returned.
         broker_log: given a started broker's log path (``--verbose``).
-        resp_credentials: ``username`` / ``password`` for an external RESP server.
+        security: how the clients log in to an external broker (``security.ClientSecurity``).
         dashboard: the broker serves the live dashboard, its address printed (``--dashboard``).
     """
     overrides = overrides or {}
@@ -47,8 +48,9 @@ async def run_sweep(sweep: Sweep, *, runs: int = DEFAULT_RUNS, broker: str = "su
                          broker=kind, cpus=os.cpu_count() or 1)
     settings = _broker_settings(workloads)
     async with open_broker(kind, settings, kafka=kafka, resp=resp, verbose=broker_log is not None,
-                           resp_credentials=resp_credentials, dashboard=dashboard) as handle:
+                           security=security, dashboard=dashboard) as handle:
         available = tuple(m for m in modes if (handle.kafka if m == "pull" else handle.resp))
+        result.authentication = {mode: handle.security.describe(mode) for mode in available}
         run_id = payload.new_run_id()
         scope = stop.cancel_scope() if stop is not None else _null_scope()
         with scope:

@@ -111,6 +111,14 @@ class SweepResult:
     interrupted: bool = False
     verdict: str = ""
     notes: list[str] = attrs.field(factory=list)
+    # mode -> how its clients logged in (``security.ClientSecurity.describe``; never a password)
+    authentication: dict[str, str] = attrs.field(factory=dict)
+
+    def authentication_line(self) -> str:
+        """``clients' login: pull ...; push ...`` for the report's footer ("" when no mode ran)."""
+        if not self.authentication:
+            return ""
+        return "clients' login: " + "; ".join(f"{mode} {how}" for mode, how in self.authentication.items())
 
     def modes(self) -> tuple[str, ...]:
         return tuple(m for m in MODES if any(p.runs.get(m) for p in self.points))

@@ -135,8 +135,14 @@ async def _start_tls(stream: trio.SocketStream, security: ClientSecurity, host: 
 
     Raises:
         ConnectionLost: the handshake failed (untrusted certificate, not a TLS port) or timed out.
+        ValueError: a CA, certificate or key file that cannot be read (the socket is closed first).
     """
-    tls = trio.SSLStream(stream, security.ssl_context(), server_hostname=host, https_compatible=True)
+    try:
+        context = security.ssl_context()
+    except ValueError:
+        await trio.aclose_forcefully(stream)
+        raise
+    tls = trio.SSLStream(stream, context, server_hostname=host, https_compatible=True)
     with trio.move_on_after(timeout) as scope:
         try:
             await tls.do_handshake()

@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 
-def leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    """Every exception in ``group`` that is not itself a group, however deeply nested."""
-    found: list[BaseException] = []
-    stack: list[BaseException] = [group]
-    while stack:
-        exc = stack.pop()
-        if isinstance(exc, BaseExceptionGroup):
-            stack.extend(exc.exceptions)
-        else:
-            found.append(exc)
-    return found
+def leaves(exc: BaseException) -> list[BaseException]:
+    """Every exception in ``exc`` that is not itself a group, however deeply nested, in order;
+    ``[exc]`` for a plain exception: what went wrong, rather than the nursery that reported it."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]

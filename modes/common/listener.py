@@ -47,6 +47,7 @@ from structlog.contextvars import bound_contextvars
 
 from broker.loggers import get_logger
 from modes.common.clock import now_ms
+from modes.common.exception_groups import leaves
 
 __all__ = [
     "CLOSE_KINDS",
@@ -388,10 +389,10 @@ class ConnectionTable:
                 # A bug somewhere in the handler: loudly, once, with the traceback — and only
                 # this client pays for it.
                 self.connection_failures += 1
-                leaves = _leaf_exceptions(exc)
+                failed = leaves(exc)
                 log.exception("connection_failed",
-                              error="; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in leaves))
-                conn.close_reason = "internal error: " + ", ".join(type(leaf).__name__ for leaf in leaves)
+                              error="; ".join(f"{type(leaf).__name__}: {leaf}" for leaf in failed))
+                conn.close_reason = "internal error: " + ", ".join(type(leaf).__name__ for leaf in failed)
         except BaseException:
             # Cancelled from outside the connection's own scope (that one swallows its own
             # cancellation): the broker is stopping. Let it unwind.
@@ -486,14 +487,6 @@ class ConnectionTable:
 
 def _buffered(conn: Connection) -> int:
     return conn.buffered_bytes
-
-
-def _leaf_exceptions(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside (nested) exception groups, or ``[exc]`` itself: what went wrong,
-    rather than the nursery that reported it."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in _leaf_exceptions(inner)]
-    return [exc]
 
 
 def _peer_gone_reason(exc: BaseException) -> str | None:

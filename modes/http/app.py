@@ -20,6 +20,7 @@ and a scrape is one step between two steps of the broker. HTTP parsing, malforme
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from typing import Any
@@ -55,6 +56,10 @@ class MetricsApp:
         self._read_view = read_view
         self._interval = interval
         self._streams = 0
+        # The event streams' frame, built at most once per interval however many pages are
+        # open (``/state.json`` is always read fresh).
+        self._shared_frame = b""
+        self._shared_frame_at = -math.inf
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(BrokerCollector(read_view))
         ProcessCollector(registry=self.registry)
@@ -94,6 +99,12 @@ class MetricsApp:
     def _frame_bytes(self) -> bytes:
         return json.dumps(frame(self._read_view()), separators=(",", ":")).encode()
 
+    def _stream_frame(self) -> bytes:
+        now = trio.current_time()
+        if now - self._shared_frame_at >= self._interval:
+            self._shared_frame, self._shared_frame_at = self._frame_bytes(), now
+        return self._shared_frame
+
     async def _events(self, receive: Receive, send: Send) -> None:
         """Send a frame now and every ``interval`` seconds until the client disconnects."""
         await send({"type": "http.response.start", "status": 200, "headers": [
@@ -107,7 +118,7 @@ class MetricsApp:
 
             nursery.start_soon(stop_on_disconnect)
             while True:
-                await send({"type": "http.response.body", "body": b"data: " + self._frame_bytes() + b"\n\n",
+                await send({"type": "http.response.body", "body": b"data: " + self._stream_frame() + b"\n\n",
                             "more_body": True})
                 await trio.sleep(self._interval)
 

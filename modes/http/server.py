@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 
 import trio
 from hypercorn.config import Config
@@ -20,6 +21,7 @@ from hypercorn.trio import serve
 
 from broker.config import HttpConfig
 from broker.loggers import get_logger
+from broker.security.exposure import exposure_warning
 from broker.state import BrokerState
 from modes.common.clock import now_ms
 from modes.common.exception_groups import leaves
@@ -37,9 +39,28 @@ log = get_logger(__name__)
 HYPERCORN_LOGGER = "dualmq.http.server"
 
 
+# A dashboard or scraper that stops reading (its receive window full) is dropped by the
+# kernel once nothing it was sent has been acknowledged for this long. Without it, hypercorn's
+# send - shielded from cancellation - would wait for that peer for ever: the broker could not
+# shut down, and each such page would hold one of the dashboard's stream slots for good.
+STALLED_PEER_TIMEOUT_MS = 3000
+
+
+class _Config(Config):
+    """Hypercorn's config, whose listening sockets carry ``TCP_USER_TIMEOUT`` (Linux; the
+    accepted sockets inherit it)."""
+
+    def create_sockets(self):  # noqa: ANN201 (hypercorn's Sockets)
+        sockets = super().create_sockets()
+        if hasattr(socket, "TCP_USER_TIMEOUT"):
+            for sock in (*sockets.insecure_sockets, *sockets.secure_sockets):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, STALLED_PEER_TIMEOUT_MS)
+        return sockets
+
+
 def hypercorn_config(listen: str) -> Config:
     """Hypercorn's settings for ``listen`` (``HOST:PORT``)."""
-    config = Config()
+    config = _Config()
     config.bind = [listen]
     config.accesslog = None
     error_log = logging.getLogger(HYPERCORN_LOGGER)
@@ -81,6 +102,7 @@ async def serve_http(
             address = binds[0].split("://", 1)[1]
             log.info("http_listening", address=address, metrics=f"http://{address}/metrics",
                      dashboard=f"http://{address}/")
+            _warn_if_exposed(address)
             started = True
             task_status.started(address)
     except BaseExceptionGroup as group:
@@ -90,6 +112,19 @@ async def serve_http(
         if bind_error is None:
             raise
         raise bind_error from None
+
+def _warn_if_exposed(address: str) -> None:
+    """One warning at start when other machines can reach the HTTP listener: it serves topic,
+    group and client names to anyone, with no authentication (as Kafka's and Redis's own
+    metrics exporters do), so it belongs on the loopback interface or behind a proxy."""
+    host = address.rsplit(":", 1)[0].strip("[]")
+    warning = exposure_warning(
+        f"HTTP listener {address}", host, authentication_required=False,
+        mitigation="/metrics and the dashboard show topic, group and client names to anyone; "
+                   "bind http.listen to 127.0.0.1 or put it behind an authenticating proxy")
+    if warning is not None:
+        log.warning("listener_exposed", mode="http", address=address, warning=warning)
+
 
 def _single_os_error(group: BaseExceptionGroup) -> OSError | None:
     """The OSError a (nested) exception group holds, if it holds exactly that and nothing else."""

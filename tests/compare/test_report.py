@@ -15,9 +15,9 @@ import pytest
 
 from dualmq.compare import command
 from dualmq.compare.accounting import ModeLog
-from dualmq.compare.html import render_html
 from dualmq.compare.report import SCHEMA, ScenarioReport, render_text, to_json
 from dualmq.compare.runner import RunResult
+from dualmq.compare.sweep_html import render_page
 from dualmq.compare.workload import Workload, WorkloadError, scenario
 from tests.compare.synthetic import mode_log
 from tests.support import require_binary
@@ -138,7 +138,7 @@ def _png_pixels(data: bytes) -> tuple[int, int, int, bytes]:
 def test_html_renders_in_headless_chromium(tmp_path):
     chromium = require_binary("chromium", "chromium")
     page = tmp_path / "report.html"
-    page.write_text(render_html([synthetic_report()]))
+    page.write_text(render_page([synthetic_report()], []))
     shot = tmp_path / "shot.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--no-first-run",
@@ -213,7 +213,7 @@ def _rendered_geometry(chromium: str, page_html: str, tmp_path) -> dict:
 def test_html_summary_first_and_charts_that_do_not_mislead(tmp_path):
     chromium = require_binary("chromium", "chromium")
     reports = [slow_consumer_report(), synthetic_report()]
-    page_html = render_html(reports)
+    page_html = render_page(reports, [])
     # The summary comes before the charts and the table in each section.
     first = page_html.index("<section>")
     assert page_html.index("class=summary", first) < page_html.index("<svg", first) < page_html.index("class=numbers", first)

@@ -34,6 +34,7 @@ from broker.security.redis_acl import (
     CATEGORIES,
     CHANNEL_DENIED,
     COMMAND_DENIED,
+    NO_AUTH_COMMANDS,
     CommandCatalog,
     RedisAcl,
     RedisAclError,
@@ -160,7 +161,7 @@ def permission_error(server: ServerState, client: Client, command: Command, args
     """
     fullname = command.fullname
     if not client.authenticated and server.acl.auth_required():
-        if fullname in ("auth", "hello", "quit", "reset"):
+        if fullname in NO_AUTH_COMMANDS:
             return None
         return NOAUTH
     denial = _denial(client.user, fullname, args)

@@ -48,3 +48,14 @@ def test_an_exposed_kafka_listener_is_warned_about_too(kafka: dict, tls: dict, e
         assert warnings == []
     else:
         assert len(warnings) == 1 and expected in warnings[0]["warning"] and warnings[0]["mode"] == "pull"
+
+
+def test_an_exposed_http_listener_is_warned_about_for_it_has_no_authentication() -> None:
+    from modes.http.server import _warn_if_exposed as warn_http
+    with capture_logs() as logs:
+        warn_http("0.0.0.0:9644")
+        warn_http("127.0.0.1:9644")
+        warn_http("[::1]:9644")
+    warnings = [entry for entry in logs if entry["event"] == "listener_exposed"]
+    assert [entry["address"] for entry in warnings] == ["0.0.0.0:9644"]
+    assert warnings[0]["mode"] == "http" and "bind http.listen to 127.0.0.1" in warnings[0]["warning"]

@@ -7,11 +7,14 @@ a subscriber connected meanwhile keeps receiving, a Kafka client keeps producing
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +24,7 @@ from tests.modes.http.scraping import get, scrape, value
 from tests.support import broker_process, require_binary, require_module
 
 TIMEOUT = 5.0
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_off_by_default_and_validated_like_every_key(tmp_path):
@@ -130,3 +134,50 @@ def test_events_stream_frames_and_ends_when_the_client_goes(broker):
                 received += chunk
         assert b"content-type: text/event-stream" in received.lower()
     assert value(scrape(http), "dualmq_connections", mode="push") is not None
+
+
+# A page that opens /events and then never reads: frames pile up until the kernel's buffers
+# are full and hypercorn's (cancellation-shielded) send waits for that peer. Run in a child
+# process, so that if the listener cannot stop, this test fails at its timeout instead of
+# hanging the suite.
+STALLED_READER = """
+import socket, sys, tempfile, time
+from pathlib import Path
+import trio
+from broker.config import BrokerConfig, HttpConfig
+from broker.state import BrokerState
+from modes.common.running import RunningServers
+from modes.http.server import serve_http
+
+async def main():
+    now_ms = int(time.time() * 1000)
+    state = BrokerState.open(BrokerConfig(data_dir=Path(tempfile.mkdtemp()) / "data"), now_ms=now_ms)
+    for i in range(200):  # big frames fill the buffers sooner
+        state.topics.create(f"topic-{i:04d}", 1, now_ms=now_ms)
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(lambda task_status: serve_http(
+            HttpConfig(listen="127.0.0.1:0"), state, RunningServers(), interval=0.0, task_status=task_status))
+        host, port = address.rsplit(":", 1)
+        reader = socket.socket()
+        reader.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        reader.connect((host, int(port)))
+        reader.sendall(b"GET /events HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        await trio.sleep(2)  # the reader never reads
+        cancelled = time.monotonic()
+        nursery.cancel_scope.cancel()
+    print(f"stopped {time.monotonic() - cancelled:.2f}")
+
+trio.run(main)
+"""
+
+
+def test_a_dashboard_that_stops_reading_cannot_keep_the_listener_from_stopping(tmp_path):
+    from modes.http.server import STALLED_PEER_TIMEOUT_MS
+    try:
+        done = subprocess.run([sys.executable, "-c", STALLED_READER], capture_output=True, text=True, timeout=30,
+                              cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    except subprocess.TimeoutExpired:
+        pytest.fail("serve_http was still sending to a peer that does not read 30 s after it was cancelled")
+    assert done.returncode == 0, done.stderr
+    stopped = float(done.stdout.split()[-1])
+    assert stopped < STALLED_PEER_TIMEOUT_MS / 1000 + 5, done.stdout
