@@ -52,6 +52,12 @@ def test_topic_lifecycle(kafka) -> None:
     assert {name for _, name in configs} >= {"cleanup.policy", "retention.bytes", "max.message.bytes"}
     again = dualmq("topics", "create", "--kafka", kafka, "lifecycle")
     assert again.returncode == 1 and "TOPIC_ALREADY_EXISTS" in again.stderr
+    # One broker holds one copy: a factor of 3 is refused, in one line (a cluster accepts it:
+    # tests/examples/test_readme_cluster.py).
+    copies = dualmq("topics", "create", "--kafka", kafka, "copies", "--replication-factor", "3")
+    assert copies.returncode == 1 and copies.stderr.startswith("dualmq: error: INVALID_REPLICATION_FACTOR"), \
+        copies.stderr
+    assert "min.insync.replicas" in {name for _, name in configs}
     grown = dualmq("topics", "alter", "--kafka", kafka, "lifecycle", "--partitions", "5")
     assert grown.returncode == 0 and "now has 5 partitions" in grown.stdout, grown.stderr
     described = dualmq("topics", "describe", "--kafka", kafka, "lifecycle")
