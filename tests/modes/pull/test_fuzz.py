@@ -13,12 +13,13 @@ import struct
 
 import trio
 import trio.testing
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from broker.config import BrokerConfig, KafkaConfig
 from broker.state import BrokerState
 from broker.stats import ServerInfo
+from modes.pull.api.fetch import MAX_WAIT_CAP_SECONDS
 from modes.pull.context import PullBroker
 from modes.pull.coordination import Coordination
 from modes.pull.errors import CloseConnection
@@ -102,7 +103,9 @@ async def serve_one(broker: PullBroker, frame: bytes) -> None:
         await client.send_all(struct.pack(">i", len(frame)) + frame)
         await client.aclose()
 
-    with trio.fail_after(5):
+    # Virtual seconds: past the longest long poll a Fetch may hold (a mutated max_wait_ms and
+    # min_bytes can ask for it), so only a real hang trips it.
+    with trio.fail_after(MAX_WAIT_CAP_SECONDS + 5):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(talk)
             # The group timers, as serve_kafka runs them: a held JoinGroup completes when the
@@ -117,6 +120,10 @@ async def serve_one(broker: PullBroker, frame: bytes) -> None:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frame=st.one_of(mutated_frames(), st.binary(min_size=8, max_size=64)))
+# Found by hypothesis: Fetch v4 with max_wait_ms and min_bytes mutated to ~16.7 million, which
+# holds the 30 s (virtual) long poll to its cap.
+@example(frame=b"\x00\x01\x00\x04\x00\x00\x00\x01\x00\x04fuzz\xff\xff\xff\xff\x01\x00\x00\x00\x01\x00\x00\x01"
+               b"\x7f\xff\xff\xff\x00\x00\x00\x00\x01\x00\x01t\x00\x00\x00\x01" + bytes(12) + b"\x00\x00\x03\xe8")
 def test_mutated_requests_never_cause_internal_errors(tmp_path, frame):
     config = BrokerConfig(data_dir=tmp_path / "data", kafka=KafkaConfig(listen="127.0.0.1:0"))
     state = BrokerState.open(config, now_ms=0)
