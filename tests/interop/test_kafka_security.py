@@ -120,7 +120,9 @@ def test_kafka_python_sasl_ssl_allowed_and_a_wrong_password_denied(secured, cert
         kafka.KafkaProducer(bootstrap_servers=secured.kafka_address, security_protocol="SASL_SSL",
                             ssl_cafile=str(certs.ca_file), sasl_mechanism="SCRAM-SHA-256",
                             sasl_plain_username="alice", sasl_plain_password="wrong", max_block_ms=3000,
-                            request_timeout_ms=3000).send("kp-secure", b"x").get(timeout=10)
+                            # refused at every bootstrap attempt: give up after 3 s, not 30
+                            request_timeout_ms=3000,
+                            bootstrap_timeout_ms=3000).send("kp-secure", b"x").get(timeout=10)
     failures = [line for line in secured.log_lines()[before:] if line.get("event") == "sasl_authentication_failed"]
     assert failures and failures[0]["mechanism"] == "SCRAM-SHA-256"
 
