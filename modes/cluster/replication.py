@@ -38,6 +38,7 @@ from broker.config import ClusterConfig
 from broker.errors import BrokerError
 from broker.loggers import get_logger
 from broker.log.partition_log import PartitionLog
+from broker.producers import ProducerRegistry
 from broker.topics import TopicRegistry
 from modes.cluster.etcd import Compare, EtcdClient, EtcdError, put_op
 from modes.cluster.peer import KafkaPeer, PeerClosed
@@ -70,6 +71,7 @@ class Membership(Protocol):
     etcd: EtcdClient
     topics: TopicRegistry
     now_ms: Callable[[], int]
+    producers: ProducerRegistry | None
 
     @property
     def view(self) -> ClusterView: ...
@@ -78,6 +80,8 @@ class Membership(Protocol):
     def node_id(self) -> int: ...
 
     def applied_write(self, key: bytes, value: bytes, create_revision: int) -> None: ...
+
+    def leads(self, topic: str, partition: int) -> bool: ...
 
 
 @attrs.define(eq=False)
@@ -115,7 +119,8 @@ class Replication:
         followers (or we do not lead it), and the fetch must be refused."""
         leading = self.leading.get((topic, index))
         state = self.partition(topic, index)
-        if leading is None or state is None or replica not in state.replicas or replica == self.node_id:
+        if leading is None or state is None or replica not in state.replicas or replica == self.node_id \
+                or not self.node.leads(topic, index):
             return False
         leading.record_fetch(replica, fetch_offset, log_.log_end_offset, self.node.now_ms())
         self._advance(leading, state, log_)
@@ -127,7 +132,7 @@ class Replication:
         """The leader appended: with an ISR of one, the high watermark follows the log end."""
         leading = self.leading.get((topic, index))
         state = self.partition(topic, index)
-        if leading is not None and state is not None:
+        if leading is not None and state is not None and self.node.leads(topic, index):
             self._advance(leading, state, log_)
 
     def _advance(self, leading: LeaderPartition, state: PartitionState, log_: PartitionLog) -> None:
@@ -150,6 +155,9 @@ class Replication:
                 leading = self.leading.get(key)
                 if leading is None:
                     leading = self.leading[key] = LeaderPartition.begin(self.node_id, state.replicas, now)
+                    # Verbatim copies did not go through the idempotence table: rebuilt from the log.
+                    if self.node.producers is not None:
+                        self.node.producers.forget_partition(topic.topic_id, index)
                     log.info("partition_leading", topic=topic.name, partition=index, replicas=list(state.replicas),
                              isr=list(state.isr), high_watermark=log_.high_watermark)
                 self._advance(leading, state, log_)
@@ -240,9 +248,13 @@ class Replication:
     def _fetch_request(self, followed: list[tuple[str, int, PartitionLog]]) -> dict:
         topics: dict[str, list[dict]] = {}
         for name, index, log_ in followed:
+            state = self.partition(name, index)
             topics.setdefault(name, []).append({
                 "partition": index, "fetch_offset": log_.log_end_offset, "partition_max_bytes": PARTITION_MAX_BYTES,
-                "current_leader_epoch": -1, "log_start_offset": log_.log_start_offset, "last_fetched_epoch": -1})
+                # The leader refuses a fetch from another epoch than its own (FENCED_LEADER_EPOCH
+                # / UNKNOWN_LEADER_EPOCH): nothing is copied across a change of leader unchecked.
+                "current_leader_epoch": state.leader_epoch if state is not None else -1,
+                "log_start_offset": log_.log_start_offset, "last_fetched_epoch": -1})
         return {"replica_id": self.node_id, "max_wait_ms": FETCH_MAX_WAIT_MS, "min_bytes": 1,
                 "max_bytes": FETCH_MAX_BYTES, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
                 "forgotten_topics_data": [], "rack_id": "",
@@ -298,7 +310,7 @@ class Replication:
             for key, leading in list(self.leading.items()):
                 state = self.partition(*key)
                 local = self.node.topics.get(key[0])
-                if state is None or state.leader != self.node_id or local is None:
+                if state is None or not self.node.leads(*key) or local is None:
                     continue
                 log_ = local.partitions[key[1]]
                 lagging = leading.lagging(state.isr, now, lag_ms)

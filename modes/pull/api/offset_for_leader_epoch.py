@@ -17,8 +17,7 @@ Version notes: v2 current_leader_epoch, throttle time; v3 replica_id; v4 flexibl
 from __future__ import annotations
 
 from broker.security.authorizer import Operation, ResourceType
-from modes.pull.api.fetch import leader_epoch_error
-from modes.pull.context import LEADER_EPOCH, RequestContext
+from modes.pull.context import RequestContext
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.produce_fetch import OFFSET_FOR_LEADER_EPOCH
@@ -38,14 +37,16 @@ async def handle_offset_for_leader_epoch(ctx: RequestContext, request: dict) -> 
             if not describable:
                 out["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
                 continue
-            if topic is None or not 0 <= index < len(topic.partitions):
-                out["error_code"] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            not_leader = ctx.broker.leadership_error(wanted["topic"], index)
+            if not_leader is not None or topic is None or not 0 <= index < len(topic.partitions):
+                out["error_code"] = not_leader or ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue
-            fenced = leader_epoch_error(p["current_leader_epoch"])
+            epoch = ctx.broker.leader_epoch(wanted["topic"], index)
+            fenced = ctx.broker.epoch_error(wanted["topic"], index, p["current_leader_epoch"])
             if fenced is not None:
                 out["error_code"] = fenced
-            elif p["leader_epoch"] == LEADER_EPOCH:
-                out["leader_epoch"] = LEADER_EPOCH
+            elif p["leader_epoch"] == epoch:
+                out["leader_epoch"] = epoch
                 out["end_offset"] = topic.partitions[index].log_end_offset
         topics.append({"topic": wanted["topic"], "partitions": partitions})
     return {"throttle_time_ms": 0, "topics": topics}
