@@ -390,11 +390,6 @@ class ProducerRegistry:
                 self.table(topic, index)
         return sum(len(t.producers()) for t in self._tables.values())
 
-    def forget_partition(self, topic_id: bytes, partition: int) -> None:
-        """Drop one partition's table: the next ``table`` rebuilds it from the log as it is then
-        (a replica that starts leading, after its log grew by verbatim copies or was truncated)."""
-        self._tables.pop((bytes(topic_id), partition), None)
-
     def forget_topic(self, topic_id: bytes) -> None:
         """Drop the tables of a deleted topic."""
         for key in [k for k in self._tables if k[0] == bytes(topic_id)]:

@@ -130,11 +130,11 @@ def test_a_killed_leader_is_replaced_and_an_acks_all_producer_goes_on_losing_not
     wait_until(lambda: same_logs(cluster, [1, 2, 3]), 5, "the same bytes on every broker")
 
 
-def raw_produce_acks_all(cluster: BrokerCluster, node: int, fill: int) -> int:
-    """Produce one record of 32 bytes ``fill`` with acks=all to ``node``; the error code."""
+def raw_produce(cluster: BrokerCluster, node: int, fill: int, acks: int = -1) -> int:
+    """Produce one record of 32 bytes ``fill`` to ``node``; the error code."""
     batch = build_batch(1, 32, fill=fill)
     response = trio.run(kafka_call, cluster.node(node).kafka, PRODUCE.key, 9, {
-        "transactional_id": None, "acks": -1, "timeout_ms": 3000,
+        "transactional_id": None, "acks": acks, "timeout_ms": 3000,
         "topic_data": [{"name": TOPIC, "partition_data": [{"index": 0, "records": batch}]}]})
     return response["responses"][0]["partition_responses"][0]["error_code"]
 
@@ -147,14 +147,48 @@ def test_a_paused_leader_is_replaced_and_once_continued_serves_nothing_as_leader
         other = next(n for n in (1, 2, 3) if n != leader)
         elected = new_leader(cluster, leader, other, LEASE_TTL_S + 8)
         assert elected["leader_epoch"] == old["leader_epoch"] + 1
-        assert raw_produce_acks_all(cluster, elected["leader_id"], 0x41) == ErrorCode.NONE
+        assert raw_produce(cluster, elected["leader_id"], 0x41) == ErrorCode.NONE
     finally:
         os.kill(cluster.node(leader).pid, signal.SIGCONT)
     # At once after SIGCONT its view still names it leader, but its lease is gone: no acks=all
     # write is acknowledged (nor appended) there.
-    assert raw_produce_acks_all(cluster, leader, 0x7E) == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert raw_produce(cluster, leader, 0x7E) == ErrorCode.NOT_LEADER_OR_FOLLOWER
     wait_until(lambda: sorted(state(cluster, elected["leader_id"])["isr_nodes"]) == [1, 2, 3], 15,
                "the paused broker back in the ISR")
     assert state(cluster, leader)["leader_id"] == elected["leader_id"]
     wait_until(lambda: same_logs(cluster, [1, 2, 3]), 5, "the same bytes on every broker")
     assert b"~" * 32 not in log_bytes(cluster.node(leader).data_dir, TOPIC, 0)
+
+
+def test_a_leader_killed_with_a_tail_only_it_holds_truncates_that_tail_when_it_returns(cluster):
+    old = state(cluster, alive(cluster)[0])
+    leader = old["leader_id"]
+    followers = [n for n in (1, 2, 3) if n != leader]
+    # Both followers paused past their fetch's long poll (500 ms), so none is waiting at the
+    # leader: the leader's next appends (acks=1) reach no one. Shorter than the lag time and
+    # the TTL: they stay in the ISR and registered.
+    for node in followers:
+        os.kill(cluster.node(node).pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.7)
+        for _ in range(3):
+            assert raw_produce(cluster, leader, 0x5A, acks=1) == ErrorCode.NONE
+        cluster.node(leader).kill()
+    finally:
+        for node in followers:
+            os.kill(cluster.node(node).pid, signal.SIGCONT)
+    tail = b"Z" * 32
+    assert tail in log_bytes(cluster.node(leader).data_dir, TOPIC, 0)
+    elected = new_leader(cluster, leader, followers[0], LEASE_TTL_S + 8)
+    assert elected["leader_epoch"] > old["leader_epoch"]
+    # The new leader writes other records at the offsets the tail held.
+    for _ in range(3):
+        assert raw_produce(cluster, elected["leader_id"], 0x33) == ErrorCode.NONE
+
+    cluster.node(leader).start()
+    wait_until(lambda: sorted(state(cluster, elected["leader_id"])["isr_nodes"]) == [1, 2, 3], 15,
+               "the returning broker back in the ISR")
+    wait_until(lambda: same_logs(cluster, [1, 2, 3]), 5, "the same bytes on every broker")
+    returned = log_bytes(cluster.node(leader).data_dir, TOPIC, 0)
+    assert tail not in returned and b"3" * 32 in returned
+    assert any(line.get("event") == "replica_truncated" for line in cluster.node(leader).log_lines())

@@ -217,9 +217,14 @@ def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, re
     try:
         # The log stamps the offset and writes. A write error (disk full…) leaves the log
         # unchanged; the log has counted and logged it.
-        result["base_offset"] = log.append(batches[0], now_ms(), validated=header)
+        result["base_offset"] = log.append(batches[0], now_ms(), validated=header,
+                                           leader_epoch=ctx.broker.leader_epoch(topic.name, index))
     except (BrokerError, OSError) as exc:
         return error_code_for(exc), -1
+    except ValueError:
+        # An epoch below the log's latest: this broker's view is behind the log (it led in a
+        # later epoch, then lost it); only the partition's current leader may append.
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER, -1
     if table is not None:
         record_producer(table, header, result["base_offset"])
     result["log_start_offset"] = log.log_start_offset
