@@ -6,8 +6,9 @@ What it measures (issue 18, docs/cluster.md#failover): a three-broker cluster (o
 at a time, each waiting for its acknowledgement. After a second of that, the partition's leader
 is killed with SIGKILL. Per run:
 
-* **gap** - milliseconds from the SIGKILL to the first acknowledged produce after it (on the
-  new leader: the lease must expire, the controller elect, the producer refresh its metadata);
+* **gap** - milliseconds from the SIGKILL to the first acknowledged produce after it (the
+  kill falls between two records, so that one is the new leader's: the lease must expire, the
+  controller elect, the producer refresh its metadata and retry);
 * **lost** - acknowledged records that a consumer reading the partition from the beginning
   afterwards does not find at their acknowledged offset (must be 0).
 
@@ -54,14 +55,19 @@ def leader_of(cluster: BrokerCluster) -> int:
         admin.close()
 
 
-def produce(cluster: BrokerCluster, stop: threading.Event, acked: list) -> None:
-    """Send one record at a time until ``stop``, appending (ack time, offset, value)."""
+def produce(cluster: BrokerCluster, stop: threading.Event, go: threading.Event, idle: threading.Event,
+            acked: list) -> None:
+    """Send one record at a time until ``stop``, appending (ack time, offset, value); between
+    two records, wait while ``go`` is clear (saying so by setting ``idle``)."""
     producer = kafka.KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all", retries=1000,
                                    retry_backoff_ms=50, request_timeout_ms=2000, max_block_ms=60000,
                                    metadata_max_age_ms=60000)
     i = 0
     try:
         while not stop.is_set():
+            if not go.is_set():
+                idle.set()
+                go.wait()
             value = b"r-%d" % i
             i += 1
             try:
@@ -105,19 +111,26 @@ def one_run(ttl: int) -> tuple[float, int, int]:
             finally:
                 admin.close()
             leader = leader_of(cluster)
-            stop, acked = threading.Event(), []
-            thread = threading.Thread(target=produce, args=(cluster, stop, acked))
+            stop, go, idle, acked = threading.Event(), threading.Event(), threading.Event(), []
+            go.set()
+            thread = threading.Thread(target=produce, args=(cluster, stop, go, idle, acked))
             thread.start()
             try:
                 time.sleep(STEADY_S)
+                # The kill falls between two records: none is in flight, so the first
+                # acknowledgement after it comes from the new leader.
+                go.clear()
+                idle.wait(10)
                 killed_at = time.monotonic()
                 cluster.node(leader).kill()
+                go.set()
                 deadline = killed_at + ttl + 30
                 while time.monotonic() < deadline and not any(t > killed_at for t, _, _ in acked):
                     time.sleep(0.01)
                 time.sleep(AFTER_S)
             finally:
                 stop.set()
+                go.set()
                 thread.join(90)
             after = [t for t, _, _ in acked if t > killed_at]
             if not after:
