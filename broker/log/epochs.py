@@ -135,8 +135,10 @@ class LeaderEpochCache:
         except EpochCheckpointError as exc:
             reason = f"unreadable: {exc}"
         if reason is not None:
-            log.warning("leader_epoch_checkpoint_rebuilt", directory=str(directory), reason=reason,
-                        entries=len(found))
+            # A missing file is expected in a directory written before epochs were recorded;
+            # a damaged or wrong one is worth a warning.
+            report = log.info if reason == "missing" else log.warning
+            report("leader_epoch_checkpoint_rebuilt", directory=str(directory), reason=reason, entries=len(found))
             cache._persist()
         return cache
 

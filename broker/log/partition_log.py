@@ -6,7 +6,7 @@ This is the storage behind Kafka's Produce and Fetch, in our own terms:
   moves past its ``lastOffsetDelta``; the bytes are stored exactly as sent, only
   ``baseOffset``/``partitionLeaderEpoch`` (outside the CRC) are stamped. The epoch is the
   leader's (``leader_epoch``, 0 on a single broker); the **leader-epoch cache** (``epochs.py``)
-  records where each epoch starts and answers OFFSET_FOR_LEADER_EPOCH
+  records where each epoch starts and answers OffsetForLeaderEpoch
   (:meth:`PartitionLog.end_offset_for_epoch`).
 * **truncate_to** cuts the log's tail (a follower whose log diverged from its new leader's):
   whole batches, durably, the epoch cache and high watermark following.
