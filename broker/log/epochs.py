@@ -202,9 +202,17 @@ class LeaderEpochCache:
         self._persist()
         return True
 
-    def truncate_from_start(self, start_offset: int) -> bool:
-        """The log now starts at ``start_offset``: the entries before it collapse into one,
-        the latest of them, moved to start there (its epoch still covers that offset)."""
+    def truncate_from_start(self, start_offset: int, end_offset: int) -> bool:
+        """The log now holds ``[start_offset, end_offset)``: the entries before the start
+        collapse into one, the latest of them, moved to start there (its epoch still covers
+        that offset) — unless the log is empty now, which holds no epoch at all (unlike
+        Kafka, which keeps that entry: here the cache is always the batches' epochs)."""
+        if start_offset >= end_offset:
+            if not self._entries:
+                return False
+            self._set([])
+            self._persist()
+            return True
         i = bisect.bisect_right([start for _, start in self._entries], start_offset) - 1
         if i < 0 or (i == 0 and self._entries[0][1] == start_offset):
             return False

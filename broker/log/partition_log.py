@@ -497,7 +497,7 @@ class PartitionLog:
                      log_start_offset=self.log_start_offset)
         if deleted:
             try:
-                self._epochs.truncate_from_start(self.log_start_offset)
+                self._epochs.truncate_from_start(self.log_start_offset, self.log_end_offset)
             except OSError as exc:
                 # Memory is right; the file keeps entries below the log start, which the next
                 # open sees disagree with the batches and rewrites.
