@@ -23,7 +23,7 @@ import trio
 
 from dualmq.process import BrokerCluster
 from tests.interop.cluster_support import (  # noqa: F401  (fixtures)
-    kafka, kafka_call, kcat, log_bytes, read_from_beginning, wait_until,
+    create_replicated, kafka, kafka_call, kcat, log_bytes, read_from_beginning, wait_until,
 )
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.errors import ErrorCode
@@ -87,12 +87,7 @@ def same_logs(cluster: BrokerCluster, nodes: list[int]) -> bool:
 
 
 def test_a_killed_leader_is_replaced_and_an_acks_all_producer_goes_on_losing_nothing(kafka, kcat, cluster):
-    admin = kafka.KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
-    try:
-        admin.create_topics([kafka.admin.NewTopic(TOPIC, num_partitions=1, replication_factor=3,
-                                                  topic_configs={"min.insync.replicas": "2"})])
-    finally:
-        admin.close()
+    create_replicated(kafka, cluster, TOPIC, 1)
     before = state(cluster, 1)
     leader = before["leader_id"]
     assert before["leader_epoch"] == 0

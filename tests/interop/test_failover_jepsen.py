@@ -32,7 +32,7 @@ import trio
 
 from dualmq.process import BrokerCluster
 from tests.interop.cluster_support import (  # noqa: F401  (fixtures)
-    kafka, kafka_call, kcat, log_bytes, wait_until,
+    create_replicated, kafka, kafka_call, kcat, log_bytes, wait_until,
 )
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.batch import split_batches
@@ -234,12 +234,7 @@ def test_acknowledged_records_survive_kills_and_pauses_and_every_read_agrees(kaf
     with etcd_process(tmp_path) as etcd, BrokerCluster(tmp_path, etcd.endpoint, 3, "--config", str(config)) as cluster:
         try:
             wait_until(lambda: all(len(metadata(cluster, n)["brokers"]) == 3 for n in (1, 2, 3)), 10, "brokers seen")
-            admin = kafka.KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
-            try:
-                admin.create_topics([kafka.admin.NewTopic(TOPIC, num_partitions=2, replication_factor=3,
-                                                          topic_configs={"min.insync.replicas": "2"})])
-            finally:
-                admin.close()
+            create_replicated(kafka, cluster, TOPIC, 2)
             wait_until(lambda: partitions(cluster) is not None, 10, "the topic everywhere")
 
             reads, acked, failed, actions = Reads(), {}, [], []
