@@ -40,6 +40,7 @@ import collections
 import functools
 import os
 import select
+from typing import Any
 
 import attrs
 import trio
@@ -142,6 +143,9 @@ class PushServer:
     # The ACL users and ACL LOG (built from the config when not given).
     acl: RedisAcl = attrs.field(default=None)
     acl_log: AclLog = attrs.field(default=None)
+    # In cluster mode, the cluster as push mode sees it (``commands.cluster.PushCluster``):
+    # PUBLISH is forwarded through it, sharded pub/sub redirected by its slot map.
+    cluster: Any = None
 
     def __attrs_post_init__(self) -> None:
         if self.limits is None:
@@ -451,6 +455,7 @@ async def serve_resp(
     driver: str | None = None,
     running: RunningServers | None = None,
     tls: TlsConfig | None = None,
+    cluster: Any = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting.
@@ -462,12 +467,14 @@ async def serve_resp(
         running: if given, ``running.push`` is set to the server once it accepts (metrics).
         tls: the certificate, for ``config.tls`` (which then ignores ``driver``: TLS needs
             ``StreamPerConnection``).
+        cluster: in cluster mode, PUBLISH's forwarding and the slot map
+            (``commands.cluster.PushCluster``); None for a broker on its own.
 
     Raises:
         ConfigError: an unknown driver, or one this platform lacks.
     """
     host, port = parse_host_port(config.listen)
-    server = PushServer(config=config, pubsub=pubsub, info=info)
+    server = PushServer(config=config, pubsub=pubsub, info=info, cluster=cluster)
     if config.tls:
         if tls is None or not tls.configured:
             raise ConfigError("resp.tls = true needs a certificate: set tls.cert_file and tls.key_file")
