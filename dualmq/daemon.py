@@ -184,11 +184,6 @@ def _cluster_node(config: BrokerConfig, topics: TopicRegistry):
         from modes.cluster.node import ClusterNode
     except ImportError as exc:
         raise ConfigError(f"cluster mode needs the cluster extra: pip install 'dualmq[cluster]' ({exc})") from None
-    if config.resp.tls:
-        # The links that forward PUBLISH between brokers speak plaintext RESP; with a TLS RESP
-        # listener they could not connect, and pub/sub would silently stay on each broker.
-        raise ConfigError("cluster mode does not support resp.tls yet: the brokers forward PUBLISH to each "
-                          "other over plaintext RESP (docs/cluster.md); turn resp.tls off or run one broker")
     return ClusterNode(config=config.cluster, etcd=EtcdClient(config.cluster.endpoints), topics=topics,
                        now_ms=wall_ms)
 
