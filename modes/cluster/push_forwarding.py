@@ -9,7 +9,9 @@ and never forwards it again. At most once, nothing retained (docs/cluster.md#pus
   gets one, a broker whose key goes (stopped, or its lease expired) loses it. A link is one
   plain RESP connection to the peer's RESP listener (the address it registered), opened with
   ``DUALMQ.PEER <my node id> <secret>`` (answered ``+OK``), then carrying one
-  ``DUALMQ.FORWARD <channel> <message>`` per PUBLISH, which the peer does not answer.
+  ``DUALMQ.FORWARD <channel> <message>`` per PUBLISH, which the peer does not answer (a
+  pipelined run of PUBLISHes to one channel goes as one FORWARD with all its messages, and
+  is dropped or kept whole).
 * **The secret** is the cluster's: 64 hex digits created once in etcd
   (``/dualmq/push/secret``, create-if-absent, no lease) and read by every broker at start. A
   connection that presents it is a peer; only a peer may forward; an ordinary client gets
@@ -222,6 +224,15 @@ class PushForwarder:
             return
         self.forwarded_out += 1
         frame = encoder.command(FORWARD, channel, payload)
+        for link in links.values():
+            link.offer(frame)
+
+    def forward_many(self, channel: bytes, payloads) -> None:
+        links = self.links
+        if not links:
+            return
+        self.forwarded_out += len(payloads)
+        frame = encoder.command(FORWARD, channel, *payloads)
         for link in links.values():
             link.offer(frame)
 

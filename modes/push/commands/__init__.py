@@ -191,7 +191,7 @@ CLUSTER_COMMANDS = _table(
         Command(b"HELP", 2, cluster.cluster_help),
     ),
     Command(b"DUALMQ.PEER", 3, cluster.peer, internal=True),
-    Command(b"DUALMQ.FORWARD", 3, pubsub.forward, internal=True),
+    Command(b"DUALMQ.FORWARD", -3, pubsub.forward, internal=True),
 )
 
 # Command names as clients spell them ("publish", "PUBLISH", "Publish") -> table entry, so the

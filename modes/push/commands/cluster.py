@@ -12,7 +12,7 @@ connections to the other brokers): the push side never imports cluster mode.
 * ``shard_refusal``: SSUBSCRIBE and SPUBLISH on a channel whose slot another broker owns are
   answered ``-MOVED <slot> <host>:<port>``, channels of different slots in one SSUBSCRIBE
   ``-CROSSSLOT``, as Redis Cluster answers them.
-* ``DUALMQ.PEER <node id> <secret>`` (here) and ``DUALMQ.FORWARD <channel> <message>``
+* ``DUALMQ.PEER <node id> <secret>`` (here) and ``DUALMQ.FORWARD <channel> <message> [<message> ...]``
   (``pubsub.forward``): how a broker
   hands a PUBLISH to the others (docs/cluster.md#push-mode-in-a-cluster). The secret is the
   cluster's, kept in etcd; a connection that presented it is a peer, and only a peer may
@@ -60,6 +60,10 @@ class PushCluster(Protocol):
 
     def forward(self, channel: bytes, payload: bytes) -> None:
         """Hand a PUBLISH made here to every other live broker (never blocks; may drop)."""
+        ...
+
+    def forward_many(self, channel: bytes, payloads) -> None:
+        """Hand a pipelined run of PUBLISHes to one channel on, as one command per broker."""
         ...
 
     def accepts_peer(self, secret: bytes) -> bool:

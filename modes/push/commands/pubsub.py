@@ -158,8 +158,7 @@ def publish_run(server: ServerState, client: Client, channel: bytes, payloads: S
     if receivers < 0:
         return False
     if server.cluster is not None:
-        for payload in payloads:
-            server.cluster.forward(channel, payload)
+        server.cluster.forward_many(channel, payloads)
     client.last_command = b"PUBLISH"
     client.reply(_receiver_count(receivers) * len(payloads))
     return True
@@ -183,8 +182,10 @@ def spublish(server: ServerState, client: Client, args: list[bytes]) -> None:
 
 
 def forward(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """DUALMQ.FORWARD channel message: deliver a PUBLISH another broker of the cluster received
-    to this broker's own subscribers, never forwarding it again (``commands.cluster``).
+    """DUALMQ.FORWARD channel message [message ...]: deliver PUBLISHes another broker of the
+    cluster received to this broker's own subscribers, in order, never forwarding them again
+    (``commands.cluster``). Several messages are a pipelined run to one channel, forwarded
+    as one command and delivered as one fan-out when the broker can (``publish_run``).
 
     Only from a connection that presented the cluster's secret (DUALMQ.PEER); it gets no
     reply (the sending broker never reads one). Anyone else gets an error and changes nothing.
@@ -192,8 +193,12 @@ def forward(server: ServerState, client: Client, args: list[bytes]) -> None:
     if not client.cluster_peer:
         client.reply(encoder.error("ERR DUALMQ.FORWARD is for the cluster's brokers only (see DUALMQ.PEER)"))
         return
-    server.cluster.forwarded_in += 1
-    publish_now(server, args[1], args[2], client.last_interaction_ms)
+    channel, payloads = args[1], args[2:]
+    server.cluster.forwarded_in += len(payloads)
+    if len(payloads) > 1 and server.pubsub.publish_many(channel, payloads, make_frame) >= 0:
+        return
+    for payload in payloads:
+        publish_now(server, channel, payload, client.last_interaction_ms)
 
 
 def release_held_output(server: ServerState, client: Client) -> None:

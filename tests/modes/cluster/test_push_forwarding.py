@@ -214,6 +214,20 @@ async def test_peer_handshake_refusals() -> None:
         sub = await subscribe(a, b"c")
         await right.send(encoder.command("DUALMQ.FORWARD", "c", "via-peer"))
         await sub.expect(message(b"c", b"via-peer"))
+        # A run of messages in one FORWARD: delivered in order, as one fan-out...
+        await right.send(encoder.command("DUALMQ.FORWARD", "c", "r1", "r2", "r3"))
+        for payload in (b"r1", b"r2", b"r3"):
+            await sub.expect(message(b"c", payload))
+        # ... or one by one when a pattern subscriber must see each between them.
+        psub = await RespClient.connect(a)
+        await psub.send(encoder.command("PSUBSCRIBE", "c*"))
+        await psub.expect(b"*3\r\n$10\r\npsubscribe\r\n$2\r\nc*\r\n:1\r\n")
+        await right.send(encoder.command("DUALMQ.FORWARD", "c", "p1", "p2"))
+        for payload in (b"p1", b"p2"):
+            await sub.expect(message(b"c", payload))
+            await psub.expect(b"*4\r\n$8\r\npmessage\r\n$2\r\nc*\r\n$1\r\nc\r\n$2\r\n%b\r\n" % payload)
+        assert forwarder.forwarded_in == 6
+        await psub.aclose()
         for client in (right, sub):
             await client.aclose()
         # A broker that has not read the secret yet asks the peer to come back.
