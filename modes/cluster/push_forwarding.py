@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
@@ -211,6 +212,11 @@ class PushForwarder:
     forwarded_out: int = 0
     # Dropped by links that are gone since (their peer left the view).
     dropped_by_gone_links: int = 0
+    # Called when the live brokers (so the slots' owners) change: push mode drops the shard
+    # subscriptions of slots it lost.
+    _slots_changed: Callable[[], object] | None = None
+    # Subscriptions dropped that way (INFO).
+    shard_subscriptions_moved: int = 0
 
     @property
     def node_id(self) -> int:
@@ -246,6 +252,9 @@ class PushForwarder:
         info = self.member.view.brokers.get(node_id)
         return None if info is None else (info.resp_host, info.resp_port)
 
+    def on_slots_changed(self, action: Callable[[], object]) -> None:
+        self._slots_changed = action
+
     def info_lines(self) -> list[tuple[str, object]]:
         links = sorted(self.links.values(), key=lambda link: link.node_id)
         lines: list[tuple[str, object]] = [
@@ -257,6 +266,7 @@ class PushForwarder:
             ("forward_sent", sum(link.sent for link in links)),
             ("forward_dropped", self.dropped_by_gone_links + sum(link.dropped for link in links)),
             ("forward_queued_bytes", sum(link.queued_bytes for link in links)),
+            ("shard_subscriptions_moved", self.shard_subscriptions_moved),
         ]
         for link in links:
             lines.append((f"forward_peer{link.node_id}",
@@ -269,12 +279,20 @@ class PushForwarder:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Read the cluster's secret, then keep one link per other live broker until cancelled."""
         await self._load_secret()
+        owners = self._owners()
         async with trio.open_nursery() as nursery:
             task_status.started()
             while True:
                 wanted = self._wanted()
                 self._sync(nursery, wanted)
+                if self._owners() != owners:
+                    owners = self._owners()
+                    if self._slots_changed is not None:
+                        self.shard_subscriptions_moved += self._slots_changed() or 0
                 await self.member.wait_for(lambda: self._wanted() != wanted, timeout=VIEW_WAIT_S)
+
+    def _owners(self) -> list[int]:
+        return sorted({*self.member.view.brokers, self.node_id})
 
     def _wanted(self) -> dict[int, tuple[str, int]]:
         me = self.node_id

@@ -77,6 +77,7 @@ from modes.push.drivers import (
 from modes.common.tls import server_context
 from modes.push.commands import CommandState
 from modes.push.commands.acl import build_acl, refresh_client
+from modes.push.commands.cluster import drop_foreign_shard_channels
 from modes.push.protected_mode import PROTECTED_MODE_DENIED, is_loopback_peer
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
@@ -475,6 +476,9 @@ async def serve_resp(
     """
     host, port = parse_host_port(config.listen)
     server = PushServer(config=config, pubsub=pubsub, info=info, cluster=cluster)
+    if cluster is not None:
+        # A slot this broker loses takes its shard subscriptions with it, as in Redis Cluster.
+        cluster.on_slots_changed(functools.partial(drop_foreign_shard_channels, server))
     if config.tls:
         if tls is None or not tls.configured:
             raise ConfigError("resp.tls = true needs a certificate: set tls.cert_file and tls.key_file")

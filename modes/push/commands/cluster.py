@@ -11,7 +11,8 @@ connections to the other brokers): the push side never imports cluster mode.
   40-character name is its node id in hexadecimal, zero-padded.
 * ``shard_refusal``: SSUBSCRIBE and SPUBLISH on a channel whose slot another broker owns are
   answered ``-MOVED <slot> <host>:<port>``, channels of different slots in one SSUBSCRIBE
-  ``-CROSSSLOT``, as Redis Cluster answers them.
+  ``-CROSSSLOT``, as Redis Cluster answers them; ``drop_foreign_shard_channels``
+  unsubscribes (``sunsubscribe`` push) the subscribers of a slot this broker lost.
 * ``DUALMQ.PEER <node id> <secret>`` (here) and ``DUALMQ.FORWARD <channel> <message> [<message> ...]``
   (``pubsub.forward``): how a broker
   hands a PUBLISH to the others (docs/cluster.md#push-mode-in-a-cluster). The secret is the
@@ -30,6 +31,7 @@ from broker.cluster.slots import SLOTS, SlotRange, key_slot, owner
 from modes.push.client import Client
 from modes.push.commands.base import ServerState, help_reply
 from wire.resp import encoder
+from wire.resp.pubsub import subscription_frame
 
 __all__ = [
     "PushCluster",
@@ -40,6 +42,7 @@ __all__ = [
     "cluster_nodes",
     "cluster_shards",
     "cluster_slots",
+    "drop_foreign_shard_channels",
     "node_name",
     "peer",
     "shard_refusal",
@@ -82,6 +85,11 @@ class PushCluster(Protocol):
         """Forwarding's counters, for INFO's cluster section."""
         ...
 
+    def on_slots_changed(self, action) -> None:
+        """Call ``action()`` (in the broker's thread) whenever the live brokers, and so the
+        slots' owners, change."""
+        ...
+
 
 def node_name(node_id: int) -> str:
     """A broker's 40-character Redis node name: its id in hexadecimal, zero-padded."""
@@ -108,6 +116,35 @@ def shard_refusal(server: ServerState, channels: list[bytes]) -> str | None:
     if address is None:
         return NOT_SERVED
     return f"MOVED {slot} {address[0]}:{address[1]}"
+
+
+def drop_foreign_shard_channels(server: ServerState) -> int:
+    """Unsubscribe every SSUBSCRIBEr of a shard channel whose slot this broker no longer owns.
+
+    Called when the live brokers change (the slots are split anew). Redis does the same when
+    a node loses a slot: each subscriber gets a ``sunsubscribe`` push for the channel (with
+    its remaining shard channel count), and a client that wants to go on subscribes again,
+    at the new owner (redis-py's ``RedisCluster`` pub/sub, ``redis-cli -c``). Otherwise it
+    would stay subscribed to a channel nobody publishes to here any more.
+
+    Returns:
+        How many subscriptions were dropped.
+    """
+    cluster = server.cluster
+    ranges = cluster.slot_ranges()
+    pubsub = server.pubsub
+    dropped = 0
+    for channel in pubsub.shard_channel_names():
+        if owner(key_slot(channel), ranges) == cluster.node_id:
+            continue
+        for subscriber in pubsub.shard_subscribers(channel):
+            count = pubsub.sunsubscribe(subscriber, channel)
+            dropped += 1
+            client = server.clients.get(subscriber.client_id)
+            if client is not None:
+                client.push(subscription_frame(b"sunsubscribe", channel, count, client.protocol))
+                server.set_subscribed_limits(client)
+    return dropped
 
 
 def _ranges(server: ServerState) -> list[tuple[SlotRange, tuple[str, int]]]:

@@ -245,3 +245,26 @@ async def test_outside_a_cluster_the_cluster_commands_do_not_exist(command) -> N
         await client.send(encoder.command(*command))
         await client.expect(b"-ERR unknown command '%b'" % command[0].encode())
         await client.aclose()
+
+
+async def test_a_slot_that_moves_to_another_broker_unsubscribes_its_shard_subscribers() -> None:
+    etcd = FakeEtcd()
+    async with broker(1, etcd) as (a, member_a, fa), broker(2, etcd) as (b, member_b, fb):
+        member_a.set_brokers({1: a})  # alone: broker 1 owns every slot
+        sub = await RespClient.connect(a)
+        # foo is in slot 12182, bar in 5061: with brokers 1 and 2, foo moves to 2, bar stays.
+        await sub.send(encoder.command("SSUBSCRIBE", "foo"))
+        await sub.expect(b"*3\r\n$10\r\nssubscribe\r\n$3\r\nfoo\r\n:1\r\n")
+        await sub.send(encoder.command("SSUBSCRIBE", "bar"))
+        await sub.expect(b"*3\r\n$10\r\nssubscribe\r\n$3\r\nbar\r\n:2\r\n")
+        member_a.set_brokers({1: a, 2: b})
+        await sub.expect(b"*3\r\n$12\r\nsunsubscribe\r\n$3\r\nfoo\r\n:1\r\n")
+        other = await RespClient.connect(a)
+        await other.send(encoder.command("SPUBLISH", "foo", "x"))
+        await other.expect(b"-MOVED 12182 %b:%d\r\n" % (b[0].encode(), b[1]))
+        await other.send(encoder.command("SPUBLISH", "bar", "still-here"))
+        await other.expect(b":1\r\n")
+        await sub.expect(b"*3\r\n$8\r\nsmessage\r\n$3\r\nbar\r\n$10\r\nstill-here\r\n")
+        assert (await other.info())["shard_subscriptions_moved"] == "1"
+        for client in (sub, other):
+            await client.aclose()
