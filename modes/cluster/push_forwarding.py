@@ -18,8 +18,9 @@ and never forwards it again. At most once, nothing retained (docs/cluster.md#pus
   an error (``modes.push.commands.cluster``). Whoever can read etcd can act as a broker, as
   they can rewrite the whole cluster already.
 * **Never blocking the publisher.** ``forward`` runs in the PUBLISH itself and only appends
-  to each link's queue. A queue holds at most ``max_queued_bytes``; a message that does not
-  fit, or that is forwarded while the link is down, is dropped and counted (``dropped``,
+  to each link's queue. A queue holds at most ``max_queued_bytes`` (or one larger message
+  alone); a message that does not fit, or that is forwarded while the link is down, is
+  dropped and counted (``dropped``,
   INFO's ``forward_dropped``). Messages being written when a link breaks are lost too, and
   counted. Nothing is retried: the subscribers of a broker that is slow or gone miss them.
 * **Every wait has a deadline**: connect and handshake 5 s, each write 5 s (a peer that reads
@@ -98,8 +99,12 @@ class PeerLink:
     cancel_scope: trio.CancelScope = attrs.field(factory=trio.CancelScope)
 
     def offer(self, frame: bytes) -> None:
-        """Queue one DUALMQ.FORWARD, or drop it (link down, queue full). Never waits."""
-        if not self.connected or self.queued_bytes + len(frame) > self.max_queued_bytes:
+        """Queue one DUALMQ.FORWARD, or drop it (link down, queue full). Never waits.
+
+        An empty queue takes any one message, so a PUBLISH larger than the bound is still
+        forwarded when the link keeps up (the queue then holds that one message alone).
+        """
+        if not self.connected or (self.queue and self.queued_bytes + len(frame) > self.max_queued_bytes):
             self.dropped += 1
             return
         self.queue.append(frame)

@@ -173,6 +173,12 @@ def test_a_link_that_is_down_drops_and_counts_and_one_that_is_up_queues_within_i
     link.offer(b"12345")
     link.offer(b"1")
     assert (link.dropped, link.queue, link.queued_bytes) == (2, [b"12345", b"12345"], 10)
+    # An empty queue takes one message of any size (a PUBLISH bigger than the bound).
+    link.queue.clear()
+    link.queued_bytes = 0
+    link.offer(b"x" * 50)
+    link.offer(b"1")
+    assert (link.dropped, link.queued_bytes) == (3, 50)
 
 
 async def test_a_peer_that_is_down_is_retried_and_forwarding_resumes_when_it_is_back() -> None:
