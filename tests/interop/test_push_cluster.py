@@ -23,7 +23,8 @@ import pytest
 
 from broker.cluster.slots import key_slot, owner, split_slots
 from dualmq.process import BrokerCluster
-from tests.support import etcd_process, require_binary, require_module
+from tests.interop.cluster_support import cluster_workdir, etcd  # noqa: F401  (fixtures)
+from tests.support import require_binary, require_module
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(90)]
 
@@ -34,17 +35,6 @@ from redis.retry import Retry  # noqa: E402
 LEASE_TTL_S = 2
 PASSWORD = "push-cluster-pw"
 TIMEOUT = 5.0
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("push-cluster")
-
-
-@pytest.fixture(scope="module")
-def etcd(workdir):
-    with etcd_process(workdir) as server:
-        yield server
 
 
 def client(broker, **options) -> redis.Redis:
@@ -69,7 +59,8 @@ def wait_until(predicate, what: str, timeout: float = 10.0):
 
 
 @pytest.fixture(scope="module")
-def cluster(workdir, etcd):
+def cluster(cluster_workdir, etcd):
+    workdir = cluster_workdir
     config = workdir / "cluster.toml"
     config.write_text(f'[cluster]\nlease_ttl_seconds = {LEASE_TTL_S}\n[resp]\nrequirepass = "{PASSWORD}"\n')
     with BrokerCluster(workdir, etcd.endpoint, 3, "--config", str(config)) as running:
