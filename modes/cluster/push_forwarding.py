@@ -59,6 +59,8 @@ BACKOFF_MAX_S = 2.0
 # How long the links wait on the view before looking again anyway.
 VIEW_WAIT_S = 5.0
 RETRY_PAUSE_S = 0.5
+# How long a starting broker retries reading the secret before its start fails.
+SECRET_DEADLINE_S = 10.0
 MAX_QUEUED_BYTES = 8 * 1024 * 1024
 # The longest answer to DUALMQ.PEER read before giving up on it.
 MAX_ANSWER_BYTES = 4096
@@ -318,16 +320,23 @@ class PushForwarder:
                 nursery.start_soon(link.run, self.node_id, self.secret)
 
     async def _load_secret(self) -> None:
-        """Create the cluster's secret in etcd if nobody has, and read it (retried while
-        etcd is unreachable)."""
+        """Create the cluster's secret in etcd if nobody has, and read it.
+
+        Raises:
+            EtcdError: etcd still unreachable or refusing after ``SECRET_DEADLINE_S`` of retries
+                (the broker's start fails, as when it cannot join).
+        """
         candidate = secrets.token_hex(SECRET_MIN_BYTES).encode()
         etcd = self.member.etcd
+        deadline = trio.current_time() + SECRET_DEADLINE_S
         while True:
             try:
                 done = await etcd.txn([Compare.absent(SECRET_KEY)], [put_op(SECRET_KEY, candidate)],
                                       [get_op(SECRET_KEY)])
                 break
             except EtcdError as exc:
+                if trio.current_time() > deadline:
+                    raise
                 log.warning("push_secret_unavailable", error=str(exc))
                 await trio.sleep(RETRY_PAUSE_S)
         value = candidate if done.succeeded else (done.ranges[0][0].value if done.ranges and done.ranges[0] else b"")

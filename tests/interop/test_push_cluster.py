@@ -213,6 +213,12 @@ def test_redis_py_redis_cluster_ssubscribes_and_spublishes_through_the_slot_map(
         assert b"cluster_state:ok" in info and b"cluster_known_nodes:3" in info
         nodes = r.execute_command("CLUSTER", "NODES")
         assert b"myself,master" in nodes and nodes.count(b"master") == 3
+    # CLUSTER SHARDS as redis-cli prints it: each shard's slot range and its one node.
+    shards = cli(cluster.node(3), "CLUSTER", "SHARDS").splitlines()
+    assert shards.count("slots") == 3 and shards.count("master") == 3
+    for node in (1, 2, 3):
+        assert f"{node:040x}" in shards and str(cluster.node(node).resp[1]) in shards
+    assert ["0", "5460"] == shards[shards.index("slots") + 1:shards.index("slots") + 3]
 
 
 def test_internal_forwarding_commands_refuse_ordinary_clients_and_disturb_nobody(cluster):

@@ -22,7 +22,8 @@ from broker.channels import PubSub
 from broker.cluster.model import BrokerInfo, ClusterView
 from broker.config import BrokerConfig, RespConfig
 from broker.stats import ServerInfo
-from modes.cluster.etcd import KeyValue, TxnResult
+from modes.cluster import push_forwarding
+from modes.cluster.etcd import EtcdUnavailable, KeyValue, TxnResult
 from modes.cluster.push_forwarding import SECRET_KEY, PeerLink, PushForwarder
 from modes.push.server import serve_resp
 from tests.modes.common.servers import TIMEOUT, RespClient, push_broker
@@ -274,3 +275,24 @@ async def test_a_slot_that_moves_to_another_broker_unsubscribes_its_shard_subscr
         assert (await other.info())["shard_subscriptions_moved"] == "1"
         for client in (sub, other):
             await client.aclose()
+
+
+async def test_etcd_unreachable_for_the_secret_fails_the_start(monkeypatch) -> None:
+    class DownEtcd:
+        async def txn(self, *args):
+            raise EtcdUnavailable("no endpoint answered")
+
+    monkeypatch.setattr(push_forwarding, "SECRET_DEADLINE_S", 0.2)
+    forwarder = PushForwarder(FakeMember(1, DownEtcd()))
+    with trio.fail_after(TIMEOUT), pytest.raises(EtcdUnavailable):
+        await forwarder.run()
+
+
+async def test_a_secret_in_etcd_that_no_broker_wrote_turns_forwarding_off_loudly(caplog) -> None:
+    async with broker(1, FakeEtcd({SECRET_KEY: b"short"})) as (a, member, forwarder):
+        await wait_until(lambda: "push_secret_invalid" in caplog.text, "the error logged")
+        assert forwarder.secret == b"" and not forwarder.accepts_peer(b"")
+        client = await RespClient.connect(a)
+        await client.send(encoder.command("DUALMQ.PEER", "2", "short"))
+        assert (await client.read_until_closed()).startswith(b"-TRYAGAIN")
+        await client.aclose()
