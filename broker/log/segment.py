@@ -47,10 +47,6 @@ _INT32 = struct.Struct(">i")
 
 # Header walks read this much at a time: one syscall covers many small batches.
 SCAN_CHUNK = 64 * 1024
-# The partitionLeaderEpoch stamped on every batch we store. We are a single broker that never
-# changes leader, so it is always 0; recovery relies on this: the field is outside the CRC, so
-# any other value on disk can only be damage.
-LEADER_EPOCH = 0
 
 
 def segment_name(base_offset: int) -> str:
@@ -363,6 +359,54 @@ class Segment:
             TIME_ENTRY.pack(t, o - self.base_offset) for t, o in zip(self.time_stamps, self.time_offsets)
         )
         return offsets, times
+
+    def truncate(self, position: int, index_interval_bytes: int) -> None:
+        """Cut the ``.log`` at ``position`` (a batch boundary, at most ``size``), fsync it, and
+        rebuild the in-memory indexes and the index files for what is left.
+
+        The segment must be active (it is, or becomes, the one appended to). The indexes are
+        rebuilt by replaying ``note_batch`` over the kept batch headers, so they are exactly
+        what recovery would rebuild (the next open finds nothing stale). That reads the kept
+        part of this one segment — at most ``segment_bytes`` — once, which truncation (rare:
+        a leader change) can afford.
+
+        Raises:
+            OSError: the cut or its fsync failed (``filename`` names the file).
+        """
+        assert self.log_fd >= 0, "only the active segment is truncated"
+        assert 0 <= position <= self.size, (position, self.size)
+        try:
+            os.ftruncate(self.log_fd, position)
+            os.fsync(self.log_fd)
+        except OSError as exc:
+            raise with_path(exc, self.log_path) from None
+        self.size = position
+        self.flushed_size = min(self.flushed_size, position)
+        self.append_blocked = None
+        self.index_offsets, self.index_positions, self.time_stamps, self.time_offsets = [], [], [], []
+        self.bytes_since_index = 0
+        self.max_timestamp = self.offset_of_max_timestamp = -1
+        next_offset = self.base_offset
+        first_timestamp: int | None = None
+        for batch_position, header in self.headers(0):
+            if first_timestamp is None:
+                first_timestamp = header.max_timestamp
+            self.note_batch(batch_position, header.base_offset, header, index_interval_bytes)
+            next_offset = header.base_offset + header.last_offset_delta + 1
+        self.next_offset = next_offset
+        if first_timestamp is None:
+            self.rolling_timestamp = None
+        elif first_timestamp >= 0:
+            self.rolling_timestamp = first_timestamp
+        offsets, times = self.encoded_indexes()
+        try:
+            for fd, content in ((self.index_fd, offsets), (self.time_fd, times)):
+                os.ftruncate(fd, 0)
+                if content:
+                    write_all(fd, [content])
+                os.fsync(fd)
+        except OSError as exc:
+            raise with_path(exc, self.index_path) from None
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -56,6 +56,8 @@ log = get_logger(__name__)
 
 # Read this much of the log per step while loading; the event loop runs between steps.
 LOAD_CHUNK_BYTES = 1024 * 1024
+# A commit waiting for the high watermark checks this often that this broker still leads.
+LEADERSHIP_CHECK_S = 0.25
 # The view is re-checked at least this often (a partition whose local log was not open yet).
 RECHECK_S = 1.0
 
@@ -112,7 +114,8 @@ class ClusterOffsets:
         COORDINATOR_LOAD_IN_PROGRESS (still reading the partition)."""
         index = self.partition_of(group_id)
         led = None if index is None else self._led.get(index)
-        if led is None:
+        # A broker whose lease may have lapsed leads nothing (docs/cluster.md#failover).
+        if led is None or not self.node.serving:
             return ErrorKind.NOT_COORDINATOR
         return ErrorKind.NONE if led.loaded else ErrorKind.COORDINATOR_LOAD_IN_PROGRESS
 
@@ -186,8 +189,8 @@ class ClusterOffsets:
             return ErrorKind.COORDINATOR_NOT_AVAILABLE
         batch = build_batch([(key, value, None) for key, value in records], base_timestamp=now_ms)
         try:
-            base = log_.append(batch, now_ms)
-        except (BrokerError, OSError) as exc:
+            base = log_.append(batch, now_ms, leader_epoch=led.epoch)
+        except (BrokerError, OSError, ValueError) as exc:  # ValueError: an epoch below the log's
             log.error("offsets_commit_append_failed", partition=index, error=str(exc))
             return ErrorKind.NOT_COORDINATOR
         replication.appended(OFFSETS_TOPIC, index, log_)
@@ -199,12 +202,20 @@ class ClusterOffsets:
                 log_.record_io_error("fsync", exc, now_ms)
                 return ErrorKind.NOT_COORDINATOR
         deadline = trio.current_time() + self.node.config.offsets_commit_timeout_ms / 1000
-        if log_.high_watermark <= last and not await wait_for_data([(log_, last)], deadline):
-            return ErrorKind.COORDINATOR_NOT_AVAILABLE
-        if self._led.get(index) is not led:
-            # Leadership moved while we waited: the record is in the log, the new leader
-            # reads it; this broker answers for the group no more.
+
+        def leading() -> bool:
+            return self._led.get(index) is led and self.node.leads(OFFSETS_TOPIC, index)
+
+        # Woken by the high watermark, and every LEADERSHIP_CHECK_S to notice a lost leadership
+        # (a deposed leader's high watermark never moves again).
+        while log_.high_watermark <= last and leading() and trio.current_time() < deadline:
+            await wait_for_data([(log_, last)], min(deadline, trio.current_time() + LEADERSHIP_CHECK_S))
+        if not leading():
+            # Leadership moved while we waited: the record may reach the new leader or be
+            # truncated away; either way this broker answers for the group no more.
             return ErrorKind.NOT_COORDINATOR
+        if log_.high_watermark <= last:
+            return ErrorKind.COORDINATOR_NOT_AVAILABLE  # timed out (Kafka's mapping of it)
         for offset, (key, value) in enumerate(records, start=base):
             led.offsets.apply(offset, decode_key(key), decode_value(value))
         return ErrorKind.NONE

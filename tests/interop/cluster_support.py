@@ -7,11 +7,13 @@ to use them there.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import trio
 
 from tests.modes.pull.raw import RawKafka
+from wire.kafka.batch import split_batches
 from tests.support import require_binary, require_module
 
 
@@ -53,3 +55,28 @@ def read_from_beginning(kafka, address: str, topic: str, partitions: int, count:
     finally:
         consumer.close()
     return got
+
+
+def next_offset(records: bytes) -> int:
+    """The offset after the last record of whole batches ``records``."""
+    last = -1
+    for batch in split_batches(records):
+        base = int.from_bytes(batch[0:8], "big", signed=True)
+        last = base + int.from_bytes(batch[23:27], "big", signed=True)
+    return last + 1
+
+
+def log_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
+    directory = data_dir / f"{topic}-{partition}"
+    return b"".join(path.read_bytes() for path in sorted(directory.glob("*.log")))
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)

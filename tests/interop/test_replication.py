@@ -18,7 +18,6 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,9 +26,10 @@ import pytest
 import trio
 
 from dualmq.process import BrokerCluster
-from tests.interop.cluster_support import kafka, kafka_call, kcat, read_from_beginning  # noqa: F401  (fixtures)
+from tests.interop.cluster_support import (  # noqa: F401  (fixtures)
+    kafka, kafka_call, kcat, log_bytes, next_offset, read_from_beginning, wait_until,
+)
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
-from wire.kafka.batch import split_batches
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
 from wire.kafka.messages.produce_fetch import FETCH, LIST_OFFSETS
@@ -93,31 +93,6 @@ def latest_offset(address: tuple[str, int], topic: str, partition: int) -> int:
         "topics": [{"name": topic, "partitions": [{"partition_index": partition, "current_leader_epoch": -1,
                                                    "timestamp": -1}]}]})
     return listed["topics"][0]["partitions"][0]["offset"]
-
-
-def next_offset(records: bytes) -> int:
-    """The offset after the last record of whole batches ``records``."""
-    last = -1
-    for batch in split_batches(records):
-        base = int.from_bytes(batch[0:8], "big", signed=True)
-        last = base + int.from_bytes(batch[23:27], "big", signed=True)
-    return last + 1
-
-
-def log_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
-    directory = data_dir / f"{topic}-{partition}"
-    return b"".join(path.read_bytes() for path in sorted(directory.glob("*.log")))
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
 
 
 def create(kafka, cluster: BrokerCluster, name: str, partitions: int) -> None:

@@ -24,12 +24,16 @@ class FakeNode:
     node_id: int = 2
     etcd: object = None
     topics: object = None
+    producers: object = None
 
     def now_ms(self) -> int:
         return T0
 
     def applied_write(self, key: bytes, value: bytes, create_revision: int) -> None:
         raise AssertionError("no etcd write expected")
+
+    def leads(self, topic: str, partition: int) -> bool:
+        return self.view.leader(topic, partition) == self.node_id
 
 
 def answer(records: bytes, high_watermark: int, code: int = ErrorCode.NONE) -> dict:
