@@ -17,6 +17,10 @@ Kafka's rules, with unclean leader election off:
   acknowledgements stop waiting for it at once - except that the ISR never becomes empty.
 * Every change of leader, or a restarted leader elected again, bumps ``leader_epoch``; a
   change of the ISR alone does not.
+* A broker that registers anew **resigns** (``resign``): what it led gets a new leader as
+  above, and it leaves the ISR of the partitions a live leader leads (its leader-side state
+  is gone, and the leader adds it back once it has caught up). A partition with no live
+  leader keeps it in its ISR: it holds every committed record and may be elected.
 """
 
 from __future__ import annotations
@@ -50,6 +54,15 @@ def elect(state: PartitionState, live: Collection[int], restarted: Collection[in
         return attrs.evolve(state, leader=NO_LEADER, leader_epoch=state.leader_epoch + 1)
     return PartitionState(leader=candidates[0], replicas=state.replicas, isr=isr,
                           leader_epoch=state.leader_epoch + 1)
+
+
+def resign(state: PartitionState, me: int, live: Collection[int]) -> PartitionState:
+    """One partition's state once broker ``me`` registered anew (a restart, a lost lease)."""
+    if state.leader == me:
+        return elect(state, live, {me})
+    if me in state.isr and state.leader in live and len(state.isr) > 1:
+        return attrs.evolve(state, isr=tuple(r for r in state.isr if r != me))
+    return state
 
 
 def elect_topic(topic: TopicAssignment, live: Collection[int],

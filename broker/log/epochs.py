@@ -135,8 +135,10 @@ class LeaderEpochCache:
         except EpochCheckpointError as exc:
             reason = f"unreadable: {exc}"
         if reason is not None:
-            log.warning("leader_epoch_checkpoint_rebuilt", directory=str(directory), reason=reason,
-                        entries=len(found))
+            # A missing file is expected in a directory written before epochs were recorded;
+            # a damaged or wrong one is worth a warning.
+            report = log.info if reason == "missing" else log.warning
+            report("leader_epoch_checkpoint_rebuilt", directory=str(directory), reason=reason, entries=len(found))
             cache._persist()
         return cache
 
@@ -200,9 +202,17 @@ class LeaderEpochCache:
         self._persist()
         return True
 
-    def truncate_from_start(self, start_offset: int) -> bool:
-        """The log now starts at ``start_offset``: the entries before it collapse into one,
-        the latest of them, moved to start there (its epoch still covers that offset)."""
+    def truncate_from_start(self, start_offset: int, end_offset: int) -> bool:
+        """The log now holds ``[start_offset, end_offset)``: the entries before the start
+        collapse into one, the latest of them, moved to start there (its epoch still covers
+        that offset) — unless the log is empty now, which holds no epoch at all (unlike
+        Kafka, which keeps that entry: here the cache is always the batches' epochs)."""
+        if start_offset >= end_offset:
+            if not self._entries:
+                return False
+            self._set([])
+            self._persist()
+            return True
         i = bisect.bisect_right([start for _, start in self._entries], start_offset) - 1
         if i < 0 or (i == 0 and self._entries[0][1] == start_offset):
             return False

@@ -6,7 +6,7 @@ This is the storage behind Kafka's Produce and Fetch, in our own terms:
   moves past its ``lastOffsetDelta``; the bytes are stored exactly as sent, only
   ``baseOffset``/``partitionLeaderEpoch`` (outside the CRC) are stamped. The epoch is the
   leader's (``leader_epoch``, 0 on a single broker); the **leader-epoch cache** (``epochs.py``)
-  records where each epoch starts and answers OFFSET_FOR_LEADER_EPOCH
+  records where each epoch starts and answers OffsetForLeaderEpoch
   (:meth:`PartitionLog.end_offset_for_epoch`).
 * **truncate_to** cuts the log's tail (a follower whose log diverged from its new leader's):
   whole batches, durably, the epoch cache and high watermark following.
@@ -497,7 +497,7 @@ class PartitionLog:
                      log_start_offset=self.log_start_offset)
         if deleted:
             try:
-                self._epochs.truncate_from_start(self.log_start_offset)
+                self._epochs.truncate_from_start(self.log_start_offset, self.log_end_offset)
             except OSError as exc:
                 # Memory is right; the file keeps entries below the log start, which the next
                 # open sees disagree with the batches and rewrites.

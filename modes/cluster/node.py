@@ -32,7 +32,7 @@ import attrs
 import trio
 
 from broker.cluster import assign_replicas
-from broker.cluster.failover import elect, elect_topic
+from broker.cluster.failover import elect_topic, resign
 from broker.cluster.model import (
     BROKERS, CONTROLLER, PREFIX, BrokerInfo, Change, ClusterDataInvalid, ClusterView, CreateRequest,
     NotController, TopicAssignment, broker_key, controller_value, create_request_key, topic_key,
@@ -261,7 +261,10 @@ class ClusterNode:
             await self._elect()
         if change.create_request is not None and self.is_controller:
             await self._serve_create_request(change.create_request)
-        if self.is_controller and change.broker_gone is not None:
+        if self.is_controller and (change.broker_gone is not None or (
+                # A topic written with a leader that has died meanwhile (a resigning broker
+                # read the live brokers a moment before): elect again.
+                change.topic is not None and elect_topic(change.topic, set(self.view.brokers)) is not None)):
             await self.fail_over()
         if self.is_controller and change.broker_joined is not None and change.broker_joined != self.node_id:
             await self.fail_over(restarted={change.broker_joined})
@@ -316,7 +319,9 @@ class ClusterNode:
         key and on the topic key's revision (re-read and retried when a leader's ISR write came
         in between)."""
         live = set(self.view.brokers)
-        for name in sorted(self.view.topics):
+        for name, topic in sorted(self.view.topics.items()):
+            if elect_topic(topic, live, restarted) is None:
+                continue  # nothing to change as far as the view knows: no etcd round trip
             try:
                 if not await self._rewrite_topic(name, lambda t: elect_topic(t, live, restarted), fenced=True):
                     return
@@ -326,7 +331,8 @@ class ClusterNode:
     async def _resign(self) -> None:
         """A broker that (re)joins gives up what it led in its previous life: its leader state
         (followers' positions, the high watermark's basis) is gone, so each partition it still
-        leads in etcd gets a new leader from the live ISR, or itself again in a new epoch.
+        leads in etcd gets a new leader from the live ISR, or itself again in a new epoch; and
+        it leaves the ISR of partitions a live leader leads, until that leader adds it back.
         Written by the broker itself, fenced on the key's revision and on still being the
         leader, so no controller is needed (the controller does the same when it sees the
         registration; whichever comes second changes nothing)."""
@@ -340,16 +346,14 @@ class ClusterNode:
                 log.warning("failover_write_failed", topic="*", error=str(exc))
                 await trio.sleep(RETRY_PAUSE_S)
 
-        def resign(topic: TopicAssignment) -> TopicAssignment | None:
-            if all(p.leader != me for p in topic.partitions):
-                return None
-            partitions = tuple(elect(p, live, {me}) if p.leader == me else p for p in topic.partitions)
-            return attrs.evolve(topic, partitions=partitions)
+        def resign_topic(topic: TopicAssignment) -> TopicAssignment | None:
+            partitions = tuple(resign(p, me, live) for p in topic.partitions)
+            return None if partitions == topic.partitions else attrs.evolve(topic, partitions=partitions)
 
         for name in sorted(self.view.topics):
             while True:
                 try:
-                    await self._rewrite_topic(name, resign, fenced=False)
+                    await self._rewrite_topic(name, resign_topic, fenced=False)
                     break
                 except (EtcdError, BrokerError) as exc:
                     log.warning("failover_write_failed", topic=name, error=str(exc))

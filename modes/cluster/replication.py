@@ -321,8 +321,7 @@ class Replication:
             return False
         log.warning("replica_truncated", leader=leader, topic=key[0], partition=key[1], offset=target,
                     previous_log_end_offset=previous, leader_epoch=leader_epoch)
-        local = self.node.topics.get(key[0])
-        if self.node.producers is not None and local is not None:
+        if self.node.producers is not None and (local := self.node.topics.get(key[0])) is not None:
             self.node.producers.rebuild_partition(local, key[1])
         return True
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from broker.cluster.failover import NO_LEADER, elect, elect_topic
+from broker.cluster.failover import NO_LEADER, elect, elect_topic, resign
 from broker.cluster.model import PartitionState, TopicAssignment
 
 
@@ -69,3 +69,14 @@ def test_the_leader_is_always_a_live_isr_member_or_none_and_the_epoch_never_fall
         assert not set(before.isr) & live
     if after.leader != before.leader:
         assert after.leader_epoch == before.leader_epoch + 1
+
+
+def test_a_broker_that_registers_anew_resigns_its_leadership_and_leaves_the_isr_of_live_leaders() -> None:
+    assert resign(state(2, (2, 1, 3), (2, 1, 3)), 2, {1, 2, 3}) == state(1, (2, 1, 3), (2, 1, 3), epoch=4)
+    assert resign(state(1, (1, 2, 3), (1, 2, 3)), 2, {1, 2, 3}) == state(1, (1, 2, 3), (1, 3))
+    # No live leader: it stays in the ISR, which may elect it (it holds every committed record).
+    offline = state(NO_LEADER, (1, 2, 3), (1, 2))
+    assert resign(offline, 2, {2, 3}) is offline
+    # Not in the ISR, or its only member: nothing changes.
+    outside = state(1, (1, 2, 3), (1, 3))
+    assert resign(outside, 2, {1, 2, 3}) is outside

@@ -43,6 +43,12 @@ def stored(log: PartitionLog) -> list[tuple[int, int, int]]:
     return out
 
 
+def index_state(segment) -> tuple:
+    return (segment.size, segment.next_offset, segment.index_offsets, segment.index_positions,
+            segment.time_stamps, segment.time_offsets, segment.time_moments, segment.bytes_since_index,
+            segment.max_timestamp, segment.offset_of_max_timestamp)
+
+
 def fill(log: PartitionLog, plan: list[tuple[int, int]]) -> None:
     """Append one batch of ``records`` per (records, epoch)."""
     for records, epoch in plan:
@@ -131,12 +137,39 @@ def test_truncate_to_across_segments_deletes_the_later_ones_and_survives_reopen(
     remaining = sorted(p.name for p in log.directory.glob("*.log"))
     assert len(remaining) == log.segment_count
     log.append(build_batch(1), T0, leader_epoch=1)
-    log = reopen(log)
-    assert [b for b, _, _ in stored(log)] == [0, 3, 6] and log.epoch_entries == [(0, 0), (1, 6)]
+    log.close()
     # What truncation left (.log cut, indexes rewritten) is what recovery would have made.
     scan = scan_partition(log.directory, CONFIG.index_interval_bytes)
-    assert not scan.damaged and scan.cut is None and not scan.dropped
+    assert not scan.damaged and scan.cut is None and not scan.dropped and not scan.stale_indexes
+    log = open_log(tmp_path, segment_bytes=400)
+    assert [b for b, _, _ in stored(log)] == [0, 3, 6] and log.epoch_entries == [(0, 0), (1, 6)]
     log.close()
+
+
+@pytest.mark.parametrize("interval", [0, 100, 400, 5000])
+def test_truncation_leaves_the_indexes_recovery_would_build(tmp_path: Path, interval: int) -> None:
+    """Cut at every batch of a segment with timestamps going up and down: the indexes kept
+    (and the lookups through them) match a rebuild from the .log."""
+    for cut in range(0, 40, 3):
+        directory = f"p-{cut}"
+        log = open_log(tmp_path, directory, index_interval_bytes=interval)
+        for i in range(40):
+            log.append(build_batch(1, 30 + i % 7, timestamp=T0 + (i * 37) % 11 * 1000), T0)
+        log.truncate_to(cut)
+        assert log.log_end_offset == cut
+        # In memory too, the cut segment is what a fresh walk of its file builds.
+        active = log._segments[-1]
+        rebuilt = {s.base_offset: s for s in scan_partition(tmp_path / directory, interval).segments}
+        assert index_state(active) == index_state(rebuilt[active.base_offset]), cut
+        for i in range(6):
+            log.append(build_batch(1, 40, timestamp=T0 + 500 + i % 3 * 2000), T0)
+        found = log.offset_for_timestamp(T0 + 500)
+        log.close()
+        scan = scan_partition(tmp_path / directory, interval)
+        assert not scan.stale_indexes and not scan.damaged, cut
+        log = open_log(tmp_path, directory, index_interval_bytes=interval)
+        assert log.offset_for_timestamp(T0 + 500) == found and log.log_end_offset == cut + 6
+        log.close()
 
 
 def test_truncate_to_a_segment_boundary_and_to_the_log_start(tmp_path: Path) -> None:
@@ -268,3 +301,18 @@ def test_the_producer_table_is_rebuilt_from_the_truncated_log(tmp_path: Path) ->
     assert rebuilt.check(7, 0, 2, 3).kind is Decision.ACCEPT
     assert rebuilt.check(7, 0, 0, 1).kind is Decision.DUPLICATE
     topics.close()
+
+
+def test_retention_that_leaves_no_record_leaves_no_epoch(tmp_path: Path) -> None:
+    """Found by the state machine: truncating back to an empty active segment, then retention
+    deleting every closed one, leaves an empty log — whose cache must be empty too, as the
+    batches (none) say, rather than hold the collapsed entry Kafka would keep."""
+    log = open_log(tmp_path, segment_bytes=150, retention_bytes=0)
+    fill(log, [(1, 0), (1, 0), (1, 0)])
+    last = log.statistics().active_segment_base_offset
+    log.truncate_to(last)
+    log.apply_retention(T0)
+    assert (log.log_start_offset, log.log_end_offset) == (last, last)
+    assert log.epoch_entries == [] and read_checkpoint(log.directory) == []
+    assert log.end_offset_for_epoch(0) == (-1, -1)
+    log.close()

@@ -38,6 +38,17 @@ async def kafka_call(address: tuple[str, int], api_key: int, version: int, reque
         await stream.aclose()
 
 
+def create_replicated(kafka, cluster, name: str, partitions: int) -> None:
+    """Create ``name`` through kafka-python's admin client: replication factor 3,
+    ``min.insync.replicas`` 2."""
+    admin = kafka.KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
+    try:
+        admin.create_topics([kafka.admin.NewTopic(name, num_partitions=partitions, replication_factor=3,
+                                                  topic_configs={"min.insync.replicas": "2"})])
+    finally:
+        admin.close()
+
+
 def read_from_beginning(kafka, address: str, topic: str, partitions: int, count: int, timeout: float = 30) -> list:
     """kafka-python's consumer (no group) reading every partition of ``topic`` from the start
     until ``count`` records arrived or ``timeout`` seconds passed; the records it got."""

@@ -23,12 +23,12 @@ import trio
 
 from dualmq.process import BrokerCluster
 from tests.interop.cluster_support import (  # noqa: F401  (fixtures)
-    kafka, kafka_call, kcat, log_bytes, read_from_beginning, wait_until,
+    create_replicated, kafka, kafka_call, kcat, log_bytes, read_from_beginning, wait_until,
 )
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
-from wire.kafka.messages.produce_fetch import PRODUCE
+from wire.kafka.messages.produce_fetch import FETCH, LIST_OFFSETS, OFFSET_FOR_LEADER_EPOCH, PRODUCE
 from tests.broker.batches import build_batch
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120), *KAFKA_PYTHON_NOISE]
@@ -87,12 +87,7 @@ def same_logs(cluster: BrokerCluster, nodes: list[int]) -> bool:
 
 
 def test_a_killed_leader_is_replaced_and_an_acks_all_producer_goes_on_losing_nothing(kafka, kcat, cluster):
-    admin = kafka.KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
-    try:
-        admin.create_topics([kafka.admin.NewTopic(TOPIC, num_partitions=1, replication_factor=3,
-                                                  topic_configs={"min.insync.replicas": "2"})])
-    finally:
-        admin.close()
+    create_replicated(kafka, cluster, TOPIC, 1)
     before = state(cluster, 1)
     leader = before["leader_id"]
     assert before["leader_epoch"] == 0
@@ -122,12 +117,40 @@ def test_a_killed_leader_is_replaced_and_an_acks_all_producer_goes_on_losing_not
     assert f"partition 0, leader {after['leader_id']}," in listed.stdout
     got = read_from_beginning(kafka, cluster.node(survivor).kafka_address, TOPIC, 1, 40)
     assert {r.offset: r.value for r in got} == acked
+    # Requests are fenced on the new epoch: an older one is FENCED_LEADER_EPOCH (stale
+    # metadata), a newer one UNKNOWN_LEADER_EPOCH; only the leader answers OffsetForLeaderEpoch.
+    new = after["leader_id"]
+    assert epoch_errors(cluster, new, 0) == [ErrorCode.FENCED_LEADER_EPOCH] * 3
+    assert epoch_errors(cluster, new, 2) == [ErrorCode.UNKNOWN_LEADER_EPOCH] * 3
+    assert epoch_errors(cluster, new, 1) == [ErrorCode.NONE] * 3
+    follower = next(n for n in alive(cluster) if n != new)
+    assert epoch_errors(cluster, follower, 1) == [ErrorCode.NOT_LEADER_OR_FOLLOWER] * 3
 
     # The old leader comes back as a follower, catches up and rejoins the ISR.
     cluster.node(leader).start()
     wait_until(lambda: sorted(state(cluster, survivor)["isr_nodes"]) == [1, 2, 3], 15, "the ISR back to three")
     assert state(cluster, survivor)["leader_id"] == after["leader_id"]
     wait_until(lambda: same_logs(cluster, [1, 2, 3]), 5, "the same bytes on every broker")
+
+
+def epoch_errors(cluster: BrokerCluster, node: int, current_leader_epoch: int) -> list[int]:
+    """The error codes of Fetch, ListOffsets and OffsetForLeaderEpoch sent to ``node`` with
+    ``current_leader_epoch``."""
+    address = cluster.node(node).kafka
+    fetched = trio.run(kafka_call, address, FETCH.key, 12, {
+        "replica_id": -1, "max_wait_ms": 0, "min_bytes": 1, "max_bytes": 1 << 20, "isolation_level": 0,
+        "session_id": 0, "session_epoch": -1, "forgotten_topics_data": [], "rack_id": "",
+        "topics": [{"topic": TOPIC, "partitions": [{
+            "partition": 0, "fetch_offset": 0, "partition_max_bytes": 1 << 20,
+            "current_leader_epoch": current_leader_epoch, "log_start_offset": -1, "last_fetched_epoch": -1}]}]})
+    listed = trio.run(kafka_call, address, LIST_OFFSETS.key, 7, {
+        "replica_id": -1, "isolation_level": 0, "topics": [{"name": TOPIC, "partitions": [
+            {"partition_index": 0, "current_leader_epoch": current_leader_epoch, "timestamp": -1}]}]})
+    ended = trio.run(kafka_call, address, OFFSET_FOR_LEADER_EPOCH.key, 4, {
+        "replica_id": -1, "topics": [{"topic": TOPIC, "partitions": [
+            {"partition": 0, "current_leader_epoch": current_leader_epoch, "leader_epoch": 0}]}]})
+    return [fetched["responses"][0]["partitions"][0]["error_code"],
+            listed["topics"][0]["partitions"][0]["error_code"], ended["topics"][0]["partitions"][0]["error_code"]]
 
 
 def raw_produce(cluster: BrokerCluster, node: int, fill: int, acks: int = -1) -> int:
@@ -153,6 +176,8 @@ def test_a_paused_leader_is_replaced_and_once_continued_serves_nothing_as_leader
     # At once after SIGCONT its view still names it leader, but its lease is gone: no acks=all
     # write is acknowledged (nor appended) there.
     assert raw_produce(cluster, leader, 0x7E) == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    wait_until(lambda: any(line.get("event") == "cluster_lease_lost" for line in cluster.node(leader).log_lines()),
+               5, "the paused broker notices its lease is gone")
     wait_until(lambda: sorted(state(cluster, elected["leader_id"])["isr_nodes"]) == [1, 2, 3], 15,
                "the paused broker back in the ISR")
     assert state(cluster, leader)["leader_id"] == elected["leader_id"]

@@ -27,7 +27,7 @@ import trio
 
 from dualmq.process import BrokerCluster
 from tests.interop.cluster_support import (  # noqa: F401  (fixtures)
-    kafka, kafka_call, kcat, log_bytes, next_offset, read_from_beginning, wait_until,
+    create_replicated, kafka, kafka_call, kcat, log_bytes, next_offset, read_from_beginning, wait_until,
 )
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.errors import ErrorCode
@@ -95,15 +95,6 @@ def latest_offset(address: tuple[str, int], topic: str, partition: int) -> int:
     return listed["topics"][0]["partitions"][0]["offset"]
 
 
-def create(kafka, cluster: BrokerCluster, name: str, partitions: int) -> None:
-    admin = kafka.KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
-    try:
-        admin.create_topics([kafka.admin.NewTopic(name, num_partitions=partitions, replication_factor=3,
-                                                  topic_configs={"min.insync.replicas": "2"})])
-    finally:
-        admin.close()
-
-
 def producer(kafka, cluster: BrokerCluster, acks, via: int | None = None):
     """kafka-python's producer, bootstrapped on every broker, or only on ``via`` (the others
     may be paused)."""
@@ -113,7 +104,7 @@ def producer(kafka, cluster: BrokerCluster, acks, via: int | None = None):
 
 
 def test_acks_all_writes_reach_every_brokers_log_byte_for_byte_and_consumers_read_them(kafka, kcat, cluster):
-    create(kafka, cluster, TOPIC, PARTITIONS)
+    create_replicated(kafka, cluster, TOPIC, PARTITIONS)
     for partition in range(PARTITIONS):
         state = partition_state(cluster, TOPIC, partition)
         assert sorted(state["replica_nodes"]) == [1, 2, 3] and sorted(state["isr_nodes"]) == [1, 2, 3], state
@@ -172,7 +163,7 @@ class Solo:
 @pytest.fixture(scope="module")
 def solo(kafka, cluster):
     """A one-partition RF=3 topic holding 10 records."""
-    create(kafka, cluster, SOLO, 1)
+    create_replicated(kafka, cluster, SOLO, 1)
     state = partition_state(cluster, SOLO, 0)
     leader = state["leader_id"]
     followers = [n for n in state["replica_nodes"] if n != leader]
