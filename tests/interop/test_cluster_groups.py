@@ -24,7 +24,7 @@ import trio
 
 from broker.cluster.offsets_topic import OFFSETS_TOPIC, decode_key, decode_value, partition_for
 from dualmq.process import BrokerCluster
-from tests.interop.cluster_support import kafka, kafka_call, kcat  # noqa: F401  (fixtures)
+from tests.interop.cluster_support import kafka, kafka_call, kcat, log_bytes, wait_until  # noqa: F401  (fixtures)
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.batch import split_batches
 from wire.kafka.errors import ErrorCode
@@ -54,17 +54,6 @@ def cluster(workdir):
     with etcd_process(workdir) as etcd, BrokerCluster(workdir, etcd.endpoint, 3, "--config", str(config)) as running:
         wait_until(lambda: all(len(metadata(running, n)["brokers"]) == 3 for n in (1, 2, 3)), 10, "all brokers seen")
         yield running
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
 
 
 def call(cluster: BrokerCluster, via: int, api, version: int, request: dict) -> dict:
@@ -122,10 +111,6 @@ def take(consumer, count: int, timeout: float = 30.0) -> list:
         for batch in consumer.poll(timeout_ms=300, max_records=count - len(records)).values():
             records.extend(batch)
     return records
-
-
-def log_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
-    return b"".join(path.read_bytes() for path in sorted((data_dir / f"{topic}-{partition}").glob("*.log")))
 
 
 def commit_records(data: bytes) -> list[tuple]:
