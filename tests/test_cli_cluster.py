@@ -33,6 +33,9 @@ def test_flags_set_the_cluster_keys() -> None:
     ({"cluster": {"offsets_retention_minutes": 0}}, r"offsets_retention_minutes = 0: .* or -1"),
     ({"cluster": {"offsets_commit_timeout_ms": "5s"}}, r"offsets_commit_timeout_ms = '5s': expected an integer"),
     ({"cluster": {"nodeid": 1}}, "unknown config key"),
+    # PUBLISH is forwarded between brokers over plaintext RESP.
+    ({"cluster": {"etcd": "etcd://127.0.0.1:2379", "node_id": 1}, "resp": {"tls": True},
+      "tls": {"cert_file": "c.pem", "key_file": "k.pem"}}, "resp.tls = true is not supported in cluster mode"),
 ])
 def test_bad_cluster_settings_are_refused_naming_the_key(raw, message) -> None:
     with pytest.raises(ConfigError, match=message):
