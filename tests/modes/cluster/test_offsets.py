@@ -8,8 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import attrs
-import pytest
-import structlog
 import trio
 from structlog.testing import capture_logs
 
@@ -26,17 +24,6 @@ from wire.kafka.records import build_batch
 T0 = 1_700_000_000_000
 TOPIC_ID = bytes(range(1, 17))
 ME = 2
-
-
-@pytest.fixture(autouse=True)
-def _structlog_left_as_found():
-    """``capture_logs`` leaves structlog marked configured, after which ``broker.loggers`` sends
-    every later test's lines to structlog's printer instead of the standard logging that
-    ``caplog`` reads (tests/modes/cluster/test_push_forwarding.py does): undo that here."""
-    configured = structlog.is_configured()
-    yield
-    if not configured:
-        structlog.reset_defaults()
 
 
 @attrs.define
