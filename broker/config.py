@@ -417,6 +417,16 @@ class ClusterConfig:
     # A follower that has not caught up with the leader's log end for this long leaves the ISR
     # (Kafka's replica.lag.time.max.ms, same default).
     replica_lag_time_max_ms: int = attrs.field(default=30_000, validator=_int_range(100, HOUR_MS))
+    # The internal topic __consumer_offsets that holds groups' committed offsets
+    # (docs/cluster.md#groups): its partition count (Kafka's offsets.topic.num.partitions; fixed
+    # once the topic exists), its replication factor, capped at the live brokers when created
+    # (offsets.topic.replication.factor), how long its records are kept (offsets.retention.minutes,
+    # applied as the topic's retention.ms; -1 keeps every record) and how long an OffsetCommit
+    # waits for its record to reach every in-sync replica (offsets.commit.timeout.ms).
+    offsets_topic_num_partitions: int = attrs.field(default=10, validator=_int_range(1, 1000))
+    offsets_topic_replication_factor: int = attrs.field(default=3, validator=_int_range(1, 100))
+    offsets_retention_minutes: int = attrs.field(default=7 * 24 * 60, validator=_int_range(1, 10**9, allow=(-1,)))
+    offsets_commit_timeout_ms: int = attrs.field(default=5000, validator=_int_range(1, HOUR_MS))
 
     @property
     def enabled(self) -> bool:

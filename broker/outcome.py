@@ -51,6 +51,10 @@ class ErrorKind(enum.Enum):
     FENCED_INSTANCE_ID = "FENCED_INSTANCE_ID"
     # The group is being deleted (state Dead).
     COORDINATOR_NOT_AVAILABLE = "COORDINATOR_NOT_AVAILABLE"
+    # Cluster mode: another broker coordinates the group (its __consumer_offsets partition's
+    # leader), or this one is still reading that partition (docs/cluster.md#groups).
+    NOT_COORDINATOR = "NOT_COORDINATOR"
+    COORDINATOR_LOAD_IN_PROGRESS = "COORDINATOR_LOAD_IN_PROGRESS"
     # DeleteGroups: no such group / the group still has members.
     GROUP_ID_NOT_FOUND = "GROUP_ID_NOT_FOUND"
     NON_EMPTY_GROUP = "NON_EMPTY_GROUP"

@@ -7,7 +7,9 @@ directory, takes its lock, and opens — in this order, each needing the one bef
   runs here: torn tails are cut, damage is logged);
 * the **committed offsets** (``__consumer_offsets/``: snapshot + journal);
 * the **group coordinator**, told which groups have commits so ListGroups knows them after a
-  restart (group membership itself is not persisted, as in Kafka);
+  restart (group membership itself is not persisted, as in Kafka). In cluster mode the commits
+  live in the replicated topic ``__consumer_offsets`` instead (docs/cluster.md#groups): the
+  local store is opened but unused, and the coordinator starts with no groups;
 * the **producer ids and idempotence tables** (``__producer_ids/``; each partition's table is
   rebuilt from its log's batch headers);
 * the **pub/sub channels** of push mode (nothing on disk: Redis keeps none either).
@@ -138,7 +140,10 @@ class BrokerState:
         try:
             topics = TopicRegistry.open(data_dir, config.log, now_ms=now_ms)
             offsets = OffsetStore.open(data_dir / OFFSETS_DIR)
-            groups = GroupCoordinator.from_config(config.kafka, existing_groups=offsets.groups())
+            # In a cluster the groups' commits live in __consumer_offsets, not in this store
+            # (docs/cluster.md#groups): its groups are learnt as their partitions load.
+            groups = GroupCoordinator.from_config(
+                config.kafka, existing_groups=() if config.cluster.enabled else offsets.groups())
             producers = ProducerRegistry(ProducerIdManager.open(data_dir / PRODUCER_IDS_DIR))
             producer_count = producers.rebuild_all(topics)
         except BaseException:

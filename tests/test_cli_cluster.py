@@ -28,6 +28,10 @@ def test_flags_set_the_cluster_keys() -> None:
     ({"cluster": {"lease_ttl_seconds": 0}}, r"allowed range is \[1, 300\]"),
     ({"cluster": {"replica_lag_time_max_ms": 99}}, r"allowed range is \[100, 3600000\]"),
     ({"log": {"min_insync_replicas": 0}}, r"allowed range is \[1, "),
+    ({"cluster": {"offsets_topic_num_partitions": 0}}, r"offsets_topic_num_partitions = 0: .*\[1, 1000\]"),
+    ({"cluster": {"offsets_topic_replication_factor": 0}}, r"offsets_topic_replication_factor = 0: .*\[1, 100\]"),
+    ({"cluster": {"offsets_retention_minutes": 0}}, r"offsets_retention_minutes = 0: .* or -1"),
+    ({"cluster": {"offsets_commit_timeout_ms": "5s"}}, r"offsets_commit_timeout_ms = '5s': expected an integer"),
     ({"cluster": {"nodeid": 1}}, "unknown config key"),
     # PUBLISH is forwarded between brokers over plaintext RESP.
     ({"cluster": {"etcd": "etcd://127.0.0.1:2379", "node_id": 1}, "resp": {"tls": True},

@@ -328,6 +328,33 @@ class GroupCoordinator:
         del self._groups[group_id]
         return ErrorKind.NONE
 
+    def know_groups(self, group_ids: Iterable[str]) -> None:
+        """Make groups known by their committed offsets alone (Empty, no members), as
+        ``existing_groups`` does at start: a cluster broker that starts coordinating a
+        ``__consumer_offsets`` partition learns its groups this way (docs/cluster.md#groups)."""
+        for group_id in group_ids:
+            self._group(group_id, create=True)
+
+    def unload(self, group_ids: Iterable[str]) -> None:
+        """Forget groups this broker no longer coordinates (its ``__consumer_offsets``
+        partition moved away), members and all, as Kafka's coordinator does on resigning.
+
+        Every JoinGroup / SyncGroup held for them is answered NOT_COORDINATOR (reported by the
+        next ``tick``): the members find the new coordinator and join there.
+        """
+        for group_id in list(group_ids):
+            group = self._groups.pop(group_id, None)
+            if group is None:
+                continue
+            for member in group.members.values():
+                if member.join_ticket is not None:
+                    self._answers.answer(member.join_ticket,
+                                         JoinResponse.failed(ErrorKind.NOT_COORDINATOR, member.member_id))
+                    member.join_ticket = None
+                if member.sync_ticket is not None:
+                    self._answers.answer(member.sync_ticket, SyncResponse.failed(ErrorKind.NOT_COORDINATOR))
+                    member.sync_ticket = None
+
     def describe(self, group_id: str) -> GroupDescription:
         """DescribeGroups for one group; see ``broker.groups.views.describe_group``."""
         return describe_group(group_id, self._groups.get(group_id))

@@ -407,7 +407,8 @@ class ClusterNode:
     async def _serve_create_request(self, request: CreateRequest) -> None:
         try:
             if request.name not in self.view.topics:
-                await self.create_topic(request.name, request.partitions, request.replication_factor, {})
+                await self.create_topic(request.name, request.partitions, request.replication_factor,
+                                        request.overrides)
                 log.info("topic_auto_created", topic=request.name, partitions=request.partitions)
         except (BrokerError, OSError) as exc:
             log.warning("cluster_create_request_refused", topic=request.name, error=str(exc))
@@ -454,11 +455,14 @@ class ClusterNode:
         kvs, _ = await self.etcd.range(BROKERS, prefix=True)
         return sorted(BrokerInfo.from_json(kv.value, kv.key.decode(errors="replace")).node_id for kv in kvs)
 
-    async def request_topic(self, name: str, partitions: int) -> None:
-        """Ask the controller to create ``name`` (Metadata's auto-creation on another broker);
-        the request lives under this broker's lease and is deleted by the controller."""
+    async def request_topic(self, name: str, partitions: int, replication_factor: int = 1,
+                            overrides: dict[str, str] | None = None) -> None:
+        """Ask the controller to create ``name`` (Metadata's auto-creation on another broker,
+        the internal ``__consumer_offsets``); the request lives under this broker's lease and
+        is deleted by the controller."""
         key = create_request_key(name)
-        request = CreateRequest(name=name, partitions=partitions, replication_factor=1)
+        request = CreateRequest(name=name, partitions=partitions, replication_factor=replication_factor,
+                                overrides=dict(overrides or {}))
         await self.etcd.txn([Compare.absent(key), Compare.absent(topic_key(name))],
                             [put_op(key, request.to_json(), lease=self.lease)])
 

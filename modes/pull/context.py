@@ -17,6 +17,7 @@ import attrs
 from typing import TYPE_CHECKING
 
 from broker.config import BrokerConfig, parse_host_port
+from broker.outcome import ErrorKind
 from broker.security.authorizer import CLUSTER_NAME, Authorizer, Operation, ResourceType
 from broker.security.kafka_users import KafkaUsers
 from broker.stats import ServerInfo
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from modes.cluster.node import ClusterNode
+    from modes.cluster.offsets import ClusterOffsets
     from modes.pull.coordination import Coordination
 
 # The leader epoch of every partition of a single broker. It never changes leadership, so the
@@ -64,6 +66,8 @@ class PullBroker:
     authorizer: Authorizer | None = None
     # This broker's membership of a cluster (None: a single broker, the default).
     cluster: ClusterNode | None = None
+    # In a cluster: which groups this broker coordinates, their offsets in __consumer_offsets.
+    group_offsets: ClusterOffsets | None = None
 
     @property
     def coord(self) -> Coordination:
@@ -94,6 +98,14 @@ class PullBroker:
             # but may not act as one now (its lease may have expired: docs/cluster.md#failover).
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         return None
+
+    def group_error(self, group_id: str) -> ErrorKind:
+        """Whether this broker may serve a request of group ``group_id``: NONE on a single
+        broker; in a cluster NOT_COORDINATOR or COORDINATOR_LOAD_IN_PROGRESS unless it leads
+        the group's ``__consumer_offsets`` partition and has read it (docs/cluster.md#groups)."""
+        if self.group_offsets is None:
+            return ErrorKind.NONE
+        return self.group_offsets.group_error(group_id)
 
     def leader_epoch(self, topic: str, partition: int) -> int:
         """The partition's leader epoch: etcd's in a cluster, the constant 0 on one broker."""

@@ -357,6 +357,11 @@ async def serve_kafka(
     broker = PullBroker(config=config, topics=state.topics, info=info, bound=(bound[0], bound[1]),
                         coordination=coordination, users=KafkaUsers.of(config.kafka.users),
                         authorizer=open_authorizer(config), cluster=cluster)
+    if cluster is not None:
+        # Imported here: cluster mode's modules load httpx, which a single broker never needs.
+        from modes.cluster.offsets import ClusterOffsets
+        broker.group_offsets = ClusterOffsets(cluster, state.groups, coordination.groups.tick,
+                                              fsync_always=config.log.fsync == "always")
     server = KafkaServer(broker, tls=server_context(config.tls) if config.kafka.uses_tls else None)
     # Kafka closes a connection over a cap without a word: no refusal to send.
     server.table = ConnectionTable(mode="pull", limits=connection_limits(config.kafka),
@@ -364,6 +369,8 @@ async def serve_kafka(
     async with trio.open_nursery() as nursery:
         # Session expiry and rebalance deadlines happen with no request to trigger them.
         nursery.start_soon(coordination.groups.run_timers)
+        if broker.group_offsets is not None:
+            nursery.start_soon(broker.group_offsets.run)
         await nursery.start(server.table.serve, listeners)
         address = format_address(bound)
         if running is not None:

@@ -13,7 +13,9 @@ v4 group_instance_id per member; v5 flexible.
 from __future__ import annotations
 
 from broker.security.authorizer import Operation, ResourceType
+from broker.outcome import ErrorKind
 from modes.pull.context import RequestContext
+from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.groups import DESCRIBE_GROUPS
@@ -29,6 +31,11 @@ async def handle_describe_groups(ctx: RequestContext, request: dict) -> dict:
         if not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, group_id):
             groups.append({"error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED, "group_id": group_id,
                            "group_state": "", "protocol_type": "", "protocol_data": "", "members": [],
+                           "authorized_operations": NOT_REQUESTED})
+            continue
+        if (not_here := ctx.broker.group_error(group_id)) is not ErrorKind.NONE:
+            groups.append({"error_code": code_for_kind(not_here), "group_id": group_id, "group_state": "",
+                           "protocol_type": "", "protocol_data": "", "members": [],
                            "authorized_operations": NOT_REQUESTED})
             continue
         d = coordinator.describe(group_id)

@@ -1,7 +1,9 @@
-"""FindCoordinator: which broker coordinates this group? Always us.
+"""FindCoordinator: which broker coordinates this group? On a single broker, always us.
 
-We are one broker, so every group's coordinator is this node: the answer carries the same
-node id, host and port as Metadata's only broker. librdkafka opens a separate
+A single broker is every group's coordinator: the answer carries the same node id, host and
+port as Metadata's only broker. In a cluster it is the leader of the group's
+``__consumer_offsets`` partition (docs/cluster.md#groups), COORDINATOR_NOT_AVAILABLE while that
+partition has no live leader or the topic is still being created. librdkafka opens a separate
 connection to that address for its group traffic, so heartbeats never queue behind a
 long-polling Fetch.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext
+from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.groups import FIND_COORDINATOR
@@ -41,14 +44,15 @@ async def handle_find_coordinator(ctx: RequestContext, request: dict) -> dict:
     if error != ErrorCode.NONE:
         return {"throttle_time_ms": 0, "error_code": error, "error_message": message,
                 "node_id": -1, "host": "", "port": -1}
-    cluster = ctx.broker.cluster
-    if cluster is not None:
-        # In a cluster every group is coordinated by the controller's broker, so all members
-        # of a group meet in one place (docs/cluster.md#membership-the-controller-and-leadership).
-        coordinator = cluster.view.brokers.get(cluster.view.controller)
+    group_offsets = ctx.broker.group_offsets
+    if group_offsets is not None:
+        # In a cluster a group's coordinator is the leader of its __consumer_offsets partition
+        # (docs/cluster.md#groups); the first request creates that topic.
+        error_kind, coordinator = group_offsets.find_coordinator(request["key"])
         if coordinator is None:
-            return {"throttle_time_ms": 0, "error_code": ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                    "error_message": "no controller elected yet", "node_id": -1, "host": "", "port": -1}
+            return {"throttle_time_ms": 0, "error_code": code_for_kind(error_kind),
+                    "error_message": "the group's __consumer_offsets partition has no live leader yet",
+                    "node_id": -1, "host": "", "port": -1}
         return {"throttle_time_ms": 0, "error_code": ErrorCode.NONE, "error_message": None,
                 "node_id": coordinator.node_id, "host": coordinator.host, "port": coordinator.kafka_port}
     host, port = ctx.broker.advertised_address(ctx.local)

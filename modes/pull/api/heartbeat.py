@@ -25,6 +25,8 @@ from wire.kafka.messages.groups import HEARTBEAT
 async def handle_heartbeat(ctx: RequestContext, request: dict) -> dict:
     if not ctx.allowed(Operation.READ, ResourceType.GROUP, request["group_id"]):
         return {"throttle_time_ms": 0, "error_code": code_for_kind(ErrorKind.GROUP_AUTHORIZATION_FAILED)}
+    if (not_here := ctx.broker.group_error(request["group_id"])) is not ErrorKind.NONE:
+        return {"throttle_time_ms": 0, "error_code": code_for_kind(not_here)}
     runtime = ctx.broker.coord.groups
     error = runtime.coordinator.heartbeat(
         request["group_id"], member_id=request["member_id"], generation_id=request["generation_id"],

@@ -46,6 +46,8 @@ async def handle_join_group(ctx: RequestContext, request: dict) -> dict:
     if not ctx.allowed(Operation.READ, ResourceType.GROUP, request["group_id"]):
         return encode_join(JoinResponse.failed(ErrorKind.GROUP_AUTHORIZATION_FAILED, request["member_id"]),
                            ctx.version)
+    if (not_here := ctx.broker.group_error(request["group_id"])) is not ErrorKind.NONE:
+        return encode_join(JoinResponse.failed(not_here, request["member_id"]), ctx.version)
     session_timeout = request["session_timeout_ms"]
     rebalance_timeout = request["rebalance_timeout_ms"] if ctx.version >= 1 else session_timeout
     ticket = runtime.coordinator.join(

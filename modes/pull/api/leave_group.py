@@ -28,6 +28,8 @@ async def handle_leave_group(ctx: RequestContext, request: dict) -> dict:
     if not ctx.allowed(Operation.READ, ResourceType.GROUP, request["group_id"]):
         return {"throttle_time_ms": 0, "error_code": code_for_kind(ErrorKind.GROUP_AUTHORIZATION_FAILED),
                 "members": []}
+    if (not_here := ctx.broker.group_error(request["group_id"])) is not ErrorKind.NONE:
+        return {"throttle_time_ms": 0, "error_code": code_for_kind(not_here), "members": []}
     if ctx.version >= FIRST_BATCH_VERSION:
         members = [(m["member_id"], m["group_instance_id"]) for m in request["members"]]
     else:

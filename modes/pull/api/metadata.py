@@ -34,6 +34,7 @@ import uuid
 
 
 from broker.cluster.model import ClusterView, TopicAssignment
+from broker.cluster.offsets_topic import OFFSETS_TOPIC
 from broker.errors import BrokerError
 from broker.loggers import get_logger
 from broker.topics import Topic, validate_topic_name
@@ -168,7 +169,8 @@ async def _cluster_lookup(ctx: RequestContext, entry: dict, allow_create: bool) 
         return _describe_assigned(view.topics[name], view)
     try:
         validate_topic_name(name)
-        if not allow_create:
+        # __consumer_offsets is created by the first FindCoordinator, with its own settings.
+        if not allow_create or name == OFFSETS_TOPIC:
             return {"error_code": ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "name": name}
         if not (ctx.allowed_on_cluster(Operation.CREATE) or ctx.allowed(Operation.CREATE, ResourceType.TOPIC, name)):
             return {"error_code": ErrorCode.TOPIC_AUTHORIZATION_FAILED, "name": name}
@@ -197,4 +199,4 @@ def _describe_assigned(topic: TopicAssignment, view: ClusterView) -> dict:
             "isr_nodes": list(state.isr),
             "offline_replicas": [r for r in state.replicas if r not in view.brokers]})
     return {"error_code": ErrorCode.NONE, "name": topic.name, "topic_id": uuid.UUID(bytes=topic.topic_id),
-            "partitions": partitions}
+            "is_internal": topic.name == OFFSETS_TOPIC, "partitions": partitions}

@@ -18,6 +18,12 @@ the next Fetch (OFFSET_OUT_OF_RANGE). Lag is reported as ``max(0, high watermark
 Durability: the response is sent only after ``Coordination.flush_offsets`` (write + fsync, in a
 worker thread so the event loop keeps serving) returned — an acknowledged commit survives a crash.
 
+In a cluster (docs/cluster.md#groups) a broker that does not coordinate the group answers
+NOT_COORDINATOR (COORDINATOR_LOAD_IN_PROGRESS while it reads the group's partition) on every
+partition, and the accepted commits become one record batch in the group's
+``__consumer_offsets`` partition, answered once every in-sync replica holds it
+(``ClusterOffsets.commit``); the local store is not used.
+
 ``retention_time_ms`` (v2-4) is ignored: commits are kept until the group or topic is deleted.
 
 Version notes: v3 throttle time; v5 drops retention_time_ms; v6 committed_leader_epoch;
@@ -26,6 +32,7 @@ v7 group_instance_id; v8 flexible.
 
 from __future__ import annotations
 
+from broker.cluster.offsets_topic import Commit
 from broker.outcome import ErrorKind
 from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext, now_ms
@@ -45,14 +52,19 @@ async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
             {"name": t["name"], "partitions": [
                 {"partition_index": p["partition_index"], "error_code": ErrorCode.GROUP_AUTHORIZATION_FAILED}
                 for p in t["partitions"]]} for t in request["topics"]]}
-    verdict = coord.groups.coordinator.validate_commit(
-        group_id, member_id=request["member_id"],
-        generation_id=request["generation_id_or_member_epoch"],
-        instance_id=request["group_instance_id"], now_ms=monotonic_ms())
-    coord.groups.tick()
+    group_offsets = ctx.broker.group_offsets
+    verdict = ctx.broker.group_error(group_id)
+    if verdict is ErrorKind.NONE:
+        verdict = coord.groups.coordinator.validate_commit(
+            group_id, member_id=request["member_id"],
+            generation_id=request["generation_id_or_member_epoch"],
+            instance_id=request["group_instance_id"], now_ms=monotonic_ms())
+        coord.groups.tick()
     stored = False
     topics = []
     wall = now_ms()
+    # In a cluster: the commits to write to __consumer_offsets, each with its result's place.
+    to_replicate: list[tuple[Commit, int, list[dict]]] = []
     for wanted in request["topics"]:
         topic = ctx.broker.topics.get(wanted["name"])
         readable = ctx.allowed(Operation.READ, ResourceType.TOPIC, wanted["name"])
@@ -65,6 +77,11 @@ async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
                 code = code_for_kind(verdict)
             elif topic is None or not 0 <= index < len(topic.partitions):
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            elif group_offsets is not None:
+                code = ErrorCode.NONE  # for now: the write's outcome replaces it below
+                to_replicate.append((Commit(wanted["name"], index, p["committed_offset"],
+                                            p["committed_leader_epoch"], p["committed_metadata"]),
+                                     len(partitions), partitions))
             else:
                 kind = coord.offsets.commit(group_id, wanted["name"], index, p["committed_offset"],
                                             p["committed_leader_epoch"], p["committed_metadata"], wall)
@@ -72,6 +89,11 @@ async def handle_offset_commit(ctx: RequestContext, request: dict) -> dict:
                 code = code_for_kind(kind)
             partitions.append({"partition_index": index, "error_code": code})
         topics.append({"name": wanted["name"], "partitions": partitions})
+    if group_offsets is not None and to_replicate:
+        # Answered once every in-sync replica of the group's partition holds the records.
+        kinds = await group_offsets.commit(group_id, [commit for commit, _, _ in to_replicate], wall)
+        for commit, position, results in to_replicate:
+            results[position]["error_code"] = code_for_kind(kinds[(commit.topic, commit.partition)])
     if stored:
         # Not acknowledged before it is on disk.
         await coord.flush_offsets()

@@ -8,6 +8,11 @@ metadata "" and error NONE ("nothing committed": the consumer applies its reset 
 Commits of a deleted topic are gone (DeleteTopics drops them from the store), so a topic
 created again under the same name starts with no committed offsets, as in Kafka.
 
+In a cluster (docs/cluster.md#groups) the offsets are those of the group's
+``__consumer_offsets`` partition, answered by its leader only: elsewhere NOT_COORDINATOR (or
+COORDINATOR_LOAD_IN_PROGRESS while it reads the partition), top-level from v2, per partition
+before.
+
 ``require_stable`` (v7) is ignored: without transactions every offset is stable.
 
 Version notes: v2 null topics and a top-level error_code; v3 throttle time; v5
@@ -18,7 +23,9 @@ not served.
 from __future__ import annotations
 
 from broker.security.authorizer import Operation, ResourceType
+from broker.outcome import ErrorKind
 from modes.pull.context import RequestContext
+from modes.pull.errors import code_for_kind
 from modes.pull.registry import api
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.groups import OFFSET_FETCH
@@ -36,12 +43,17 @@ def _partition(index: int, committed, error: ErrorCode = ErrorCode.NONE) -> dict
 
 @api(OFFSET_FETCH)
 async def handle_offset_fetch(ctx: RequestContext, request: dict) -> dict:
-    store = ctx.broker.coord.offsets
+    # In a cluster the group's offsets are those read from its __consumer_offsets partition.
+    store = ctx.broker.group_offsets or ctx.broker.coord.offsets
     group_id = request["group_id"]
     topics = []
+    denied = None
     if not ctx.allowed(Operation.DESCRIBE, ResourceType.GROUP, group_id):
-        # v2+ reads the top-level code; v0-1 only have the partitions' codes.
         denied = ErrorCode.GROUP_AUTHORIZATION_FAILED
+    elif (not_here := ctx.broker.group_error(group_id)) is not ErrorKind.NONE:
+        denied = code_for_kind(not_here)
+    if denied is not None:
+        # v2+ reads the top-level code; v0-1 only have the partitions' codes.
         for wanted in request["topics"] or []:
             topics.append({"name": wanted["name"], "partitions": [
                 _partition(index, None, denied) for index in wanted["partition_indexes"]]})

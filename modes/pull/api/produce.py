@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import trio
 
+from broker.cluster.offsets_topic import OFFSETS_TOPIC
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
 from broker.producers import CheckResult, Decision, ProducerStateTable, last_sequence
@@ -123,6 +124,9 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 result["error_code"] = ErrorCode.INVALID_REQUIRED_ACKS
             elif not writable:
                 result["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif replication is not None and name == OFFSETS_TOPIC:
+                # Kafka: "Cannot append to internal topic"; only group coordinators write there.
+                result["error_code"] = ErrorCode.INVALID_TOPIC_EXCEPTION
             elif (not_leader := ctx.broker.leadership_error(name, index)) is not None:
                 result["error_code"] = not_leader
             elif topic is None or not 0 <= index < len(topic.partitions):

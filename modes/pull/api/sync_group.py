@@ -38,6 +38,8 @@ async def handle_sync_group(ctx: RequestContext, request: dict) -> dict:
     if not ctx.allowed(Operation.READ, ResourceType.GROUP, request["group_id"]):
         return {"throttle_time_ms": 0, "error_code": code_for_kind(ErrorKind.GROUP_AUTHORIZATION_FAILED),
                 "assignment": b""}
+    if (not_here := ctx.broker.group_error(request["group_id"])) is not ErrorKind.NONE:
+        return {"throttle_time_ms": 0, "error_code": code_for_kind(not_here), "assignment": b""}
     ticket = runtime.coordinator.sync(
         request["group_id"],
         member_id=request["member_id"],
