@@ -33,6 +33,7 @@ from dualmq.compare.state import ConsumerCrash, ConsumerState, ModeRun, stamp
 from dualmq.compare.timeline import Pacer, Timeline, apply_common
 from dualmq.compare.workload import Event
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
+from wire.kafka.errors import ErrorCode
 
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT = 8, 9, 10, 11, 14, 12
 COMMIT_APIS = frozenset({OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR})
@@ -40,6 +41,7 @@ GROUP_APIS = COMMIT_APIS | {JOIN_GROUP, SYNC_GROUP, HEARTBEAT}
 ACK_QUEUE = 100_000   # Delivery handles awaiting their ack: bounded so a stalled broker stalls the producer
 PROBE_TIMEOUT_S = 10.0
 RECONNECT_BACKOFF_S = 0.2   # between a lost connection and the next consumer (no busy loop while down)
+CLUSTER_JOIN_S = 10.0       # a cluster just started: how long its controller may take to see every broker
 
 
 async def broker_api_keys(address: str) -> frozenset[int]:
@@ -70,7 +72,11 @@ class PullSide(Side):
             self.commits = COMMIT_APIS <= keys
             if workload.pull_consumers == "group" and not GROUP_APIS <= keys:
                 raise DualmqError("pull_consumers = 'group' needs consumer groups, which this broker does not serve")
-            await admin.create_topics(run.target, partitions=workload.partitions, exist_ok=True)
+            await _create_topic(run, admin)
+            if run.broker.cluster_size:
+                # A kill/restart event stops the broker that leads partition 0.
+                (topic,) = await admin.describe_topics(run.target)
+                run.broker.victim = topic.partitions[0].leader
         if workload.pull_consumers == "group":
             # Only a group has rebalances; independent consumers assign partitions themselves.
             run.log.metrics["group_assignments"] = 0
@@ -81,7 +87,9 @@ class PullSide(Side):
                   if self.commits else "none: the broker does not serve OffsetCommit; a restart re-reads everything")
         run.log.guarantees.update({
             "delivery": "at-least-once: records stay in the log; consumers resume from their commit",
-            "acks": f"{workload.acks}" + (" (durable on the leader before the reply)" if workload.acks == "all" else ""),
+            "acks": f"{workload.acks}" + ("" if workload.acks != "all" else
+                                          " (in every in-sync replica's log before the reply)" if run.broker.cluster_size
+                                          else " (durable on the leader before the reply)"),
             "fsync": str(fsync),
             "commit": commit,
             "consumers": f"{workload.pull_consumers}, from the beginning (auto_offset_reset=earliest)",
@@ -94,6 +102,11 @@ class PullSide(Side):
                          f"{'on' if run.broker.setting('kafka', 'authorizer', False) else 'off'}"),
             "authentication": run.broker.security.describe("pull"),
         })
+        if run.broker.cluster_size:
+            run.log.guarantees["replication"] = (
+                f"factor {run.broker.replication_factor}, min.insync.replicas="
+                f"{run.broker.topic_config['min.insync.replicas']}, over {run.broker.cluster_size} brokers"
+                + (f"; a kill stops node {run.broker.victim}, partition 0's leader" if run.broker.victim else ""))
         if not self.commits:
             run.log.notes.append("broker lacks OffsetCommit/OffsetFetch: pull consumers did not commit")
 
@@ -267,6 +280,22 @@ async def _collect_acks(run: ModeRun, producer: int, receive_channel) -> None:
                     break
             for seq, sent_ns, _ in pending:
                 run.log.sends.append(Send(producer, seq, run.key_of(seq), sent_ns, None, None, STOPPED_BEFORE_ACK))
+
+
+async def _create_topic(run: ModeRun, admin: pull.Admin) -> None:
+    """Create the run's topic; on a cluster compare just started, retry while the controller
+    does not see every broker yet (INVALID_REPLICATION_FACTOR), for ``CLUSTER_JOIN_S`` at most."""
+    broker = run.broker
+    deadline = trio.current_time() + (CLUSTER_JOIN_S if broker.kind == "cluster" else 0)
+    while True:
+        try:
+            await admin.create_topics(run.target, partitions=run.workload.partitions, exist_ok=True,
+                                      replication_factor=broker.replication_factor, config=broker.topic_config)
+            return
+        except KafkaError as exc:
+            if exc.code != ErrorCode.INVALID_REPLICATION_FACTOR or trio.current_time() > deadline:
+                raise
+        await trio.sleep(0.1)
 
 
 async def _commit(run: ModeRun, kafka_consumer, positions: dict[tuple[str, int], int]) -> None:

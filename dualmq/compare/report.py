@@ -15,7 +15,8 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
         {
           "name": "late-joiner", "description": "...",
           "run_id": "16 hex digits",                     # also inside every message header
-          "broker": {"kind": "embedded|subprocess|external", "kafka": "host:port", "resp": "host:port"},
+          "broker": {"kind": "embedded|subprocess|external|cluster", "kafka": "host:port[,...]",
+                     "resp": "host:port[,...]", "cluster": int},   # cluster: nodes (0: one broker)
           "workload": {...},                             # every Workload field, events as a list
           "skipped": {"push": "why"},                    # modes not run
           "interrupted": bool,                           # stopped early (Ctrl-C): counts are partial
@@ -26,6 +27,8 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
               "sent": int, "acknowledged": int, "unacknowledged": int,
               "delivered": int,                          # distinct messages, summed over consumers
               "duplicated": int, "reordered": int,
+              "longest_gap_ms": float,                   # worst consumer: longest time between two receipts
+              "cut_off_ms": float,                       # worst consumer: time not subscribed after its first window
               "lost": int,                               # acknowledged + promised + not delivered
               "not_promised": int,                       # acknowledged, no subscriber at publish time
               "lost_reasons": {"reason": int}, "not_promised_reasons": {"reason": int},
@@ -42,7 +45,7 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
                                           "reason": "...", "count": int}]},   # add up to not_delivered
               "consumers": [{"name", "receipts", "delivered", "duplicated", "reordered", "lost",
                              "lost_reasons", "not_promised", "not_promised_reasons",
-                             "unacknowledged_not_delivered"}],
+                             "unacknowledged_not_delivered", "longest_gap_ms", "cut_off_ms"}],
               "metrics": {"consumer_lag_high_water": int, "commits": int,
                           "group_assignments": int,      # pull, consumer groups only
                           "consumer_restarts": int, "consumer_reconnects": int, "broker_restarts": int,
@@ -96,7 +99,7 @@ class ScenarioReport:
     @classmethod
     def from_run(cls, run: RunResult) -> ScenarioReport:
         return cls(workload=run.workload, run_id=run.run_id,
-                   broker={"kind": run.broker_kind, **run.addresses},
+                   broker={"kind": run.broker_kind, **run.addresses, "cluster": run.cluster},
                    results={mode: account(log) for mode, log in run.logs.items()}, skipped=dict(run.skipped),
                    interrupted=run.interrupted)
 
@@ -193,6 +196,7 @@ def _rows(result: ModeResult) -> list[tuple[str, str]]:
     rows += [
         ("duplicated", _n(result.duplicated)),
         ("reordered (per producer+key)", _n(result.reordered)),
+        ("longest delivery gap ms (worst)", _ms(result.longest_gap_ms)),
         ("sent/s (to the client library)", _n(result.send_rate)),
         ("delivered/s (all consumers)", _n(result.delivery_rate)),
         ("latency of delivered p50 / p99 ms", _pair(result, result.latency.p50_ms, result.latency.p99_ms)),
@@ -207,6 +211,7 @@ def _rows(result: ModeResult) -> list[tuple[str, str]]:
         rows.append(("group assignments (joins+rebal.)",
                      _n(assignments) if assignments is not None else "n/a (no group)"))
     else:
+        rows.append(("cut off, not subscribed ms (worst)", _ms(result.cut_off_ms)))
         rows += _buffer_rows(m)
     return rows
 
@@ -216,7 +221,8 @@ def workload_line(report: ScenarioReport) -> str:
     w = report.workload
     rate = f"{w.rate:,.0f} msg/s" if w.rate else "full speed"
     return (f"{w.producers} producer(s) x {w.messages:,} msgs of {w.message_size} B at {rate}, "
-            f"{w.consumers} consumer(s); broker {report.broker['kind']}; run {report.run_id}")
+            f"{w.consumers} consumer(s); broker {report.broker['kind']}"
+            + (f" of {report.broker['cluster']} nodes" if report.broker.get("cluster") else "") + f"; run {report.run_id}")
 
 
 def render_scenario(report: ScenarioReport) -> str:
@@ -278,6 +284,8 @@ def render_text(reports: list[ScenarioReport]) -> str:
 def _mode_json(result: ModeResult) -> dict[str, Any]:
     data = attrs.asdict(result, recurse=True)
     data["lost_reasons"] = result.lost_reasons
+    data["longest_gap_ms"] = result.longest_gap_ms
+    data["cut_off_ms"] = result.cut_off_ms
     data["not_promised_reasons"] = result.not_promised_reasons
     summary = summarize(result)
     data["summary"] = {"expected": summary.expected, "not_delivered": summary.not_delivered,
