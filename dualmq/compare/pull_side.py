@@ -283,10 +283,10 @@ async def _collect_acks(run: ModeRun, producer: int, receive_channel) -> None:
 
 
 async def _create_topic(run: ModeRun, admin: pull.Admin) -> None:
-    """Create the run's topic; on a cluster compare just started, retry while the controller
+    """Create the run's topic; on a cluster (one just started, say), retry while the controller
     does not see every broker yet (INVALID_REPLICATION_FACTOR), for ``CLUSTER_JOIN_S`` at most."""
     broker = run.broker
-    deadline = trio.current_time() + (CLUSTER_JOIN_S if broker.kind == "cluster" else 0)
+    deadline = trio.current_time() + (CLUSTER_JOIN_S if broker.cluster_size else 0)
     while True:
         try:
             await admin.create_topics(run.target, partitions=run.workload.partitions, exist_ok=True,
