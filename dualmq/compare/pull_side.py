@@ -22,6 +22,8 @@ ApiVersions; without them commits are skipped and the receipt says so.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -176,10 +178,10 @@ class PullSide(Side):
                                session_timeout_ms=6000, heartbeat_interval_ms=500)
             positions: dict[tuple[str, int], int] = {}
             try:
-                async with pull.Consumer(run.broker.kafka, **options, **run.client_options) as kafka_consumer:
+                async with (pull.Consumer(run.broker.kafka, **options, **run.client_options) as kafka_consumer,
+                            self._sampled((consumer.name, member), kafka_consumer)):
                     if not grouped:
                         kafka_consumer.assign(partitions)
-                    self.live[(consumer.name, member)] = kafka_consumer
                     consumer.down = False
                     consumer.ready.set()
                     while True:
@@ -207,7 +209,6 @@ class PullSide(Side):
                                     and consumer.processed >= consumer.crash_after:
                                 raise ConsumerCrash
             except ConsumerCrash:
-                self.live.pop((consumer.name, member), None)
                 consumer.crashed = True
                 consumer.down = True
                 run.incident(f"consumer {consumer.name} crashed (uncommitted records will be redelivered)", cause=True)
@@ -218,7 +219,6 @@ class PullSide(Side):
                 run.check_access(exc)   # no permission to read: stop, do not reconnect forever
                 # The broker went away under the consumer (restart/kill scenarios): start a fresh
                 # consumer, which resumes from the last commit - once the scenario lets it.
-                self.live.pop((consumer.name, member), None)
                 consumer.down = True
                 if "consumer_reconnects" not in run.log.metrics:
                     run.log.notes.append(f"pull consumer {consumer.name} reconnected after {type(exc).__name__}")
@@ -229,16 +229,33 @@ class PullSide(Side):
 
     # --- gauges and the end of the run -----------------------------------------------------
 
+    @asynccontextmanager
+    async def _sampled(self, key: tuple[str, int], kafka_consumer: pull.Consumer) -> AsyncIterator[None]:
+        """``kafka_consumer`` is in ``live`` (sampled for lag) while the block runs: out of it
+        before the consumer closes, so the sampler stops calling a consumer being closed."""
+        self.live[key] = kafka_consumer
+        try:
+            yield
+        finally:
+            self.live.pop(key, None)
+
     async def sample(self, run: ModeRun) -> None:
         """Record the consumers' lag: log-end offset minus committed offset, per partition, never
         negative (dualmq's one definition, the one ``dualmq groups describe`` prints). A
         partition with no commit yet counts from offset 0: all of it is still to be processed."""
-        for (name, _), kafka_consumer in list(self.live.items()):
+        for key, kafka_consumer in list(self.live.items()):
             lag = 0
             assignment = kafka_consumer.assignment()
             try:
                 committed = await kafka_consumer.committed(*assignment) if assignment else {}
             except (DualmqError, trio.TooSlowError):
+                continue
+            except RuntimeError:
+                # Its consumer task closed it under this call (it lost its broker: restart/kill
+                # scenarios; ``_sampled`` took it out of ``live`` first); the client's nursery
+                # is gone. Nothing to sample.
+                if self.live.get(key) is kafka_consumer:
+                    raise
                 continue
             for tp in assignment:
                 high = kafka_consumer.high_watermark(tp)
