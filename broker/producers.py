@@ -368,6 +368,17 @@ class ProducerRegistry:
                 self.ids.observe(producer_id, epoch)
         return table
 
+    def rebuild_partition(self, topic: Topic, partition: int) -> ProducerStateTable:
+        """Forget the partition's table and rebuild it from its log now, as at start-up
+        (:meth:`table`): after ``PartitionLog.truncate_to`` removed batches the old table
+        remembers (a follower cut back to its new leader's log), a retry of such a batch
+        must not be answered as a duplicate of records that are gone.
+
+        Blocking: reads every batch header of the partition's log, like the start-up rebuild.
+        """
+        self._tables.pop((bytes(topic.topic_id), partition), None)
+        return self.table(topic, partition)
+
     def producer_ids(self) -> set[int]:
         """Idempotent producers with state in at least one partition (metrics, INFO)."""
         return {pid for table in self._tables.values() for pid in table.producers()}

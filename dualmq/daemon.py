@@ -43,6 +43,7 @@ from broker.config import BrokerConfig, parse_host_port
 from broker.errors import BrokerError, ConfigError
 from broker.files import write_atomically
 from broker.loggers import get_logger
+from broker.producers import ProducerRegistry
 from broker.state import BrokerState
 from broker.stats import ServerInfo
 from broker.topics import TopicRegistry
@@ -111,7 +112,7 @@ async def run_broker(
     try:
         info = ServerInfo(config=config, started_at_ms=wall_ms(), log_storage=topics.storage)
         running = RunningServers()
-        cluster = _cluster_node(config, topics)
+        cluster = _cluster_node(config, topics, state.producers)
         async with trio.open_nursery() as nursery:
             kafka_address = await _start_listener(nursery, "Kafka", "--kafka", config.kafka.listen,
                                                   functools.partial(serve_kafka, running=running, cluster=cluster),
@@ -165,7 +166,7 @@ async def run_broker(
                 log.info("broker_stopped", data_dir=str(data_dir))
 
 
-def _cluster_node(config: BrokerConfig, topics: TopicRegistry):
+def _cluster_node(config: BrokerConfig, topics: TopicRegistry, producers: ProducerRegistry):
     """The cluster membership ``[cluster] etcd`` asks for, or None for a single broker.
 
     Imported here only: cluster mode needs the ``dualmq[cluster]`` extra (httpx), which a
@@ -179,7 +180,7 @@ def _cluster_node(config: BrokerConfig, topics: TopicRegistry):
     except ImportError as exc:
         raise ConfigError(f"cluster mode needs the cluster extra: pip install 'dualmq[cluster]' ({exc})") from None
     return ClusterNode(config=config.cluster, etcd=EtcdClient(config.cluster.endpoints), topics=topics,
-                       now_ms=wall_ms)
+                       now_ms=wall_ms, producers=producers)
 
 
 def _broker_info(config: BrokerConfig, addresses: Addresses):

@@ -229,6 +229,8 @@ class Change:
     topic: TopicAssignment | None = None      # a topic was written: open its local logs
     controller_gone: bool = False             # the controller key vanished: run for election
     create_request: CreateRequest | None = None  # a broker asks for a topic (the controller acts)
+    broker_gone: int | None = None            # a broker's key vanished: the controller fails over
+    broker_joined: int | None = None          # a broker registered (a new life of it, if it was here)
 
 
 @attrs.define
@@ -259,12 +261,12 @@ class ClusterView:
             node_id = _node_id(_int_suffix(key, BROKERS), what)
             if value is None:
                 self.brokers.pop(node_id, None)
-                return Change()
+                return Change(broker_gone=node_id)
             info = BrokerInfo.from_json(value, what)
             if info.node_id != node_id:
                 raise ClusterDataInvalid(f"{what}: holds node id {info.node_id}")
             self.brokers[node_id] = info
-            return Change()
+            return Change(broker_joined=node_id)
         if key.startswith(TOPICS):
             name = key[len(TOPICS):].decode(errors="replace")
             if value is None:
@@ -285,6 +287,13 @@ class ClusterView:
         if assignment is None or not 0 <= partition < len(assignment.partitions):
             return None
         return assignment.partitions[partition].leader
+
+    def partition(self, topic: str, partition: int) -> PartitionState | None:
+        """One partition's state, or None when the cluster has no such partition."""
+        assignment = self.topics.get(topic)
+        if assignment is None or not 0 <= partition < len(assignment.partitions):
+            return None
+        return assignment.partitions[partition]
 
     def live_broker_ids(self) -> list[int]:
         return sorted(self.brokers)

@@ -17,7 +17,10 @@ Map of this package (read in this order):
 * ``recovery.py`` — opening a partition directory after a crash: apply what the walk decided
   (cut at the first damage, drop what follows, rebuild indexes), with a log line for each.
 * ``check.py`` — ``dualmq check``: the same walk, reported, nothing changed.
+* ``epochs.py`` — the leader-epoch cache: where each leader epoch starts in the log, its
+  ``leader-epoch-checkpoint`` file, and the OffsetForLeaderEpoch answer.
 * ``tickets.py`` — what the log hands a front-end to wait on: data tickets (long polls) and
   fsync jobs a worker thread may run.
-* ``partition_log.py`` — ``PartitionLog``: append, read, roll, retention, flush, long-poll waits.
+* ``partition_log.py`` — ``PartitionLog``: append, read, roll, retention, flush, long-poll waits,
+  truncation (``truncate_to``).
 """

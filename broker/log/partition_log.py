@@ -4,7 +4,12 @@ This is the storage behind Kafka's Produce and Fetch, in our own terms:
 
 * **append** assigns offsets. A batch's ``baseOffset`` becomes the log end offset, the log end
   moves past its ``lastOffsetDelta``; the bytes are stored exactly as sent, only
-  ``baseOffset``/``partitionLeaderEpoch`` (outside the CRC) are stamped.
+  ``baseOffset``/``partitionLeaderEpoch`` (outside the CRC) are stamped. The epoch is the
+  leader's (``leader_epoch``, 0 on a single broker); the **leader-epoch cache** (``epochs.py``)
+  records where each epoch starts and answers OffsetForLeaderEpoch
+  (:meth:`PartitionLog.end_offset_for_epoch`).
+* **truncate_to** cuts the log's tail (a follower whose log diverged from its new leader's):
+  whole batches, durably, the epoch cache and high watermark following.
 * **read** serves whole batches from the one that *contains* the wanted offset (consumers skip
   the records before it themselves) and always returns at least one batch, however large —
   otherwise a consumer whose limit is smaller than a batch would stall forever (KIP-74).
@@ -58,8 +63,9 @@ import attrs
 
 from broker.config import LogConfig
 from broker.errors import OffsetOutOfRange, ReplicaOffsetMismatch
+from broker.log.epochs import LeaderEpochCache
 from broker.log.recovery import recover_partition
-from broker.log.segment import LEADER_EPOCH, Segment
+from broker.log.segment import Segment
 from broker.log.storage import LogStorage
 from broker.log.tickets import DataTicket, FlushJob
 from wire.kafka.batch import LOG_OVERHEAD, BatchHeader, patched_prefix
@@ -130,6 +136,8 @@ class PartitionLog:
     _flushed_offset: int
     # The broker's shared file cache and I/O error reporter.
     storage: LogStorage
+    # Where each leader epoch starts in this log (persisted as ``leader-epoch-checkpoint``).
+    _epochs: LeaderEpochCache
     _io_errors: int = 0
     # Batches appended and reads served since this log was opened (metrics: the append and
     # fetch rates). Plain integers, incremented on the append and read paths.
@@ -167,8 +175,9 @@ class PartitionLog:
         # ``flushed_offset = high_watermark`` is true from the start. The marker is removed
         # first: if this process crashes, the next start must not skip the fsyncs.
         clean = _take_clean_shutdown_marker(directory)
-        segments = recover_partition(directory, config.index_interval_bytes, now_ms=now_ms, files=storage.files,
-                                     fsync=not clean)
+        segments, epoch_starts = recover_partition(directory, config.index_interval_bytes, now_ms=now_ms,
+                                                   files=storage.files, fsync=not clean)
+        epochs = LeaderEpochCache.load(directory, epoch_starts)
         segments[-1].activate()
         hw = segments[-1].next_offset
         self = cls(
@@ -179,6 +188,7 @@ class PartitionLog:
             size_bytes=sum(s.size for s in segments),
             flushed_offset=hw,
             storage=storage,
+            epochs=epochs,
         )
         log.debug("partition_log_opened", directory=str(directory), log_start_offset=self.log_start_offset,
                   high_watermark=hw, segments=len(segments))
@@ -317,7 +327,7 @@ class PartitionLog:
         return validate_batch(batch, self.config.max_message_bytes)
 
     def append(self, batch: bytes | bytearray | memoryview, now_ms: int, *,
-               validated: BatchHeader | None = None) -> int:
+               validated: BatchHeader | None = None, leader_epoch: int = 0) -> int:
         """Append one RecordBatch v2, assigning its offsets.
 
         With ``fsync = "always"`` the caller must flush (``begin_flush`` … ``finish_flush``, or
@@ -328,24 +338,33 @@ class PartitionLog:
             now_ms: broker time, for segment age.
             validated: what :meth:`validate` returned for these very bytes, if the caller
                 called it already; the batch is validated here otherwise.
+            leader_epoch: the epoch of the leader appending (stamped as
+                ``partitionLeaderEpoch``); a new one is recorded in the epoch cache as
+                starting at this batch.
 
         Returns:
             The base offset assigned to the batch.
 
         Raises:
+            ValueError: ``leader_epoch`` is negative or below :attr:`latest_epoch` — a caller
+                bug (a stale leader); the log is unchanged.
             CorruptBatch, UnsupportedBatchFormat: the batch is malformed (the log is unchanged).
             BatchTooLarge: larger than ``max_message_bytes`` (the log is unchanged).
             OSError: the write failed (the partial write is cut off; the log is unchanged).
         """
+        self._epochs.check_epoch(leader_epoch)
         header = validated if validated is not None else validate_batch(batch, self.config.max_message_bytes)
         view = memoryview(batch)
         offset = self.log_end_offset
-        self._write([patched_prefix(view, offset, LEADER_EPOCH), view[16:]], header, offset, now_ms)
+        self._write([patched_prefix(view, offset, leader_epoch), view[16:]], header, offset, now_ms, leader_epoch)
         return offset
 
     def append_replica(self, batch: bytes | bytearray | memoryview, now_ms: int) -> BatchHeader:
         """Append one batch copied from the partition's leader, byte for byte, at the offsets
         the leader gave it (a follower's log is the leader's, offset for offset).
+
+        The leader's ``partitionLeaderEpoch`` is kept and recorded in the epoch cache as
+        :meth:`append` records its own, so a follower's cache mirrors its leader's.
 
         Returns:
             The batch's header.
@@ -353,6 +372,8 @@ class PartitionLog:
         Raises:
             ReplicaOffsetMismatch: the batch does not start at this log's end (a gap, or data
                 this log holds already): the log is unchanged.
+            ValueError: the batch's epoch is below :attr:`latest_epoch` (the follower did not
+                truncate before fetching from a new leader): the log is unchanged.
             CorruptBatch, UnsupportedBatchFormat, BatchTooLarge: as :meth:`append`.
             OSError: as :meth:`append`.
         """
@@ -361,11 +382,14 @@ class PartitionLog:
         if header.base_offset != offset:
             raise ReplicaOffsetMismatch(
                 f"replicated batch at offset {header.base_offset}, but this log ends at {offset}")
-        self._write([batch], header, offset, now_ms)
+        epoch = header.partition_leader_epoch
+        self._epochs.check_epoch(epoch)
+        self._write([batch], header, offset, now_ms, epoch)
         return header
 
-    def _write(self, parts: list, header: BatchHeader, offset: int, now_ms: int) -> None:
-        """Write one batch (``parts`` joined) at ``offset``, the log end, rolling first if due."""
+    def _write(self, parts: list, header: BatchHeader, offset: int, now_ms: int, epoch: int) -> None:
+        """Write one batch (``parts`` joined) at ``offset``, the log end, rolling first if due,
+        and record ``epoch`` in the epoch cache if it is new."""
         size = header.batch_length + LOG_OVERHEAD
         active = self._segments[-1]
         try:
@@ -385,6 +409,13 @@ class PartitionLog:
             self.record_io_error("index write", index_error, now_ms)
         self._size_bytes += size
         self._appends += 1
+        if epoch != self._epochs.latest_epoch:
+            try:
+                self._epochs.assign(epoch, offset)
+            except OSError as exc:
+                # The batch is stored and the cache in memory is right; only the checkpoint
+                # file lags, and the next open rebuilds it from the batches.
+                self.record_io_error("leader epoch checkpoint", exc, now_ms)
         if self._watchers:
             self._complete_watchers()
 
@@ -464,7 +495,104 @@ class PartitionLog:
                 self.record_io_error("delete", exc, now_ms)
             log.info("segment_deleted", file=str(oldest.log_path), reason="time" if too_old else "size",
                      log_start_offset=self.log_start_offset)
+        if deleted:
+            try:
+                self._epochs.truncate_from_start(self.log_start_offset, self.log_end_offset)
+            except OSError as exc:
+                # Memory is right; the file keeps entries below the log start, which the next
+                # open sees disagree with the batches and rewrites.
+                self.record_io_error("leader epoch checkpoint", exc, now_ms)
         return deleted
+
+    # -- leader epochs and truncation ----------------------------------------------------------
+
+    @property
+    def latest_epoch(self) -> int:
+        """The highest leader epoch of the batches in this log; -1 when it holds none."""
+        return self._epochs.latest_epoch
+
+    @property
+    def epoch_entries(self) -> list[tuple[int, int]]:
+        """``(epoch, start offset)`` of each leader epoch in the log, oldest first (a copy)."""
+        return self._epochs.entries
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """Kafka's OffsetForLeaderEpoch answered from this log.
+
+        Returns:
+            ``(e, end)``: ``e`` the largest epoch <= ``epoch`` this log holds, ``end`` the
+            offset where its records end — the start of the next larger epoch, or the log end
+            offset when ``e`` is the latest. ``(-1, -1)`` (UNDEFINED_EPOCH,
+            UNDEFINED_EPOCH_OFFSET) when the log holds no epoch <= ``epoch``. (Kafka answers
+            an epoch below every known one with that epoch and the first entry's start; we
+            answer undefined, which makes a follower fall back to its high watermark.)
+        """
+        return self._epochs.end_offset_for(epoch, self.log_end_offset)
+
+    def truncate_to(self, offset: int) -> None:
+        """Remove every record at or above ``offset``; appends then continue at the new end.
+
+        Batch granularity: the batch that *contains* ``offset`` goes whole, so the new log end
+        is that batch's base offset (``offset`` itself when it is a batch boundary, as the
+        answers of :meth:`end_offset_for_epoch` are). Segments after it are deleted, its own
+        segment is cut (and becomes the active one), the high watermark and flushed offset
+        come down to the new end if they were above, and epoch-cache entries starting at or
+        past it are dropped.
+
+        Durability: the cut file is fsynced *before* later segments are deleted, so a crash
+        at any point leaves either the old log or a log whose later segments no longer chain
+        to the cut one — which recovery drops — never the removed records served again.
+        The epoch checkpoint is rewritten (atomically, fsynced) after; a crash before that is
+        harmless too: the next open checks the checkpoint against the batches and rewrites it.
+
+        Long-polling waiters (data tickets) are all woken: their offsets may now be past the
+        log end (a follower's fetch, which must now get OFFSET_OUT_OF_RANGE rather than sleep
+        until the data reappears), or their batch may be gone (an ``acks=all`` produce, which
+        must not be confirmed by *other* records landing at the same offsets later). A woken
+        waiter re-reads the log's state, as after any wake.
+
+        Args:
+            offset: the first offset to remove. At or above the log end: nothing happens.
+
+        Raises:
+            OffsetOutOfRange: ``offset`` below the log start offset (the log is unchanged;
+                emptying a log entirely and restarting it elsewhere is another operation).
+            OSError: a cut, fsync or deletion failed (``filename`` names the file); the caller
+                reports it (:meth:`record_io_error`). The log may then be partly cut and must
+                be closed and opened again: recovery makes one whole log of what the disk
+                holds (never with removed records served again, see above).
+        """
+        start, end = self.log_start_offset, self.log_end_offset
+        if offset < start:
+            raise OffsetOutOfRange(f"cannot truncate to offset {offset}: below the log start offset {start}")
+        if offset >= end:
+            return
+        index = bisect.bisect_right(self._bases, offset) - 1
+        target = self._segments[index]
+        position, header = target.locate(offset, self.config.index_interval_bytes)
+        new_end = header.base_offset
+        later = self._segments[index + 1:]
+        if later:
+            # The target becomes the active segment again and needs its own descriptors (the
+            # later ones, the current active included, are closed when they are deleted).
+            self.storage.files.discard(target)
+            target.activate()
+        target.truncate(position, self.config.index_interval_bytes)
+        del self._segments[index + 1:]
+        del self._bases[index + 1:]
+        for segment in reversed(later):
+            segment.delete()
+        self._size_bytes = sum(s.size for s in self._segments)
+        self._flushed_offset = min(self._flushed_offset, new_end)
+        if self._high_watermark is not None:
+            self._high_watermark = min(self._high_watermark, new_end)
+        self._epochs.truncate_from_end(new_end)
+        log.info("log_truncated", directory=str(self.directory), offset=offset, log_end_offset=new_end,
+                 previous_log_end_offset=end, segments_deleted=len(later), latest_epoch=self.latest_epoch)
+        watchers, self._watchers = self._watchers, []
+        for ticket in watchers:
+            ticket.done = True
+            ticket.wake()
 
     # -- reads -------------------------------------------------------------------------------
 

@@ -38,7 +38,8 @@ _O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 
 
 def recover_partition(directory: Path, index_interval_bytes: int, *, now_ms: int,
-                      files: OpenFileCache | None = None, fsync: bool = True) -> list[Segment]:
+                      files: OpenFileCache | None = None,
+                      fsync: bool = True) -> tuple[list[Segment], list[tuple[int, int]]]:
     """Verify a partition directory, repair it as the module docstring says, return its segments.
 
     Args:
@@ -53,7 +54,9 @@ def recover_partition(directory: Path, index_interval_bytes: int, *, now_ms: int
 
     Returns:
         The segments in offset order, none of them holding a descriptor; never empty (a fresh
-        directory gets an empty segment at offset 0, whose files the caller creates).
+        directory gets an empty segment at offset 0, whose files the caller creates). And the
+        ``(epoch, start offset)`` of each leader epoch in the kept batches (a cut tail's
+        epochs are gone with it), the truth the leader-epoch cache is checked against.
 
     Raises:
         OSError: a file could not be read or repaired.
@@ -68,7 +71,7 @@ def recover_partition(directory: Path, index_interval_bytes: int, *, now_ms: int
     active = segments[-1]
     if active.rolling_timestamp is None and active.size > 0:
         active.rolling_timestamp = now_ms
-    return segments
+    return segments, scan.epoch_starts
 
 
 def apply_repairs(scan: PartitionScan) -> None:

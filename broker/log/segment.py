@@ -47,10 +47,6 @@ _INT32 = struct.Struct(">i")
 
 # Header walks read this much at a time: one syscall covers many small batches.
 SCAN_CHUNK = 64 * 1024
-# The partitionLeaderEpoch stamped on every batch we store. We are a single broker that never
-# changes leader, so it is always 0; recovery relies on this: the field is outside the CRC, so
-# any other value on disk can only be damage.
-LEADER_EPOCH = 0
 
 
 def segment_name(base_offset: int) -> str:
@@ -118,6 +114,9 @@ class Segment:
     # Sparse time index: max timestamp so far and the base offset of the batch holding it.
     time_stamps: list[int] = attrs.field(factory=list)
     time_offsets: list[int] = attrs.field(factory=list)
+    # For each time-index entry, the offset of the batch whose offset-index entry it was
+    # written with (in memory only): truncation keeps exactly the entries written before a cut.
+    time_moments: list[int] = attrs.field(factory=list)
     bytes_since_index: int = 0
     # Largest batch maxTimestamp in the segment, and the batch base offset that carries it.
     max_timestamp: int = -1
@@ -348,6 +347,7 @@ class Segment:
             if not self.time_stamps or self.max_timestamp > self.time_stamps[-1]:
                 self.time_stamps.append(self.max_timestamp)
                 self.time_offsets.append(self.offset_of_max_timestamp)
+                self.time_moments.append(offset)
                 time_entry = TIME_ENTRY.pack(self.max_timestamp, self.offset_of_max_timestamp - self.base_offset)
             result = (OFFSET_ENTRY.pack(relative, position), time_entry)
             self.bytes_since_index = 0
@@ -363,6 +363,65 @@ class Segment:
             TIME_ENTRY.pack(t, o - self.base_offset) for t, o in zip(self.time_stamps, self.time_offsets)
         )
         return offsets, times
+
+    def truncate(self, position: int, index_interval_bytes: int) -> None:
+        """Cut the ``.log`` at ``position`` (a batch boundary, at most ``size``), fsync it, and
+        bring the in-memory indexes and the index files back to what they were when the
+        segment ended there — exactly what recovery would rebuild, so the next open finds
+        nothing stale.
+
+        Index entries depend only on the batches before them, so the ones written before the
+        cut stay as they are. From the last of them (a batch whose state is known: the index
+        says where it is, the time index what the largest timestamp was) ``note_batch`` is
+        replayed up to the cut: about ``index_interval_bytes`` read, whatever the segment size.
+
+        The segment must be active (it is, or becomes, the one appended to).
+
+        Raises:
+            OSError: the cut or its fsync failed (``filename`` names the file).
+        """
+        assert self.log_fd >= 0, "only the active segment is truncated"
+        assert 0 <= position <= self.size, (position, self.size)
+        try:
+            os.ftruncate(self.log_fd, position)
+            os.fsync(self.log_fd)
+        except OSError as exc:
+            raise with_path(exc, self.log_path) from None
+        self.size = position
+        self.flushed_size = min(self.flushed_size, position)
+        self.append_blocked = None
+        # Entries at batches before the cut; the last one is where the replay starts.
+        kept = bisect.bisect_left(self.index_positions, position)
+        replay_from = self.index_positions[kept - 1] if kept else 0
+        restart_offset = self.index_offsets[kept - 1] if kept else -1
+        times = bisect.bisect_right(self.time_moments, restart_offset)
+        del self.index_offsets[kept:], self.index_positions[kept:]
+        del self.time_stamps[times:], self.time_offsets[times:], self.time_moments[times:]
+        # Right after the batch that earned an index entry, the largest timestamp so far is
+        # the last time entry's (one is written whenever it grew since the previous entry).
+        self.max_timestamp = self.time_stamps[-1] if self.time_stamps else -1
+        self.offset_of_max_timestamp = self.time_offsets[-1] if self.time_offsets else -1
+        self.bytes_since_index = 0
+        next_offset = self.base_offset
+        chunk = min(SCAN_CHUNK, index_interval_bytes + HEADER_SIZE)
+        for batch_position, header in self.headers(replay_from, chunk):
+            if batch_position == replay_from and kept:
+                # Its entries are kept; only what follows it counts from here.
+                self.bytes_since_index = header.batch_length + LOG_OVERHEAD
+            else:
+                self.note_batch(batch_position, header.base_offset, header, index_interval_bytes)
+            next_offset = header.base_offset + header.last_offset_delta + 1
+        self.next_offset = next_offset
+        if position == 0:
+            self.rolling_timestamp = None
+        offsets, times_data = self.encoded_indexes()
+        try:
+            for fd, content in ((self.index_fd, offsets), (self.time_fd, times_data)):
+                os.ftruncate(fd, 0)
+                if content:
+                    write_all(fd, [content])
+        except OSError as exc:
+            raise with_path(exc, self.index_path) from None
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -5,8 +5,8 @@ coordinator does, values the front-end awaits on its own terms (pull mode:
 ``modes/pull/log_runtime.py``):
 
 * a :class:`DataTicket` — "tell me when data past this offset exists" — is completed by the
-  append that moves the high watermark past it (or by the log's close), which calls the
-  ticket's ``wake``, a plain function the front-end supplied;
+  append that moves the high watermark past it (or by the log's close, or by a truncation),
+  which calls the ticket's ``wake``, a plain function the front-end supplied;
 * a :class:`FlushJob` — "fsync what is unflushed now" — carries its own duplicated
   descriptors, so its ``fsync`` can run in a worker thread while the log goes on serving.
 """
@@ -32,7 +32,10 @@ class DataTicket:
         offset: the ticket is done once the high watermark is above it.
         wake: called once, from inside the append (or close) that completes the ticket. It
             must be quick and must not raise: it only tells the front-end to look.
-        done: set by the log when the ticket completes (data arrived, or the log closed).
+        done: set by the log when the ticket completes (data arrived, or the log closed), or
+            when a truncation cut the log: the waiter's offset may now be past the log end, or
+            the batch it waited to see committed may be gone. "Done" means "look again": the
+            waiter re-reads the log's state, it never assumes that data arrived.
     """
 
     offset: int

@@ -8,8 +8,11 @@ not cover. So every batch of every segment is checked, in order:
 * its header fits in the file, ``magic`` is 2, ``batchLength`` is at least a header's worth
   and the batch ends inside the file (a garbage length never sizes an allocation: batches
   larger than one read are checksummed piece by piece);
-* ``partitionLeaderEpoch`` is the 0 we always stamp (it sits outside the CRC, so anything
-  else can only be damage);
+* ``partitionLeaderEpoch`` is not negative and never decreases along the log, across segments
+  (a leader stamps its epoch, a follower truncates before taking a newer leader's batches, so
+  epochs only rise; the field sits outside the CRC, so a decrease can only be damage). The
+  walk also collects where each epoch starts: the partition's leader-epoch cache (``epochs.py``)
+  is checked against that list at open;
 * offsets are dense: each batch starts exactly where the previous one ended, and a segment's
   first batch at the offset in its file name — this is what catches a damaged ``baseOffset``,
   which would otherwise serve records under offsets like 1,095,216,667,480;
@@ -49,7 +52,7 @@ from pathlib import Path
 import attrs
 import crc32c
 
-from broker.log.segment import LEADER_EPOCH, Segment, segment_name
+from broker.log.segment import Segment, segment_name
 from wire.kafka.batch import (
     BATCH_LENGTH,
     CRC_START,
@@ -76,9 +79,12 @@ class BatchWalk:
     next_offset: int  # the offset after the last verified batch
     batches: int = 0
     reason: str | None = None  # why the walk stopped before the end of the file
+    # The partitionLeaderEpoch of the last verified batch (the one given to the walk if none).
+    epoch: int = -1
 
 
-def walk_log(fd: int, segment: Segment, file_size: int, index_interval_bytes: int) -> BatchWalk:
+def walk_log(fd: int, segment: Segment, file_size: int, index_interval_bytes: int, *,
+             epoch: int = -1, epoch_starts: list[tuple[int, int]] | None = None) -> BatchWalk:
     """Verify the batches of one ``.log`` from position 0 (the checks in the module docstring).
 
     Feeds every good batch to ``segment``'s in-memory indexes, which must start empty.
@@ -88,6 +94,8 @@ def walk_log(fd: int, segment: Segment, file_size: int, index_interval_bytes: in
         segment: the segment the file belongs to (its ``base_offset`` is the expected first offset).
         file_size: how far to walk.
         index_interval_bytes: the spacing of index entries (to rebuild the indexes exactly).
+        epoch: the epoch of the batch before this segment (-1: none); no batch may have less.
+        epoch_starts: where each batch that raises the epoch is noted as ``(epoch, base offset)``.
 
     Returns:
         The intact prefix. ``end < file_size`` exactly when ``reason`` is set.
@@ -98,6 +106,7 @@ def walk_log(fd: int, segment: Segment, file_size: int, index_interval_bytes: in
     # The loop runs once per batch, millions of times for a large log of small batches: it
     # keeps its state in local variables and decodes each header with one C-level unpack.
     expected = segment.base_offset
+    last_epoch = epoch
     reason = None
     batches = 0
     buffer = b""
@@ -129,8 +138,9 @@ def walk_log(fd: int, segment: Segment, file_size: int, index_interval_bytes: in
         if size > remaining:
             reason = f"batchLength {batch_length} runs past the end of the file ({remaining} bytes left)"
             break
-        if epoch != LEADER_EPOCH:
-            reason = f"partitionLeaderEpoch is {epoch}, we always write {LEADER_EPOCH}"
+        if epoch < last_epoch or epoch < 0:
+            reason = (f"partitionLeaderEpoch {epoch} is negative" if epoch < 0 else
+                      f"partitionLeaderEpoch decreases from {last_epoch} to {epoch}")
             break
         if base_offset != expected:
             reason = f"offsets not dense: batch has baseOffset {base_offset}, expected {expected}"
@@ -163,11 +173,15 @@ def walk_log(fd: int, segment: Segment, file_size: int, index_interval_bytes: in
         if not batches:
             # Kafka measures segment.ms from the first batch's timestamp.
             segment.rolling_timestamp = header.max_timestamp if header.max_timestamp >= 0 else None
+        if epoch != last_epoch:
+            if epoch_starts is not None:
+                epoch_starts.append((epoch, base_offset))
+            last_epoch = epoch
         batches += 1
         position += size
         expected = base_offset + last_offset_delta + 1
     # On a failure ``position`` is where the failed batch starts: the end of the intact prefix.
-    return BatchWalk(end=position, next_offset=expected, batches=batches, reason=reason)
+    return BatchWalk(end=position, next_offset=expected, batches=batches, reason=reason, epoch=last_epoch)
 
 
 def _crc_in_pieces(fd: int, position: int, size: int) -> int | None:
@@ -243,6 +257,8 @@ class PartitionScan:
     stale_indexes: list[Path] = attrs.field(factory=list)
     # Index files with no .log (left by a deletion a crash interrupted).
     stray_files: list[Path] = attrs.field(factory=list)
+    # (epoch, start offset) of each leader epoch in the kept batches, in log order.
+    epoch_starts: list[tuple[int, int]] = attrs.field(factory=list)
 
     @property
     def bytes_dropped(self) -> int:
@@ -311,6 +327,7 @@ def scan_partition(directory: Path, index_interval_bytes: int, *, fsync: bool = 
     bases, strays = segment_bases(directory)
     scan = PartitionScan(directory=directory, stray_files=strays)
     expected: int | None = None
+    epoch = -1
     for i, base in enumerate(bases):
         segment = Segment(base_offset=base, directory=directory)
         if expected is not None and base != expected:
@@ -321,7 +338,9 @@ def scan_partition(directory: Path, index_interval_bytes: int, *, fsync: bool = 
         fd = os.open(os.path.join(directory, segment_name(base) + ".log"), os.O_RDONLY | _O_CLOEXEC)
         try:
             file_size = os.fstat(fd).st_size
-            walk = walk_log(fd, segment, file_size, index_interval_bytes)
+            walk = walk_log(fd, segment, file_size, index_interval_bytes, epoch=epoch,
+                            epoch_starts=scan.epoch_starts)
+            epoch = walk.epoch
             if walk.reason is not None:
                 scan.cut = Cut(path=segment.log_path, position=walk.end, file_size=file_size, reason=walk.reason,
                                batches_kept=walk.batches,

@@ -32,6 +32,7 @@ import attrs
 import trio
 
 from broker.cluster import assign_replicas
+from broker.cluster.failover import elect_topic, resign
 from broker.cluster.model import (
     BROKERS, CONTROLLER, PREFIX, BrokerInfo, Change, ClusterDataInvalid, ClusterView, CreateRequest,
     NotController, TopicAssignment, broker_key, controller_value, create_request_key, topic_key,
@@ -39,6 +40,7 @@ from broker.cluster.model import (
 from broker.config import ClusterConfig
 from broker.errors import BrokerError, TopicExists
 from broker.loggers import get_logger
+from broker.producers import ProducerRegistry
 from broker.topics import TopicRegistry
 from modes.cluster.etcd import (
     Compare, EtcdClient, EtcdError, EtcdRequestFailed, EtcdUnavailable, LeaseExpired, get_op, put_op,
@@ -50,6 +52,8 @@ log = get_logger(__name__)
 # How long CreateTopics waits for the controller's own watch to open the new topic's logs.
 APPLY_TIMEOUT_S = 5.0
 RETRY_PAUSE_S = 0.5
+# How often a failover write is retried when another writer changed the topic key in between.
+FAILOVER_WRITE_ATTEMPTS = 10
 
 
 class DuplicateNodeId(BrokerError):
@@ -68,7 +72,15 @@ class ClusterNode:
     lease: int = 0
     revision: int = 0
     me: BrokerInfo | None = None
+    # The idempotent producers' tables (rebuilt from the log when this broker starts leading).
+    producers: ProducerRegistry | None = None
     _changed: trio.Event = attrs.field(factory=trio.Event)
+    # Leadership is served only while the lease surely lives (trio time; 0: no lease yet)...
+    _lease_valid_until: float = 0.0
+    # ... and once the view has caught up with this life's registration (its revision), and
+    # this broker has given up what it led in a previous life.
+    _registered_revision: int = 0
+    _resigned: bool = False
     # Followers' fetchers, leaders' high watermarks and ISR (modes/cluster/replication.py).
     replication: Replication = attrs.field(init=False)
 
@@ -83,8 +95,22 @@ class ClusterNode:
     def is_controller(self) -> bool:
         return self.view.controller == self.node_id
 
+    @property
+    def serving(self) -> bool:
+        """Whether this broker may act as a leader now: its lease is surely alive (renewed
+        less than a TTL ago - a broker paused with SIGSTOP past its TTL is not, the moment it
+        resumes), and its view is up to date with its own registration (a broker that lost
+        its lease learns what changed meanwhile before it serves again)."""
+        return (self._resigned and trio.current_time() < self._lease_valid_until
+                and self.revision >= self._registered_revision)
+
     def leads(self, topic: str, partition: int) -> bool:
-        return self.view.leader(topic, partition) == self.node_id
+        """Whether this broker leads the partition and may serve it as leader now."""
+        return self.view.leader(topic, partition) == self.node_id and self.serving
+
+    def leader_epoch(self, topic: str, partition: int) -> int | None:
+        state = self.view.partition(topic, partition)
+        return None if state is None else state.leader_epoch
 
     # --- joining ------------------------------------------------------------------------
 
@@ -122,13 +148,17 @@ class ClusterNode:
         """Grant a lease and register under it (retrying for one TTL while the id is taken)."""
         assert self.me is not None
         ttl = self.config.lease_ttl_seconds
+        self._resigned = False
+        granted_at = trio.current_time()
         self.lease = await self.etcd.grant(ttl)
+        self._lease_valid_until = granted_at + ttl
         key = broker_key(self.node_id)
         deadline = trio.current_time() + ttl + 1
         while True:
             done = await self.etcd.txn([Compare.absent(key)], [put_op(key, self.me.to_json(), lease=self.lease)],
                                        [get_op(key)])
             if done.succeeded:
+                self._registered_revision = done.revision
                 return
             holder = done.ranges[0][0].value.decode(errors="replace") if done.ranges and done.ranges[0] else "?"
             if trio.current_time() > deadline:
@@ -147,9 +177,14 @@ class ClusterNode:
             changes.append(self._apply(kv.key, kv.value, kv.create_revision))
         self.revision = revision
         for change in changes:
-            await self._act(change)
+            # A full read is no news of brokers coming or going: nobody restarted because of it.
+            await self._act(attrs.evolve(change, broker_gone=None, broker_joined=None))
         if self.view.controller < 0:
             await self._elect()
+        elif self.is_controller:
+            await self.fail_over()
+        if not self._resigned:
+            await self._resign()
 
     # --- staying alive ------------------------------------------------------------------
 
@@ -159,7 +194,9 @@ class ClusterNode:
         while True:
             await trio.sleep(ttl / 3)
             try:
+                sent_at = trio.current_time()
                 await self.etcd.keepalive(self.lease)
+                self._lease_valid_until = sent_at + ttl
             except LeaseExpired:
                 log.error("cluster_lease_lost", node_id=self.node_id, lease=f"{self.lease:x}")
                 await self._rejoin()
@@ -172,6 +209,7 @@ class ClusterNode:
                 await self._join()
                 if self.view.controller < 0:
                     await self._elect()
+                await self._resign()
                 log.info("cluster_rejoined", node_id=self.node_id)
                 return
             except EtcdUnavailable as exc:
@@ -223,6 +261,13 @@ class ClusterNode:
             await self._elect()
         if change.create_request is not None and self.is_controller:
             await self._serve_create_request(change.create_request)
+        if self.is_controller and (change.broker_gone is not None or (
+                # A topic written with a leader that has died meanwhile (a resigning broker
+                # read the live brokers a moment before): elect again.
+                change.topic is not None and elect_topic(change.topic, set(self.view.brokers)) is not None)):
+            await self.fail_over()
+        if self.is_controller and change.broker_joined is not None and change.broker_joined != self.node_id:
+            await self.fail_over(restarted={change.broker_joined})
 
     def _open_locally(self, topic: TopicAssignment) -> None:
         """Open the topic's partition logs here, under the cluster's topic id."""
@@ -258,10 +303,97 @@ class ClusterNode:
         if done.succeeded:
             self._apply(CONTROLLER, value, done.revision)
             log.info("cluster_controller_elected", node_id=self.node_id, epoch=done.revision)
+            # Leaders that died while there was no controller (the old one among them, often).
+            await self.fail_over()
             await self._serve_pending_requests()
         elif done.ranges and done.ranges[0]:
             kv = done.ranges[0][0]
             self._apply(CONTROLLER, kv.value, kv.create_revision)
+
+    # --- failover -----------------------------------------------------------------------
+
+    async def fail_over(self, restarted: frozenset[int] | set[int] = frozenset()) -> None:
+        """The controller's failover (``broker.cluster.failover``): every partition whose
+        leader is gone (or ``restarted``) gets a new leader from its live ISR and a new epoch;
+        dead brokers leave every ISR. Each topic is written with a txn fenced on the controller
+        key and on the topic key's revision (re-read and retried when a leader's ISR write came
+        in between)."""
+        live = set(self.view.brokers)
+        for name, topic in sorted(self.view.topics.items()):
+            if elect_topic(topic, live, restarted) is None:
+                continue  # nothing to change as far as the view knows: no etcd round trip
+            try:
+                if not await self._rewrite_topic(name, lambda t: elect_topic(t, live, restarted), fenced=True):
+                    return
+            except (EtcdError, BrokerError) as exc:
+                log.warning("failover_write_failed", topic=name, error=str(exc))
+
+    async def _resign(self) -> None:
+        """A broker that (re)joins gives up what it led in its previous life: its leader state
+        (followers' positions, the high watermark's basis) is gone, so each partition it still
+        leads in etcd gets a new leader from the live ISR, or itself again in a new epoch; and
+        it leaves the ISR of partitions a live leader leads, until that leader adds it back.
+        Written by the broker itself, fenced on the key's revision and on still being the
+        leader, so no controller is needed (the controller does the same when it sees the
+        registration; whichever comes second changes nothing)."""
+        me = self.node_id
+        while True:
+            try:
+                # Read, not from the view: after a pause the view may still list brokers that died.
+                live = set(await self._live_brokers()) | {me}
+                break
+            except EtcdError as exc:
+                log.warning("failover_write_failed", topic="*", error=str(exc))
+                await trio.sleep(RETRY_PAUSE_S)
+
+        def resign_topic(topic: TopicAssignment) -> TopicAssignment | None:
+            partitions = tuple(resign(p, me, live) for p in topic.partitions)
+            return None if partitions == topic.partitions else attrs.evolve(topic, partitions=partitions)
+
+        for name in sorted(self.view.topics):
+            while True:
+                try:
+                    await self._rewrite_topic(name, resign_topic, fenced=False)
+                    break
+                except (EtcdError, BrokerError) as exc:
+                    log.warning("failover_write_failed", topic=name, error=str(exc))
+                    await trio.sleep(RETRY_PAUSE_S)
+        self._resigned = True
+
+    async def _rewrite_topic(self, name: str, change: Callable[[TopicAssignment], TopicAssignment | None], *,
+                             fenced: bool) -> bool:
+        """Read ``/dualmq/topics/<name>``, apply ``change``, write the result if any, compared
+        on the key's mod revision (and on our controller key when ``fenced``); retried when
+        the key changed in between. Returns False when the controller role was lost."""
+        key = topic_key(name)
+        for _ in range(FAILOVER_WRITE_ATTEMPTS):
+            kvs, _ = await self.etcd.range(key)
+            if not kvs:
+                return True
+            current = TopicAssignment.from_json(kvs[0].value, key.decode(errors="replace"))
+            updated = change(current)
+            if updated is None:
+                return True
+            value = updated.to_json()
+            compares = [Compare(key, "MOD", kvs[0].mod_revision)]
+            if fenced:
+                compares.append(Compare.value_is(CONTROLLER, controller_value(self.node_id)))
+            done = await self.etcd.txn(compares, [put_op(key, value)], [get_op(CONTROLLER)])
+            if done.succeeded:
+                for index, (old, new) in enumerate(zip(current.partitions, updated.partitions)):
+                    if old != new:
+                        log.info("partition_leader_elected" if old.leader != new.leader or
+                                 old.leader_epoch != new.leader_epoch else "partition_isr_changed",
+                                 topic=name, partition=index, old_leader=old.leader, leader=new.leader,
+                                 leader_epoch=new.leader_epoch, isr=list(new.isr), by=self.node_id)
+                self.applied_write(key, value, kvs[0].create_revision)
+                return True
+            if fenced and not (done.ranges and done.ranges[0]
+                               and done.ranges[0][0].value == controller_value(self.node_id)):
+                log.warning("failover_abandoned", topic=name, reason="no longer the controller")
+                return False
+        log.warning("failover_write_failed", topic=name, error="the topic key kept changing")
+        return True
 
     async def _serve_pending_requests(self) -> None:
         kvs, _ = await self.etcd.range(create_request_key(""), prefix=True)

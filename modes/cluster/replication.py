@@ -38,17 +38,19 @@ from broker.config import ClusterConfig
 from broker.errors import BrokerError
 from broker.loggers import get_logger
 from broker.log.partition_log import PartitionLog
+from broker.producers import ProducerRegistry
 from broker.topics import TopicRegistry
 from modes.cluster.etcd import Compare, EtcdClient, EtcdError, put_op
 from modes.cluster.peer import KafkaPeer, PeerClosed
 from wire.errors import RemoteProtocolError
 from wire.kafka.batch import InvalidBatch, parse_header, split_batches
 from wire.kafka.errors import ErrorCode
-from wire.kafka.messages.produce_fetch import FETCH
+from wire.kafka.messages.produce_fetch import FETCH, OFFSET_FOR_LEADER_EPOCH
 
 log = get_logger(__name__)
 
 FETCH_VERSION = 12
+OFFSET_FOR_LEADER_EPOCH_VERSION = 3  # the first with replica_id
 # A follower's fetch waits this long on the leader for new data (Kafka's replica.fetch.wait.max.ms).
 FETCH_MAX_WAIT_MS = 500
 FETCH_MAX_BYTES = 8 * 1024 * 1024        # Kafka's replica.fetch.response.max.bytes is 10 MiB
@@ -70,6 +72,7 @@ class Membership(Protocol):
     etcd: EtcdClient
     topics: TopicRegistry
     now_ms: Callable[[], int]
+    producers: ProducerRegistry | None
 
     @property
     def view(self) -> ClusterView: ...
@@ -78,6 +81,8 @@ class Membership(Protocol):
     def node_id(self) -> int: ...
 
     def applied_write(self, key: bytes, value: bytes, create_revision: int) -> None: ...
+
+    def leads(self, topic: str, partition: int) -> bool: ...
 
 
 @attrs.define(eq=False)
@@ -92,6 +97,9 @@ class Replication:
     _fetchers: dict[int, trio.CancelScope] = attrs.field(factory=dict)
     # The last error each followed partition's fetch got: logged when it changes, not per fetch.
     _fetch_errors: dict[Key, int] = attrs.field(factory=dict)
+    # Followed partitions whose log was checked against the leader's (OffsetForLeaderEpoch,
+    # truncated where they diverge), with the leader epoch of that check: only those are fetched.
+    _validated: dict[Key, int] = attrs.field(factory=dict)
 
     @property
     def node_id(self) -> int:
@@ -115,7 +123,8 @@ class Replication:
         followers (or we do not lead it), and the fetch must be refused."""
         leading = self.leading.get((topic, index))
         state = self.partition(topic, index)
-        if leading is None or state is None or replica not in state.replicas or replica == self.node_id:
+        if leading is None or state is None or replica not in state.replicas or replica == self.node_id \
+                or not self.node.leads(topic, index):
             return False
         leading.record_fetch(replica, fetch_offset, log_.log_end_offset, self.node.now_ms())
         self._advance(leading, state, log_)
@@ -127,7 +136,7 @@ class Replication:
         """The leader appended: with an ISR of one, the high watermark follows the log end."""
         leading = self.leading.get((topic, index))
         state = self.partition(topic, index)
-        if leading is not None and state is not None:
+        if leading is not None and state is not None and self.node.leads(topic, index):
             self._advance(leading, state, log_)
 
     def _advance(self, leading: LeaderPartition, state: PartitionState, log_: PartitionLog) -> None:
@@ -150,6 +159,10 @@ class Replication:
                 leading = self.leading.get(key)
                 if leading is None:
                     leading = self.leading[key] = LeaderPartition.begin(self.node_id, state.replicas, now)
+                    self._validated.pop(key, None)
+                    # Verbatim copies did not go through the idempotence table: rebuilt from the log.
+                    if self.node.producers is not None:
+                        self.node.producers.rebuild_partition(local, index)
                     log.info("partition_leading", topic=topic.name, partition=index, replicas=list(state.replicas),
                              isr=list(state.isr), high_watermark=log_.high_watermark)
                 self._advance(leading, state, log_)
@@ -231,18 +244,97 @@ class Replication:
                 followed = self._followed(leader)
                 if not followed:
                     return
+                unchecked = [f for f in followed if self._validated.get(f[:2]) != self._epoch(*f[:2])]
+                if unchecked:
+                    await self._truncate_diverged(peer, leader, unchecked)
+                    failures[0] = 0
+                followed = [f for f in followed if self._validated.get(f[:2]) == self._epoch(*f[:2])]
+                if not followed:
+                    await trio.sleep(BACKOFF_MIN_S)  # the leader could not answer yet: ask again
+                    continue
                 response = await peer.call(FETCH, FETCH_VERSION, self._fetch_request(followed),
                                            timeout=FETCH_MAX_WAIT_MS / 1000 + REQUEST_SLACK_S)
                 failures[0] = 0
                 if not self._apply_fetch(leader, followed, response):
                     await trio.sleep(BACKOFF_MIN_S)  # partition errors: do not spin on them
 
+    def _epoch(self, topic: str, index: int) -> int:
+        state = self.partition(topic, index)
+        return -1 if state is None else state.leader_epoch
+
+    async def _truncate_diverged(self, peer: KafkaPeer, leader: int,
+                                 unchecked: list[tuple[str, int, PartitionLog]]) -> None:
+        """Before fetching from a leader in a new epoch: ask it where our latest epoch ends in
+        its log (OffsetForLeaderEpoch) and cut our log there - the tail a former leader (we,
+        perhaps) wrote that the new leader never had. Kafka's follower does the same (KIP-101,
+        KIP-279). The idempotent producers' table is rebuilt from what is left."""
+        topics: dict[str, list[dict]] = {}
+        asked: dict[Key, int] = {}
+        for name, index, log_ in unchecked:
+            epoch = self._epoch(name, index)
+            if log_.latest_epoch < 0:  # an empty log cannot have diverged
+                self._validated[(name, index)] = epoch
+                continue
+            asked[(name, index)] = epoch
+            topics.setdefault(name, []).append({"partition": index, "current_leader_epoch": epoch,
+                                                "leader_epoch": log_.latest_epoch})
+        if not topics:
+            return
+        response = await peer.call(OFFSET_FOR_LEADER_EPOCH, OFFSET_FOR_LEADER_EPOCH_VERSION, {
+            "replica_id": self.node_id, "topics": [{"topic": n, "partitions": p} for n, p in topics.items()]},
+            timeout=REQUEST_SLACK_S)
+        logs = {(name, index): log_ for name, index, log_ in unchecked}
+        for topic in response["topics"]:
+            for part in topic["partitions"]:
+                key = (topic["topic"], part["partition"])
+                log_ = logs.get(key)
+                if log_ is None or key not in asked:
+                    continue
+                if part["error_code"] != ErrorCode.NONE:
+                    log.info("replica_epoch_check_refused", leader=leader, topic=key[0], partition=key[1],
+                             error=_code_name(part["error_code"]))
+                    continue
+                if not self._truncate(leader, key, log_, part["leader_epoch"], part["end_offset"]):
+                    continue
+                if asked[key] == self._epoch(*key):
+                    self._validated[key] = asked[key]
+
+    def _truncate(self, leader: int, key: Key, log_: PartitionLog, leader_epoch: int, end_offset: int) -> bool:
+        """Cut ``log_`` where the leader says our latest epoch ends; False if that failed."""
+        if leader_epoch < 0:
+            # The leader holds no epoch as old as ours: Kafka's fallback is the high watermark.
+            target = log_.high_watermark
+        else:
+            # The leader's answer, and no further than where *our* records of that epoch end
+            # (when it answered an older epoch than we asked).
+            target = min(end_offset, log_.end_offset_for_epoch(leader_epoch)[1])
+        target = max(target, log_.log_start_offset)
+        if target >= log_.log_end_offset:
+            return True
+        previous = log_.log_end_offset
+        try:
+            log_.truncate_to(target)
+        except (BrokerError, OSError) as exc:
+            if isinstance(exc, OSError):
+                log_.record_io_error("truncate", exc, self.node.now_ms())
+            log.error("replica_truncate_failed", leader=leader, topic=key[0], partition=key[1], error=str(exc))
+            return False
+        log.warning("replica_truncated", leader=leader, topic=key[0], partition=key[1], offset=target,
+                    previous_log_end_offset=previous, leader_epoch=leader_epoch)
+        if self.node.producers is not None and (local := self.node.topics.get(key[0])) is not None:
+            self.node.producers.rebuild_partition(local, key[1])
+        return True
+
     def _fetch_request(self, followed: list[tuple[str, int, PartitionLog]]) -> dict:
         topics: dict[str, list[dict]] = {}
         for name, index, log_ in followed:
+            state = self.partition(name, index)
             topics.setdefault(name, []).append({
                 "partition": index, "fetch_offset": log_.log_end_offset, "partition_max_bytes": PARTITION_MAX_BYTES,
-                "current_leader_epoch": -1, "log_start_offset": log_.log_start_offset, "last_fetched_epoch": -1})
+                # The leader refuses a fetch from another epoch than its own (FENCED_LEADER_EPOCH
+                # / UNKNOWN_LEADER_EPOCH): nothing is copied across a change of leader unchecked.
+                "current_leader_epoch": state.leader_epoch if state is not None else -1,
+                "log_start_offset": log_.log_start_offset, "last_fetched_epoch": -1})
         return {"replica_id": self.node_id, "max_wait_ms": FETCH_MAX_WAIT_MS, "min_bytes": 1,
                 "max_bytes": FETCH_MAX_BYTES, "isolation_level": 0, "session_id": 0, "session_epoch": -1,
                 "forgotten_topics_data": [], "rack_id": "",
@@ -267,6 +359,8 @@ class Replication:
                                 log_end_offset=log_.log_end_offset)
                 if code != ErrorCode.NONE:
                     clean = False
+                    if code == ErrorCode.OFFSET_OUT_OF_RANGE:
+                        self._validated.pop(key, None)  # ahead of the leader: check where we diverge
                     continue
                 if part["records"] and not self._append(leader, topic["topic"], part["partition_index"], log_,
                                                         part["records"], now):
@@ -281,7 +375,10 @@ class Replication:
                 if header.base_offset + header.last_offset_delta < log_.log_end_offset:
                     continue  # held already
                 log_.append_replica(batch, now)
-        except (InvalidBatch, BrokerError, OSError) as exc:
+        except (InvalidBatch, BrokerError, OSError, ValueError) as exc:
+            # ValueError: a batch of an older epoch than our log's latest (we have not
+            # truncated against this leader yet): check again where we diverge.
+            self._validated.pop((topic, index), None)
             log.error("replica_append_failed", leader=leader, topic=topic, partition=index, error=str(exc),
                       log_end_offset=log_.log_end_offset)
             return False
@@ -298,7 +395,7 @@ class Replication:
             for key, leading in list(self.leading.items()):
                 state = self.partition(*key)
                 local = self.node.topics.get(key[0])
-                if state is None or state.leader != self.node_id or local is None:
+                if state is None or not self.node.leads(*key) or local is None:
                     continue
                 log_ = local.partitions[key[1]]
                 lagging = leading.lagging(state.isr, now, lag_ms)

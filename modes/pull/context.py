@@ -34,8 +34,9 @@ if TYPE_CHECKING:
     from modes.cluster.node import ClusterNode
     from modes.pull.coordination import Coordination
 
-# The leader epoch of every partition. We are one broker that never changes leadership, so the
-# epoch never moves; clients only need it to be >= 0 and never to decrease.
+# The leader epoch of every partition of a single broker. It never changes leadership, so the
+# epoch never moves; clients only need it to be >= 0 and never to decrease. In a cluster each
+# partition's epoch is the one the controller wrote to etcd (``PullBroker.leader_epoch``).
 LEADER_EPOCH = 0
 
 _WILDCARDS = ("0.0.0.0", "::", "")
@@ -88,9 +89,30 @@ class PullBroker:
         leader = self.cluster.view.leader(topic, partition)
         if leader is None:
             return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        if leader != self.node_id:
+        if not self.cluster.leads(topic, partition):
+            # Another broker leads it, nobody does (-1), or this broker is listed as leader
+            # but may not act as one now (its lease may have expired: docs/cluster.md#failover).
             return ErrorCode.NOT_LEADER_OR_FOLLOWER
         return None
+
+    def leader_epoch(self, topic: str, partition: int) -> int:
+        """The partition's leader epoch: etcd's in a cluster, the constant 0 on one broker."""
+        if self.cluster is None:
+            return LEADER_EPOCH
+        epoch = self.cluster.leader_epoch(topic, partition)
+        return LEADER_EPOCH if epoch is None else epoch
+
+    def epoch_error(self, topic: str, partition: int, current_leader_epoch: int) -> ErrorCode | None:
+        """Kafka's fencing of a request's ``current_leader_epoch`` (-1: not checked) against
+        the partition's epoch here: a newer one is UNKNOWN_LEADER_EPOCH (the client has seen
+        a leader change this broker has not heard of yet), an older one FENCED_LEADER_EPOCH
+        (the client's metadata is stale). None if it passes."""
+        ours = self.leader_epoch(topic, partition)
+        if current_leader_epoch == -1 or current_leader_epoch == ours:
+            return None
+        if current_leader_epoch > ours:
+            return ErrorCode.UNKNOWN_LEADER_EPOCH
+        return ErrorCode.FENCED_LEADER_EPOCH
 
     def advertised_address(self, local: tuple[str, int]) -> tuple[str, int]:
         """The ``(host, port)`` clients should connect to (Metadata's only broker).

@@ -7,11 +7,13 @@ to use them there.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import trio
 
 from tests.modes.pull.raw import RawKafka
+from wire.kafka.batch import split_batches
 from tests.support import require_binary, require_module
 
 
@@ -36,6 +38,17 @@ async def kafka_call(address: tuple[str, int], api_key: int, version: int, reque
         await stream.aclose()
 
 
+def create_replicated(kafka, cluster, name: str, partitions: int) -> None:
+    """Create ``name`` through kafka-python's admin client: replication factor 3,
+    ``min.insync.replicas`` 2."""
+    admin = kafka.KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
+    try:
+        admin.create_topics([kafka.admin.NewTopic(name, num_partitions=partitions, replication_factor=3,
+                                                  topic_configs={"min.insync.replicas": "2"})])
+    finally:
+        admin.close()
+
+
 def read_from_beginning(kafka, address: str, topic: str, partitions: int, count: int, timeout: float = 30) -> list:
     """kafka-python's consumer (no group) reading every partition of ``topic`` from the start
     until ``count`` records arrived or ``timeout`` seconds passed; the records it got."""
@@ -53,3 +66,28 @@ def read_from_beginning(kafka, address: str, topic: str, partitions: int, count:
     finally:
         consumer.close()
     return got
+
+
+def next_offset(records: bytes) -> int:
+    """The offset after the last record of whole batches ``records``."""
+    last = -1
+    for batch in split_batches(records):
+        base = int.from_bytes(batch[0:8], "big", signed=True)
+        last = base + int.from_bytes(batch[23:27], "big", signed=True)
+    return last + 1
+
+
+def log_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
+    directory = data_dir / f"{topic}-{partition}"
+    return b"".join(path.read_bytes() for path in sorted(directory.glob("*.log")))
+
+
+def wait_until(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout} s")
+        time.sleep(0.1)

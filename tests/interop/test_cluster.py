@@ -197,7 +197,8 @@ def test_when_the_controller_stops_another_broker_takes_over_within_the_lease_tt
         time.sleep(0.05)
     assert after not in (before, -1), meta
     assert sorted(b["node_id"] for b in meta["brokers"]) == sorted({1, 2, 3} - {before})
-    # The stopped broker's partitions have no live leader now (failover is a later slice).
+    # The stopped broker's partitions have no live leader now: with replication factor 1 no other
+    # broker holds them, and unclean leader election is off (docs/cluster.md#failover).
     offline = [p for t in meta["topics"] for p in t["partitions"] if p["leader_id"] == -1]
     assert offline and all(p["error_code"] == ErrorCode.LEADER_NOT_AVAILABLE for p in offline)
 

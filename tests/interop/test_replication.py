@@ -18,7 +18,6 @@ import re
 import signal
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -27,9 +26,10 @@ import pytest
 import trio
 
 from dualmq.process import BrokerCluster
-from tests.interop.cluster_support import kafka, kafka_call, kcat, read_from_beginning  # noqa: F401  (fixtures)
+from tests.interop.cluster_support import (  # noqa: F401  (fixtures)
+    create_replicated, kafka, kafka_call, kcat, log_bytes, next_offset, read_from_beginning, wait_until,
+)
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
-from wire.kafka.batch import split_batches
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
 from wire.kafka.messages.produce_fetch import FETCH, LIST_OFFSETS
@@ -95,40 +95,6 @@ def latest_offset(address: tuple[str, int], topic: str, partition: int) -> int:
     return listed["topics"][0]["partitions"][0]["offset"]
 
 
-def next_offset(records: bytes) -> int:
-    """The offset after the last record of whole batches ``records``."""
-    last = -1
-    for batch in split_batches(records):
-        base = int.from_bytes(batch[0:8], "big", signed=True)
-        last = base + int.from_bytes(batch[23:27], "big", signed=True)
-    return last + 1
-
-
-def log_bytes(data_dir: Path, topic: str, partition: int) -> bytes:
-    directory = data_dir / f"{topic}-{partition}"
-    return b"".join(path.read_bytes() for path in sorted(directory.glob("*.log")))
-
-
-def wait_until(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout} s")
-        time.sleep(0.1)
-
-
-def create(kafka, cluster: BrokerCluster, name: str, partitions: int) -> None:
-    admin = kafka.KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=10000)
-    try:
-        admin.create_topics([kafka.admin.NewTopic(name, num_partitions=partitions, replication_factor=3,
-                                                  topic_configs={"min.insync.replicas": "2"})])
-    finally:
-        admin.close()
-
-
 def producer(kafka, cluster: BrokerCluster, acks, via: int | None = None):
     """kafka-python's producer, bootstrapped on every broker, or only on ``via`` (the others
     may be paused)."""
@@ -138,7 +104,7 @@ def producer(kafka, cluster: BrokerCluster, acks, via: int | None = None):
 
 
 def test_acks_all_writes_reach_every_brokers_log_byte_for_byte_and_consumers_read_them(kafka, kcat, cluster):
-    create(kafka, cluster, TOPIC, PARTITIONS)
+    create_replicated(kafka, cluster, TOPIC, PARTITIONS)
     for partition in range(PARTITIONS):
         state = partition_state(cluster, TOPIC, partition)
         assert sorted(state["replica_nodes"]) == [1, 2, 3] and sorted(state["isr_nodes"]) == [1, 2, 3], state
@@ -197,7 +163,7 @@ class Solo:
 @pytest.fixture(scope="module")
 def solo(kafka, cluster):
     """A one-partition RF=3 topic holding 10 records."""
-    create(kafka, cluster, SOLO, 1)
+    create_replicated(kafka, cluster, SOLO, 1)
     state = partition_state(cluster, SOLO, 0)
     leader = state["leader_id"]
     followers = [n for n in state["replica_nodes"] if n != leader]

@@ -5,9 +5,9 @@ not, because kafka-python drops a full-fetch response whose partition set differ
 request:
 
 * unknown topic/partition: UNKNOWN_TOPIC_OR_PARTITION;
-* ``current_leader_epoch`` (v9+): -1 means "don't check"; above our epoch (0) is
-  UNKNOWN_LEADER_EPOCH (the client has seen a newer leader than us), below is
-  FENCED_LEADER_EPOCH;
+* ``current_leader_epoch`` (v9+): -1 means "don't check"; above the partition's epoch (0 on
+  one broker, etcd's in a cluster) is UNKNOWN_LEADER_EPOCH (the client has seen a newer
+  leader than us), below is FENCED_LEADER_EPOCH (``PullBroker.epoch_error``);
 * ``fetch_offset`` below ``log_start_offset`` or above the log end offset: OFFSET_OUT_OF_RANGE
   (the consumer then applies its reset policy);
 * otherwise whole stored batches, starting with the one that *contains* ``fetch_offset``
@@ -50,7 +50,7 @@ import trio
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
 from broker.security.authorizer import Operation, ResourceType
-from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
+from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.log_runtime import wait_for_data
 from modes.pull.registry import api
@@ -64,15 +64,6 @@ FIRST_ZSTD_VERSION = 10
 # No client waits longer than this for one fetch (Kafka's own clients time out requests at
 # 30 s); a larger max_wait_ms is clamped so the connection's wait is always bounded.
 MAX_WAIT_CAP_SECONDS = 30.0
-
-
-def leader_epoch_error(current_leader_epoch: int) -> ErrorCode | None:
-    """Kafka's epoch fencing against our constant epoch; None if it passes."""
-    if current_leader_epoch == -1 or current_leader_epoch == LEADER_EPOCH:
-        return None
-    if current_leader_epoch > LEADER_EPOCH:
-        return ErrorCode.UNKNOWN_LEADER_EPOCH
-    return ErrorCode.FENCED_LEADER_EPOCH
 
 
 @api(FETCH, may_block=True)
@@ -136,7 +127,7 @@ def _read_all(ctx: RequestContext, request: dict, *, zstd_allowed: bool):
                 out["error_code"] = not_leader or ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 errors = True
                 continue
-            epoch_error = leader_epoch_error(wanted["current_leader_epoch"])
+            epoch_error = ctx.broker.epoch_error(name, index, wanted["current_leader_epoch"])
             if epoch_error is not None:
                 out["error_code"] = epoch_error
                 errors = True

@@ -14,7 +14,7 @@ Per partition, by ``timestamp``:
   batch (decompressing if needed) to find the exact record, as Kafka does.
 
 Special timestamps answer ``timestamp = -1``. ``current_leader_epoch`` (v4+) is fenced like in
-Fetch; ``leader_epoch`` is our constant 0.
+Fetch; ``leader_epoch`` is the partition's (0 on one broker, etcd's in a cluster).
 
 Version notes: v0 (a list of offsets) is not served; v1 single offset + timestamp; v2
 isolation_level and throttle time; v4 leader epochs; v6 flexible; v7 allows -3.
@@ -25,8 +25,7 @@ from __future__ import annotations
 from broker.errors import BrokerError
 from broker.log.partition_log import PartitionLog
 from broker.security.authorizer import Operation, ResourceType
-from modes.pull.api.fetch import leader_epoch_error
-from modes.pull.context import LEADER_EPOCH, RequestContext, now_ms
+from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import error_code_for
 from modes.pull.registry import api
 from wire.kafka.batch import InvalidBatch, split_batches
@@ -51,7 +50,7 @@ async def handle_list_offsets(ctx: RequestContext, request: dict) -> dict:
         for wanted in wanted_topic["partitions"]:
             index = wanted["partition_index"]
             out = {"partition_index": index, "error_code": ErrorCode.NONE, "timestamp": -1,
-                   "offset": -1, "leader_epoch": LEADER_EPOCH}
+                   "offset": -1, "leader_epoch": ctx.broker.leader_epoch(wanted_topic["name"], index)}
             partitions.append(out)
             if not describable:
                 out["error_code"] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
@@ -60,7 +59,7 @@ async def handle_list_offsets(ctx: RequestContext, request: dict) -> dict:
             if not_leader is not None or topic is None or not 0 <= index < len(topic.partitions):
                 out["error_code"] = not_leader or ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue
-            epoch_error = leader_epoch_error(wanted["current_leader_epoch"])
+            epoch_error = ctx.broker.epoch_error(wanted_topic["name"], index, wanted["current_leader_epoch"])
             if epoch_error is not None:
                 out["error_code"] = epoch_error
                 continue

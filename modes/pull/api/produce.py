@@ -18,8 +18,10 @@ single broker with no replicas. In a cluster (docs/cluster.md#replication) -1 ("
 refuses the partition with NOT_ENOUGH_REPLICAS when its ISR is smaller than the topic's
 ``min.insync.replicas`` (nothing is appended), and after the append waits until the high
 watermark passes the batch - every in-sync replica holds it - or the request's ``timeout_ms``
-ends (REQUEST_TIMED_OUT; the batch stays in the log, as in Kafka). 1 answers after the
-leader's append. Durability on the leader's own disk is what the ``fsync`` policy decides:
+ends (REQUEST_TIMED_OUT; the batch stays in the log, as in Kafka). A leader that lost the
+partition meanwhile (a new epoch, or its lease is in doubt: docs/cluster.md#failover) answers
+NOT_LEADER_OR_FOLLOWER instead of success: the producer retries on the new leader. 1 answers
+after the leader's append. Durability on the leader's own disk is what the ``fsync`` policy decides:
 with ``fsync = "always"`` we wait for the partition's fsync (in a worker thread,
 ``log_runtime.flush_log``) before answering. Any other value
 is INVALID_REQUIRED_ACKS for every partition.
@@ -69,6 +71,8 @@ from wire.kafka.messages.produce_fetch import PRODUCE
 FIRST_BATCH_VERSION = 3  # v0-2 carry the legacy message formats
 FIRST_ZSTD_VERSION = 7
 VALID_ACKS = (-1, 0, 1)
+# How often an acks=all wait checks that this broker still leads the partition.
+LEADERSHIP_CHECK_S = 0.25
 
 
 def validate_producer(table: ProducerStateTable, header: BatchHeader) -> CheckResult:
@@ -98,8 +102,9 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     # Logs to fsync before answering, with the results that wait on each.
     to_flush: dict[PartitionLog, list[dict]] = {}
     replication = ctx.broker.cluster.replication if ctx.broker.cluster is not None else None
-    # acks=all in a cluster: (log, last offset of the batch, result) to wait for.
-    to_commit: list[tuple[PartitionLog, int, dict]] = []
+    # acks=all in a cluster: (log, last offset of the batch, result, (topic, partition, leader
+    # epoch at the append)) to wait for.
+    to_commit: list[tuple[PartitionLog, int, dict, tuple[str, int, int]]] = []
     responses = []
     for topic_data in request["topic_data"]:
         name = topic_data["name"]
@@ -132,7 +137,7 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 if code == ErrorCode.NONE and replication is not None:
                     replication.appended(name, index, log)
                     if acks == -1:
-                        to_commit.append((log, last_offset, result))
+                        to_commit.append((log, last_offset, result, (name, index, ctx.broker.leader_epoch(name, index))))
                 if code == ErrorCode.NONE and fsync_always and acks != 0:
                     to_flush.setdefault(log, []).append(result)
         responses.append({"name": name, "partition_responses": results})
@@ -147,7 +152,7 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 result["error_code"] = error_code_for(exc)
                 result["base_offset"] = -1
     if to_commit:
-        await _wait_for_commit(to_commit, trio.current_time() + max(request["timeout_ms"], 0) / 1000)
+        await _wait_for_commit(ctx, to_commit, trio.current_time() + max(request["timeout_ms"], 0) / 1000)
     if acks == 0:
         failed = [(r["name"], p["index"], ErrorCode(p["error_code"]).name)
                   for r in responses for p in r["partition_responses"] if p["error_code"] != ErrorCode.NONE]
@@ -157,14 +162,26 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     return {"responses": responses, "throttle_time_ms": 0}
 
 
-async def _wait_for_commit(to_commit: list[tuple[PartitionLog, int, dict]], deadline: float) -> None:
+async def _wait_for_commit(ctx: RequestContext, to_commit: list[tuple[PartitionLog, int, dict, tuple[str, int, int]]],
+                           deadline: float) -> None:
     """acks=all: wait until each batch is below its partition's high watermark (all in-sync
-    replicas hold it); one whose wait ends at ``deadline`` first is REQUEST_TIMED_OUT."""
-    for log, last_offset, result in to_commit:
+    replicas hold it); one whose wait ends at ``deadline`` first is REQUEST_TIMED_OUT, one
+    whose partition this broker no longer leads in the same epoch NOT_LEADER_OR_FOLLOWER."""
+    def still_leading(name: str, index: int, epoch: int) -> bool:
+        return ctx.broker.leadership_error(name, index) is None and ctx.broker.leader_epoch(name, index) == epoch
+
+    for log, last_offset, result, (name, index, epoch) in to_commit:
         if result["error_code"] != ErrorCode.NONE:
             continue  # its fsync failed
-        if log.high_watermark <= last_offset and not await wait_for_data([(log, last_offset)], deadline):
-            result["error_code"] = ErrorCode.REQUEST_TIMED_OUT
+        # Woken by the high watermark, and every LEADERSHIP_CHECK_S to notice a lost leadership
+        # (a deposed leader's high watermark never moves again: no need to wait for the deadline).
+        while log.high_watermark <= last_offset and still_leading(name, index, epoch) \
+                and trio.current_time() < deadline:
+            await wait_for_data([(log, last_offset)], min(deadline, trio.current_time() + LEADERSHIP_CHECK_S))
+        if not still_leading(name, index, epoch):
+            result["error_code"], result["base_offset"] = ErrorCode.NOT_LEADER_OR_FOLLOWER, -1
+        elif log.high_watermark <= last_offset:
+            result["error_code"], result["base_offset"] = ErrorCode.REQUEST_TIMED_OUT, -1
 
 
 def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, records, version: int,
@@ -200,9 +217,14 @@ def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, re
     try:
         # The log stamps the offset and writes. A write error (disk full…) leaves the log
         # unchanged; the log has counted and logged it.
-        result["base_offset"] = log.append(batches[0], now_ms(), validated=header)
+        result["base_offset"] = log.append(batches[0], now_ms(), validated=header,
+                                           leader_epoch=ctx.broker.leader_epoch(topic.name, index))
     except (BrokerError, OSError) as exc:
         return error_code_for(exc), -1
+    except ValueError:
+        # An epoch below the log's latest: this broker's view is behind the log (it led in a
+        # later epoch, then lost it); only the partition's current leader may append.
+        return ErrorCode.NOT_LEADER_OR_FOLLOWER, -1
     if table is not None:
         record_producer(table, header, result["base_offset"])
     result["log_start_offset"] = log.log_start_offset
