@@ -590,6 +590,11 @@ class PubSub:
         """PUBSUB SHARDCHANNELS: shard channels with at least one subscriber, optionally filtered."""
         return _names(self._shard_channels, pattern)
 
+    def shard_subscribers(self, channel: bytes) -> list[Subscriber]:
+        """Who SSUBSCRIBEd ``channel``, in subscription order (a cluster unsubscribes them all
+        when the channel's slot moves to another broker)."""
+        return list(self._shard_channels.get(channel, ()))
+
     def shard_numsub(self, channel: bytes) -> int:
         """PUBSUB SHARDNUMSUB for one shard channel: its subscribers."""
         return len(self._shard_channels.get(channel, ()))

@@ -449,6 +449,11 @@ class BrokerConfig:
         if cluster.enabled and self.kafka.node_id not in (0, cluster.node_id):
             raise ConfigError(f"kafka.node_id = {self.kafka.node_id} and cluster.node_id = {cluster.node_id}: "
                               "in cluster mode the broker has one id; set cluster.node_id only")
+        if cluster.enabled and self.resp.tls:
+            # The links that forward PUBLISH between brokers speak plaintext RESP (docs/cluster.md):
+            # with a TLS RESP listener they could not connect, and pub/sub would stay on each broker.
+            raise ConfigError("resp.tls = true is not supported in cluster mode yet: the brokers forward PUBLISH "
+                              "to each other over plaintext RESP; turn resp.tls off or run a single broker")
         needs = [name for name, wanted in (("kafka.security_protocol = " + repr(self.kafka.security_protocol),
                                             self.kafka.uses_tls), ("resp.tls = true", self.resp.tls)) if wanted]
         if needs and not self.tls.configured:

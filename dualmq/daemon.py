@@ -15,7 +15,9 @@ Start-up order matters for scripts and tests that wait on ``--ready-file``:
    ``/metrics`` and the dashboard, which reads the state and both front-ends;
 3. in cluster mode (``[cluster] etcd``), join the cluster (``modes.cluster.node``): register
    under a lease with the advertised addresses, read the cluster's topics, run for
-   controller - a node id already taken, or etcd unreachable, stops the start here;
+   controller - a node id already taken, or etcd unreachable, stops the start here; then
+   read the cluster's secret and start forwarding PUBLISH to the other brokers
+   (``modes.cluster.push_forwarding``);
 4. start maintenance (retention, aged segment rolls) and, for ``fsync = "interval"``, the
    periodic flush;
 5. write the ready file atomically and log ``broker_started``.
@@ -113,6 +115,7 @@ async def run_broker(
         info = ServerInfo(config=config, started_at_ms=wall_ms(), log_storage=topics.storage)
         running = RunningServers()
         cluster = _cluster_node(config, topics, state.producers)
+        forwarder = _push_forwarder(cluster)
         async with trio.open_nursery() as nursery:
             kafka_address = await _start_listener(nursery, "Kafka", "--kafka", config.kafka.listen,
                                                   functools.partial(serve_kafka, running=running, cluster=cluster),
@@ -122,7 +125,8 @@ async def run_broker(
             info = attrs.evolve(info, kafka_address=kafka_address,
                                 request_shutdown=nursery.cancel_scope.cancel)
             resp_address = await _start_listener(nursery, "RESP", "--resp", config.resp.listen,
-                                                 functools.partial(serve_resp, running=running, tls=config.tls),
+                                                 functools.partial(serve_resp, running=running, tls=config.tls,
+                                                                   cluster=forwarder),
                                                  config.resp, state.pubsub, info)
             http_address = ""
             if config.http.listen:
@@ -134,6 +138,8 @@ async def run_broker(
             addresses = Addresses(kafka=kafka_address, resp=resp_address, http=http_address)
             if cluster is not None:
                 await nursery.start(cluster.run, _broker_info(config, addresses))
+                # PUBLISH forwarded to the other brokers (docs/cluster.md#push-mode-in-a-cluster).
+                await nursery.start(forwarder.run)
             nursery.start_soon(_maintenance, config, topics)
             if config.log.fsync == "interval":
                 nursery.start_soon(_periodic_flush, config, topics)
@@ -181,6 +187,14 @@ def _cluster_node(config: BrokerConfig, topics: TopicRegistry, producers: Produc
         raise ConfigError(f"cluster mode needs the cluster extra: pip install 'dualmq[cluster]' ({exc})") from None
     return ClusterNode(config=config.cluster, etcd=EtcdClient(config.cluster.endpoints), topics=topics,
                        now_ms=wall_ms, producers=producers)
+
+
+def _push_forwarder(cluster):
+    """PUBLISH's forwarding to the other brokers, for a broker in a cluster (else None)."""
+    if cluster is None:
+        return None
+    from modes.cluster.push_forwarding import PushForwarder
+    return PushForwarder(cluster)
 
 
 def _broker_info(config: BrokerConfig, addresses: Addresses):

@@ -29,6 +29,9 @@ def test_flags_set_the_cluster_keys() -> None:
     ({"cluster": {"replica_lag_time_max_ms": 99}}, r"allowed range is \[100, 3600000\]"),
     ({"log": {"min_insync_replicas": 0}}, r"allowed range is \[1, "),
     ({"cluster": {"nodeid": 1}}, "unknown config key"),
+    # PUBLISH is forwarded between brokers over plaintext RESP.
+    ({"cluster": {"etcd": "etcd://127.0.0.1:2379", "node_id": 1}, "resp": {"tls": True},
+      "tls": {"cert_file": "c.pem", "key_file": "k.pem"}}, "resp.tls = true is not supported in cluster mode"),
 ])
 def test_bad_cluster_settings_are_refused_naming_the_key(raw, message) -> None:
     with pytest.raises(ConfigError, match=message):

@@ -63,6 +63,9 @@ class Client:
     lib_ver: bytes = b""
     # The database SELECT chose (0-15): every one is empty, and CLIENT LIST shows it.
     db: int = 0
+    # Another broker of the cluster, recognised by DUALMQ.PEER (``commands.cluster``): only
+    # such a connection may run DUALMQ.FORWARD.
+    cluster_peer: bool = False
     # CLIENT NO-TOUCH (no keys here: shown by CLIENT LIST, nothing else).
     no_touch: bool = False
     # CLIENT REPLY's REPLY_* bits; 0 in the common case, so dispatch tests one int per command.

@@ -40,6 +40,7 @@ import collections
 import functools
 import os
 import select
+from typing import Any
 
 import attrs
 import trio
@@ -76,6 +77,7 @@ from modes.push.drivers import (
 from modes.common.tls import server_context
 from modes.push.commands import CommandState
 from modes.push.commands.acl import build_acl, refresh_client
+from modes.push.commands.cluster import drop_foreign_shard_channels
 from modes.push.protected_mode import PROTECTED_MODE_DENIED, is_loopback_peer
 from wire.resp import encoder
 from wire.resp.requests import RequestParser
@@ -142,6 +144,9 @@ class PushServer:
     # The ACL users and ACL LOG (built from the config when not given).
     acl: RedisAcl = attrs.field(default=None)
     acl_log: AclLog = attrs.field(default=None)
+    # In cluster mode, the cluster as push mode sees it (``commands.cluster.PushCluster``):
+    # PUBLISH is forwarded through it, sharded pub/sub redirected by its slot map.
+    cluster: Any = None
 
     def __attrs_post_init__(self) -> None:
         if self.limits is None:
@@ -451,6 +456,7 @@ async def serve_resp(
     driver: str | None = None,
     running: RunningServers | None = None,
     tls: TlsConfig | None = None,
+    cluster: Any = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Listen for RESP clients until cancelled; report ``HOST:PORT`` once accepting.
@@ -462,12 +468,17 @@ async def serve_resp(
         running: if given, ``running.push`` is set to the server once it accepts (metrics).
         tls: the certificate, for ``config.tls`` (which then ignores ``driver``: TLS needs
             ``StreamPerConnection``).
+        cluster: in cluster mode, PUBLISH's forwarding and the slot map
+            (``commands.cluster.PushCluster``); None for a broker on its own.
 
     Raises:
         ConfigError: an unknown driver, or one this platform lacks.
     """
     host, port = parse_host_port(config.listen)
-    server = PushServer(config=config, pubsub=pubsub, info=info)
+    server = PushServer(config=config, pubsub=pubsub, info=info, cluster=cluster)
+    if cluster is not None:
+        # A slot this broker loses takes its shard subscriptions with it, as in Redis Cluster.
+        cluster.on_slots_changed(functools.partial(drop_foreign_shard_channels, server))
     if config.tls:
         if tls is None or not tls.configured:
             raise ConfigError("resp.tls = true needs a certificate: set tls.cert_file and tls.key_file")

@@ -1,4 +1,5 @@
-"""What the cluster interop tests share: the real clients they need, and one raw Kafka call.
+"""What the cluster interop tests share: the real clients they need, a module's etcd, and
+one raw Kafka call.
 
 Import the fixtures into a test module (``from tests.interop.cluster_support import kafka, kcat``)
 to use them there.
@@ -14,7 +15,7 @@ import trio
 
 from tests.modes.pull.raw import RawKafka
 from wire.kafka.batch import split_batches
-from tests.support import require_binary, require_module
+from tests.support import etcd_process, require_binary, require_module
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +26,19 @@ def kafka():
 @pytest.fixture(scope="module")
 def kcat():
     return require_binary("kcat", "kcat")
+
+
+@pytest.fixture(scope="module")
+def cluster_workdir(tmp_path_factory):
+    """A directory for one module's etcd and brokers."""
+    return tmp_path_factory.mktemp("cluster")
+
+
+@pytest.fixture(scope="module")
+def etcd(cluster_workdir):
+    """One etcd on free loopback ports for the module, stopped after its last test."""
+    with etcd_process(cluster_workdir) as server:
+        yield server
 
 
 async def kafka_call(address: tuple[str, int], api_key: int, version: int, request: dict) -> dict:

@@ -12,6 +12,8 @@ function that reads its arguments, applies them and queues its encoded reply:
 * ``introspection`` — INFO, COMMAND (Redis's own descriptions: ``reference.json``);
 * ``shutdown`` — SHUTDOWN, where the operator allows it;
 * ``pause`` — CLIENT PAUSE's state, which dispatch consults;
+* ``cluster`` — CLUSTER ... and the commands between brokers, in cluster mode only
+  (``CLUSTER_COMMANDS``: looked up only when the server is in a cluster);
 * ``base`` — the row type (``Command``), the server as commands see it (``ServerState``).
 
 ``dispatch`` is the only way a command runs. It applies Redis's order of checks to every
@@ -56,12 +58,12 @@ import structlog
 
 from modes.common.clock import now_ms
 from modes.push.client import REPLY_OFF, REPLY_SKIP, REPLY_SKIP_NEXT, Client
-from modes.push.commands import acl, clients, config, connection, introspection, keyspace, pubsub, shutdown
+from modes.push.commands import acl, clients, cluster, config, connection, introspection, keyspace, pubsub, shutdown
 from modes.push.commands.base import COMMANDS, Command, CommandState, ServerState, text_of
 from modes.push.commands.pubsub import release_held_output
 from wire.resp import encoder
 
-__all__ = ["COMMANDS", "Command", "CommandState", "ServerState", "dispatch", "release_held_output"]
+__all__ = ["CLUSTER_COMMANDS", "COMMANDS", "Command", "CommandState", "ServerState", "dispatch", "release_held_output"]
 
 log = structlog.get_logger("dualmq.push")
 
@@ -175,6 +177,23 @@ COMMANDS.update(_table(
 ))
 
 
+# Known only to a broker in a cluster (``server.cluster`` set): on its own, a broker answers
+# them "unknown command" as before, and COMMAND does not list them.
+CLUSTER_COMMANDS = _table(
+    _container(
+        b"CLUSTER", -2,
+        Command(b"SLOTS", 2, cluster.cluster_slots),
+        Command(b"SHARDS", 2, cluster.cluster_shards),
+        Command(b"NODES", 2, cluster.cluster_nodes),
+        Command(b"INFO", 2, cluster.cluster_info),
+        Command(b"MYID", 2, cluster.cluster_myid),
+        Command(b"KEYSLOT", 3, cluster.cluster_keyslot),
+        Command(b"HELP", 2, cluster.cluster_help),
+    ),
+    Command(b"DUALMQ.PEER", 3, cluster.peer, internal=True),
+    Command(b"DUALMQ.FORWARD", -3, pubsub.forward, internal=True),
+)
+
 # Command names as clients spell them ("publish", "PUBLISH", "Publish") -> table entry, so the
 # hot path skips ``bytes.upper()``. Bounded: only names that exist get in, in few spellings.
 _SPELLINGS: dict[bytes, Command] = {}
@@ -228,6 +247,8 @@ def dispatch(server: ServerState, client: Client, commands: list[list[bytes]]) -
                 entry = spellings[args[0]]
             except KeyError:
                 entry = _look_up(args[0])
+                if entry is None and server.cluster is not None:
+                    entry = CLUSTER_COMMANDS.get(args[0].upper())
             if (fast and entry is not None and len(args) == entry.checked_word_count and not client.subscribed
                     and (unrestricted or acl.allowed(server, client, entry, args))):
                 # Nothing to check: known, exact arity, no subcommand, no subscribed context, no pause.
@@ -382,7 +403,7 @@ def _checked(server: ServerState, entry: Command | None, client: Client, args: l
         if not _arity_ok(run.arity, count):
             return f"ERR wrong number of arguments for '{run.fullname}' command"
         client.last_command = run.fullname.encode()
-    if not client.unrestricted:
+    if not client.unrestricted and not run.internal:
         refusal = acl.permission_error(server, client, run, args)
         if refusal is not None:
             return refusal

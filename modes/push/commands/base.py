@@ -20,7 +20,7 @@ family), the order of checks before a command runs (``dispatch``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import attrs
 
@@ -93,6 +93,8 @@ class ServerState(Protocol):
     commands_processed: int
     # Commands by name and error replies by code (``/metrics``; never reset).
     requests: RequestStats
+    # The cluster this broker belongs to (``commands.cluster.PushCluster``), None on its own.
+    cluster: Any
     output_limit_disconnections: int
     protocol_errors: int
     # The largest output buffer judged over its limit when a subscriber was cut off (INFO).
@@ -147,6 +149,10 @@ class Command:
     # Held while CLIENT PAUSE WRITE is in force: what Redis flags "write" (FLUSHALL) or
     # "may replicate" (PUBLISH, SPUBLISH: Redis propagates them to replicas).
     writes: bool = False
+    # Checks its caller itself, so dispatch applies no ACL check to it (NOAUTH, NOPERM): the
+    # commands between brokers of a cluster (``commands.cluster``), which answer only a
+    # connection that presented the cluster's secret.
+    internal: bool = False
     # Redis's name for it in errors and COMMAND: "publish", "pubsub|numpat" for a subcommand.
     fullname: str = attrs.field()
     # The word count with which this command passes all of dispatch's checks at once when

@@ -40,10 +40,10 @@ def info_sections(server: ServerState) -> dict[str, list[tuple[str, object]]]:
     subscribed = sum(1 for c in server.clients.values() if c.subscribed)
     listener = server.listener_statistics()
     config = server.config
-    return {
+    sections = {
         "server": [
             ("redis_version", REDIS_COMPAT_VERSION),
-            ("redis_mode", "standalone"),
+            ("redis_mode", "standalone" if server.cluster is None else "cluster"),
             ("process_id", info.pid),
             ("tcp_port", server.address.rpartition(":")[2]),
             ("uptime_in_seconds", info.uptime_seconds(now)),
@@ -112,6 +112,10 @@ def info_sections(server: ServerState) -> dict[str, list[tuple[str, object]]]:
             ("kafka_listener", server.info.kafka_address),
         ],
     }
+    if server.cluster is not None:
+        # Redis's section (cluster_enabled), then PUBLISH's forwarding to the other brokers.
+        sections["cluster"] = [("cluster_enabled", 1), *server.cluster.info_lines()]
+    return sections
 
 
 def _log_lines(info: ServerInfo) -> list[tuple[str, object]]:

@@ -11,7 +11,9 @@ SPUBLISH work on shard channels, a namespace apart from plain channels (PUBLISH 
 reaches an SSUBSCRIBEr), delivered as ``smessage`` frames; their confirmations carry the
 count of shard channels alone. Redis refuses channels of different hash slots in one
 SSUBSCRIBE only in cluster mode (CROSSSLOT); a single node owns every slot, so it accepts
-them, and so do we.
+them, and so do we. In cluster mode (``ServerState.cluster`` set) SSUBSCRIBE and SPUBLISH
+answer CROSSSLOT or MOVED as Redis Cluster does (``commands.cluster``), and every PUBLISH
+is also handed to the cluster to be forwarded to the other brokers.
 
 Subscription confirmations are pushes (``client.push``): Redis sends them even to a client
 that turned its replies off with CLIENT REPLY OFF.
@@ -30,11 +32,13 @@ from collections.abc import Callable, Sequence
 from broker.subscribers import Subscriber
 from modes.push.client import Client
 from modes.push.commands.base import ServerState, help_reply, subcommand_syntax_error
+from modes.push.commands.cluster import shard_refusal
 from wire.resp import encoder
 from wire.resp.pubsub import message_frame, pmessage_frame, smessage_frame, subscription_frame
 
 __all__ = [
     "channels",
+    "forward",
     "help_",
     "make_frame",
     "numpat",
@@ -107,6 +111,8 @@ def publish(server: ServerState, client: Client, args: list[bytes]) -> None:
     command. A batch of 16 pipelined PUBLISHes thus costs one outbox put per subscriber and
     one reply write, not 16 of each, and is observably the same as 16 publishes made at once.
     """
+    if server.cluster is not None:
+        server.cluster.forward(args[1], args[2])
     if client.subscribed:
         # Only a RESP3 client gets here (dispatch refuses PUBLISH in a RESP2 subscribed
         # context). It may be subscribed to this very channel, and its own message must then
@@ -131,6 +137,8 @@ def publish_alone(server: ServerState, client: Client, args: list[bytes]) -> Non
     application publishing now and then) pays for no batch machinery.
     """
     client.last_command = b"PUBLISH"
+    if server.cluster is not None:
+        server.cluster.forward(args[1], args[2])
     receivers = publish_now(server, args[1], args[2], client.last_interaction_ms)
     client.reply(_RECEIVER_COUNT_REPLIES[receivers] if receivers < 1024 else encoder.integer(receivers))
 
@@ -149,6 +157,8 @@ def publish_run(server: ServerState, client: Client, channel: bytes, payloads: S
     receivers = server.pubsub.publish_many(channel, payloads, make_frame)
     if receivers < 0:
         return False
+    if server.cluster is not None:
+        server.cluster.forward_many(channel, payloads)
     client.last_command = b"PUBLISH"
     client.reply(_receiver_count(receivers) * len(payloads))
     return True
@@ -157,12 +167,38 @@ def publish_run(server: ServerState, client: Client, channel: bytes, payloads: S
 def spublish(server: ServerState, client: Client, args: list[bytes]) -> None:
     """SPUBLISH shardchannel message -> the number of SSUBSCRIBErs of that shard channel reached.
 
-    Not on the hot path: nothing is held back, the deliveries are queued at once.
+    Not on the hot path: nothing is held back, the deliveries are queued at once. In a
+    cluster, only the broker owning the channel's slot publishes (others answer MOVED), and
+    nothing is forwarded: a shard channel lives on its shard.
     """
+    refusal = shard_refusal(server, args[1:2])
+    if refusal is not None:
+        client.reply(encoder.error(refusal))
+        return
     result = server.pubsub.spublish(args[1], args[2], client.last_interaction_ms, make_shard_frame)
     for subscriber, pending, limit in result.disconnected:
         server.cut_off(subscriber, pending, limit)
     client.reply(_receiver_count(result.receivers))
+
+
+def forward(server: ServerState, client: Client, args: list[bytes]) -> None:
+    """DUALMQ.FORWARD channel message [message ...]: deliver PUBLISHes another broker of the
+    cluster received to this broker's own subscribers, in order, never forwarding them again
+    (``commands.cluster``). Several messages are a pipelined run to one channel, forwarded
+    as one command and delivered as one fan-out when the broker can (``publish_run``).
+
+    Only from a connection that presented the cluster's secret (DUALMQ.PEER); it gets no
+    reply (the sending broker never reads one). Anyone else gets an error and changes nothing.
+    """
+    if not client.cluster_peer:
+        client.reply(encoder.error("ERR DUALMQ.FORWARD is for the cluster's brokers only (see DUALMQ.PEER)"))
+        return
+    channel, payloads = args[1], args[2:]
+    server.cluster.forwarded_in += len(payloads)
+    if len(payloads) > 1 and server.pubsub.publish_many(channel, payloads, make_frame) >= 0:
+        return
+    for payload in payloads:
+        publish_now(server, channel, payload, client.last_interaction_ms)
 
 
 def release_held_output(server: ServerState, client: Client) -> None:
@@ -237,7 +273,15 @@ def punsubscribe(server: ServerState, client: Client, args: list[bytes]) -> None
 
 
 def ssubscribe(server: ServerState, client: Client, args: list[bytes]) -> None:
-    """SSUBSCRIBE shardchannel [shardchannel ...] -> one ``ssubscribe`` frame per shard channel."""
+    """SSUBSCRIBE shardchannel [shardchannel ...] -> one ``ssubscribe`` frame per shard channel.
+
+    In a cluster: all in one slot, owned by this broker, else CROSSSLOT or MOVED (nothing
+    subscribed), as Redis Cluster.
+    """
+    refusal = shard_refusal(server, args[1:])
+    if refusal is not None:
+        client.reply(encoder.error(refusal))
+        return
     _subscribe_many(server, client, args[1:], b"ssubscribe", server.pubsub.ssubscribe)
 
 
