@@ -200,8 +200,6 @@ def test_13_broker_failover(lesson_13) -> None:
 
 
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(strict=True, reason="PENDING failover (branch failover): until the controller moves leadership, "
-                                       "the partition waits for its killed leader to come back")
 def test_13_the_partition_moves_before_the_killed_leader_is_back(lesson_13) -> None:
     _, n = lesson_13
     # Failover: another in-sync replica took the partition over before the killed leader came
