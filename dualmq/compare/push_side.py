@@ -294,6 +294,7 @@ class PushSide(Side):
         if restarted:
             run.log.notes.append("the broker's counters restart from zero with the broker: the disconnects it "
                                  "counted before the restart are not in the figure")
+        run.log.metrics["counters_restarted"] = restarted
         run.log.metrics["server_disconnects_output_buffer_limit"] = slow
         self._buffer_metrics(run, after, slow)
         for consumer in run.consumers:

@@ -54,6 +54,7 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
                           "subscriber_buffer_at_cut_off_bytes": int,      # absent: unknown / no cut
                           "disconnects_seen_by_subscribers": int,
                           "server_disconnects_output_buffer_limit": int,
+                          "counters_restarted": bool,    # push: the broker whose counters these are restarted
                           "backlog_high_water": int, ...},   # mode-specific keys, all optional
               "guarantees": {"name": "setting in words"},
               "incidents": [[t_s, "what happened"], ...],
@@ -167,7 +168,8 @@ def _buffer_rows(m: dict) -> list[tuple[str, str]]:
         when_cut = "- (not cut off)"
     else:
         when_cut = _bytes(at_cut) if at_cut is not None else "n/a (server does not say)"
-    since = " since restart" if m.get("broker_restarts") else ""
+    # The counters are the publisher's broker's: they restarted only if that one did.
+    since = " since restart" if m.get("counters_restarted", m.get("broker_restarts")) else ""
     return [
         ("output buffer high-water", high_water),
         ("output buffer at cut-off", when_cut),
