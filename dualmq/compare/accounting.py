@@ -29,6 +29,12 @@ Definitions (the same for both modes, so the table compares like with like):
 * **still in flight**: when the run was stopped early (Ctrl-C, its deadline), an acknowledged
   message still promised but not delivered yet is neither lost nor delivered: nobody can
   tell which it would have been. It is counted apart, with the reason the run stopped.
+* **delivery gap** (per consumer): the longest time between two receipts in a row (first
+  receipts and duplicates alike), in ms: how long a consumer got nothing while it was being
+  fed, e.g. while a broker was killed and its partitions moved (0 with fewer than two receipts).
+* **cut off** (per consumer): the time between the end of each window and the start of the
+  next (or the end of the run, if none followed), in ms: how long a subscriber was promised
+  nothing because it was not subscribed. Pull mode's one window never ends: 0.
 """
 
 from __future__ import annotations
@@ -133,6 +139,8 @@ class ConsumerResult:
     # Why those were not acknowledged: SEND_FAILED_REASON or STOPPED_BEFORE_ACK -> count.
     unacknowledged_reasons: dict[str, int] = attrs.field(factory=dict)
     still_in_flight: int = 0   # promised, not delivered yet when the run was stopped early
+    longest_gap_ms: float = 0.0   # the longest time between two receipts in a row
+    cut_off_ms: float = 0.0       # time outside every window after the first (push: unsubscribed)
 
 
 @attrs.frozen
@@ -163,6 +171,16 @@ class ModeResult:
     notes: tuple[str, ...]
     stopped: str = ""                              # ModeLog.stopped
     unanswered_at_stop: int = 0                    # of ``unacknowledged``: awaiting the ack at the stop
+
+    @property
+    def longest_gap_ms(self) -> float:
+        """The longest delivery gap of any consumer (``ConsumerResult.longest_gap_ms``)."""
+        return max((c.longest_gap_ms for c in self.consumers), default=0.0)
+
+    @property
+    def cut_off_ms(self) -> float:
+        """The longest time any consumer was cut off (``ConsumerResult.cut_off_ms``)."""
+        return max((c.cut_off_ms for c in self.consumers), default=0.0)
 
     @property
     def lost_reasons(self) -> dict[str, int]:
@@ -212,9 +230,28 @@ def _incident_after(incidents: Sequence[tuple[int, str]], t_ns: int) -> str | No
     return min(after)[1] if after else None
 
 
+def longest_gap_ms(receipts: Sequence[Receipt]) -> float:
+    """The longest time between two receipts in a row, in ms (0 with fewer than two)."""
+    times = sorted(r.received_ns for r in receipts)
+    return max((b - a for a, b in zip(times, times[1:])), default=0) / 1e6
+
+
+def cut_off_ms(windows: Sequence[Window], end_ns: int | None) -> float:
+    """Time from the end of each window to the start of the next (or to ``end_ns``), in ms."""
+    ordered = sorted(windows, key=lambda w: w.start_ns)
+    total = 0
+    for index, window in enumerate(ordered):
+        if window.end_ns is None:
+            continue
+        resumed = ordered[index + 1].start_ns if index + 1 < len(ordered) else end_ns
+        if resumed is not None:
+            total += max(0, resumed - window.end_ns)
+    return total / 1e6
+
+
 def account_consumer(name: str, sends: Sequence[Send], receipts: Sequence[Receipt],
                      windows: Sequence[Window], incidents: Sequence[tuple[int, str]] = (),
-                     stopped: bool = False) -> ConsumerResult:
+                     stopped: bool = False, end_ns: int | None = None) -> ConsumerResult:
     """Count one consumer's receipts against what was sent (see the module docstring).
 
     Args:
@@ -225,6 +262,7 @@ def account_consumer(name: str, sends: Sequence[Send], receipts: Sequence[Receip
         incidents: ``(t_ns, reason)`` events that explain losses inside an open window.
         stopped: the run was cut short: promised messages of a window still open are
             "still in flight", not lost.
+        end_ns: the end of the run: a consumer whose last window ended was cut off until then.
     """
     keys = {(s.producer, s.seq): s.key for s in sends}
     seen: set[tuple[int, int]] = set()
@@ -270,7 +308,7 @@ def account_consumer(name: str, sends: Sequence[Send], receipts: Sequence[Receip
         reordered=reordered, lost=sum(lost.values()), lost_reasons=dict(lost.most_common()),
         not_promised=sum(not_promised.values()), not_promised_reasons=dict(not_promised.most_common()),
         unacknowledged_not_delivered=sum(unacked.values()), unacknowledged_reasons=dict(unacked),
-        still_in_flight=in_flight,
+        still_in_flight=in_flight, longest_gap_ms=longest_gap_ms(receipts), cut_off_ms=cut_off_ms(windows, end_ns),
     )
 
 
@@ -334,7 +372,7 @@ def account(log: ModeLog) -> ModeResult:
     sends = log.sends
     consumers = tuple(
         account_consumer(name, sends, receipts, log.windows.get(name, [WHOLE_RUN]), log.incidents,
-                         stopped=bool(log.stopped))
+                         stopped=bool(log.stopped), end_ns=log.finished_ns or None)
         for name, receipts in sorted(log.receipts.items())
     )
     latencies, receipt_times = _first_receipt_latencies(log.receipts)

@@ -43,6 +43,7 @@ Examples::
     dualmq compare --kafka 127.0.0.1:9092 --resp 127.0.0.1:6379 --user alice --ca-file ca.crt   # secured
     dualmq compare baseline --seconds 0 --messages 20000 --runs 1      # a quick look
     dualmq compare --workload my.toml
+    dualmq compare --cluster 3 broker-kill                            # etcd and 3 brokers; the leader is killed
     dualmq compare --list
 """
 
@@ -60,13 +61,14 @@ import trio
 
 from dualmq.client_options import add_login_options, kafka_security, resp_login
 from dualmq.compare.report import THROUGHPUT_CAVEAT, ScenarioReport, render_scenario
-from dualmq.compare.runner import MODES, StopRequest, clear_progress, run_workload, terminal_progress
+from dualmq.compare.runner import MODES, StopRequest, check_cluster, clear_progress, run_workload, terminal_progress
 from dualmq.compare.security import ClientSecurity, leaves
 from dualmq.compare.sweep_report import render_sweep, write_json
 from dualmq.compare.sweep_runner import run_sweep
 from dualmq.compare.sweeps import DEFAULT_RUNS, SWEEPS, SweepResult
 from dualmq.compare.workload import SCENARIOS, Workload, WorkloadError, scenario
 from dualmq.errors import DualmqError
+from dualmq.etcd_process import find_etcd
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -74,6 +76,7 @@ EXIT_INTERRUPTED = 130   # 128 + SIGINT
 # Errors a user can cause (a bad address, a broker that does not start): one line, no traceback.
 USER_ERRORS = (DualmqError, OSError, ValueError, RuntimeError)
 DEFAULT_SCENARIOS = ("baseline", "late-joiner")
+CLUSTER_DEFAULT = "broker-kill"   # what ``--cluster N`` alone runs
 # ``baseline`` is measured; the in-process scenario of that name stays for the Python API (lesson 09).
 IN_PROCESS = tuple(name for name in SCENARIOS if name not in SWEEPS)
 
@@ -117,6 +120,11 @@ OPTIONS: list[tuple[tuple[str, ...], dict]] = [
                               "inside compare's (restart/kill scenarios always use a process)")),
     (("--kafka",), dict(metavar="HOST:PORT", help="use this Kafka-protocol broker (e.g. a real Kafka) for pull mode")),
     (("--resp",), dict(metavar="HOST:PORT", help="use this RESP server (e.g. redis-server) for push mode")),
+    (("--cluster",), dict(type=int, metavar="N",
+                          help="in-process: run on N brokers coordinated on etcd, which compare starts (etcd must be "
+                               "installed); pull's topic has replication factor min(3, N), min.insync.replicas 2; "
+                               "broker-kill then kills partition 0's leader (N >= 3). With --kafka/--resp: the N "
+                               "comma-separated nodes given (nothing is killed)")),
     (("--resp-user",), dict(metavar="NAME", help="ACL user for the --resp server only, instead of --user "
                                                  "(redis-cli's --user)")),
     (("--resp-password",), dict(metavar="PASSWORD",
@@ -195,7 +203,7 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _workloads(args: argparse.Namespace, names: list[str]) -> list[Workload]:
     overrides = dict(_overrides(args), keys=args.keys)
-    workloads = [scenario(name, **overrides) for name in names]
+    workloads = [scenario(name, cluster=bool(args.cluster), **overrides) for name in names]
     for path in args.workload:
         workload = Workload.from_toml(path)
         changes = {k: v for k, v in overrides.items() if v is not None}
@@ -211,6 +219,29 @@ def _fields(workload: Workload) -> dict:
     return values
 
 
+def _cluster_refusal(args: argparse.Namespace, names: list[str], workloads: list[Workload]) -> str:
+    """Why ``--cluster`` cannot run as asked ("" when it can, or was not given)."""
+    if args.cluster is None:
+        return ""
+    if args.cluster < 1:
+        return f"--cluster {args.cluster}: the number of brokers to run, at least 1"
+    measured = [n for n in names if n in SWEEPS]
+    if measured:
+        return (f"--cluster runs the in-process scenarios only ({', '.join(IN_PROCESS)}); "
+                f"{', '.join(measured)} measure one broker")
+    if args.dashboard:
+        return "--dashboard is served by one broker compare starts, not by a cluster"
+    for workload in workloads:
+        try:
+            check_cluster(workload, args.cluster)
+        except ValueError as exc:
+            return str(exc)
+        if (args.kafka or args.resp) and workload.needs_broker_process:
+            return (f"scenario {workload.name!r} kills a node, which compare can do only to a cluster it starts "
+                    f"itself: drop --kafka/--resp (or run a scenario that stops nothing)")
+    return ""
+
+
 def run_command(args: argparse.Namespace) -> int:
     """Run the requested scenarios, print their tables; returns the exit status."""
     if args.list:
@@ -221,7 +252,8 @@ def run_command(args: argparse.Namespace) -> int:
         for name in IN_PROCESS:
             print(f"{name:>15}  {SCENARIOS[name]['description']}")
         return 0
-    names = list(args.scenarios) or ([] if args.workload else list(DEFAULT_SCENARIOS))
+    names = list(args.scenarios) or ([] if args.workload else [CLUSTER_DEFAULT] if args.cluster
+                                     else list(DEFAULT_SCENARIOS))
     unknown = [n for n in names if n not in SWEEPS and n not in SCENARIOS]
     if unknown:
         print(f"dualmq compare: unknown scenario(s) {', '.join(unknown)}; see dualmq compare --list", file=sys.stderr)
@@ -241,6 +273,14 @@ def run_command(args: argparse.Namespace) -> int:
     except WorkloadError as exc:
         print(f"dualmq compare: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    refused = _cluster_refusal(args, names, workloads)
+    if refused:
+        print(f"dualmq compare: {refused}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.cluster and not (args.kafka or args.resp) and find_etcd() is None:
+        print("dualmq compare: --cluster needs etcd to coordinate the brokers, and no 'etcd' program is on PATH "
+              "(Debian/Ubuntu: apt-get install etcd-server)", file=sys.stderr)
+        return EXIT_FAILURE
     security = _client_security(args)
     if isinstance(security, str):
         print(f"dualmq compare: {security}", file=sys.stderr)
@@ -272,7 +312,7 @@ def run_command(args: argparse.Namespace) -> int:
             print(f"running {workload.name} ({', '.join(modes)}) ...", file=sys.stderr, flush=True)
             result = await run_workload(workload, broker=args.broker, kafka=args.kafka, resp=args.resp,
                                         modes=modes, progress=progress, stop=stop, security=security,
-                                        dashboard=args.dashboard)
+                                        dashboard=args.dashboard, cluster=args.cluster or 0)
             clear_progress()
             report = ScenarioReport.from_run(result)
             reports.append(report)

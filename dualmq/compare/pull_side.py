@@ -22,6 +22,8 @@ ApiVersions; without them commits are skipped and the receipt says so.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import trio
 
@@ -33,6 +35,7 @@ from dualmq.compare.state import ConsumerCrash, ConsumerState, ModeRun, stamp
 from dualmq.compare.timeline import Pacer, Timeline, apply_common
 from dualmq.compare.workload import Event
 from dualmq.errors import ConnectionLost, DualmqError, KafkaError, Timeout
+from wire.kafka.errors import ErrorCode
 
 OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR, JOIN_GROUP, SYNC_GROUP, HEARTBEAT = 8, 9, 10, 11, 14, 12
 COMMIT_APIS = frozenset({OFFSET_COMMIT, OFFSET_FETCH, FIND_COORDINATOR})
@@ -40,6 +43,7 @@ GROUP_APIS = COMMIT_APIS | {JOIN_GROUP, SYNC_GROUP, HEARTBEAT}
 ACK_QUEUE = 100_000   # Delivery handles awaiting their ack: bounded so a stalled broker stalls the producer
 PROBE_TIMEOUT_S = 10.0
 RECONNECT_BACKOFF_S = 0.2   # between a lost connection and the next consumer (no busy loop while down)
+CLUSTER_JOIN_S = 10.0       # a cluster just started: how long its controller may take to see every broker
 
 
 async def broker_api_keys(address: str) -> frozenset[int]:
@@ -70,7 +74,11 @@ class PullSide(Side):
             self.commits = COMMIT_APIS <= keys
             if workload.pull_consumers == "group" and not GROUP_APIS <= keys:
                 raise DualmqError("pull_consumers = 'group' needs consumer groups, which this broker does not serve")
-            await admin.create_topics(run.target, partitions=workload.partitions, exist_ok=True)
+            await _create_topic(run, admin)
+            if run.broker.cluster_size:
+                # A kill/restart event stops the broker that leads partition 0.
+                (topic,) = await admin.describe_topics(run.target)
+                run.broker.victim = topic.partitions[0].leader
         if workload.pull_consumers == "group":
             # Only a group has rebalances; independent consumers assign partitions themselves.
             run.log.metrics["group_assignments"] = 0
@@ -81,7 +89,9 @@ class PullSide(Side):
                   if self.commits else "none: the broker does not serve OffsetCommit; a restart re-reads everything")
         run.log.guarantees.update({
             "delivery": "at-least-once: records stay in the log; consumers resume from their commit",
-            "acks": f"{workload.acks}" + (" (durable on the leader before the reply)" if workload.acks == "all" else ""),
+            "acks": f"{workload.acks}" + ("" if workload.acks != "all" else
+                                          " (in every in-sync replica's log before the reply)" if run.broker.cluster_size
+                                          else " (durable on the leader before the reply)"),
             "fsync": str(fsync),
             "commit": commit,
             "consumers": f"{workload.pull_consumers}, from the beginning (auto_offset_reset=earliest)",
@@ -94,6 +104,11 @@ class PullSide(Side):
                          f"{'on' if run.broker.setting('kafka', 'authorizer', False) else 'off'}"),
             "authentication": run.broker.security.describe("pull"),
         })
+        if run.broker.cluster_size:
+            run.log.guarantees["replication"] = (
+                f"factor {run.broker.replication_factor}, min.insync.replicas="
+                f"{run.broker.topic_config['min.insync.replicas']}, over {run.broker.cluster_size} brokers"
+                + (f"; a kill stops node {run.broker.victim}, partition 0's leader" if run.broker.victim else ""))
         if not self.commits:
             run.log.notes.append("broker lacks OffsetCommit/OffsetFetch: pull consumers did not commit")
 
@@ -163,10 +178,10 @@ class PullSide(Side):
                                session_timeout_ms=6000, heartbeat_interval_ms=500)
             positions: dict[tuple[str, int], int] = {}
             try:
-                async with pull.Consumer(run.broker.kafka, **options, **run.client_options) as kafka_consumer:
+                async with (pull.Consumer(run.broker.kafka, **options, **run.client_options) as kafka_consumer,
+                            self._sampled((consumer.name, member), kafka_consumer)):
                     if not grouped:
                         kafka_consumer.assign(partitions)
-                    self.live[(consumer.name, member)] = kafka_consumer
                     consumer.down = False
                     consumer.ready.set()
                     while True:
@@ -194,7 +209,6 @@ class PullSide(Side):
                                     and consumer.processed >= consumer.crash_after:
                                 raise ConsumerCrash
             except ConsumerCrash:
-                self.live.pop((consumer.name, member), None)
                 consumer.crashed = True
                 consumer.down = True
                 run.incident(f"consumer {consumer.name} crashed (uncommitted records will be redelivered)", cause=True)
@@ -205,7 +219,6 @@ class PullSide(Side):
                 run.check_access(exc)   # no permission to read: stop, do not reconnect forever
                 # The broker went away under the consumer (restart/kill scenarios): start a fresh
                 # consumer, which resumes from the last commit - once the scenario lets it.
-                self.live.pop((consumer.name, member), None)
                 consumer.down = True
                 if "consumer_reconnects" not in run.log.metrics:
                     run.log.notes.append(f"pull consumer {consumer.name} reconnected after {type(exc).__name__}")
@@ -216,16 +229,33 @@ class PullSide(Side):
 
     # --- gauges and the end of the run -----------------------------------------------------
 
+    @asynccontextmanager
+    async def _sampled(self, key: tuple[str, int], kafka_consumer: pull.Consumer) -> AsyncIterator[None]:
+        """``kafka_consumer`` is in ``live`` (sampled for lag) while the block runs: out of it
+        before the consumer closes, so the sampler stops calling a consumer being closed."""
+        self.live[key] = kafka_consumer
+        try:
+            yield
+        finally:
+            self.live.pop(key, None)
+
     async def sample(self, run: ModeRun) -> None:
         """Record the consumers' lag: log-end offset minus committed offset, per partition, never
         negative (dualmq's one definition, the one ``dualmq groups describe`` prints). A
         partition with no commit yet counts from offset 0: all of it is still to be processed."""
-        for (name, _), kafka_consumer in list(self.live.items()):
+        for key, kafka_consumer in list(self.live.items()):
             lag = 0
             assignment = kafka_consumer.assignment()
             try:
                 committed = await kafka_consumer.committed(*assignment) if assignment else {}
             except (DualmqError, trio.TooSlowError):
+                continue
+            except RuntimeError:
+                # Its consumer task closed it under this call (it lost its broker: restart/kill
+                # scenarios; ``_sampled`` took it out of ``live`` first); the client's nursery
+                # is gone. Nothing to sample.
+                if self.live.get(key) is kafka_consumer:
+                    raise
                 continue
             for tp in assignment:
                 high = kafka_consumer.high_watermark(tp)
@@ -267,6 +297,22 @@ async def _collect_acks(run: ModeRun, producer: int, receive_channel) -> None:
                     break
             for seq, sent_ns, _ in pending:
                 run.log.sends.append(Send(producer, seq, run.key_of(seq), sent_ns, None, None, STOPPED_BEFORE_ACK))
+
+
+async def _create_topic(run: ModeRun, admin: pull.Admin) -> None:
+    """Create the run's topic; on a cluster (one just started, say), retry while the controller
+    does not see every broker yet (INVALID_REPLICATION_FACTOR), for ``CLUSTER_JOIN_S`` at most."""
+    broker = run.broker
+    deadline = trio.current_time() + (CLUSTER_JOIN_S if broker.cluster_size else 0)
+    while True:
+        try:
+            await admin.create_topics(run.target, partitions=run.workload.partitions, exist_ok=True,
+                                      replication_factor=broker.replication_factor, config=broker.topic_config)
+            return
+        except KafkaError as exc:
+            if exc.code != ErrorCode.INVALID_REPLICATION_FACTOR or trio.current_time() > deadline:
+                raise
+        await trio.sleep(0.1)
 
 
 async def _commit(run: ModeRun, kafka_consumer, positions: dict[tuple[str, int], int]) -> None:

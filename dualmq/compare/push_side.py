@@ -76,7 +76,7 @@ class PushSide(Side):
         """One command on the side's admin connection (None if the server is unreachable;
         the next call reconnects)."""
         if self.admin is None:
-            self.admin = Publisher(run.broker.resp, protocol=2, timeout=CALL_TIMEOUT_S, name="compare-admin",
+            self.admin = Publisher(run.broker.publisher_resp, protocol=2, timeout=CALL_TIMEOUT_S, name="compare-admin",
                                    **run.client_options)
         try:
             return await self.admin.execute(*args)
@@ -91,6 +91,8 @@ class PushSide(Side):
 
     async def prepare(self, run: ModeRun) -> None:
         run.log.metrics["disconnects_seen_by_subscribers"] = 0
+        if run.broker.cluster_size:
+            run.broker.victim = 1   # a kill/restart event stops the first subscriber's node
         self.gaps = {c.name: [] for c in run.consumers}
         self.info_before = await self._info(run)
         self.exact_peaks = HIGH_WATER in self.info_before
@@ -110,6 +112,9 @@ class PushSide(Side):
             "output-buffer limit (pubsub)": guarantee,
             "publisher pipelining": f"{run.workload.publish_batch} PUBLISH per write at full speed",
             "broker": f"{run.broker.kind} at {run.broker.resp}",
+            **({"cluster": f"publisher on node {len(run.broker.resp_nodes)}, subscriber i on node i+1 (of "
+                           f"{len(run.broker.resp_nodes)}), moving to the next node when cut off; PUBLISH's reply "
+                           f"counts that node's subscribers only, so it is not used"} if run.broker.cluster_size else {}),
             "security": ("unknown (external server)" if run.broker.kind == "external" else
                          "TLS" if run.broker.setting("resp", "tls", False) else "plaintext, no TLS"),
             "authentication": run.broker.security.describe("push"),
@@ -128,7 +133,7 @@ class PushSide(Side):
         pending: list[tuple[int, int, bytes]] = []   # (seq, sent_ns, payload)
         failing = False   # the last flush failed: send one message per due time, no catch-up bursts
 
-        async with Publisher(run.broker.resp, timeout=CALL_TIMEOUT_S, name=f"compare-p{producer}",
+        async with Publisher(run.broker.publisher_resp, timeout=CALL_TIMEOUT_S, name=f"compare-p{producer}",
                              **run.client_options) as publisher:
 
             async def flush() -> None:
@@ -154,6 +159,8 @@ class PushSide(Side):
                 failing = False
                 acked_ns = time.time_ns()
                 for (s, sent_ns, _), receivers in zip(batch, counts):
+                    # A cluster node counts only its own subscribers (as Redis Cluster): unknown.
+                    receivers = None if run.broker.cluster_size else receivers
                     run.log.sends.append(Send(producer, s, run.key_of(s), sent_ns, acked_ns, receivers))
                 run.acked += len(batch)
 
@@ -205,10 +212,13 @@ class PushSide(Side):
     async def _consume(self, run: ModeRun, consumer: ConsumerState) -> None:
         await consumer.joined.wait()
         gaps = self.gaps[consumer.name]
+        nodes = run.broker.resp_nodes
+        moves = 0   # connections lost: on a cluster, each one moves the subscriber to the next node
         while True:
             subscribed = False
+            address = nodes[(consumer.index + moves) % len(nodes)]
             try:
-                async with subscribe(run.broker.resp, run.target, timeout=CALL_TIMEOUT_S, health_check_interval=2.0,
+                async with subscribe(address, run.target, timeout=CALL_TIMEOUT_S, health_check_interval=2.0,
                                      name=f"compare-{consumer.name}", **run.client_options) as sub:
                     subscribed = True
                     gaps.append(("open", time.time_ns(), ""))
@@ -234,6 +244,7 @@ class PushSide(Side):
                 run.bump("consumer_restarts")
             except (ConnectionLost, Timeout) as exc:
                 consumer.down = True
+                moves += 1
                 if subscribed:
                     # Lost while subscribed (cut off, broker gone): the window closes now.
                     gaps.append(("gap", time.time_ns(), str(exc)))
@@ -274,13 +285,16 @@ class PushSide(Side):
     async def finish(self, run: ModeRun) -> None:
         before = self.info_before
         after = await self._info(run)
-        restarted = bool(run.log.metrics.get("broker_restarts"))
+        # The counters are read on the publisher's node (the last, on a cluster).
+        restarted = bool(run.log.metrics.get("broker_restarts")) and (
+            not run.broker.cluster_size or run.broker.victim == len(run.broker.resp_nodes))
         # dualmq's own counters when it has them, else Redis's (dualmq also mirrors Redis's name).
         names = COUNTERS[:2] if COUNTERS[0] in after else COUNTERS[2:]
         slow = sum(max(0, after.get(n, 0) - before.get(n, 0)) for n in names)
         if restarted:
             run.log.notes.append("the broker's counters restart from zero with the broker: the disconnects it "
                                  "counted before the restart are not in the figure")
+        run.log.metrics["counters_restarted"] = restarted
         run.log.metrics["server_disconnects_output_buffer_limit"] = slow
         self._buffer_metrics(run, after, slow)
         for consumer in run.consumers:

@@ -15,7 +15,8 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
         {
           "name": "late-joiner", "description": "...",
           "run_id": "16 hex digits",                     # also inside every message header
-          "broker": {"kind": "embedded|subprocess|external", "kafka": "host:port", "resp": "host:port"},
+          "broker": {"kind": "embedded|subprocess|external|cluster", "kafka": "host:port[,...]",
+                     "resp": "host:port[,...]", "cluster": int},   # cluster: nodes (0: one broker)
           "workload": {...},                             # every Workload field, events as a list
           "skipped": {"push": "why"},                    # modes not run
           "interrupted": bool,                           # stopped early (Ctrl-C): counts are partial
@@ -26,6 +27,8 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
               "sent": int, "acknowledged": int, "unacknowledged": int,
               "delivered": int,                          # distinct messages, summed over consumers
               "duplicated": int, "reordered": int,
+              "longest_gap_ms": float,                   # worst consumer: longest time between two receipts
+              "cut_off_ms": float,                       # worst consumer: time not subscribed after its first window
               "lost": int,                               # acknowledged + promised + not delivered
               "not_promised": int,                       # acknowledged, no subscriber at publish time
               "lost_reasons": {"reason": int}, "not_promised_reasons": {"reason": int},
@@ -42,7 +45,7 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
                                           "reason": "...", "count": int}]},   # add up to not_delivered
               "consumers": [{"name", "receipts", "delivered", "duplicated", "reordered", "lost",
                              "lost_reasons", "not_promised", "not_promised_reasons",
-                             "unacknowledged_not_delivered"}],
+                             "unacknowledged_not_delivered", "longest_gap_ms", "cut_off_ms"}],
               "metrics": {"consumer_lag_high_water": int, "commits": int,
                           "group_assignments": int,      # pull, consumer groups only
                           "consumer_restarts": int, "consumer_reconnects": int, "broker_restarts": int,
@@ -51,6 +54,7 @@ JSON schema (``--json FILE``), version ``dualmq-compare/1``::
                           "subscriber_buffer_at_cut_off_bytes": int,      # absent: unknown / no cut
                           "disconnects_seen_by_subscribers": int,
                           "server_disconnects_output_buffer_limit": int,
+                          "counters_restarted": bool,    # push: the broker whose counters these are restarted
                           "backlog_high_water": int, ...},   # mode-specific keys, all optional
               "guarantees": {"name": "setting in words"},
               "incidents": [[t_s, "what happened"], ...],
@@ -96,7 +100,7 @@ class ScenarioReport:
     @classmethod
     def from_run(cls, run: RunResult) -> ScenarioReport:
         return cls(workload=run.workload, run_id=run.run_id,
-                   broker={"kind": run.broker_kind, **run.addresses},
+                   broker={"kind": run.broker_kind, **run.addresses, "cluster": run.cluster},
                    results={mode: account(log) for mode, log in run.logs.items()}, skipped=dict(run.skipped),
                    interrupted=run.interrupted)
 
@@ -164,7 +168,8 @@ def _buffer_rows(m: dict) -> list[tuple[str, str]]:
         when_cut = "- (not cut off)"
     else:
         when_cut = _bytes(at_cut) if at_cut is not None else "n/a (server does not say)"
-    since = " since restart" if m.get("broker_restarts") else ""
+    # The counters are the publisher's broker's: they restarted only if that one did.
+    since = " since restart" if m.get("counters_restarted", m.get("broker_restarts")) else ""
     return [
         ("output buffer high-water", high_water),
         ("output buffer at cut-off", when_cut),
@@ -193,6 +198,7 @@ def _rows(result: ModeResult) -> list[tuple[str, str]]:
     rows += [
         ("duplicated", _n(result.duplicated)),
         ("reordered (per producer+key)", _n(result.reordered)),
+        ("longest delivery gap ms (worst)", _ms(result.longest_gap_ms)),
         ("sent/s (to the client library)", _n(result.send_rate)),
         ("delivered/s (all consumers)", _n(result.delivery_rate)),
         ("latency of delivered p50 / p99 ms", _pair(result, result.latency.p50_ms, result.latency.p99_ms)),
@@ -207,6 +213,7 @@ def _rows(result: ModeResult) -> list[tuple[str, str]]:
         rows.append(("group assignments (joins+rebal.)",
                      _n(assignments) if assignments is not None else "n/a (no group)"))
     else:
+        rows.append(("cut off, not subscribed ms (worst)", _ms(result.cut_off_ms)))
         rows += _buffer_rows(m)
     return rows
 
@@ -216,7 +223,8 @@ def workload_line(report: ScenarioReport) -> str:
     w = report.workload
     rate = f"{w.rate:,.0f} msg/s" if w.rate else "full speed"
     return (f"{w.producers} producer(s) x {w.messages:,} msgs of {w.message_size} B at {rate}, "
-            f"{w.consumers} consumer(s); broker {report.broker['kind']}; run {report.run_id}")
+            f"{w.consumers} consumer(s); broker {report.broker['kind']}"
+            + (f" of {report.broker['cluster']} nodes" if report.broker.get("cluster") else "") + f"; run {report.run_id}")
 
 
 def render_scenario(report: ScenarioReport) -> str:
@@ -278,6 +286,8 @@ def render_text(reports: list[ScenarioReport]) -> str:
 def _mode_json(result: ModeResult) -> dict[str, Any]:
     data = attrs.asdict(result, recurse=True)
     data["lost_reasons"] = result.lost_reasons
+    data["longest_gap_ms"] = result.longest_gap_ms
+    data["cut_off_ms"] = result.cut_off_ms
     data["not_promised_reasons"] = result.not_promised_reasons
     summary = summarize(result)
     data["summary"] = {"expected": summary.expected, "not_delivered": summary.not_delivered,

@@ -32,7 +32,7 @@ import trio
 
 from dualmq.compare import payload
 from dualmq.compare.accounting import ModeLog
-from dualmq.compare.brokers import BrokerHandle, open_broker
+from dualmq.compare.brokers import MIN_KILL_NODES, BrokerHandle, open_broker
 from dualmq.compare.pull_side import PullSide
 from dualmq.compare.push_side import PushSide
 from dualmq.compare.security import ClientSecurity, refusals_named
@@ -205,11 +205,15 @@ class RunResult:
     logs: dict[str, ModeLog]
     skipped: dict[str, str]
     interrupted: bool = False
+    cluster: int = 0                  # nodes (``run_workload``'s ``cluster``); 0: one broker
 
 
-def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp: str | None) -> str:
+def broker_kind_for(workload: Workload, requested: str, kafka: str | None, resp: str | None,
+                    cluster: int = 0) -> str:
     if kafka or resp:
         return "external"
+    if cluster:
+        return "cluster"
     if workload.needs_broker_process:
         return "subprocess"
     return requested
@@ -219,7 +223,7 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
                        resp: str | None = None, modes: tuple[str, ...] = MODES,
                        progress: Progress | None = None, stop: StopRequest | None = None,
                        security: ClientSecurity | None = None,
-                       dashboard: bool = False) -> RunResult:
+                       dashboard: bool = False, cluster: int = 0) -> RunResult:
     """Run ``workload`` through each of ``modes`` (pull first) and return the logs.
 
     Args:
@@ -231,20 +235,24 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
         stop: when requested, the mode running stops and later ones are skipped; the result
             then has ``interrupted`` set and holds what was recorded.
         security: how the clients log in to an external broker (``security.ClientSecurity``).
+        cluster: run on N brokers (``brokers.open_cluster``; with ``kafka``/``resp``: the N
+            comma-separated nodes given). 0: one broker.
 
     Raises:
-        ValueError: the workload restarts the broker but it is external.
+        ValueError: the workload restarts the broker but it is external, or kills a node of a
+            cluster too small to keep acks=all writes going without it.
     """
-    kind = broker_kind_for(workload, broker, kafka, resp)
+    check_cluster(workload, cluster)
+    kind = broker_kind_for(workload, broker, kafka, resp, cluster)
     if kind == "external" and workload.needs_broker_process:
-        raise ValueError(f"scenario {workload.name!r} restarts the broker; it needs a broker compare starts "
-                         f"(drop --kafka/--resp)")
+        raise ValueError(f"scenario {workload.name!r} {'kills a node' if cluster else 'restarts the broker'}; "
+                         f"it needs {'a cluster' if cluster else 'a broker'} compare starts (drop --kafka/--resp)")
     stop = stop or StopRequest()
     run_id = payload.new_run_id()
     logs: dict[str, ModeLog] = {}
     skipped: dict[str, str] = {}
     async with open_broker(kind, workload.broker, kafka=kafka, resp=resp,
-                           security=security, dashboard=dashboard) as handle:
+                           security=security, dashboard=dashboard, cluster=cluster) as handle:
         addresses = {"kafka": handle.kafka, "resp": handle.resp}
         for mode in modes:
             if (handle.kafka if mode == "pull" else handle.resp) is None:
@@ -254,7 +262,22 @@ async def run_workload(workload: Workload, *, broker: str = "embedded", kafka: s
             else:
                 logs[mode] = await run_mode(mode, workload, handle, run_id, progress, stop)
     return RunResult(workload=workload, run_id=run_id.hex(), broker_kind=kind, addresses=addresses,
-                     logs=logs, skipped=skipped, interrupted=stop.requested)
+                     logs=logs, skipped=skipped, interrupted=stop.requested, cluster=cluster)
+
+
+def check_cluster(workload: Workload, cluster: int) -> None:
+    """Refuse a cluster run that cannot mean anything.
+
+    Raises:
+        ValueError: ``cluster`` is negative, or the workload stops a node of fewer than
+            ``MIN_KILL_NODES``: with acks=all and min.insync.replicas=2 the survivors of a
+            smaller cluster cannot accept a write, so nothing about failover would be shown.
+    """
+    if cluster < 0:
+        raise ValueError(f"--cluster {cluster}: the number of brokers, at least 1")
+    if cluster and workload.needs_broker_process and cluster < MIN_KILL_NODES:
+        raise ValueError(f"scenario {workload.name!r} stops a node: it needs --cluster {MIN_KILL_NODES} or more "
+                         f"(replication factor 3, min.insync.replicas=2: the two left keep acks=all writes going)")
 
 
 def terminal_progress(stream=None) -> Progress:

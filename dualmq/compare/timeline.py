@@ -84,14 +84,17 @@ async def apply_common(run: ModeRun, event: Event, nursery: trio.Nursery) -> boo
         kill = event.kind == "kill"
         run.incidents_in_progress += 1
         # Consumers that lose the broker wait for this gate before reconnecting: it opens
-        # ``reconnect_after_s`` after the broker is back (producers do not wait for it).
-        gate = run.reconnect_allowed = trio.Event()
+        # ``reconnect_after_s`` after the broker is back (producers do not wait for it). In a
+        # cluster they do not wait: they fail over to the nodes still up at once.
+        gate = trio.Event()
+        if not run.broker.cluster_size:
+            run.reconnect_allowed = gate
 
         async def bounce() -> None:
             try:
                 await run.broker.bounce(kill=kill, down_s=event.down_s)
-                run.incident(f"broker back after {'SIGKILL' if kill else 'SIGTERM'}")
-                if event.reconnect_after_s:
+                run.incident(f"{run.broker.stopped_name} back after {'SIGKILL' if kill else 'SIGTERM'}")
+                if event.reconnect_after_s and not run.broker.cluster_size:
                     await trio.sleep(event.reconnect_after_s)
                     run.incident(f"consumers reconnect ({event.reconnect_after_s:g} s after the broker is back)")
             finally:
@@ -110,7 +113,11 @@ async def apply_common(run: ModeRun, event: Event, nursery: trio.Nursery) -> boo
 
 def broker_incident_reason(run: ModeRun, kill: bool) -> str:
     """What a broker restart or kill is called in the report (and in the reasons of losses)."""
-    what = "broker killed with SIGKILL" if kill else "broker restarted with SIGTERM"
+    what = run.broker.describe_stop(kill)
+    if run.mode == "pull" and run.broker.cluster_size:
+        # In a cluster, replication decides whether an acknowledged record survives.
+        return (f"{what} (leader of partition 0), replication factor {run.broker.replication_factor}, "
+                f"min.insync.replicas={run.broker.topic_config['min.insync.replicas']}")
     if run.mode == "pull":
         # Whether a kill can lose acknowledged records depends on fsync: say which was in force.
         return f"{what}, fsync={run.broker.setting('log', 'fsync', 'interval')}"

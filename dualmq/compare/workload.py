@@ -31,7 +31,10 @@ Event kinds:
 ``restart``     the broker is stopped gracefully (SIGTERM) and started again after ``down_s``;
                 the consumers reconnect ``reconnect_after_s`` seconds after it is back (producers
                 and publishers retry at once, so they carry on while the consumers are away)
-``kill``        the broker is killed (SIGKILL), otherwise as ``restart``
+``kill``        the broker is killed (SIGKILL), otherwise as ``restart``. On a cluster
+                (``compare --cluster N``) both stop one node: partition 0's leader in pull
+                mode, the first subscriber's node in push mode; the consumers do not wait
+                (``reconnect_after_s`` is ignored), they go on from the other nodes
 ``burst``       producer 0 sends ``count`` extra messages back to back, ignoring ``rate``
 =============== ===================================================================================
 
@@ -63,7 +66,7 @@ import attrs
 
 EVENT_KINDS = ("join", "slow", "crash", "restart", "kill", "burst")
 PULL_CONSUMER_MODES = ("independent", "group")
-BROKER_SECTIONS = ("log", "kafka", "resp")
+BROKER_SECTIONS = ("log", "kafka", "resp", "cluster")
 
 
 class WorkloadError(ValueError):
@@ -246,6 +249,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         messages=6000, rate=1500, message_size=8192, broker={"log": {"fsync": "always"}},
         events=(Event(kind="slow", at=0.0, consumer=0, delay_ms=1.0),
                 Event(kind="kill", at=0.25, down_s=1.0, reconnect_after_s=0.5)),
+        # ``compare --cluster N``: the killed leader stays down 5 s, longer than a failover
+        # takes (a 2 s lease), so a gap shorter than that shows the partition moved.
+        on_cluster=dict(
+            description="on a cluster, a quarter of the way in, the leader of pull mode's partition (push: the "
+                        "slow subscriber's node) is SIGKILLed and restarted 5 s later: with replication factor "
+                        "3, acks=all and min.insync.replicas=2 pull mode keeps every acknowledged message and "
+                        "its consumers go on from the new leader after a gap; push mode loses what was queued "
+                        "for the killed node's subscribers, cut off until they subscribe on another node",
+            events=(Event(kind="slow", at=0.0, consumer=0, delay_ms=1.0), Event(kind="kill", at=0.25, down_s=5.0)),
+        ),
     ),
     "burst": dict(
         description="a steady 1000 msg/s with a burst of 10000 back to back halfway: latency and "
@@ -257,14 +270,20 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 DEFAULT_SCENARIOS = ("baseline", "late-joiner")
 
 
-def scenario(name: str, **overrides: Any) -> Workload:
+def scenario(name: str, *, cluster: bool = False, **overrides: Any) -> Workload:
     """A named built-in scenario, optionally with some keys overridden (e.g. ``messages``).
+
+    ``cluster``: as it runs on a cluster (``compare --cluster N``): the scenario's
+    ``on_cluster`` keys, if it has any, replace its own.
 
     Raises:
         WorkloadError: unknown name or bad override.
     """
     _check(name in SCENARIOS, f"unknown scenario {name!r}; built in: {', '.join(SCENARIOS)}")
     values = dict(SCENARIOS[name], name=name)
+    on_cluster = values.pop("on_cluster", {})
+    if cluster:
+        values.update(on_cluster)
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Workload(**values)

@@ -195,8 +195,8 @@ class KafkaClient:
         """The open connection to ``node_id`` for ``purpose`` (opened on first use).
 
         Raises:
-            ConnectionLost, Timeout: the broker cannot be reached.
-            DualmqError: the node id is unknown to our metadata.
+            ConnectionLost, Timeout: the broker cannot be reached, or the node id is unknown to our
+                metadata.
         """
         key = (node_id, purpose)
         connection = self._connections.get(key)
@@ -213,7 +213,9 @@ class KafkaClient:
                 try:
                     host, port = self.brokers[node_id]
                 except KeyError:
-                    raise DualmqError(f"broker node {node_id} is not in the cluster metadata") from None
+                    # ConnectionLost: retriable, as a node that has just left the cluster (its
+                    # partitions on their way to another leader) is not reachable either.
+                    raise ConnectionLost(f"broker node {node_id} is not in the cluster metadata") from None
             address = (host, port)
             wait = self._next_attempt.get(address, 0.0) - trio.current_time()
             if wait > 0:
@@ -271,8 +273,13 @@ class KafkaClient:
                                  f"last error: {self.last_connect_error}; {START_BROKER_HINT}")
 
     def any_node(self) -> int:
-        """A node to send cluster-wide requests to (metadata, admin): the lowest known id."""
-        return min(self.brokers) if self.brokers else BOOTSTRAP_NODE
+        """A node to send cluster-wide requests to (metadata, admin): the lowest known id whose
+        last connection attempt did not fail, if there is one (a dead broker stays in Metadata
+        until the cluster notices; asking it for the new leader would fail until then)."""
+        if not self.brokers:
+            return BOOTSTRAP_NODE
+        reachable = [node for node, address in self.brokers.items() if not self._failed_attempts.get(address)]
+        return min(reachable or self.brokers)
 
     async def request(self, api_key: int, values: dict, *, node: int | None = None, purpose: str = "default",
                       timeout: float | None = None, version: int | None = None,

@@ -305,6 +305,8 @@ class Fetcher:
         except (ConnectionLost, Timeout, UnsupportedVersion) as exc:
             log.debug("fetch_failed", node=node, error=str(exc))
             await trio.sleep(0.2)
+            if not isinstance(exc, UnsupportedVersion):
+                await self._refresh_metadata()   # its broker may be dead, the partitions led elsewhere now
             return
         finally:
             for tp, _state in fetchable:

@@ -532,9 +532,11 @@ class Producer:
             batch.retry_at = now + self.retry_backoff
             self._retrying.append(batch)
             self._count_retry(error, now)
-            if isinstance(error, KafkaError) and error.code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
-                                                                 ErrorCode.NOT_LEADER_OR_FOLLOWER,
-                                                                 ErrorCode.LEADER_NOT_AVAILABLE):
+            # The leader may have moved: after a refused or lost connection too (its broker died
+            # and another replica leads now, as the Java client assumes on a disconnect).
+            if not isinstance(error, KafkaError) or error.code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                                                                    ErrorCode.NOT_LEADER_OR_FOLLOWER,
+                                                                    ErrorCode.LEADER_NOT_AVAILABLE):
                 self._nursery.start_soon(self._refresh_metadata)
             return
         self._finish(batch, error)
@@ -575,7 +577,9 @@ class Producer:
 
     async def _refresh_metadata(self) -> None:
         try:
-            await self._client.refresh_metadata(list({tp[0] for tp in self._accumulator.ready}))
+            # The batches waiting to be retried too: theirs are the leaders most likely to have moved.
+            topics = {tp[0] for tp in self._accumulator.ready} | {batch.topic for batch in self._retrying}
+            await self._client.refresh_metadata(sorted(topics))
         except (ConnectionLost, Timeout) as exc:
             log.debug("metadata_refresh_failed", error=str(exc))
         await trio.sleep(self.retry_backoff)

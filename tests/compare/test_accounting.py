@@ -156,3 +156,36 @@ def test_payload_round_trip(run_id, producer, seq, sent_ns, size):
     assert payload.decode(body, run_id) == (producer, seq, sent_ns)
     assert payload.decode(body, bytes(8) if run_id != bytes(8) else b"x" * 8) is None
     assert payload.decode(body[:10], run_id) is None
+
+
+def test_the_delivery_gap_is_the_longest_time_between_two_receipts_in_a_row_duplicates_included():
+    ms = 1_000_000
+    receipts = [Receipt(0, 0, 0, 10 * ms), Receipt(0, 1, 0, 12 * ms), Receipt(0, 0, 0, 400 * ms),  # a duplicate
+                Receipt(0, 2, 0, 405 * ms)]
+    result = account_consumer("c0", [Send(0, s, -1, 0, 1) for s in range(3)], receipts, [Window(0)])
+    assert result.longest_gap_ms == 388.0   # 12 ms -> 400 ms: the duplicate ends the gap
+    assert account_consumer("c0", [], receipts[:1], [Window(0)]).longest_gap_ms == 0.0
+
+
+def test_cut_off_is_the_time_between_windows_or_until_the_end_of_the_run():
+    ms = 1_000_000
+    windows = [Window(100 * ms, 150 * ms, "broker node 1 killed with SIGKILL"), Window(190 * ms, 300 * ms, "x"),
+               Window(320 * ms)]
+    result = account_consumer("c0", [], [], windows, end_ns=1_000 * ms)
+    assert result.cut_off_ms == 40.0 + 20.0
+    # The last window ended and none followed: cut off until the end of the run.
+    assert account_consumer("c0", [], [], windows[:2], end_ns=1_000 * ms).cut_off_ms == 40.0 + 700.0
+    # Pull mode's one window never ends.
+    assert account_consumer("c0", [], [], [Window(0)], end_ns=1_000 * ms).cut_off_ms == 0.0
+
+
+def test_the_mode_reports_its_worst_consumer_s_gap_and_cut_off():
+    ms = 1_000_000
+    log = ModeLog(mode="push", finished_ns=1_000 * ms, sends=[Send(0, s, -1, s * ms, s * ms) for s in range(3)])
+    log.receipts = {"c0": [Receipt(0, 0, 0, 1 * ms), Receipt(0, 2, 2 * ms, 90 * ms)],
+                    "c1": [Receipt(0, s, s * ms, s * ms + 5 * ms) for s in range(3)]}
+    log.windows = {"c0": [Window(0, 50 * ms, "gone"), Window(80 * ms)], "c1": [Window(0)]}
+    result = account(log)
+    assert result.longest_gap_ms == 89.0 and result.cut_off_ms == 30.0
+    assert [(c.name, c.longest_gap_ms, c.cut_off_ms) for c in result.consumers] == [("c0", 89.0, 30.0),
+                                                                                   ("c1", 1.0, 0.0)]
