@@ -350,7 +350,11 @@ class ClusterNode:
             partitions = tuple(resign(p, me, live) for p in topic.partitions)
             return None if partitions == topic.partitions else attrs.evolve(topic, partitions=partitions)
 
-        for name in sorted(self.view.topics):
+        # Only topics where the view has this broker leading or in an ISR: while it was away
+        # (paused, dead) nobody made it either, so a stale view misses none of those.
+        mine = sorted(name for name, topic in self.view.topics.items()
+                      if any(p.leader == me or me in p.isr for p in topic.partitions))
+        for name in mine:
             while True:
                 try:
                     await self._rewrite_topic(name, resign_topic, fenced=False)
