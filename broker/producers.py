@@ -152,6 +152,12 @@ class ProducerIdManager:
         self._next_id = 0
         self._block_end = 0  # ids < _block_end are reserved on disk
         self._epochs: dict[int, int] = {}  # producer id -> current epoch (this process)
+        # In a cluster, blocks come from the cluster's one counter (``adopt_block``), not from
+        # this directory alone: two brokers counting on their own would issue the same ids.
+        self._shared = False
+        # Above every id this broker knows of (issued here, or seen in a log): a cluster
+        # counter that starts lower must skip to it.
+        self._floor = 0
 
     @classmethod
     def open(cls, directory: Path, *, block_size: int = 1000) -> ProducerIdManager:
@@ -179,8 +185,47 @@ class ProducerIdManager:
         """Learn an id/epoch seen in the log on recovery (belt and braces for the file)."""
         if producer_id >= 0:
             self._epochs[producer_id] = max(self._epochs.get(producer_id, -1), producer_epoch)
-            if producer_id >= self._next_id:
+            self._floor = max(self._floor, producer_id + 1)
+            if producer_id >= self._next_id and not self._shared:
                 self._next_id = producer_id + 1
+
+    # --- in a cluster --------------------------------------------------------------------
+
+    def share_blocks(self) -> None:
+        """Take blocks from the cluster from now on (``adopt_block``): another broker's ids,
+        met in replicated logs, no longer move this broker's next id, and the block left from
+        before is not used (the cluster's counter may have handed it to another broker)."""
+        self._shared = True
+        self._floor = max(self._floor, self._next_id, self._block_end)
+        self._block_end = self._next_id
+
+    @property
+    def needs_block(self) -> bool:
+        """In a cluster: no id is left in the current block (get one before InitProducerId)."""
+        return self._shared and self._next_id >= self._block_end
+
+    @property
+    def block_size(self) -> int:
+        return self._block_size
+
+    @property
+    def floor(self) -> int:
+        """Above every producer id this broker has issued or seen: a new block starts here or later."""
+        return max(self._floor, self._next_id)
+
+    def adopt_block(self, start: int, end: int) -> None:
+        """Issue ids ``[start, end)``, a block the cluster's counter reserved for this broker;
+        saved locally too, so a later single-broker start never issues them again.
+
+        Raises:
+            ValueError: an empty block, or one starting below what this broker knows of.
+            OSError: the local block file could not be written (the block is not adopted).
+        """
+        if not self.floor <= start < end <= MAX_PRODUCER_ID:
+            raise ValueError(f"producer id block [{start}, {end}) is empty or below {self.floor}")
+        self._reserve(end)
+        self._next_id = start
+        self._floor = max(self._floor, end)
 
     def init_producer_id(self, transactional_id: str | None = None, producer_id: int = -1,
                          producer_epoch: int = -1) -> InitProducerIdResult:
@@ -199,7 +244,10 @@ class ProducerIdManager:
         """
         if transactional_id is not None:
             return InitProducerIdResult(ErrorKind.TRANSACTIONS_UNSUPPORTED)
-        if producer_id < 0:
+        if producer_id < 0 or self._shared:
+            # In a cluster a producer asking for an epoch bump may have its id from another
+            # broker, which alone knows its epoch: a new id, as Kafka answers every
+            # non-transactional InitProducerId.
             return self._issue()
         if producer_id >= self._next_id:
             return InitProducerIdResult(ErrorKind.UNKNOWN_PRODUCER_ID)
@@ -213,6 +261,10 @@ class ProducerIdManager:
 
     def _issue(self) -> InitProducerIdResult:
         if self._next_id >= self._block_end:
+            if self._shared:
+                # The caller gets a block from the cluster first (``needs_block``); without
+                # one, no id: a retriable answer, never a guess.
+                return InitProducerIdResult(ErrorKind.COORDINATOR_NOT_AVAILABLE)
             self._reserve(self._next_id + self._block_size)
         producer_id = self._next_id
         self._next_id += 1

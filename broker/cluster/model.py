@@ -31,6 +31,8 @@ BROKERS = PREFIX + b"brokers/"
 CONTROLLER = PREFIX + b"controller"
 TOPICS = PREFIX + b"topics/"
 CREATE_REQUESTS = PREFIX + b"admin/create-topic/"
+# The first producer id no broker has been given yet (modes/cluster/producer_ids.py).
+PRODUCER_IDS = PREFIX + b"producer-ids"
 
 NO_CONTROLLER = -1
 # The largest node id (Kafka's are int32, non-negative).

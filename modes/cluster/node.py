@@ -45,6 +45,7 @@ from broker.topics import TopicRegistry
 from modes.cluster.etcd import (
     Compare, EtcdClient, EtcdError, EtcdRequestFailed, EtcdUnavailable, LeaseExpired, get_op, put_op,
 )
+from modes.cluster.producer_ids import ensure_block
 from modes.cluster.replication import Replication
 
 log = get_logger(__name__)
@@ -75,6 +76,7 @@ class ClusterNode:
     # The idempotent producers' tables (rebuilt from the log when this broker starts leading).
     producers: ProducerRegistry | None = None
     _changed: trio.Event = attrs.field(factory=trio.Event)
+    _producer_id_lock: trio.Lock = attrs.field(factory=trio.Lock)
     # Leadership is served only while the lease surely lives (trio time; 0: no lease yet)...
     _lease_valid_until: float = 0.0
     # ... and once the view has caught up with this life's registration (its revision), and
@@ -86,6 +88,17 @@ class ClusterNode:
 
     def __attrs_post_init__(self) -> None:
         self.replication = Replication(self)
+        if self.producers is not None:
+            self.producers.ids.share_blocks()
+
+    async def ensure_producer_ids(self) -> None:
+        """Before InitProducerId: a block of cluster-unique producer ids, if none is left.
+
+        Raises:
+            CoordinationError: etcd could not reserve one.
+        """
+        if self.producers is not None:
+            await ensure_block(self.etcd, self.producers.ids, self._producer_id_lock)
 
     @property
     def node_id(self) -> int:

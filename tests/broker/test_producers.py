@@ -82,6 +82,31 @@ def test_observe_raises_the_floor(tmp_path):
     assert manager.init_producer_id(None, 41, 3).producer_epoch == 4
 
 
+def test_in_a_cluster_ids_come_only_from_adopted_blocks(tmp_path):
+    manager = ProducerIdManager.open(tmp_path, block_size=10)
+    assert manager.init_producer_id().producer_id == 0   # a past as a single broker: block [0, 10)
+    manager.share_blocks()
+    # The rest of the local block is not used: the cluster's counter may have given it away.
+    assert manager.needs_block and manager.floor == 10
+    assert manager.init_producer_id().error is ErrorKind.COORDINATOR_NOT_AVAILABLE
+    manager.observe(57, 2)          # another broker's producer, met in a replicated log
+    assert manager.floor == 58 and manager.needs_block
+    with pytest.raises(ValueError):
+        manager.adopt_block(30, 40)  # below an id already in a log
+    manager.adopt_block(100, 102)
+    assert [manager.init_producer_id().producer_id for _ in range(2)] == [100, 101]
+    assert manager.needs_block and manager.init_producer_id().error is ErrorKind.COORDINATOR_NOT_AVAILABLE
+    manager.observe(500, 0)         # a foreign id does not move this broker's next id ...
+    manager.adopt_block(600, 610)
+    assert manager.init_producer_id().producer_id == 600
+    # ... and a bump is answered with a new id (the producer's id may be another broker's,
+    # whose epoch only that broker knows), as Kafka answers non-transactional producers.
+    bumped = manager.init_producer_id(None, 57, 2)
+    assert (bumped.error, bumped.producer_id, bumped.producer_epoch) == (ErrorKind.NONE, 601, 0)
+    # The adopted block's end is saved locally: a later single-broker start goes on above it.
+    assert ProducerIdManager.open(tmp_path, block_size=10).init_producer_id().producer_id == 610
+
+
 def test_duplicate_gets_original_offset_and_no_second_append():
     log = Log()
     assert log.produce(7, 0, 0, 3) == (Decision.ACCEPT, 0)

@@ -26,7 +26,7 @@ from tests.interop.cluster_support import kafka, kafka_call, kcat, read_from_beg
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
-from wire.kafka.messages.produce_fetch import FETCH, LIST_OFFSETS, PRODUCE
+from wire.kafka.messages.produce_fetch import FETCH, INIT_PRODUCER_ID, LIST_OFFSETS, PRODUCE
 from wire.kafka.records import build_batch
 
 pytestmark = [
@@ -180,6 +180,38 @@ def test_a_replication_factor_above_the_live_brokers_is_refused(kafka, cluster):
     finally:
         admin.close()
     assert "rf4" not in {t["name"] for t in trio.run(metadata, cluster.node(1).kafka, None)["topics"]}
+
+
+def test_producer_ids_are_unique_across_brokers_so_idempotent_producers_share_a_partition(kafka, cluster):
+    request = {"transactional_id": None, "transaction_timeout_ms": 60000, "producer_id": -1, "producer_epoch": -1}
+    answers = [trio.run(kafka_call, cluster.node(n).kafka, INIT_PRODUCER_ID.key, 4, request) for n in (1, 2, 3, 1)]
+    assert [a["error_code"] for a in answers] == [0] * 4
+    ids = [a["producer_id"] for a in answers]
+    assert len(set(ids)) == 4, ids   # each broker alone would have started at 0
+
+    # kafka-python's idempotent producers, bootstrapped on two brokers, write one partition.
+    admin = kafka.KafkaAdminClient(bootstrap_servers=cluster.node(1).kafka_address, request_timeout_ms=10000)
+    try:
+        admin.create_topics([kafka.admin.NewTopic("idempotent", num_partitions=1, replication_factor=3)])
+    finally:
+        admin.close()
+    producers = [kafka.KafkaProducer(bootstrap_servers=cluster.node(n).kafka_address, acks="all",
+                                     enable_idempotence=True, request_timeout_ms=10000) for n in (2, 3)]
+    try:
+        futures = []
+        for i in range(200):
+            for which, producer in enumerate(producers):
+                futures.append(producer.send("idempotent", value=b"%d-%d" % (which, i)))
+            if i % 50 == 49:
+                for producer in producers:
+                    producer.flush(30)
+        placed = [f.get(10) for f in futures]
+    finally:
+        for producer in producers:
+            producer.close(5)
+    assert len({m.offset for m in placed}) == 400
+    got = read_from_beginning(kafka, cluster.node(1).kafka_address, "idempotent", 1, 400)
+    assert sorted(r.value for r in got) == sorted(b"%d-%d" % (w, i) for w in (0, 1) for i in range(200))
 
 
 def test_when_the_controller_stops_another_broker_takes_over_within_the_lease_ttl(cluster):
