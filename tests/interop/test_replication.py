@@ -17,6 +17,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from typing import Any
 
@@ -32,7 +33,8 @@ from tests.interop.cluster_support import (  # noqa: F401  (fixtures)
 from tests.support import KAFKA_PYTHON_NOISE, etcd_process
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
-from wire.kafka.messages.produce_fetch import FETCH, LIST_OFFSETS
+from wire.kafka.messages.produce_fetch import FETCH, LIST_OFFSETS, PRODUCE
+from wire.kafka.records import build_batch
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120), *KAFKA_PYTHON_NOISE]
 
@@ -178,6 +180,21 @@ def solo(kafka, cluster):
             writer.close(5)
 
 
+def produce_acks_all(address: tuple[str, int], value: bytes) -> dict:
+    """One raw acks=all Produce of ``value`` to SOLO's partition (timeout 15 s); its partition answer."""
+    batch = build_batch([(None, value, None)], base_timestamp=time.time_ns() // 1_000_000)
+    answer = trio.run(kafka_call, address, PRODUCE.key, 9, {
+        "transactional_id": None, "acks": -1, "timeout_ms": 15000,
+        "topic_data": [{"name": SOLO, "partition_data": [{"index": 0, "records": batch}]}]})
+    [[part]] = [t["partition_responses"] for t in answer["responses"]]
+    return part
+
+
+def latest_log_end(cluster: BrokerCluster, leader: int) -> int:
+    """The leader's log end for SOLO's partition, read from its data directory."""
+    return next_offset(log_bytes(cluster.node(leader).data_dir, SOLO, 0))
+
+
 def isr(cluster: BrokerCluster, leader: int) -> list[int]:
     return sorted(partition_state(cluster, SOLO, 0, via=leader)["isr_nodes"])
 
@@ -200,13 +217,19 @@ def test_one_paused_follower_leaves_the_isr_and_acks_all_goes_on_with_two(kafka,
         sorted({1, 2, 3} - {first})
 
 
-def test_with_both_followers_paused_consumers_stop_at_the_high_watermark_then_acks_all_is_refused(
+def test_with_both_followers_paused_consumers_stop_at_the_high_watermark_then_acks_all_fails_after_then_before_the_append(
         kafka, kcat, cluster, solo):
     leader, second = solo.leader, solo.second
     os.kill(cluster.node(second).pid, signal.SIGSTOP)
+    # An acks=all write at once: appended (the paused second follower is still in the ISR, two
+    # in sync) at offset 11, it waits for the high watermark (below).
+    waiting: list[dict] = []
+    writer = threading.Thread(target=lambda: waiting.append(produce_acks_all(cluster.node(leader).kafka, b"waits")))
+    writer.start()
+    wait_until(lambda: latest_log_end(cluster, leader) == 12, 5, "the acks=all batch appended")
     written = [solo.acks_one.send(SOLO, value=b"acks-1-%d" % i).get(10).offset for i in range(3)]
-    assert written == [11, 12, 13]
-    # The leader holds 14 records, but the second follower, still in the ISR, has 11: consumers
+    assert written == [12, 13, 14]
+    # The leader holds 15 records, but the second follower, still in the ISR, has 11: consumers
     # see 11, whatever they ask.
     answer = fetch(cluster.node(leader).kafka, SOLO, 0, 0)
     assert answer["error_code"] == ErrorCode.NONE
@@ -218,13 +241,19 @@ def test_with_both_followers_paused_consumers_stop_at_the_high_watermark_then_ac
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 11 and "acks-1" not in done.stdout
 
-    # Past the lag time the second follower leaves too: the leader alone is in sync, so the
-    # high watermark reaches its log end, and acks=all is refused (min.insync.replicas = 2).
-    wait_until(lambda: isr(cluster, leader) == [leader], 10, "the ISR shrinks to the leader")
-    assert fetch(cluster.node(leader).kafka, SOLO, 0, 0)["high_watermark"] == 14
+    # Past the lag time the second follower leaves the ISR too: the leader alone is in sync and
+    # the high watermark reaches its log end, past the waiting batch - but the ISR that
+    # committed it is below min.insync.replicas = 2: NOT_ENOUGH_REPLICAS_AFTER_APPEND, Kafka's
+    # answer (the batch stays in the log; a producer retrying it may write it twice).
+    writer.join(10)
+    assert waiting and (waiting[0]["error_code"], waiting[0]["base_offset"]) == \
+        (ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1), waiting
+    assert isr(cluster, leader) == [leader]
+    assert fetch(cluster.node(leader).kafka, SOLO, 0, 0)["high_watermark"] == 15
+    # With one in sync, a new acks=all write is refused before the append.
     with pytest.raises(kafka.errors.NotEnoughReplicasError):
         solo.acks_all.send(SOLO, value=b"refused").get(10)
-    assert latest_offset(cluster.node(leader).kafka, SOLO, 0) == 14  # nothing was appended
+    assert latest_offset(cluster.node(leader).kafka, SOLO, 0) == 15  # nothing was appended
 
 
 def test_resumed_followers_catch_up_rejoin_the_isr_and_hold_the_same_bytes(kafka, cluster, solo):
@@ -232,7 +261,7 @@ def test_resumed_followers_catch_up_rejoin_the_isr_and_hold_the_same_bytes(kafka
     for node in (solo.first, solo.second):
         os.kill(cluster.node(node).pid, signal.SIGCONT)
     wait_until(lambda: isr(cluster, leader) == [1, 2, 3], 15, "the ISR expands back to three")
-    assert solo.acks_all.send(SOLO, value=b"three-in-sync").get(10).offset == 14
+    assert solo.acks_all.send(SOLO, value=b"three-in-sync").get(10).offset == 15
     copies = [log_bytes(cluster.node(n).data_dir, SOLO, 0) for n in (1, 2, 3)]
-    assert next_offset(copies[0]) == 15
+    assert next_offset(copies[0]) == 16
     assert copies[0] == copies[1] == copies[2]

@@ -18,7 +18,8 @@ single broker with no replicas. In a cluster (docs/cluster.md#replication) -1 ("
 refuses the partition with NOT_ENOUGH_REPLICAS when its ISR is smaller than the topic's
 ``min.insync.replicas`` (nothing is appended), and after the append waits until the high
 watermark passes the batch - every in-sync replica holds it - or the request's ``timeout_ms``
-ends (REQUEST_TIMED_OUT; the batch stays in the log, as in Kafka). A leader that lost the
+ends (REQUEST_TIMED_OUT; the batch stays in the log, as in Kafka); a batch committed by an ISR
+that shrank below ``min.insync.replicas`` meanwhile is NOT_ENOUGH_REPLICAS_AFTER_APPEND. A leader that lost the
 partition meanwhile (a new epoch, or its lease is in doubt: docs/cluster.md#failover) answers
 NOT_LEADER_OR_FOLLOWER instead of success: the producer retries on the new leader. 1 answers
 after the leader's append. Durability on the leader's own disk is what the ``fsync`` policy decides:
@@ -52,6 +53,7 @@ v7 zstd allowed; v8 record_errors / error_message (we send empty / null); v9 fle
 
 from __future__ import annotations
 
+import attrs
 import trio
 
 from broker.cluster.offsets_topic import OFFSETS_TOPIC
@@ -103,9 +105,8 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     # Logs to fsync before answering, with the results that wait on each.
     to_flush: dict[PartitionLog, list[dict]] = {}
     replication = ctx.broker.cluster.replication if ctx.broker.cluster is not None else None
-    # acks=all in a cluster: (log, last offset of the batch, result, (topic, partition, leader
-    # epoch at the append)) to wait for.
-    to_commit: list[tuple[PartitionLog, int, dict, tuple[str, int, int]]] = []
+    # acks=all in a cluster: the appended batches to wait for.
+    to_commit: list[_Commit] = []
     responses = []
     for topic_data in request["topic_data"]:
         name = topic_data["name"]
@@ -141,7 +142,9 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
                 if code == ErrorCode.NONE and replication is not None:
                     replication.appended(name, index, log)
                     if acks == -1:
-                        to_commit.append((log, last_offset, result, (name, index, ctx.broker.leader_epoch(name, index))))
+                        to_commit.append(_Commit(log, last_offset, result, name, index,
+                                                 ctx.broker.leader_epoch(name, index),
+                                                 topic.config.min_insync_replicas))
                 if code == ErrorCode.NONE and fsync_always and acks != 0:
                     to_flush.setdefault(log, []).append(result)
         responses.append({"name": name, "partition_responses": results})
@@ -166,26 +169,45 @@ async def handle_produce(ctx: RequestContext, request: dict) -> dict | None:
     return {"responses": responses, "throttle_time_ms": 0}
 
 
-async def _wait_for_commit(ctx: RequestContext, to_commit: list[tuple[PartitionLog, int, dict, tuple[str, int, int]]],
-                           deadline: float) -> None:
+@attrs.frozen
+class _Commit:
+    """An acks=all batch appended in a cluster, waiting for the high watermark."""
+
+    log: PartitionLog
+    last_offset: int
+    result: dict
+    topic: str
+    index: int
+    leader_epoch: int      # the partition's epoch at the append
+    min_insync: int        # the topic's min.insync.replicas
+
+
+async def _wait_for_commit(ctx: RequestContext, to_commit: list[_Commit], deadline: float) -> None:
     """acks=all: wait until each batch is below its partition's high watermark (all in-sync
     replicas hold it); one whose wait ends at ``deadline`` first is REQUEST_TIMED_OUT, one
-    whose partition this broker no longer leads in the same epoch NOT_LEADER_OR_FOLLOWER."""
-    def still_leading(name: str, index: int, epoch: int) -> bool:
-        return ctx.broker.leadership_error(name, index) is None and ctx.broker.leader_epoch(name, index) == epoch
+    whose partition this broker no longer leads in the same epoch NOT_LEADER_OR_FOLLOWER, and
+    one committed by an ISR that shrank below ``min.insync.replicas`` meanwhile
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND (Kafka's answer: the batch is in the log, but in fewer
+    replicas than the producer asked for; it retries, and may write it twice)."""
+    def still_leading(c: _Commit) -> bool:
+        return ctx.broker.leadership_error(c.topic, c.index) is None \
+            and ctx.broker.leader_epoch(c.topic, c.index) == c.leader_epoch
 
-    for log, last_offset, result, (name, index, epoch) in to_commit:
+    replication = ctx.broker.cluster.replication if ctx.broker.cluster is not None else None
+    for c in to_commit:
+        result = c.result
         if result["error_code"] != ErrorCode.NONE:
             continue  # its fsync failed
         # Woken by the high watermark, and every LEADERSHIP_CHECK_S to notice a lost leadership
         # (a deposed leader's high watermark never moves again: no need to wait for the deadline).
-        while log.high_watermark <= last_offset and still_leading(name, index, epoch) \
-                and trio.current_time() < deadline:
-            await wait_for_data([(log, last_offset)], min(deadline, trio.current_time() + LEADERSHIP_CHECK_S))
-        if not still_leading(name, index, epoch):
+        while c.log.high_watermark <= c.last_offset and still_leading(c) and trio.current_time() < deadline:
+            await wait_for_data([(c.log, c.last_offset)], min(deadline, trio.current_time() + LEADERSHIP_CHECK_S))
+        if not still_leading(c):
             result["error_code"], result["base_offset"] = ErrorCode.NOT_LEADER_OR_FOLLOWER, -1
-        elif log.high_watermark <= last_offset:
+        elif c.log.high_watermark <= c.last_offset:
             result["error_code"], result["base_offset"] = ErrorCode.REQUEST_TIMED_OUT, -1
+        elif replication is not None and replication.too_few_in_sync(c.topic, c.index, c.min_insync):
+            result["error_code"], result["base_offset"] = ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND, -1
 
 
 def _append(ctx: RequestContext, topic: Topic, index: int, log: PartitionLog, records, version: int,
