@@ -417,6 +417,10 @@ class ClusterConfig:
     # A follower that has not caught up with the leader's log end for this long leaves the ISR
     # (Kafka's replica.lag.time.max.ms, same default).
     replica_lag_time_max_ms: int = attrs.field(default=30_000, validator=_int_range(100, HOUR_MS))
+    # How often each partition's high watermark is written to its high-watermark-checkpoint
+    # file, when it changed (Kafka's replica.high.watermark.checkpoint.interval.ms, same
+    # default); a clean stop writes it too. A restart starts the high watermark from it.
+    high_watermark_checkpoint_interval_ms: int = attrs.field(default=5000, validator=_int_range(10, HOUR_MS))
     # The internal topic __consumer_offsets that holds groups' committed offsets
     # (docs/cluster.md#groups): its partition count (Kafka's offsets.topic.num.partitions; fixed
     # once the topic exists), its replication factor, capped at the live brokers when created

@@ -64,6 +64,7 @@ import attrs
 from broker.config import LogConfig
 from broker.errors import OffsetOutOfRange, ReplicaOffsetMismatch
 from broker.log.epochs import LeaderEpochCache
+from broker.log.hw_checkpoint import read_high_watermark, write_high_watermark
 from broker.log.recovery import recover_partition
 from broker.log.segment import Segment
 from broker.log.storage import LogStorage
@@ -150,6 +151,10 @@ class PartitionLog:
     # None: the high watermark is the log end (a single broker). Otherwise the offset below
     # which the in-sync replicas all hold the data, moved by the cluster's replication runtime.
     _high_watermark: int | None = None
+    # The value last read from or written to ``high-watermark-checkpoint`` (None: no file, or
+    # a damaged one). A tracked high watermark starts from it in a cluster; a checkpoint is
+    # written only when the high watermark differs from it.
+    _checkpointed: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -189,6 +194,7 @@ class PartitionLog:
             flushed_offset=hw,
             storage=storage,
             epochs=epochs,
+            checkpointed=read_high_watermark(directory),
         )
         log.debug("partition_log_opened", directory=str(directory), log_start_offset=self.log_start_offset,
                   high_watermark=hw, segments=len(segments))
@@ -212,6 +218,11 @@ class PartitionLog:
             self._complete_watchers()
         # Only reached when the flush succeeded: every byte is durable.
         _leave_clean_shutdown_marker(self.directory)
+        # A clean stop records the high watermark it reached (Kafka does the same).
+        try:
+            self.checkpoint_high_watermark()
+        except OSError as exc:  # a deleted topic's directory, a full disk: the periodic one stands
+            log.warning("high_watermark_checkpoint_failed", directory=str(self.directory), error=str(exc))
 
     # -- properties --------------------------------------------------------------------------
 
@@ -236,12 +247,37 @@ class PartitionLog:
     def tracks_high_watermark(self) -> bool:
         return self._high_watermark is not None
 
-    def track_high_watermark(self) -> None:
+    def track_high_watermark(self, start: int | None = None) -> None:
         """Stop equating the high watermark with the log end: from now on it moves only by
-        :meth:`advance_high_watermark` (replication). It starts at the log end now: what the
-        log held when it was opened is taken as committed (docs/cluster.md says why)."""
+        :meth:`advance_high_watermark` (replication). It starts at ``start`` capped to
+        [log start, log end]; None means the log end (everything on disk taken as committed —
+        tests and tools; the cluster passes :attr:`checkpointed_high_watermark`). A log that
+        already tracks it is left alone."""
         if self._high_watermark is None:
-            self._high_watermark = self.log_end_offset
+            end = self.log_end_offset
+            self._high_watermark = end if start is None else max(self.log_start_offset, min(start, end))
+
+    @property
+    def checkpointed_high_watermark(self) -> int | None:
+        """The high watermark in this partition's checkpoint file (read at open, or last
+        written); None when there is none or it was damaged."""
+        return self._checkpointed
+
+    def checkpoint_high_watermark(self) -> bool:
+        """Write the tracked high watermark to ``high-watermark-checkpoint`` if it changed
+        since the last write (or read). Nothing for an untracked one (a single broker).
+
+        Returns:
+            Whether a file was written.
+        Raises:
+            OSError: the write failed (the old checkpoint stays; the next call tries again).
+        """
+        hw = self._high_watermark
+        if hw is None or hw == self._checkpointed:
+            return False
+        write_high_watermark(self.directory, hw)
+        self._checkpointed = hw
+        return True
 
     def advance_high_watermark(self, offset: int) -> bool:
         """Move a tracked high watermark forward to ``offset`` (capped at the log end; an

@@ -153,7 +153,10 @@ class Replication:
         now = self.node.now_ms()
         for index, state in enumerate(topic.partitions):
             log_ = local.partitions[index]
-            log_.track_high_watermark()
+            # From the checkpoint, not the log end: a tail this broker wrote (or copied) that was
+            # never committed must not be served as committed after a restart. No checkpoint
+            # (or a damaged one): the log start; the ISR's fetches move it up from there.
+            log_.track_high_watermark(log_.checkpointed_high_watermark or 0)
             key = (topic.name, index)
             if state.leader == self.node_id:
                 leading = self.leading.get(key)
@@ -181,6 +184,30 @@ class Replication:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._maintain_isr)
             nursery.start_soon(self._supervise_fetchers, nursery)
+            nursery.start_soon(self._checkpoint_high_watermarks)
+
+    async def _checkpoint_high_watermarks(self) -> None:
+        """Write every tracked high watermark that changed to its partition's checkpoint file,
+        every ``high_watermark_checkpoint_interval_ms``. The write (two fsyncs) is done on the
+        event loop: it is a few bytes per changed partition every few seconds."""
+        interval_s = self.node.config.high_watermark_checkpoint_interval_ms / 1000
+        while True:
+            await trio.sleep(interval_s)
+            self.checkpoint_high_watermarks()
+
+    def checkpoint_high_watermarks(self) -> int:
+        """One round of :meth:`_checkpoint_high_watermarks`; returns how many files were written."""
+        written = 0
+        for name in list(self.node.view.topics):
+            local = self.node.topics.get(name)
+            if local is None:
+                continue
+            for log_ in local.partitions:
+                try:
+                    written += log_.checkpoint_high_watermark()
+                except OSError as exc:
+                    log_.record_io_error("high watermark checkpoint", exc, self.node.now_ms())
+        return written
 
     def _followed(self, leader: int) -> list[tuple[str, int, PartitionLog]]:
         """The partitions ``leader`` leads that this broker replicates, with our logs of them."""
