@@ -156,7 +156,11 @@ class Replication:
             # From the checkpoint, not the log end: a tail this broker wrote (or copied) that was
             # never committed must not be served as committed after a restart. No checkpoint
             # (or a damaged one): the log start; the ISR's fetches move it up from there.
-            log_.track_high_watermark(log_.checkpointed_high_watermark or 0)
+            if not log_.tracks_high_watermark:
+                log_.track_high_watermark(log_.checkpointed_high_watermark or 0)
+                log.info("high_watermark_started", topic=topic.name, partition=index,
+                         high_watermark=log_.high_watermark, checkpoint=log_.checkpointed_high_watermark,
+                         log_end_offset=log_.log_end_offset)
             key = (topic.name, index)
             if state.leader == self.node_id:
                 leading = self.leading.get(key)
