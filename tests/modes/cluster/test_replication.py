@@ -194,3 +194,42 @@ def test_offset_for_leader_epoch_answers_from_the_epoch_cache(tmp_path: Path) ->
     assert end_offset_for(log, 4, 3) == (-1, -1)
     assert end_offset_for(log, -1, 3) == (-1, -1)
     log.close()
+
+
+@attrs.define
+class LocalTopic:
+    topic_id: bytes
+    partitions: list
+
+
+def test_a_restarted_leader_starts_from_its_checkpoint_and_waits_for_the_isr(tmp_path: Path) -> None:
+    """A broker that left with an uncommitted tail and comes back as leader serves consumers
+    nothing above its checkpointed high watermark until every ISR member has fetched."""
+    log = PartitionLog.open(tmp_path / "t-0", LogConfig(fsync="never"), now_ms=T0)
+    log.track_high_watermark(0)
+    log.append(build_batch(4), T0)  # 0-3
+    log.advance_high_watermark(2)
+    log.checkpoint_high_watermark()  # 2 on disk
+    log.append(build_batch(2), T0)  # 4-5: a tail nobody else holds
+    log.advance_high_watermark(4)
+    log.flush_sync()                # then SIGKILL: the checkpoint still says 2
+    restarted = PartitionLog.open(tmp_path / "t-0", LogConfig(fsync="never"), now_ms=T0)
+    node = FakeNode(node_id=1, config=ClusterConfig(node_id=1))
+    topic_id = bytes(range(1, 17))
+    node.topics = {"t": LocalTopic(topic_id, [restarted])}
+    assignment = TopicAssignment(name="t", topic_id=topic_id, partitions=(
+        PartitionState(leader=1, replicas=(1, 2), isr=(1, 2), leader_epoch=3),))
+    node.view.topics["t"] = assignment
+    replication = Replication(node)
+    with capture_logs() as logs:
+        replication.adopt(assignment)
+    started = [e for e in logs if e["event"] == "high_watermark_started"]
+    assert [(e["checkpoint"], e["high_watermark"], e["log_end_offset"]) for e in started] == [(2, 2, 6)]
+    assert restarted.high_watermark == 2 and restarted.read(2, 1 << 20) == b""
+    # Follower 2 fetches from 4: the high watermark moves to 4, not to the leader's log end.
+    assert replication.follower_fetched("t", 0, 2, 4, restarted)
+    assert restarted.high_watermark == 4
+    assert replication.checkpoint_high_watermarks() == 1 and restarted.checkpointed_high_watermark == 4
+    assert replication.checkpoint_high_watermarks() == 0  # unchanged: nothing written
+    restarted.close()
+    log.close()
