@@ -22,8 +22,10 @@ import trio
 
 from dualmq.process import BrokerCluster, BrokerProcess, BrokerStartError
 from tests.modes.pull.raw import RawKafka
-from tests.interop.cluster_support import kafka, kafka_call, kcat, read_from_beginning  # noqa: F401  (fixtures)
-from tests.support import KAFKA_PYTHON_NOISE, etcd_process
+from tests.interop.cluster_support import (  # noqa: F401  (fixtures)
+    cluster_workdir, etcd, kafka, kafka_call, kcat, read_from_beginning,
+)
+from tests.support import KAFKA_PYTHON_NOISE
 from wire.kafka.errors import ErrorCode
 from wire.kafka.messages.metadata import METADATA
 from wire.kafka.messages.produce_fetch import FETCH, INIT_PRODUCER_ID, LIST_OFFSETS, PRODUCE
@@ -42,14 +44,8 @@ RECORDS = 3000
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    return tmp_path_factory.mktemp("cluster")
-
-
-@pytest.fixture(scope="module")
-def etcd(workdir):
-    with etcd_process(workdir) as server:
-        yield server
+def workdir(cluster_workdir):
+    return cluster_workdir
 
 
 @pytest.fixture(scope="module")
