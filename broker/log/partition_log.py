@@ -147,6 +147,9 @@ class PartitionLog:
     # Tickets of long-polling fetches (see ``watch``): an append with nobody waiting costs one
     # truth test of this list.
     _watchers: list[DataTicket] = attrs.field(factory=list)
+    # How many times ``truncate_to`` cut this log: a flush job made before a cut must not
+    # mark as flushed what was written at the same positions after it.
+    _truncations: int = 0
     _closed: bool = False
     # None: the high watermark is the log end (a single broker). Otherwise the offset below
     # which the in-sync replicas all hold the data, moved by the cluster's replication runtime.
@@ -620,6 +623,7 @@ class PartitionLog:
             segment.delete()
         self._size_bytes = sum(s.size for s in self._segments)
         self._flushed_offset = min(self._flushed_offset, new_end)
+        self._truncations += 1
         if self._high_watermark is not None:
             self._high_watermark = min(self._high_watermark, new_end)
         self._epochs.truncate_from_end(new_end)
@@ -821,7 +825,7 @@ class PartitionLog:
         targets = self._unflushed()
         if not targets:
             return None
-        job = FlushJob(targets, self.log_end_offset, [])
+        job = FlushJob(targets, self.log_end_offset, [], truncations=self._truncations)
         try:
             for segment, _ in targets:
                 job.descriptors.extend((fd, segment.log_path) for fd in segment.duplicate_descriptors())
@@ -831,8 +835,12 @@ class PartitionLog:
         return job
 
     def finish_flush(self, job: FlushJob) -> None:
-        """Record that ``job`` fsynced successfully: its data counts as flushed now."""
-        self._mark_flushed(job.targets, job.offset)
+        """Record that ``job`` fsynced successfully: its data counts as flushed now - unless
+        the log was truncated since the job was made (a follower cutting its divergent tail
+        while the fsync ran): what it fsynced may be gone, and new data written at the same
+        positions is not flushed; the next flush covers it."""
+        if job.truncations == self._truncations:
+            self._mark_flushed(job.targets, job.offset)
 
 
 def _cut_at(data: bytes, offset: int) -> bytes:

@@ -60,6 +60,8 @@ class FlushJob:
     # The high watermark when the job was made: what is durable once it succeeds.
     offset: int
     descriptors: list[tuple[int, Path]]
+    # The log's truncation count when the job was made (``PartitionLog.finish_flush``).
+    truncations: int = 0
 
     def fsync(self) -> None:
         """fsync every descriptor, blocking; any thread.

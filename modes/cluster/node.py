@@ -470,7 +470,15 @@ class ClusterNode:
         not yet have seen a broker that registered a moment ago (a topic created right after
         the brokers started would otherwise leave that broker out of its assignment)."""
         kvs, _ = await self.etcd.range(BROKERS, prefix=True)
-        return sorted(BrokerInfo.from_json(kv.value, kv.key.decode(errors="replace")).node_id for kv in kvs)
+        live = []
+        for kv in kvs:
+            try:
+                live.append(BrokerInfo.from_json(kv.value, kv.key.decode(errors="replace")).node_id)
+            except ClusterDataInvalid as exc:
+                # Not written by dualmq: said loudly and left out, as the watch does (_apply) -
+                # never a crash of the task reading it (joining, keeping the lease alive).
+                log.error("cluster_value_invalid", key=kv.key.decode(errors="replace"), error=str(exc))
+        return sorted(live)
 
     async def request_topic(self, name: str, partitions: int, replication_factor: int = 1,
                             overrides: dict[str, str] | None = None) -> None:

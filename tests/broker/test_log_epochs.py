@@ -124,6 +124,23 @@ def test_truncate_to_inside_the_active_segment(tmp_path: Path) -> None:
     log.close()
 
 
+def test_a_flush_job_made_before_a_truncation_does_not_mark_what_came_after_as_flushed(tmp_path: Path) -> None:
+    # A follower truncating its divergent tail while the interval flusher's fsync runs in a
+    # worker thread, then fetching the leader's records into the same positions.
+    log = open_log(tmp_path)
+    fill(log, [(2, 0), (3, 1)])                  # 0-1, 2-4
+    job = log.begin_flush()                      # covers offsets below 5
+    log.truncate_to(2)
+    fill(log, [(3, 2)])                          # 2-4 again, not flushed
+    job.fsync()
+    job.close()
+    log.finish_flush(job)
+    assert log.has_unflushed and log.flushed_offset <= 2
+    log.flush_sync()
+    assert not log.has_unflushed and log.flushed_offset == 5
+    log.close()
+
+
 def test_truncate_to_across_segments_deletes_the_later_ones_and_survives_reopen(tmp_path: Path) -> None:
     log = open_log(tmp_path, segment_bytes=400)
     fill(log, [(3, 0)] * 6 + [(3, 1)] * 6)

@@ -70,3 +70,4 @@ async def test_etcd_unreachable_is_a_coordination_error_within_the_deadline(etcd
         with trio.fail_after(15):
             with pytest.raises(CoordinationError, match="cannot reserve producer ids"):
                 await allocate_block(client, 1000, 0)
+
