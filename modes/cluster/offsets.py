@@ -44,7 +44,7 @@ from broker.log.partition_log import PartitionLog
 from broker.offsets import MAX_METADATA_BYTES, CommittedOffset
 from broker.outcome import ErrorKind
 from modes.cluster.etcd import EtcdError
-from modes.pull.log_runtime import flush_log, wait_for_data
+from modes.pull.log_runtime import flush_log, wait_for_commit
 from wire.kafka.batch import InvalidBatch, parse_header, split_batches
 from wire.kafka.records import build_batch, decode_batch
 
@@ -56,8 +56,6 @@ log = get_logger(__name__)
 
 # Read this much of the log per step while loading; the event loop runs between steps.
 LOAD_CHUNK_BYTES = 1024 * 1024
-# A commit waiting for the high watermark checks this often that this broker still leads.
-LEADERSHIP_CHECK_S = 0.25
 # The view is re-checked at least this often (a partition whose local log was not open yet).
 RECHECK_S = 1.0
 
@@ -206,10 +204,7 @@ class ClusterOffsets:
         def leading() -> bool:
             return self._led.get(index) is led and self.node.leads(OFFSETS_TOPIC, index)
 
-        # Woken by the high watermark, and every LEADERSHIP_CHECK_S to notice a lost leadership
-        # (a deposed leader's high watermark never moves again).
-        while log_.high_watermark <= last and leading() and trio.current_time() < deadline:
-            await wait_for_data([(log_, last)], min(deadline, trio.current_time() + LEADERSHIP_CHECK_S))
+        await wait_for_commit(log_, last, deadline, leading)
         if not leading():
             # Leadership moved while we waited: the record may reach the new leader or be
             # truncated away; either way this broker answers for the group no more.

@@ -17,12 +17,29 @@ tickets instead, and this module does the waiting:
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import trio
 
 from broker.log.partition_log import PartitionLog
 from broker.log.tickets import FlushJob
 from broker.topics import TopicRegistry
+
+
+# How often a wait for the high watermark re-checks that this broker still leads the
+# partition: a deposed leader's high watermark never moves again, so without the check the
+# wait would last until its deadline.
+LEADERSHIP_CHECK_S = 0.25
+
+
+async def wait_for_commit(log: PartitionLog, last_offset: int, deadline: float,
+                          still_leading: Callable[[], bool]) -> None:
+    """Wait until ``log``'s high watermark passes ``last_offset`` (every in-sync replica holds
+    it), ``still_leading()`` turns false, or ``trio.current_time()`` reaches ``deadline``;
+    the caller tells which from the log and ``still_leading`` afterwards (an ``acks=all``
+    Produce, a replicated OffsetCommit)."""
+    while log.high_watermark <= last_offset and still_leading() and trio.current_time() < deadline:
+        await wait_for_data([(log, last_offset)], min(deadline, trio.current_time() + LEADERSHIP_CHECK_S))
 
 
 async def wait_for_data(waiting: list[tuple[PartitionLog, int]], deadline: float, *, log_end: bool = False) -> bool:

@@ -64,7 +64,7 @@ from broker.topics import Topic
 from broker.security.authorizer import Operation, ResourceType
 from modes.pull.context import RequestContext, now_ms
 from modes.pull.errors import CloseConnection, code_for_kind, error_code_for
-from modes.pull.log_runtime import flush_log, wait_for_data
+from modes.pull.log_runtime import flush_log, wait_for_commit
 from modes.pull.registry import api
 from wire.kafka import compression
 from wire.kafka.batch import BatchHeader, InvalidBatch, split_batches
@@ -74,8 +74,6 @@ from wire.kafka.messages.produce_fetch import PRODUCE
 FIRST_BATCH_VERSION = 3  # v0-2 carry the legacy message formats
 FIRST_ZSTD_VERSION = 7
 VALID_ACKS = (-1, 0, 1)
-# How often an acks=all wait checks that this broker still leads the partition.
-LEADERSHIP_CHECK_S = 0.25
 
 
 def validate_producer(table: ProducerStateTable, header: BatchHeader) -> CheckResult:
@@ -198,10 +196,7 @@ async def _wait_for_commit(ctx: RequestContext, to_commit: list[_Commit], deadli
         result = c.result
         if result["error_code"] != ErrorCode.NONE:
             continue  # its fsync failed
-        # Woken by the high watermark, and every LEADERSHIP_CHECK_S to notice a lost leadership
-        # (a deposed leader's high watermark never moves again: no need to wait for the deadline).
-        while c.log.high_watermark <= c.last_offset and still_leading(c) and trio.current_time() < deadline:
-            await wait_for_data([(c.log, c.last_offset)], min(deadline, trio.current_time() + LEADERSHIP_CHECK_S))
+        await wait_for_commit(c.log, c.last_offset, deadline, lambda: still_leading(c))
         if not still_leading(c):
             result["error_code"], result["base_offset"] = ErrorCode.NOT_LEADER_OR_FOLLOWER, -1
         elif c.log.high_watermark <= c.last_offset:
